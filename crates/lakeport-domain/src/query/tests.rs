@@ -1,0 +1,245 @@
+use super::*;
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[track_caller]
+fn parse(kind: ObjectKind, pairs: &[(&str, &str)]) -> Result<ListQuery, String> {
+    ListQuery::parse(kind, &params(pairs), PageLimits::default()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_to_twenty_from_zero() {
+    let query = parse(ObjectKind::Dataset, &[]).unwrap();
+    assert_eq!((query.limit, query.start), (20, 0));
+    assert!(query.order.is_empty() && query.filters.is_empty() && query.properties.is_none());
+}
+
+#[test]
+fn limit_is_checked_and_clamped() {
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("limit", "100")]).unwrap().limit,
+        100
+    );
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("limit", "500")]).unwrap().limit,
+        100
+    );
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("limit", "0")]).unwrap_err(),
+        "query parameter \"limit\": 0 is too small; limit must be an integer from 1 to 100"
+    );
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("limit", "ten")]).unwrap_err(),
+        "query parameter \"limit\": \"ten\" is not an integer; limit must be an integer from 1 to 100"
+    );
+    assert!(parse(ObjectKind::Batch, &[("limit", "-5")]).is_err());
+    let strict = PageLimits {
+        reject_over_max: true,
+        ..PageLimits::default()
+    };
+    assert!(ListQuery::parse(ObjectKind::Batch, &params(&[("limit", "101")]), strict).is_err());
+    let observable = parse(
+        ObjectKind::Dataset,
+        &[("limit", "50"), ("properties", "name,observableSchema")],
+    )
+    .unwrap();
+    assert_eq!(observable.limit, 20);
+}
+
+#[test]
+fn start_and_offset_are_synonyms() {
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("start", "40")]).unwrap().start,
+        40
+    );
+    assert_eq!(
+        parse(ObjectKind::Batch, &[("offset", "7")]).unwrap().start,
+        7
+    );
+    assert!(parse(ObjectKind::Batch, &[("start", "-1")]).is_err());
+}
+
+#[test]
+fn order_by_and_sort() {
+    let query = parse(ObjectKind::Dataset, &[("orderBy", "name,desc:updated")]).unwrap();
+    assert_eq!(
+        query.order,
+        vec![
+            SortKey {
+                field: "name".into(),
+                descending: false
+            },
+            SortKey {
+                field: "updated".into(),
+                descending: true
+            }
+        ]
+    );
+    let query = parse(ObjectKind::Dataset, &[("sort", "asc:created")]).unwrap();
+    assert_eq!(query.order[0].field, "created");
+    assert!(parse(ObjectKind::Dataset, &[("orderBy", "up:name")]).is_err());
+    assert!(parse(ObjectKind::Dataset, &[("orderBy", "")]).is_err());
+}
+
+#[test]
+fn simple_filters_any_of_and_none_of() {
+    let query = parse(ObjectKind::Dataset, &[("name", "a,b"), ("state", "!DRAFT")]).unwrap();
+    match &query.filters[..] {
+        [
+            Filter::AnyOf {
+                field,
+                values,
+                negated: false,
+            },
+            Filter::AnyOf { negated: true, .. },
+        ] => {
+            assert_eq!(field, &vec!["name".to_owned()]);
+            assert_eq!(values.len(), 2);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn status_filters_accept_synonyms_and_reject_unknown_names() {
+    let query = parse(ObjectKind::Batch, &[("status", "active,failure")]).unwrap();
+    let Filter::AnyOf { values, .. } = &query.filters[0] else {
+        panic!()
+    };
+    let texts: Vec<_> = values.iter().map(|v| v.text.as_str()).collect();
+    assert_eq!(texts, ["success", "failed"]);
+    assert!(
+        parse(ObjectKind::Batch, &[("status", "done")])
+            .unwrap_err()
+            .contains("is not one of")
+    );
+}
+
+#[test]
+fn relationship_filters_only_on_batches() {
+    let query = parse(ObjectKind::Batch, &[("dataSet", "abc,def")]).unwrap();
+    assert_eq!(
+        query.filters[0],
+        Filter::Related {
+            relation: "dataSet",
+            ids: vec!["abc".into(), "def".into()],
+            negated: false
+        }
+    );
+    // On datasets `dataSet` is just an unknown field filter.
+    let query = parse(ObjectKind::Dataset, &[("dataSet", "abc")]).unwrap();
+    assert!(matches!(query.filters[0], Filter::AnyOf { .. }));
+}
+
+#[test]
+fn property_expressions() {
+    let cases = [
+        ("name", "Exists present"),
+        ("!name", "Exists absent"),
+        ("name==x", "Compare Eq"),
+        ("name!=x", "Compare Ne"),
+        ("recordCount<5", "Compare Lt"),
+        ("recordCount<=5", "Compare Le"),
+        ("recordCount>5", "Compare Gt"),
+        ("recordCount>=5", "Compare Ge"),
+        ("name~^lo.*", "Matches"),
+    ];
+    for (expression, expected) in cases {
+        let query = parse(ObjectKind::Dataset, &[("property", expression)]).unwrap();
+        let actual = match &query.filters[0] {
+            Filter::Exists { present: true, .. } => "Exists present".to_owned(),
+            Filter::Exists { present: false, .. } => "Exists absent".to_owned(),
+            Filter::Compare { op, .. } => format!("Compare {op:?}"),
+            Filter::Matches { .. } => "Matches".to_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(actual, expected, "{expression}");
+    }
+}
+
+#[test]
+fn bad_property_expressions_say_what_is_wrong() {
+    let err = parse(ObjectKind::Dataset, &[("property", "name=x")]).unwrap_err();
+    assert!(err.contains("write '=='"), "{err}");
+    let err = parse(ObjectKind::Dataset, &[("property", "==x")]).unwrap_err();
+    assert!(err.contains("no field name"), "{err}");
+    let err = parse(ObjectKind::Dataset, &[("property", "name==")]).unwrap_err();
+    assert!(err.contains("no value"), "{err}");
+    let err = parse(ObjectKind::Dataset, &[("property", "name~(")]).unwrap_err();
+    assert!(err.contains("not a valid regular expression"), "{err}");
+    let err = parse(ObjectKind::Dataset, &[("property", "na me")]).unwrap_err();
+    assert!(err.contains("expected f, !f"), "{err}");
+}
+
+#[test]
+fn tags_filters() {
+    let query = parse(
+        ObjectKind::Dataset,
+        &[("tags", "adobe/pqs/table:loyalty,team:*,env:pro*")],
+    )
+    .unwrap();
+    assert_eq!(
+        query.filters,
+        vec![
+            Filter::Tag {
+                name: "adobe/pqs/table".into(),
+                value: TagValue::Exact("loyalty".into())
+            },
+            Filter::Tag {
+                name: "team".into(),
+                value: TagValue::Any
+            },
+            Filter::Tag {
+                name: "env".into(),
+                value: TagValue::Prefix("pro".into())
+            },
+        ]
+    );
+    assert!(parse(ObjectKind::Dataset, &[("tags", "novalue")]).is_err());
+}
+
+#[test]
+fn time_bounds() {
+    let query = parse(
+        ObjectKind::Batch,
+        &[("createdAfter", "100"), ("endBefore", "200")],
+    )
+    .unwrap();
+    assert!(matches!(
+        &query.filters[0],
+        Filter::Compare {
+            op: CompareOp::Gt,
+            ..
+        }
+    ));
+    let Filter::Compare {
+        field,
+        op: CompareOp::Lt,
+        ..
+    } = &query.filters[1]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        field,
+        &vec!["availableDates".to_owned(), "endDate".to_owned()]
+    );
+    assert!(parse(ObjectKind::Batch, &[("createdAfter", "yesterday")]).is_err());
+    assert!(parse(ObjectKind::Dataset, &[("startAfter", "1")]).is_err());
+}
+
+#[test]
+fn wildcards_and_versions() {
+    assert_eq!(wildcard_to_like("Loy*"), Some("Loy%".into()));
+    assert_eq!(wildcard_to_like("a**b"), None);
+    assert_eq!(wildcard_to_like("50%*"), Some("50\\%%".into()));
+    assert_eq!(wildcard_to_like("plain"), None);
+    assert!(version_key("1.0.10").unwrap() > version_key("1.0.9").unwrap());
+    assert_eq!(version_key("1.0"), None);
+    assert_eq!(version_key("x.y.z"), None);
+}
