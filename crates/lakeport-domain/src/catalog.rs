@@ -304,6 +304,12 @@ pub fn apply_mutation(
             next
         }
     };
+    if kind == ObjectKind::Batch && !next.contains_key("status") {
+        // A producer PUT that leaves out the status keeps it: a batch always has one.
+        if let Some(status) = current.get("status") {
+            next.insert("status".into(), status.clone());
+        }
+    }
     validate(kind, &mut next)?;
     for field in system_fields(kind) {
         match current.get(field) {
