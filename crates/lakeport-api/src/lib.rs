@@ -1,1 +1,137 @@
-//! placeholder
+//! The HTTP API: axum routers for the AEP services Lakeport speaks, shaped exactly like
+//! Adobe's (`/data/foundation/catalog`, `/data/foundation/import`).
+//!
+//! Handlers are thin: they read the request, call one `domain` function or one
+//! `Metastore` method, and render. This crate may depend on `domain`, `metastore` and
+//! `config`; it must never depend on Arrow/Parquet or the job runner.
+
+pub mod catalog;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod ingest;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lakeport_config::Config;
+use lakeport_domain::query::PageLimits;
+use lakeport_metastore::Metastore;
+use serde_json::json;
+use tower::Layer;
+use tower_http::compression::CompressionLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+use crate::context::{Auth, authenticate, render_problems};
+use crate::error::{ApiError, Service};
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    metastore: Arc<dyn Metastore>,
+    auth: Auth,
+    public_origin: Option<String>,
+    limits: PageLimits,
+    lake_root: String,
+}
+
+impl AppState {
+    /// Builds the state from the configuration and an opened metastore.
+    pub fn new(config: &Config, metastore: Arc<dyn Metastore>) -> Self {
+        let data_dir = std::path::absolute(&config.server.data_dir).unwrap_or_else(|_| config.server.data_dir.clone());
+        Self(Arc::new(Inner {
+            metastore,
+            auth: Auth::from_config(&config.auth),
+            public_origin: config.server.public_origin.clone(),
+            limits: PageLimits {
+                default_limit: config.catalog.default_limit,
+                max_limit: config.catalog.max_limit,
+                reject_over_max: config.catalog.reject_limit_over_max,
+            },
+            lake_root: format!("file://{}", data_dir.join("objects").join("lake").display()),
+        }))
+    }
+
+    /// Returns the metastore.
+    pub fn metastore(&self) -> &dyn Metastore {
+        self.0.metastore.as_ref()
+    }
+
+    /// Returns the accepted credentials.
+    pub fn auth(&self) -> &Auth {
+        &self.0.auth
+    }
+
+    /// Returns the configured public origin, if any.
+    pub fn public_origin(&self) -> Option<&str> {
+        self.0.public_origin.as_deref()
+    }
+
+    /// Returns the Catalog page limits.
+    pub fn limits(&self) -> PageLimits {
+        self.0.limits
+    }
+
+    /// Returns the URI under which dataset `basePath`s live.
+    pub fn lake_root(&self) -> &str {
+        &self.0.lake_root
+    }
+}
+
+/// The complete HTTP service: the router with trailing slashes trimmed before routing
+/// (real clients send `/import/batches/`, spec §9).
+pub type App = NormalizePath<Router>;
+
+/// Builds the complete HTTP service.
+pub fn app(state: AppState) -> App {
+    let authenticated = from_fn_with_state(state.clone(), authenticate);
+    let router = Router::new()
+        .route("/health", get(health))
+        .nest("/data/foundation/catalog", catalog::routes().route_layer(authenticated.clone()))
+        .nest("/data/foundation/import", ingest::routes().route_layer(authenticated))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn(render_problems))
+        .layer(CompressionLayer::new().gzip(true))
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// `GET /health`: 200 when the metastore answers, 503 otherwise. Needs no token.
+async fn health(State(state): State<AppState>) -> Response {
+    match state.metastore().ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        Service::Gateway,
+        9404,
+        StatusCode::NOT_FOUND,
+        "Not found",
+        format!("no route matches {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        Service::Gateway,
+        9405,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}

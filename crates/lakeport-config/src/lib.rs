@@ -1,1 +1,400 @@
-//! placeholder
+//! Lakeport's configuration: one [`Config`] tree loaded from an optional TOML file, then
+//! overridden by `LAKEPORT__SECTION__KEY` environment variables, validated at start-up and
+//! printable with secrets redacted.
+//!
+//! Only the binary reads files and the environment; everything else receives a `Config`
+//! (tests build one in code). This crate depends on nothing of Lakeport's.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub metastore: MetastoreConfig,
+    pub auth: AuthConfig,
+    pub catalog: CatalogConfig,
+    pub log: LogConfig,
+}
+
+/// The HTTP listener and the data directory.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Directory holding the embedded metastore, objects and the generated token.
+    pub data_dir: PathBuf,
+    /// Origin used in absolute links and `Location` headers (e.g. `https://aep.example.com`);
+    /// by default the request's own scheme and host.
+    pub public_origin: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./lakeport-data"),
+            public_origin: None,
+        }
+    }
+}
+
+/// Where Catalog metadata lives.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetastoreConfig {
+    /// `sqlite://path`; by default `sqlite://<data_dir>/catalog.db`.
+    pub url: Option<String>,
+    /// `process` (survives a crash or kill, the default) or `power-loss` (fsync every commit).
+    pub durability: Durability,
+}
+
+/// How hard the embedded metastore syncs commits.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    #[default]
+    Process,
+    PowerLoss,
+}
+
+/// Who may call the API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted bearer tokens. When empty, `lakeport serve` generates one on first start
+    /// and keeps it in the data directory.
+    pub tokens: Vec<TokenConfig>,
+    /// Accepted `x-api-key` values; empty accepts any non-empty key.
+    pub api_keys: Vec<String>,
+    /// When true, a request without `x-sandbox-name` is refused instead of meaning `prod`.
+    pub require_sandbox_header: bool,
+}
+
+/// One accepted bearer token.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: SecretString,
+    /// Organizations the token may act for; `["*"]` (the default) means any.
+    #[serde(default = "any_org")]
+    pub orgs: Vec<String>,
+    /// The user recorded as `createdUser`/`updatedUser`; by default `<x-api-key>@AdobeID`.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+fn any_org() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl TokenConfig {
+    /// Returns a token valid for any organization.
+    pub fn any_org(token: &str) -> Self {
+        Self {
+            token: SecretString::new(token),
+            orgs: any_org(),
+            user: None,
+        }
+    }
+}
+
+/// Catalog list behaviour (spec §1.8, §8 item 22).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    pub default_limit: u32,
+    pub max_limit: u32,
+    /// When true a `limit` above `max_limit` is a 400 instead of being clamped.
+    pub reject_limit_over_max: bool,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            default_limit: 20,
+            max_limit: 100,
+            reject_limit_over_max: false,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `lakeport=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A secret that never appears in `Debug` output or serialized configuration.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: &str) -> Self {
+        Self(secret.to_owned())
+    }
+
+    /// Returns the secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name} does not name a config key: {reason}")]
+    Environment { name: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Shape(String),
+    #[error("invalid configuration key {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+const ENV_PREFIX: &str = "LAKEPORT__";
+
+impl Config {
+    /// Loads the configuration: defaults, then the TOML file (if any), then every
+    /// `LAKEPORT__SECTION__KEY` variable of `environment`, then validation.
+    ///
+    /// # Errors
+    /// Says which file, variable or key is wrong and what values are allowed.
+    pub fn load(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            None => toml::Table::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>().map_err(|err| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: err.to_string(),
+                })?
+            }
+        };
+        for (name, value) in environment {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_env(&mut table, &name, key, &value)?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|err: toml::de::Error| ConfigError::Shape(err.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone cannot.
+    ///
+    /// # Errors
+    /// Names the first invalid key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "server.listen",
+                reason: format!("{:?} is not an address such as 127.0.0.1:8080", self.server.listen),
+            })?;
+        if let Some(origin) = &self.server.public_origin
+            && !(origin.starts_with("http://") || origin.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.public_origin",
+                reason: format!("{origin:?} must start with http:// or https://"),
+            });
+        }
+        if let Some(url) = &self.metastore.url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(ConfigError::Invalid {
+                key: "metastore.url",
+                reason: format!("{url:?} is not supported; use sqlite://<path>"),
+            });
+        }
+        for token in &self.auth.tokens {
+            if token.token.expose().trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "auth.tokens",
+                    reason: "a token must not be empty".to_owned(),
+                });
+            }
+            if token.orgs.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "auth.tokens",
+                    reason: "orgs must list organizations or be [\"*\"] for any".to_owned(),
+                });
+            }
+        }
+        let catalog = &self.catalog;
+        if !(1..=1000).contains(&catalog.max_limit) {
+            return Err(ConfigError::Invalid {
+                key: "catalog.max_limit",
+                reason: format!("{} must be from 1 to 1000", catalog.max_limit),
+            });
+        }
+        if !(1..=catalog.max_limit).contains(&catalog.default_limit) {
+            return Err(ConfigError::Invalid {
+                key: "catalog.default_limit",
+                reason: format!("{} must be from 1 to max_limit ({})", catalog.default_limit, catalog.max_limit),
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns the metastore URL, defaulting to a database file in the data directory.
+    pub fn metastore_url(&self) -> String {
+        self.metastore.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.server.data_dir.join("catalog.db").display())
+        })
+    }
+
+    /// Renders the effective configuration as TOML with every secret redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string(self).expect("the config tree always serializes")
+    }
+}
+
+fn apply_env(table: &mut toml::Table, name: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::Environment {
+            name: name.to_owned(),
+            reason: "expected LAKEPORT__<SECTION>__<KEY>".to_owned(),
+        });
+    }
+    // Numbers, booleans, arrays and inline tables are written as TOML; anything else is a
+    // plain string.
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = path.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| ConfigError::Environment {
+            name: name.to_owned(),
+            reason: format!("{part} is not a section"),
+        })?;
+    }
+    current.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.metastore_url(), "sqlite://./lakeport-data/catalog.db");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("lakeport-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lakeport.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[[auth.tokens]]\ntoken = \"s3cret\"\norgs = [\"ACME@AdobeOrg\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("LAKEPORT__SERVER__LISTEN", "127.0.0.1:9999"),
+                ("LAKEPORT__CATALOG__MAX_LIMIT", "50"),
+                ("LAKEPORT__AUTH__API_KEYS", "[\"k1\"]"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9999");
+        assert_eq!(config.catalog.max_limit, 50);
+        assert_eq!(config.auth.api_keys, ["k1"]);
+        assert_eq!(config.auth.tokens[0].token.expose(), "s3cret");
+        let shown = config.redacted_toml();
+        assert!(shown.contains("<redacted>") && !shown.contains("s3cret"), "{shown}");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::load(None, env(&[("LAKEPORT__SERVER__LISTEN", "nowhere")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration key server.listen: \"nowhere\" is not an address such as 127.0.0.1:8080"
+        );
+        let err = Config::load(None, env(&[("LAKEPORT__SERVER__PORT", "1")])).unwrap_err();
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        let err = Config::load(None, env(&[("LAKEPORT__METASTORE__DURABILITY", "sometimes")])).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `sometimes`"), "{err}");
+        let err = Config::load(None, env(&[("LAKEPORT__CATALOG__DEFAULT_LIMIT", "500")])).unwrap_err();
+        assert!(err.to_string().contains("catalog.default_limit"), "{err}");
+    }
+}

@@ -1,0 +1,161 @@
+//! `/dataSets` (spec §2.3 items 1–9).
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use lakeport_domain::catalog::{self, WriteContext};
+use lakeport_domain::ids::new_object_id;
+use lakeport_domain::query::ObjectKind;
+use lakeport_domain::now_millis;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::{SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, metastore_error, update_object};
+use crate::AppState;
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::extract;
+
+const KIND: ObjectKind = ObjectKind::Dataset;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dataSets", get(list_datasets).post(create_dataset))
+        .route(
+            "/dataSets/{id}",
+            get(get_datasets).put(put_dataset).patch(patch_dataset).delete(delete_dataset),
+        )
+        .route("/v2/dataSets/{id}", patch(patch_dataset_v2))
+        .route("/dataSets/{id}/views/{view_id}/files", get(list_view_files))
+}
+
+async fn list_datasets(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    list_objects(&state, &ctx, KIND, query.as_deref(), &headers).await
+}
+
+async fn create_dataset(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = extract::query_pairs(SERVICE, query.as_deref())?;
+    let request_data_source = match params.iter().find(|(key, _)| key == "requestDataSource") {
+        None => false,
+        Some((_, value)) => match value.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ApiError::invalid_query(
+                    SERVICE,
+                    format!("query parameter \"requestDataSource\": {value:?} is not true or false"),
+                ));
+            }
+        },
+    };
+    let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
+    let id = new_object_id();
+    let view_id = new_object_id();
+    let base_path = format!("{}/{}/{}/{id}", state.lake_root(), ctx.tenant.org(), ctx.tenant.sandbox());
+    let write = WriteContext { tenant: &ctx.tenant, actor: &ctx.actor, now: now_millis() };
+    let mut doc = catalog::new_dataset(body, &id, &view_id, &base_path, &write)
+        .map_err(|err| ApiError::from_document(SERVICE, &err))?;
+    if request_data_source && !doc.contains_key("dataSourceId") {
+        doc.insert("dataSourceId".into(), json!(rand::rng().random_range(10_000..100_000_000)));
+    }
+    if extract::validate_only(&headers) {
+        return Ok((StatusCode::OK, Json(json!([]))).into_response());
+    }
+    state.metastore().insert(&ctx.tenant, KIND, doc).await.map_err(metastore_error)?;
+    tracing::info!(dataset.id = %id, tenant.org = ctx.tenant.org(), tenant.sandbox = ctx.tenant.sandbox(), "dataset created");
+    Ok(created(&state, &headers, KIND, &id))
+}
+
+async fn get_datasets(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(ids): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    get_objects(&state, &ctx, KIND, &ids, query.as_deref()).await
+}
+
+async fn put_dataset(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    update_object(&state, &ctx, KIND, &id, &headers, body, UpdateMode::Put).await
+}
+
+async fn patch_dataset(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    update_object(&state, &ctx, KIND, &id, &headers, body, UpdateMode::Patch).await
+}
+
+async fn patch_dataset_v2(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    update_object(&state, &ctx, KIND, &id, &headers, body, UpdateMode::DeepMergePatch).await
+}
+
+async fn delete_dataset(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let response = delete_object(&state, &ctx, KIND, &id).await?;
+    tracing::info!(dataset.id = %id, tenant.org = ctx.tenant.org(), "dataset delete handled");
+    Ok(response)
+}
+
+/// `GET /dataSets/{id}/views/{viewId}/files`: the legacy form of the dataset's `files`
+/// reference (spec §8 item 18).
+async fn list_view_files(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((id, view_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = extract::id(SERVICE, &id)?;
+    let view_id = extract::id(SERVICE, &view_id)?;
+    let dataset = state
+        .metastore()
+        .get(&ctx.tenant, KIND, std::slice::from_ref(&id))
+        .await
+        .map_err(metastore_error)?;
+    let Some(dataset) = dataset.first() else {
+        return Err(ApiError::not_found(SERVICE, format!("dataset {id} does not exist in this sandbox")));
+    };
+    if dataset.get("viewId").and_then(Value::as_str) != Some(view_id.as_str()) {
+        return Err(ApiError::not_found(SERVICE, format!("dataset {id} has no view {view_id}")));
+    }
+    let mut query = query.unwrap_or_default();
+    if !query.is_empty() {
+        query.push('&');
+    }
+    query.push_str(&serde_urlencoded::to_string([("dataSetId", id.as_str())]).unwrap_or_default());
+    list_objects(&state, &ctx, ObjectKind::DatasetFile, Some(&query), &headers).await
+}

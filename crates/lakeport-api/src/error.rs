@@ -1,0 +1,210 @@
+//! The only place that turns failures into HTTP statuses and bodies.
+//!
+//! Service errors use the problem shape of spec §1.6; handlers return an [`ApiError`],
+//! which travels to the [`render_problems`](crate::context::render_problems) middleware as
+//! a response extension. That middleware knows the tenant and request id, writes the body
+//! (with `report` and `errorId`) and logs internal errors once, with their cause chain.
+//! Gateway-level header failures use the flat `{error_code, message}` body of §1.2.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lakeport_domain::catalog::DocumentError;
+use lakeport_domain::query::QueryError;
+use lakeport_domain::{ErrorKind, HasKind};
+use lakeport_metastore::MetastoreError;
+use serde_json::json;
+
+/// The AEP service an error comes from; it sets the prefix of the error `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Catalog,
+    Ingest,
+    Gateway,
+}
+
+impl Service {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Catalog => "CAT",
+            Self::Ingest => "INGEST",
+            Self::Gateway => "LAKEPORT",
+        }
+    }
+}
+
+/// A failure answered with the problem body of spec §1.6.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// `<PREFIX>-<NNNN>-<HTTP>`, the suffix of `type`.
+    pub code: String,
+    pub title: String,
+    pub detail: String,
+    /// For internal errors: the full cause chain, logged but never sent.
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    /// Returns an error with a project-assigned code number of a service.
+    pub fn new(service: Service, number: u16, status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: format!("{}-{number}-{}", service.prefix(), status.as_u16()),
+            title: title.to_owned(),
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// Returns a 400 for a body without a usable `Content-Type` (spec §1.2).
+    pub fn content_type(service: Service, detail: impl Into<String>) -> Self {
+        let number = if service == Service::Catalog { 9002 } else { 9013 };
+        Self::new(service, number, StatusCode::BAD_REQUEST, "BadRequestError", detail)
+    }
+
+    /// Returns a 400 for a body that is not valid for the call.
+    pub fn invalid_body(service: Service, detail: impl Into<String>) -> Self {
+        let number = if service == Service::Catalog { 9002 } else { 9013 };
+        Self::new(service, number, StatusCode::BAD_REQUEST, "Invalid request body", detail)
+    }
+
+    /// Returns a 400 for an invalid query parameter.
+    pub fn invalid_query(service: Service, detail: impl Into<String>) -> Self {
+        let number = if service == Service::Catalog { 9001 } else { 9015 };
+        Self::new(service, number, StatusCode::BAD_REQUEST, "Invalid query parameter", detail)
+    }
+
+    /// Returns a 404 for an unknown object.
+    pub fn not_found(service: Service, detail: impl Into<String>) -> Self {
+        let number = if service == Service::Catalog { 9004 } else { 9003 };
+        Self::new(service, number, StatusCode::NOT_FOUND, "Not found", detail)
+    }
+
+    /// Returns a 500 whose cause is logged and never shown.
+    pub fn internal(service: Service, cause: &dyn std::error::Error) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(next) = source {
+            chain.push_str(": ");
+            chain.push_str(&next.to_string());
+            source = next.source();
+        }
+        Self {
+            cause: Some(chain),
+            ..Self::new(
+                service,
+                9999,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                "The server failed to handle the request; the errorId identifies it in the server log.",
+            )
+        }
+    }
+
+    /// Maps a metastore failure of a call to the given service.
+    pub fn from_metastore(service: Service, err: MetastoreError) -> Self {
+        match (&err, service) {
+            (MetastoreError::InvalidDocument(inner), _) => Self::from_document(service, inner),
+            (MetastoreError::NotFound { .. }, _) => Self::not_found(service, err.to_string()),
+            (MetastoreError::VersionMismatch { .. }, _) => Self::new(
+                service,
+                9005,
+                StatusCode::PRECONDITION_FAILED,
+                "Precondition failed",
+                err.to_string(),
+            ),
+            (MetastoreError::DuplicateExternalId { .. }, Service::Ingest) => {
+                Self::new(service, 9011, StatusCode::BAD_REQUEST, "Duplicate externalId", err.to_string())
+            }
+            (MetastoreError::InvalidReplay(_), _) => {
+                Self::new(Service::Ingest, 9012, StatusCode::BAD_REQUEST, "Invalid replay predecessor", err.to_string())
+            }
+            (MetastoreError::UnknownDataset { .. }, _) => {
+                Self::new(service, 9014, StatusCode::BAD_REQUEST, "Unknown dataset", err.to_string())
+            }
+            (MetastoreError::AlreadyExists { .. } | MetastoreError::DuplicateExternalId { .. }, _) => {
+                Self::new(service, 9006, StatusCode::BAD_REQUEST, "Object already exists", err.to_string())
+            }
+            (MetastoreError::Unavailable(_), _) => Self {
+                cause: Some(err.to_string()),
+                ..Self::new(
+                    service,
+                    9998,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable",
+                    "The metadata store is temporarily unavailable; retry the request.",
+                )
+            },
+            (MetastoreError::Backend { .. }, _) => Self::internal(service, &err),
+        }
+    }
+
+    /// Maps an invalid document to a 400 with the field path in the detail.
+    pub fn from_document(service: Service, err: &DocumentError) -> Self {
+        Self::invalid_body(service, err.to_string())
+    }
+
+    /// Maps a query error to a 400 naming the parameter.
+    pub fn from_query(service: Service, err: &QueryError) -> Self {
+        Self::invalid_query(service, err.to_string())
+    }
+
+    /// Returns the kind of failure, for callers that branch on it.
+    pub fn kind(&self) -> ErrorKind {
+        match self.status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::PRECONDITION_FAILED => ErrorKind::PreconditionFailed,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unavailable,
+            status if status.is_server_error() => ErrorKind::Internal,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl From<(Service, MetastoreError)> for ApiError {
+    fn from((service, err): (Service, MetastoreError)) -> Self {
+        Self::from_metastore(service, err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The body is written by `render_problems`, which knows the tenant and request id.
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl HasKind for ApiError {
+    fn kind(&self) -> ErrorKind {
+        ApiError::kind(self)
+    }
+}
+
+/// A failure of the gateway layer (token, API key, org and sandbox headers), answered with
+/// the flat body `{"error_code", "message"}` of spec §1.2.
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub error_code: &'static str,
+    pub message: String,
+}
+
+impl GatewayError {
+    pub fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let body = json!({"error_code": self.error_code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
