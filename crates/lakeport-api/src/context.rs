@@ -3,12 +3,12 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use lakeport_config::AuthConfig;
 use lakeport_domain::catalog::Actor;
 use lakeport_domain::tenant::{Tenant, TenantError};
@@ -37,12 +37,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<RequestContext>().cloned().ok_or_else(|| {
-            ApiError::internal(
-                Service::Gateway,
-                &std::io::Error::other("route is missing the authentication middleware"),
-            )
-        })
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal(
+                    Service::Gateway,
+                    &std::io::Error::other("route is missing the authentication middleware"),
+                )
+            })
     }
 }
 
@@ -86,7 +90,11 @@ impl Auth {
     /// Returns the gateway error of spec §1.2 for the first header that fails.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<(Tenant, Actor), GatewayError> {
         let Some(authorization) = single_header(headers, "authorization")? else {
-            return Err(GatewayError::new(StatusCode::FORBIDDEN, "403010", "OAuth token is missing"));
+            return Err(GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "403010",
+                "OAuth token is missing",
+            ));
         };
         let token = authorization
             .strip_prefix("Bearer ")
@@ -98,14 +106,28 @@ impl Auth {
             .iter()
             .find(|rule| constant_time_eq(rule.token.as_bytes(), token.as_bytes()))
         else {
-            return Err(GatewayError::new(StatusCode::UNAUTHORIZED, "401013", "OAuth token is not valid"));
+            return Err(GatewayError::new(
+                StatusCode::UNAUTHORIZED,
+                "401013",
+                "OAuth token is not valid",
+            ));
         };
         let api_key = match single_header(headers, "x-api-key")? {
             Some(key) if !key.is_empty() => key,
-            _ => return Err(GatewayError::new(StatusCode::FORBIDDEN, "403000", "Api Key is required")),
+            _ => {
+                return Err(GatewayError::new(
+                    StatusCode::FORBIDDEN,
+                    "403000",
+                    "Api Key is required",
+                ));
+            }
         };
         if !self.api_keys.is_empty() && !self.api_keys.iter().any(|allowed| allowed == &api_key) {
-            return Err(GatewayError::new(StatusCode::FORBIDDEN, "403003", "Api Key is invalid"));
+            return Err(GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "403003",
+                "Api Key is invalid",
+            ));
         }
         let Some(org) = single_header(headers, "x-gw-ims-org-id")? else {
             return Err(GatewayError::new(
@@ -126,12 +148,16 @@ impl Auth {
             None => Tenant::DEFAULT_SANDBOX.to_owned(),
         };
         let tenant = Tenant::parse(&org, &sandbox).map_err(|err| match err {
-            TenantError::MalformedOrg(_) => {
-                GatewayError::new(StatusCode::FORBIDDEN, "403027", format!("User region is missing: {err}"))
-            }
-            TenantError::MalformedSandbox(_) => {
-                GatewayError::new(StatusCode::BAD_REQUEST, "400003", format!("Invalid header: {err}"))
-            }
+            TenantError::MalformedOrg(_) => GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "403027",
+                format!("User region is missing: {err}"),
+            ),
+            TenantError::MalformedSandbox(_) => GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "400003",
+                format!("Invalid header: {err}"),
+            ),
         })?;
         if let Some(orgs) = &rule.orgs
             && !orgs.iter().any(|allowed| allowed == tenant.org())
@@ -139,10 +165,16 @@ impl Auth {
             return Err(GatewayError::new(
                 StatusCode::FORBIDDEN,
                 "403025",
-                format!("Profile is not valid: the token is not entitled to organization {}", tenant.org()),
+                format!(
+                    "Profile is not valid: the token is not entitled to organization {}",
+                    tenant.org()
+                ),
             ));
         }
-        let user = rule.user.clone().unwrap_or_else(|| format!("{api_key}@AdobeID"));
+        let user = rule
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("{api_key}@AdobeID"));
         Ok((
             tenant,
             Actor {
@@ -163,12 +195,19 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Gate
     let mut value: Option<String> = None;
     for raw in headers.get_all(name) {
         let text = raw.to_str().map_err(|_| {
-            GatewayError::new(StatusCode::BAD_REQUEST, "400003", format!("Invalid header: {name} is not visible ASCII"))
+            GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "400003",
+                format!("Invalid header: {name} is not visible ASCII"),
+            )
         })?;
         let parts: Vec<&str> = if name == "authorization" {
             vec![text.trim()]
         } else {
-            text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect()
+            text.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect()
         };
         for part in parts {
             match &value {
@@ -176,7 +215,9 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Gate
                     return Err(GatewayError::new(
                         StatusCode::BAD_REQUEST,
                         "400003",
-                        format!("Invalid header: {name} was sent more than once with different values"),
+                        format!(
+                            "Invalid header: {name} was sent more than once with different values"
+                        ),
                     ));
                 }
                 _ => value = Some(part.to_owned()),
@@ -188,11 +229,19 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Gate
 
 /// Middleware on `/data/foundation/...` routes: authenticates and attaches the
 /// [`RequestContext`].
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let (tenant, actor) = match state.auth().authenticate(request.headers()) {
         Ok(found) => found,
         Err(err) => {
-            tracing::info!(error.code = err.error_code, status = err.status.as_u16(), "request refused by the gateway checks");
+            tracing::info!(
+                error.code = err.error_code,
+                status = err.status.as_u16(),
+                "request refused by the gateway checks"
+            );
             return err.into_response();
         }
     };
@@ -217,10 +266,16 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let org = header_text(request.headers(), "x-gw-ims-org-id");
-    let sandbox = header_text(request.headers(), "x-sandbox-name").unwrap_or_else(|| Tenant::DEFAULT_SANDBOX.to_owned());
-    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let sandbox = header_text(request.headers(), "x-sandbox-name")
+        .unwrap_or_else(|| Tenant::DEFAULT_SANDBOX.to_owned());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
 
-    let target_length = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let target_length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
     let mut response = if target_length > MAX_URL_LENGTH {
         ApiError::new(
             Service::Gateway,
@@ -286,7 +341,14 @@ fn new_request_id() -> String {
     bytes[6] = (bytes[6] & 0x0F) | 0x40;
     bytes[8] = (bytes[8] & 0x3F) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// Formats epoch milliseconds as an RFC 3339 UTC timestamp (`2025-03-01T10:00:00.000Z`).
@@ -323,9 +385,16 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
         .get("x-forwarded-host")
         .or_else(|| headers.get("host"))
         .and_then(|v| v.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))
+        })
         .unwrap_or("localhost");
-    let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
         Some("https") => "https",
         _ => "http",
     };

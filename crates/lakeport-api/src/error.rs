@@ -47,7 +47,13 @@ pub struct ApiError {
 
 impl ApiError {
     /// Returns an error with a project-assigned code number of a service.
-    pub fn new(service: Service, number: u16, status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        service: Service,
+        number: u16,
+        status: StatusCode,
+        title: &str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code: format!("{}-{number}-{}", service.prefix(), status.as_u16()),
@@ -59,25 +65,59 @@ impl ApiError {
 
     /// Returns a 400 for a body without a usable `Content-Type` (spec §1.2).
     pub fn content_type(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog { 9002 } else { 9013 };
-        Self::new(service, number, StatusCode::BAD_REQUEST, "BadRequestError", detail)
+        let number = if service == Service::Catalog {
+            9002
+        } else {
+            9013
+        };
+        Self::new(
+            service,
+            number,
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            detail,
+        )
     }
 
     /// Returns a 400 for a body that is not valid for the call.
     pub fn invalid_body(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog { 9002 } else { 9013 };
-        Self::new(service, number, StatusCode::BAD_REQUEST, "Invalid request body", detail)
+        let number = if service == Service::Catalog {
+            9002
+        } else {
+            9013
+        };
+        Self::new(
+            service,
+            number,
+            StatusCode::BAD_REQUEST,
+            "Invalid request body",
+            detail,
+        )
     }
 
     /// Returns a 400 for an invalid query parameter.
     pub fn invalid_query(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog { 9001 } else { 9015 };
-        Self::new(service, number, StatusCode::BAD_REQUEST, "Invalid query parameter", detail)
+        let number = if service == Service::Catalog {
+            9001
+        } else {
+            9015
+        };
+        Self::new(
+            service,
+            number,
+            StatusCode::BAD_REQUEST,
+            "Invalid query parameter",
+            detail,
+        )
     }
 
     /// Returns a 404 for an unknown object.
     pub fn not_found(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog { 9004 } else { 9003 };
+        let number = if service == Service::Catalog {
+            9004
+        } else {
+            9003
+        };
         Self::new(service, number, StatusCode::NOT_FOUND, "Not found", detail)
     }
 
@@ -114,18 +154,37 @@ impl ApiError {
                 "Precondition failed",
                 err.to_string(),
             ),
-            (MetastoreError::DuplicateExternalId { .. }, Service::Ingest) => {
-                Self::new(service, 9011, StatusCode::BAD_REQUEST, "Duplicate externalId", err.to_string())
-            }
-            (MetastoreError::InvalidReplay(_), _) => {
-                Self::new(Service::Ingest, 9012, StatusCode::BAD_REQUEST, "Invalid replay predecessor", err.to_string())
-            }
-            (MetastoreError::UnknownDataset { .. }, _) => {
-                Self::new(service, 9014, StatusCode::BAD_REQUEST, "Unknown dataset", err.to_string())
-            }
-            (MetastoreError::AlreadyExists { .. } | MetastoreError::DuplicateExternalId { .. }, _) => {
-                Self::new(service, 9006, StatusCode::BAD_REQUEST, "Object already exists", err.to_string())
-            }
+            (MetastoreError::DuplicateExternalId { .. }, Service::Ingest) => Self::new(
+                service,
+                9011,
+                StatusCode::BAD_REQUEST,
+                "Duplicate externalId",
+                err.to_string(),
+            ),
+            (MetastoreError::InvalidReplay(_), _) => Self::new(
+                Service::Ingest,
+                9012,
+                StatusCode::BAD_REQUEST,
+                "Invalid replay predecessor",
+                err.to_string(),
+            ),
+            (MetastoreError::UnknownDataset { .. }, _) => Self::new(
+                service,
+                9014,
+                StatusCode::BAD_REQUEST,
+                "Unknown dataset",
+                err.to_string(),
+            ),
+            (
+                MetastoreError::AlreadyExists { .. } | MetastoreError::DuplicateExternalId { .. },
+                _,
+            ) => Self::new(
+                service,
+                9006,
+                StatusCode::BAD_REQUEST,
+                "Object already exists",
+                err.to_string(),
+            ),
             (MetastoreError::Unavailable(_), _) => Self {
                 cause: Some(err.to_string()),
                 ..Self::new(

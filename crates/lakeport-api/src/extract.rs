@@ -18,8 +18,12 @@ pub fn query_pairs(service: Service, raw: Option<&str>) -> Result<Vec<(String, S
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
-        .map_err(|err| ApiError::invalid_query(service, format!("the query string cannot be decoded: {err}")))
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map_err(|err| {
+        ApiError::invalid_query(
+            service,
+            format!("the query string cannot be decoded: {err}"),
+        )
+    })
 }
 
 /// The media type of a JSON body.
@@ -36,7 +40,9 @@ fn body_type(headers: &HeaderMap) -> Option<BodyType> {
         // Adobe's docs also spell it `application/json+patch` (spec §2.3 item 5).
         "application/json-patch+json" | "application/json+patch" => Some(BodyType::JsonPatch),
         "application/json" | "text/json" => Some(BodyType::Json),
-        other if other.starts_with("application/") && other.ends_with("+json") => Some(BodyType::Json),
+        other if other.starts_with("application/") && other.ends_with("+json") => {
+            Some(BodyType::Json)
+        }
         _ => None,
     }
 }
@@ -46,31 +52,49 @@ fn body_type(headers: &HeaderMap) -> Option<BodyType> {
 /// # Errors
 /// A 400 naming what is wrong (missing or unusable content type, invalid JSON), or a 413
 /// when the body is larger than [`MAX_JSON_BODY`].
-pub async fn json_body(service: Service, headers: &HeaderMap, body: Body) -> Result<(Value, BodyType), ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|_| {
-        ApiError::new(
-            service,
-            9016,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload too large",
-            format!("the JSON body exceeds {MAX_JSON_BODY} bytes"),
-        )
-    })?;
+pub async fn json_body(
+    service: Service,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Value, BodyType), ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                service,
+                9016,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("the JSON body exceeds {MAX_JSON_BODY} bytes"),
+            )
+        })?;
     let Some(kind) = body_type(headers) else {
         let sent = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .map_or_else(|| "no Content-Type".to_owned(), |v| format!("Content-Type {v:?}"));
+            .map_or_else(
+                || "no Content-Type".to_owned(),
+                |v| format!("Content-Type {v:?}"),
+            );
         return Err(ApiError::content_type(
             service,
-            format!("A valid content type must be given: the request sent {sent}; send Content-Type: application/json"),
+            format!(
+                "A valid content type must be given: the request sent {sent}; send Content-Type: application/json"
+            ),
         ));
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_body(service, "the request body is empty; a JSON document is required"));
+        return Err(ApiError::invalid_body(
+            service,
+            "the request body is empty; a JSON document is required",
+        ));
     }
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|err| ApiError::invalid_body(service, format!("the request body is not valid JSON: {err}")))?;
+    let value = serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::invalid_body(
+            service,
+            format!("the request body is not valid JSON: {err}"),
+        )
+    })?;
     Ok((value, kind))
 }
 
@@ -81,7 +105,9 @@ pub async fn json_body(service: Service, headers: &HeaderMap, body: Body) -> Res
 pub fn ids(service: Service, segment: &str) -> Result<Vec<String>, ApiError> {
     let mut ids = Vec::new();
     for id in segment.split(',').map(str::trim) {
-        check_client_id(id).map_err(|reason| ApiError::invalid_query(service, format!("invalid id in path: {reason}")))?;
+        check_client_id(id).map_err(|reason| {
+            ApiError::invalid_query(service, format!("invalid id in path: {reason}"))
+        })?;
         if !ids.iter().any(|seen| seen == id) {
             ids.push(id.to_owned());
         }
@@ -89,7 +115,10 @@ pub fn ids(service: Service, segment: &str) -> Result<Vec<String>, ApiError> {
     if ids.len() > 100 {
         return Err(ApiError::invalid_query(
             service,
-            format!("{} ids were requested at once; at most 100 are allowed", ids.len()),
+            format!(
+                "{} ids were requested at once; at most 100 are allowed",
+                ids.len()
+            ),
         ));
     }
     Ok(ids)
@@ -100,8 +129,9 @@ pub fn ids(service: Service, segment: &str) -> Result<Vec<String>, ApiError> {
 /// # Errors
 /// A 400 naming what is wrong with the id.
 pub fn id(service: Service, segment: &str) -> Result<String, ApiError> {
-    check_client_id(segment)
-        .map_err(|reason| ApiError::invalid_query(service, format!("invalid id in path: {reason}")))?;
+    check_client_id(segment).map_err(|reason| {
+        ApiError::invalid_query(service, format!("invalid id in path: {reason}"))
+    })?;
     Ok(segment.to_owned())
 }
 
@@ -111,5 +141,8 @@ pub fn validate_only(headers: &HeaderMap) -> bool {
         .get_all("pragma")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("validate-only")))
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("validate-only"))
+        })
 }

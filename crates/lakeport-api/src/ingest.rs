@@ -33,7 +33,8 @@ async fn create_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
-    let request = NewImportBatch::parse(body).map_err(|err| ApiError::from_document(SERVICE, &err))?;
+    let request =
+        NewImportBatch::parse(body).map_err(|err| ApiError::from_document(SERVICE, &err))?;
     let batch_id = new_ulid();
     let batch = state
         .metastore()
@@ -47,7 +48,10 @@ async fn create_batch(
         tenant.sandbox = ctx.tenant.sandbox(),
         "batch created"
     );
-    let location = format!("{}/data/foundation/catalog/batches/{batch_id}", origin(&state, &headers));
+    let location = format!(
+        "{}/data/foundation/catalog/batches/{batch_id}",
+        origin(&state, &headers)
+    );
     let mut response = (StatusCode::CREATED, Json(batch)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert("location", value);

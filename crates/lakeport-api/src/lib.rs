@@ -46,7 +46,8 @@ struct Inner {
 impl AppState {
     /// Builds the state from the configuration and an opened metastore.
     pub fn new(config: &Config, metastore: Arc<dyn Metastore>) -> Self {
-        let data_dir = std::path::absolute(&config.server.data_dir).unwrap_or_else(|_| config.server.data_dir.clone());
+        let data_dir = std::path::absolute(&config.server.data_dir)
+            .unwrap_or_else(|_| config.server.data_dir.clone());
         Self(Arc::new(Inner {
             metastore,
             auth: Auth::from_config(&config.auth),
@@ -95,8 +96,14 @@ pub fn app(state: AppState) -> App {
     let authenticated = from_fn_with_state(state.clone(), authenticate);
     let router = Router::new()
         .route("/health", get(health))
-        .nest("/data/foundation/catalog", catalog::routes().route_layer(authenticated.clone()))
-        .nest("/data/foundation/import", ingest::routes().route_layer(authenticated))
+        .nest(
+            "/data/foundation/catalog",
+            catalog::routes().route_layer(authenticated.clone()),
+        )
+        .nest(
+            "/data/foundation/import",
+            ingest::routes().route_layer(authenticated),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(render_problems))
@@ -111,7 +118,11 @@ async fn health(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
         }
     }
 }

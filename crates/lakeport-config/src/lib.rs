@@ -219,10 +219,11 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                text.parse::<toml::Table>().map_err(|err| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: err.to_string(),
-                })?
+                text.parse::<toml::Table>()
+                    .map_err(|err| ConfigError::Parse {
+                        path: path.to_owned(),
+                        message: err.to_string(),
+                    })?
             }
         };
         for (name, value) in environment {
@@ -248,7 +249,10 @@ impl Config {
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError::Invalid {
                 key: "server.listen",
-                reason: format!("{:?} is not an address such as 127.0.0.1:8080", self.server.listen),
+                reason: format!(
+                    "{:?} is not an address such as 127.0.0.1:8080",
+                    self.server.listen
+                ),
             })?;
         if let Some(origin) = &self.server.public_origin
             && !(origin.starts_with("http://") || origin.starts_with("https://"))
@@ -290,7 +294,10 @@ impl Config {
         if !(1..=catalog.max_limit).contains(&catalog.default_limit) {
             return Err(ConfigError::Invalid {
                 key: "catalog.default_limit",
-                reason: format!("{} must be from 1 to max_limit ({})", catalog.default_limit, catalog.max_limit),
+                reason: format!(
+                    "{} must be from 1 to max_limit ({})",
+                    catalog.default_limit, catalog.max_limit
+                ),
             });
         }
         Ok(())
@@ -299,7 +306,10 @@ impl Config {
     /// Returns the metastore URL, defaulting to a database file in the data directory.
     pub fn metastore_url(&self) -> String {
         self.metastore.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.server.data_dir.join("catalog.db").display())
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("catalog.db").display()
+            )
         })
     }
 
@@ -309,7 +319,12 @@ impl Config {
     }
 }
 
-fn apply_env(table: &mut toml::Table, name: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+fn apply_env(
+    table: &mut toml::Table,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
     let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
     if path.iter().any(String::is_empty) {
         return Err(ConfigError::Environment {
@@ -330,10 +345,12 @@ fn apply_env(table: &mut toml::Table, name: &str, key: &str, value: &str) -> Res
         let entry = current
             .entry(part.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry.as_table_mut().ok_or_else(|| ConfigError::Environment {
-            name: name.to_owned(),
-            reason: format!("{part} is not a section"),
-        })?;
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Environment {
+                name: name.to_owned(),
+                reason: format!("{part} is not a section"),
+            })?;
     }
     current.insert(last.clone(), parsed);
     Ok(())
@@ -344,14 +361,20 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn defaults_need_no_file() {
         let config = Config::load(None, env(&[])).unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:8080");
-        assert_eq!(config.metastore_url(), "sqlite://./lakeport-data/catalog.db");
+        assert_eq!(
+            config.metastore_url(),
+            "sqlite://./lakeport-data/catalog.db"
+        );
     }
 
     #[test]
@@ -379,7 +402,10 @@ mod tests {
         assert_eq!(config.auth.api_keys, ["k1"]);
         assert_eq!(config.auth.tokens[0].token.expose(), "s3cret");
         let shown = config.redacted_toml();
-        assert!(shown.contains("<redacted>") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 
@@ -392,9 +418,17 @@ mod tests {
         );
         let err = Config::load(None, env(&[("LAKEPORT__SERVER__PORT", "1")])).unwrap_err();
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
-        let err = Config::load(None, env(&[("LAKEPORT__METASTORE__DURABILITY", "sometimes")])).unwrap_err();
-        assert!(err.to_string().contains("unknown variant `sometimes`"), "{err}");
-        let err = Config::load(None, env(&[("LAKEPORT__CATALOG__DEFAULT_LIMIT", "500")])).unwrap_err();
+        let err = Config::load(
+            None,
+            env(&[("LAKEPORT__METASTORE__DURABILITY", "sometimes")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `sometimes`"),
+            "{err}"
+        );
+        let err =
+            Config::load(None, env(&[("LAKEPORT__CATALOG__DEFAULT_LIMIT", "500")])).unwrap_err();
         assert!(err.to_string().contains("catalog.default_limit"), "{err}");
     }
 }

@@ -1,17 +1,33 @@
 //! Identifier generation and validation (spec §1.3).
 
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rand::RngCore;
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Returns a new 24-character lower-case hex id, the form AEP uses for datasets and views.
+///
+/// Like a MongoDB ObjectId it is the creation second, five random bytes fixed per process
+/// and a counter, so ids made later by one process sort later: the Catalog's default
+/// order (`created`, then `id`) is then creation order even within one millisecond.
 pub fn new_object_id() -> String {
-    let mut bytes = [0u8; 12];
-    // The first four bytes are the creation second, like a MongoDB ObjectId, so ids of
-    // objects created later sort later.
+    static PROCESS: OnceLock<[u8; 5]> = OnceLock::new();
+    static COUNTER: OnceLock<AtomicU32> = OnceLock::new();
+    let process = PROCESS.get_or_init(|| {
+        let mut bytes = [0u8; 5];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes
+    });
+    let counter = COUNTER.get_or_init(|| AtomicU32::new(rand::rng().next_u32() & 0x00FF_FFFF));
+    let count = counter.fetch_add(1, Ordering::Relaxed) & 0x00FF_FFFF;
     let seconds = (crate::now_millis() / 1000) as u32;
+    let mut bytes = [0u8; 12];
     bytes[..4].copy_from_slice(&seconds.to_be_bytes());
-    rand::rng().fill_bytes(&mut bytes[4..]);
+    bytes[4..9].copy_from_slice(process);
+    bytes[9..].copy_from_slice(&count.to_be_bytes()[1..]);
     let mut out = String::with_capacity(24);
     for byte in bytes {
         out.push_str(&format!("{byte:02x}"));
@@ -20,17 +36,39 @@ pub fn new_object_id() -> String {
 }
 
 /// Returns a new 26-character ULID (Crockford base32, upper case), the form of batch ids.
+/// ULIDs made by one process are monotonic: within one millisecond the random part is
+/// incremented, as the ULID specification's monotonic mode does.
 pub fn new_ulid() -> String {
-    new_ulid_at(crate::now_millis())
+    static LAST: Mutex<(i64, u128)> = Mutex::new((0, 0));
+    let now = crate::now_millis();
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let random = if now <= last.0 {
+        last.1.wrapping_add(1) & ((1u128 << 80) - 1)
+    } else {
+        random_80()
+    };
+    let millis = now.max(last.0);
+    *last = (millis, random);
+    encode_ulid(millis, random)
 }
 
+fn random_80() -> u128 {
+    let mut bytes = [0u8; 10];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .fold(0u128, |acc, byte| (acc << 8) | u128::from(*byte))
+}
+
+#[cfg(test)]
 fn new_ulid_at(millis: i64) -> String {
-    let mut random = [0u8; 10];
-    rand::rng().fill_bytes(&mut random);
-    let mut value: u128 = (millis as u128 & 0xFFFF_FFFF_FFFF) << 80;
-    for (i, byte) in random.iter().enumerate() {
-        value |= (*byte as u128) << (8 * (9 - i));
-    }
+    encode_ulid(millis, random_80())
+}
+
+fn encode_ulid(millis: i64, random: u128) -> String {
+    let value: u128 = ((millis as u128 & 0xFFFF_FFFF_FFFF) << 80) | random;
     let mut out = [0u8; 26];
     for (i, slot) in out.iter_mut().enumerate() {
         let shift = 5 * (25 - i);
@@ -76,7 +114,14 @@ mod tests {
             id.chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
-        assert_ne!(id, new_object_id());
+        let later = new_object_id();
+        assert!(id < later, "{id} < {later}");
+    }
+
+    #[test]
+    fn ulids_of_one_process_are_monotonic() {
+        let ids: Vec<String> = (0..1000).map(|_| new_ulid()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

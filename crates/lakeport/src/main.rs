@@ -1,1 +1,292 @@
-fn main() {}
+//! The `lakeport` binary: `serve` runs the API on the embedded default (SQLite and local
+//! files under one data directory); `config show` prints the effective configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use lakeport_config::{Config, LogFormat, TokenConfig};
+use lakeport_metastore::sqlite::{Durability, SqliteMetastore};
+use rand::RngCore;
+
+/// Lakeport: a self-hostable batch-ingestion service and data catalog that speaks the
+/// Adobe Experience Platform APIs.
+#[derive(Debug, Parser)]
+#[command(name = "lakeport", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the API server on the configured metastore.
+    Serve(ServeArgs),
+    /// Applies metastore migrations and exits.
+    Migrate(ConfigArgs),
+    /// Inspects the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints the effective configuration (file, then LAKEPORT__ variables, then flags)
+    /// with secrets redacted.
+    Show(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// TOML configuration file; LAKEPORT__SECTION__KEY variables override it.
+    #[arg(long, short = 'c', env = "LAKEPORT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded metastore, objects and the generated token.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Accept this bearer token for any organization (repeatable).
+    #[arg(long = "token")]
+    tokens: Vec<String>,
+    /// Accept only these x-api-key values (repeatable; default: any).
+    #[arg(long = "api-key")]
+    api_keys: Vec<String>,
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = &args.config.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    config
+        .auth
+        .tokens
+        .extend(args.tokens.iter().map(|token| TokenConfig::any_org(token)));
+    config.auth.api_keys.extend(args.api_keys.iter().cloned());
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => {
+            let config = load_config(&args)?;
+            print!("{}", config.redacted_toml());
+            if config.auth.tokens.is_empty() {
+                println!(
+                    "\n# No tokens are configured: `lakeport serve` uses the token kept in {}",
+                    token_path(&config.server.data_dir).display()
+                );
+            }
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let args = ServeArgs {
+                config: args,
+                listen: None,
+                tokens: Vec::new(),
+                api_keys: Vec::new(),
+            };
+            let config = load_config(&args)?;
+            init_tracing(&config);
+            runtime()?.block_on(async {
+                std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+                    format!(
+                        "creating data directory {}",
+                        config.server.data_dir.display()
+                    )
+                })?;
+                open_metastore(&config).await?;
+                tracing::info!("metastore is up to date");
+                Ok(())
+            })
+        }
+        Command::Serve(args) => {
+            let config = load_config(&args)?;
+            init_tracing(&config);
+            runtime()?.block_on(serve(config))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn open_metastore(config: &Config) -> anyhow::Result<SqliteMetastore> {
+    let durability = match config.metastore.durability {
+        lakeport_config::Durability::Process => Durability::Process,
+        lakeport_config::Durability::PowerLoss => Durability::PowerLoss,
+    };
+    let url = config.metastore_url();
+    SqliteMetastore::open(&url, durability)
+        .await
+        .with_context(|| format!("opening the metastore at {url}"))
+}
+
+fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth-token")
+}
+
+/// Returns the token kept in the data directory, creating it on first start.
+fn data_dir_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
+    let path = token_path(data_dir);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_owned();
+        if !token.is_empty() {
+            return Ok((token, false));
+        }
+    }
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let temporary = path.with_extension("tmp");
+    write_private(&temporary, &token)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok((token, true))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let generated_token = if config.auth.tokens.is_empty() {
+        let (token, created) = data_dir_token(&data_dir)?;
+        config.auth.tokens.push(TokenConfig::any_org(&token));
+        Some((token, created))
+    } else {
+        None
+    };
+    let metastore = Arc::new(open_metastore(&config).await?);
+    let state = lakeport_api::AppState::new(&config, metastore);
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(listen = %address, data_dir = %data_dir.display(), "lakeport is serving");
+    if let Some((token, created)) = &generated_token {
+        print_welcome(address, &data_dir, token, *created);
+    }
+    let app = lakeport_api::app(state);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+    tracing::info!("lakeport stopped");
+    Ok(())
+}
+
+fn print_welcome(address: SocketAddr, data_dir: &Path, token: &str, created: bool) {
+    let path = token_path(data_dir);
+    let base = format!("http://{address}");
+    let headers = format!(
+        "-H \"Authorization: Bearer {token}\" -H 'x-api-key: my-client' -H 'x-gw-ims-org-id: ACME0123456789ABCDEF0123@AdobeOrg' -H 'x-sandbox-name: prod'"
+    );
+    if created {
+        println!(
+            "Generated an API token and saved it in {}:\n\n  {token}\n",
+            path.display()
+        );
+    } else {
+        println!(
+            "Using the API token saved in {}:\n\n  {token}\n",
+            path.display()
+        );
+    }
+    println!(
+        "Lakeport is listening on {base}. Create a dataset and a batch (Adobe's \"Create a batch\" call):\n"
+    );
+    println!(
+        "DATASET=$(curl -s -X POST {base}/data/foundation/catalog/dataSets {headers} -H 'content-type: application/json' -d '{{\"name\": \"My first dataset\"}}' | tr -d '[]\"' | cut -d/ -f3)"
+    );
+    println!(
+        "curl -s -X POST {base}/data/foundation/import/batches {headers} -H 'accept: application/json' -H 'content-type: application/json' -d \"{{\\\"datasetId\\\": \\\"$DATASET\\\"}}\"; echo\n"
+    );
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down gracefully");
+}

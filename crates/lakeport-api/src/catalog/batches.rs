@@ -14,8 +14,8 @@ use lakeport_domain::{Doc, now_millis};
 use serde_json::{Map, Value, json};
 
 use super::{
-    SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, list_query, metastore_error,
-    update_object,
+    SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, list_query,
+    metastore_error, update_object,
 };
 use crate::AppState;
 use crate::context::RequestContext;
@@ -76,12 +76,21 @@ async fn insert_batch(
     id: String,
 ) -> Result<Response, ApiError> {
     let (body, _) = extract::json_body(SERVICE, headers, body).await?;
-    let write = WriteContext { tenant: &ctx.tenant, actor: &ctx.actor, now: now_millis() };
-    let doc = catalog::new_catalog_batch(body, &id, &write).map_err(|err| ApiError::from_document(SERVICE, &err))?;
+    let write = WriteContext {
+        tenant: &ctx.tenant,
+        actor: &ctx.actor,
+        now: now_millis(),
+    };
+    let doc = catalog::new_catalog_batch(body, &id, &write)
+        .map_err(|err| ApiError::from_document(SERVICE, &err))?;
     if extract::validate_only(headers) {
         return Ok((StatusCode::OK, Json(json!([]))).into_response());
     }
-    state.metastore().insert(&ctx.tenant, KIND, doc).await.map_err(metastore_error)?;
+    state
+        .metastore()
+        .insert(&ctx.tenant, KIND, doc)
+        .await
+        .map_err(metastore_error)?;
     tracing::info!(batch.id = %id, tenant.org = ctx.tenant.org(), "catalog batch created");
     Ok(created(state, headers, KIND, &id))
 }
@@ -144,11 +153,18 @@ pub(super) fn aggregate_related(batch: &mut Doc) {
             }
         }
         if let Some(Value::Object(metrics)) = object.get("metrics") {
-            let root = batch.entry("metrics").or_insert_with(|| Value::Object(Map::new()));
+            let root = batch
+                .entry("metrics")
+                .or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(root) = root {
                 for (name, value) in metrics {
-                    let sum = root.get(name).and_then(Value::as_f64).unwrap_or(0.0) + value.as_f64().unwrap_or(0.0);
-                    let merged = if sum.fract() == 0.0 && sum.abs() < 9e15 { json!(sum as i64) } else { json!(sum) };
+                    let sum = root.get(name).and_then(Value::as_f64).unwrap_or(0.0)
+                        + value.as_f64().unwrap_or(0.0);
+                    let merged = if sum.fract() == 0.0 && sum.abs() < 9e15 {
+                        json!(sum as i64)
+                    } else {
+                        json!(sum)
+                    };
                     root.insert(name.clone(), merged);
                 }
             }
@@ -196,7 +212,11 @@ async fn list_last_batches(
         if let (Some(properties), Value::Object(object)) = (&query.properties, &mut entry) {
             *object = catalog::project(object, properties);
         }
-        let id = dataset.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let id = dataset
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         map.insert(id, entry);
     }
     Ok(Json(Value::Object(map)).into_response())

@@ -9,12 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use lakeport_domain::catalog::{self, WriteContext};
 use lakeport_domain::ids::new_object_id;
-use lakeport_domain::query::ObjectKind;
 use lakeport_domain::now_millis;
+use lakeport_domain::query::ObjectKind;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::{SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, metastore_error, update_object};
+use super::{
+    SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, metastore_error,
+    update_object,
+};
 use crate::AppState;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -27,7 +30,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/dataSets", get(list_datasets).post(create_dataset))
         .route(
             "/dataSets/{id}",
-            get(get_datasets).put(put_dataset).patch(patch_dataset).delete(delete_dataset),
+            get(get_datasets)
+                .put(put_dataset)
+                .patch(patch_dataset)
+                .delete(delete_dataset),
         )
         .route("/v2/dataSets/{id}", patch(patch_dataset_v2))
         .route("/dataSets/{id}/views/{view_id}/files", get(list_view_files))
@@ -58,7 +64,9 @@ async fn create_dataset(
             _ => {
                 return Err(ApiError::invalid_query(
                     SERVICE,
-                    format!("query parameter \"requestDataSource\": {value:?} is not true or false"),
+                    format!(
+                        "query parameter \"requestDataSource\": {value:?} is not true or false"
+                    ),
                 ));
             }
         },
@@ -66,17 +74,33 @@ async fn create_dataset(
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
     let id = new_object_id();
     let view_id = new_object_id();
-    let base_path = format!("{}/{}/{}/{id}", state.lake_root(), ctx.tenant.org(), ctx.tenant.sandbox());
-    let write = WriteContext { tenant: &ctx.tenant, actor: &ctx.actor, now: now_millis() };
+    let base_path = format!(
+        "{}/{}/{}/{id}",
+        state.lake_root(),
+        ctx.tenant.org(),
+        ctx.tenant.sandbox()
+    );
+    let write = WriteContext {
+        tenant: &ctx.tenant,
+        actor: &ctx.actor,
+        now: now_millis(),
+    };
     let mut doc = catalog::new_dataset(body, &id, &view_id, &base_path, &write)
         .map_err(|err| ApiError::from_document(SERVICE, &err))?;
     if request_data_source && !doc.contains_key("dataSourceId") {
-        doc.insert("dataSourceId".into(), json!(rand::rng().random_range(10_000..100_000_000)));
+        doc.insert(
+            "dataSourceId".into(),
+            json!(rand::rng().random_range(10_000..100_000_000)),
+        );
     }
     if extract::validate_only(&headers) {
         return Ok((StatusCode::OK, Json(json!([]))).into_response());
     }
-    state.metastore().insert(&ctx.tenant, KIND, doc).await.map_err(metastore_error)?;
+    state
+        .metastore()
+        .insert(&ctx.tenant, KIND, doc)
+        .await
+        .map_err(metastore_error)?;
     tracing::info!(dataset.id = %id, tenant.org = ctx.tenant.org(), tenant.sandbox = ctx.tenant.sandbox(), "dataset created");
     Ok(created(&state, &headers, KIND, &id))
 }
@@ -117,7 +141,16 @@ async fn patch_dataset_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    update_object(&state, &ctx, KIND, &id, &headers, body, UpdateMode::DeepMergePatch).await
+    update_object(
+        &state,
+        &ctx,
+        KIND,
+        &id,
+        &headers,
+        body,
+        UpdateMode::DeepMergePatch,
+    )
+    .await
 }
 
 async fn delete_dataset(
@@ -147,15 +180,28 @@ async fn list_view_files(
         .await
         .map_err(metastore_error)?;
     let Some(dataset) = dataset.first() else {
-        return Err(ApiError::not_found(SERVICE, format!("dataset {id} does not exist in this sandbox")));
+        return Err(ApiError::not_found(
+            SERVICE,
+            format!("dataset {id} does not exist in this sandbox"),
+        ));
     };
     if dataset.get("viewId").and_then(Value::as_str) != Some(view_id.as_str()) {
-        return Err(ApiError::not_found(SERVICE, format!("dataset {id} has no view {view_id}")));
+        return Err(ApiError::not_found(
+            SERVICE,
+            format!("dataset {id} has no view {view_id}"),
+        ));
     }
     let mut query = query.unwrap_or_default();
     if !query.is_empty() {
         query.push('&');
     }
     query.push_str(&serde_urlencoded::to_string([("dataSetId", id.as_str())]).unwrap_or_default());
-    list_objects(&state, &ctx, ObjectKind::DatasetFile, Some(&query), &headers).await
+    list_objects(
+        &state,
+        &ctx,
+        ObjectKind::DatasetFile,
+        Some(&query),
+        &headers,
+    )
+    .await
 }

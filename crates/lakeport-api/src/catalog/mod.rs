@@ -35,7 +35,9 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /` (spec §2.3 item 26): links to the collections.
 async fn root() -> Json<Value> {
-    Json(json!({"batches": "@/batches", "dataSets": "@/dataSets", "dataSetFiles": "@/dataSetFiles"}))
+    Json(
+        json!({"batches": "@/batches", "dataSets": "@/dataSets", "dataSetFiles": "@/dataSetFiles"}),
+    )
 }
 
 fn metastore_error(err: lakeport_metastore::MetastoreError) -> ApiError {
@@ -61,7 +63,11 @@ fn version_headers(response: &mut Response, doc: &Doc) {
 fn render_map(docs: Vec<Doc>, properties: Option<&[String]>) -> Value {
     let mut map = serde_json::Map::with_capacity(docs.len());
     for doc in docs {
-        let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let id = doc
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let shown = match properties {
             Some(fields) => catalog::project(&doc, fields),
             None => doc,
@@ -105,10 +111,10 @@ fn list_query(
 ) -> Result<(ListQuery, Option<(u64, u64)>), ApiError> {
     let mut params = extract::query_pairs(SERVICE, raw_query)?;
     for name in HEADER_PARAMETERS {
-        let in_query = params.iter().any(|(key, _)| key == name || (name == "orderBy" && key == "sort"));
-        if !in_query
-            && let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
-        {
+        let in_query = params
+            .iter()
+            .any(|(key, _)| key == name || (name == "orderBy" && key == "sort"));
+        if !in_query && let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
             params.push((name.to_owned(), value.to_owned()));
         }
     }
@@ -123,7 +129,8 @@ fn list_query(
             *key = (*to).to_owned();
         }
     }
-    let query = ListQuery::parse(kind, &params, state.limits()).map_err(|err| ApiError::from_query(SERVICE, &err))?;
+    let query = ListQuery::parse(kind, &params, state.limits())
+        .map_err(|err| ApiError::from_query(SERVICE, &err))?;
     Ok((query, range))
 }
 
@@ -148,7 +155,10 @@ async fn list_objects(
             .count(&ctx.tenant, kind, &query)
             .await
             .map_err(metastore_error)?;
-        let last = (first + u64::from(query.limit)).min(total).saturating_sub(1).max(first);
+        let last = (first + u64::from(query.limit))
+            .min(total)
+            .saturating_sub(1)
+            .max(first);
         if let Ok(value) = HeaderValue::from_str(&format!("objects {first}-{last}/{total}")) {
             response.headers_mut().insert("content-range", value);
         }
@@ -166,10 +176,18 @@ async fn get_objects(
 ) -> Result<Response, ApiError> {
     let ids = extract::ids(SERVICE, ids_segment)?;
     let params = extract::query_pairs(SERVICE, raw_query)?;
-    let properties: Option<Vec<String>> = params
-        .iter()
-        .find(|(key, _)| key == "properties")
-        .map(|(_, value)| value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect());
+    let properties: Option<Vec<String>> =
+        params
+            .iter()
+            .find(|(key, _)| key == "properties")
+            .map(|(_, value)| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            });
     let aggregate = params
         .iter()
         .any(|(key, value)| key == "aggregate" && value.eq_ignore_ascii_case("true"));
@@ -181,7 +199,11 @@ async fn get_objects(
     if docs.is_empty() {
         return Err(ApiError::not_found(
             SERVICE,
-            format!("{} {} does not exist in this sandbox", kind.noun(), ids.join(",")),
+            format!(
+                "{} {} does not exist in this sandbox",
+                kind.noun(),
+                ids.join(",")
+            ),
         ));
     }
     if aggregate && kind == ObjectKind::Batch {
@@ -226,7 +248,8 @@ async fn update_object(
             ));
         }
         (mode, BodyType::Json, value) => {
-            let object = catalog::as_object(value).map_err(|err| ApiError::from_document(SERVICE, &err))?;
+            let object =
+                catalog::as_object(value).map_err(|err| ApiError::from_document(SERVICE, &err))?;
             match mode {
                 UpdateMode::Put => Mutation::Replace(object),
                 UpdateMode::Patch => Mutation::MergeTopLevel(object),
@@ -245,16 +268,28 @@ async fn update_object(
             .await
             .map_err(metastore_error)?;
         let Some(current) = current.first() else {
-            return Err(ApiError::not_found(SERVICE, format!("{} {id} does not exist in this sandbox", kind.noun())));
+            return Err(ApiError::not_found(
+                SERVICE,
+                format!("{} {id} does not exist in this sandbox", kind.noun()),
+            ));
         };
-        let write = WriteContext { tenant: &ctx.tenant, actor: &ctx.actor, now: now_millis() };
-        catalog::apply_mutation(kind, current, mutation, &write).map_err(|err| ApiError::from_document(SERVICE, &err))?;
+        let write = WriteContext {
+            tenant: &ctx.tenant,
+            actor: &ctx.actor,
+            now: now_millis(),
+        };
+        catalog::apply_mutation(kind, current, mutation, &write)
+            .map_err(|err| ApiError::from_document(SERVICE, &err))?;
         return Ok((StatusCode::OK, Json(json!([]))).into_response());
     }
     let tenant = ctx.tenant.clone();
     let actor = ctx.actor.clone();
     let change = Box::new(move |current: &Doc| {
-        let write = WriteContext { tenant: &tenant, actor: &actor, now: now_millis() };
+        let write = WriteContext {
+            tenant: &tenant,
+            actor: &actor,
+            now: now_millis(),
+        };
         catalog::apply_mutation(kind, current, mutation, &write)
     });
     let updated = state
@@ -280,13 +315,21 @@ async fn delete_object(
         .delete(&ctx.tenant, kind, &id, &ctx.actor)
         .await
         .map_err(metastore_error)?;
-    let body = if deleted { reference(kind, &id) } else { json!([]) };
+    let body = if deleted {
+        reference(kind, &id)
+    } else {
+        json!([])
+    };
     Ok(Json(body).into_response())
 }
 
 /// Answers a create: 201, the reference array and `Location` (spec §1.5).
 fn created(state: &AppState, headers: &HeaderMap, kind: ObjectKind, id: &str) -> Response {
-    let location = format!("{}/data/foundation/catalog/{}/{id}", origin(state, headers), kind.collection());
+    let location = format!(
+        "{}/data/foundation/catalog/{}/{id}",
+        origin(state, headers),
+        kind.collection()
+    );
     let mut response = (StatusCode::CREATED, Json(reference(kind, id))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert("location", value);

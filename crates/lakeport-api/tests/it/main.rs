@@ -1,0 +1,9 @@
+//! HTTP tests: the real router over a real SQLite metastore in a temporary directory,
+//! driven with `tower::ServiceExt::oneshot`.
+
+mod batches;
+mod datasets;
+mod gateway;
+mod import;
+mod queries;
+mod support;

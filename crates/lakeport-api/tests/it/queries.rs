@@ -1,0 +1,347 @@
+//! The Catalog query conventions of spec §2.2 over HTTP.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+/// Creates `count` datasets named `ds-00`, `ds-01`, … and returns their ids in creation
+/// order.
+async fn datasets(app: &TestApp, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for index in 0..count {
+        let tags = if index % 3 == 0 {
+            json!({"team": ["blue"]})
+        } else {
+            json!({"team": ["red"]})
+        };
+        ids.push(
+            app.create_dataset(
+                json!({"name": format!("ds-{index:02}"), "rank": index % 5, "tags": tags,
+                                       "enableErrorDiagnostics": index % 2 == 0}),
+            )
+            .await,
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn limit_defaults_to_20_is_clamped_at_100_and_checked() {
+    let app = TestApp::new().await;
+    let ids = datasets(&app, 25).await;
+    let reply = app.get(CATALOG_DATASETS).send().await;
+    assert_eq!(reply.keys(), ids[..20]);
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?limit=500"))
+        .send()
+        .await;
+    assert_eq!(reply.keys().len(), 25);
+    for bad in ["0", "-1", "ten", "1.5"] {
+        let reply = app
+            .get(&format!("{CATALOG_DATASETS}?limit={bad}"))
+            .send()
+            .await;
+        assert!(
+            reply
+                .problem(400, "CAT-9001-400")
+                .contains("limit must be an integer from 1 to 100"),
+            "{bad}"
+        );
+    }
+    let strict = TestApp::with_config(|c| c.catalog.reject_limit_over_max = true).await;
+    strict
+        .get(&format!("{CATALOG_DATASETS}?limit=101"))
+        .send()
+        .await
+        .problem(400, "CAT-9001-400");
+}
+
+#[tokio::test]
+async fn paging_with_start_or_offset_is_stable() {
+    let app = TestApp::new().await;
+    let ids = datasets(&app, 25).await;
+    let mut seen = Vec::new();
+    let mut start = 0;
+    loop {
+        let reply = app
+            .get(&format!("{CATALOG_DATASETS}?limit=7&start={start}"))
+            .send()
+            .await;
+        let page = reply.keys();
+        seen.extend(page.clone());
+        if page.len() < 7 {
+            break;
+        }
+        start += 7;
+    }
+    assert_eq!(seen, ids);
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?limit=2&offset=3"))
+        .send()
+        .await;
+    assert_eq!(reply.keys(), ids[3..5]);
+    app.get(&format!("{CATALOG_DATASETS}?start=-2"))
+        .send()
+        .await
+        .problem(400, "CAT-9001-400");
+}
+
+#[tokio::test]
+async fn order_by_sort_and_projection() {
+    let app = TestApp::new().await;
+    let ids = datasets(&app, 6).await;
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?orderBy=desc:name&limit=3"))
+        .send()
+        .await;
+    assert_eq!(
+        reply.keys(),
+        [ids[5].clone(), ids[4].clone(), ids[3].clone()]
+    );
+    let reply = app
+        .get(&format!(
+            "{CATALOG_DATASETS}?sort=desc:rank,asc:name&limit=3"
+        ))
+        .send()
+        .await;
+    assert_eq!(
+        reply.keys(),
+        [ids[4].clone(), ids[3].clone(), ids[2].clone()]
+    );
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?orderBy=rank,desc:created"))
+        .send()
+        .await;
+    assert_eq!(reply.keys()[..2], [ids[5].clone(), ids[0].clone()]);
+    let reply = app
+        .get(&format!(
+            "{CATALOG_DATASETS}?properties=name,nothing&limit=2"
+        ))
+        .send()
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({ids[0].clone(): {"name": "ds-00"}, ids[1].clone(): {"name": "ds-01"}})
+    );
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?orderBy=sideways:name"))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "CAT-9001-400")
+            .contains("must be asc or desc")
+    );
+}
+
+#[tokio::test]
+async fn simple_filters_property_expressions_and_tags() {
+    let app = TestApp::new().await;
+    let ids = datasets(&app, 10).await;
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("{CATALOG_DATASETS}?{query}"))
+                .send()
+                .await
+                .keys()
+        }
+    };
+    assert_eq!(
+        get("name=ds-01,ds-03".into()).await,
+        [ids[1].clone(), ids[3].clone()]
+    );
+    assert_eq!(
+        get("name=!ds-01,ds-03&limit=3".into()).await,
+        [ids[0].clone(), ids[2].clone(), ids[4].clone()]
+    );
+    assert_eq!(
+        get("name=ds-0*&rank=4".into()).await,
+        [ids[4].clone(), ids[9].clone()]
+    );
+    assert_eq!(
+        get("name=DS-0*".into()).await,
+        Vec::<String>::new(),
+        "wildcards are case-sensitive"
+    );
+    assert_eq!(
+        get("enableErrorDiagnostics=false&rank=!1,3".into()).await,
+        [ids[5].clone(), ids[7].clone(), ids[9].clone()]
+    );
+    assert_eq!(
+        get("property=rank>=4".into()).await,
+        [ids[4].clone(), ids[9].clone()]
+    );
+    assert_eq!(
+        get("property=rank<1&property=name!=ds-00".into()).await,
+        [ids[5].clone()]
+    );
+    assert_eq!(get("property=name~7$".into()).await, [ids[7].clone()]);
+    assert_eq!(
+        get("property=!description&limit=1".into()).await,
+        [ids[0].clone()]
+    );
+    assert_eq!(
+        get("property=description".into()).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        get("tags=team:blue".into()).await,
+        [
+            ids[0].clone(),
+            ids[3].clone(),
+            ids[6].clone(),
+            ids[9].clone()
+        ]
+    );
+    assert_eq!(
+        get("tags=team:bl*,adobe/pqs/table:ds_03".into()).await,
+        [ids[3].clone()]
+    );
+    assert_eq!(get("tags=team:*&limit=1".into()).await, [ids[0].clone()]);
+    let created = app
+        .get(&format!("{CATALOG_DATASETS}/{}", ids[4]))
+        .send()
+        .await
+        .body[&ids[4]]["created"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        get(format!("createdAfter={}", created - 1))
+            .await
+            .contains(&ids[4])
+    );
+    assert!(
+        !get(format!("createdAfter={created}"))
+            .await
+            .contains(&ids[4])
+    );
+    assert!(
+        get(format!("createdBefore={created}"))
+            .await
+            .iter()
+            .all(|id| id != &ids[4])
+    );
+
+    for (query, expected) in [
+        ("property=name=x", "write '=='"),
+        ("property===x", "no field name"),
+        ("property=rank>", "no value"),
+        ("property=name~(", "not a valid regular expression"),
+        ("tags=team", "must be <tag name>:<value>"),
+        ("createdAfter=yesterday", "Unix epoch milliseconds"),
+        ("orderBy=", "expected <asc|desc>:<field>"),
+    ] {
+        let reply = app.get(&format!("{CATALOG_DATASETS}?{query}")).send().await;
+        assert!(
+            reply.problem(400, "CAT-9001-400").contains(expected),
+            "{query}: {}",
+            reply.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn batch_filters_relationships_and_status_synonyms() {
+    let app = TestApp::new().await;
+    let first = app.create_dataset(json!({"name": "a"})).await;
+    let second = app.create_dataset(json!({"name": "b"})).await;
+    let mut batches = Vec::new();
+    for dataset in [&first, &second, &first] {
+        batches.push(
+            app.create_batch(json!({"datasetId": dataset})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.patch(&format!("{CATALOG_BATCHES}/{}", batches[2]))
+        .json(json!({"status": "active"}))
+        .send()
+        .await;
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("{CATALOG_BATCHES}?{query}"))
+                .send()
+                .await
+                .keys()
+        }
+    };
+    assert_eq!(
+        get(format!("dataSet={first}")).await,
+        [batches[0].clone(), batches[2].clone()]
+    );
+    assert_eq!(
+        get(format!("dataSet={first},{second}&limit=2")).await,
+        batches[..2]
+    );
+    assert_eq!(get("status=success".into()).await, [batches[2].clone()]);
+    assert_eq!(get("status=active".into()).await, [batches[2].clone()]);
+    assert_eq!(
+        get(format!("status=loading&dataSet={first}")).await,
+        [batches[0].clone()]
+    );
+    assert_eq!(get("status=!loading".into()).await, [batches[2].clone()]);
+    assert_eq!(
+        get(format!("externalId={}", batches[1])).await,
+        [batches[1].clone()]
+    );
+    assert_eq!(
+        get("property=version>1.0.0".into()).await,
+        [batches[2].clone()]
+    );
+    assert_eq!(get("orderBy=desc:created&limit=1".into()).await.len(), 1);
+    let reply = app
+        .get(&format!("{CATALOG_BATCHES}?status=done"))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "CAT-9001-400")
+            .contains("status \"done\" is not one of")
+    );
+    let reply = app.get(&format!("{CATALOG_BATCHES}?dataSet=")).send().await;
+    reply.problem(400, "CAT-9001-400");
+}
+
+#[tokio::test]
+async fn headers_carry_list_controls_and_legacy_object_ranges() {
+    let app = TestApp::new().await;
+    let ids = datasets(&app, 5).await;
+    let reply = app
+        .get(CATALOG_DATASETS)
+        .header("limit", "2")
+        .header("start", "1")
+        .send()
+        .await;
+    assert_eq!(reply.keys(), ids[1..3]);
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?limit=1"))
+        .header("limit", "3")
+        .send()
+        .await;
+    assert_eq!(reply.keys(), ids[..1], "query parameters win over headers");
+    let reply = app
+        .get(CATALOG_DATASETS)
+        .header("range", "objects=1-3")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.keys(), ids[1..4]);
+    assert_eq!(reply.header("content-range"), Some("objects 1-3/5"));
+    let reply = app
+        .get(CATALOG_DATASETS)
+        .header("range", "objects=3-1")
+        .send()
+        .await;
+    reply.problem(400, "CAT-9001-400");
+    let reply = app
+        .get(&format!(
+            "{CATALOG_DATASETS}?limit=50&properties=observableSchema"
+        ))
+        .send()
+        .await;
+    assert_eq!(reply.keys().len(), 5);
+}

@@ -1,0 +1,250 @@
+//! The test application and request helpers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use lakeport_api::{App, AppState, app};
+use lakeport_config::{Config, TokenConfig};
+use lakeport_metastore::sqlite::{Durability, SqliteMetastore};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "token-any-org";
+/// A token entitled only to `ORG_B`.
+pub const TOKEN_B_ONLY: &str = "token-org-b";
+pub const ORG_A: &str = "A1B2C3D4E5F6A7B8C9D0E1F2@AdobeOrg";
+pub const ORG_B: &str = "B0B0B0B0B0B0B0B0B0B0B0B0@AdobeOrg";
+pub const API_KEY: &str = "acme_ingest_client";
+
+pub struct TestApp {
+    app: App,
+    _dir: tempfile::TempDir,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem body (spec §1.6) and returns its detail.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> &str {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.body["type"],
+            format!("http://ns.adobe.com/aep/errors/{code}"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string());
+        assert!(self.body["report"]["requestId"].is_string());
+        assert_eq!(self.body["errorId"], self.body["report"]["requestId"]);
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        self.body["detail"].as_str().unwrap()
+    }
+
+    /// Returns the ids of a Catalog map in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.body
+            .as_object()
+            .unwrap_or_else(|| panic!("not a map: {}", self.text))
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A request under construction.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn add_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self
+    }
+
+    pub fn tenant(self, org: &str, sandbox: &str) -> Self {
+        self.header("x-gw-ims-org-id", org)
+            .header("x-sandbox-name", sandbox)
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.header("content-type", "application/json")
+            .raw(&body.to_string())
+    }
+
+    pub fn raw(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let mut builder = Request::builder()
+            .method(self.method)
+            .uri(escape(&self.path));
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(self.body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = self.app.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_owned();
+        config.auth.tokens.push(TokenConfig::any_org(TOKEN));
+        let mut bound = TokenConfig::any_org(TOKEN_B_ONLY);
+        bound.orgs = vec![ORG_B.to_owned()];
+        config.auth.tokens.push(bound);
+        adjust(&mut config);
+        let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process)
+            .await
+            .unwrap();
+        let state = AppState::new(&config, Arc::new(metastore));
+        Self {
+            app: app(state),
+            _dir: dir,
+        }
+    }
+
+    /// A request with the full set of AEP headers for org A, sandbox prod.
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            app: self,
+            method,
+            path: path.to_owned(),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {TOKEN}")),
+                ("x-api-key".into(), API_KEY.into()),
+                ("x-gw-ims-org-id".into(), ORG_A.into()),
+                ("x-sandbox-name".into(), "prod".into()),
+                ("accept".into(), "application/json".into()),
+            ],
+            body: None,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Call<'_> {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call<'_> {
+        self.call(Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> Call<'_> {
+        self.call(Method::PUT, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Call<'_> {
+        self.call(Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call<'_> {
+        self.call(Method::DELETE, path)
+    }
+
+    /// Creates a dataset in org A / prod and returns its id.
+    pub async fn create_dataset(&self, body: Value) -> String {
+        self.create_dataset_in(ORG_A, "prod", body).await
+    }
+
+    pub async fn create_dataset_in(&self, org: &str, sandbox: &str, body: Value) -> String {
+        let reply = self
+            .post(CATALOG_DATASETS)
+            .tenant(org, sandbox)
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reference_id(&reply.body)
+    }
+
+    /// Creates a batch through the import API and returns the batch object.
+    pub async fn create_batch(&self, body: Value) -> Value {
+        let reply = self.post(IMPORT_BATCHES).json(body).send().await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body
+    }
+}
+
+pub const CATALOG_DATASETS: &str = "/data/foundation/catalog/dataSets";
+pub const CATALOG_BATCHES: &str = "/data/foundation/catalog/batches";
+pub const IMPORT_BATCHES: &str = "/data/foundation/import/batches";
+
+/// Returns the id of a reference array `["@/dataSets/<id>"]`.
+pub fn reference_id(body: &Value) -> String {
+    let reference = body[0]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a reference array: {body}"));
+    reference.rsplit('/').next().unwrap().to_owned()
+}
+
+/// Percent-encodes the characters a URI may not hold (`>`, `<`, `^`, …) so tests can write
+/// query expressions as a client types them.
+fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for ch in path.chars() {
+        match ch {
+            ' ' | '"' | '<' | '>' | '\\' | '^' | '`' | '{' | '|' | '}' => {
+                out.push_str(&format!("%{:02X}", ch as u32));
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
