@@ -130,7 +130,7 @@ async fn missing_sandbox_means_prod_unless_required() {
         .without("x-sandbox-name")
         .send()
         .await;
-    assert_eq!(reply.keys(), [id.clone()]);
+    assert_eq!(reply.keys(), std::slice::from_ref(&id));
 
     let strict = TestApp::with_config(|config| config.auth.require_sandbox_header = true).await;
     gateway(
@@ -192,7 +192,7 @@ async fn trailing_slashes_are_ignored() {
     let app = TestApp::new().await;
     let id = app.create_dataset(json!({"name": "slash"})).await;
     let reply = app.get(&format!("{CATALOG_DATASETS}/")).send().await;
-    assert_eq!(reply.keys(), [id.clone()]);
+    assert_eq!(reply.keys(), std::slice::from_ref(&id));
     let reply = app
         .post(&format!("{IMPORT_BATCHES}/"))
         .json(json!({"datasetId": id}))
