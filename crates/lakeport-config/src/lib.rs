@@ -232,9 +232,11 @@ impl Config {
             };
             apply_env(&mut table, &name, key, &value)?;
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|err: toml::de::Error| ConfigError::Shape(err.message().to_owned()))?;
+        // Deserialize from text so that errors quote the offending key and value.
+        let merged = toml::to_string(&table).map_err(|err| ConfigError::Shape(err.to_string()))?;
+        let config: Config = toml::from_str(&merged).map_err(|err: toml::de::Error| {
+            ConfigError::Shape(err.to_string().trim_end().to_owned())
+        })?;
         config.validate()?;
         Ok(config)
     }

@@ -97,8 +97,17 @@ fn init_tracing(config: &Config) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Show(args),
@@ -220,6 +229,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.server.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %address, data_dir = %data_dir.display(), "lakeport is serving");
+    println!(
+        "Lakeport {} is listening on http://{address} (data in {})",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display()
+    );
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
     }
@@ -252,9 +266,7 @@ fn print_welcome(address: SocketAddr, data_dir: &Path, token: &str, created: boo
             path.display()
         );
     }
-    println!(
-        "Lakeport is listening on {base}. Create a dataset and a batch (Adobe's \"Create a batch\" call):\n"
-    );
+    println!("Create a dataset, then a batch in it (Adobe's \"Create a batch\" call):\n");
     println!(
         "DATASET=$(curl -s -X POST {base}/data/foundation/catalog/dataSets {headers} -H 'content-type: application/json' -d '{{\"name\": \"My first dataset\"}}' | tr -d '[]\"' | cut -d/ -f3)"
     );
