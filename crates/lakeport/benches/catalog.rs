@@ -50,15 +50,24 @@ fn start_server(dir: &std::path::Path) -> String {
     config.auth.tokens.push(TokenConfig::any_org(TOKEN));
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
-            let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process).await.unwrap();
+            let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process)
+                .await
+                .unwrap();
             let state = lakeport_api::AppState::new(&config, Arc::new(metastore));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap().to_string()).unwrap();
+            sender
+                .send(listener.local_addr().unwrap().to_string())
+                .unwrap();
             axum::serve(
                 listener,
-                axum::ServiceExt::<axum::extract::Request>::into_make_service(lakeport_api::app(state)),
+                axum::ServiceExt::<axum::extract::Request>::into_make_service(lakeport_api::app(
+                    state,
+                )),
             )
             .await
             .unwrap();
@@ -84,7 +93,12 @@ fn create_batches(address: &str, dataset: &str, total: usize, clients: usize) ->
                     .is_ok()
                 {
                     let reply = conn
-                        .request("POST", "/data/foundation/import/batches", &headers(), Some(&body))
+                        .request(
+                            "POST",
+                            "/data/foundation/import/batches",
+                            &headers(),
+                            Some(&body),
+                        )
                         .unwrap();
                     assert_eq!(reply.status, 201, "{}", reply.body);
                 }
@@ -123,7 +137,10 @@ fn measure_list(address: &str, path: &str, samples: usize, clients: usize) -> (V
             })
         })
         .collect();
-    let mut times: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let mut times: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     let rate = times.len() as f64 / started.elapsed().as_secs_f64();
     times.sort();
     (times, rate)
@@ -138,32 +155,68 @@ fn main() {
     let mut conn = http::Conn::connect(&address).unwrap();
     let mut create_dataset = |name: &str| {
         let reply = conn
-            .request("POST", "/data/foundation/catalog/dataSets", &headers(), Some(&json!({"name": name}).to_string()))
+            .request(
+                "POST",
+                "/data/foundation/catalog/dataSets",
+                &headers(),
+                Some(&json!({"name": name}).to_string()),
+            )
             .unwrap();
         assert_eq!(reply.status, 201);
-        reply.json()[0].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+        reply.json()[0]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
     };
     let target = create_dataset("bench target");
     let other = create_dataset("bench other");
 
-    println!("lakeport catalog benchmark: {total} batches, {clients} client connections, embedded SQLite");
+    println!(
+        "lakeport catalog benchmark: {total} batches, {clients} client connections, embedded SQLite"
+    );
     let warmup = create_batches(&address, &other, 2_000, clients);
     println!("warm-up: 2000 creations in {:.2}s", warmup.as_secs_f64());
     let measured = total.min(20_000);
     let elapsed = create_batches(&address, &target, measured, clients);
     let rate = measured as f64 / elapsed.as_secs_f64();
-    println!("| batch creations (POST /import/batches), {clients} connections | {rate:.0} /s ({measured} in {:.2}s) |", elapsed.as_secs_f64());
+    println!(
+        "| batch creations (POST /import/batches), {clients} connections | {rate:.0} /s ({measured} in {:.2}s) |",
+        elapsed.as_secs_f64()
+    );
     let single = create_batches(&address, &other, 2_000, 1);
-    println!("| batch creations, 1 connection | {:.0} /s |", 2_000.0 / single.as_secs_f64());
+    println!(
+        "| batch creations, 1 connection | {:.0} /s |",
+        2_000.0 / single.as_secs_f64()
+    );
 
     if total > measured {
         let fill = create_batches(&address, &target, total - measured, clients);
-        println!("filled to {total} batches in the target dataset in {:.1}s", fill.as_secs_f64());
+        println!(
+            "filled to {total} batches in the target dataset in {:.1}s",
+            fill.as_secs_f64()
+        );
     }
     for (label, path, connections) in [
-        ("GET /batches?dataSet=<id>&limit=100, 1 connection", format!("/data/foundation/catalog/batches?dataSet={target}&limit=100"), 1),
-        ("GET /batches?dataSet=<id>&limit=100, 4 connections", format!("/data/foundation/catalog/batches?dataSet={target}&limit=100"), 4),
-        ("GET /batches?dataSet=<id>&orderBy=desc:created&limit=100, 1 connection", format!("/data/foundation/catalog/batches?dataSet={target}&orderBy=desc:created&limit=100"), 1),
+        (
+            "GET /batches?dataSet=<id>&limit=100, 1 connection",
+            format!("/data/foundation/catalog/batches?dataSet={target}&limit=100"),
+            1,
+        ),
+        (
+            "GET /batches?dataSet=<id>&limit=100, 4 connections",
+            format!("/data/foundation/catalog/batches?dataSet={target}&limit=100"),
+            4,
+        ),
+        (
+            "GET /batches?dataSet=<id>&orderBy=desc:created&limit=100, 1 connection",
+            format!(
+                "/data/foundation/catalog/batches?dataSet={target}&orderBy=desc:created&limit=100"
+            ),
+            1,
+        ),
     ] {
         let (times, rate) = measure_list(&address, &path, samples, connections);
         println!(

@@ -1,9 +1,15 @@
 //! The embedded SQLite backend: one file in the data directory, WAL journal, one writer
-//! connection and a small pool of readers.
+//! connection and a few readers.
+//!
+//! Each metastore call runs as one closure on a blocking thread that holds a connection
+//! for the whole transaction, so a write costs one thread hand-off instead of one per
+//! statement.
 
 mod sql;
 
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,11 +19,11 @@ use lakeport_domain::query::{ListQuery, ObjectKind, version_key};
 use lakeport_domain::status::BatchStatus;
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::{Doc, now_millis};
-use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter,
 };
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use serde_json::Value;
 
 use self::sql::{Bind, Statement, table};
 use crate::{DocChange, Metastore, MetastoreError, UpdateOptions};
@@ -32,11 +38,18 @@ pub enum Durability {
     PowerLoss,
 }
 
+const READERS: usize = 4;
+
 /// The SQLite metastore.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteMetastore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 /// The schema, one migration per entry, applied in order and recorded in
@@ -95,15 +108,20 @@ CREATE INDEX dataset_files_by_batch ON dataset_files (org, sandbox, batch_id, cr
 "#,
 )];
 
-fn backend(doing: &'static str) -> impl FnOnce(sqlx::Error) -> MetastoreError {
-    move |source| match source {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+fn backend(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> MetastoreError {
+    move |source| {
+        let busy = matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy {
             MetastoreError::Unavailable(format!("{doing}: {source}"))
+        } else {
+            MetastoreError::Backend {
+                doing,
+                source: Box::new(source),
+            }
         }
-        source => MetastoreError::Backend {
-            doing,
-            source: Box::new(source),
-        },
     }
 }
 
@@ -114,6 +132,62 @@ fn corrupt(doing: &'static str, err: serde_json::Error) -> MetastoreError {
     }
 }
 
+/// Returns the file path of a `sqlite://path` (or `sqlite:path`) URL.
+fn path_of(url: &str) -> Result<PathBuf, MetastoreError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| MetastoreError::Unavailable(format!("{url:?} is not a sqlite:// URL")))?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(MetastoreError::Unavailable(format!(
+            "{url:?} names no database file"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<(), MetastoreError> {
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(backend("setting the busy timeout"))?;
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;"
+    ))
+    .map_err(backend("configuring a connection"))?;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let pattern = ctx.get_or_create_aux(
+                0,
+                |value| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(regex::Regex::new(value.as_str()?)?)
+                },
+            )?;
+            let text: Option<String> = ctx.get(1)?;
+            Ok(text.is_some_and(|text| pattern.is_match(&text)))
+        },
+    )
+    .map_err(backend("registering the regexp function"))?;
+    Ok(())
+}
+
+fn open_connection(
+    path: &Path,
+    flags: OpenFlags,
+    durability: Durability,
+) -> Result<Connection, MetastoreError> {
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(backend("opening the SQLite database"))?;
+    configure(&conn, durability)?;
+    Ok(conn)
+}
+
 impl SqliteMetastore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path/to/catalog.db`)
     /// and applies pending migrations.
@@ -121,104 +195,136 @@ impl SqliteMetastore {
     /// # Errors
     /// Fails when the file cannot be opened or a migration fails.
     pub async fn open(url: &str, durability: Durability) -> Result<Self, MetastoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(backend("parsing the SQLite URL"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Process => SqliteSynchronous::Normal,
-                Durability::PowerLoss => SqliteSynchronous::Full,
-            })
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("case_sensitive_like", "ON")
-            .with_regexp();
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+        let path = path_of(url)?;
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, durability))
             .await
-            .map_err(backend("opening the SQLite database"))?;
-        let store = Self {
-            reader: SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options.read_only(true))
-                .await
-                .map_err(backend("opening the SQLite database for reading"))?,
-            writer,
-        };
-        store.migrate().await?;
-        Ok(store)
+            .map_err(|err| MetastoreError::Backend {
+                doing: "opening the SQLite database",
+                source: Box::new(err),
+            })?
     }
 
-    async fn migrate(&self) -> Result<(), MetastoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend("starting the migration"))?;
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS lakeport_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(backend("creating the migrations table"))?;
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM lakeport_migrations")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend("reading the schema version"))?;
-        for (version, name, script) in MIGRATIONS {
-            if applied.is_some_and(|applied| applied >= *version) {
-                continue;
-            }
-            tracing::info!(
-                migration.version = version,
-                migration.name = name,
-                "applying metastore migration"
-            );
-            sqlx::raw_sql(AssertSqlSafe(*script))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend("applying a migration"))?;
-            sqlx::query(
-                "INSERT INTO lakeport_migrations (version, name, applied) VALUES (?, ?, ?)",
-            )
-            .bind(version)
-            .bind(name)
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend("recording a migration"))?;
+    fn open_blocking(path: &Path, durability: Durability) -> Result<Self, MetastoreError> {
+        let mut writer = open_connection(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            durability,
+        )?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend("switching to WAL"))?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = open_connection(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                durability,
+            )?;
+            readers.push(Mutex::new(reader));
         }
-        tx.commit()
-            .await
-            .map_err(backend("committing the migration"))
+        Ok(Self {
+            shared: Arc::new(Shared {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
     }
 
-    async fn begin_write(
+    /// Runs `work` in one immediate write transaction on a blocking thread.
+    async fn write<T: Send + 'static>(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, MetastoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend("starting a write transaction"))
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, MetastoreError> + Send + 'static,
+    ) -> Result<T, MetastoreError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend("starting a write transaction"))?;
+            let value = work(&tx)?;
+            tx.commit().map_err(backend("committing"))?;
+            Ok(value)
+        })
+        .await
+        .map_err(|err| MetastoreError::Backend {
+            doing: "running a write",
+            source: Box::new(err),
+        })?
+    }
+
+    /// Runs `work` on a reader connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, MetastoreError> + Send + 'static,
+    ) -> Result<T, MetastoreError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let start = shared.next_reader.fetch_add(1, Ordering::Relaxed);
+            let count = shared.readers.len();
+            // Take the first idle reader, else wait for the one in turn.
+            let guard = (0..count)
+                .find_map(|offset| shared.readers[(start + offset) % count].try_lock().ok())
+                .unwrap_or_else(|| {
+                    shared.readers[start % count]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                });
+            work(&guard)
+        })
+        .await
+        .map_err(|err| MetastoreError::Backend {
+            doing: "running a read",
+            source: Box::new(err),
+        })?
     }
 }
 
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    binds: Vec<Bind>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    for bind in binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text),
-            Bind::Int(int) => query.bind(int),
-            Bind::Real(real) => query.bind(real),
-        };
+fn migrate(conn: &mut Connection) -> Result<(), MetastoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("starting the migration"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS lakeport_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)",
+    )
+    .map_err(backend("creating the migrations table"))?;
+    let applied: Option<i64> = tx
+        .query_row("SELECT MAX(version) FROM lakeport_migrations", [], |row| {
+            row.get(0)
+        })
+        .map_err(backend("reading the schema version"))?;
+    for (version, name, script) in MIGRATIONS {
+        if applied.is_some_and(|applied| applied >= *version) {
+            continue;
+        }
+        tracing::info!(
+            migration.version = version,
+            migration.name = name,
+            "applying metastore migration"
+        );
+        tx.execute_batch(script)
+            .map_err(backend("applying a migration"))?;
+        tx.execute(
+            "INSERT INTO lakeport_migrations (version, name, applied) VALUES (?1, ?2, ?3)",
+            params![version, name, now_millis()],
+        )
+        .map_err(backend("recording a migration"))?;
     }
-    query
+    tx.commit().map_err(backend("committing the migration"))
+}
+
+fn to_sql_values(binds: Vec<Bind>) -> Vec<rusqlite::types::Value> {
+    binds
+        .into_iter()
+        .map(|bind| match bind {
+            Bind::Text(text) => rusqlite::types::Value::Text(text),
+            Bind::Int(int) => rusqlite::types::Value::Integer(int),
+            Bind::Real(real) => rusqlite::types::Value::Real(real),
+        })
+        .collect()
 }
 
 fn parse_doc(text: &str) -> Result<Doc, MetastoreError> {
@@ -233,67 +339,87 @@ fn field_int(doc: &Doc, field: &str) -> i64 {
     doc.get(field).and_then(Value::as_i64).unwrap_or_default()
 }
 
-async fn load(
-    conn: &mut SqliteConnection,
+fn load(
+    conn: &Connection,
     tenant: &Tenant,
     kind: ObjectKind,
     id: &str,
 ) -> Result<Option<Doc>, MetastoreError> {
     let sql = format!(
-        "SELECT doc FROM {} WHERE org = ? AND sandbox = ? AND id = ?",
+        "SELECT doc FROM {} WHERE org = ?1 AND sandbox = ?2 AND id = ?3",
         table(kind).name
     );
-    let row: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(tenant.org())
-        .bind(tenant.sandbox())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
+    let text: Option<String> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![tenant.org(), tenant.sandbox(), id], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
         .map_err(backend("reading an object"))?;
-    row.as_deref().map(parse_doc).transpose()
+    text.as_deref().map(parse_doc).transpose()
 }
 
-async fn load_batch_by_external_id(
-    conn: &mut SqliteConnection,
+fn load_batch_by_external_id(
+    conn: &Connection,
     tenant: &Tenant,
     external_id: &str,
 ) -> Result<Option<Doc>, MetastoreError> {
-    let row: Option<String> = sqlx::query_scalar(
-        "SELECT doc FROM batches WHERE org = ? AND sandbox = ? AND external_id = ?",
-    )
-    .bind(tenant.org())
-    .bind(tenant.sandbox())
-    .bind(external_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend("looking up a batch by externalId"))?;
-    row.as_deref().map(parse_doc).transpose()
+    let text: Option<String> = conn
+        .prepare_cached(
+            "SELECT doc FROM batches WHERE org = ?1 AND sandbox = ?2 AND external_id = ?3",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![tenant.org(), tenant.sandbox(), external_id],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+        .map_err(backend("looking up a batch by externalId"))?;
+    text.as_deref().map(parse_doc).transpose()
 }
 
-async fn exists(
-    conn: &mut SqliteConnection,
+/// Returns whether the id and (for batches) the externalId are taken in the tenant.
+fn taken(
+    conn: &Connection,
     tenant: &Tenant,
     kind: ObjectKind,
     id: &str,
-) -> Result<bool, MetastoreError> {
+    external_id: Option<&str>,
+) -> Result<(bool, bool), MetastoreError> {
     let sql = format!(
-        "SELECT 1 FROM {} WHERE org = ? AND sandbox = ? AND id = ?",
-        table(kind).name
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE org = ?1 AND sandbox = ?2 AND id = ?3), {external}",
+        table = table(kind).name,
+        external = if kind == ObjectKind::Batch {
+            "EXISTS (SELECT 1 FROM batches WHERE org = ?1 AND sandbox = ?2 AND external_id = ?4)"
+        } else {
+            "?4 IS NULL AND 0"
+        },
     );
-    let row: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(tenant.org())
-        .bind(tenant.sandbox())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend("checking an id"))?;
-    Ok(row.is_some())
+    conn.prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![tenant.org(), tenant.sandbox(), id, external_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })
+        .map_err(backend("checking ids"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreMode {
+    Insert,
+    Update,
 }
 
 /// Writes a document into its table, inserting or replacing the row of its id, and keeps
 /// the indexed columns in step with the document.
-async fn store(
-    conn: &mut SqliteConnection,
+fn store(
+    conn: &Connection,
     tenant: &Tenant,
     kind: ObjectKind,
     doc: &Doc,
@@ -324,12 +450,21 @@ async fn store(
             ],
         ),
     };
-    let placeholders = vec!["?"; extra.len()].join(", ");
+    let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(12);
+    let text_value = |s: &str| rusqlite::types::Value::Text(s.to_owned());
     let sql = match mode {
-        StoreMode::Insert => format!(
-            "INSERT INTO {} (org, sandbox, id, created, updated, version_key, {columns}, doc) VALUES (?, ?, ?, ?, ?, ?, {placeholders}, ?)",
-            table(kind).name
-        ),
+        StoreMode::Insert => {
+            values.extend([
+                text_value(tenant.org()),
+                text_value(tenant.sandbox()),
+                text_value(id),
+            ]);
+            let placeholders = vec!["?"; extra.len()].join(", ");
+            format!(
+                "INSERT INTO {} (org, sandbox, id, created, updated, version_key, {columns}, doc) VALUES (?, ?, ?, ?, ?, ?, {placeholders}, ?)",
+                table(kind).name
+            )
+        }
         StoreMode::Update => {
             let assignments: Vec<String> =
                 columns.split(", ").map(|c| format!("{c} = ?")).collect();
@@ -340,36 +475,36 @@ async fn store(
             )
         }
     };
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    if mode == StoreMode::Insert {
-        query = query.bind(tenant.org()).bind(tenant.sandbox()).bind(id);
-    }
-    query = query.bind(created).bind(updated).bind(version);
-    for value in extra {
-        query = query.bind(value);
-    }
-    query = query.bind(text);
+    values.extend([
+        rusqlite::types::Value::Integer(created),
+        rusqlite::types::Value::Integer(updated),
+        rusqlite::types::Value::Integer(version),
+    ]);
+    values.extend(
+        extra
+            .into_iter()
+            .map(|v| v.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text)),
+    );
+    values.push(rusqlite::types::Value::Text(text));
     if mode == StoreMode::Update {
-        query = query.bind(tenant.org()).bind(tenant.sandbox()).bind(id);
+        values.extend([
+            text_value(tenant.org()),
+            text_value(tenant.sandbox()),
+            text_value(id),
+        ]);
     }
-    query
-        .execute(&mut *conn)
-        .await
+    conn.prepare_cached(&sql)
+        .and_then(|mut statement| statement.execute(params_from_iter(values)))
         .map_err(backend("writing an object"))?;
     Ok(())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum StoreMode {
-    Insert,
-    Update,
-}
-
 /// Records a batch's creation or status change on its dataset (if the dataset exists).
-async fn record_on_dataset(
-    conn: &mut SqliteConnection,
+fn record_on_dataset(
+    conn: &Connection,
     tenant: &Tenant,
     batch: &Doc,
+    dataset: Option<Doc>,
     created: bool,
 ) -> Result<(), MetastoreError> {
     let (Some(dataset_id), Some(status), Some(batch_id)) = (
@@ -379,7 +514,11 @@ async fn record_on_dataset(
     ) else {
         return Ok(());
     };
-    let Some(mut dataset) = load(conn, tenant, ObjectKind::Dataset, dataset_id).await? else {
+    let dataset = match dataset {
+        Some(dataset) => Some(dataset),
+        None => load(conn, tenant, ObjectKind::Dataset, dataset_id)?,
+    };
+    let Some(mut dataset) = dataset else {
         return Ok(());
     };
     catalog::record_batch_on_dataset(&mut dataset, batch_id, status, created);
@@ -390,36 +529,63 @@ async fn record_on_dataset(
         &dataset,
         StoreMode::Update,
     )
-    .await
 }
 
-async fn insert_in(
-    conn: &mut SqliteConnection,
+fn insert_in(
+    conn: &Connection,
     tenant: &Tenant,
     kind: ObjectKind,
     doc: &Doc,
+    dataset: Option<Doc>,
 ) -> Result<(), MetastoreError> {
     let id = field_str(doc, "id").unwrap_or_default();
-    if exists(conn, tenant, kind, id).await? {
+    let external_id =
+        (kind == ObjectKind::Batch).then(|| field_str(doc, "externalId").unwrap_or(id));
+    let (id_taken, external_id_taken) = taken(conn, tenant, kind, id, external_id)?;
+    if id_taken {
         return Err(MetastoreError::AlreadyExists {
             kind,
             id: id.to_owned(),
         });
     }
-    if kind == ObjectKind::Batch {
-        let external_id = field_str(doc, "externalId").unwrap_or(id);
-        if load_batch_by_external_id(conn, tenant, external_id)
-            .await?
-            .is_some()
-        {
-            return Err(MetastoreError::DuplicateExternalId {
-                external_id: external_id.to_owned(),
-            });
-        }
+    if external_id_taken {
+        return Err(MetastoreError::DuplicateExternalId {
+            external_id: external_id.unwrap_or_default().to_owned(),
+        });
     }
-    store(conn, tenant, kind, doc, StoreMode::Insert).await?;
+    store(conn, tenant, kind, doc, StoreMode::Insert)?;
     if kind == ObjectKind::Batch {
-        record_on_dataset(conn, tenant, doc, true).await?;
+        record_on_dataset(conn, tenant, doc, dataset, true)?;
+    }
+    Ok(())
+}
+
+fn mark_batches_deleted(
+    conn: &Connection,
+    tenant: &Tenant,
+    dataset_id: &str,
+    actor: &Actor,
+) -> Result<(), MetastoreError> {
+    let texts: Vec<String> = conn
+        .prepare_cached(
+            "SELECT doc FROM batches WHERE org = ?1 AND sandbox = ?2 AND dataset_id = ?3 AND status <> 'deleted'",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(params![tenant.org(), tenant.sandbox(), dataset_id], |row| row.get(0))?
+                .collect()
+        })
+        .map_err(backend("reading the batches of a deleted dataset"))?;
+    let ctx = WriteContext {
+        tenant,
+        actor,
+        now: now_millis(),
+    };
+    for text in texts {
+        let mut batch = parse_doc(&text)?;
+        batch.insert("status".into(), Value::from(BatchStatus::Deleted.as_str()));
+        catalog::touch(&mut batch, &ctx);
+        store(conn, tenant, ObjectKind::Batch, &batch, StoreMode::Update)?;
     }
     Ok(())
 }
@@ -432,10 +598,12 @@ impl Metastore for SqliteMetastore {
         kind: ObjectKind,
         doc: Doc,
     ) -> Result<Doc, MetastoreError> {
-        let mut tx = self.begin_write().await?;
-        insert_in(&mut tx, tenant, kind, &doc).await?;
-        tx.commit().await.map_err(backend("committing an insert"))?;
-        Ok(doc)
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            insert_in(tx, &tenant, kind, &doc, None)?;
+            Ok(doc)
+        })
+        .await
     }
 
     async fn get(
@@ -447,38 +615,41 @@ impl Metastore for SqliteMetastore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = vec!["?"; ids.len()].join(", ");
-        let sql = format!(
-            "SELECT id, doc FROM {} WHERE org = ? AND sandbox = ? AND id IN ({placeholders})",
-            table(kind).name
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.org())
-            .bind(tenant.sandbox());
+        let tenant = tenant.clone();
+        let mut unique: Vec<String> = Vec::with_capacity(ids.len());
         for id in ids {
-            query = query.bind(id);
-        }
-        let rows = query
-            .fetch_all(&self.reader)
-            .await
-            .map_err(backend("reading objects"))?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id").map_err(backend("reading an id"))?;
-            let doc: String = row.try_get("doc").map_err(backend("reading a document"))?;
-            found.push((id, doc));
-        }
-        let mut docs = Vec::with_capacity(found.len());
-        for id in ids {
-            if let Some((_, text)) = found.iter().find(|(found_id, _)| found_id == id)
-                && !docs
-                    .iter()
-                    .any(|doc: &Doc| field_str(doc, "id") == Some(id))
-            {
-                docs.push(parse_doc(text)?);
+            if !unique.contains(id) {
+                unique.push(id.clone());
             }
         }
-        Ok(docs)
+        let ids = unique;
+        self.read(move |conn| {
+            let placeholders = vec!["?"; ids.len()].join(", ");
+            let sql = format!(
+                "SELECT id, doc FROM {} WHERE org = ? AND sandbox = ? AND id IN ({placeholders})",
+                table(kind).name
+            );
+            let mut values = vec![tenant.org().to_owned(), tenant.sandbox().to_owned()];
+            values.extend(ids.iter().cloned());
+            let found: Vec<(String, String)> = conn
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params_from_iter(values), |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })?
+                        .collect()
+                })
+                .map_err(backend("reading objects"))?;
+            let mut docs = Vec::with_capacity(found.len());
+            for id in &ids {
+                if let Some((_, text)) = found.iter().find(|(found_id, _)| found_id == id) {
+                    docs.push(parse_doc(text)?);
+                }
+            }
+            Ok(docs)
+        })
+        .await
     }
 
     async fn list(
@@ -489,15 +660,18 @@ impl Metastore for SqliteMetastore {
     ) -> Result<Vec<Doc>, MetastoreError> {
         let Statement { sql, binds } =
             sql::select_page(kind, tenant.org(), tenant.sandbox(), query);
-        let rows: Vec<String> = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(backend("listing objects"))?
-            .into_iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
-            .map_err(backend("reading a listed document"))?;
-        rows.iter().map(|text| parse_doc(text)).collect()
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params_from_iter(to_sql_values(binds)), |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(backend("listing objects"))?;
+            texts.iter().map(|text| parse_doc(text)).collect()
+        })
+        .await
     }
 
     async fn count(
@@ -508,12 +682,16 @@ impl Metastore for SqliteMetastore {
     ) -> Result<u64, MetastoreError> {
         let Statement { sql, binds } =
             sql::select_count(kind, tenant.org(), tenant.sandbox(), query);
-        let row = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(backend("counting objects"))?;
-        let count: i64 = row.try_get(0).map_err(backend("reading a count"))?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        self.read(move |conn| {
+            let count: i64 = conn
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement.query_row(params_from_iter(to_sql_values(binds)), |row| row.get(0))
+                })
+                .map_err(backend("counting objects"))?;
+            Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
     }
 
     async fn update(
@@ -524,36 +702,36 @@ impl Metastore for SqliteMetastore {
         options: UpdateOptions,
         change: DocChange,
     ) -> Result<Doc, MetastoreError> {
-        let mut tx = self.begin_write().await?;
-        let Some(current) = load(&mut tx, tenant, kind, id).await? else {
-            return Err(MetastoreError::NotFound {
-                kind,
-                id: id.to_owned(),
-            });
-        };
-        let version = field_str(&current, "version").unwrap_or_default();
-        if let Some(expected) = &options.if_match
-            && !catalog::if_match_accepts(expected, version)
-        {
-            return Err(MetastoreError::VersionMismatch {
-                expected: expected.clone(),
-                actual: version.to_owned(),
-            });
-        }
-        let next = change(&current)?;
-        debug_assert_eq!(
-            field_str(&next, "id"),
-            Some(id),
-            "a change never alters the id"
-        );
-        store(&mut tx, tenant, kind, &next, StoreMode::Update).await?;
-        if kind == ObjectKind::Batch
-            && catalog::batch_status(&current) != catalog::batch_status(&next)
-        {
-            record_on_dataset(&mut tx, tenant, &next, false).await?;
-        }
-        tx.commit().await.map_err(backend("committing an update"))?;
-        Ok(next)
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let Some(current) = load(tx, &tenant, kind, &id)? else {
+                return Err(MetastoreError::NotFound { kind, id });
+            };
+            let version = field_str(&current, "version").unwrap_or_default();
+            if let Some(expected) = &options.if_match
+                && !catalog::if_match_accepts(expected, version)
+            {
+                return Err(MetastoreError::VersionMismatch {
+                    expected: expected.clone(),
+                    actual: version.to_owned(),
+                });
+            }
+            let next = change(&current)?;
+            debug_assert_eq!(
+                field_str(&next, "id"),
+                Some(id.as_str()),
+                "a change never alters the id"
+            );
+            store(tx, &tenant, kind, &next, StoreMode::Update)?;
+            if kind == ObjectKind::Batch
+                && catalog::batch_status(&current) != catalog::batch_status(&next)
+            {
+                record_on_dataset(tx, &tenant, &next, None, false)?;
+            }
+            Ok(next)
+        })
+        .await
     }
 
     async fn delete(
@@ -563,44 +741,36 @@ impl Metastore for SqliteMetastore {
         id: &str,
         actor: &Actor,
     ) -> Result<bool, MetastoreError> {
-        let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "DELETE FROM {} WHERE org = ? AND sandbox = ? AND id = ?",
-            table(kind).name
-        );
-        let deleted = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.org())
-            .bind(tenant.sandbox())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend("deleting an object"))?
-            .rows_affected()
-            > 0;
-        if deleted {
-            let owned_files = match kind {
-                ObjectKind::Dataset => Some("dataset_id"),
-                ObjectKind::Batch => Some("batch_id"),
-                ObjectKind::DatasetFile => None,
-            };
-            if let Some(column) = owned_files {
-                let sql = format!(
-                    "DELETE FROM dataset_files WHERE org = ? AND sandbox = ? AND {column} = ?"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant.org())
-                    .bind(tenant.sandbox())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend("deleting dataset files"))?;
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        let actor = actor.clone();
+        self.write(move |tx| {
+            let sql = format!(
+                "DELETE FROM {} WHERE org = ?1 AND sandbox = ?2 AND id = ?3",
+                table(kind).name
+            );
+            let deleted = tx
+                .execute(&sql, params![tenant.org(), tenant.sandbox(), id])
+                .map_err(backend("deleting an object"))?
+                > 0;
+            if deleted {
+                let owned_files = match kind {
+                    ObjectKind::Dataset => Some("dataset_id"),
+                    ObjectKind::Batch => Some("batch_id"),
+                    ObjectKind::DatasetFile => None,
+                };
+                if let Some(column) = owned_files {
+                    let sql = format!("DELETE FROM dataset_files WHERE org = ?1 AND sandbox = ?2 AND {column} = ?3");
+                    tx.execute(&sql, params![tenant.org(), tenant.sandbox(), id])
+                        .map_err(backend("deleting dataset files"))?;
+                }
+                if kind == ObjectKind::Dataset {
+                    mark_batches_deleted(tx, &tenant, &id, &actor)?;
+                }
             }
-            if kind == ObjectKind::Dataset {
-                mark_batches_deleted(&mut tx, tenant, id, actor).await?;
-            }
-        }
-        tx.commit().await.map_err(backend("committing a delete"))?;
-        Ok(deleted)
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn create_import_batch(
@@ -611,74 +781,52 @@ impl Metastore for SqliteMetastore {
         actor: &Actor,
         now: i64,
     ) -> Result<Doc, MetastoreError> {
-        let mut tx = self.begin_write().await?;
-        let Some(dataset) = load(&mut tx, tenant, ObjectKind::Dataset, &request.dataset_id).await?
-        else {
-            return Err(MetastoreError::UnknownDataset {
-                id: request.dataset_id.clone(),
-            });
-        };
-        let mut replay_ids = Vec::new();
-        if let Some(replay) = &request.replay {
-            for reference in &replay.predecessors {
-                let predecessor = load(&mut tx, tenant, ObjectKind::Batch, reference).await?;
-                replay_ids.push(check_predecessor(
-                    reference,
-                    predecessor.as_ref(),
-                    &request.dataset_id,
-                )?);
-            }
-            for reference in &replay.predecessors_by_external_id {
-                let predecessor = load_batch_by_external_id(&mut tx, tenant, reference).await?;
-                let id = check_predecessor(reference, predecessor.as_ref(), &request.dataset_id)?;
-                if !replay_ids.contains(&id) {
-                    replay_ids.push(id);
+        let tenant = tenant.clone();
+        let request = request.clone();
+        let batch_id = batch_id.to_owned();
+        let actor = actor.clone();
+        self.write(move |tx| {
+            let Some(dataset) = load(tx, &tenant, ObjectKind::Dataset, &request.dataset_id)? else {
+                return Err(MetastoreError::UnknownDataset {
+                    id: request.dataset_id.clone(),
+                });
+            };
+            let mut replay_ids = Vec::new();
+            if let Some(replay) = &request.replay {
+                for reference in &replay.predecessors {
+                    let predecessor = load(tx, &tenant, ObjectKind::Batch, reference)?;
+                    replay_ids.push(check_predecessor(
+                        reference,
+                        predecessor.as_ref(),
+                        &request.dataset_id,
+                    )?);
+                }
+                for reference in &replay.predecessors_by_external_id {
+                    let predecessor = load_batch_by_external_id(tx, &tenant, reference)?;
+                    let id =
+                        check_predecessor(reference, predecessor.as_ref(), &request.dataset_id)?;
+                    if !replay_ids.contains(&id) {
+                        replay_ids.push(id);
+                    }
                 }
             }
-        }
-        let ctx = WriteContext { tenant, actor, now };
-        let doc = build_import_batch(request, &dataset, batch_id, &replay_ids, &ctx);
-        insert_in(&mut tx, tenant, ObjectKind::Batch, &doc).await?;
-        tx.commit()
-            .await
-            .map_err(backend("committing a new batch"))?;
-        Ok(doc)
+            let ctx = WriteContext {
+                tenant: &tenant,
+                actor: &actor,
+                now,
+            };
+            let doc = build_import_batch(&request, &dataset, &batch_id, &replay_ids, &ctx);
+            insert_in(tx, &tenant, ObjectKind::Batch, &doc, Some(dataset))?;
+            Ok(doc)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), MetastoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map_err(backend("pinging the database"))?;
-        Ok(())
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(backend("pinging the database"))
+        })
+        .await
     }
-}
-
-async fn mark_batches_deleted(
-    conn: &mut SqliteConnection,
-    tenant: &Tenant,
-    dataset_id: &str,
-    actor: &Actor,
-) -> Result<(), MetastoreError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT doc FROM batches WHERE org = ? AND sandbox = ? AND dataset_id = ? AND status <> 'deleted'",
-    )
-    .bind(tenant.org())
-    .bind(tenant.sandbox())
-    .bind(dataset_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend("reading the batches of a deleted dataset"))?;
-    let ctx = WriteContext {
-        tenant,
-        actor,
-        now: now_millis(),
-    };
-    for text in rows {
-        let mut batch = parse_doc(&text)?;
-        batch.insert("status".into(), Value::from(BatchStatus::Deleted.as_str()));
-        catalog::touch(&mut batch, &ctx);
-        store(conn, tenant, ObjectKind::Batch, &batch, StoreMode::Update).await?;
-    }
-    Ok(())
 }
