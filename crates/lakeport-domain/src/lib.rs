@@ -10,6 +10,7 @@ pub mod ids;
 pub mod query;
 pub mod status;
 pub mod tenant;
+pub mod xdm;
 
 pub use error::{ErrorKind, HasKind};
 

@@ -1,0 +1,4 @@
+//! XDM (Experience Data Model): registry resources, resolution into the full form, and the
+//! compiled row validator that ingestion uses (spec §5, §7).
+
+pub mod validate;
