@@ -293,7 +293,7 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
         if let Some(cause) = &problem.cause {
             tracing::error!(error.id = %request_id, error.code = %problem.code, error.cause = %cause, "request failed inside the server");
         }
-        let body = json!({
+        let mut body = json!({
             "type": format!("http://ns.adobe.com/aep/errors/{}", problem.code),
             "status": problem.status.as_u16(),
             "title": problem.title,
@@ -305,6 +305,12 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
             },
             "errorId": request_id,
         });
+        if problem.code.starts_with("XDM-") {
+            // Registry errors carry Adobe's registry report members (spec §1.6).
+            body["report"]["registryRequestId"] = json!(request_id);
+            body["report"]["detailed-message"] = json!(problem.detail);
+            body["report"]["sub-errors"] = json!([]);
+        }
         let headers = std::mem::take(response.headers_mut());
         response = (problem.status, Json(body)).into_response();
         for (name, value) in &headers {

@@ -20,6 +20,7 @@ use serde_json::json;
 pub enum Service {
     Catalog,
     Ingest,
+    Registry,
     Gateway,
 }
 
@@ -28,6 +29,7 @@ impl Service {
         match self {
             Self::Catalog => "CAT",
             Self::Ingest => "INGEST",
+            Self::Registry => "XDM",
             Self::Gateway => "LAKEPORT",
         }
     }
@@ -65,11 +67,7 @@ impl ApiError {
 
     /// Returns a 400 for a body without a usable `Content-Type` (spec §1.2).
     pub fn content_type(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog {
-            9002
-        } else {
-            9013
-        };
+        let number = body_number(service);
         Self::new(
             service,
             number,
@@ -81,11 +79,7 @@ impl ApiError {
 
     /// Returns a 400 for a body that is not valid for the call.
     pub fn invalid_body(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog {
-            9002
-        } else {
-            9013
-        };
+        let number = body_number(service);
         Self::new(
             service,
             number,
@@ -97,10 +91,10 @@ impl ApiError {
 
     /// Returns a 400 for an invalid query parameter.
     pub fn invalid_query(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog {
-            9001
-        } else {
-            9015
+        let number = match service {
+            Service::Catalog => 9001,
+            Service::Registry => 9002,
+            _ => 9015,
         };
         Self::new(
             service,
@@ -113,10 +107,11 @@ impl ApiError {
 
     /// Returns a 404 for an unknown object.
     pub fn not_found(service: Service, detail: impl Into<String>) -> Self {
-        let number = if service == Service::Catalog {
-            9004
-        } else {
-            9003
+        let number = match service {
+            Service::Catalog => 9004,
+            // Adobe's documented "resource not found" code of the registry.
+            Service::Registry => 1012,
+            _ => 9003,
         };
         Self::new(service, number, StatusCode::NOT_FOUND, "Not found", detail)
     }
@@ -146,7 +141,33 @@ impl ApiError {
     pub fn from_metastore(service: Service, err: MetastoreError) -> Self {
         match (&err, service) {
             (MetastoreError::InvalidDocument(inner), _) => Self::from_document(service, inner),
-            (MetastoreError::NotFound { .. }, _) => Self::not_found(service, err.to_string()),
+            (MetastoreError::NotFound { .. } | MetastoreError::ResourceNotFound { .. }, _) => {
+                Self::not_found(service, err.to_string())
+            }
+            (MetastoreError::DuplicateTitle { .. }, _) => {
+                // Adobe answers a duplicate title with XDM-3005 (spec §1.6, §5.3).
+                Self::new(
+                    Service::Registry,
+                    3005,
+                    StatusCode::BAD_REQUEST,
+                    "Duplicate title",
+                    err.to_string(),
+                )
+            }
+            (MetastoreError::ResourceExists { .. }, _) => Self::new(
+                service,
+                9006,
+                StatusCode::BAD_REQUEST,
+                "Resource already exists",
+                err.to_string(),
+            ),
+            (MetastoreError::ConcurrentChange { .. }, _) => Self::new(
+                service,
+                9007,
+                StatusCode::CONFLICT,
+                "Concurrent change",
+                err.to_string(),
+            ),
             (MetastoreError::VersionMismatch { .. }, _) => Self::new(
                 service,
                 9005,
@@ -218,6 +239,14 @@ impl ApiError {
             status if status.is_server_error() => ErrorKind::Internal,
             _ => ErrorKind::InvalidInput,
         }
+    }
+}
+
+fn body_number(service: Service) -> u16 {
+    match service {
+        Service::Catalog => 9002,
+        Service::Registry => 9001,
+        _ => 9013,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod registry;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ struct Inner {
     public_origin: Option<String>,
     limits: PageLimits,
     lake_root: String,
+    tenant_ids: std::collections::BTreeMap<String, String>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
                 reject_over_max: config.catalog.reject_limit_over_max,
             },
             lake_root: format!("file://{}", data_dir.join("objects").join("lake").display()),
+            tenant_ids: config.registry.tenant_ids.clone(),
         }))
     }
 
@@ -81,6 +84,15 @@ impl AppState {
         self.0.limits
     }
 
+    /// Returns the Schema Registry tenant id of the caller's organization.
+    pub fn tenant_id(&self, tenant: &lakeport_domain::tenant::Tenant) -> String {
+        self.0
+            .tenant_ids
+            .get(tenant.org())
+            .cloned()
+            .unwrap_or_else(|| tenant.default_tenant_id())
+    }
+
     /// Returns the URI under which dataset `basePath`s live.
     pub fn lake_root(&self) -> &str {
         &self.0.lake_root
@@ -102,7 +114,11 @@ pub fn app(state: AppState) -> App {
         )
         .nest(
             "/data/foundation/import",
-            ingest::routes().route_layer(authenticated),
+            ingest::routes().route_layer(authenticated.clone()),
+        )
+        .nest(
+            "/data/foundation/schemaregistry",
+            registry::routes().route_layer(authenticated),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

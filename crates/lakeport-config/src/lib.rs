@@ -19,7 +19,18 @@ pub struct Config {
     pub metastore: MetastoreConfig,
     pub auth: AuthConfig,
     pub catalog: CatalogConfig,
+    pub registry: RegistryConfig,
     pub log: LogConfig,
+}
+
+/// Schema Registry settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Tenant id per organization (`"ACME…@AdobeOrg" = "acmecorp"`): custom XDM fields
+    /// live under `_<tenant id>`. Organizations not listed get their org id's prefix in
+    /// lower case.
+    pub tenant_ids: std::collections::BTreeMap<String, String>,
 }
 
 /// The HTTP listener and the data directory.
@@ -283,6 +294,20 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     key: "auth.tokens",
                     reason: "orgs must list organizations or be [\"*\"] for any".to_owned(),
+                });
+            }
+        }
+        for (org, tenant_id) in &self.registry.tenant_ids {
+            let valid = tenant_id.starts_with(|c: char| c.is_ascii_lowercase())
+                && tenant_id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key: "registry.tenant_ids",
+                    reason: format!(
+                        "{tenant_id:?} (for {org}) must be lower-case letters and digits, starting with a letter"
+                    ),
                 });
             }
         }

@@ -121,8 +121,19 @@ pub struct Value {
 
 impl Value {
     fn new(text: &str, wildcard_allowed: bool) -> Self {
+        let like = if wildcard_allowed {
+            wildcard_to_like(text)
+        } else {
+            None
+        };
+        // Without a wildcard, `**` still stands for a literal asterisk.
+        let exact = if wildcard_allowed && like.is_none() {
+            text.replace("**", "*")
+        } else {
+            text.to_owned()
+        };
         Self {
-            text: text.to_owned(),
+            text: exact,
             number: text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
             boolean: match text {
                 "true" | "True" | "TRUE" => Some(true),
@@ -542,6 +553,161 @@ fn parse_property(expression: &str) -> Result<Filter, QueryError> {
             })
         }
     }
+}
+
+impl Filter {
+    /// Evaluates the filter against a document in memory, with the same rules the SQL
+    /// backends apply (used for small collections such as registry listings). An array
+    /// field matches when any of its elements does.
+    pub fn matches(&self, doc: &crate::Doc) -> bool {
+        match self {
+            Filter::AnyOf {
+                field,
+                values,
+                negated,
+            } => match lookup(doc, field) {
+                None => false,
+                Some(found) => values.iter().any(|value| equals(found, value)) != *negated,
+            },
+            Filter::Exists { field, present } => lookup(doc, field).is_some() == *present,
+            Filter::Compare { field, op, value } => match (lookup(doc, field), op) {
+                (None, CompareOp::Ne) => true,
+                (None, _) => false,
+                (Some(found), CompareOp::Eq) => equals(found, value),
+                (Some(found), CompareOp::Ne) => !equals(found, value),
+                (Some(found), op) => compare(found, value).is_some_and(|ordering| match op {
+                    CompareOp::Lt => ordering.is_lt(),
+                    CompareOp::Le => ordering.is_le(),
+                    CompareOp::Gt => ordering.is_gt(),
+                    CompareOp::Ge => ordering.is_ge(),
+                    CompareOp::Eq | CompareOp::Ne => unreachable!("handled above"),
+                }),
+            },
+            Filter::Matches { field, pattern } => {
+                let Ok(regex) = regex::Regex::new(pattern) else {
+                    return false;
+                };
+                lookup(doc, field).is_some_and(|found| {
+                    any_element(found, &|v| {
+                        v.as_str().is_some_and(|text| regex.is_match(text))
+                    })
+                })
+            }
+            Filter::Tag { name, value } => doc
+                .get("tags")
+                .and_then(|tags| tags.get(name))
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|items| {
+                    items
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .any(|item| match value {
+                            TagValue::Any => true,
+                            TagValue::Exact(text) => item == text,
+                            TagValue::Prefix(prefix) => item.starts_with(prefix.as_str()),
+                        })
+                }),
+            Filter::Related {
+                relation,
+                ids,
+                negated,
+            } => {
+                let related = doc
+                    .get("relatedObjects")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|objects| {
+                        objects.iter().any(|object| {
+                            object.get("type").and_then(serde_json::Value::as_str) == Some(relation)
+                                && object
+                                    .get("id")
+                                    .and_then(serde_json::Value::as_str)
+                                    .is_some_and(|id| ids.iter().any(|wanted| wanted == id))
+                        })
+                    });
+                related != *negated
+            }
+        }
+    }
+}
+
+fn lookup<'a>(doc: &'a crate::Doc, field: &[String]) -> Option<&'a serde_json::Value> {
+    let (first, rest) = field.split_first()?;
+    let mut current = doc.get(first)?;
+    for key in rest {
+        current = current.get(key)?;
+    }
+    (!current.is_null()).then_some(current)
+}
+
+fn any_element(found: &serde_json::Value, test: &dyn Fn(&serde_json::Value) -> bool) -> bool {
+    match found {
+        serde_json::Value::Array(items) => items.iter().any(test),
+        other => test(other),
+    }
+}
+
+fn equals(found: &serde_json::Value, value: &Value) -> bool {
+    any_element(found, &|element| match element {
+        serde_json::Value::String(text) => match &value.like {
+            Some(_) => wildcard_matches(&value.text, text),
+            None => *text == value.text,
+        },
+        serde_json::Value::Number(n) => value
+            .number
+            .is_some_and(|wanted| n.as_f64() == Some(wanted)),
+        serde_json::Value::Bool(flag) => value.boolean == Some(*flag),
+        _ => false,
+    })
+}
+
+fn compare(found: &serde_json::Value, value: &Value) -> Option<std::cmp::Ordering> {
+    match found {
+        serde_json::Value::Number(n) => n.as_f64()?.partial_cmp(&value.number?),
+        serde_json::Value::String(text) => match (version_key(text), value.version_key) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => Some(text.as_str().cmp(value.text.as_str())),
+        },
+        _ => None,
+    }
+}
+
+/// Matches `*` wildcards (`**` = literal asterisk) against text, case-sensitively.
+fn wildcard_matches(pattern: &str, text: &str) -> bool {
+    let mut tokens: Vec<Option<char>> = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '*' {
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                tokens.push(Some('*'));
+            } else {
+                tokens.push(None);
+            }
+        } else {
+            tokens.push(Some(ch));
+        }
+    }
+    let text: Vec<char> = text.chars().collect();
+    // Classic glob matching with backtracking over the last wildcard.
+    let (mut t, mut p) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while t < text.len() {
+        if p < tokens.len() && tokens[p] == Some(text[t]) {
+            t += 1;
+            p += 1;
+        } else if p < tokens.len() && tokens[p].is_none() {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    tokens[p..].iter().all(Option::is_none)
 }
 
 /// Converts a `name` filter value with `*` wildcards into a SQL `LIKE` pattern with `\` as

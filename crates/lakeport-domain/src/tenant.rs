@@ -67,6 +67,23 @@ impl Tenant {
         &self.sandbox
     }
 
+    /// Returns the default Schema Registry tenant id of the organization: the org id's
+    /// prefix in lower case, prefixed with `t` when it would start with a digit.
+    pub fn default_tenant_id(&self) -> String {
+        let prefix: String = self
+            .org
+            .trim_end_matches("@AdobeOrg")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
+            prefix
+        } else {
+            format!("t{prefix}")
+        }
+    }
+
     /// Returns the sandbox's UUID, derived deterministically from org and sandbox name so
     /// that it is stable across restarts and nodes without being stored.
     pub fn sandbox_id(&self) -> String {

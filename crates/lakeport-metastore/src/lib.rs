@@ -11,6 +11,7 @@ use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::tenant::Tenant;
+use lakeport_domain::xdm::registry::ResourceKind;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
 
 pub mod sqlite;
@@ -36,6 +37,14 @@ pub enum MetastoreError {
     InvalidDocument(#[from] DocumentError),
     #[error(transparent)]
     InvalidReplay(#[from] ReplayError),
+    #[error("a {} titled {title:?} already exists in this sandbox; titles are unique per resource kind", kind.noun())]
+    DuplicateTitle { kind: ResourceKind, title: String },
+    #[error("resource {id} does not exist in this sandbox")]
+    ResourceNotFound { id: String },
+    #[error("resource {id} already exists")]
+    ResourceExists { id: String },
+    #[error("{id} was changed by another request since it was read; retry")]
+    ConcurrentChange { id: String },
     #[error("the metastore is unavailable: {0}")]
     Unavailable(String),
     #[error("metastore failure while {doing}: {source}")]
@@ -49,9 +58,13 @@ pub enum MetastoreError {
 impl HasKind for MetastoreError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::NotFound { .. } | Self::ResourceNotFound { .. } => ErrorKind::NotFound,
             // AEP answers conflicts of ids and externalIds with 400 (spec §3.1).
-            Self::AlreadyExists { .. } | Self::DuplicateExternalId { .. } => ErrorKind::Conflict,
+            Self::AlreadyExists { .. }
+            | Self::DuplicateExternalId { .. }
+            | Self::DuplicateTitle { .. }
+            | Self::ResourceExists { .. }
+            | Self::ConcurrentChange { .. } => ErrorKind::Conflict,
             Self::UnknownDataset { .. } | Self::InvalidDocument(_) | Self::InvalidReplay(_) => {
                 ErrorKind::InvalidInput
             }
@@ -139,6 +152,38 @@ pub trait Metastore: Send + Sync + 'static {
         actor: &Actor,
         now: i64,
     ) -> Result<Doc, MetastoreError>;
+
+    /// Stores a new Schema Registry resource (its `$id`, `meta:altId` and `title` set);
+    /// titles are unique per kind within the tenant.
+    async fn insert_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        doc: Doc,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Returns the tenant's resource whose `$id` or `meta:altId` is `id`.
+    async fn get_resource(&self, tenant: &Tenant, id: &str) -> Result<Option<Doc>, MetastoreError>;
+
+    /// Returns the tenant's resources (of one kind, or all), oldest first.
+    async fn list_resources(
+        &self,
+        tenant: &Tenant,
+        kind: Option<ResourceKind>,
+    ) -> Result<Vec<Doc>, MetastoreError>;
+
+    /// Replaces a resource if it still has `expected_version` (optimistic concurrency: the
+    /// caller computed `doc` from that version and the registry it read).
+    async fn replace_resource(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        expected_version: &str,
+        doc: Doc,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Deletes a resource; returns false when it did not exist.
+    async fn delete_resource(&self, tenant: &Tenant, id: &str) -> Result<bool, MetastoreError>;
 
     /// Checks that the backend answers; used by `/health`.
     async fn ping(&self) -> Result<(), MetastoreError>;

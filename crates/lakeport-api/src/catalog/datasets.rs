@@ -87,6 +87,7 @@ async fn create_dataset(
     };
     let mut doc = catalog::new_dataset(body, &id, &view_id, &base_path, &write)
         .map_err(|err| ApiError::from_document(SERVICE, &err))?;
+    check_schema_ref(&state, &ctx, &doc).await?;
     if request_data_source && !doc.contains_key("dataSourceId") {
         doc.insert(
             "dataSourceId".into(),
@@ -204,4 +205,41 @@ async fn list_view_files(
         &headers,
     )
     .await
+}
+
+/// A dataset's `schemaRef.id` must name a schema of the same org and sandbox (spec §2.3).
+pub(super) async fn check_schema_ref(
+    state: &AppState,
+    ctx: &RequestContext,
+    doc: &lakeport_domain::Doc,
+) -> Result<(), ApiError> {
+    let Some(schema_id) = doc
+        .get("schemaRef")
+        .and_then(|schema_ref| schema_ref.get("id"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let found = state
+        .metastore()
+        .get_resource(&ctx.tenant, schema_id)
+        .await
+        .map_err(metastore_error)?;
+    let is_schema = found
+        .as_ref()
+        .and_then(lakeport_domain::xdm::registry::kind_of)
+        == Some(lakeport_domain::xdm::registry::ResourceKind::Schema);
+    if is_schema {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            SERVICE,
+            9003,
+            StatusCode::BAD_REQUEST,
+            "Unknown schema",
+            format!(
+                "schemaRef.id {schema_id:?} does not name a schema in this sandbox's Schema Registry; create it with POST /data/foundation/schemaregistry/tenant/schemas first"
+            ),
+        ))
+    }
 }

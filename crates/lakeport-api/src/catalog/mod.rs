@@ -282,6 +282,26 @@ async fn update_object(
             .map_err(|err| ApiError::from_document(SERVICE, &err))?;
         return Ok((StatusCode::OK, Json(json!([]))).into_response());
     }
+    if kind == ObjectKind::Dataset {
+        // A changed schemaRef must resolve in the registry, as on create.
+        let current = state
+            .metastore()
+            .get(&ctx.tenant, kind, std::slice::from_ref(&id))
+            .await
+            .map_err(metastore_error)?;
+        if let Some(current) = current.first() {
+            let write = WriteContext {
+                tenant: &ctx.tenant,
+                actor: &ctx.actor,
+                now: now_millis(),
+            };
+            let preview = catalog::apply_mutation(kind, current, mutation.clone(), &write)
+                .map_err(|err| ApiError::from_document(SERVICE, &err))?;
+            if preview.get("schemaRef") != current.get("schemaRef") {
+                datasets::check_schema_ref(state, ctx, &preview).await?;
+            }
+        }
+    }
     let tenant = ctx.tenant.clone();
     let actor = ctx.actor.clone();
     let change = Box::new(move |current: &Doc| {

@@ -6,18 +6,18 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn schema_ref() -> Value {
-    json!({"id": "https://ns.adobe.com/acmecorp/schemas/3f2a9c7e1b4d4e8f9a0b1c2d3e4f5a6b",
-           "contentType": "application/vnd.adobe.xed+json;version=1"})
+fn schema_ref(id: &str) -> Value {
+    json!({"id": id, "contentType": "application/vnd.adobe.xed+json;version=1"})
 }
 
 #[tokio::test]
 async fn create_answers_201_with_a_reference_and_location() {
     let app = TestApp::new().await;
+    let schema = app.create_profile_schema("Loyalty members").await;
     let reply = app
         .post(CATALOG_DATASETS)
         .header("host", "lakeport.test:8080")
-        .json(json!({"name": "Loyalty members", "schemaRef": schema_ref(),
+        .json(json!({"name": "Loyalty members", "schemaRef": schema_ref(&schema),
                      "fileDescription": {"persisted": true, "containerFormat": "parquet", "format": "parquet"},
                      "custom": {"kept": true}}))
         .send()
@@ -38,7 +38,7 @@ async fn create_answers_201_with_a_reference_and_location() {
     assert_eq!(dataset["name"], "Loyalty members");
     assert_eq!(dataset["imsOrg"], ORG_A);
     assert_eq!(dataset["version"], "1.0.0");
-    assert_eq!(dataset["schemaRef"], schema_ref());
+    assert_eq!(dataset["schemaRef"], schema_ref(&schema));
     assert_eq!(dataset["custom"], json!({"kept": true}));
     assert_eq!(dataset["files"], format!("@/dataSetFiles?dataSetId={id}"));
     assert_eq!(

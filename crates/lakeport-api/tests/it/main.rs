@@ -6,4 +6,5 @@ mod datasets;
 mod gateway;
 mod import;
 mod queries;
+mod registry;
 mod support;

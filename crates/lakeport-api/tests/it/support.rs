@@ -248,3 +248,42 @@ fn escape(path: &str) -> String {
     }
     out
 }
+
+pub const REGISTRY: &str = "/data/foundation/schemaregistry";
+pub const XED: &str = "application/vnd.adobe.xed+json; version=1";
+pub const XED_FULL: &str = "application/vnd.adobe.xed-full+json; version=1";
+pub const XED_ID: &str = "application/vnd.adobe.xed-id+json";
+
+/// The tenant id the registry derives for `ORG_A`.
+pub const TENANT_A: &str = "a1b2c3d4e5f6a7b8c9d0e1f2";
+
+impl TestApp {
+    /// Creates a field group with loyalty fields under `_<tenant>` and a profile schema
+    /// using it, in org A / prod; returns the schema `$id`.
+    pub async fn create_profile_schema(&self, title: &str) -> String {
+        let group = self
+            .post(&format!("{REGISTRY}/tenant/fieldgroups"))
+            .json(serde_json::json!({
+                "title": format!("{title} fields"), "type": "object",
+                "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+                "definitions": {"loyalty": {"properties": {format!("_{TENANT_A}"): {"type": "object", "properties": {
+                    "memberId": {"type": "string", "pattern": "^M-[0-9]{6}$"},
+                    "points": {"type": "integer", "minimum": 0, "meta:xdmType": "int"}}}}}},
+                "allOf": [{"$ref": "#/definitions/loyalty"}]
+            }))
+            .send()
+            .await;
+        assert_eq!(group.status, StatusCode::CREATED, "{}", group.text);
+        let schema = self
+            .post(&format!("{REGISTRY}/tenant/schemas"))
+            .json(serde_json::json!({
+                "title": title, "type": "object",
+                "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"},
+                          {"$ref": group.body["$id"], "type": "object", "meta:xdmType": "object"}]
+            }))
+            .send()
+            .await;
+        assert_eq!(schema.status, StatusCode::CREATED, "{}", schema.text);
+        schema.body["$id"].as_str().unwrap().to_owned()
+    }
+}

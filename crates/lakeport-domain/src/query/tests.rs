@@ -243,3 +243,38 @@ fn wildcards_and_versions() {
     assert_eq!(version_key("1.0"), None);
     assert_eq!(version_key("x.y.z"), None);
 }
+
+#[test]
+fn filters_evaluate_in_memory_like_sql() {
+    let doc: crate::Doc = serde_json::from_value(serde_json::json!({
+        "name": "Loyalty*", "rank": 3, "flag": true, "version": "1.0.10",
+        "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+        "tags": {"team": ["blue"]}, "relatedObjects": [{"type": "dataSet", "id": "D1"}]
+    }))
+    .unwrap();
+    let check = |pairs: &[(&str, &str)]| {
+        let query =
+            ListQuery::parse(ObjectKind::Batch, &params(pairs), PageLimits::default()).unwrap();
+        query.filters.iter().all(|f| f.matches(&doc))
+    };
+    assert!(check(&[("name", "Loy*")]));
+    assert!(check(&[("name", "Loyalty**")]));
+    assert!(!check(&[("name", "loy*")]));
+    assert!(check(&[("rank", "3"), ("flag", "true")]));
+    assert!(check(&[
+        ("property", "rank>2"),
+        ("property", "version>1.0.9")
+    ]));
+    assert!(!check(&[("property", "rank>=4")]));
+    assert!(check(&[(
+        "property",
+        "meta:intendedToExtend==https://ns.adobe.com/xdm/context/profile"
+    )]));
+    assert!(check(&[
+        ("property", "name~^Loy"),
+        ("property", "!missing"),
+        ("property", "missing!=x")
+    ]));
+    assert!(check(&[("tags", "team:bl*"), ("dataSet", "D1")]));
+    assert!(!check(&[("dataSet", "!D1")]));
+}

@@ -18,6 +18,7 @@ use lakeport_domain::catalog::{self, Actor, WriteContext};
 use lakeport_domain::query::{ListQuery, ObjectKind, version_key};
 use lakeport_domain::status::BatchStatus;
 use lakeport_domain::tenant::Tenant;
+use lakeport_domain::xdm::registry::{ResourceKind, kind_of};
 use lakeport_domain::{Doc, now_millis};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{
@@ -54,10 +55,11 @@ struct Shared {
 
 /// The schema, one migration per entry, applied in order and recorded in
 /// `lakeport_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog tables",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog tables",
+        r#"
 CREATE TABLE datasets (
     org TEXT NOT NULL,
     sandbox TEXT NOT NULL,
@@ -106,7 +108,29 @@ CREATE INDEX dataset_files_by_created ON dataset_files (org, sandbox, created, i
 CREATE INDEX dataset_files_by_dataset ON dataset_files (org, sandbox, dataset_id, created, id);
 CREATE INDEX dataset_files_by_batch ON dataset_files (org, sandbox, batch_id, created, id);
 "#,
-)];
+    ),
+    (
+        2,
+        "schema registry resources",
+        r#"
+CREATE TABLE xdm_resources (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    alt_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    version TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (org, sandbox, id),
+    UNIQUE (org, sandbox, alt_id),
+    UNIQUE (org, sandbox, kind, title)
+);
+CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created);
+"#,
+    ),
+];
 
 fn backend(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> MetastoreError {
     move |source| {
@@ -590,6 +614,60 @@ fn mark_batches_deleted(
     Ok(())
 }
 
+/// Returns `$id`, `meta:altId`, `title` and `version` of a resource document.
+fn resource_keys(doc: &Doc) -> (String, String, String, String) {
+    let text = |key: &str| field_str(doc, key).unwrap_or_default().to_owned();
+    (
+        text("$id"),
+        text("meta:altId"),
+        text("title"),
+        text("version"),
+    )
+}
+
+fn load_resource(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<Doc>, MetastoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT doc FROM xdm_resources WHERE org = ?1 AND sandbox = ?2 AND (id = ?3 OR alt_id = ?3)")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![tenant.org(), tenant.sandbox(), id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(backend("reading a resource"))?;
+    text.as_deref().map(parse_doc).transpose()
+}
+
+fn check_title(
+    conn: &Connection,
+    tenant: &Tenant,
+    kind: ResourceKind,
+    title: &str,
+    id: &str,
+) -> Result<(), MetastoreError> {
+    let taken: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM xdm_resources WHERE org = ?1 AND sandbox = ?2 AND kind = ?3 AND title = ?4 AND id <> ?5)",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![tenant.org(), tenant.sandbox(), kind.resource_type(), title, id],
+                |row| row.get(0),
+            )
+        })
+        .map_err(backend("checking a title"))?;
+    if taken {
+        return Err(MetastoreError::DuplicateTitle {
+            kind,
+            title: title.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Metastore for SqliteMetastore {
     async fn insert(
@@ -818,6 +896,125 @@ impl Metastore for SqliteMetastore {
             let doc = build_import_batch(&request, &dataset, &batch_id, &replay_ids, &ctx);
             insert_in(tx, &tenant, ObjectKind::Batch, &doc, Some(dataset))?;
             Ok(doc)
+        })
+        .await
+    }
+
+    async fn insert_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        doc: Doc,
+    ) -> Result<Doc, MetastoreError> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            let (id, alt_id, title, version) = resource_keys(&doc);
+            check_title(tx, &tenant, kind, &title, &id)?;
+            let text = serde_json::to_string(&doc).map_err(|err| corrupt("encoding a resource", err))?;
+            tx.prepare_cached(
+                "INSERT INTO xdm_resources (org, sandbox, kind, id, alt_id, title, version, created, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    tenant.org(),
+                    tenant.sandbox(),
+                    kind.resource_type(),
+                    id,
+                    alt_id,
+                    title,
+                    version,
+                    now_millis(),
+                    text
+                ])
+            })
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => MetastoreError::ResourceExists { id: id.clone() },
+                _ => backend("storing a resource")(err),
+            })?;
+            Ok(doc)
+        })
+        .await
+    }
+
+    async fn get_resource(&self, tenant: &Tenant, id: &str) -> Result<Option<Doc>, MetastoreError> {
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        self.read(move |conn| load_resource(conn, &tenant, &id))
+            .await
+    }
+
+    async fn list_resources(
+        &self,
+        tenant: &Tenant,
+        kind: Option<ResourceKind>,
+    ) -> Result<Vec<Doc>, MetastoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            let kind = kind.map(ResourceKind::resource_type);
+            let texts: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT doc FROM xdm_resources WHERE org = ?1 AND sandbox = ?2 AND (?3 IS NULL OR kind = ?3) ORDER BY created, id",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![tenant.org(), tenant.sandbox(), kind], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(backend("listing resources"))?;
+            texts.iter().map(|text| parse_doc(text)).collect()
+        })
+        .await
+    }
+
+    async fn replace_resource(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        expected_version: &str,
+        doc: Doc,
+    ) -> Result<Doc, MetastoreError> {
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        let expected_version = expected_version.to_owned();
+        self.write(move |tx| {
+            let kind = kind_of(&doc).ok_or_else(|| MetastoreError::Backend {
+                doing: "replacing a resource",
+                source: "the resource has no meta:resourceType".into(),
+            })?;
+            let (_, _, title, version) = resource_keys(&doc);
+            check_title(tx, &tenant, kind, &title, &id)?;
+            let text = serde_json::to_string(&doc).map_err(|err| corrupt("encoding a resource", err))?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE xdm_resources SET title = ?1, version = ?2, doc = ?3 WHERE org = ?4 AND sandbox = ?5 AND id = ?6 AND version = ?7",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![title, version, text, tenant.org(), tenant.sandbox(), id, expected_version])
+                })
+                .map_err(backend("replacing a resource"))?;
+            if changed == 0 {
+                return Err(if load_resource(tx, &tenant, &id)?.is_some() {
+                    MetastoreError::ConcurrentChange { id }
+                } else {
+                    MetastoreError::ResourceNotFound { id }
+                });
+            }
+            Ok(doc)
+        })
+        .await
+    }
+
+    async fn delete_resource(&self, tenant: &Tenant, id: &str) -> Result<bool, MetastoreError> {
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM xdm_resources WHERE org = ?1 AND sandbox = ?2 AND (id = ?3 OR alt_id = ?3)",
+                    params![tenant.org(), tenant.sandbox(), id],
+                )
+                .map_err(backend("deleting a resource"))?;
+            Ok(deleted > 0)
         })
         .await
     }

@@ -1,0 +1,515 @@
+//! The Schema Registry subset over HTTP: the flow of a real client, Accept rules, errors,
+//! datasets checking their schema, evolution and tenant walls.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+fn encode(id: &str) -> String {
+    id.replace(':', "%3A").replace('/', "%2F")
+}
+
+#[tokio::test]
+async fn stats_report_the_tenant_id() {
+    let app = TestApp::new().await;
+    let reply = app
+        .get(&format!("{REGISTRY}/stats/"))
+        .without("accept")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["tenantId"], TENANT_A);
+    assert_eq!(reply.body["imsOrg"], ORG_A);
+    assert_eq!(
+        reply.body["counts"],
+        json!({"schemas": 0, "mixins": 0, "datatypes": 0, "classes": 0, "unions": 0})
+    );
+    let custom = TestApp::with_config(|c| {
+        c.registry
+            .tenant_ids
+            .insert(ORG_A.into(), "acmecorp".into());
+    })
+    .await;
+    assert_eq!(
+        custom.get(&format!("{REGISTRY}/stats")).send().await.body["tenantId"],
+        "acmecorp"
+    );
+}
+
+/// The flow of a real client: field group → schema on the profile class → lookups by
+/// `$id` and `meta:altId` → full form → list.
+#[tokio::test]
+async fn field_group_schema_lookup_full_form_and_list() {
+    let app = TestApp::new().await;
+    let namespace = format!("_{TENANT_A}");
+    let group = app
+        .post(&format!("{REGISTRY}/tenant/fieldgroups/"))
+        .json(json!({
+            "title": "Loyalty details", "description": "Loyalty program fields", "type": "object",
+            "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+            "definitions": {"loyalty": {"properties": {namespace.clone(): {"type": "object", "properties": {
+                "memberId": {"type": "string", "pattern": "^M-[0-9]{6}$"},
+                "tier": {"type": "string", "enum": ["silver", "gold"]},
+                "joined": {"type": "string", "format": "date"}}}}}},
+            "allOf": [{"$ref": "#/definitions/loyalty"}]
+        }))
+        .send()
+        .await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text);
+    let group_id = group.body["$id"].as_str().unwrap().to_owned();
+    assert!(group_id.starts_with(&format!("https://ns.adobe.com/{TENANT_A}/mixins/")));
+    assert_eq!(group.body["meta:resourceType"], "mixins");
+    assert_eq!(group.body["version"], "1.0");
+    assert_eq!(group.body["meta:containerId"], "tenant");
+    assert_eq!(group.body["meta:tenantNamespace"], namespace);
+    assert_eq!(group.body["imsOrg"], ORG_A);
+    assert_eq!(
+        group.body["meta:registryMetadata"]["xdm:createdClientId"],
+        API_KEY
+    );
+
+    let schema = app
+        .post(&format!("{REGISTRY}/tenant/schemas"))
+        .json(
+            json!({"title": "Loyalty members", "type": "object", "allOf": [
+            {"$ref": "https://ns.adobe.com/xdm/context/profile"},
+            {"$ref": group_id, "type": "object", "meta:xdmType": "object"}]}),
+        )
+        .send()
+        .await;
+    assert_eq!(schema.status, StatusCode::CREATED, "{}", schema.text);
+    let schema_id = schema.body["$id"].as_str().unwrap().to_owned();
+    let alt_id = schema.body["meta:altId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        alt_id,
+        format!(
+            "_{TENANT_A}.schemas.{}",
+            schema_id.rsplit('/').next().unwrap()
+        )
+    );
+    assert_eq!(
+        schema.body["meta:class"],
+        "https://ns.adobe.com/xdm/context/profile"
+    );
+    assert!(
+        schema.body["meta:extends"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(group_id))
+    );
+
+    let by_id = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema_id)))
+        .header("accept", XED)
+        .send()
+        .await;
+    assert_eq!(by_id.status, StatusCode::OK, "{}", by_id.text);
+    assert_eq!(by_id.body, schema.body);
+    let by_alt = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{alt_id}"))
+        .header("accept", XED)
+        .send()
+        .await;
+    assert_eq!(by_alt.body, schema.body);
+
+    // The most used Python client spells it `xdm-full` and omits the space.
+    let full = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{alt_id}"))
+        .header("accept", "application/vnd.adobe.xdm-full+json;version=1")
+        .send()
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text);
+    let fields = &full.body["properties"][&namespace]["properties"];
+    assert_eq!(fields["memberId"]["pattern"], "^M-[0-9]{6}$");
+    assert_eq!(fields["joined"]["meta:xdmType"], "date");
+    assert_eq!(
+        full.body["properties"]["identityMap"]["meta:xdmType"],
+        "map"
+    );
+    assert!(full.body.get("allOf").is_none());
+    let notext = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{alt_id}"))
+        .header(
+            "accept",
+            "application/vnd.adobe.xed-full-notext+json; version=1",
+        )
+        .send()
+        .await;
+    assert!(notext.body.get("title").is_none());
+    assert!(notext.body["properties"]["_repo"].get("title").is_none());
+
+    let list = app
+        .get(&format!("{REGISTRY}/tenant/schemas/"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(
+        list.body["results"],
+        json!([{"$id": schema_id, "meta:altId": alt_id, "version": "1.0", "title": "Loyalty members"}])
+    );
+    assert_eq!(list.body["_page"]["count"], 1);
+    let full_list = app
+        .get(&format!("{REGISTRY}/tenant/schemas"))
+        .header("accept", "application/vnd.adobe.xed+json")
+        .send()
+        .await;
+    assert_eq!(full_list.body["results"][0], schema.body);
+    let mixins = app
+        .get(&format!("{REGISTRY}/tenant/mixins"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    assert_eq!(mixins.body["results"][0]["$id"], group_id);
+    let filtered = app
+        .get(&format!("{REGISTRY}/tenant/fieldgroups?property=meta:intendedToExtend==https://ns.adobe.com/xdm/context/profile"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    assert_eq!(filtered.body["results"].as_array().unwrap().len(), 1);
+    let stats = app.get(&format!("{REGISTRY}/stats")).send().await;
+    assert_eq!(stats.body["counts"]["schemas"], 1);
+    assert_eq!(stats.body["counts"]["mixins"], 1);
+}
+
+#[tokio::test]
+async fn global_container_serves_read_only_built_ins() {
+    let app = TestApp::new().await;
+    let classes = app
+        .get(&format!("{REGISTRY}/global/classes"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    let ids: Vec<&str> = classes.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["$id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"https://ns.adobe.com/xdm/context/profile"));
+    assert!(ids.contains(&"https://ns.adobe.com/xdm/context/experienceevent"));
+    let behaviors = app
+        .get(&format!("{REGISTRY}/global/behaviors"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    assert_eq!(behaviors.body["results"].as_array().unwrap().len(), 3);
+    let event = app
+        .get(&format!(
+            "{REGISTRY}/global/classes/{}",
+            encode("https://ns.adobe.com/xdm/context/experienceevent")
+        ))
+        .header("accept", XED_FULL)
+        .send()
+        .await;
+    assert_eq!(event.body["required"], json!(["_id", "timestamp"]));
+    let reply = app
+        .post(&format!("{REGISTRY}/global/classes"))
+        .json(json!({"title": "x"}))
+        .send()
+        .await;
+    reply.problem(403, "XDM-9008-403");
+    let reply = app
+        .delete(&format!("{REGISTRY}/global/classes/_xdm.context.profile"))
+        .send()
+        .await;
+    reply.problem(403, "XDM-9008-403");
+}
+
+#[tokio::test]
+async fn accept_headers_follow_adobes_rules() {
+    let app = TestApp::new().await;
+    let reply = app.get(&format!("{REGISTRY}/tenant/schemas")).send().await;
+    assert!(reply.problem(400, "XDM-1006-400").contains("xed-id+json"));
+    assert_eq!(
+        reply.body["report"]["detailed-message"],
+        reply.body["detail"]
+    );
+    assert!(reply.body["report"]["registryRequestId"].is_string());
+    let reply = app
+        .get(&format!("{REGISTRY}/global/classes/_xdm.context.profile"))
+        .header("accept", "application/vnd.adobe.xed-full+json")
+        .send()
+        .await;
+    reply.problem(400, "XDM-1007-400");
+    let reply = app
+        .get(&format!("{REGISTRY}/global/classes/_xdm.context.profile"))
+        .header("accept", "application/vnd.adobe.xed-full+json; version=2")
+        .send()
+        .await;
+    reply.problem(406, "XDM-9009-406");
+    let reply = app
+        .get(&format!(
+            "{REGISTRY}/tenant/schemas/_{TENANT_A}.schemas.nope"
+        ))
+        .header("accept", XED)
+        .send()
+        .await;
+    reply.problem(404, "XDM-1012-404");
+    let reply = app
+        .get(&format!("{REGISTRY}/tenant/unions"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    reply.problem(404, "XDM-1012-404");
+    let reply = app
+        .get(&format!("{REGISTRY}/global/schemas/_xdm.context.profile"))
+        .header("accept", XED)
+        .send()
+        .await;
+    reply.problem(404, "XDM-1012-404");
+}
+
+#[tokio::test]
+async fn bad_resources_and_duplicate_titles_are_400() {
+    let app = TestApp::new().await;
+    let reply = app.post(&format!("{REGISTRY}/tenant/schemas")).json(json!({"title": "x", "type": "object", "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/nope"}]})).send().await;
+    assert!(
+        reply
+            .problem(400, "XDM-9001-400")
+            .contains("does not name a class or field group")
+    );
+    let reply = app
+        .post(&format!("{REGISTRY}/tenant/fieldgroups"))
+        .json(json!({"title": "x", "type": "object", "properties": {"loose": {"type": "string"}}}))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "XDM-9001-400")
+            .contains("tenant namespace")
+    );
+    let reply = app
+        .post(&format!("{REGISTRY}/tenant/schemas"))
+        .header("content-type", "application/json")
+        .raw("{")
+        .send()
+        .await;
+    reply.problem(400, "XDM-9001-400");
+    app.create_profile_schema("Members").await;
+    let reply = app.post(&format!("{REGISTRY}/tenant/schemas")).json(json!({"title": "Members", "type": "object", "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}]})).send().await;
+    assert_eq!(
+        reply.problem(400, "XDM-3005-400"),
+        "a schema titled \"Members\" already exists in this sandbox; titles are unique per resource kind"
+    );
+}
+
+#[tokio::test]
+async fn adhoc_classes_get_a_dataset_namespace() {
+    let app = TestApp::new().await;
+    let class = app
+        .post(&format!("{REGISTRY}/tenant/classes"))
+        .json(json!({"title": "CSV upload", "type": "object", "allOf": [
+            {"$ref": "https://ns.adobe.com/xdm/data/adhoc"},
+            {"properties": {"_adhoc": {"type": "object", "properties": {"loyaltyId": {"type": "string"}}}}}]}))
+        .send()
+        .await;
+    assert_eq!(class.status, StatusCode::CREATED, "{}", class.text);
+    let namespace = class.body["meta:datasetNamespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(namespace.len(), 33);
+    let schema = app
+        .post(&format!("{REGISTRY}/tenant/schemas"))
+        .json(json!({"title": "CSV schema", "type": "object", "allOf": [{"$ref": class.body["$id"]}]}))
+        .send()
+        .await;
+    assert_eq!(schema.body["meta:datasetNamespace"], namespace.as_str());
+    let full = app
+        .get(&format!(
+            "{REGISTRY}/tenant/schemas/{}",
+            encode(schema.body["$id"].as_str().unwrap())
+        ))
+        .header("accept", XED_FULL)
+        .send()
+        .await;
+    assert_eq!(
+        full.body["properties"][&namespace]["properties"]["loyaltyId"]["meta:xdmType"],
+        "string"
+    );
+}
+
+#[tokio::test]
+async fn datasets_must_name_an_existing_schema() {
+    let app = TestApp::new().await;
+    let schema = app.create_profile_schema("Members").await;
+    let content_type = "application/vnd.adobe.xed+json;version=1";
+    let reply = app
+        .post(CATALOG_DATASETS)
+        .json(json!({"name": "ok", "schemaRef": {"id": schema, "contentType": content_type}}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let dataset = reference_id(&reply.body);
+    let reply = app
+        .post(CATALOG_DATASETS)
+        .json(json!({"name": "bad", "schemaRef": {"id": "https://ns.adobe.com/acme/schemas/nope", "contentType": content_type}}))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "CAT-9003-400")
+            .contains("does not name a schema")
+    );
+    // A schema of org A does not exist for org B.
+    let reply = app
+        .post(CATALOG_DATASETS)
+        .tenant(ORG_B, "prod")
+        .json(json!({"name": "theirs", "schemaRef": {"id": schema, "contentType": content_type}}))
+        .send()
+        .await;
+    reply.problem(400, "CAT-9003-400");
+    let reply = app
+        .patch(&format!("{CATALOG_DATASETS}/{dataset}"))
+        .json(json!({"schemaRef": {"id": "https://ns.adobe.com/acme/schemas/nope"}}))
+        .send()
+        .await;
+    reply.problem(400, "CAT-9003-400");
+    let reply = app
+        .patch(&format!("{CATALOG_DATASETS}/{dataset}"))
+        .json(json!({"description": "fine"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // A schema in use cannot be deleted.
+    let reply = app
+        .delete(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema)))
+        .send()
+        .await;
+    assert!(reply.problem(400, "XDM-9004-400").contains(&dataset));
+}
+
+#[tokio::test]
+async fn put_patch_delete_and_evolution() {
+    let app = TestApp::new().await;
+    let schema = app.create_profile_schema("Members").await;
+    let path = format!("{REGISTRY}/tenant/schemas/{}", encode(&schema));
+    let reply = app
+        .patch(&path)
+        .json(json!([{"op": "add", "path": "/description", "value": "Loyalty members"}]))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        (
+            reply.body["description"].as_str(),
+            reply.body["version"].as_str()
+        ),
+        (Some("Loyalty members"), Some("1.1"))
+    );
+
+    let group_id = reply.body["allOf"][1]["$ref"].as_str().unwrap().to_owned();
+    let group_path = format!("{REGISTRY}/tenant/fieldgroups/{}", encode(&group_id));
+    // Group in use by a schema: deleting it is refused.
+    let reply = app.delete(&group_path).send().await;
+    assert!(reply.problem(400, "XDM-9004-400").contains(&schema));
+
+    // A dataset using the schema holds data (its last batch succeeded): only additive changes.
+    let dataset = app
+        .create_dataset(json!({"name": "members", "schemaRef": {"id": schema, "contentType": "application/vnd.adobe.xed+json;version=1"}}))
+        .await;
+    let batch = app.create_batch(json!({"datasetId": dataset})).await;
+    app.patch(&format!(
+        "{CATALOG_BATCHES}/{}",
+        batch["id"].as_str().unwrap()
+    ))
+    .json(json!({"status": "success"}))
+    .send()
+    .await;
+    let namespace = format!("_{TENANT_A}");
+    let fields_path = format!("/definitions/loyalty/properties/{namespace}/properties");
+    let reply = app
+        .patch(&group_path)
+        .json(json!([{"op": "add", "path": format!("{fields_path}/nickname"), "value": {"type": "string"}}]))
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "adding a field is fine: {}",
+        reply.text
+    );
+    let reply = app
+        .patch(&group_path)
+        .json(json!([{"op": "remove", "path": format!("{fields_path}/points")}]))
+        .send()
+        .await;
+    let detail = reply.problem(400, "XDM-9003-400");
+    assert!(
+        detail.contains(&format!("/{namespace}/points is removed")),
+        "{detail}"
+    );
+    let reply = app
+        .patch(&group_path)
+        .json(json!([{"op": "replace", "path": format!("{fields_path}/points/minimum"), "value": 10}]))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "XDM-9003-400")
+            .contains("tightens minimum")
+    );
+    let mut replaced = app.get(&group_path).header("accept", XED).send().await.body;
+    replaced["title"] = json!("Renamed fields");
+    let reply = app.put(&group_path).json(replaced).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["version"], "1.2");
+
+    // Unused resources delete with 204.
+    let other = app.create_profile_schema("Unused").await;
+    let reply = app
+        .delete(&format!("{REGISTRY}/tenant/schemas/{}", encode(&other)))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    app.get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&other)))
+        .header("accept", XED)
+        .send()
+        .await
+        .problem(404, "XDM-1012-404");
+}
+
+#[tokio::test]
+async fn other_tenants_see_none_of_the_registry() {
+    let app = TestApp::new().await;
+    let schema = app.create_profile_schema("Members").await;
+    for (org, sandbox) in [(ORG_B, "prod"), (ORG_A, "dev")] {
+        let list = app
+            .get(&format!("{REGISTRY}/tenant/schemas"))
+            .tenant(org, sandbox)
+            .header("accept", XED_ID)
+            .send()
+            .await;
+        assert_eq!(list.body["results"], json!([]), "{org}/{sandbox}");
+        let path = format!("{REGISTRY}/tenant/schemas/{}", encode(&schema));
+        app.get(&path)
+            .tenant(org, sandbox)
+            .header("accept", XED)
+            .send()
+            .await
+            .problem(404, "XDM-1012-404");
+        app.patch(&path)
+            .tenant(org, sandbox)
+            .json(json!([]))
+            .send()
+            .await
+            .problem(404, "XDM-1012-404");
+        app.delete(&path)
+            .tenant(org, sandbox)
+            .send()
+            .await
+            .problem(404, "XDM-1012-404");
+        let stats = app
+            .get(&format!("{REGISTRY}/stats"))
+            .tenant(org, sandbox)
+            .send()
+            .await;
+        assert_eq!(stats.body["counts"]["schemas"], 0);
+    }
+    assert_eq!(
+        app.get(&format!("{REGISTRY}/stats")).send().await.body["counts"]["schemas"],
+        1
+    );
+}
