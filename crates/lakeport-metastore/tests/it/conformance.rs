@@ -687,3 +687,137 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         "success"
     );
 }
+
+fn resource(kind: &str, hex: &str, title: &str, version: &str) -> Doc {
+    as_object(json!({
+        "$id": format!("https://ns.adobe.com/acme/{kind}/{hex}"), "meta:altId": format!("_acme.{kind}.{hex}"),
+        "meta:resourceType": kind, "title": title, "version": version, "type": "object"
+    }))
+    .unwrap()
+}
+
+pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metastore) {
+    use lakeport_domain::xdm::registry::ResourceKind;
+    let acme = tenant("ACME", "prod");
+    let other = tenant("OTHER", "prod");
+    store
+        .insert_resource(
+            &acme,
+            ResourceKind::Schema,
+            resource("schemas", "a1", "Members", "1.0"),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_resource(
+            &acme,
+            ResourceKind::FieldGroup,
+            resource("mixins", "b2", "Members", "1.0"),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .insert_resource(
+            &acme,
+            ResourceKind::Schema,
+            resource("schemas", "c3", "Members", "1.0"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MetastoreError::DuplicateTitle { .. }),
+        "{err}"
+    );
+    // Titles and ids are per tenant.
+    store
+        .insert_resource(
+            &other,
+            ResourceKind::Schema,
+            resource("schemas", "a1", "Members", "1.0"),
+        )
+        .await
+        .unwrap();
+
+    let by_id = store
+        .get_resource(&acme, "https://ns.adobe.com/acme/schemas/a1")
+        .await
+        .unwrap()
+        .unwrap();
+    let by_alt = store
+        .get_resource(&acme, "_acme.schemas.a1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_id, by_alt);
+    assert!(
+        store
+            .get_resource(&tenant("ACME", "dev"), "_acme.schemas.a1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let schemas = store
+        .list_resources(&acme, Some(ResourceKind::Schema))
+        .await
+        .unwrap();
+    assert_eq!(schemas.len(), 1);
+    assert_eq!(store.list_resources(&acme, None).await.unwrap().len(), 2);
+
+    let id = "https://ns.adobe.com/acme/schemas/a1";
+    let replaced = store
+        .replace_resource(
+            &acme,
+            id,
+            "1.0",
+            resource("schemas", "a1", "Members v2", "1.1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced["title"], "Members v2");
+    let err = store
+        .replace_resource(&acme, id, "1.0", resource("schemas", "a1", "Stale", "1.1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MetastoreError::ConcurrentChange { .. }),
+        "{err}"
+    );
+    let err = store
+        .replace_resource(
+            &acme,
+            "https://ns.adobe.com/acme/schemas/zz",
+            "1.0",
+            resource("schemas", "zz", "x", "1.1"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.get_resource(&acme, id).await.unwrap().unwrap()["title"],
+        "Members v2"
+    );
+
+    assert!(
+        !store
+            .delete_resource(&other, "https://ns.adobe.com/acme/mixins/b2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_resource(&acme, "_acme.mixins.b2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_resource(&acme, "_acme.mixins.b2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.get_resource(&other, id).await.unwrap().unwrap()["title"],
+        "Members"
+    );
+}

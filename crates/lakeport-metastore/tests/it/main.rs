@@ -43,6 +43,7 @@ conformance_for_sqlite!(
     updates_check_versions_and_record_batch_status_on_dataset,
     deleting_a_dataset_removes_files_and_marks_batches_deleted,
     import_batches_check_dataset_external_id_and_replay,
+    registry_resources_round_trip_with_unique_titles,
 );
 
 #[tokio::test]
