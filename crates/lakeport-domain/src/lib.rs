@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod error;
 pub mod ids;
+pub mod ingest;
 pub mod query;
 pub mod status;
 pub mod tenant;
