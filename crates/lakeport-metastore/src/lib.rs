@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
+use lakeport_domain::ingest::{Chunk, Job};
 use lakeport_domain::query::{ListQuery, ObjectKind};
+use lakeport_domain::status::{BatchAction, InvalidTransition};
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::ResourceKind;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
@@ -45,6 +47,30 @@ pub enum MetastoreError {
     ResourceExists { id: String },
     #[error("{id} was changed by another request since it was read; retry")]
     ConcurrentChange { id: String },
+    #[error(
+        "batch {batch_id} is in status '{status}'; files can only be uploaded while it is 'loading'"
+    )]
+    BatchNotLoading { batch_id: String, status: String },
+    #[error("batch {batch_id} belongs to dataset {actual}, not {requested}")]
+    WrongDataset {
+        batch_id: String,
+        requested: String,
+        actual: String,
+    },
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("batch {batch_id}: {source}")]
+    InvalidSignal {
+        batch_id: String,
+        #[source]
+        source: InvalidTransition,
+    },
+    #[error(
+        "no chunked upload of {path:?} was initialized in batch {batch_id}; send action=INITIALIZE first"
+    )]
+    UploadNotStarted { batch_id: String, path: String },
+    #[error("job {job_id} is no longer leased by this worker")]
+    LostLease { job_id: i64 },
     #[error("the metastore is unavailable: {0}")]
     Unavailable(String),
     #[error("metastore failure while {doing}: {source}")]
@@ -58,7 +84,14 @@ pub enum MetastoreError {
 impl HasKind for MetastoreError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound { .. } | Self::ResourceNotFound { .. } => ErrorKind::NotFound,
+            Self::NotFound { .. }
+            | Self::ResourceNotFound { .. }
+            | Self::UploadNotStarted { .. } => ErrorKind::NotFound,
+            Self::BatchNotLoading { .. }
+            | Self::WrongDataset { .. }
+            | Self::LimitExceeded(_)
+            | Self::InvalidSignal { .. } => ErrorKind::InvalidInput,
+            Self::LostLease { .. } => ErrorKind::Conflict,
             // AEP answers conflicts of ids and externalIds with 400 (spec §3.1).
             Self::AlreadyExists { .. }
             | Self::DuplicateExternalId { .. }
@@ -80,6 +113,52 @@ impl HasKind for MetastoreError {
 pub struct UpdateOptions {
     /// The `If-Match` header; the update fails unless it names the current version.
     pub if_match: Option<String>,
+}
+
+/// Upload limits checked when a file is recorded (spec §1.8, §3.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub max_files: u64,
+    pub max_batch_bytes: u64,
+}
+
+/// A file uploaded into a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchFile {
+    pub path: String,
+    /// Bytes of the complete file; for a chunked upload in progress, bytes received.
+    pub size: u64,
+    /// `Some` while a chunked upload is in progress: its id and received chunks.
+    pub chunked: Option<(String, Vec<Chunk>)>,
+}
+
+/// An output file registered as a dataset file when a batch is promoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDatasetFile {
+    /// The file name clients see (`part-00001.parquet`).
+    pub name: String,
+    /// The object storage key.
+    pub location: String,
+    pub records: u64,
+    pub size: u64,
+}
+
+/// The result of processing a batch, committed in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    /// Fields merged into the batch (status, counts, metrics, errors, completed, …).
+    pub batch_fields: Doc,
+    /// Dataset files to register (empty when the batch failed).
+    pub files: Vec<NewDatasetFile>,
+    /// Where this attempt's diagnostics live, if any were written.
+    pub diagnostics_location: Option<String>,
+}
+
+/// A dataset file with its storage location, for Data Access and clean-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDatasetFile {
+    pub doc: Doc,
+    pub location: String,
 }
 
 /// The Catalog's persistent store. One implementation per backend; all of them pass the
@@ -184,6 +263,150 @@ pub trait Metastore: Send + Sync + 'static {
 
     /// Deletes a resource; returns false when it did not exist.
     async fn delete_resource(&self, tenant: &Tenant, id: &str) -> Result<bool, MetastoreError>;
+
+    /// Checks that a batch exists, belongs to `dataset_id` and is `loading` (spec §3.2).
+    async fn upload_target(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Records a complete staged file (replacing an earlier one of the same path) after
+    /// checking the batch again and the file-count and size limits.
+    async fn record_file(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        size: u64,
+        limits: UploadLimits,
+    ) -> Result<(), MetastoreError>;
+
+    /// Starts (or restarts) a chunked upload; returns the id of an upload it replaced.
+    async fn start_chunked_upload(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        upload_id: &str,
+    ) -> Result<Option<String>, MetastoreError>;
+
+    /// Records a received chunk and returns the file's chunk state.
+    async fn record_chunk(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        upload_id: &str,
+        chunk: Chunk,
+    ) -> Result<BatchFile, MetastoreError>;
+
+    /// Returns one file of a batch.
+    async fn batch_file(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        path: &str,
+    ) -> Result<Option<BatchFile>, MetastoreError>;
+
+    /// Returns every file of a batch, by path.
+    async fn batch_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Vec<BatchFile>, MetastoreError>;
+
+    /// Applies a client signal (spec §3.7) in one transaction; COMPLETE enqueues the
+    /// promotion job in that same transaction. Returns the batch as it now is.
+    async fn signal_batch(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        action: BatchAction,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Claims the next runnable job (queued and due, or running with an expired lease).
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Job>, MetastoreError>;
+
+    /// Extends a job's lease; false when the worker no longer holds it.
+    async fn renew_lease(&self, job: &Job, until: i64) -> Result<bool, MetastoreError>;
+
+    /// Moves a batch to `processing` for a job; `None` when there is nothing to process
+    /// (the batch was aborted or already finished), in which case the job is done.
+    async fn begin_processing(&self, job: &Job, now: i64) -> Result<Option<Doc>, MetastoreError>;
+
+    /// Commits a processed batch in one transaction: dataset files registered, batch
+    /// fields and status set, the dataset's `lastBatch*` moved, replay predecessors made
+    /// `inactive`, the job done — or nothing, if the job's lease was lost.
+    async fn complete_promotion(
+        &self,
+        job: &Job,
+        promotion: Promotion,
+        now: i64,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Records a transient failure: the job runs again after `retry_at` (batch `retrying`)
+    /// or, once `max_attempts` are used, the batch becomes `stalled`.
+    async fn retry_job(
+        &self,
+        job: &Job,
+        error: &str,
+        retry_at: i64,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<(), MetastoreError>;
+
+    /// Marks a job done without promotion (clean-up jobs, nothing to do).
+    async fn finish_job(&self, job: &Job, now: i64) -> Result<(), MetastoreError>;
+
+    /// Enqueues a job for a batch.
+    async fn enqueue_job(
+        &self,
+        tenant: &Tenant,
+        kind: lakeport_domain::ingest::JobKind,
+        batch_id: &str,
+        run_at: i64,
+    ) -> Result<(), MetastoreError>;
+
+    /// Moves `loading` batches created before `created_before` to `abandoned`; returns
+    /// their (tenant, batch id) so their staged data can be removed.
+    async fn abandon_stale_batches(
+        &self,
+        created_before: i64,
+        now: i64,
+    ) -> Result<Vec<(Tenant, String)>, MetastoreError>;
+
+    /// Returns a dataset file with its storage location.
+    async fn dataset_file(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<StoredDatasetFile>, MetastoreError>;
+
+    /// Returns the dataset files of a batch with their storage locations.
+    async fn batch_dataset_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Vec<StoredDatasetFile>, MetastoreError>;
+
+    /// Returns where a batch's diagnostics were written, if anywhere.
+    async fn diagnostics_location(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<String>, MetastoreError>;
 
     /// Checks that the backend answers; used by `/health`.
     async fn ping(&self) -> Result<(), MetastoreError>;

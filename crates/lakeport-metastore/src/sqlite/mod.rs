@@ -5,6 +5,7 @@
 //! for the whole transaction, so a write costs one thread hand-off instead of one per
 //! statement.
 
+mod ingest;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,12 @@ use rusqlite::{
 use serde_json::Value;
 
 use self::sql::{Bind, Statement, table};
-use crate::{DocChange, Metastore, MetastoreError, UpdateOptions};
+use crate::{
+    BatchFile, DocChange, Metastore, MetastoreError, Promotion, StoredDatasetFile, UpdateOptions,
+    UploadLimits,
+};
+use lakeport_domain::ingest::{Chunk, Job, JobKind};
+use lakeport_domain::status::BatchAction;
 
 /// How SQLite syncs commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +136,7 @@ CREATE TABLE xdm_resources (
 CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created);
 "#,
     ),
+    (3, "batch files, jobs and outputs", ingest::MIGRATION),
 ];
 
 fn backend(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> MetastoreError {
@@ -1017,6 +1024,248 @@ impl Metastore for SqliteMetastore {
             Ok(deleted > 0)
         })
         .await
+    }
+
+    async fn upload_target(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+    ) -> Result<Doc, MetastoreError> {
+        let (tenant, batch_id, dataset_id) =
+            (tenant.clone(), batch_id.to_owned(), dataset_id.to_owned());
+        self.read(move |conn| ingest::upload_target(conn, &tenant, &batch_id, &dataset_id))
+            .await
+    }
+
+    async fn record_file(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        size: u64,
+        limits: UploadLimits,
+    ) -> Result<(), MetastoreError> {
+        let (tenant, batch_id, dataset_id, path) = (
+            tenant.clone(),
+            batch_id.to_owned(),
+            dataset_id.to_owned(),
+            path.to_owned(),
+        );
+        self.write(move |tx| {
+            ingest::record_file(
+                tx,
+                &tenant,
+                &batch_id,
+                &dataset_id,
+                &path,
+                size,
+                limits,
+                now_millis(),
+            )
+        })
+        .await
+    }
+
+    async fn start_chunked_upload(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        upload_id: &str,
+    ) -> Result<Option<String>, MetastoreError> {
+        let (tenant, batch_id, dataset_id, path, upload_id) = (
+            tenant.clone(),
+            batch_id.to_owned(),
+            dataset_id.to_owned(),
+            path.to_owned(),
+            upload_id.to_owned(),
+        );
+        self.write(move |tx| {
+            ingest::start_chunked_upload(
+                tx,
+                &tenant,
+                &batch_id,
+                &dataset_id,
+                &path,
+                &upload_id,
+                now_millis(),
+            )
+        })
+        .await
+    }
+
+    async fn record_chunk(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        dataset_id: &str,
+        path: &str,
+        upload_id: &str,
+        chunk: Chunk,
+    ) -> Result<BatchFile, MetastoreError> {
+        let (tenant, batch_id, dataset_id, path, upload_id) = (
+            tenant.clone(),
+            batch_id.to_owned(),
+            dataset_id.to_owned(),
+            path.to_owned(),
+            upload_id.to_owned(),
+        );
+        self.write(move |tx| {
+            ingest::record_chunk(
+                tx,
+                &tenant,
+                &batch_id,
+                &dataset_id,
+                &path,
+                &upload_id,
+                chunk,
+                now_millis(),
+            )
+        })
+        .await
+    }
+
+    async fn batch_file(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        path: &str,
+    ) -> Result<Option<BatchFile>, MetastoreError> {
+        let (tenant, batch_id, path) = (tenant.clone(), batch_id.to_owned(), path.to_owned());
+        self.read(move |conn| ingest::batch_file(conn, &tenant, &batch_id, &path))
+            .await
+    }
+
+    async fn batch_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Vec<BatchFile>, MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.read(move |conn| ingest::batch_files(conn, &tenant, &batch_id))
+            .await
+    }
+
+    async fn signal_batch(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        action: BatchAction,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Doc, MetastoreError> {
+        let (tenant, batch_id, actor) = (tenant.clone(), batch_id.to_owned(), actor.clone());
+        self.write(move |tx| ingest::signal_batch(tx, &tenant, &batch_id, action, &actor, now))
+            .await
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Job>, MetastoreError> {
+        let worker = worker.to_owned();
+        self.write(move |tx| ingest::claim_job(tx, &worker, lease_ms, now))
+            .await
+    }
+
+    async fn renew_lease(&self, job: &Job, until: i64) -> Result<bool, MetastoreError> {
+        let job = job.clone();
+        self.write(move |tx| ingest::renew_lease(tx, &job, until))
+            .await
+    }
+
+    async fn begin_processing(&self, job: &Job, now: i64) -> Result<Option<Doc>, MetastoreError> {
+        let job = job.clone();
+        self.write(move |tx| ingest::begin_processing(tx, &job, now))
+            .await
+    }
+
+    async fn complete_promotion(
+        &self,
+        job: &Job,
+        promotion: Promotion,
+        now: i64,
+    ) -> Result<Doc, MetastoreError> {
+        let job = job.clone();
+        self.write(move |tx| ingest::complete_promotion(tx, &job, promotion, now))
+            .await
+    }
+
+    async fn retry_job(
+        &self,
+        job: &Job,
+        error: &str,
+        retry_at: i64,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<(), MetastoreError> {
+        let (job, error) = (job.clone(), error.to_owned());
+        self.write(move |tx| ingest::retry_job(tx, &job, &error, retry_at, max_attempts, now))
+            .await
+    }
+
+    async fn finish_job(&self, job: &Job, now: i64) -> Result<(), MetastoreError> {
+        let job = job.clone();
+        self.write(move |tx| ingest::finish_job(tx, &job, now))
+            .await
+    }
+
+    async fn enqueue_job(
+        &self,
+        tenant: &Tenant,
+        kind: JobKind,
+        batch_id: &str,
+        run_at: i64,
+    ) -> Result<(), MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.write(move |tx| {
+            ingest::enqueue_job(tx, &tenant, kind, &batch_id, run_at, now_millis())
+        })
+        .await
+    }
+
+    async fn abandon_stale_batches(
+        &self,
+        created_before: i64,
+        now: i64,
+    ) -> Result<Vec<(Tenant, String)>, MetastoreError> {
+        self.write(move |tx| ingest::abandon_stale_batches(tx, created_before, now))
+            .await
+    }
+
+    async fn dataset_file(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<StoredDatasetFile>, MetastoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn| ingest::dataset_file(conn, &tenant, &id))
+            .await
+    }
+
+    async fn batch_dataset_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.read(move |conn| ingest::batch_dataset_files(conn, &tenant, &batch_id))
+            .await
+    }
+
+    async fn diagnostics_location(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<String>, MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.read(move |conn| ingest::diagnostics_location(conn, &tenant, &batch_id))
+            .await
     }
 
     async fn ping(&self) -> Result<(), MetastoreError> {
