@@ -43,11 +43,19 @@ struct Inner {
     limits: PageLimits,
     lake_root: String,
     tenant_ids: std::collections::BTreeMap<String, String>,
+    storage: lakeport_storage::Storage,
+    ingest: lakeport_config::IngestConfig,
+    previewer: Option<Arc<dyn ingest::Previewer>>,
 }
 
 impl AppState {
-    /// Builds the state from the configuration and an opened metastore.
-    pub fn new(config: &Config, metastore: Arc<dyn Metastore>) -> Self {
+    /// Builds the state from the configuration, an opened metastore and object storage.
+    pub fn new(
+        config: &Config,
+        metastore: Arc<dyn Metastore>,
+        storage: lakeport_storage::Storage,
+        previewer: Option<Arc<dyn ingest::Previewer>>,
+    ) -> Self {
         let data_dir = std::path::absolute(&config.server.data_dir)
             .unwrap_or_else(|_| config.server.data_dir.clone());
         Self(Arc::new(Inner {
@@ -61,7 +69,25 @@ impl AppState {
             },
             lake_root: format!("file://{}", data_dir.join("objects").join("lake").display()),
             tenant_ids: config.registry.tenant_ids.clone(),
+            storage,
+            ingest: config.ingest.clone(),
+            previewer,
         }))
+    }
+
+    /// Returns object storage.
+    pub fn storage(&self) -> &lakeport_storage::Storage {
+        &self.0.storage
+    }
+
+    /// Returns the ingestion limits.
+    pub fn ingest_config(&self) -> &lakeport_config::IngestConfig {
+        &self.0.ingest
+    }
+
+    /// Returns the upload previewer, when the binary wired one in.
+    pub fn previewer(&self) -> Option<&Arc<dyn ingest::Previewer>> {
+        self.0.previewer.as_ref()
     }
 
     /// Returns the metastore.

@@ -20,7 +20,55 @@ pub struct Config {
     pub auth: AuthConfig,
     pub catalog: CatalogConfig,
     pub registry: RegistryConfig,
+    pub storage: StorageConfig,
+    pub ingest: IngestConfig,
     pub log: LogConfig,
+}
+
+/// Where staged uploads, the lake and diagnostics live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `file:///absolute/dir`; by default `file://<data_dir>/objects`.
+    pub url: Option<String>,
+}
+
+/// Batch ingestion limits and workers (spec §1.8, §6).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest single `PUT` upload; larger files must use chunked upload.
+    pub max_put_bytes: u64,
+    /// Largest chunk of a chunked upload.
+    pub max_chunk_bytes: u64,
+    pub max_files_per_batch: u64,
+    pub max_batch_bytes: u64,
+    /// Batches still `loading` this many seconds after creation become `abandoned`.
+    pub abandon_after_secs: u64,
+    /// Promotion workers run inside `lakeport serve` (0: run `lakeport worker` instead).
+    pub workers: u32,
+    /// Attempts before a batch whose processing keeps failing becomes `stalled`.
+    pub max_attempts: u32,
+    /// How long a claimed job stays leased without a heartbeat.
+    pub lease_secs: u64,
+    /// Directory for processing scratch files; by default `<data_dir>/work`.
+    pub work_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_put_bytes: 256 * 1024 * 1024,
+            max_chunk_bytes: 512_000_000,
+            max_files_per_batch: 1500,
+            max_batch_bytes: 100 * 1024 * 1024 * 1024,
+            abandon_after_secs: 24 * 3600,
+            workers: 1,
+            max_attempts: 3,
+            lease_secs: 60,
+            work_dir: None,
+        }
+    }
 }
 
 /// Schema Registry settings.
@@ -311,6 +359,20 @@ impl Config {
                 });
             }
         }
+        if let Some(url) = &self.storage.url
+            && !url.starts_with("file:///")
+        {
+            return Err(ConfigError::Invalid {
+                key: "storage.url",
+                reason: format!("{url:?} is not supported; use file:///<absolute dir>"),
+            });
+        }
+        if self.ingest.max_attempts == 0 || self.ingest.lease_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_attempts",
+                reason: "ingest.max_attempts and ingest.lease_secs must be at least 1".to_owned(),
+            });
+        }
         let catalog = &self.catalog;
         if !(1..=1000).contains(&catalog.max_limit) {
             return Err(ConfigError::Invalid {
@@ -328,6 +390,23 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Returns the object storage URL, defaulting to a directory in the data directory.
+    pub fn storage_url(&self) -> String {
+        self.storage.url.clone().unwrap_or_else(|| {
+            let dir = std::path::absolute(&self.server.data_dir)
+                .unwrap_or_else(|_| self.server.data_dir.clone());
+            format!("file://{}", dir.join("objects").display())
+        })
+    }
+
+    /// Returns the directory for processing scratch files.
+    pub fn work_dir(&self) -> std::path::PathBuf {
+        self.ingest
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("work"))
     }
 
     /// Returns the metastore URL, defaulting to a database file in the data directory.

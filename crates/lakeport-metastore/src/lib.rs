@@ -128,8 +128,11 @@ pub struct BatchFile {
     pub path: String,
     /// Bytes of the complete file; for a chunked upload in progress, bytes received.
     pub size: u64,
-    /// `Some` while a chunked upload is in progress: its id and received chunks.
-    pub chunked: Option<(String, Vec<Chunk>)>,
+    /// The id of the upload that holds the file's bytes (part of its storage key), so a
+    /// replacement never overwrites acknowledged bytes in place.
+    pub upload_id: String,
+    /// `Some` while a chunked upload is in progress: the chunks received so far.
+    pub chunks: Option<Vec<Chunk>>,
 }
 
 /// An output file registered as a dataset file when a batch is promoted.
@@ -273,16 +276,22 @@ pub trait Metastore: Send + Sync + 'static {
     ) -> Result<Doc, MetastoreError>;
 
     /// Records a complete staged file (replacing an earlier one of the same path) after
-    /// checking the batch again and the file-count and size limits.
+    /// checking the batch again and the file-count and size limits; returns the upload id
+    /// it replaced, whose bytes may now be deleted.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one upload is described by all of these"
+    )]
     async fn record_file(
         &self,
         tenant: &Tenant,
         batch_id: &str,
         dataset_id: &str,
         path: &str,
+        upload_id: &str,
         size: u64,
         limits: UploadLimits,
-    ) -> Result<(), MetastoreError>;
+    ) -> Result<Option<String>, MetastoreError>;
 
     /// Starts (or restarts) a chunked upload; returns the id of an upload it replaced.
     async fn start_chunked_upload(

@@ -1,13 +1,32 @@
-//! Lakeport's columnar side: decoding uploaded files, building Arrow record batches from
-//! validated rows and writing them as Parquet (spec §7). Today it holds the first piece: the
-//! mapping from a resolved (`xed-full`) XDM schema to an Arrow [`Schema`](arrow_schema::Schema),
-//! so that ingestion writes typed columns.
+//! Lakeport's columnar side: the synchronous file pipeline of batch ingestion (spec §7).
+//! [`BatchProcessor`] decodes uploaded JSON, CSV and Parquet files as streams, validates each
+//! row against the dataset's resolved XDM schema, writes passing rows as Snappy Parquet parts
+//! typed by [`arrow_schema()`], and writes rejected rows with their reasons as JSON Lines
+//! (`failed/`, and `meta/` diagnostics). [`preview()`] shows the first rows of an upload
+//! (spec §3.6).
 //!
-//! The Arrow (and later Parquet) dependencies live here and nowhere else, so they compile in
+//! Everything here is blocking code: the job runner calls it under `spawn_blocking`. There
+//! is no tokio here, and no decision about the batch outcome: the caller reads the counts
+//! and the file-level errors and applies spec §7.3.
+//!
+//! The Arrow and Parquet dependencies live here and nowhere else, so they compile in
 //! parallel with the HTTP crate. Only `lakeport-jobs` and the `lakeport` binary may depend on
 //! this crate; it may depend on `lakeport-domain`, but must never depend on `lakeport-api` or
 //! `lakeport-metastore`.
 
+mod arrow_value;
+mod columns;
+mod error;
+mod format;
+mod output;
+mod preview;
+mod process;
+mod read;
 mod schema;
 
+pub use error::{FileError, ProcessError, SetupError, WriteError};
+pub use format::{Charset, CsvOptions, FileFormat};
+pub use output::OutputFile;
+pub use preview::{DEFAULT_PREVIEW_ROWS, Preview, preview};
+pub use process::{BatchOutput, BatchProcessor, FileStats, ProcessOptions};
 pub use schema::{MappingError, XDM_TYPE_METADATA_KEY, arrow_field, arrow_schema};

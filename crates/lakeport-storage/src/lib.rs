@@ -7,6 +7,9 @@
 
 pub mod keys;
 
+/// A key in object storage.
+pub use object_store::path::Path as Key;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

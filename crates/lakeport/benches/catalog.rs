@@ -58,7 +58,8 @@ fn start_server(dir: &std::path::Path) -> String {
             let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process)
                 .await
                 .unwrap();
-            let state = lakeport_api::AppState::new(&config, Arc::new(metastore));
+            let storage = lakeport_storage::Storage::open(&config.storage_url()).unwrap();
+            let state = lakeport_api::AppState::new(&config, Arc::new(metastore), storage, None);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             sender
                 .send(listener.local_addr().unwrap().to_string())

@@ -11,6 +11,8 @@ use lakeport_config::{Config, LogFormat, TokenConfig};
 use lakeport_metastore::sqlite::{Durability, SqliteMetastore};
 use rand::RngCore;
 
+mod previewer;
+
 /// Lakeport: a self-hostable batch-ingestion service and data catalog that speaks the
 /// Adobe Experience Platform APIs.
 #[derive(Debug, Parser)]
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Runs the API server on the configured metastore.
     Serve(ServeArgs),
+    /// Runs ingestion workers only (no HTTP), for separate worker processes.
+    Worker(ServeArgs),
     /// Applies metastore migrations and exits.
     Migrate(ConfigArgs),
     /// Inspects the configuration.
@@ -148,6 +152,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(&config);
             runtime()?.block_on(serve(config))
         }
+        Command::Worker(args) => {
+            let config = load_config(&args)?;
+            init_tracing(&config);
+            runtime()?.block_on(work(config))
+        }
     }
 }
 
@@ -222,8 +231,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let metastore = Arc::new(open_metastore(&config).await?);
-    let state = lakeport_api::AppState::new(&config, metastore);
+    let metastore: Arc<dyn lakeport_metastore::Metastore> =
+        Arc::new(open_metastore(&config).await?);
+    let storage = open_storage(&config)?;
+    let state = lakeport_api::AppState::new(
+        &config,
+        Arc::clone(&metastore),
+        storage.clone(),
+        Some(Arc::new(previewer::ParquetPreviewer)),
+    );
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -237,6 +253,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
     }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let app = lakeport_api::app(state);
     axum::serve(
         listener,
@@ -245,6 +263,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
     tracing::info!("lakeport stopped");
     Ok(())
 }
@@ -273,6 +295,64 @@ fn print_welcome(address: SocketAddr, data_dir: &Path, token: &str, created: boo
     println!(
         "curl -s -X POST {base}/data/foundation/import/batches {headers} -H 'accept: application/json' -H 'content-type: application/json' -d \"{{\\\"datasetId\\\": \\\"$DATASET\\\"}}\"; echo\n"
     );
+}
+
+fn open_storage(config: &Config) -> anyhow::Result<lakeport_storage::Storage> {
+    let url = config.storage_url();
+    lakeport_storage::Storage::open(&url)
+        .with_context(|| format!("opening object storage at {url}"))
+}
+
+/// Starts `count` job runners that stop when `stopped` turns true.
+fn spawn_workers(
+    config: &Config,
+    metastore: Arc<dyn lakeport_metastore::Metastore>,
+    storage: lakeport_storage::Storage,
+    count: u32,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakeport".to_owned());
+    (0..count)
+        .map(|index| {
+            let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
+                metastore: Arc::clone(&metastore),
+                storage: storage.clone(),
+                work_dir: config.work_dir(),
+                config: config.ingest.clone(),
+                worker_id: format!("{host}-{}-{index}", std::process::id()),
+            });
+            let mut stopped = stopped.clone();
+            tokio::spawn(runner.run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        })
+        .collect()
+}
+
+/// `lakeport worker`: ingestion workers without the HTTP API.
+async fn work(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "creating data directory {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let metastore: Arc<dyn lakeport_metastore::Metastore> =
+        Arc::new(open_metastore(&config).await?);
+    let storage = open_storage(&config)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let count = config.ingest.workers.max(1);
+    let workers = spawn_workers(&config, metastore, storage, count, &stopped);
+    println!(
+        "Lakeport worker running {count} job runner(s) (data in {})",
+        config.server.data_dir.display()
+    );
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -7,4 +7,6 @@ mod gateway;
 mod import;
 mod queries;
 mod registry;
-mod support;
+mod support {
+    pub use lakeport_test_support::*;
+}

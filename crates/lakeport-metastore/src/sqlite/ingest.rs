@@ -126,12 +126,8 @@ fn row_to_file(
     BatchFile {
         path,
         size: u64::try_from(size).unwrap_or_default(),
-        chunked: upload_id.map(|id| {
-            (
-                id,
-                chunks.as_deref().map(chunks_from_text).unwrap_or_default(),
-            )
-        }),
+        upload_id: upload_id.unwrap_or_default(),
+        chunks: chunks.as_deref().map(chunks_from_text),
     }
 }
 
@@ -182,11 +178,13 @@ pub(super) fn record_file(
     batch_id: &str,
     dataset_id: &str,
     path: &str,
+    upload_id: &str,
     size: u64,
     limits: UploadLimits,
     now: i64,
-) -> Result<(), MetastoreError> {
+) -> Result<Option<String>, MetastoreError> {
     upload_target(conn, tenant, batch_id, dataset_id)?;
+    let previous = batch_file(conn, tenant, batch_id, path)?.map(|file| file.upload_id);
     let (others, other_bytes): (i64, i64) = conn
         .prepare_cached(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM batch_files WHERE org = ?1 AND sandbox = ?2 AND batch_id = ?3 AND path <> ?4",
@@ -211,14 +209,14 @@ pub(super) fn record_file(
         )));
     }
     conn.prepare_cached(
-        "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6)
-         ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = excluded.size, upload_id = NULL, chunks = NULL, updated = excluded.updated",
+        "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
+         ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = excluded.size, upload_id = excluded.upload_id, chunks = NULL, updated = excluded.updated",
     )
     .and_then(|mut statement| {
-        statement.execute(params![tenant.org(), tenant.sandbox(), batch_id, path, size as i64, now])
+        statement.execute(params![tenant.org(), tenant.sandbox(), batch_id, path, size as i64, upload_id, now])
     })
     .map_err(backend("recording a batch file"))?;
-    Ok(())
+    Ok(previous.filter(|previous| previous != upload_id))
 }
 
 pub(super) fn start_chunked_upload(
@@ -231,8 +229,8 @@ pub(super) fn start_chunked_upload(
     now: i64,
 ) -> Result<Option<String>, MetastoreError> {
     upload_target(conn, tenant, batch_id, dataset_id)?;
-    let previous =
-        batch_file(conn, tenant, batch_id, path)?.and_then(|file| file.chunked.map(|(id, _)| id));
+    let previous = batch_file(conn, tenant, batch_id, path)?
+        .and_then(|file| file.chunks.map(|_| file.upload_id));
     conn.prepare_cached(
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES (?1, ?2, ?3, ?4, 0, ?5, '[]', ?6)
          ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = 0, upload_id = excluded.upload_id, chunks = '[]', updated = excluded.updated",
@@ -262,12 +260,9 @@ pub(super) fn record_chunk(
         path: path.to_owned(),
     };
     let file = batch_file(conn, tenant, batch_id, path)?.ok_or_else(not_started)?;
-    let Some((current_upload, mut chunks)) = file.chunked else {
+    let (Some(mut chunks), true) = (file.chunks, file.upload_id == upload_id) else {
         return Err(not_started());
     };
-    if current_upload != upload_id {
-        return Err(not_started());
-    }
     ingest::add_chunk(&mut chunks, chunk);
     let size = ingest::received_bytes(&chunks);
     conn.prepare_cached(
@@ -280,7 +275,8 @@ pub(super) fn record_chunk(
     Ok(BatchFile {
         path: path.to_owned(),
         size,
-        chunked: Some((current_upload, chunks)),
+        upload_id: upload_id.to_owned(),
+        chunks: Some(chunks),
     })
 }
 

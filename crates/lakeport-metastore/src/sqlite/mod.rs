@@ -1044,14 +1044,16 @@ impl Metastore for SqliteMetastore {
         batch_id: &str,
         dataset_id: &str,
         path: &str,
+        upload_id: &str,
         size: u64,
         limits: UploadLimits,
-    ) -> Result<(), MetastoreError> {
-        let (tenant, batch_id, dataset_id, path) = (
+    ) -> Result<Option<String>, MetastoreError> {
+        let (tenant, batch_id, dataset_id, path, upload_id) = (
             tenant.clone(),
             batch_id.to_owned(),
             dataset_id.to_owned(),
             path.to_owned(),
+            upload_id.to_owned(),
         );
         self.write(move |tx| {
             ingest::record_file(
@@ -1060,6 +1062,7 @@ impl Metastore for SqliteMetastore {
                 &batch_id,
                 &dataset_id,
                 &path,
+                &upload_id,
                 size,
                 limits,
                 now_millis(),

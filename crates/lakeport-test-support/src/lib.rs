@@ -1,4 +1,8 @@
-//! The test application and request helpers.
+//! Dev-only test support: `TestApp` builds the real router over a real SQLite metastore
+//! and local object storage in a temporary directory, with a job runner that tests drain
+//! deterministically, and sends requests with `tower::ServiceExt::oneshot`.
+
+#![expect(clippy::missing_panics_doc, reason = "test helpers panic on purpose")]
 
 use std::sync::Arc;
 
@@ -20,7 +24,10 @@ pub const API_KEY: &str = "acme_ingest_client";
 
 pub struct TestApp {
     app: App,
-    _dir: tempfile::TempDir,
+    runner: lakeport_jobs::Runner,
+    storage: lakeport_storage::Storage,
+    metastore: Arc<dyn lakeport_metastore::Metastore>,
+    dir: tempfile::TempDir,
 }
 
 /// One HTTP answer.
@@ -151,14 +158,52 @@ impl TestApp {
         bound.orgs = vec![ORG_B.to_owned()];
         config.auth.tokens.push(bound);
         adjust(&mut config);
-        let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process)
-            .await
-            .unwrap();
-        let state = AppState::new(&config, Arc::new(metastore));
+        let metastore: Arc<dyn lakeport_metastore::Metastore> = Arc::new(
+            SqliteMetastore::open(&config.metastore_url(), Durability::Process)
+                .await
+                .unwrap(),
+        );
+        let storage = lakeport_storage::Storage::open(&config.storage_url()).unwrap();
+        let state = AppState::new(
+            &config,
+            Arc::clone(&metastore),
+            storage.clone(),
+            Some(Arc::new(ParquetPreviewer)),
+        );
+        let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
+            metastore: Arc::clone(&metastore),
+            storage: storage.clone(),
+            work_dir: config.work_dir(),
+            config: config.ingest.clone(),
+            worker_id: "test-worker".to_owned(),
+        });
         Self {
             app: app(state),
-            _dir: dir,
+            runner,
+            storage,
+            metastore,
+            dir,
         }
+    }
+
+    /// Runs queued jobs until none is runnable; returns how many ran.
+    pub async fn run_jobs(&self) -> usize {
+        self.runner.run_until_idle().await.unwrap()
+    }
+
+    /// Returns the object storage.
+    pub fn storage(&self) -> &lakeport_storage::Storage {
+        &self.storage
+    }
+
+    /// Returns the metastore.
+    pub fn metastore(&self) -> &Arc<dyn lakeport_metastore::Metastore> {
+        &self.metastore
+    }
+
+    /// Returns the data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// A request with the full set of AEP headers for org A, sandbox prod.
@@ -285,5 +330,28 @@ impl TestApp {
             .await;
         assert_eq!(schema.status, StatusCode::CREATED, "{}", schema.text);
         schema.body["$id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The Arrow-based previewer, as the binary wires it.
+struct ParquetPreviewer;
+
+impl lakeport_api::ingest::Previewer for ParquetPreviewer {
+    fn preview(
+        &self,
+        file: &std::path::Path,
+        request: &lakeport_api::ingest::PreviewRequest,
+    ) -> Result<lakeport_api::ingest::PreviewTable, String> {
+        let format = lakeport_parquet::FileFormat::from_input_format(&request.input_format, None)?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let preview = lakeport_parquet::preview(&name, file, &format, request.rows)
+            .map_err(|err| err.to_string())?;
+        Ok(lakeport_api::ingest::PreviewTable {
+            columns: preview.columns,
+            rows: preview.rows,
+        })
     }
 }

@@ -1,0 +1,272 @@
+//! The `pattern` keyword: ECMA-262 patterns compiled for the regex crate, with a fast path
+//! for the fully anchored fixed-shape patterns XDM schemas mostly use (`^M-[0-9]{6}$`).
+
+/// A compiled `pattern`.
+#[derive(Debug)]
+pub(super) struct Pattern {
+    matcher: Matcher,
+    /// The pattern as written in the schema.
+    pub source: Box<str>,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    Simple(SimplePattern),
+    Regex(regex::Regex),
+}
+
+impl Pattern {
+    /// Compiles an ECMA-262 pattern; the error is the regex crate's one-line reason.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        // The regex is compiled even when the fast path applies, so that both agree on which
+        // patterns are valid.
+        let regex = regex::Regex::new(&translate_ecma_pattern(source))
+            .map_err(|err| regex_error_reason(&err))?;
+        let matcher = match SimplePattern::parse(source) {
+            Some(simple) => Matcher::Simple(simple),
+            None => Matcher::Regex(regex),
+        };
+        Ok(Self {
+            matcher,
+            source: source.into(),
+        })
+    }
+
+    /// Whether the pattern matches somewhere in `text` (anchors permitting).
+    #[inline]
+    pub fn is_match(&self, text: &str) -> bool {
+        match &self.matcher {
+            Matcher::Simple(simple) => simple.is_match(text.as_bytes()),
+            Matcher::Regex(regex) => regex.is_match(text),
+        }
+    }
+}
+
+/// Rewrites the ECMA-262 pattern syntax that the regex crate reads differently: `\d` and
+/// `\w` are ASCII-only in ECMA-262 (Unicode-aware in the regex crate), and inside a class
+/// `[`, `&` and `~` are literals in ECMA-262 but class syntax in the regex crate. `[]`
+/// (matches nothing) and `[^]` (matches anything) are ECMA-only spellings too.
+/// Look-around and back-references stay unsupported and fail to compile.
+pub(super) fn translate_ecma_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('d') => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
+                Some('w') => out.push_str(if in_class {
+                    "0-9A-Za-z_"
+                } else {
+                    "[0-9A-Za-z_]"
+                }),
+                Some('D') if !in_class => out.push_str("[^0-9]"),
+                Some('W') if !in_class => out.push_str("[^0-9A-Za-z_]"),
+                Some(escaped) => {
+                    out.push('\\');
+                    out.push(escaped);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                let negated = chars.next_if_eq(&'^').is_some();
+                if chars.next_if_eq(&']').is_some() {
+                    out.push_str(if negated { r"[\s\S]" } else { r"[\s&&\S]" });
+                } else {
+                    in_class = true;
+                    out.push_str(if negated { "[^" } else { "[" });
+                }
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Keeps the one-line reason of a regex error (the crate's message has a caret diagram).
+fn regex_error_reason(err: &regex::Error) -> String {
+    let text = err.to_string();
+    text.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or(text.lines().next().unwrap_or_default())
+        .to_owned()
+}
+
+/// A pattern `^…$` made only of single-character ASCII classes (literals, `\d`, `\w`,
+/// escaped punctuation, non-negated `[…]`), each with a repetition count. It matches by one
+/// left-to-right scan with no backtracking, which is exact because a variable count is only
+/// accepted on an item whose class shares no character with any later item.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct SimplePattern {
+    items: Vec<Item>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Item {
+    /// The ASCII characters the item accepts, one bit per code point.
+    class: u128,
+    min: usize,
+    max: usize,
+}
+
+impl SimplePattern {
+    /// Parses the fast-path shape, or returns `None` for anything else.
+    pub fn parse(source: &str) -> Option<Self> {
+        let body = source.strip_prefix('^')?.as_bytes();
+        let mut items = Vec::new();
+        let mut position = 0;
+        loop {
+            let class = match *body.get(position)? {
+                // The end anchor must be the last character.
+                b'$' => {
+                    if position + 1 != body.len() {
+                        return None;
+                    }
+                    break;
+                }
+                b'\\' => {
+                    position += 1;
+                    escape_class(*body.get(position)?)?
+                }
+                b'[' => {
+                    let (class, next) = bracket_class(body, position + 1)?;
+                    position = next - 1;
+                    class
+                }
+                b'^' | b'.' | b'|' | b'?' | b'*' | b'+' | b'(' | b')' | b']' | b'{' | b'}' => {
+                    return None;
+                }
+                literal if literal.is_ascii() => 1u128 << literal,
+                _ => return None,
+            };
+            position += 1;
+            let (min, max, next) = quantifier(body, position)?;
+            position = next;
+            items.push(Item { class, min, max });
+        }
+        let mut later = 0u128;
+        for item in items.iter().rev() {
+            if item.min != item.max && item.class & later != 0 {
+                return None;
+            }
+            later |= item.class;
+        }
+        Some(Self { items })
+    }
+
+    pub fn is_match(&self, text: &[u8]) -> bool {
+        let mut position = 0;
+        for item in &self.items {
+            let mut count = 0;
+            while count < item.max
+                && let Some(&b) = text.get(position)
+                && b < 128
+                && item.class & (1u128 << b) != 0
+            {
+                count += 1;
+                position += 1;
+            }
+            if count < item.min {
+                return false;
+            }
+        }
+        position == text.len()
+    }
+}
+
+fn escape_class(escaped: u8) -> Option<u128> {
+    match escaped {
+        b'd' => Some(range(b'0', b'9')),
+        b'w' => Some(range(b'0', b'9') | range(b'A', b'Z') | range(b'a', b'z') | 1 << b'_'),
+        // Escaped punctuation is the literal character.
+        punctuation if punctuation.is_ascii_punctuation() => Some(1 << punctuation),
+        _ => None,
+    }
+}
+
+/// Parses a non-negated bracket class starting after `[`; returns it and the position after
+/// `]`.
+fn bracket_class(body: &[u8], mut position: usize) -> Option<(u128, usize)> {
+    if matches!(body.get(position), Some(b'^' | b']')) {
+        return None;
+    }
+    let mut class = 0u128;
+    loop {
+        let first = match *body.get(position)? {
+            b']' => return Some((class, position + 1)),
+            b'\\' => {
+                position += 1;
+                match *body.get(position)? {
+                    b'd' | b'w' => {
+                        class |= escape_class(body[position])?;
+                        position += 1;
+                        continue;
+                    }
+                    punctuation if punctuation.is_ascii_punctuation() => punctuation,
+                    _ => return None,
+                }
+            }
+            b'[' | b'&' | b'~' => return None,
+            literal if literal.is_ascii() => literal,
+            _ => return None,
+        };
+        position += 1;
+        // A range `a-z`, unless the `-` is the last character of the class.
+        if body.get(position) == Some(&b'-') && body.get(position + 1).is_some_and(|&b| b != b']') {
+            let last = *body.get(position + 1)?;
+            if last == b'\\' || !last.is_ascii() || last < first {
+                return None;
+            }
+            class |= range(first, last);
+            position += 2;
+        } else {
+            class |= 1 << first;
+        }
+    }
+}
+
+/// Parses an optional quantifier; returns `(min, max, position after it)`.
+fn quantifier(body: &[u8], position: usize) -> Option<(usize, usize, usize)> {
+    match body.get(position) {
+        Some(b'?') => Some((0, 1, position + 1)),
+        Some(b'*') => Some((0, usize::MAX, position + 1)),
+        Some(b'+') => Some((1, usize::MAX, position + 1)),
+        Some(b'{') => {
+            let close = position + body[position..].iter().position(|&b| b == b'}')?;
+            let inside = std::str::from_utf8(&body[position + 1..close]).ok()?;
+            let number = |text: &str| {
+                (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| text.parse::<usize>().ok())
+                    .flatten()
+            };
+            let (min, max) = match inside.split_once(',') {
+                None => {
+                    let count = number(inside)?;
+                    (count, count)
+                }
+                Some((min, "")) => (number(min)?, usize::MAX),
+                Some((min, max)) => (number(min)?, number(max)?),
+            };
+            // A lazy `{n,m}?` or a possessive form is not the fast path.
+            if min > max || matches!(body.get(close + 1), Some(b'?' | b'+' | b'*' | b'{')) {
+                return None;
+            }
+            Some((min, max, close + 1))
+        }
+        _ => Some((1, 1, position)),
+    }
+    .filter(|&(_, _, next)| !matches!(body.get(next), Some(b'?' | b'+' | b'*' | b'{')))
+}
+
+fn range(first: u8, last: u8) -> u128 {
+    (first..=last).fold(0, |class, b| class | 1 << b)
+}

@@ -1,0 +1,668 @@
+//! Unit tests of the validator: schema compile errors, the date parsers, schema locations
+//! and the paths the file corpus (`tests/xdm_corpus.rs`) does not reach.
+
+use serde_json::{Value, json};
+
+use super::pattern::{SimplePattern, translate_ecma_pattern};
+use super::*;
+
+/// Compiles `schema` and renders the outcome: `ok` or `error: <message>`.
+#[track_caller]
+fn check_compile(schema: Value, expected: &str) {
+    let actual = match Validator::compile(&schema) {
+        Ok(_) => "ok".to_owned(),
+        Err(err) => format!("error: {err}"),
+    };
+    assert_eq!(actual, expected);
+}
+
+/// Wraps field definitions into a schema root.
+fn root(properties: Value) -> Value {
+    json!({"type": "object", "meta:xdmType": "object", "properties": properties})
+}
+
+/// Validates one JSON row and renders the outcome: the converted row, or one line per
+/// violation as `code keyword pointer schema_location: message`.
+#[track_caller]
+fn check(validator: &Validator, row: Value, expected: &str) {
+    let actual = match validator.validate(row, Source::Json) {
+        Ok(converted) => converted.to_string(),
+        Err(violations) => violations
+            .iter()
+            .map(|violation| {
+                format!(
+                    "{} {} {} {}: {}",
+                    violation.code.code(),
+                    violation.keyword,
+                    violation.pointer,
+                    violation.schema_location,
+                    violation.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn leftover_refs_and_compositions_are_refused_where_they_are() {
+    check_compile(
+        root(
+            json!({"_acme": {"type": "object", "properties": {"x": {"$ref": "https://ns.adobe.com/acme/datatypes/x"}}}}),
+        ),
+        "error: #/properties/_acme/properties/x: unresolved $ref \"https://ns.adobe.com/acme/datatypes/x\"; the validator needs the resolved (xed-full) schema",
+    );
+    check_compile(
+        root(json!({"list": {"type": "array", "items": {"$ref": "#/definitions/item"}}})),
+        "error: #/properties/list/items: unresolved $ref \"#/definitions/item\"; the validator needs the resolved (xed-full) schema",
+    );
+    check_compile(
+        json!({"type": "object", "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}]}),
+        "error: #: unresolved allOf; the validator needs the resolved (xed-full) schema",
+    );
+}
+
+#[test]
+fn unknown_and_inconsistent_types_are_refused() {
+    check_compile(
+        root(json!({"a": {"type": "strng"}})),
+        "error: #/properties/a: unknown type \"strng\" (expected string, number, integer, boolean, object or array)",
+    );
+    check_compile(
+        root(json!({"a": {"type": "integer", "meta:xdmType": "int64"}})),
+        "error: #/properties/a: unknown meta:xdmType \"int64\" (expected string, number, long, int, short, byte, boolean, date, date-time, object, map or array)",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "meta:xdmType": "int"}})),
+        "error: #/properties/a: meta:xdmType \"int\" does not fit type \"string\"",
+    );
+    check_compile(
+        root(json!({"a": {"title": "no type"}})),
+        "error: #/properties/a: the field has neither type nor meta:xdmType",
+    );
+    check_compile(
+        root(json!({"a": {"type": ["string", "null"]}})),
+        "error: #/properties/a: type must be a string",
+    );
+    check_compile(
+        root(json!({"a": "string"})),
+        "error: #/properties/a: a field definition must be a JSON object",
+    );
+    check_compile(
+        json!({"type": "string"}),
+        "error: #: the schema root must be an object",
+    );
+    check_compile(
+        json!({"type": "object", "meta:xdmType": "map", "additionalProperties": {"type": "string"}}),
+        "error: #: the schema root must be an object",
+    );
+    // meta:xdmType alone is enough.
+    check_compile(root(json!({"a": {"meta:xdmType": "short"}})), "ok");
+}
+
+#[test]
+fn invalid_keywords_name_the_field_and_the_keyword() {
+    check_compile(
+        root(
+            json!({"_acme": {"type": "object", "properties": {"points": {"type": "integer", "minimum": "0"}}}}),
+        ),
+        "error: #/properties/_acme/properties/points: minimum must be a number",
+    );
+    check_compile(
+        root(json!({"a": {"type": "number", "exclusiveMaximum": "10"}})),
+        "error: #/properties/a: exclusiveMaximum must be a number",
+    );
+    check_compile(
+        root(json!({"a": {"type": "number", "exclusiveMinimum": true}})),
+        "error: #/properties/a: exclusiveMinimum must be a number",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "maxLength": -1}})),
+        "error: #/properties/a: maxLength must be a non-negative integer",
+    );
+    check_compile(
+        root(json!({"a": {"type": "array", "items": {"type": "string"}, "minItems": 1.5}})),
+        "error: #/properties/a: minItems must be a non-negative integer",
+    );
+    check_compile(
+        root(json!({"a": {"type": "array", "items": {"type": "string"}, "uniqueItems": "yes"}})),
+        "error: #/properties/a: uniqueItems must be a boolean",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "enum": "red"}})),
+        "error: #/properties/a: enum must be an array of values",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "pattern": 5}})),
+        "error: #/properties/a: pattern must be a string",
+    );
+    check_compile(
+        root(json!({"a": {"type": "array"}})),
+        "error: #/properties/a: items must be a field definition giving the type of the array's items",
+    );
+    check_compile(
+        root(json!({"a": {"type": "array", "items": [{"type": "string"}]}})),
+        "error: #/properties/a: items must be a field definition giving the type of the array's items",
+    );
+    check_compile(
+        root(json!({"a": {"type": "object", "meta:xdmType": "map"}})),
+        "error: #/properties/a: additionalProperties must be a field definition giving the type of the map's values",
+    );
+    check_compile(
+        json!({"type": "object", "properties": {}, "required": "a"}),
+        "error: #: required must be an array of field names",
+    );
+    check_compile(
+        json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "b"]}),
+        "error: #: required field \"b\" is not declared in properties",
+    );
+}
+
+#[test]
+fn invalid_and_unsupported_patterns_are_compile_errors() {
+    check_compile(
+        root(json!({"a": {"type": "string", "pattern": "^(ab$"}})),
+        "error: #/properties/a: pattern \"^(ab$\" is not a supported regular expression: unclosed group",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "pattern": "^(?=a)b"}})),
+        "error: #/properties/a: pattern \"^(?=a)b\" is not a supported regular expression: look-around, including look-ahead and look-behind, is not supported",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "pattern": "(a)\\1"}})),
+        "error: #/properties/a: pattern \"(a)\\\\1\" is not a supported regular expression: backreferences are not supported",
+    );
+}
+
+#[test]
+fn enum_values_and_defaults_must_fit_their_field() {
+    check_compile(
+        root(json!({"a": {"type": "integer", "meta:xdmType": "int", "enum": [1, 2.5]}})),
+        "error: #/properties/a: enum value 2.5 does not fit the field: cannot convert double 2.5 to int: not a whole number",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "format": "date", "enum": ["2024-02-30"]}})),
+        "error: #/properties/a: enum value \"2024-02-30\" does not fit the field: \"2024-02-30\" is not a date (expected YYYY-MM-DD)",
+    );
+    check_compile(
+        root(json!({"a": {"type": "string", "enum": ["silver", "gold"], "default": "bronze"}})),
+        "error: #/properties/a: default \"bronze\" does not satisfy the field: \"bronze\" is not one of \"silver\", \"gold\"",
+    );
+    check_compile(
+        root(json!({"a": {"type": "integer", "meta:xdmType": "byte", "default": 300}})),
+        "error: #/properties/a: default 300 does not satisfy the field: 300 is greater than the maximum 127 of byte",
+    );
+    check_compile(
+        root(
+            json!({"a": {"type": "object", "required": ["b"], "properties": {"b": {"type": "string"}}, "default": {}}}),
+        ),
+        "error: #/properties/a: default {} does not satisfy the field: /b: required field \"b\" is missing",
+    );
+}
+
+#[test]
+fn deeply_nested_schemas_are_refused_instead_of_overflowing() {
+    let mut schema = json!({"type": "string"});
+    for _ in 0..100 {
+        schema = json!({"type": "object", "properties": {"a": schema}});
+    }
+    let err = Validator::compile(&schema).expect_err("too deep");
+    assert!(
+        matches!(err, SchemaError::TooDeep { limit: 64, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn violations_carry_the_schema_location_of_the_failing_field() {
+    let validator = Validator::compile(&json!({
+        "type": "object",
+        "required": ["_id"],
+        "properties": {
+            "_id": {"type": "string"},
+            "_acme": {"type": "object", "required": ["memberId"], "properties": {
+                "memberId": {"type": "string"},
+                "loyalty": {"type": "object", "properties": {"points": {"type": "integer", "minimum": 0}}},
+                "visits": {"type": "array", "items": {"type": "string", "format": "date"}},
+                "attrs": {"type": "object", "meta:xdmType": "map", "additionalProperties": {"type": "integer"}}
+            }}
+        }
+    }))
+    .unwrap();
+    check(
+        &validator,
+        json!({"_acme": {"loyalty": {"points": -5}, "visits": ["2024-01-01", "soon"], "attrs": {"a/b": "x"}}}),
+        "INGEST-9104-400 minimum /_acme/loyalty/points #/properties/_acme/properties/loyalty/properties/points: -5 is less than the minimum 0\n\
+         INGEST-9105-400 format /_acme/visits/1 #/properties/_acme/properties/visits/items: \"soon\" is not a date (expected YYYY-MM-DD)\n\
+         INGEST-9101-400 type /_acme/attrs/a~1b #/properties/_acme/properties/attrs/additionalProperties: cannot convert string \"x\" to long: not an integer\n\
+         INGEST-1555-400 required /_acme/memberId #/properties/_acme/properties/memberId: required field \"memberId\" is missing\n\
+         INGEST-1555-400 required /_id #/properties/_id: required field \"_id\" is missing",
+    );
+    check(
+        &validator,
+        json!([1]),
+        "INGEST-1401-400 type  #: the row is an array, expected a JSON object",
+    );
+    let strict = Validator::compile_with(
+        &json!({"type": "object", "properties": {"a": {"type": "object", "properties": {}}}}),
+        ValidatorOptions {
+            unknown_fields: UnknownFields::Reject,
+            ..ValidatorOptions::default()
+        },
+    )
+    .unwrap();
+    check(
+        &strict,
+        json!({"a": {"b~c": 1}}),
+        "INGEST-9101-400 additionalProperties /a/b~0c #/properties/a: field \"b~c\" is not in the schema",
+    );
+}
+
+#[test]
+fn the_default_field_limit_is_ten_thousand() {
+    let validator = Validator::compile(&root(
+        json!({"list": {"type": "array", "items": {"type": "integer"}}}),
+    ))
+    .unwrap();
+    assert_eq!(validator.options().max_fields_per_row, 10_000);
+    // The property itself counts as one field, each item as one more.
+    let fits = json!({"list": vec![1; 9_999]});
+    assert!(validator.validate(fits, Source::Json).is_ok());
+    let too_many = json!({"list": vec![1; 10_000]});
+    let violations = validator.validate(too_many, Source::Json).unwrap_err();
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].code, ViolationCode::Parse);
+    assert_eq!(
+        violations[0].message,
+        "the row has more than 10000 fields (object properties, map entries and array items)"
+    );
+}
+
+#[test]
+fn wide_objects_find_properties_out_of_order_and_track_required_beyond_64() {
+    let names = (0..100)
+        .map(|index| format!("f{index}"))
+        .collect::<Vec<_>>();
+    let properties = names
+        .iter()
+        .map(|name| {
+            (
+                name.clone(),
+                json!({"type": "integer", "meta:xdmType": "short"}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>();
+    let validator = Validator::compile(&json!({
+        "type": "object",
+        "required": ["f3", "f70", "f99"],
+        "properties": properties,
+    }))
+    .unwrap();
+    check(
+        &validator,
+        json!({"f99": "1", "f70": 2, "f3": 3.0}),
+        r#"{"f99":1,"f70":2,"f3":3}"#,
+    );
+    check(
+        &validator,
+        json!({"f98": 1, "f70": null, "f0": 40000}),
+        "INGEST-1555-400 required /f70 #/properties/f70: required field \"f70\" is null\n\
+         INGEST-9104-400 maximum /f0 #/properties/f0: 40000 is greater than the maximum 32767 of short\n\
+         INGEST-1555-400 required /f3 #/properties/f3: required field \"f3\" is missing\n\
+         INGEST-1555-400 required /f99 #/properties/f99: required field \"f99\" is missing",
+    );
+}
+
+#[test]
+fn large_string_enums_use_the_hashed_set() {
+    let allowed = (0..50).map(|index| format!("v{index}")).collect::<Vec<_>>();
+    let validator =
+        Validator::compile(&root(json!({"a": {"type": "string", "enum": allowed}}))).unwrap();
+    check(&validator, json!({"a": "v49"}), r#"{"a":"v49"}"#);
+    check(
+        &validator,
+        json!({"a": "v50"}),
+        "INGEST-9102-400 enum /a #/properties/a: \"v50\" is not one of \"v0\", \"v1\", \"v2\", \"v3\", \"v4\", \"v5\", \"v6\", \"v7\", \"v8\", \"v9\", …",
+    );
+}
+
+#[test]
+fn long_strings_are_shortened_in_messages() {
+    let validator =
+        Validator::compile(&root(json!({"a": {"type": "string", "maxLength": 3}}))).unwrap();
+    let long = "é".repeat(100);
+    let shown = "é".repeat(64);
+    check(
+        &validator,
+        json!({ "a": long }),
+        &format!(
+            "INGEST-9103-400 maxLength /a #/properties/a: \"{shown}\"… has 100 characters, more than the maximum length 3"
+        ),
+    );
+}
+
+#[test]
+fn csv_text_converts_like_json_text_except_booleans() {
+    let validator = Validator::compile(&root(json!({
+        "flag": {"type": "boolean"},
+        "count": {"type": "integer", "meta:xdmType": "byte"},
+    })))
+    .unwrap();
+    let row = || json!({"flag": "true", "count": "-128"});
+    assert_eq!(
+        validator.validate(row(), Source::Csv).unwrap(),
+        json!({"flag": true, "count": -128})
+    );
+    let violations = validator.validate(row(), Source::Json).unwrap_err();
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].pointer, "/flag");
+    assert_eq!(
+        validator.validate(row(), Source::Parquet).unwrap_err(),
+        violations
+    );
+}
+
+#[test]
+fn parse_date_is_strict() {
+    assert_eq!(parse_date("1970-01-01"), Some(0));
+    assert_eq!(parse_date("1970-01-02"), Some(1));
+    assert_eq!(parse_date("1969-12-31"), Some(-1));
+    assert_eq!(parse_date("2000-03-01"), Some(11_017));
+    assert_eq!(parse_date("2024-02-29"), Some(19_782));
+    assert_eq!(parse_date("0000-01-01"), Some(-719_528));
+    assert_eq!(parse_date("9999-12-31"), Some(2_932_896));
+    for bad in [
+        "2023-02-29",
+        "1900-02-29",
+        "2024-00-01",
+        "2024-13-01",
+        "2024-04-31",
+        "2024-06-31",
+        "2024-01-00",
+        "2024-01-32",
+        "2024-1-01",
+        "2024-01-1",
+        "24-01-01",
+        "2024/01/01",
+        "2024-01-01 ",
+        " 2024-01-01",
+        "+2024-01-01",
+        "２０２４-01-01",
+        "",
+        "2024-01-0a",
+    ] {
+        assert_eq!(parse_date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn parse_date_time_returns_utc_microseconds() {
+    assert_eq!(parse_date_time("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(parse_date_time("1970-01-01T00:00:00.000001Z"), Some(1));
+    assert_eq!(parse_date_time("1970-01-01T00:00:00.0000019Z"), Some(1));
+    assert_eq!(parse_date_time("1970-01-01T00:00:00.5Z"), Some(500_000));
+    assert_eq!(parse_date_time("1970-01-01T01:00:00+01:00"), Some(0));
+    assert_eq!(parse_date_time("1969-12-31T19:00:00-05:00"), Some(0));
+    assert_eq!(parse_date_time("1969-12-31T23:59:59.999999Z"), Some(-1));
+    assert_eq!(
+        parse_date_time("2023-11-14T22:13:20.123Z"),
+        Some(1_700_000_000_123_000)
+    );
+    assert_eq!(
+        parse_date_time("9999-12-31T23:59:59.999999Z"),
+        Some(253_402_300_799_999_999)
+    );
+    assert_eq!(
+        parse_date_time("0000-01-01T00:00:00Z"),
+        Some(-62_167_219_200_000_000)
+    );
+    for bad in [
+        "1970-01-01T00:00:00",
+        "1970-01-01T00:00:00.Z",
+        "1970-01-01T00:00:00.1234567890Z",
+        "1970-01-01T00:00Z",
+        "1970-01-01T24:00:00Z",
+        "1970-01-01T00:60:00Z",
+        "1970-01-01T00:00:60Z",
+        "1970-01-01T00:00:00+01",
+        "1970-01-01T00:00:00+0100",
+        "1970-01-01T00:00:00+24:00",
+        "1970-01-01T00:00:00ZZ",
+        "1970-01-01 00:00:00Z",
+        "1970-02-30T00:00:00Z",
+        "9999-12-31T23:59:59-00:01",
+        "0000-01-01T00:00:00+00:01",
+    ] {
+        assert_eq!(parse_date_time(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn dates_round_trip_through_rendering_for_every_day_of_four_centuries() {
+    // 1900-01-01 to 2299-12-31 covers every leap-year rule.
+    for days in -25_567..120_525 {
+        let rendered = formats::render_date(days);
+        assert_eq!(
+            parse_date(&rendered).map(i64::from),
+            Some(days),
+            "{rendered}"
+        );
+    }
+}
+
+#[test]
+fn ecma_patterns_are_translated_to_the_regex_dialect() {
+    assert_eq!(translate_ecma_pattern(r"^\d{3}$"), "^[0-9]{3}$");
+    assert_eq!(translate_ecma_pattern(r"[\d\w.-]+"), "[0-90-9A-Za-z_.-]+");
+    assert_eq!(
+        translate_ecma_pattern(r"\D\W\s\."),
+        r"[^0-9][^0-9A-Za-z_]\s\."
+    );
+    assert_eq!(translate_ecma_pattern(r"[[a]&&[~&]"), r"[\[a]&&[\~\&]");
+    assert_eq!(translate_ecma_pattern(r"[]a[^]"), r"[\s&&\S]a[\s\S]");
+    let validator = Validator::compile(&root(json!({
+        "never": {"type": "string", "pattern": "[]"},
+        "any": {"type": "string", "pattern": "^[^]$"},
+        "bracket": {"type": "string", "pattern": "^[[]$"},
+    })))
+    .unwrap();
+    check(
+        &validator,
+        json!({"any": "\n", "bracket": "["}),
+        r#"{"any":"\n","bracket":"["}"#,
+    );
+    check(
+        &validator,
+        json!({"never": ""}),
+        "INGEST-9103-400 pattern /never #/properties/never: \"\" does not match the pattern []",
+    );
+}
+
+#[test]
+fn email_uri_and_uuid_checks() {
+    for good in [
+        "a@b",
+        "a.b-c+d@example.com",
+        "\"a b\\\"c\"@example.com",
+        "x@[IPv6:2001:db8::1]",
+        "ü@münchen.de",
+    ] {
+        assert!(formats::is_email(good), "{good}");
+    }
+    for bad in [
+        "a", "a@", "@b", "a@b@c", "a..b@c", "a@b..c", "a@-b.c", "a@b-.c", "\"a@b", "a b@c", "a@[]",
+    ] {
+        assert!(!formats::is_email(bad), "{bad}");
+    }
+    for good in [
+        "a:",
+        "urn:uuid:123",
+        "http://h",
+        "http://h:8080/p?q#f",
+        "s3://bucket/key%20x",
+        "http://[::1]/",
+    ] {
+        assert!(formats::is_absolute_uri(good), "{good}");
+    }
+    for bad in [
+        ":x",
+        "h",
+        "//h/p",
+        "http://h:x/",
+        "http://h/p q",
+        "http://h/%2",
+        "http://[::1/",
+        "é:x",
+        "http://h/ü",
+    ] {
+        assert!(!formats::is_absolute_uri(bad), "{bad}");
+    }
+    assert!(formats::is_uuid("00000000-0000-0000-0000-000000000000"));
+    assert!(!formats::is_uuid("00000000-0000-0000-0000-00000000000"));
+    assert!(!formats::is_uuid("00000000_0000-0000-0000-000000000000"));
+}
+
+#[test]
+fn validators_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Validator>();
+}
+
+#[test]
+fn violation_codes_and_descriptions() {
+    let codes = [
+        (ViolationCode::Parse, "INGEST-1401-400"),
+        (ViolationCode::Required, "INGEST-1555-400"),
+        (ViolationCode::Conversion, "INGEST-9101-400"),
+        (ViolationCode::Enum, "INGEST-9102-400"),
+        (ViolationCode::PatternOrLength, "INGEST-9103-400"),
+        (ViolationCode::Range, "INGEST-9104-400"),
+        (ViolationCode::Format, "INGEST-9105-400"),
+    ];
+    for (code, text) in codes {
+        assert_eq!(code.code(), text);
+        assert!(code.description().ends_with('.'));
+    }
+    assert_eq!(
+        ViolationCode::Required.description(),
+        "A required field is absent or null."
+    );
+}
+
+#[test]
+fn simple_patterns_take_the_fast_path_only_when_a_scan_is_exact() {
+    for fast in [
+        r"^M-[0-9]{6}$",
+        r"^[0-9a-f]{16}$",
+        r"^[A-Z]{3}$",
+        r"^S\d+$",
+        r"^[a-z]+-\d{2,4}$",
+        r"^\d*\.csv$",
+        r"^[-a-z_]{1,}\$?$",
+        r"^$",
+    ] {
+        assert!(SimplePattern::parse(fast).is_some(), "{fast}");
+    }
+    for slow in [
+        r"[0-9]{6}",   // not anchored at the start
+        r"^[0-9]{6}",  // not anchored at the end
+        r"^\w*\.csv$", // a variable item overlapping later literals
+        r"^a+a$",      // a variable item overlapping a later one needs backtracking
+        r"^\w+_x$",    // same, through \w
+        r"^(ab)+$",    // groups
+        r"^a|b$",      // alternation
+        r"^[^a]$",     // negated classes match non-ASCII characters
+        r"^.$",        // so does the dot
+        r"^\s$",       // Unicode white space
+        r"^é$",        // non-ASCII literals
+        r"^a+?$",      // lazy quantifier
+        r"^a{2$",      // an unclosed brace
+        r"^a$$",       // an end anchor that is not last
+    ] {
+        assert_eq!(SimplePattern::parse(slow), None, "{slow}");
+    }
+}
+
+#[test]
+fn the_fast_path_agrees_with_the_regex_engine() {
+    let patterns = [
+        r"^M-[0-9]{6}$",
+        r"^[0-9a-f]{16}$",
+        r"^[A-Z]{2}-\d{3}$",
+        r"^S\d+$",
+        r"^[a-z]+-\d{2,4}$",
+        r"^\d*\.csv$",
+        r"^[-a-z_]{1,}\$?$",
+        r"^x?y*z{0,2}$",
+        r"^[a\-z]{2}$",
+        r"^$",
+    ];
+    let inputs = [
+        "",
+        "M-123456",
+        "M-12345",
+        "M-1234567",
+        "m-123456",
+        "M-12345a",
+        "0123456789abcdef",
+        "0123456789ABCDEF",
+        "AB-123",
+        "AB-1234",
+        "S",
+        "S1",
+        "S123",
+        "S12a",
+        "abc-12",
+        "abc-12345",
+        "-12",
+        "abc-1",
+        "a.csv",
+        ".csv",
+        "a_b.csv",
+        "12.csv",
+        "a.csvx",
+        "a-b_c",
+        "a-b$",
+        "$",
+        "-",
+        "x",
+        "xy",
+        "xyyyzz",
+        "xzzz",
+        "yz",
+        "a-",
+        "-z",
+        "az",
+        "aé",
+        "M-１２３４５６",
+        "M-123456\n",
+        "é",
+    ];
+    for source in patterns {
+        let simple =
+            SimplePattern::parse(source).unwrap_or_else(|| panic!("{source} takes the fast path"));
+        let regex = regex::Regex::new(&translate_ecma_pattern(source)).unwrap();
+        for input in inputs {
+            assert_eq!(
+                simple.is_match(input.as_bytes()),
+                regex.is_match(input),
+                "{source} on {input:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scratch_builtins_compile() {
+    use crate::xdm::{registry, resolve};
+    let lookup = |id: &str| registry::builtin(id).cloned();
+    for doc in registry::builtins() {
+        let Ok(resolved) = resolve::resolve(doc, &lookup) else { continue };
+        let id = doc.get("$id").cloned().unwrap_or_default();
+        match Validator::compile(&resolved.full) {
+            Ok(_) => println!("OK {id}"),
+            Err(err) => println!("ERR {id}: {err}"),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Background jobs: the worker loop that claims jobs from the metastore queue, the batch
+//! promotion job (validate → Parquet → one catalog transaction) and clean-up.
+//!
+//! Only this crate writes dataset files, and the catalog update is each job's last step;
+//! every job is safe to run twice (outputs go under attempt-scoped keys that only the
+//! committing transaction makes visible). It sits on top of `domain`, `metastore`,
+//! `storage` and `parquet`; nothing but the binary depends on it.
+
+mod promote;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lakeport_config::IngestConfig;
+use lakeport_domain::ingest::{Job, JobKind};
+use lakeport_domain::now_millis;
+use lakeport_metastore::Metastore;
+use lakeport_storage::{Storage, keys};
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct JobContext {
+    pub metastore: Arc<dyn Metastore>,
+    pub storage: Storage,
+    pub work_dir: PathBuf,
+    pub config: IngestConfig,
+    /// Identifies this worker in job leases.
+    pub worker_id: String,
+}
+
+/// Why a job failed; every failure here is treated as transient and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Metastore(#[from] lakeport_metastore::MetastoreError),
+    #[error(transparent)]
+    Storage(#[from] lakeport_storage::StorageError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Claims and runs jobs.
+#[derive(Clone)]
+pub struct Runner {
+    ctx: JobContext,
+}
+
+/// How often an idle worker looks for work.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often stale `loading` batches are abandoned.
+const ABANDON_EVERY: Duration = Duration::from_secs(60);
+
+impl Runner {
+    /// Returns a runner.
+    pub fn new(ctx: JobContext) -> Self {
+        Self { ctx }
+    }
+
+    /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut last_abandon = std::time::Instant::now() - ABANDON_EVERY;
+        tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
+        loop {
+            if last_abandon.elapsed() >= ABANDON_EVERY {
+                last_abandon = std::time::Instant::now();
+                self.abandon_stale().await;
+            }
+            let worked = match self.run_one().await {
+                Ok(worked) => worked,
+                Err(err) => {
+                    tracing::warn!(worker.id = %self.ctx.worker_id, error = %err, "worker could not claim a job");
+                    false
+                }
+            };
+            if worked {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+        tracing::info!(worker.id = %self.ctx.worker_id, "worker stopped");
+    }
+
+    /// Runs jobs until none is runnable; returns how many ran (tests drain the queue
+    /// deterministically with it).
+    ///
+    /// # Errors
+    /// A metastore failure while claiming.
+    pub async fn run_until_idle(&self) -> Result<usize, JobError> {
+        let mut ran = 0;
+        while self.run_one().await? {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    async fn abandon_stale(&self) {
+        let after_ms = i64::try_from(self.ctx.config.abandon_after_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let now = now_millis();
+        match self
+            .ctx
+            .metastore
+            .abandon_stale_batches(now.saturating_sub(after_ms), now)
+            .await
+        {
+            Ok(abandoned) => {
+                for (tenant, batch) in abandoned {
+                    tracing::info!(batch.id = %batch, tenant.org = tenant.org(), "batch abandoned: never completed");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not abandon stale batches"),
+        }
+    }
+
+    /// Claims and runs one job; false when there was none.
+    async fn run_one(&self) -> Result<bool, JobError> {
+        let lease_ms = i64::try_from(self.ctx.config.lease_secs * 1000).unwrap_or(60_000);
+        let Some(job) = self
+            .ctx
+            .metastore
+            .claim_job(&self.ctx.worker_id, lease_ms, now_millis())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let started = std::time::Instant::now();
+        tracing::info!(job.id = job.id, job.kind = job.kind.as_str(), job.attempt = job.attempt, batch.id = %job.batch_id, "job claimed");
+        let heartbeat = self.spawn_heartbeat(&job, lease_ms);
+        let result = match job.kind {
+            JobKind::PromoteBatch => promote::run(&self.ctx, &job).await,
+            JobKind::CleanupBatch => self.cleanup(&job).await,
+        };
+        heartbeat.abort();
+        match result {
+            Ok(()) => tracing::info!(
+                job.id = job.id,
+                job.kind = job.kind.as_str(),
+                batch.id = %job.batch_id,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "job finished"
+            ),
+            Err(err) => self.retry(&job, &err).await,
+        }
+        Ok(true)
+    }
+
+    fn spawn_heartbeat(&self, job: &Job, lease_ms: i64) -> tokio::task::JoinHandle<()> {
+        let metastore = Arc::clone(&self.ctx.metastore);
+        let job = job.clone();
+        tokio::spawn(async move {
+            let every =
+                Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(20_000).max(100));
+            loop {
+                tokio::time::sleep(every).await;
+                match metastore.renew_lease(&job, now_millis() + lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job.id = job.id, "job lease lost");
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(job.id = job.id, error = %err, "could not renew a job lease")
+                    }
+                }
+            }
+        })
+    }
+
+    async fn retry(&self, job: &Job, err: &JobError) {
+        let backoff_ms = 1000 * 2i64.pow(job.attempt.min(10));
+        tracing::warn!(
+            job.id = job.id,
+            job.kind = job.kind.as_str(),
+            job.attempt = job.attempt,
+            batch.id = %job.batch_id,
+            error = %err,
+            "job failed; it will be retried or stalled"
+        );
+        let now = now_millis();
+        if let Err(retry_err) = self
+            .ctx
+            .metastore
+            .retry_job(
+                job,
+                &err.to_string(),
+                now + backoff_ms,
+                self.ctx.config.max_attempts,
+                now,
+            )
+            .await
+        {
+            tracing::error!(job.id = job.id, error = %retry_err, "could not record a job failure; the lease will expire and the job rerun");
+        }
+    }
+
+    /// Removes a batch's staged uploads (after promotion, ABORT, FAIL or abandonment).
+    async fn cleanup(&self, job: &Job) -> Result<(), JobError> {
+        let prefix = keys::staged_batch(job.tenant.org(), job.tenant.sandbox(), &job.batch_id);
+        let deleted = self.ctx.storage.delete_prefix(&prefix).await?;
+        tracing::info!(batch.id = %job.batch_id, objects = deleted, "staged uploads removed");
+        self.ctx.metastore.finish_job(job, now_millis()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The promotion job (spec §6–§7): read every staged file of a completed batch, validate
+//! each row against the dataset's schema, write passing rows as Parquet under an
+//! attempt-scoped prefix, then commit dataset files, counts, errors and the final status in
+//! one metastore transaction.
+
+use std::path::{Path, PathBuf};
+
+use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
+use lakeport_domain::query::ObjectKind;
+use lakeport_domain::xdm::registry::builtins;
+use lakeport_domain::xdm::resolve::resolve;
+use lakeport_domain::{Doc, now_millis};
+use lakeport_metastore::{NewDatasetFile, Promotion};
+use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, ProcessError, ProcessOptions};
+use lakeport_storage::keys;
+use serde_json::Value;
+
+use crate::{JobContext, JobError};
+
+/// What processing produced, before the catalog commit.
+enum Processed {
+    /// A file-level problem: the batch fails, nothing is promoted.
+    FileErrors(Vec<FileLevelError>, ProcessedCounts),
+    /// Every file was read; rows may have been rejected.
+    Output(BatchOutput, ProcessedCounts),
+}
+
+pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
+    let Some(batch) = ctx.metastore.begin_processing(job, now_millis()).await? else {
+        ctx.storage_note(job, "nothing to process");
+        return Ok(());
+    };
+    let started = batch
+        .get("started")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(now_millis);
+    let dataset_id = lakeport_domain::catalog::batch_dataset_id(&batch)
+        .unwrap_or_default()
+        .to_owned();
+    let dataset = ctx
+        .metastore
+        .get(
+            &job.tenant,
+            ObjectKind::Dataset,
+            std::slice::from_ref(&dataset_id),
+        )
+        .await?
+        .into_iter()
+        .next();
+    let work = ctx
+        .work_dir
+        .join(format!("job-{}-attempt-{}", job.id, job.attempt));
+    let processed = match &dataset {
+        None => Processed::FileErrors(
+            vec![FileLevelError {
+                code: "INGEST-9204-400".into(),
+                description: format!("Dataset {dataset_id} no longer exists."),
+            }],
+            ProcessedCounts::default(),
+        ),
+        Some(dataset) => process(ctx, job, &batch, dataset, &work).await?,
+    };
+    let empty = Doc::new();
+    let dataset = dataset.as_ref().unwrap_or(&empty);
+    let threshold = ingest::threshold(&batch, dataset);
+    let diagnostics = ingest::diagnostics_enabled(&batch, dataset);
+    let attempt_root = keys::attempt(
+        job.tenant.org(),
+        job.tenant.sandbox(),
+        &dataset_id,
+        &job.batch_id,
+        job.attempt,
+    );
+    let (outcome, counts, files, diagnostics_location) = match processed {
+        Processed::FileErrors(errors, counts) => (
+            ingest::decide(&counts, &errors, threshold, diagnostics),
+            counts,
+            Vec::new(),
+            None,
+        ),
+        Processed::Output(output, counts) => {
+            let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
+            let out_dir = work.join("out");
+            let mut files = Vec::new();
+            if outcome.promote {
+                for part in &output.parts {
+                    let key =
+                        keys::attempt_file(&attempt_root, &format!("data/{}", part.relative_path));
+                    ctx.storage
+                        .put_file(&key, &out_dir.join(&part.relative_path))
+                        .await?;
+                    files.push(NewDatasetFile {
+                        name: part.relative_path.clone(),
+                        location: key.to_string(),
+                        records: part.records,
+                        size: part.bytes,
+                    });
+                }
+            }
+            let mut diagnostics_location = None;
+            if !output.failed.is_empty() || !output.meta.is_empty() {
+                for file in output.failed.iter().chain(&output.meta) {
+                    let key = keys::attempt_file(&attempt_root, &file.relative_path);
+                    ctx.storage
+                        .put_file(&key, &out_dir.join(&file.relative_path))
+                        .await?;
+                }
+                diagnostics_location = Some(attempt_root.to_string());
+            }
+            (outcome, counts, files, diagnostics_location)
+        }
+    };
+    let completed = now_millis();
+    let batch_fields = ingest::processed_fields(&counts, &outcome, started, completed);
+    let promotion = Promotion {
+        batch_fields,
+        files,
+        diagnostics_location,
+    };
+    let committed = ctx
+        .metastore
+        .complete_promotion(job, promotion, completed)
+        .await?;
+    let status = committed
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    tracing::info!(
+        batch.id = %job.batch_id,
+        dataset.id = %dataset_id,
+        batch.status = status,
+        records.input = counts.input_records,
+        records.failed = counts.failed_records,
+        size_bytes = counts.input_bytes,
+        "batch processed"
+    );
+    remove_dir(&work);
+    Ok(())
+}
+
+impl JobContext {
+    fn storage_note(&self, job: &Job, note: &str) {
+        tracing::info!(job.id = job.id, batch.id = %job.batch_id, note, "promotion skipped");
+    }
+}
+
+fn remove_dir(dir: &Path) {
+    if let Err(err) = std::fs::remove_dir_all(dir)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %err, "could not remove a work directory");
+    }
+}
+
+/// Resolves the dataset's schema (tenant resources plus built-ins).
+async fn full_schema(
+    ctx: &JobContext,
+    job: &Job,
+    dataset: &Doc,
+) -> Result<Result<Value, FileLevelError>, JobError> {
+    let Some(schema_id) = dataset
+        .get("schemaRef")
+        .and_then(|r| r.get("id"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(Err(FileLevelError {
+            code: "INGEST-9204-400".into(),
+            description:
+                "The dataset has no schemaRef, so rows cannot be validated; give it an XDM schema."
+                    .into(),
+        }));
+    };
+    let mut resources = ctx.metastore.list_resources(&job.tenant, None).await?;
+    resources.extend(builtins().iter().cloned());
+    let find = |id: &str| {
+        resources
+            .iter()
+            .find(|doc| {
+                doc.get("$id").and_then(Value::as_str) == Some(id)
+                    || doc.get("meta:altId").and_then(Value::as_str) == Some(id)
+            })
+            .cloned()
+    };
+    let Some(schema) = find(schema_id) else {
+        return Ok(Err(FileLevelError {
+            code: "INGEST-9204-400".into(),
+            description: format!("The dataset's schema {schema_id} no longer exists."),
+        }));
+    };
+    Ok(resolve(&schema, &find)
+        .map(|resolved| resolved.full)
+        .map_err(|err| FileLevelError {
+            code: "INGEST-9204-400".into(),
+            description: format!("The dataset's schema cannot be resolved: {err}"),
+        }))
+}
+
+async fn process(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+    dataset: &Doc,
+    work: &Path,
+) -> Result<Processed, JobError> {
+    let fail = |code: &str, description: String| {
+        Ok(Processed::FileErrors(
+            vec![FileLevelError {
+                code: code.to_owned(),
+                description,
+            }],
+            ProcessedCounts::default(),
+        ))
+    };
+    let schema = match full_schema(ctx, job, dataset).await? {
+        Ok(schema) => schema,
+        Err(error) => {
+            return Ok(Processed::FileErrors(
+                vec![error],
+                ProcessedCounts::default(),
+            ));
+        }
+    };
+    let input_format = batch.get("inputFormat").cloned().unwrap_or(Value::Null);
+    let format = match FileFormat::from_input_format(&input_format, dataset.get("fileDescription"))
+    {
+        Ok(format) => format,
+        Err(reason) => {
+            return fail(
+                "INGEST-9201-400",
+                format!("The batch's inputFormat cannot be used: {reason}"),
+            );
+        }
+    };
+    let files = ctx
+        .metastore
+        .batch_files(&job.tenant, &job.batch_id)
+        .await?;
+    if let Some(unfinished) = files.iter().find(|file| file.chunks.is_some()) {
+        return fail(
+            "INGEST-9201-400",
+            format!(
+                "The chunked upload of {} was never completed (action=COMPLETE on the file).",
+                unfinished.path
+            ),
+        );
+    }
+    let mut inputs: Vec<(String, PathBuf)> = Vec::with_capacity(files.len());
+    for file in &files {
+        let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
+            .chain(file.path.split('/'))
+            .collect();
+        let key = keys::staged_file(
+            job.tenant.org(),
+            job.tenant.sandbox(),
+            &job.batch_id,
+            &segments,
+        );
+        let local = match ctx.storage.local_path(&key) {
+            Some(local) if local.exists() => local,
+            _ => {
+                return Err(JobError::Io(format!(
+                    "staged file {key} is not readable in place"
+                )));
+            }
+        };
+        inputs.push((file.path.clone(), local));
+    }
+    if files.is_empty() {
+        return fail(
+            "INGEST-9203-400",
+            "The batch has no data: no files were uploaded.".to_owned(),
+        );
+    }
+    let options = ProcessOptions {
+        diagnostics: ingest::diagnostics_enabled(batch, dataset),
+        ..ProcessOptions::default()
+    };
+    let out_dir = work.join("out");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
+    let input_bytes: u64 = files.iter().map(|f| f.size).sum();
+    let input_files = files.len() as u64;
+    let result = tokio::task::spawn_blocking(move || -> Result<Processed, JobError> {
+        let mut processor = match BatchProcessor::new(&schema, &out_dir, options) {
+            Ok(processor) => processor,
+            Err(err) => {
+                return Ok(Processed::FileErrors(
+                    vec![FileLevelError {
+                        code: "INGEST-9204-400".into(),
+                        description: format!(
+                            "The dataset's schema cannot be used for ingestion: {err}"
+                        ),
+                    }],
+                    ProcessedCounts::default(),
+                ));
+            }
+        };
+        let mut file_errors = Vec::new();
+        for (name, path) in &inputs {
+            match processor.process_file(name, path, &format) {
+                Ok(_) => {}
+                Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
+                    code: err.code().to_owned(),
+                    description: err.to_string(),
+                }),
+                Err(err) => return Err(JobError::Io(err.to_string())),
+            }
+        }
+        let output = processor
+            .finish()
+            .map_err(|err| JobError::Io(format!("writing outputs: {err}")))?;
+        let counts = ProcessedCounts {
+            input_files,
+            input_bytes,
+            input_records: output.input_records,
+            failed_records: output.failed_records,
+            output_records: output.output_records,
+            output_bytes: output.output_bytes,
+            output_files: output.parts.len() as u64,
+            error_counts: output
+                .error_counts
+                .iter()
+                .map(|(code, rows)| (code.clone(), *rows))
+                .collect(),
+        };
+        if file_errors.is_empty() {
+            Ok(Processed::Output(output, counts))
+        } else {
+            Ok(Processed::FileErrors(file_errors, counts))
+        }
+    })
+    .await
+    .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?;
+    result
+}

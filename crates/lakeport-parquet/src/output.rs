@@ -1,0 +1,298 @@
+//! The files a batch writes: Parquet parts of validated rows, and JSON Lines files of
+//! rejected rows and diagnostics, each rolling over after a number of records.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_json::reader::{Decoder, ReaderBuilder};
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde_json::Value;
+
+use crate::arrow_value::{with_schema, without_time_zones};
+use crate::error::WriteError;
+
+/// One file written under the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// The path relative to the output directory, `/`-separated (`part-00001.parquet`,
+    /// `failed/part-00001.json`, `meta/row_errors/validation_errors_1.json`).
+    pub relative_path: String,
+    /// Rows (Parquet) or JSON lines in the file; 0 for markers.
+    pub records: u64,
+    /// The file size.
+    pub bytes: u64,
+}
+
+const WRITE_BUFFER: usize = 256 * 1024;
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `relative_path` under `root` (and its directory) for buffered writing.
+fn create(root: &Path, relative_path: &str) -> Result<(PathBuf, BufWriter<File>), WriteError> {
+    let path = root.join(relative_path);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_error(parent))?;
+    }
+    let file = File::create(&path).map_err(io_error(&path))?;
+    Ok((path, BufWriter::with_capacity(WRITE_BUFFER, file)))
+}
+
+/// Creates an empty marker file (`failed/_SUCCESS`).
+pub(crate) fn write_marker(root: &Path, relative_path: &str) -> Result<OutputFile, WriteError> {
+    let (path, mut writer) = create(root, relative_path)?;
+    writer.flush().map_err(io_error(&path))?;
+    Ok(OutputFile {
+        relative_path: relative_path.to_owned(),
+        records: 0,
+        bytes: 0,
+    })
+}
+
+/// JSON Lines files `name(1)`, `name(2)`, … that roll over after `max_records` lines; the
+/// first is created with the first line.
+pub(crate) struct JsonLines {
+    root: PathBuf,
+    name: fn(u64) -> String,
+    max_records: u64,
+    current: Option<OpenJsonLines>,
+    done: Vec<OutputFile>,
+    records: u64,
+    line: Vec<u8>,
+}
+
+struct OpenJsonLines {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    file: OutputFile,
+}
+
+impl JsonLines {
+    pub(crate) fn new(root: &Path, name: fn(u64) -> String, max_records: u64) -> Self {
+        Self {
+            root: root.to_owned(),
+            name,
+            max_records: max_records.max(1),
+            current: None,
+            done: Vec::new(),
+            records: 0,
+            line: Vec::new(),
+        }
+    }
+
+    /// Returns how many lines were appended in all.
+    pub(crate) fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Appends one compact JSON line.
+    pub(crate) fn append(&mut self, value: &Value) -> Result<(), WriteError> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|open| open.file.records >= self.max_records)
+        {
+            self.close_current()?;
+        }
+        let open = match &mut self.current {
+            Some(open) => open,
+            None => {
+                let relative_path = (self.name)(self.done.len() as u64 + 1);
+                let (path, writer) = create(&self.root, &relative_path)?;
+                self.current.insert(OpenJsonLines {
+                    path,
+                    writer,
+                    file: OutputFile {
+                        relative_path,
+                        records: 0,
+                        bytes: 0,
+                    },
+                })
+            }
+        };
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value).expect("a JSON value serialises");
+        self.line.push(b'\n');
+        open.writer
+            .write_all(&self.line)
+            .map_err(io_error(&open.path))?;
+        open.file.records += 1;
+        open.file.bytes += self.line.len() as u64;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), WriteError> {
+        if let Some(mut open) = self.current.take() {
+            open.writer.flush().map_err(io_error(&open.path))?;
+            self.done.push(open.file);
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns the files written, in order.
+    pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        self.close_current()?;
+        Ok(self.done)
+    }
+}
+
+/// Turns validated rows into Arrow record batches of the mapped schema, `chunk_rows` at a
+/// time at most (arrow-json's serde path).
+pub(crate) struct RowEncoder {
+    decoder: Decoder,
+    target: SchemaRef,
+}
+
+impl RowEncoder {
+    pub(crate) fn new(target: SchemaRef, chunk_rows: usize) -> Result<Self, WriteError> {
+        let decoder = ReaderBuilder::new(Arc::new(without_time_zones(&target)))
+            .with_batch_size(chunk_rows)
+            .build_decoder()
+            .map_err(WriteError::Encode)?;
+        Ok(Self { decoder, target })
+    }
+
+    /// Buffers one validated row.
+    pub(crate) fn push(&mut self, row: &Value) -> Result<(), WriteError> {
+        self.decoder
+            .serialize(std::slice::from_ref(row))
+            .map_err(WriteError::Encode)
+    }
+
+    /// Returns how many rows are buffered.
+    pub(crate) fn buffered(&self) -> usize {
+        self.decoder.len()
+    }
+
+    /// Returns the buffered rows as one record batch of the mapped schema.
+    pub(crate) fn flush(&mut self) -> Result<Option<RecordBatch>, WriteError> {
+        match self.decoder.flush().map_err(WriteError::Encode)? {
+            Some(batch) => with_schema(batch, &self.target)
+                .map(Some)
+                .map_err(WriteError::Encode),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Parquet part files `part-00001.parquet`, … of at most `rows_per_part` rows each, written
+/// as Snappy-compressed row groups of at most `rows_per_row_group` rows.
+pub(crate) struct ParquetParts {
+    root: PathBuf,
+    schema: SchemaRef,
+    properties: WriterProperties,
+    rows_per_part: usize,
+    current: Option<OpenPart>,
+    done: Vec<OutputFile>,
+}
+
+struct OpenPart {
+    path: PathBuf,
+    relative_path: String,
+    writer: ArrowWriter<BufWriter<File>>,
+    rows: usize,
+}
+
+impl ParquetParts {
+    pub(crate) fn new(
+        root: &Path,
+        schema: SchemaRef,
+        rows_per_row_group: usize,
+        rows_per_part: usize,
+    ) -> Self {
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(rows_per_row_group))
+            .set_created_by(format!("lakeport {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self {
+            root: root.to_owned(),
+            schema,
+            properties,
+            rows_per_part,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Returns how many more rows the current part takes (a whole part when none is open).
+    pub(crate) fn room(&self) -> usize {
+        self.rows_per_part - self.current.as_ref().map_or(0, |open| open.rows)
+    }
+
+    /// Writes a batch of at most [`room`](Self::room) rows, closing the part when it is full.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        debug_assert!(batch.num_rows() <= self.room(), "batch overflows the part");
+        let open = match &mut self.current {
+            Some(open) => open,
+            None => {
+                let relative_path = format!("part-{:05}.parquet", self.done.len() + 1);
+                let (path, writer) = create(&self.root, &relative_path)?;
+                let writer = ArrowWriter::try_new(
+                    writer,
+                    self.schema.clone(),
+                    Some(self.properties.clone()),
+                )
+                .map_err(|source| WriteError::Parquet {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.current.insert(OpenPart {
+                    path,
+                    relative_path,
+                    writer,
+                    rows: 0,
+                })
+            }
+        };
+        open.writer
+            .write(batch)
+            .map_err(|source| WriteError::Parquet {
+                path: open.path.clone(),
+                source,
+            })?;
+        open.rows += batch.num_rows();
+        if open.rows >= self.rows_per_part {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), WriteError> {
+        let Some(open) = self.current.take() else {
+            return Ok(());
+        };
+        let parquet_error = |source| WriteError::Parquet {
+            path: open.path.clone(),
+            source,
+        };
+        let buffered = open.writer.into_inner().map_err(parquet_error)?;
+        let file = buffered
+            .into_inner()
+            .map_err(|err| io_error(&open.path)(err.into_error()))?;
+        let bytes = file.metadata().map_err(io_error(&open.path))?.len();
+        self.done.push(OutputFile {
+            relative_path: open.relative_path,
+            records: open.rows as u64,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Closes the open part and returns the parts written, in order.
+    pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        self.close_current()?;
+        Ok(self.done)
+    }
+}

@@ -1,0 +1,192 @@
+//! The upload preview of spec §3.6: the first rows of a file as columns and strings, without
+//! a schema.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::ProcessError;
+use crate::format::FileFormat;
+use crate::read::csv::{CsvFile, Next};
+use crate::read::{self, Flow, RowSink, undecodable};
+
+/// Rows a preview shows when asked for 0 (spec §3.6: `nrow` 0 or absent means 100).
+pub const DEFAULT_PREVIEW_ROWS: usize = 100;
+
+/// The first rows of a file: column names, and per row one optional string per column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preview {
+    /// Column names in file order (CSV header, Parquet columns, or the JSON top-level keys
+    /// in order of first appearance).
+    pub columns: Vec<String>,
+    /// One entry per column; `None` for null or absent. Nested values are compact JSON.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl Preview {
+    /// Returns the `preview` object of spec §3.6: `{"columns": [{"cid": "0", "name": …}],
+    /// "rows": [{"0": "…"}]}`, null values as JSON null.
+    pub fn to_json(&self) -> Value {
+        let columns = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(cid, name)| {
+                let mut column = Map::new();
+                column.insert("cid".to_owned(), Value::String(cid.to_string()));
+                column.insert("name".to_owned(), Value::String(name.clone()));
+                Value::Object(column)
+            })
+            .collect();
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| {
+                let cells = (0..self.columns.len()).map(|cid| {
+                    let value = row.get(cid).cloned().flatten();
+                    (cid.to_string(), value.map_or(Value::Null, Value::String))
+                });
+                Value::Object(cells.collect())
+            })
+            .collect();
+        let mut preview = Map::new();
+        preview.insert("columns".to_owned(), Value::Array(columns));
+        preview.insert("rows".to_owned(), Value::Array(rows));
+        Value::Object(preview)
+    }
+}
+
+/// Returns the first `rows` rows (0 means [`DEFAULT_PREVIEW_ROWS`]) of the file staged at
+/// `file`; `name` is its path inside the batch, for messages.
+///
+/// # Errors
+///
+/// [`ProcessError::File`] when the file is empty or cannot be decoded with the given
+/// format (for JSON also a line that is not a JSON object: a preview shows rows only);
+/// [`ProcessError::Read`] when it cannot be read. Never [`ProcessError::Write`].
+pub fn preview(
+    name: &str,
+    file: &Path,
+    format: &FileFormat,
+    rows: usize,
+) -> Result<Preview, ProcessError> {
+    let limit = if rows == 0 {
+        DEFAULT_PREVIEW_ROWS
+    } else {
+        rows
+    };
+    match format {
+        FileFormat::Json { multi_line } => {
+            let (reader, _) = read::open(file)?;
+            let mut sink = ObjectPreview::new(name, "JSON", limit, Vec::new());
+            if *multi_line {
+                read::json::read_array(reader, file, name, &mut sink)?;
+            } else {
+                read::json::read_lines(reader, file, name, &mut sink)?;
+            }
+            Ok(sink.preview)
+        }
+        FileFormat::Csv(options) => {
+            let (reader, _) = read::open(file)?;
+            let mut csv = CsvFile::open(reader, file, name, options)?;
+            let mut preview = Preview {
+                columns: csv.header().to_vec(),
+                rows: Vec::new(),
+            };
+            let mut values = Vec::new();
+            while preview.rows.len() < limit {
+                match csv.next(&mut values)? {
+                    Next::End => break,
+                    Next::Values | Next::Corrupt { .. } => {
+                        preview.rows.push(std::mem::take(&mut values));
+                    }
+                }
+            }
+            Ok(preview)
+        }
+        FileFormat::Parquet => {
+            let (builder, _) = read::parquet::open(file, name)?;
+            let columns = builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|field| field.name().clone())
+                .collect();
+            let mut sink = ObjectPreview::new(name, "Parquet", limit, columns);
+            read::parquet::read(
+                builder,
+                name,
+                limit.min(read::parquet::BATCH_ROWS),
+                &mut sink,
+            )?;
+            Ok(sink.preview)
+        }
+    }
+}
+
+/// Collects JSON-object rows into preview columns.
+struct ObjectPreview<'n> {
+    name: &'n str,
+    format: &'static str,
+    limit: usize,
+    preview: Preview,
+    positions: HashMap<String, usize>,
+}
+
+impl<'n> ObjectPreview<'n> {
+    fn new(name: &'n str, format: &'static str, limit: usize, columns: Vec<String>) -> Self {
+        let positions = columns
+            .iter()
+            .enumerate()
+            .map(|(position, column)| (column.clone(), position))
+            .collect();
+        Self {
+            name,
+            format,
+            limit,
+            preview: Preview {
+                columns,
+                rows: Vec::new(),
+            },
+            positions,
+        }
+    }
+}
+
+impl RowSink for ObjectPreview<'_> {
+    fn row(&mut self, row: Value, _original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        let Value::Object(fields) = row else {
+            return Err(undecodable(
+                self.name,
+                self.format,
+                format!("row {} is not a JSON object", self.preview.rows.len() + 1),
+            ));
+        };
+        let mut cells = vec![None; self.preview.columns.len()];
+        for (key, value) in fields {
+            let position = *self.positions.entry(key.clone()).or_insert_with(|| {
+                self.preview.columns.push(key);
+                self.preview.columns.len() - 1
+            });
+            if cells.len() <= position {
+                cells.resize(position + 1, None);
+            }
+            cells[position] = match value {
+                Value::Null => None,
+                Value::String(text) => Some(text),
+                other => Some(other.to_string()),
+            };
+        }
+        self.preview.rows.push(cells);
+        Ok(if self.preview.rows.len() >= self.limit {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn corrupt(&mut self, _raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        Err(undecodable(self.name, self.format, message))
+    }
+}

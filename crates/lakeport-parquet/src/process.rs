@@ -1,0 +1,590 @@
+//! The synchronous file pipeline of batch ingestion (spec §7.2–§7.5): decode each file,
+//! validate each row, write passing rows as Parquet parts and rejected rows (with reasons)
+//! as JSON Lines.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakeport_domain::xdm::validate::{
+    Source, UnknownFields, Validator, ValidatorOptions, Violation, ViolationCode,
+};
+use serde_json::{Map, Value, json};
+
+use crate::columns::{check_parquet_columns, map_csv_header};
+use crate::error::{FileError, ProcessError, SetupError, WriteError};
+use crate::format::FileFormat;
+use crate::output::{JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker};
+use crate::read::csv::{CsvFile, Next};
+use crate::read::{self, Flow, RowSink};
+use crate::schema::arrow_schema;
+
+/// Rows handed to the Arrow encoder at a time: bounds the JSON tape and the Arrow arrays
+/// held before they reach the Parquet writer, whatever the row-group size.
+const ENCODE_CHUNK_ROWS: usize = 8192;
+
+/// At most this many error rows go to `meta/row_errors_sample.json` (spec §7.5).
+const SAMPLE_ROWS: u64 = 100;
+
+/// The short parsing-error code diagnostics use (spec §7.5).
+const PARSE_CODE_SHORT: &str = "1401";
+
+/// How a batch is processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// The most rows in one Parquet row group.
+    pub rows_per_row_group: usize,
+    /// The most rows in one Parquet part file; also the most lines in one JSON Lines file of
+    /// rejected rows or diagnostics.
+    pub rows_per_part: usize,
+    /// Whether to write the `meta/` diagnostics (spec §7.3: on with partial ingestion or
+    /// `enableErrorDiagnostics`). Rejected rows always go to `failed/`.
+    pub diagnostics: bool,
+    /// The most fields a row may have before it is a parsing error (spec §7.2 step 3).
+    pub max_fields_per_row: usize,
+    /// What happens to JSON properties the schema does not declare (spec §8.14).
+    pub unknown_fields: UnknownFields,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        Self {
+            rows_per_row_group: 65_536,
+            rows_per_part: 4_000_000,
+            diagnostics: false,
+            max_fields_per_row: 10_000,
+            unknown_fields: UnknownFields::Drop,
+        }
+    }
+}
+
+/// What one input file contributed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStats {
+    /// Rows read (parsing errors included).
+    pub input_records: u64,
+    /// Rows rejected (parsing, conversion and validation errors).
+    pub failed_records: u64,
+    /// The size of the input file.
+    pub input_bytes: u64,
+}
+
+/// Everything a batch wrote, with the counts the batch record reports (spec §7.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutput {
+    /// `part-00001.parquet`, … with their row counts and sizes.
+    pub parts: Vec<OutputFile>,
+    /// `failed/_SUCCESS` (first, when any row was rejected) and `failed/part-00001.json`, …
+    pub failed: Vec<OutputFile>,
+    /// Everything under `meta/` (diagnostics on only), sorted by path.
+    pub meta: Vec<OutputFile>,
+    pub input_records: u64,
+    pub failed_records: u64,
+    pub output_records: u64,
+    /// The total size of the Parquet parts.
+    pub output_bytes: u64,
+    /// Rejected rows per violation code (`INGEST-1401-400`, …); a row counts once per
+    /// distinct code it has.
+    pub error_counts: BTreeMap<String, u64>,
+}
+
+/// Processes the files of one batch into an output directory: compile once with
+/// [`new`](Self::new), feed every file to [`process_file`](Self::process_file), then
+/// [`finish`](Self::finish). Synchronous and blocking; run it off the async runtime.
+///
+/// Memory stays bounded whatever the file sizes: inputs are streamed, at most
+/// [`ENCODE_CHUNK_ROWS`] validated rows wait for Arrow encoding, and the Parquet writer holds
+/// at most one row group.
+pub struct BatchProcessor {
+    schema: Value,
+    out_dir: PathBuf,
+    pipeline: Pipeline,
+    input_files: Option<JsonLines>,
+    input_records: u64,
+}
+
+/// The row path shared by every file of the batch.
+struct Pipeline {
+    validator: Validator,
+    encoder: RowEncoder,
+    parts: ParquetParts,
+    rejects: Rejects,
+    output_records: u64,
+}
+
+impl BatchProcessor {
+    /// Compiles the validator and the Arrow schema of a resolved (`xed-full`) schema, and
+    /// prepares `out_dir`, which must be empty or not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] for a schema that cannot be compiled or mapped, zero row limits, or an
+    /// output directory that cannot be created or already holds files.
+    pub fn new(
+        full_schema: &Value,
+        out_dir: &Path,
+        options: ProcessOptions,
+    ) -> Result<Self, SetupError> {
+        if options.rows_per_row_group == 0 || options.rows_per_part == 0 {
+            return Err(SetupError::Options(
+                "rows_per_row_group and rows_per_part must be at least 1".to_owned(),
+            ));
+        }
+        let validator = Validator::compile_with(
+            full_schema,
+            ValidatorOptions {
+                unknown_fields: options.unknown_fields,
+                max_fields_per_row: options.max_fields_per_row,
+            },
+        )?;
+        let arrow = Arc::new(arrow_schema(full_schema)?);
+        prepare_out_dir(out_dir)?;
+        let chunk_rows = ENCODE_CHUNK_ROWS.min(options.rows_per_row_group);
+        let encoder = RowEncoder::new(arrow.clone(), chunk_rows)
+            .map_err(|err| SetupError::Options(format!("cannot build the row encoder: {err}")))?;
+        let parts = ParquetParts::new(
+            out_dir,
+            arrow,
+            options.rows_per_row_group,
+            options.rows_per_part,
+        );
+        let max_lines = options.rows_per_part as u64;
+        let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
+        let input_files = options
+            .diagnostics
+            .then(|| JsonLines::new(out_dir, |n| format!("meta/input_files/{n}.json"), max_lines));
+        Ok(Self {
+            schema: full_schema.clone(),
+            out_dir: out_dir.to_owned(),
+            pipeline: Pipeline {
+                validator,
+                encoder,
+                parts,
+                rejects,
+                output_records: 0,
+            },
+            input_files,
+            input_records: 0,
+        })
+    }
+
+    /// Decodes, validates and writes one file of the batch. `name` is the file's path inside
+    /// the batch (used in diagnostics and messages), `file` where it is staged.
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::File`] for a file-level data error: the batch must fail (spec §7.3).
+    /// Rows decoded before the error stay counted and written; the processor remains usable
+    /// so that the caller may report every bad file. [`ProcessError::Read`] and
+    /// [`ProcessError::Write`] are storage failures worth a retry.
+    pub fn process_file(
+        &mut self,
+        name: &str,
+        file: &Path,
+        format: &FileFormat,
+    ) -> Result<FileStats, ProcessError> {
+        let source = match format {
+            FileFormat::Json { .. } => Source::Json,
+            FileFormat::Csv(_) => Source::Csv,
+            FileFormat::Parquet => Source::Parquet,
+        };
+        let mut rows = FileRows {
+            pipeline: &mut self.pipeline,
+            name,
+            source,
+            stats: FileStats::default(),
+        };
+        let result = read_file(&self.schema, file, name, format, &mut rows);
+        let stats = rows.stats;
+        self.input_records += stats.input_records;
+        if let Some(input_files) = &mut self.input_files {
+            let mut entry = json!({"path": name, "sizeInBytes": stats.input_bytes});
+            if result.is_ok() {
+                entry["inputRecordCount"] = json!(stats.input_records);
+                entry["failedRecordCount"] = json!(stats.failed_records);
+            }
+            input_files.append(&entry)?;
+        }
+        result.map(|()| stats)
+    }
+
+    /// Writes the last rows, closes every file, and returns what was written.
+    ///
+    /// # Errors
+    ///
+    /// [`WriteError`] when a file cannot be written or closed.
+    pub fn finish(self) -> Result<BatchOutput, WriteError> {
+        let Pipeline {
+            mut encoder,
+            mut parts,
+            rejects,
+            output_records,
+            ..
+        } = self.pipeline;
+        if let Some(batch) = encoder.flush()? {
+            parts.write(&batch)?;
+        }
+        let parts = parts.finish()?;
+        let rejected = rejects.finish(&self.out_dir)?;
+        let mut meta = rejected.meta;
+        if let Some(input_files) = self.input_files {
+            meta.extend(input_files.finish()?);
+        }
+        meta.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+        let output_bytes = parts.iter().map(|part| part.bytes).sum();
+        debug_assert_eq!(
+            parts.iter().map(|part| part.records).sum::<u64>(),
+            output_records
+        );
+        Ok(BatchOutput {
+            parts,
+            failed: rejected.failed,
+            meta,
+            input_records: self.input_records,
+            failed_records: rejected.failed_records,
+            output_records,
+            output_bytes,
+            error_counts: rejected.error_counts,
+        })
+    }
+}
+
+fn prepare_out_dir(out_dir: &Path) -> Result<(), SetupError> {
+    let output_error = |source| SetupError::Output {
+        path: out_dir.to_owned(),
+        source,
+    };
+    fs::create_dir_all(out_dir).map_err(output_error)?;
+    if fs::read_dir(out_dir)
+        .map_err(output_error)?
+        .next()
+        .is_some()
+    {
+        return Err(SetupError::OutputNotEmpty {
+            path: out_dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs the decoder of `format` over one file into `rows`.
+fn read_file(
+    schema: &Value,
+    file: &Path,
+    name: &str,
+    format: &FileFormat,
+    rows: &mut FileRows<'_>,
+) -> Result<(), ProcessError> {
+    match format {
+        FileFormat::Json { multi_line } => {
+            let (reader, size) = read::open(file)?;
+            rows.stats.input_bytes = size;
+            if *multi_line {
+                read::json::read_array(reader, file, name, rows)
+            } else {
+                read::json::read_lines(reader, file, name, rows)
+            }
+        }
+        FileFormat::Csv(options) => {
+            let (reader, size) = read::open(file)?;
+            rows.stats.input_bytes = size;
+            let mut csv = CsvFile::open(reader, file, name, options)?;
+            if !options.header {
+                return Err(not_in_schema(
+                    name,
+                    "CSV files need a header row to map columns to fields (header is false)",
+                ));
+            }
+            let paths = map_csv_header(schema, csv.header())
+                .map_err(|reason| not_in_schema(name, reason))?;
+            let mut values = Vec::with_capacity(paths.len());
+            loop {
+                match csv.next(&mut values)? {
+                    Next::End => return Ok(()),
+                    Next::Values => {
+                        let row = csv_row(&paths, &mut values);
+                        rows.row(row, &|| csv_row(&paths, &mut csv.current_values()))?;
+                    }
+                    Next::Corrupt { raw, message } => {
+                        rows.corrupt(&raw, message)?;
+                    }
+                }
+            }
+        }
+        FileFormat::Parquet => {
+            let (builder, size) = read::parquet::open(file, name)?;
+            rows.stats.input_bytes = size;
+            check_parquet_columns(schema, builder.schema())
+                .map_err(|reason| not_in_schema(name, reason))?;
+            read::parquet::read(builder, name, read::parquet::BATCH_ROWS, rows)
+        }
+    }
+}
+
+fn not_in_schema(name: &str, reason: impl Into<String>) -> ProcessError {
+    ProcessError::File(FileError::NotInSchema {
+        file: name.to_owned(),
+        reason: reason.into(),
+    })
+}
+
+/// Builds the nested row of one CSV record, taking the values out of `values`; null values
+/// are left out.
+fn csv_row(paths: &[Vec<String>], values: &mut [Option<String>]) -> Value {
+    let mut root = Map::new();
+    for (path, value) in paths.iter().zip(values.iter_mut()) {
+        let Some(value) = value.take() else {
+            continue;
+        };
+        let (last, parents) = path.split_last().expect("a header path has a segment");
+        let mut object = &mut root;
+        for segment in parents {
+            object = object
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()
+                .expect("header paths never make a field both a value and an object");
+        }
+        object.insert(last.clone(), Value::String(value));
+    }
+    Value::Object(root)
+}
+
+/// The sink of one file's rows.
+struct FileRows<'p> {
+    pipeline: &'p mut Pipeline,
+    name: &'p str,
+    source: Source,
+    stats: FileStats,
+}
+
+impl RowSink for FileRows<'_> {
+    fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        self.stats.input_records += 1;
+        let pipeline = &mut *self.pipeline;
+        match pipeline.validator.validate(row, self.source) {
+            Ok(converted) => {
+                pipeline.encoder.push(&converted)?;
+                pipeline.output_records += 1;
+                if pipeline.encoder.buffered() >= ENCODE_CHUNK_ROWS.min(pipeline.parts.room())
+                    && let Some(batch) = pipeline.encoder.flush()?
+                {
+                    pipeline.parts.write(&batch)?;
+                }
+            }
+            Err(violations) => {
+                self.stats.failed_records += 1;
+                pipeline
+                    .rejects
+                    .invalid(original(), &violations, self.name)?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        self.stats.input_records += 1;
+        self.stats.failed_records += 1;
+        self.pipeline.rejects.corrupt(raw, message, self.name)?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Which diagnostics file a rejected row belongs to (spec §7.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejectKind {
+    Parsing,
+    Conversion,
+    Validation,
+}
+
+/// Rejected rows: always `failed/`, and with diagnostics the `meta/row_errors/` files and
+/// the sample.
+struct Rejects {
+    failed: JsonLines,
+    diagnostics: Option<Diagnostics>,
+    error_counts: BTreeMap<String, u64>,
+    failed_records: u64,
+}
+
+struct Diagnostics {
+    parsing: JsonLines,
+    conversion: JsonLines,
+    validation: JsonLines,
+    sample: JsonLines,
+}
+
+struct Rejected {
+    failed: Vec<OutputFile>,
+    meta: Vec<OutputFile>,
+    error_counts: BTreeMap<String, u64>,
+    failed_records: u64,
+}
+
+impl Rejects {
+    fn new(out_dir: &Path, max_lines: u64, diagnostics: bool) -> Self {
+        Self {
+            failed: JsonLines::new(out_dir, |n| format!("failed/part-{n:05}.json"), max_lines),
+            diagnostics: diagnostics.then(|| Diagnostics {
+                parsing: JsonLines::new(
+                    out_dir,
+                    |n| format!("meta/row_errors/parsing_errors_{n}.json"),
+                    max_lines,
+                ),
+                conversion: JsonLines::new(
+                    out_dir,
+                    |n| format!("meta/row_errors/conversion_errors_{n}.json"),
+                    max_lines,
+                ),
+                validation: JsonLines::new(
+                    out_dir,
+                    |n| format!("meta/row_errors/validation_errors_{n}.json"),
+                    max_lines,
+                ),
+                sample: JsonLines::new(
+                    out_dir,
+                    |_| "meta/row_errors_sample.json".to_owned(),
+                    u64::MAX,
+                ),
+            }),
+            error_counts: BTreeMap::new(),
+            failed_records: 0,
+        }
+    }
+
+    /// Records a row the decoder could not read.
+    fn corrupt(&mut self, raw: &[u8], message: String, file: &str) -> Result<(), WriteError> {
+        self.count([ViolationCode::Parse.code()]);
+        let record = json!({
+            "_corrupt_record": String::from_utf8_lossy(raw),
+            "_errors": [{"code": PARSE_CODE_SHORT, "message": message}],
+            "_filename": file,
+        });
+        self.write(RejectKind::Parsing, &record)
+    }
+
+    /// Records a row the validator refused; `row` is the row as read.
+    fn invalid(
+        &mut self,
+        row: Value,
+        violations: &[Violation],
+        file: &str,
+    ) -> Result<(), WriteError> {
+        self.count(
+            violations
+                .iter()
+                .map(|violation| violation.code.code())
+                .collect::<BTreeSet<_>>(),
+        );
+        let has = |code| violations.iter().any(|violation| violation.code == code);
+        let kind = if has(ViolationCode::Parse) || !row.is_object() {
+            RejectKind::Parsing
+        } else if has(ViolationCode::Conversion) {
+            RejectKind::Conversion
+        } else {
+            RejectKind::Validation
+        };
+        let record = match (kind, row) {
+            (RejectKind::Conversion, Value::Object(mut object)) => {
+                let errors = violations
+                    .iter()
+                    .map(|violation| {
+                        json!({
+                            "column": column(&violation.pointer),
+                            "code": violation.code.code(),
+                            "message": violation.message,
+                        })
+                    })
+                    .collect();
+                object.insert("_errors".to_owned(), Value::Array(errors));
+                object.insert("_filename".to_owned(), Value::from(file));
+                Value::Object(object)
+            }
+            (RejectKind::Validation, Value::Object(mut object)) => {
+                let errors = violations
+                    .iter()
+                    .map(|violation| {
+                        json!({
+                            "keyword": violation.keyword,
+                            "message": violation.message,
+                            "pointerToViolation": format!("#{}", violation.pointer),
+                            "schemaLocation": violation.schema_location,
+                            "causingExceptions": [],
+                        })
+                    })
+                    .collect();
+                object.insert("_validationErrors".to_owned(), Value::Array(errors));
+                object.insert("_filename".to_owned(), Value::from(file));
+                Value::Object(object)
+            }
+            (_, row) => {
+                let errors: Vec<Value> = violations
+                    .iter()
+                    .map(
+                        |violation| json!({"code": PARSE_CODE_SHORT, "message": violation.message}),
+                    )
+                    .collect();
+                json!({
+                    "_corrupt_record": row.to_string(),
+                    "_errors": errors,
+                    "_filename": file,
+                })
+            }
+        };
+        self.write(kind, &record)
+    }
+
+    fn count<'c>(&mut self, codes: impl IntoIterator<Item = &'c str>) {
+        self.failed_records += 1;
+        for code in codes {
+            *self.error_counts.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn write(&mut self, kind: RejectKind, record: &Value) -> Result<(), WriteError> {
+        self.failed.append(record)?;
+        if let Some(diagnostics) = &mut self.diagnostics {
+            match kind {
+                RejectKind::Parsing => diagnostics.parsing.append(record)?,
+                RejectKind::Conversion => diagnostics.conversion.append(record)?,
+                RejectKind::Validation => diagnostics.validation.append(record)?,
+            }
+            if diagnostics.sample.records() < SAMPLE_ROWS {
+                diagnostics.sample.append(record)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, out_dir: &Path) -> Result<Rejected, WriteError> {
+        let mut failed = Vec::new();
+        if self.failed_records > 0 {
+            failed.push(write_marker(out_dir, "failed/_SUCCESS")?);
+        }
+        failed.extend(self.failed.finish()?);
+        let mut meta = Vec::new();
+        if let Some(diagnostics) = self.diagnostics {
+            meta.extend(diagnostics.parsing.finish()?);
+            meta.extend(diagnostics.conversion.finish()?);
+            meta.extend(diagnostics.validation.finish()?);
+            meta.extend(diagnostics.sample.finish()?);
+        }
+        Ok(Rejected {
+            failed,
+            meta,
+            error_counts: self.error_counts,
+            failed_records: self.failed_records,
+        })
+    }
+}
+
+/// Returns the dotted column path of a row pointer (`/a/b~1c` → `a.b/c`).
+fn column(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
+}

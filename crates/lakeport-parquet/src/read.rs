@@ -1,0 +1,127 @@
+//! Streaming decoders for the three input formats (spec §7.2 step 1). Each pushes rows into
+//! a [`RowSink`] as it decodes them, so memory stays bounded by one row (JSON, CSV) or one
+//! record batch (Parquet), never by the file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{FileError, ProcessError};
+
+pub(crate) mod csv;
+pub(crate) mod json;
+pub(crate) mod parquet;
+
+/// Whether a reader should go on after a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Where decoded rows go: the batch pipeline, or a preview.
+pub(crate) trait RowSink {
+    /// Takes one decoded row. `original` rebuilds the row as read, for diagnostics, when the
+    /// sink consumed `row` and needs it back (only rejected rows pay for it).
+    fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError>;
+
+    /// Takes a record that could not be decoded (`raw` as read) and why.
+    fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError>;
+}
+
+/// The buffer size for input files; large enough that syscalls don't dominate.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Opens a staged file for buffered reading and returns it with its size.
+pub(crate) fn open(path: &Path) -> Result<(BufReader<File>, u64), ProcessError> {
+    let read_error = |source| ProcessError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    Ok((BufReader::with_capacity(READ_BUFFER, file), size))
+}
+
+/// Skips a UTF-8 byte-order mark and whitespace at the start of `reader`.
+///
+/// Returns `true` when nothing but whitespace was there (the file is empty), and whether a
+/// line break was skipped before the first other byte.
+pub(crate) fn skip_leading_whitespace(
+    reader: &mut impl BufRead,
+    path: &Path,
+) -> Result<LeadingWhitespace, ProcessError> {
+    skip_bom(reader, path)?;
+    let mut line_break = false;
+    loop {
+        let buffer = reader.fill_buf().map_err(|source| ProcessError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if buffer.is_empty() {
+            return Ok(LeadingWhitespace::OnlyWhitespace);
+        }
+        let skipped = buffer
+            .iter()
+            .take_while(|byte| byte.is_ascii_whitespace())
+            .count();
+        line_break |= buffer[..skipped]
+            .iter()
+            .any(|&byte| byte == b'\n' || byte == b'\r');
+        let more = skipped < buffer.len();
+        reader.consume(skipped);
+        if more {
+            return Ok(if line_break {
+                LeadingWhitespace::BlankLines
+            } else if skipped > 0 {
+                LeadingWhitespace::Spaces
+            } else {
+                LeadingWhitespace::None
+            });
+        }
+    }
+}
+
+/// What [`skip_leading_whitespace`] found before the first other byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeadingWhitespace {
+    None,
+    Spaces,
+    BlankLines,
+    OnlyWhitespace,
+}
+
+/// Consumes a UTF-8 byte-order mark if the reader starts with one.
+pub(crate) fn skip_bom(reader: &mut impl BufRead, path: &Path) -> Result<(), ProcessError> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let buffer = reader.fill_buf().map_err(|source| ProcessError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if buffer.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(())
+}
+
+/// Returns the file-level error for a file that has no content.
+pub(crate) fn empty(name: &str) -> ProcessError {
+    ProcessError::File(FileError::Empty {
+        file: name.to_owned(),
+    })
+}
+
+/// Returns the file-level error for content that cannot be decoded.
+pub(crate) fn undecodable(
+    name: &str,
+    format: &'static str,
+    reason: impl Into<String>,
+) -> ProcessError {
+    ProcessError::File(FileError::Undecodable {
+        file: name.to_owned(),
+        format,
+        reason: reason.into(),
+    })
+}
