@@ -190,3 +190,49 @@ impl RowSink for ObjectPreview<'_> {
         Err(undecodable(self.name, self.format, message))
     }
 }
+
+/// Returns up to `limit` rows of a Parquet file as JSON objects: nested values as nested
+/// JSON, dates as `YYYY-MM-DD`, timestamps as RFC 3339 in UTC, nulls left out. This is the
+/// row form of the dataset preview (spec §4) and of reading output parts back.
+///
+/// # Errors
+///
+/// As [`preview()`] for Parquet; `name` names the file in messages.
+pub fn parquet_rows(name: &str, file: &Path, limit: usize) -> Result<Vec<Value>, ProcessError> {
+    let (builder, _) = read::parquet::open(file, name)?;
+    let mut sink = CollectRows {
+        name,
+        limit,
+        rows: Vec::new(),
+    };
+    if limit > 0 {
+        read::parquet::read(
+            builder,
+            name,
+            limit.min(read::parquet::BATCH_ROWS),
+            &mut sink,
+        )?;
+    }
+    Ok(sink.rows)
+}
+
+struct CollectRows<'n> {
+    name: &'n str,
+    limit: usize,
+    rows: Vec<Value>,
+}
+
+impl RowSink for CollectRows<'_> {
+    fn row(&mut self, row: Value, _original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        self.rows.push(row);
+        Ok(if self.rows.len() >= self.limit {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn corrupt(&mut self, _raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        Err(undecodable(self.name, "Parquet", message))
+    }
+}

@@ -5,6 +5,7 @@ mod batches;
 mod datasets;
 mod gateway;
 mod import;
+mod ingest;
 mod queries;
 mod registry;
 mod support {

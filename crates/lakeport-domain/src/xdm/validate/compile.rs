@@ -160,6 +160,20 @@ pub(super) struct Checks {
     pub unique_items: bool,
 }
 
+impl Checks {
+    fn is_empty(&self) -> bool {
+        self.enum_values.is_none()
+            && self.pattern.is_none()
+            && self.min_length.is_none()
+            && self.max_length.is_none()
+            && self.bounds.is_empty()
+            && self.format.is_none()
+            && self.min_items.is_none()
+            && self.max_items.is_none()
+            && !self.unique_items
+    }
+}
+
 /// The allowed values of a field, converted to the field's type.
 #[derive(Debug)]
 pub(super) struct EnumValues {
@@ -289,19 +303,11 @@ fn compile_node(schema: &Value, location: String, depth: usize) -> Result<Node, 
         default: None,
         location: location.into_boxed_str(),
     };
-    let enum_values = compile_enum(field, &node)?;
-    let mut checks = compile_checks(field, &node)?;
-    checks.enum_values = enum_values;
-    if checks.enum_values.is_some()
-        || checks.pattern.is_some()
-        || checks.min_length.is_some()
-        || checks.max_length.is_some()
-        || !checks.bounds.is_empty()
-        || checks.format.is_some()
-        || checks.min_items.is_some()
-        || checks.max_items.is_some()
-        || checks.unique_items
-    {
+    let checks = Checks {
+        enum_values: compile_enum(field, &node)?,
+        ..compile_checks(field, &node)?
+    };
+    if !checks.is_empty() {
         node.checks = Some(Box::new(checks));
     }
     node.default = compile_default(field, &node)?;
@@ -526,6 +532,7 @@ fn compile_enum(
     }))
 }
 
+/// Compiles the constraint keywords other than `enum` (which needs the node without checks).
 fn compile_checks(field: &Map<String, Value>, node: &Node) -> Result<Checks, SchemaError> {
     let location = &*node.location;
     let pattern = match field.get("pattern") {

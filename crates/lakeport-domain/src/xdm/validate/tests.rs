@@ -652,17 +652,3 @@ fn the_fast_path_agrees_with_the_regex_engine() {
         }
     }
 }
-
-#[test]
-fn scratch_builtins_compile() {
-    use crate::xdm::{registry, resolve};
-    let lookup = |id: &str| registry::builtin(id).cloned();
-    for doc in registry::builtins() {
-        let Ok(resolved) = resolve::resolve(doc, &lookup) else { continue };
-        let id = doc.get("$id").cloned().unwrap_or_default();
-        match Validator::compile(&resolved.full) {
-            Ok(_) => println!("OK {id}"),
-            Err(err) => println!("ERR {id}: {err}"),
-        }
-    }
-}

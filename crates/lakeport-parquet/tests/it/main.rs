@@ -1,0 +1,11 @@
+//! The batch pipeline end to end: real input files in, real Parquet and JSON Lines out, read
+//! back with parquet's reader.
+
+mod csv_input;
+mod file_errors;
+mod json_input;
+mod parquet_input;
+mod preview;
+mod rejects;
+mod rolling;
+mod support;
