@@ -197,6 +197,25 @@ async fn signal_batch(
         .signal_batch(&ctx.tenant, &batch_id, action, &ctx.actor, now_millis())
         .await
         .map_err(metastore_error)?;
+    if action == BatchAction::Revert {
+        let grace_ms = i64::try_from(
+            state
+                .ingest_config()
+                .deleted_data_grace_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
+        state
+            .metastore()
+            .enqueue_job(
+                &ctx.tenant,
+                lakeport_domain::ingest::JobKind::CleanupBatch,
+                &batch_id,
+                now_millis().saturating_add(grace_ms),
+            )
+            .await
+            .map_err(metastore_error)?;
+    }
     tracing::info!(
         batch.id = %batch_id,
         batch.action = %action,

@@ -53,6 +53,9 @@ pub struct IngestConfig {
     pub lease_secs: u64,
     /// Directory for processing scratch files; by default `<data_dir>/work`.
     pub work_dir: Option<std::path::PathBuf>,
+    /// How long the data of a reverted or replaced batch is kept before the collector
+    /// deletes it and marks the batch `deleted`.
+    pub deleted_data_grace_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -67,6 +70,7 @@ impl Default for IngestConfig {
             max_attempts: 3,
             lease_secs: 60,
             work_dir: None,
+            deleted_data_grace_secs: 3600,
         }
     }
 }

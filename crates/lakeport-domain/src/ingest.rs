@@ -185,6 +185,8 @@ pub fn apply_signal(
             );
             cleanup = true;
         }
+        // The collector removes a reverted batch's data after a grace period; the caller
+        // schedules it.
         BatchAction::Revert => {}
     }
     touch(&mut doc, ctx);

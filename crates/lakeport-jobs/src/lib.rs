@@ -15,6 +15,8 @@ use std::time::Duration;
 use lakeport_config::IngestConfig;
 use lakeport_domain::ingest::{Job, JobKind};
 use lakeport_domain::now_millis;
+use lakeport_domain::query::ObjectKind;
+use lakeport_domain::status::BatchStatus;
 use lakeport_metastore::Metastore;
 use lakeport_storage::{Storage, keys};
 
@@ -198,12 +200,118 @@ impl Runner {
         }
     }
 
-    /// Removes a batch's staged uploads (after promotion, ABORT, FAIL or abandonment).
+    /// Removes what a batch no longer needs: its staged uploads, the outputs of attempts
+    /// that were never committed, and — once it is `inactive` (reverted or replaced) — all
+    /// of its data, after which it becomes `deleted`.
     async fn cleanup(&self, job: &Job) -> Result<(), JobError> {
-        let prefix = keys::staged_batch(job.tenant.org(), job.tenant.sandbox(), &job.batch_id);
-        let deleted = self.ctx.storage.delete_prefix(&prefix).await?;
-        tracing::info!(batch.id = %job.batch_id, objects = deleted, "staged uploads removed");
+        let (org, sandbox) = (job.tenant.org(), job.tenant.sandbox());
+        let staged = self
+            .ctx
+            .storage
+            .delete_prefix(&keys::staged_batch(org, sandbox, &job.batch_id))
+            .await?;
+        let batch = self
+            .ctx
+            .metastore
+            .get(
+                &job.tenant,
+                ObjectKind::Batch,
+                std::slice::from_ref(&job.batch_id),
+            )
+            .await?
+            .into_iter()
+            .next();
+        let mut removed_outputs = 0;
+        if let Some(batch) = &batch
+            && let Some(dataset_id) = lakeport_domain::catalog::batch_dataset_id(batch)
+        {
+            let status = lakeport_domain::catalog::batch_status(batch);
+            let inactive = status == Some(BatchStatus::Inactive);
+            let mut keep: Vec<String> = Vec::new();
+            if !inactive {
+                for file in self
+                    .ctx
+                    .metastore
+                    .batch_dataset_files(&job.tenant, &job.batch_id)
+                    .await?
+                {
+                    keep.extend(attempt_root(&file.location));
+                }
+                if let Some(location) = self
+                    .ctx
+                    .metastore
+                    .diagnostics_location(&job.tenant, &job.batch_id)
+                    .await?
+                {
+                    keep.push(format!("{location}/"));
+                }
+            }
+            let outputs = keys::batch_outputs(org, sandbox, dataset_id, &job.batch_id);
+            for key in self.ctx.storage.list_keys(&outputs).await? {
+                let text = key.to_string();
+                if !keep.iter().any(|root| text.starts_with(root.as_str())) {
+                    self.ctx.storage.delete(&key).await?;
+                    removed_outputs += 1;
+                }
+            }
+            if inactive {
+                let actor = lakeport_domain::catalog::Actor {
+                    client_id: "lakeport".to_owned(),
+                    user: "lakeport-collector@AdobeID".to_owned(),
+                };
+                let tenant = job.tenant.clone();
+                let change: lakeport_metastore::DocChange =
+                    Box::new(move |doc: &lakeport_domain::Doc| {
+                        let mut next = doc.clone();
+                        next.insert(
+                            "status".into(),
+                            serde_json::json!(BatchStatus::Deleted.as_str()),
+                        );
+                        let ctx = lakeport_domain::catalog::WriteContext {
+                            tenant: &tenant,
+                            actor: &actor,
+                            now: now_millis(),
+                        };
+                        lakeport_domain::catalog::touch(&mut next, &ctx);
+                        Ok(next)
+                    });
+                self.ctx
+                    .metastore
+                    .update(
+                        &job.tenant,
+                        ObjectKind::Batch,
+                        &job.batch_id,
+                        Default::default(),
+                        change,
+                    )
+                    .await?;
+            }
+        }
+        tracing::info!(batch.id = %job.batch_id, staged_objects = staged, output_objects = removed_outputs, "batch cleaned up");
         self.ctx.metastore.finish_job(job, now_millis()).await?;
         Ok(())
+    }
+}
+
+/// Returns the attempt prefix (`…/attempt-N/`) of a stored output key.
+fn attempt_root(location: &str) -> Option<String> {
+    let index = location.find("/attempt-")?;
+    let rest = &location[index + 1..];
+    let end = rest
+        .find('/')
+        .map_or(location.len(), |slash| index + 1 + slash + 1);
+    Some(location[..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attempt_roots() {
+        assert_eq!(
+            super::attempt_root("lake/o/s/datasets/d/batches/b/attempt-2/data/part-00001.parquet")
+                .as_deref(),
+            Some("lake/o/s/datasets/d/batches/b/attempt-2/")
+        );
+        assert_eq!(super::attempt_root("lake/x"), None);
     }
 }

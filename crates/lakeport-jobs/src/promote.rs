@@ -9,7 +9,7 @@ use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
 use lakeport_domain::query::ObjectKind;
 use lakeport_domain::xdm::registry::builtins;
 use lakeport_domain::xdm::resolve::resolve;
-use lakeport_domain::{Doc, now_millis};
+use lakeport_domain::{Doc, HasKind, now_millis};
 use lakeport_metastore::{NewDatasetFile, Promotion};
 use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, ProcessError, ProcessOptions};
 use lakeport_storage::keys;
@@ -125,6 +125,27 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if status == "success" {
+        // Replaced predecessors are now inactive; collect their data after the grace period.
+        let grace_ms = i64::try_from(ctx.config.deleted_data_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let predecessors = committed
+            .get("replay")
+            .and_then(|r| r.get("predecessors"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for predecessor in predecessors.iter().filter_map(Value::as_str) {
+            ctx.metastore
+                .enqueue_job(
+                    &job.tenant,
+                    lakeport_domain::ingest::JobKind::CleanupBatch,
+                    predecessor,
+                    completed.saturating_add(grace_ms),
+                )
+                .await?;
+        }
+    }
     tracing::info!(
         batch.id = %job.batch_id,
         dataset.id = %dataset_id,
@@ -280,9 +301,15 @@ async fn process(
         .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
     let input_bytes: u64 = files.iter().map(|f| f.size).sum();
     let input_files = files.len() as u64;
-    let result = tokio::task::spawn_blocking(move || -> Result<Processed, JobError> {
+    tokio::task::spawn_blocking(move || -> Result<Processed, JobError> {
         let mut processor = match BatchProcessor::new(&schema, &out_dir, options) {
             Ok(processor) => processor,
+            // Scratch-directory trouble is the server's, not the data's: retry.
+            Err(err) if err.kind() == lakeport_domain::ErrorKind::Internal => {
+                return Err(JobError::Io(format!(
+                    "preparing the batch processor: {err}"
+                )));
+            }
             Err(err) => {
                 return Ok(Processed::FileErrors(
                     vec![FileLevelError {
@@ -330,6 +357,5 @@ async fn process(
         }
     })
     .await
-    .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?;
-    result
+    .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?
 }

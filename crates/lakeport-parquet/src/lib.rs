@@ -3,7 +3,7 @@
 //! row against the dataset's resolved XDM schema, writes passing rows as Snappy Parquet parts
 //! typed by [`arrow_schema()`], and writes rejected rows with their reasons as JSON Lines
 //! (`failed/`, and `meta/` diagnostics). [`preview()`] shows the first rows of an upload
-//! (spec §3.6).
+//! (spec §3.6); [`parquet_rows()`] reads Parquet back as JSON rows (dataset preview, §4).
 //!
 //! Everything here is blocking code: the job runner calls it under `spawn_blocking`. There
 //! is no tokio here, and no decision about the batch outcome: the caller reads the counts

@@ -79,8 +79,11 @@ pub struct BatchOutput {
     pub failed: Vec<OutputFile>,
     /// Everything under `meta/` (diagnostics on only), sorted by path.
     pub meta: Vec<OutputFile>,
+    /// Rows read from every file (parsing errors included).
     pub input_records: u64,
+    /// Rows rejected (parsing, conversion and validation errors).
     pub failed_records: u64,
+    /// Rows written to the parts: `input_records - failed_records`.
     pub output_records: u64,
     /// The total size of the Parquet parts.
     pub output_bytes: u64,
@@ -93,9 +96,9 @@ pub struct BatchOutput {
 /// [`new`](Self::new), feed every file to [`process_file`](Self::process_file), then
 /// [`finish`](Self::finish). Synchronous and blocking; run it off the async runtime.
 ///
-/// Memory stays bounded whatever the file sizes: inputs are streamed, at most
-/// [`ENCODE_CHUNK_ROWS`] validated rows wait for Arrow encoding, and the Parquet writer holds
-/// at most one row group.
+/// Memory stays bounded whatever the file sizes: inputs are streamed (one row, or one
+/// Parquet record batch of 8192 rows, at a time), at most 8192 validated rows wait for Arrow
+/// encoding, and the Parquet writer holds at most one row group.
 pub struct BatchProcessor {
     schema: Value,
     out_dir: PathBuf,

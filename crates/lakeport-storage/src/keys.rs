@@ -85,6 +85,14 @@ pub fn chunks(org: &str, sandbox: &str, batch: &str, upload: &str) -> Path {
     join(&parts)
 }
 
+/// Every output of a batch, all attempts.
+pub fn batch_outputs(org: &str, sandbox: &str, dataset: &str, batch: &str) -> Path {
+    let mut parts: Vec<&str> = vec!["lake"];
+    parts.extend(tenant_parts(org, sandbox));
+    parts.extend(["datasets", dataset, "batches", batch]);
+    join(&parts)
+}
+
 /// The output of one processing attempt of a batch: Parquet parts under `data/`, rejected
 /// rows under `failed/`, diagnostics under `meta/`.
 pub fn attempt(org: &str, sandbox: &str, dataset: &str, batch: &str, attempt: u32) -> Path {

@@ -197,6 +197,19 @@ impl Storage {
         }
     }
 
+    /// Lists every object key under a prefix.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn list_keys(&self, prefix: &Path) -> Result<Vec<Path>, StorageError> {
+        let mut listing = self.store.list(Some(prefix));
+        let mut keys = Vec::new();
+        while let Some(meta) = listing.next().await {
+            keys.push(meta.map_err(store_error("listing objects"))?.location);
+        }
+        Ok(keys)
+    }
+
     /// Deletes every object under a prefix.
     ///
     /// # Errors

@@ -16,7 +16,7 @@ fn event(index: usize) -> Value {
         "eventType": "commerce.purchases",
         ns(): {
             "memberId": format!("M-{:03}", index % 1000),
-            "tier": if index % 2 == 0 { "gold" } else { "silver" },
+            "tier": if index.is_multiple_of(2) { "gold" } else { "silver" },
             "points": index * 10,
             "joined": "2020-02-29",
             "score": 0.5,

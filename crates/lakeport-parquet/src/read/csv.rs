@@ -29,6 +29,8 @@ pub(crate) struct CsvFile {
     record: ByteRecord,
     /// Without a header row, the first record is data that was read to count the columns.
     first_record: Option<ByteRecord>,
+    /// Whether record 0 is data (no header row), for 1-based record numbers in messages.
+    first_record_is_data: bool,
 }
 
 /// One step of [`CsvFile::next`].
@@ -77,6 +79,7 @@ impl CsvFile {
             header: Vec::new(),
             record: ByteRecord::new(),
             first_record: None,
+            first_record_is_data: !options.header,
         };
         let mut first = ByteRecord::new();
         if !file.read(&mut first)? {
@@ -144,14 +147,17 @@ impl CsvFile {
                 }
             }
         }
-        let line = record.position().map_or(0, csv::Position::line);
+        // Records, not lines: quoted fields span lines, and csv's line count is off by one
+        // per CRLF. With a header, record 1 is the first data row.
+        let position = record.position().map_or(0, csv::Position::record)
+            + u64::from(self.first_record_is_data);
         for (column, field) in record.iter().enumerate() {
             let text = decode(field, self.charset).ok_or_else(|| {
                 undecodable(
                     &self.name,
                     FORMAT,
                     format!(
-                        "line {line}, column {} is not {} text",
+                        "record {position}, column {} is not {} text",
                         column + 1,
                         self.charset.as_str()
                     ),
@@ -164,7 +170,7 @@ impl CsvFile {
             return Ok(Next::Corrupt {
                 raw: self.raw(record),
                 message: format!(
-                    "line {line} has {} fields, the header has {}",
+                    "record {position} has {} fields, the header has {}",
                     record.len(),
                     self.header.len()
                 ),

@@ -75,7 +75,7 @@ fn csv_with_custom_options_maps_headers_into_the_dataset_namespace() {
     assert_eq!(
         parsing,
         [json!({"_corrupt_record": "Bob;1;;;",
-            "_errors": [{"code": "1401", "message": "line 7 has 5 fields, the header has 6"}],
+            "_errors": [{"code": "1401", "message": "record 6 has 5 fields, the header has 6"}],
             "_filename": "members.csv"})]
     );
     let validation = batch.json_lines("meta/row_errors/validation_errors_1.json");

@@ -71,7 +71,7 @@ fn undecodable_files_are_code_9201() {
         &FileFormat::Json { multi_line: true },
         (
             "INGEST-9201-400",
-            "file cut.json cannot be decoded as JSON: the file must be one JSON array of rows (after 1 elements): EOF while parsing an object at line 1 column 95",
+            "file cut.json cannot be decoded as JSON: the file must be one JSON array of rows (after 1 elements): EOF while parsing an object at line 1 column 93",
         ),
     );
     check(
@@ -115,7 +115,7 @@ fn undecodable_files_are_code_9201() {
         &ascii,
         (
             "INGEST-9201-400",
-            "file ascii.csv cannot be decoded as CSV: line 3, column 1 is not US-ASCII text",
+            "file ascii.csv cannot be decoded as CSV: record 2, column 1 is not US-ASCII text",
         ),
     );
 }

@@ -110,19 +110,22 @@ fn a_json_array_file_is_read_element_by_element() {
     [
       {"_id": "a1", "timestamp": "2024-01-01T00:00:00Z", "_acme": {"memberId": "M-000001"}},
       {"_id": "a2", "timestamp": "2024-01-02T00:00:00Z", "_acme": {"memberId": "M-000002", "points": 7}},
-      {"_id": "a3", "timestamp": "not a date", "_acme": {"memberId": "M-000003"}}
+      {"_id": "a3", "timestamp": "not a date", "_acme": {"memberId": "M-000003"}},
+      {"_id": "a4", "timestamp": "2024-01-04T00:00:00Z"}
     ]
     "#;
     let stats = batch
         .process("array.json", bytes, &FileFormat::Json { multi_line: true })
         .unwrap();
-    assert_eq!((stats.input_records, stats.failed_records), (3, 1));
+    assert_eq!((stats.input_records, stats.failed_records), (4, 1));
     let output = batch.finish();
+    // `a4` has no `_acme`: its required `memberId` is not required then (a null struct).
     assert_eq!(
         batch.output_rows(&output),
         [
             json!({"_id": "a1", "timestamp": "2024-01-01T00:00:00.000000Z", "_acme": {"memberId": "M-000001"}}),
             json!({"_id": "a2", "timestamp": "2024-01-02T00:00:00.000000Z", "_acme": {"memberId": "M-000002", "points": 7}}),
+            json!({"_id": "a4", "timestamp": "2024-01-04T00:00:00.000000Z"}),
         ]
     );
     let failed = batch.json_lines("failed/part-00001.json");

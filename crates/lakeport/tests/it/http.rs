@@ -86,7 +86,9 @@ impl Conn {
             }
         }
         let mut bytes = Vec::new();
-        if chunked {
+        if method == "HEAD" {
+            // A HEAD answer has headers only.
+        } else if chunked {
             loop {
                 line.clear();
                 self.reader.read_line(&mut line)?;

@@ -1,6 +1,7 @@
 //! Tests of the real `lakeport` binary: first start, restarts, `kill -9`, graceful
 //! shutdown and `config show`.
 
+mod crash;
 mod http;
 
 use std::io::{BufRead, BufReader};
@@ -10,22 +11,23 @@ use std::time::Duration;
 
 use serde_json::json;
 
-const ORG: &str = "ACME0123456789ABCDEF0123@AdobeOrg";
+pub(crate) const ORG: &str = "ACME0123456789ABCDEF0123@AdobeOrg";
 
 /// A running `lakeport serve` and the lines it printed on stdout.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     banner: Vec<String>,
 }
 
 impl Server {
-    fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lakeport"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env("LAKEPORT__INGEST__LEASE_SECS", "2")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -60,23 +62,31 @@ impl Server {
         }
     }
 
-    fn conn(&self) -> http::Conn {
+    pub(crate) fn conn(&self) -> http::Conn {
         http::Conn::connect(&self.address).unwrap()
     }
 
-    fn kill_9(mut self) {
+    pub(crate) fn kill_9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.child.wait().unwrap()
     }
 }
 
-fn headers(token: &str) -> Vec<(&'static str, String)> {
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failing test must not leave its server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn headers(token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("authorization", format!("Bearer {token}")),
         ("x-api-key", "my-client".into()),

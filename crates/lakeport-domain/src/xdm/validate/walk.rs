@@ -649,13 +649,13 @@ enum NumberError {
     Overflow,
 }
 
-/// Parses JSON number syntax (an optional leading `+` allowed); a result too large for a
-/// double is an overflow.
+/// Parses JSON number syntax, also allowing a leading `+` and leading zeros (as integers do);
+/// a result too large for a double is an overflow.
 fn parse_number(text: &str) -> Result<f64, NumberError> {
     let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
     let bytes = unsigned.as_bytes();
     let integer_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    if integer_digits == 0 || (integer_digits > 1 && bytes[0] == b'0') {
+    if integer_digits == 0 {
         return Err(NumberError::NotANumber);
     }
     let mut rest = &bytes[integer_digits..];

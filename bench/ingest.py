@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Ingestion benchmark: upload → COMPLETE → success through a real `lakeport serve`, for
+JSON Lines, CSV and Parquet made from the project's generator (../shared/bench), side by side
+with DuckDB converting the same files to Parquet. Also reports the server's peak RSS.
+
+Usage: bench/ingest.py [--rows 400000] [--big-rows 0] [--workdir /tmp/lakeport-bench]
+  --big-rows N additionally ingests an N-row JSON Lines file through chunked upload and
+  reports the peak RSS (1,700,000 rows ≈ 1 GB).
+
+Needs: a release build (`cargo build --release`), python3, and `pip install duckdb pyarrow`
+for the reference converter and the CSV/Parquet inputs.
+"""
+import argparse
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "bench"
+ORG = "BENCH0123456789ABCDEF0123@AdobeOrg"
+TENANT = "bench0123456789abcdef0123"
+TOKEN = "bench-token"
+HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "x-api-key": "bench",
+    "x-gw-ims-org-id": ORG,
+    "x-sandbox-name": "prod",
+}
+
+
+class Server:
+    def __init__(self, data_dir: pathlib.Path):
+        binary = ROOT / "target" / "release" / "lakeport"
+        if not binary.exists():
+            sys.exit("build first: cargo build --release")
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--token", TOKEN],
+            stdout=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        self.address = line.split("http://")[1].split()[0]
+        host, port = self.address.split(":")
+        self.host, self.port = host, int(port)
+
+    def request(self, method, path, body=None, headers=None, json_body=None):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+        all_headers = dict(HEADERS)
+        if json_body is not None:
+            body = json.dumps(json_body)
+            all_headers["content-type"] = "application/json"
+        all_headers.update(headers or {})
+        conn.request(method, path, body=body, headers=all_headers)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:500]!r}")
+        return json.loads(data) if data else None
+
+    def peak_rss_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def setup_dataset(server: Server) -> str:
+    group = json.loads((SHARED / "fieldgroup.json").read_text().replace("_acme", f"_{TENANT}"))
+    created = server.request("POST", "/data/foundation/schemaregistry/tenant/fieldgroups", json_body=group)
+    schema = server.request("POST", "/data/foundation/schemaregistry/tenant/schemas", json_body={
+        "title": "Bench events", "type": "object",
+        "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}, {"$ref": created["$id"]}]})
+    reply = server.request("POST", "/data/foundation/catalog/dataSets", json_body={
+        "name": "bench events",
+        "schemaRef": {"id": schema["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"}})
+    return reply[0].rsplit("/", 1)[1]
+
+
+def upload(server: Server, batch: str, dataset: str, path: pathlib.Path, chunk_limit=256 * 1024 * 1024):
+    name = path.name
+    base = f"/data/foundation/import/batches/{batch}/datasets/{dataset}/files/{name}"
+    size = path.stat().st_size
+    octet = {"content-type": "application/octet-stream"}
+    if size <= chunk_limit:
+        with path.open("rb") as body:
+            server.request("PUT", base, body=body, headers=dict(octet, **{"content-length": str(size)}))
+        return
+    server.request("POST", base + "?action=INITIALIZE")
+    chunk = 128 * 1024 * 1024
+    with path.open("rb") as source:
+        offset = 0
+        while offset < size:
+            data = source.read(chunk)
+            end = offset + len(data) - 1
+            server.request("PATCH", base, body=data,
+                           headers=dict(octet, **{"content-range": f"bytes {offset}-{end}/{size}"}))
+            offset = end + 1
+    server.request("POST", base + "?action=COMPLETE")
+
+
+def ingest(server: Server, dataset: str, path: pathlib.Path, fmt: str) -> dict:
+    batch = server.request("POST", "/data/foundation/import/batches",
+                           json_body={"datasetId": dataset, "inputFormat": {"format": fmt}})["id"]
+    started = time.monotonic()
+    upload(server, batch, dataset, path)
+    uploaded = time.monotonic()
+    server.request("POST", f"/data/foundation/import/batches/{batch}?action=COMPLETE")
+    while True:
+        doc = server.request("GET", f"/data/foundation/catalog/batches/{batch}")[batch]
+        if doc["status"] in ("success", "failed"):
+            break
+        time.sleep(0.05)
+    done = time.monotonic()
+    if doc["status"] != "success":
+        raise RuntimeError(f"{fmt} batch failed: {doc.get('errors')}")
+    mb = path.stat().st_size / 1e6
+    return {"format": fmt, "mb": mb, "rows": doc["recordCount"], "upload_s": uploaded - started,
+            "total_s": done - started, "mbps": mb / (done - started), "process_s": done - uploaded}
+
+
+def make_inputs(workdir: pathlib.Path, rows: int):
+    jsonl = workdir / f"events-{rows}.jsonl"
+    if not jsonl.exists():
+        subprocess.run([sys.executable, str(SHARED / "gen_events.py"), str(rows), str(jsonl), "--tenant", TENANT], check=True)
+    import duckdb
+    parquet = workdir / f"events-{rows}.parquet"
+    csv = workdir / f"events-{rows}.csv"
+    con = duckdb.connect()
+    if not parquet.exists():
+        con.execute(f"COPY (SELECT * FROM read_json('{jsonl}', format='newline_delimited')) TO '{parquet}' (FORMAT parquet)")
+    if not csv.exists():
+        # CSV holds no arrays or maps: flatten the scalar leaves into dotted headers.
+        t = f"_{TENANT}"
+        columns = ["_id", "timestamp", "eventType"] + [
+            f'"{t}"."{group}"."{leaf}" AS "{t}.{group}.{leaf}"'
+            for group, leaves in {
+                "identity": ["ecid", "crmId"], "person": ["firstName", "lastName", "birthDate", "email"],
+                "loyalty": ["memberId", "tier", "points", "joined"], "order": ["priceTotal", "currencyCode", "items"],
+            }.items() for leaf in leaves
+        ] + [f'"{t}"."{leaf}" AS "{t}.{leaf}"' for leaf in ["channel", "score", "optIn"]]
+        con.execute(f"COPY (SELECT {', '.join(columns)} FROM read_json('{jsonl}', format='newline_delimited')) TO '{csv}' (HEADER)")
+    return jsonl, csv, parquet
+
+
+def duckdb_reference(path: pathlib.Path, fmt: str, threads: int) -> float:
+    import duckdb
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    reader = {"json": f"read_json('{path}', format='newline_delimited')", "csv": f"read_csv('{path}', header=true)",
+              "parquet": f"read_parquet('{path}')"}[fmt]
+    out = path.with_suffix(f".duckdb-{threads}.parquet")
+    started = time.monotonic()
+    con.execute(f"COPY (SELECT * FROM {reader}) TO '{out}' (FORMAT parquet)")
+    elapsed = time.monotonic() - started
+    out.unlink()
+    return path.stat().st_size / 1e6 / elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--big-rows", type=int, default=0)
+    parser.add_argument("--workdir", default="/tmp/lakeport-bench")
+    args = parser.parse_args()
+    workdir = pathlib.Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    jsonl, csv, parquet = make_inputs(workdir, args.rows)
+    data_dir = workdir / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    server = Server(data_dir)
+    try:
+        dataset = setup_dataset(server)
+        print(f"lakeport ingest benchmark, {args.rows} rows; 1 worker; release build")
+        print("| format | input MB | rows | upload s | upload→success s | MB/s (lakeport) | MB/s DuckDB 1 thread | MB/s DuckDB 2 threads |")
+        print("|---|---|---|---|---|---|---|---|")
+        for path, fmt in [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")]:
+            result = ingest(server, dataset, path, fmt)
+            reference_1 = duckdb_reference(path, fmt, 1)
+            reference_2 = duckdb_reference(path, fmt, 2)
+            print(f"| {fmt} | {result['mb']:.0f} | {result['rows']} | {result['upload_s']:.1f} | {result['total_s']:.1f} "
+                  f"| {result['mbps']:.1f} | {reference_1:.1f} | {reference_2:.1f} |", flush=True)
+        print(f"server peak RSS so far: {server.peak_rss_mb():.0f} MB")
+        if args.big_rows:
+            big = workdir / f"events-{args.big_rows}.jsonl"
+            if not big.exists():
+                subprocess.run([sys.executable, str(SHARED / "gen_events.py"), str(args.big_rows), str(big), "--tenant", TENANT], check=True)
+            result = ingest(server, dataset, big, "json")
+            print(f"big JSON Lines: {result['mb']:.0f} MB, {result['rows']} rows in {result['total_s']:.1f} s "
+                  f"({result['mbps']:.1f} MB/s); server peak RSS {server.peak_rss_mb():.0f} MB")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+//! Crash safety with the real binary: SIGKILL while a batch is processing, and while an
+//! upload is in flight.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{Server, headers, send};
+
+const TOKEN: &str = "crash-token";
+const TENANT: &str = "acme0123456789abcdef0123";
+
+/// Creates an experience-event schema, a dataset on it and returns the dataset id.
+fn event_dataset(conn: &mut crate::http::Conn) -> String {
+    let namespace = format!("_{TENANT}");
+    let group = send(
+        conn,
+        TOKEN,
+        "POST",
+        "/data/foundation/schemaregistry/tenant/fieldgroups",
+        Some(json!({
+        "title": "crash fields", "type": "object",
+        "definitions": {"d": {"properties": {namespace: {"type": "object", "properties": {
+            "n": {"type": "integer"}, "text": {"type": "string"}}}}}},
+        "allOf": [{"$ref": "#/definitions/d"}]})),
+    );
+    assert_eq!(group.status, 201, "{}", group.body);
+    let schema = send(
+        conn,
+        TOKEN,
+        "POST",
+        "/data/foundation/schemaregistry/tenant/schemas",
+        Some(json!({
+        "title": "crash schema", "type": "object",
+        "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}, {"$ref": group.json()["$id"]}]})),
+    );
+    assert_eq!(schema.status, 201, "{}", schema.body);
+    let dataset = send(
+        conn,
+        TOKEN,
+        "POST",
+        "/data/foundation/catalog/dataSets",
+        Some(json!({
+        "name": "crash", "fileDescription": {"format": "json"}, "schemaRef": {"id": schema.json()["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"}})),
+    );
+    assert_eq!(dataset.status, 201, "{}", dataset.body);
+    dataset.json()[0]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn rows(count: usize, offset: usize) -> Vec<u8> {
+    let namespace = format!("_{TENANT}");
+    let mut out = Vec::new();
+    for i in offset..offset + count {
+        let row = json!({"_id": format!("e{i}"), "timestamp": "2024-05-01T12:00:00Z",
+                         namespace.clone(): {"n": i, "text": "some text to make the row a little longer"}});
+        writeln!(out, "{row}").unwrap();
+    }
+    out
+}
+
+fn new_batch(conn: &mut crate::http::Conn, dataset: &str) -> String {
+    let reply = send(
+        conn,
+        TOKEN,
+        "POST",
+        "/data/foundation/import/batches",
+        Some(json!({"datasetId": dataset})),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn upload(conn: &mut crate::http::Conn, batch: &str, dataset: &str, name: &str, bytes: &[u8]) {
+    let owned = headers(TOKEN);
+    let mut list: Vec<(&str, &str)> = owned
+        .iter()
+        .filter(|(n, _)| *n != "content-type")
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    list.push(("content-type", "application/octet-stream"));
+    let body = String::from_utf8(bytes.to_vec()).unwrap();
+    let path = format!("/data/foundation/import/batches/{batch}/datasets/{dataset}/files/{name}");
+    let reply = conn.request("PUT", &path, &list, Some(&body)).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+fn batch(conn: &mut crate::http::Conn, id: &str) -> Value {
+    send(
+        conn,
+        TOKEN,
+        "GET",
+        &format!("/data/foundation/catalog/batches/{id}"),
+        None,
+    )
+    .json()[id]
+        .clone()
+}
+
+fn wait_for(
+    conn: &mut crate::http::Conn,
+    id: &str,
+    until: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let current = batch(conn, id);
+        if until(current["status"].as_str().unwrap_or_default()) {
+            return current;
+        }
+        assert!(started.elapsed() < timeout, "batch {id} stuck: {current}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dataset_files(conn: &mut crate::http::Conn, batch: &str) -> Vec<Value> {
+    let reply = send(
+        conn,
+        TOKEN,
+        "GET",
+        &format!("/data/foundation/catalog/dataSetFiles?batchId={batch}&limit=100"),
+        None,
+    );
+    reply
+        .json()
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect()
+}
+
+/// Kills the server while a batch is `processing`; after a restart the job is reclaimed
+/// and the batch is promoted exactly once.
+#[test]
+fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let id = new_batch(&mut conn, &dataset);
+    let total = 150_000;
+    for part in 0..3 {
+        upload(
+            &mut conn,
+            &id,
+            &dataset,
+            &format!("part-{part}.json"),
+            &rows(total / 3, part * total / 3),
+        );
+    }
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    wait_for(
+        &mut conn,
+        &id,
+        |status| status == "processing",
+        Duration::from_secs(30),
+    );
+    server.kill_9();
+
+    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let mut conn = server.conn();
+    let done = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(120),
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["recordCount"], total);
+    let files = dataset_files(&mut conn, &id);
+    let records: u64 = files.iter().map(|f| f["records"].as_u64().unwrap()).sum();
+    assert_eq!(
+        records, total as u64,
+        "no duplicate dataset files: {files:?}"
+    );
+    // Only the committed attempt's Parquet remains in the lake once clean-up ran.
+    std::thread::sleep(Duration::from_millis(500));
+    let batch_dir = dir
+        .path()
+        .join("objects/lake")
+        .join(crate::ORG)
+        .join("prod/datasets")
+        .join(&dataset)
+        .join("batches")
+        .join(&id);
+    let attempts: Vec<String> = std::fs::read_dir(&batch_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(attempts.len(), 1, "orphaned attempts left: {attempts:?}");
+    server.kill_9();
+}
+
+/// Kills the server in the middle of an upload: every acknowledged upload is intact, the
+/// interrupted one left nothing behind.
+#[test]
+fn acknowledged_uploads_survive_a_kill_during_another_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let id = new_batch(&mut conn, &dataset);
+    upload(&mut conn, &id, &dataset, "acked-1.json", &rows(1000, 0));
+    upload(&mut conn, &id, &dataset, "acked-2.json", &rows(500, 1000));
+
+    // Start a 20 MB upload, send half of it, and kill the server mid-body.
+    let mut raw = TcpStream::connect(&server.address).unwrap();
+    let big = rows(60_000, 10_000);
+    let mut request = format!(
+        "PUT /data/foundation/import/batches/{id}/datasets/{dataset}/files/interrupted.json HTTP/1.1\r\nhost: x\r\n"
+    );
+    for (name, value) in headers(TOKEN) {
+        if name != "content-type" {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    request.push_str(&format!(
+        "content-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        big.len()
+    ));
+    raw.write_all(request.as_bytes()).unwrap();
+    raw.write_all(&big[..big.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill_9();
+    drop(raw);
+
+    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let mut conn = server.conn();
+    let owned = headers(TOKEN);
+    let list: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    for (name, size) in [
+        ("acked-1.json", rows(1000, 0).len()),
+        ("acked-2.json", rows(500, 1000).len()),
+    ] {
+        let path = format!("/data/foundation/import/batches/{id}/datasets/{dataset}/files/{name}");
+        let head = conn.request("HEAD", &path, &list, None).unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(
+            head.header("range"),
+            Some(format!("bytes=0-{}", size - 1).as_str())
+        );
+    }
+    let path =
+        format!("/data/foundation/import/batches/{id}/datasets/{dataset}/files/interrupted.json");
+    assert_eq!(
+        conn.request("HEAD", &path, &list, None).unwrap().status,
+        404
+    );
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    let done = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        (done["status"].as_str(), done["recordCount"].as_u64()),
+        (Some("success"), Some(1500)),
+        "{done}"
+    );
+    server.kill_9();
+}
