@@ -142,7 +142,7 @@ def make_inputs(workdir: pathlib.Path, rows: int):
     if not csv.exists():
         # CSV holds no arrays or maps: flatten the scalar leaves into dotted headers.
         t = f"_{TENANT}"
-        columns = ["_id", "timestamp", "eventType"] + [
+        columns = ["_id", "strftime(\"timestamp\", '%Y-%m-%dT%H:%M:%SZ') AS \"timestamp\"", "eventType"] + [
             f'"{t}"."{group}"."{leaf}" AS "{t}.{group}.{leaf}"'
             for group, leaves in {
                 "identity": ["ecid", "crmId"], "person": ["firstName", "lastName", "birthDate", "email"],
