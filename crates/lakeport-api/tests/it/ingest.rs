@@ -701,3 +701,30 @@ async fn preview_shows_uploaded_rows() {
     .await
     .problem(415, "INGEST-9004-415");
 }
+
+/// ABORT is allowed from every non-terminal state (spec §3.7), FAIL likewise; producers can
+/// put a batch into any state through the Catalog.
+#[tokio::test]
+async fn abort_and_fail_from_every_non_terminal_state() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    for status in ["loading", "loaded", "staging", "processing", "retrying", "stalled"] {
+        for (action, expected) in [("ABORT", "aborted"), ("FAIL", "failed")] {
+            let batch = new_batch(&app, &dataset, json!({})).await;
+            if status != "loading" {
+                let reply = app.patch(&format!("{CATALOG_BATCHES}/{batch}")).json(json!({"status": status})).send().await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            }
+            let reply = app.signal(&batch, action).await;
+            assert_eq!(reply.status, StatusCode::OK, "{action} from {status}: {}", reply.text);
+            assert_eq!(app.batch(&batch).await["status"], expected, "{action} from {status}");
+        }
+    }
+    for terminal in ["success", "abandoned", "inactive", "deleted"] {
+        let batch = new_batch(&app, &dataset, json!({})).await;
+        app.patch(&format!("{CATALOG_BATCHES}/{batch}")).json(json!({"status": terminal})).send().await;
+        let reply = app.signal(&batch, "ABORT").await;
+        assert!(reply.problem(400, "INGEST-9010-400").contains(&format!("'{terminal}'")), "{terminal}");
+    }
+    app.run_jobs().await;
+}
