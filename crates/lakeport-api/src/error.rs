@@ -21,6 +21,8 @@ pub enum Service {
     Catalog,
     Ingest,
     Registry,
+    /// The Data Access API (`/data/foundation/export`); `DAS` is our choice (spec §1.6).
+    Access,
     Gateway,
 }
 
@@ -30,6 +32,7 @@ impl Service {
             Self::Catalog => "CAT",
             Self::Ingest => "INGEST",
             Self::Registry => "XDM",
+            Self::Access => "DAS",
             Self::Gateway => "LAKEPORT",
         }
     }
@@ -94,6 +97,7 @@ impl ApiError {
         let number = match service {
             Service::Catalog => 9001,
             Service::Registry => 9002,
+            Service::Access => 9004,
             _ => 9015,
         };
         Self::new(
@@ -111,6 +115,7 @@ impl ApiError {
             Service::Catalog => 9004,
             // Adobe's documented "resource not found" code of the registry.
             Service::Registry => 1012,
+            Service::Access => 9001,
             _ => 9003,
         };
         Self::new(service, number, StatusCode::NOT_FOUND, "Not found", detail)

@@ -1,10 +1,12 @@
 //! The HTTP API: axum routers for the AEP services Lakeport speaks, shaped exactly like
-//! Adobe's (`/data/foundation/catalog`, `/data/foundation/import`).
+//! Adobe's (`/data/foundation/catalog`, `/data/foundation/import`,
+//! `/data/foundation/export`, `/data/foundation/schemaregistry`).
 //!
 //! Handlers are thin: they read the request, call one `domain` function or one
 //! `Metastore` method, and render. This crate may depend on `domain`, `metastore` and
 //! `config`; it must never depend on Arrow/Parquet or the job runner.
 
+pub mod access;
 pub mod catalog;
 pub mod context;
 pub mod error;
@@ -27,6 +29,7 @@ use lakeport_metastore::Metastore;
 use serde_json::json;
 use tower::Layer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 use crate::context::{Auth, authenticate, render_problems};
@@ -36,6 +39,7 @@ use crate::error::{ApiError, Service};
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+#[derive(Clone)]
 struct Inner {
     metastore: Arc<dyn Metastore>,
     auth: Auth,
@@ -46,6 +50,7 @@ struct Inner {
     storage: lakeport_storage::Storage,
     ingest: lakeport_config::IngestConfig,
     previewer: Option<Arc<dyn ingest::Previewer>>,
+    row_reader: Option<Arc<dyn access::RowReader>>,
 }
 
 impl AppState {
@@ -72,7 +77,21 @@ impl AppState {
             storage,
             ingest: config.ingest.clone(),
             previewer,
+            row_reader: None,
         }))
+    }
+
+    /// Returns the state with the Parquet reader behind the Data Access dataset preview.
+    #[must_use]
+    pub fn with_row_reader(self, reader: Arc<dyn access::RowReader>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.row_reader = Some(reader);
+        Self(Arc::new(inner))
+    }
+
+    /// Returns the Parquet reader of the dataset preview, when the binary wired one in.
+    pub fn row_reader(&self) -> Option<&Arc<dyn access::RowReader>> {
+        self.0.row_reader.as_ref()
     }
 
     /// Returns object storage.
@@ -143,15 +162,34 @@ pub fn app(state: AppState) -> App {
             ingest::routes().route_layer(authenticated.clone()),
         )
         .nest(
+            access::BASE_PATH,
+            access::routes().route_layer(authenticated.clone()),
+        )
+        .nest(
             "/data/foundation/schemaregistry",
             registry::routes().route_layer(authenticated),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(render_problems))
-        .layer(CompressionLayer::new().gzip(true))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .compress_when(DefaultPredicate::new().and(not_a_download)),
+        )
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Keeps Data Access downloads out of gzip: their `Content-Length` and byte ranges
+/// address the stored bytes (spec §4).
+fn not_a_download(
+    _: StatusCode,
+    _: axum::http::Version,
+    _: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    extensions.get::<access::Uncompressed>().is_none()
 }
 
 /// `GET /health`: 200 when the metastore answers, 503 otherwise. Needs no token.

@@ -56,6 +56,10 @@ pub struct IngestConfig {
     /// How long the data of a reverted or replaced batch is kept before the collector
     /// deletes it and marks the batch `deleted`.
     pub deleted_data_grace_secs: u64,
+    /// How long a batch's diagnostics (`failed/` rejected rows and `meta/` files) are kept
+    /// after its `completed` time; afterwards Data Access answers 404 and the worker
+    /// deletes them (spec §1.8, §7.5: 30 days).
+    pub diagnostics_retention_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -71,6 +75,7 @@ impl Default for IngestConfig {
             lease_secs: 60,
             work_dir: None,
             deleted_data_grace_secs: 3600,
+            diagnostics_retention_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -109,13 +114,83 @@ impl Default for ServerConfig {
 }
 
 /// Where Catalog metadata lives.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetastoreConfig {
-    /// `sqlite://path`; by default `sqlite://<data_dir>/catalog.db`.
+    /// `sqlite://path` (by default `sqlite://<data_dir>/catalog.db`) or
+    /// `postgres://user:password@host:5432/database`; the password is a secret.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: Option<String>,
-    /// `process` (survives a crash or kill, the default) or `power-loss` (fsync every commit).
+    /// `process` (survives a crash or kill, the default) or `power-loss` (fsync every
+    /// commit). SQLite only: PostgreSQL follows its server's settings.
     pub durability: Durability,
+    /// Connections each process keeps to PostgreSQL (ignored by SQLite).
+    pub max_connections: u32,
+}
+
+impl Default for MetastoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            durability: Durability::default(),
+            max_connections: 10,
+        }
+    }
+}
+
+impl fmt::Debug for MetastoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetastoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url_password))
+            .field("durability", &self.durability)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&redact_url_password(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Returns a server URL with its password (in the user info or a `password=` query
+/// parameter) replaced by `<redacted>`, for logs and `config show`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // A SQLite or file URL holds a path, whatever characters it contains.
+    if matches!(scheme, "sqlite" | "file") {
+        return url.to_owned();
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|parameter| match parameter.split_once('=') {
+                    Some(("password", _)) => "password=<redacted>".to_owned(),
+                    _ => parameter.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", parameters.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// How hard the embedded metastore syncs commits.
@@ -328,11 +403,22 @@ impl Config {
             });
         }
         if let Some(url) = &self.metastore.url
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
             return Err(ConfigError::Invalid {
                 key: "metastore.url",
-                reason: format!("{url:?} is not supported; use sqlite://<path>"),
+                reason: format!(
+                    "{:?} is not supported; use sqlite://<path> or postgres://<user>:<password>@<host>:<port>/<database>",
+                    redact_url_password(url)
+                ),
+            });
+        }
+        if self.metastore.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "metastore.max_connections",
+                reason: "must be at least 1".to_owned(),
             });
         }
         for token in &self.auth.tokens {
@@ -485,6 +571,7 @@ mod tests {
             config.metastore_url(),
             "sqlite://./lakeport-data/catalog.db"
         );
+        assert_eq!(config.ingest.diagnostics_retention_secs, 2_592_000);
     }
 
     #[test]
@@ -540,5 +627,40 @@ mod tests {
         let err =
             Config::load(None, env(&[("LAKEPORT__CATALOG__DEFAULT_LIMIT", "500")])).unwrap_err();
         assert!(err.to_string().contains("catalog.default_limit"), "{err}");
+    }
+
+    #[test]
+    fn postgres_urls_are_accepted_and_their_password_redacted() {
+        let url = "postgres://lakeport:s3cret@db:5432/lakeport";
+        let config = Config::load(None, env(&[("LAKEPORT__METASTORE__URL", url)])).unwrap();
+        assert_eq!(config.metastore_url(), url);
+        let shown = config.redacted_toml();
+        assert!(
+            shown.contains("url = \"postgres://lakeport:<redacted>@db:5432/lakeport\"")
+                && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(
+            redact_url_password("postgresql://u:p@h/db?sslmode=disable&password=p2"),
+            "postgresql://u:<redacted>@h/db?sslmode=disable&password=<redacted>"
+        );
+        assert_eq!(
+            redact_url_password("postgres://u@h:5432/db"),
+            "postgres://u@h:5432/db"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://./a:b@c/catalog.db"),
+            "sqlite://./a:b@c/catalog.db"
+        );
+        let err = Config::load(
+            None,
+            env(&[("LAKEPORT__METASTORE__URL", "mysql://u:s3cret@h/db")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("metastore.url") && !err.to_string().contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Background jobs: the worker loop that claims jobs from the metastore queue, the batch
-//! promotion job (validate → Parquet → one catalog transaction) and clean-up.
+//! promotion job (validate → Parquet → one catalog transaction), clean-up, and the periodic
+//! sweeps (stale `loading` batches, diagnostics past their retention period).
 //!
 //! Only this crate writes dataset files, and the catalog update is each job's last step;
 //! every job is safe to run twice (outputs go under attempt-scoped keys that only the
@@ -52,6 +53,19 @@ pub struct Runner {
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// How often stale `loading` batches are abandoned.
 const ABANDON_EVERY: Duration = Duration::from_secs(60);
+/// How often diagnostics past their retention period are deleted.
+const EXPIRE_DIAGNOSTICS_EVERY: Duration = Duration::from_secs(600);
+/// How many batches one metastore query of the diagnostics sweep returns.
+const EXPIRE_DIAGNOSTICS_PAGE: u32 = 100;
+
+/// Returns true when `every` has passed since `last` (or nothing ran yet), and records now.
+fn due(last: &mut Option<std::time::Instant>, every: Duration) -> bool {
+    if last.is_some_and(|at| at.elapsed() < every) {
+        return false;
+    }
+    *last = Some(std::time::Instant::now());
+    true
+}
 
 impl Runner {
     /// Returns a runner.
@@ -62,12 +76,17 @@ impl Runner {
     /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut last_abandon = std::time::Instant::now() - ABANDON_EVERY;
+        let mut last_abandon = None;
+        let mut last_expiry = None;
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
         loop {
-            if last_abandon.elapsed() >= ABANDON_EVERY {
-                last_abandon = std::time::Instant::now();
+            if due(&mut last_abandon, ABANDON_EVERY) {
                 self.abandon_stale().await;
+            }
+            if due(&mut last_expiry, EXPIRE_DIAGNOSTICS_EVERY)
+                && let Err(err) = self.expire_diagnostics().await
+            {
+                tracing::warn!(error = %err, "could not look for expired diagnostics");
             }
             let worked = match self.run_one().await {
                 Ok(worked) => worked,
@@ -117,6 +136,85 @@ impl Runner {
             }
             Err(err) => tracing::warn!(error = %err, "could not abandon stale batches"),
         }
+    }
+
+    /// Deletes the `failed/` and `meta/` files of batches completed longer than
+    /// `ingest.diagnostics_retention_secs` ago (spec §7.5) and forgets their location; the
+    /// Parquet data of the attempt stays. Returns how many batches were swept.
+    ///
+    /// # Errors
+    /// A metastore failure while looking for expired diagnostics; a batch whose files
+    /// cannot be deleted is logged and retried by the next sweep.
+    pub async fn expire_diagnostics(&self) -> Result<usize, JobError> {
+        let retention_ms = i64::try_from(
+            self.ctx
+                .config
+                .diagnostics_retention_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
+        let completed_before = now_millis().saturating_sub(retention_ms);
+        let mut swept = 0;
+        loop {
+            let expired = self
+                .ctx
+                .metastore
+                .expired_diagnostics(completed_before, EXPIRE_DIAGNOSTICS_PAGE)
+                .await?;
+            let page = expired.len();
+            let mut cleared = 0;
+            for entry in expired {
+                match self.delete_diagnostics(&entry).await {
+                    Ok(objects) => {
+                        cleared += 1;
+                        tracing::info!(
+                            batch.id = %entry.batch_id,
+                            tenant.org = entry.tenant.org(),
+                            diagnostics_objects = objects,
+                            "batch diagnostics expired"
+                        );
+                    }
+                    Err(err) => tracing::warn!(
+                        batch.id = %entry.batch_id,
+                        tenant.org = entry.tenant.org(),
+                        error = %err,
+                        "could not delete expired diagnostics; the next sweep retries"
+                    ),
+                }
+            }
+            swept += cleared;
+            // Stop at the last page, or when nothing on a page could be cleared (it would
+            // come back unchanged).
+            if page < EXPIRE_DIAGNOSTICS_PAGE as usize || cleared == 0 {
+                return Ok(swept);
+            }
+        }
+    }
+
+    /// Deletes one batch's `failed/` and `meta/` objects, then forgets the location.
+    async fn delete_diagnostics(
+        &self,
+        entry: &lakeport_metastore::ExpiredDiagnostics,
+    ) -> Result<u64, JobError> {
+        let root = lakeport_storage::Key::parse(entry.location.as_str()).map_err(|err| {
+            JobError::Io(format!(
+                "diagnostics location {:?} is not a storage key: {err}",
+                entry.location
+            ))
+        })?;
+        let mut objects = 0;
+        for folder in ["failed", "meta"] {
+            objects += self
+                .ctx
+                .storage
+                .delete_prefix(&keys::attempt_file(&root, folder))
+                .await?;
+        }
+        self.ctx
+            .metastore
+            .clear_diagnostics(&entry.tenant, &entry.batch_id)
+            .await?;
+        Ok(objects)
     }
 
     /// Claims and runs one job; false when there was none.

@@ -1,8 +1,9 @@
 //! The Catalog's metadata store: datasets, batches and dataset files, per tenant.
 //!
 //! This crate owns every line of SQL in Lakeport. It exposes the [`Metastore`] trait,
-//! implemented by the embedded SQLite backend (and by PostgreSQL next), and depends only on
-//! `lakeport-domain`; it must never depend on the API, storage or Arrow crates. Every write
+//! implemented by the embedded SQLite backend and (with the `postgres` feature) by
+//! PostgreSQL, chosen by URL through [`open`]. It depends only on `lakeport-domain`; it
+//! must never depend on the API, storage or Arrow crates. Every write
 //! runs in one transaction and decisions (version checks, uniqueness, state rules) are made
 //! inside it by calling pure `domain` functions.
 
@@ -16,7 +17,11 @@ use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::ResourceKind;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 /// A change to apply to a stored document, computed from its current state inside the
 /// write transaction. It returns the complete new document.
@@ -162,6 +167,65 @@ pub struct Promotion {
 pub struct StoredDatasetFile {
     pub doc: Doc,
     pub location: String,
+}
+
+/// A batch whose diagnostics (`failed/`, `meta/`) outlived the retention period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredDiagnostics {
+    pub tenant: Tenant,
+    pub batch_id: String,
+    /// The attempt root the diagnostics were written under.
+    pub location: String,
+}
+
+/// How [`open`] sets up a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// How hard SQLite syncs commits; PostgreSQL keeps its server's settings.
+    pub durability: sqlite::Durability,
+    /// Connections in this process's PostgreSQL pool (SQLite always has one writer and a
+    /// few readers).
+    pub max_connections: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            durability: sqlite::Durability::Process,
+            max_connections: 10,
+        }
+    }
+}
+
+/// Opens the metastore a URL names — `sqlite://path` (or `sqlite:path`) for the embedded
+/// backend, `postgres://…` or `postgresql://…` for PostgreSQL — and applies pending
+/// migrations.
+///
+/// # Errors
+/// Fails when the URL names no supported backend (or PostgreSQL in a build without the
+/// `postgres` feature), or when the backend cannot be opened or migrated. Messages never
+/// quote the URL, which may hold a password.
+pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Metastore>, MetastoreError> {
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteMetastore::open(url, options.durability).await?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let store = postgres::PostgresMetastore::open(url, options.max_connections).await?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(MetastoreError::Unavailable(
+            "this build has no PostgreSQL support; build lakeport with the `postgres` feature"
+                .to_owned(),
+        ));
+    }
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    Err(MetastoreError::Unavailable(format!(
+        "metastore URL scheme {scheme:?} is not supported; use sqlite:// or postgres://"
+    )))
 }
 
 /// The Catalog's persistent store. One implementation per backend; all of them pass the
@@ -416,6 +480,22 @@ pub trait Metastore: Send + Sync + 'static {
         tenant: &Tenant,
         batch_id: &str,
     ) -> Result<Option<String>, MetastoreError>;
+
+    /// Returns up to `limit` batches completed before `completed_before` whose
+    /// diagnostics location is still recorded, oldest first, in every tenant.
+    async fn expired_diagnostics(
+        &self,
+        completed_before: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiredDiagnostics>, MetastoreError>;
+
+    /// Forgets a batch's diagnostics location once its files are deleted; returns false
+    /// when none was recorded.
+    async fn clear_diagnostics(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<bool, MetastoreError>;
 
     /// Checks that the backend answers; used by `/health`.
     async fn ping(&self) -> Result<(), MetastoreError>;

@@ -48,6 +48,13 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
     }
 }
 
+/// An object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: Path,
+    pub size: u64,
+}
+
 /// The object store and, when it is a local directory, that directory.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -208,6 +215,24 @@ impl Storage {
             keys.push(meta.map_err(store_error("listing objects"))?.location);
         }
         Ok(keys)
+    }
+
+    /// Lists every object under a prefix with its size (Data Access listings of a batch's
+    /// `failed/` and `meta/` folders).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn list_objects(&self, prefix: &Path) -> Result<Vec<ObjectInfo>, StorageError> {
+        let mut listing = self.store.list(Some(prefix));
+        let mut objects = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(store_error("listing objects"))?;
+            objects.push(ObjectInfo {
+                key: meta.location,
+                size: meta.size,
+            });
+        }
+        Ok(objects)
     }
 
     /// Deletes every object under a prefix.

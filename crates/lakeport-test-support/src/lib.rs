@@ -37,6 +37,8 @@ pub struct Reply {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The raw body, for binary downloads.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -144,6 +146,7 @@ impl Call<'_> {
             headers,
             body,
             text,
+            bytes: bytes.to_vec(),
         }
     }
 }
@@ -173,7 +176,8 @@ impl TestApp {
             Arc::clone(&metastore),
             storage.clone(),
             Some(Arc::new(ParquetPreviewer)),
-        );
+        )
+        .with_row_reader(Arc::new(ParquetPreviewer));
         let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
             metastore: Arc::clone(&metastore),
             storage: storage.clone(),
@@ -193,6 +197,11 @@ impl TestApp {
     /// Runs queued jobs until none is runnable; returns how many ran.
     pub async fn run_jobs(&self) -> usize {
         self.runner.run_until_idle().await.unwrap()
+    }
+
+    /// Runs the worker's diagnostics retention sweep once; returns how many batches it swept.
+    pub async fn expire_diagnostics(&self) -> usize {
+        self.runner.expire_diagnostics().await.unwrap()
     }
 
     /// Returns the object storage.
@@ -358,6 +367,12 @@ impl lakeport_api::ingest::Previewer for ParquetPreviewer {
             columns: preview.columns,
             rows: preview.rows,
         })
+    }
+}
+
+impl lakeport_api::access::RowReader for ParquetPreviewer {
+    fn rows(&self, name: &str, file: &std::path::Path, limit: usize) -> Result<Vec<Value>, String> {
+        lakeport_parquet::parquet_rows(name, file, limit).map_err(|err| err.to_string())
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `lakeport` binary: `serve` runs the API on the embedded default (SQLite and local
-//! files under one data directory); `config show` prints the effective configuration.
+//! files under one data directory); `config show` prints the effective configuration; the
+//! client commands (`schema`, `dataset`, `ingest`, `batch`, `download`) talk HTTP to a
+//! running server (`cli`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,10 +9,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use lakeport_config::redact_url_password;
 use lakeport_config::{Config, LogFormat, TokenConfig};
-use lakeport_metastore::sqlite::{Durability, SqliteMetastore};
+use lakeport_metastore::sqlite::Durability;
+use lakeport_metastore::{Metastore, OpenOptions};
 use rand::RngCore;
 
+mod cli;
 mod previewer;
 
 /// Lakeport: a self-hostable batch-ingestion service and data catalog that speaks the
@@ -35,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,13 +113,14 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(cli::exit_code(&err))
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Client(command) => cli::run(command),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => {
@@ -167,15 +175,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn open_metastore(config: &Config) -> anyhow::Result<SqliteMetastore> {
-    let durability = match config.metastore.durability {
-        lakeport_config::Durability::Process => Durability::Process,
-        lakeport_config::Durability::PowerLoss => Durability::PowerLoss,
+/// Opens the metastore the configuration names: SQLite (`sqlite://…`, the default) or
+/// PostgreSQL (`postgres://…`).
+async fn open_metastore(config: &Config) -> anyhow::Result<Arc<dyn Metastore>> {
+    let options = OpenOptions {
+        durability: match config.metastore.durability {
+            lakeport_config::Durability::Process => Durability::Process,
+            lakeport_config::Durability::PowerLoss => Durability::PowerLoss,
+        },
+        max_connections: usize::try_from(config.metastore.max_connections).unwrap_or(usize::MAX),
     };
     let url = config.metastore_url();
-    SqliteMetastore::open(&url, durability)
+    lakeport_metastore::open(&url, options)
         .await
-        .with_context(|| format!("opening the metastore at {url}"))
+        .with_context(|| format!("opening the metastore at {}", redact_url_password(&url)))
 }
 
 fn token_path(data_dir: &Path) -> PathBuf {
@@ -231,15 +244,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let metastore: Arc<dyn lakeport_metastore::Metastore> =
-        Arc::new(open_metastore(&config).await?);
+    let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
     let storage = open_storage(&config)?;
     let state = lakeport_api::AppState::new(
         &config,
         Arc::clone(&metastore),
         storage.clone(),
         Some(Arc::new(previewer::ParquetPreviewer)),
-    );
+    )
+    .with_row_reader(Arc::new(previewer::ParquetPreviewer));
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -337,8 +350,7 @@ async fn work(config: Config) -> anyhow::Result<()> {
             config.server.data_dir.display()
         )
     })?;
-    let metastore: Arc<dyn lakeport_metastore::Metastore> =
-        Arc::new(open_metastore(&config).await?);
+    let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
     let storage = open_storage(&config)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let count = config.ingest.workers.max(1);

@@ -1,9 +1,12 @@
-//! The Arrow-based previewer wired into the API (which itself never compiles Arrow).
+//! The Arrow-based previewers wired into the API (which itself never compiles Arrow): the
+//! upload preview of Batch Ingestion and the dataset preview of Data Access.
 
+use lakeport_api::access::RowReader;
 use lakeport_api::ingest::{PreviewRequest, PreviewTable, Previewer};
 use lakeport_parquet::FileFormat;
 
-/// Previews uploaded JSON, CSV and Parquet files with `lakeport-parquet`.
+/// Previews uploaded JSON, CSV and Parquet files, and reads the lake's Parquet files
+/// back as JSON rows, with `lakeport-parquet`.
 pub struct ParquetPreviewer;
 
 impl Previewer for ParquetPreviewer {
@@ -23,5 +26,16 @@ impl Previewer for ParquetPreviewer {
             columns: preview.columns,
             rows: preview.rows,
         })
+    }
+}
+
+impl RowReader for ParquetPreviewer {
+    fn rows(
+        &self,
+        name: &str,
+        file: &std::path::Path,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        lakeport_parquet::parquet_rows(name, file, limit).map_err(|err| err.to_string())
     }
 }

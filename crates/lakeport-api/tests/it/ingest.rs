@@ -708,23 +708,51 @@ async fn preview_shows_uploaded_rows() {
 async fn abort_and_fail_from_every_non_terminal_state() {
     let app = TestApp::new().await;
     let dataset = app.create_event_dataset("events").await;
-    for status in ["loading", "loaded", "staging", "processing", "retrying", "stalled"] {
+    for status in [
+        "loading",
+        "loaded",
+        "staging",
+        "processing",
+        "retrying",
+        "stalled",
+    ] {
         for (action, expected) in [("ABORT", "aborted"), ("FAIL", "failed")] {
             let batch = new_batch(&app, &dataset, json!({})).await;
             if status != "loading" {
-                let reply = app.patch(&format!("{CATALOG_BATCHES}/{batch}")).json(json!({"status": status})).send().await;
+                let reply = app
+                    .patch(&format!("{CATALOG_BATCHES}/{batch}"))
+                    .json(json!({"status": status}))
+                    .send()
+                    .await;
                 assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
             }
             let reply = app.signal(&batch, action).await;
-            assert_eq!(reply.status, StatusCode::OK, "{action} from {status}: {}", reply.text);
-            assert_eq!(app.batch(&batch).await["status"], expected, "{action} from {status}");
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "{action} from {status}: {}",
+                reply.text
+            );
+            assert_eq!(
+                app.batch(&batch).await["status"],
+                expected,
+                "{action} from {status}"
+            );
         }
     }
     for terminal in ["success", "abandoned", "inactive", "deleted"] {
         let batch = new_batch(&app, &dataset, json!({})).await;
-        app.patch(&format!("{CATALOG_BATCHES}/{batch}")).json(json!({"status": terminal})).send().await;
+        app.patch(&format!("{CATALOG_BATCHES}/{batch}"))
+            .json(json!({"status": terminal}))
+            .send()
+            .await;
         let reply = app.signal(&batch, "ABORT").await;
-        assert!(reply.problem(400, "INGEST-9010-400").contains(&format!("'{terminal}'")), "{terminal}");
+        assert!(
+            reply
+                .problem(400, "INGEST-9010-400")
+                .contains(&format!("'{terminal}'")),
+            "{terminal}"
+        );
     }
     app.run_jobs().await;
 }

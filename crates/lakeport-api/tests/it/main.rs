@@ -1,6 +1,7 @@
 //! HTTP tests: the real router over a real SQLite metastore in a temporary directory,
 //! driven with `tower::ServiceExt::oneshot`.
 
+mod access;
 mod batches;
 mod datasets;
 mod gateway;

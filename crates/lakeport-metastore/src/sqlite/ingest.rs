@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::{StoreMode, backend, field_str, load, parse_doc, record_on_dataset, store};
 use crate::{
-    BatchFile, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile, UploadLimits,
+    BatchFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile,
+    UploadLimits,
 };
 
 pub(super) const MIGRATION: &str = r#"
@@ -51,6 +52,18 @@ CREATE TABLE batch_outputs (
     UNIQUE (org, sandbox, batch_id)
 );
 ALTER TABLE dataset_files ADD COLUMN location TEXT;
+"#;
+
+/// Records each batch's `completed` time next to its diagnostics location, so the
+/// retention sweep finds expired diagnostics through an index instead of reading every
+/// batch document.
+pub(super) const RETENTION_MIGRATION: &str = r#"
+ALTER TABLE batch_outputs ADD COLUMN completed INTEGER;
+UPDATE batch_outputs SET completed = (
+    SELECT json_extract(b.doc, '$.completed') FROM batches b
+    WHERE b.org = batch_outputs.org AND b.sandbox = batch_outputs.sandbox AND b.id = batch_outputs.batch_id
+);
+CREATE INDEX batch_outputs_expiring ON batch_outputs (completed) WHERE diagnostics IS NOT NULL;
 "#;
 
 /// The actor recorded when the system itself changes a batch.
@@ -680,11 +693,12 @@ pub(super) fn complete_promotion(
         deactivate_predecessors(conn, tenant, &next, now)?;
     }
     if let Some(location) = &promotion.diagnostics_location {
+        let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
         conn.prepare_cached(
-            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics",
+            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed",
         )
-        .and_then(|mut statement| statement.execute(params![tenant.org(), tenant.sandbox(), job.batch_id, location]))
+        .and_then(|mut statement| statement.execute(params![tenant.org(), tenant.sandbox(), job.batch_id, location, completed]))
         .map_err(backend("recording diagnostics"))?;
     }
     set_job_status(conn, job, "done", None, now)?;
@@ -833,4 +847,55 @@ pub(super) fn diagnostics_location(
     })
     .map(Option::flatten)
     .map_err(backend("reading diagnostics"))
+}
+
+pub(super) fn expired_diagnostics(
+    conn: &Connection,
+    completed_before: i64,
+    limit: u32,
+) -> Result<Vec<ExpiredDiagnostics>, MetastoreError> {
+    let rows: Vec<(String, String, String, String)> = conn
+        .prepare_cached(
+            "SELECT org, sandbox, batch_id, diagnostics FROM batch_outputs
+             WHERE diagnostics IS NOT NULL AND completed < ?1
+             ORDER BY completed, org, sandbox, batch_id LIMIT ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(params![completed_before, limit], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect()
+        })
+        .map_err(backend("finding expired diagnostics"))?;
+    rows.into_iter()
+        .map(|(org, sandbox, batch_id, location)| {
+            let tenant = Tenant::parse(&org, &sandbox).map_err(|err| MetastoreError::Backend {
+                doing: "reading the tenant of expired diagnostics",
+                source: Box::new(err),
+            })?;
+            Ok(ExpiredDiagnostics {
+                tenant,
+                batch_id,
+                location,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn clear_diagnostics(
+    conn: &Connection,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<bool, MetastoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE batch_outputs SET diagnostics = NULL
+             WHERE org = ?1 AND sandbox = ?2 AND batch_id = ?3 AND diagnostics IS NOT NULL",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![tenant.org(), tenant.sandbox(), batch_id])
+        })
+        .map_err(backend("clearing diagnostics"))?;
+    Ok(changed > 0)
 }

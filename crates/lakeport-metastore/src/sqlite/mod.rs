@@ -29,8 +29,8 @@ use serde_json::Value;
 
 use self::sql::{Bind, Statement, table};
 use crate::{
-    BatchFile, DocChange, Metastore, MetastoreError, Promotion, StoredDatasetFile, UpdateOptions,
-    UploadLimits,
+    BatchFile, DocChange, ExpiredDiagnostics, Metastore, MetastoreError, Promotion,
+    StoredDatasetFile, UpdateOptions, UploadLimits,
 };
 use lakeport_domain::ingest::{Chunk, Job, JobKind};
 use lakeport_domain::status::BatchAction;
@@ -137,6 +137,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
 "#,
     ),
     (3, "batch files, jobs and outputs", ingest::MIGRATION),
+    (4, "diagnostics retention", ingest::RETENTION_MIGRATION),
 ];
 
 fn backend(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> MetastoreError {
@@ -1268,6 +1269,25 @@ impl Metastore for SqliteMetastore {
     ) -> Result<Option<String>, MetastoreError> {
         let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
         self.read(move |conn| ingest::diagnostics_location(conn, &tenant, &batch_id))
+            .await
+    }
+
+    async fn expired_diagnostics(
+        &self,
+        completed_before: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiredDiagnostics>, MetastoreError> {
+        self.read(move |conn| ingest::expired_diagnostics(conn, completed_before, limit))
+            .await
+    }
+
+    async fn clear_diagnostics(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<bool, MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.write(move |tx| ingest::clear_diagnostics(tx, &tenant, &batch_id))
             .await
     }
 

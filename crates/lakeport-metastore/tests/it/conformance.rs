@@ -3,9 +3,10 @@
 use lakeport_domain::catalog::import::NewImportBatch;
 use lakeport_domain::catalog::{Actor, Mutation, WriteContext, apply_mutation, as_object};
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
+use lakeport_domain::status::BatchAction;
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
-use lakeport_metastore::{Metastore, MetastoreError, UpdateOptions};
+use lakeport_metastore::{Metastore, MetastoreError, Promotion, UpdateOptions};
 use serde_json::json;
 
 pub fn tenant(org: &str, sandbox: &str) -> Tenant {
@@ -820,4 +821,634 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
         store.get_resource(&other, id).await.unwrap().unwrap()["title"],
         "Members"
     );
+}
+
+/// Creates, completes and processes a batch of dataset `D1`, committing `completed` and
+/// (optionally) a diagnostics location.
+async fn process_batch(
+    store: &dyn Metastore,
+    tenant: &Tenant,
+    batch_id: &str,
+    completed: i64,
+    diagnostics: Option<&str>,
+) {
+    let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    store
+        .create_import_batch(tenant, &request, batch_id, &actor(), 1)
+        .await
+        .unwrap();
+    store
+        .signal_batch(tenant, batch_id, BatchAction::Complete, &actor(), 2)
+        .await
+        .unwrap();
+    let job = store.claim_job("worker", 60_000, 3).await.unwrap().unwrap();
+    assert_eq!(job.batch_id, batch_id);
+    store.begin_processing(&job, 3).await.unwrap().unwrap();
+    let promotion = Promotion {
+        batch_fields: as_object(json!({"status": "failed", "completed": completed})).unwrap(),
+        files: Vec::new(),
+        diagnostics_location: diagnostics.map(str::to_owned),
+    };
+    store
+        .complete_promotion(&job, promotion, completed)
+        .await
+        .unwrap();
+}
+
+pub async fn expired_diagnostics_are_found_by_completed_time_and_cleared(store: &dyn Metastore) {
+    let acme = tenant("ACME", "prod");
+    let other = tenant("OTHER", "dev");
+    for owner in [&acme, &other] {
+        store
+            .insert(owner, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+            .await
+            .unwrap();
+    }
+    process_batch(store, &acme, "B1", 1000, Some("lake/acme/B1/attempt-1")).await;
+    process_batch(store, &other, "B2", 5000, Some("lake/other/B2/attempt-1")).await;
+    process_batch(store, &acme, "B3", 500, None).await;
+
+    let found = |before: i64, limit: u32| async move {
+        store
+            .expired_diagnostics(before, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{}/{}/{}@{}",
+                    e.tenant.org(),
+                    e.tenant.sandbox(),
+                    e.batch_id,
+                    e.location
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(found(1000, 10).await.is_empty());
+    assert_eq!(
+        found(1001, 10).await,
+        ["ACME@AdobeOrg/prod/B1@lake/acme/B1/attempt-1"]
+    );
+    assert_eq!(
+        found(i64::MAX, 10).await,
+        [
+            "ACME@AdobeOrg/prod/B1@lake/acme/B1/attempt-1",
+            "OTHER@AdobeOrg/dev/B2@lake/other/B2/attempt-1"
+        ]
+    );
+    assert_eq!(found(i64::MAX, 1).await.len(), 1);
+
+    // Another tenant cannot clear it; the owner can, once.
+    assert!(!store.clear_diagnostics(&other, "B1").await.unwrap());
+    assert!(store.clear_diagnostics(&acme, "B1").await.unwrap());
+    assert!(!store.clear_diagnostics(&acme, "B1").await.unwrap());
+    assert_eq!(store.diagnostics_location(&acme, "B1").await.unwrap(), None);
+    assert_eq!(
+        store.diagnostics_location(&other, "B2").await.unwrap(),
+        Some("lake/other/B2/attempt-1".to_owned())
+    );
+    assert_eq!(
+        found(i64::MAX, 10).await,
+        ["OTHER@AdobeOrg/dev/B2@lake/other/B2/attempt-1"]
+    );
+}
+
+pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Metastore) {
+    use lakeport_domain::ingest::Chunk;
+    use lakeport_metastore::UploadLimits;
+    let acme = tenant("ACME", "prod");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    store
+        .create_import_batch(&acme, &request, "B1", &actor(), 1)
+        .await
+        .unwrap();
+    let limits = UploadLimits {
+        max_files: 2,
+        max_batch_bytes: 100,
+    };
+    let err = store.upload_target(&acme, "B1", "D9").await.unwrap_err();
+    assert!(matches!(err, MetastoreError::NotFound { .. }), "{err}");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D2", "two", 1))
+        .await
+        .unwrap();
+    let err = store.upload_target(&acme, "B1", "D2").await.unwrap_err();
+    assert!(matches!(err, MetastoreError::WrongDataset { .. }), "{err}");
+    let err = store
+        .upload_target(&tenant("ACME", "dev"), "B1", "D1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetastoreError::NotFound { .. }), "{err}");
+
+    let record = |path: &'static str, upload: &'static str, size: u64| async move {
+        store
+            .record_file(&acme_tenant(), "B1", "D1", path, upload, size, limits)
+            .await
+    };
+    assert_eq!(record("a.json", "u1", 10).await.unwrap(), None);
+    // Replacing a file hands back the upload whose bytes may now be deleted.
+    assert_eq!(
+        record("a.json", "u2", 10).await.unwrap(),
+        Some("u1".to_owned())
+    );
+    assert_eq!(record("b.json", "u3", 50).await.unwrap(), None);
+    let err = record("c.json", "u4", 1).await.unwrap_err();
+    assert!(matches!(err, MetastoreError::LimitExceeded(_)), "{err}");
+    let err = record("b.json", "u5", 91).await.unwrap_err();
+    assert!(matches!(err, MetastoreError::LimitExceeded(_)), "{err}");
+    assert_eq!(record("b.json", "u5", 90).await.unwrap(), Some("u3".into()));
+
+    let chunk = |first, last| Chunk {
+        first,
+        last,
+        total: Some(10),
+    };
+    let err = store
+        .record_chunk(&acme, "B1", "D1", "a.json", "u9", chunk(0, 4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MetastoreError::UploadNotStarted { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .start_chunked_upload(&acme, "B1", "D1", "a.json", "u9")
+            .await
+            .unwrap(),
+        None
+    );
+    let file = store
+        .record_chunk(&acme, "B1", "D1", "a.json", "u9", chunk(0, 4))
+        .await
+        .unwrap();
+    assert_eq!((file.size, file.upload_id.as_str()), (5, "u9"));
+    let err = store
+        .record_chunk(&acme, "B1", "D1", "a.json", "u8", chunk(5, 9))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MetastoreError::UploadNotStarted { .. }),
+        "{err}"
+    );
+    // Restarting a chunked upload hands back the abandoned one.
+    assert_eq!(
+        store
+            .start_chunked_upload(&acme, "B1", "D1", "a.json", "u10")
+            .await
+            .unwrap(),
+        Some("u9".to_owned())
+    );
+    store
+        .record_chunk(&acme, "B1", "D1", "a.json", "u10", chunk(5, 9))
+        .await
+        .unwrap();
+    let file = store
+        .batch_file(&acme, "B1", "a.json")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(file.size, 5);
+    assert_eq!(file.chunks.map(|chunks| chunks.len()), Some(1));
+    let files = store.batch_files(&acme, "B1").await.unwrap();
+    let paths: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
+    assert_eq!(paths, [("a.json", 5), ("b.json", 90)]);
+    assert!(
+        store
+            .batch_files(&other_tenant(), "B1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 2)
+        .await
+        .unwrap();
+    let err = record("d.json", "u11", 1).await.unwrap_err();
+    assert!(
+        matches!(err, MetastoreError::BatchNotLoading { .. }),
+        "{err}"
+    );
+}
+
+fn acme_tenant() -> Tenant {
+    tenant("ACME", "prod")
+}
+
+fn other_tenant() -> Tenant {
+    tenant("OTHER", "prod")
+}
+
+pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
+    use lakeport_domain::ingest::JobKind;
+    use lakeport_metastore::NewDatasetFile;
+    let acme = tenant("ACME", "prod");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let request = |body: serde_json::Value| NewImportBatch::parse(body).unwrap();
+    for id in ["B1", "B2"] {
+        store
+            .create_import_batch(&acme, &request(json!({"datasetId": "D1"})), id, &actor(), 1)
+            .await
+            .unwrap();
+    }
+    assert!(store.claim_job("w1", 1000, 10).await.unwrap().is_none());
+    let staging = store
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 10)
+        .await
+        .unwrap();
+    assert_eq!(staging["status"], "staging");
+    // A repeated COMPLETE changes nothing and enqueues nothing.
+    store
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 11)
+        .await
+        .unwrap();
+    let job = store.claim_job("w1", 1000, 12).await.unwrap().unwrap();
+    assert_eq!(
+        (job.kind, job.batch_id.as_str(), job.attempt),
+        (JobKind::PromoteBatch, "B1", 1)
+    );
+    assert!(store.claim_job("w2", 1000, 12).await.unwrap().is_none());
+    assert!(store.renew_lease(&job, 2000).await.unwrap());
+    // The lease runs out at 2000: another worker takes the job over.
+    assert!(store.claim_job("w2", 1000, 1999).await.unwrap().is_none());
+    let taken_over = store.claim_job("w2", 1000, 2001).await.unwrap().unwrap();
+    assert_eq!((taken_over.id, taken_over.attempt), (job.id, 2));
+    assert!(!store.renew_lease(&job, 5000).await.unwrap());
+    let err = store.begin_processing(&job, 2002).await.unwrap_err();
+    assert!(matches!(err, MetastoreError::LostLease { .. }), "{err}");
+    let job = taken_over;
+
+    let processing = store.begin_processing(&job, 2002).await.unwrap().unwrap();
+    assert_eq!(processing["status"], "processing");
+    store
+        .retry_job(&job, "disk full", 3000, 3, 2003)
+        .await
+        .unwrap();
+    let batch = &store
+        .get(&acme, ObjectKind::Batch, &["B1".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(batch["status"], "retrying");
+    assert!(store.claim_job("w1", 1000, 2999).await.unwrap().is_none());
+    let job = store.claim_job("w1", 1000, 3000).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 3);
+    store.begin_processing(&job, 3001).await.unwrap().unwrap();
+    let promotion = Promotion {
+        batch_fields: as_object(json!({"status": "success", "completed": 3002, "recordCount": 7}))
+            .unwrap(),
+        files: vec![
+            NewDatasetFile {
+                name: "part-00001.parquet".into(),
+                location: "lake/D1/B1/attempt-3/part-00001.parquet".into(),
+                records: 5,
+                size: 500,
+            },
+            NewDatasetFile {
+                name: "part-00002.parquet".into(),
+                location: "lake/D1/B1/attempt-3/part-00002.parquet".into(),
+                records: 2,
+                size: 200,
+            },
+        ],
+        diagnostics_location: Some("lake/D1/B1/attempt-3".into()),
+    };
+    let done = store
+        .complete_promotion(&job, promotion.clone(), 3002)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done["status"].as_str(), done["recordCount"].as_i64()),
+        (Some("success"), Some(7))
+    );
+    // The job is done: completing it again is refused.
+    let err = store
+        .complete_promotion(&job, promotion, 3003)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetastoreError::LostLease { .. }), "{err}");
+    let files = store.batch_dataset_files(&acme, "B1").await.unwrap();
+    let stored: Vec<_> = files
+        .iter()
+        .map(|f| {
+            (
+                f.doc["id"].as_str().unwrap(),
+                f.doc["records"].as_i64().unwrap(),
+                f.location.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("B1-1", 5, "lake/D1/B1/attempt-3/part-00001.parquet"),
+            ("B1-2", 2, "lake/D1/B1/attempt-3/part-00002.parquet")
+        ]
+    );
+    assert_eq!(
+        store
+            .dataset_file(&acme, "B1-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .doc["dataSetId"],
+        "D1"
+    );
+    assert!(
+        store
+            .dataset_file(&other_tenant(), "B1-2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        ids(store, &acme, ObjectKind::DatasetFile, &[("batchId", "B1")]).await,
+        ["B1-1", "B1-2"]
+    );
+    assert_eq!(
+        store
+            .diagnostics_location(&acme, "B1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("lake/D1/B1/attempt-3")
+    );
+    let dataset = &store
+        .get(&acme, ObjectKind::Dataset, &["D1".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(dataset["lastSuccessfulBatch"], "B1");
+    // Promotion enqueued the clean-up of the staged data.
+    let cleanup = store.claim_job("w1", 1000, 3004).await.unwrap().unwrap();
+    assert_eq!(
+        (cleanup.kind, cleanup.batch_id.as_str()),
+        (JobKind::CleanupBatch, "B1")
+    );
+    store.finish_job(&cleanup, 3005).await.unwrap();
+    let err = store.finish_job(&cleanup, 3006).await.unwrap_err();
+    assert!(matches!(err, MetastoreError::LostLease { .. }), "{err}");
+
+    // REVERT hides the batch's files.
+    let reverted = store
+        .signal_batch(&acme, "B1", BatchAction::Revert, &actor(), 4000)
+        .await
+        .unwrap();
+    assert_eq!(reverted["status"], "inactive");
+    let file = store.dataset_file(&acme, "B1-1").await.unwrap().unwrap();
+    assert_eq!(file.doc["isValid"], false);
+
+    // The last attempt stalls the batch.
+    store
+        .signal_batch(&acme, "B2", BatchAction::Complete, &actor(), 5000)
+        .await
+        .unwrap();
+    let job = store.claim_job("w1", 1000, 5001).await.unwrap().unwrap();
+    store.begin_processing(&job, 5001).await.unwrap().unwrap();
+    store
+        .retry_job(&job, "broken", 6000, 1, 5002)
+        .await
+        .unwrap();
+    let batch = &store
+        .get(&acme, ObjectKind::Batch, &["B2".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(batch["status"], "stalled");
+    assert!(store.claim_job("w1", 1000, 7000).await.unwrap().is_none());
+
+    // An aborted batch has nothing to process; a queued job for it just ends.
+    store
+        .create_import_batch(
+            &acme,
+            &request(json!({"datasetId": "D1"})),
+            "B3",
+            &actor(),
+            8000,
+        )
+        .await
+        .unwrap();
+    store
+        .signal_batch(&acme, "B3", BatchAction::Complete, &actor(), 8001)
+        .await
+        .unwrap();
+    store
+        .signal_batch(&acme, "B3", BatchAction::Abort, &actor(), 8002)
+        .await
+        .unwrap();
+    let promote = store.claim_job("w1", 1000, 8003).await.unwrap().unwrap();
+    assert_eq!(promote.kind, JobKind::PromoteBatch);
+    assert!(
+        store
+            .begin_processing(&promote, 8003)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let cleanup = store.claim_job("w1", 1000, 8004).await.unwrap().unwrap();
+    assert_eq!(cleanup.kind, JobKind::CleanupBatch);
+    store.finish_job(&cleanup, 8005).await.unwrap();
+    store
+        .enqueue_job(&acme, JobKind::CleanupBatch, "B3", 9000)
+        .await
+        .unwrap();
+    assert!(store.claim_job("w1", 1000, 8999).await.unwrap().is_none());
+    assert!(store.claim_job("w1", 1000, 9000).await.unwrap().is_some());
+}
+
+pub async fn stale_loading_batches_are_abandoned(store: &dyn Metastore) {
+    use lakeport_domain::ingest::JobKind;
+    let acme = tenant("ACME", "prod");
+    let other = tenant("OTHER", "dev");
+    for owner in [&acme, &other] {
+        store
+            .insert(owner, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+            .await
+            .unwrap();
+    }
+    let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    for (owner, id, now) in [
+        (&acme, "OLD", 10),
+        (&other, "OLD2", 20),
+        (&acme, "NEW", 100),
+    ] {
+        store
+            .create_import_batch(owner, &request, id, &actor(), now)
+            .await
+            .unwrap();
+    }
+    store
+        .create_import_batch(&acme, &request, "DONE", &actor(), 5)
+        .await
+        .unwrap();
+    store
+        .signal_batch(&acme, "DONE", BatchAction::Complete, &actor(), 6)
+        .await
+        .unwrap();
+    let mut abandoned: Vec<String> = store
+        .abandon_stale_batches(50, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(owner, id)| format!("{}/{id}", owner.org()))
+        .collect();
+    abandoned.sort();
+    assert_eq!(abandoned, ["ACME@AdobeOrg/OLD", "OTHER@AdobeOrg/OLD2"]);
+    let batch = &store
+        .get(&acme, ObjectKind::Batch, &["OLD".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (batch["status"].as_str(), batch["completed"].as_i64()),
+        (Some("abandoned"), Some(200))
+    );
+    let dataset = &store
+        .get(&other, ObjectKind::Dataset, &["D1".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(dataset["lastBatchStatus"], "abandoned");
+    assert!(
+        store
+            .abandon_stale_batches(50, 300)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // DONE's promotion, then the clean-ups of both abandoned batches.
+    let mut kinds = Vec::new();
+    while let Some(job) = store.claim_job("w1", 1000, 400).await.unwrap() {
+        kinds.push(format!("{}:{}", job.kind.as_str(), job.batch_id));
+    }
+    kinds.sort();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.ends_with(":DONE")));
+    assert!(kinds.contains(&format!("{}:OLD", JobKind::CleanupBatch.as_str())));
+}
+
+/// Concurrent writers of the same rows behave as if they ran one after the other, as under
+/// SQLite's single writer.
+pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
+    use futures::future::join_all;
+    use lakeport_domain::xdm::registry::ResourceKind;
+    let acme = tenant("ACME", "prod");
+    let mut doc = dataset_doc("D1", "one", 1);
+    doc.insert("count".into(), json!(0));
+    store.insert(&acme, ObjectKind::Dataset, doc).await.unwrap();
+
+    // Read-modify-write of one document: no update is lost.
+    let increments = (0..16).map(|_| {
+        store.update(
+            &acme,
+            ObjectKind::Dataset,
+            "D1",
+            UpdateOptions::default(),
+            Box::new(|doc: &Doc| {
+                let mut next = doc.clone();
+                let count = next["count"].as_i64().unwrap();
+                next.insert("count".into(), json!(count + 1));
+                Ok(next)
+            }),
+        )
+    });
+    for result in join_all(increments).await {
+        result.unwrap();
+    }
+    let dataset = &store
+        .get(&acme, ObjectKind::Dataset, &["D1".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(dataset["count"], 16);
+
+    // The same id (and the same externalId) inserted at once: exactly one wins.
+    let inserts = (0..8).map(|index| {
+        let mut batch = batch_doc(&format!("B{index}"), "D1", "loading", 10);
+        batch.insert("externalId".into(), json!("same"));
+        store.insert(&acme, ObjectKind::Batch, batch)
+    });
+    let results = join_all(inserts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for err in results.into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(err, MetastoreError::DuplicateExternalId { .. }),
+            "{err}"
+        );
+    }
+    let titles = (0..8).map(|index| {
+        store.insert_resource(
+            &acme,
+            ResourceKind::Schema,
+            resource("schemas", &format!("c{index}"), "Same", "1.0"),
+        )
+    });
+    let results = join_all(titles).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for err in results.into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(err, MetastoreError::DuplicateTitle { .. }),
+            "{err}"
+        );
+    }
+
+    // Batches of one dataset created at once are all recorded on it.
+    let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    let creations = (0..12).map(|index| {
+        let request = request.clone();
+        async move {
+            store
+                .create_import_batch(
+                    &acme_tenant(),
+                    &request,
+                    &format!("C{index:02}"),
+                    &actor(),
+                    20,
+                )
+                .await
+        }
+    });
+    for result in join_all(creations).await {
+        result.unwrap();
+    }
+    let completions = (0..12).map(|index| async move {
+        store
+            .signal_batch(
+                &acme_tenant(),
+                &format!("C{index:02}"),
+                BatchAction::Complete,
+                &actor(),
+                30,
+            )
+            .await
+    });
+    for result in join_all(completions).await {
+        result.unwrap();
+    }
+
+    // Workers claiming at once never get the same job.
+    let claims = (0..16).map(|worker| async move {
+        let mut claimed = Vec::new();
+        while let Some(job) = store
+            .claim_job(&format!("w{worker}"), 60_000, 40)
+            .await
+            .unwrap()
+        {
+            claimed.push(job.batch_id);
+        }
+        claimed
+    });
+    let mut claimed: Vec<String> = join_all(claims).await.into_iter().flatten().collect();
+    claimed.sort();
+    let expected: Vec<String> = (0..12).map(|index| format!("C{index:02}")).collect();
+    assert_eq!(claimed, expected);
+    let dataset = &store
+        .get(&acme, ObjectKind::Dataset, &["D1".into()])
+        .await
+        .unwrap()[0];
+    assert_eq!(dataset["lastBatchStatus"], "staging");
+    assert_eq!(dataset["count"], 16);
 }

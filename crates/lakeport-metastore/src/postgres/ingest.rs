@@ -1,0 +1,950 @@
+//! SQL of batch ingestion on PostgreSQL: staged files, chunked uploads, batch signals, the
+//! job queue and the promotion transaction, mirroring `sqlite/ingest.rs`.
+//!
+//! Locks are taken in one order — job, batch(es), dataset, dataset files — so that
+//! concurrent transactions queue instead of deadlocking (and a deadlock that still happens
+//! is retried by the caller).
+
+use lakeport_domain::Doc;
+use lakeport_domain::catalog::{self, Actor, WriteContext};
+use lakeport_domain::ingest::{self, Chunk, Job, JobKind, SignalEffect};
+use lakeport_domain::query::ObjectKind;
+use lakeport_domain::status::{BatchAction, BatchStatus};
+use lakeport_domain::tenant::Tenant;
+use serde_json::{Value, json};
+
+use super::{
+    Conn, Lock, StoreMode, execute, field_str, load, parse_doc, query, query_opt,
+    record_on_dataset, store,
+};
+use crate::{
+    BatchFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile,
+    UploadLimits,
+};
+
+pub(super) const MIGRATION: &str = r#"
+CREATE TABLE batch_files (
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    batch_id TEXT COLLATE "C" NOT NULL,
+    path TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    upload_id TEXT,
+    chunks TEXT,
+    updated BIGINT NOT NULL,
+    CONSTRAINT batch_files_pkey PRIMARY KEY (org, sandbox, batch_id, path)
+);
+CREATE TABLE jobs (
+    id BIGSERIAL PRIMARY KEY,
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    batch_id TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    run_after BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    last_error TEXT,
+    created BIGINT NOT NULL,
+    updated BIGINT NOT NULL
+);
+CREATE INDEX jobs_runnable ON jobs (status, run_after, id);
+CREATE TABLE batch_outputs (
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    batch_id TEXT COLLATE "C" NOT NULL,
+    diagnostics TEXT,
+    CONSTRAINT batch_outputs_pkey PRIMARY KEY (org, sandbox, batch_id)
+);
+ALTER TABLE dataset_files ADD COLUMN location TEXT;
+"#;
+
+/// Records each batch's `completed` time next to its diagnostics location, so the
+/// retention sweep finds expired diagnostics through an index.
+pub(super) const RETENTION_MIGRATION: &str = r#"
+ALTER TABLE batch_outputs ADD COLUMN completed BIGINT;
+UPDATE batch_outputs SET completed = (
+    SELECT CASE WHEN jsonb_typeof(b.doc -> 'completed') = 'number' THEN (b.doc ->> 'completed')::numeric::bigint END
+    FROM batches b
+    WHERE b.org = batch_outputs.org AND b.sandbox = batch_outputs.sandbox AND b.id = batch_outputs.batch_id
+);
+CREATE INDEX batch_outputs_expiring ON batch_outputs (completed) WHERE diagnostics IS NOT NULL;
+"#;
+
+/// The actor recorded when the system itself changes a batch.
+fn system_actor(batch: &Doc) -> Actor {
+    Actor {
+        client_id: field_str(batch, "createdClient")
+            .unwrap_or("lakeport")
+            .to_owned(),
+        user: field_str(batch, "createdUser")
+            .unwrap_or("lakeport@AdobeID")
+            .to_owned(),
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Checks that a batch exists, belongs to `dataset_id` and is `loading`; with a lock, the
+/// batch stays so until the transaction ends.
+pub(super) async fn upload_target(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    dataset_id: &str,
+    lock: Lock,
+) -> Result<Doc, MetastoreError> {
+    let Some(batch) = load(conn, tenant, ObjectKind::Batch, batch_id, lock).await? else {
+        return Err(MetastoreError::NotFound {
+            kind: ObjectKind::Batch,
+            id: batch_id.to_owned(),
+        });
+    };
+    let actual = catalog::batch_dataset_id(&batch).unwrap_or_default();
+    if actual != dataset_id {
+        if load(conn, tenant, ObjectKind::Dataset, dataset_id, Lock::None)
+            .await?
+            .is_none()
+        {
+            return Err(MetastoreError::NotFound {
+                kind: ObjectKind::Dataset,
+                id: dataset_id.to_owned(),
+            });
+        }
+        return Err(MetastoreError::WrongDataset {
+            batch_id: batch_id.to_owned(),
+            requested: dataset_id.to_owned(),
+            actual: actual.to_owned(),
+        });
+    }
+    let status = catalog::batch_status(&batch).unwrap_or(BatchStatus::Loading);
+    if status != BatchStatus::Loading {
+        return Err(MetastoreError::BatchNotLoading {
+            batch_id: batch_id.to_owned(),
+            status: status.as_str().to_owned(),
+        });
+    }
+    Ok(batch)
+}
+
+fn chunks_to_text(chunks: &[Chunk]) -> String {
+    let list: Vec<Value> = chunks
+        .iter()
+        .map(|c| json!([c.first, c.last, c.total]))
+        .collect();
+    Value::Array(list).to_string()
+}
+
+fn chunks_from_text(text: &str) -> Vec<Chunk> {
+    serde_json::from_str::<Vec<(u64, u64, Option<u64>)>>(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(first, last, total)| Chunk { first, last, total })
+        .collect()
+}
+
+fn row_to_file(row: &tokio_postgres::Row) -> BatchFile {
+    let size: i64 = row.get(1);
+    let upload_id: Option<String> = row.get(2);
+    let chunks: Option<&str> = row.get(3);
+    BatchFile {
+        path: row.get(0),
+        size: u64::try_from(size).unwrap_or_default(),
+        upload_id: upload_id.unwrap_or_default(),
+        chunks: chunks.map(chunks_from_text),
+    }
+}
+
+pub(super) async fn batch_file(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    path: &str,
+) -> Result<Option<BatchFile>, MetastoreError> {
+    let row = query_opt(
+        conn,
+        "reading a batch file",
+        "SELECT path, size, upload_id, chunks FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND path = $4",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id, &path],
+    )
+    .await?;
+    Ok(row.as_ref().map(row_to_file))
+}
+
+pub(super) async fn batch_files(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<Vec<BatchFile>, MetastoreError> {
+    let rows = query(
+        conn,
+        "listing batch files",
+        "SELECT path, size, upload_id, chunks FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY path",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
+    )
+    .await?;
+    Ok(rows.iter().map(row_to_file).collect())
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the trait method it implements"
+)]
+pub(super) async fn record_file(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    dataset_id: &str,
+    path: &str,
+    upload_id: &str,
+    size: u64,
+    limits: UploadLimits,
+    now: i64,
+) -> Result<Option<String>, MetastoreError> {
+    // The batch lock keeps it `loading` and serializes the batch's limit checks.
+    upload_target(conn, tenant, batch_id, dataset_id, Lock::Update).await?;
+    let previous = batch_file(conn, tenant, batch_id, path)
+        .await?
+        .map(|file| file.upload_id);
+    let rows = query(
+        conn,
+        "counting batch files",
+        "SELECT COUNT(*), COALESCE(SUM(size), 0)::bigint FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND path <> $4",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id, &path],
+    )
+    .await?;
+    let row = rows.first().expect("COUNT returns one row");
+    let (others, other_bytes): (i64, i64) = (row.get(0), row.get(1));
+    let others = u64::try_from(others).unwrap_or_default();
+    let other_bytes = u64::try_from(other_bytes).unwrap_or_default();
+    if others + 1 > limits.max_files {
+        return Err(MetastoreError::LimitExceeded(format!(
+            "batch {batch_id} already holds {others} files; at most {} files are allowed per batch",
+            limits.max_files
+        )));
+    }
+    if other_bytes + size > limits.max_batch_bytes {
+        return Err(MetastoreError::LimitExceeded(format!(
+            "batch {batch_id} would hold {} bytes; at most {} bytes are allowed per batch",
+            other_bytes + size,
+            limits.max_batch_bytes
+        )));
+    }
+    execute(
+        conn,
+        "recording a batch file",
+        "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)
+         ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = excluded.size, upload_id = excluded.upload_id, chunks = NULL, updated = excluded.updated",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &to_i64(size), &upload_id, &now],
+    )
+    .await?;
+    Ok(previous.filter(|previous| previous != upload_id))
+}
+
+pub(super) async fn start_chunked_upload(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    dataset_id: &str,
+    path: &str,
+    upload_id: &str,
+    now: i64,
+) -> Result<Option<String>, MetastoreError> {
+    upload_target(conn, tenant, batch_id, dataset_id, Lock::Update).await?;
+    let previous = batch_file(conn, tenant, batch_id, path)
+        .await?
+        .and_then(|file| file.chunks.map(|_| file.upload_id));
+    execute(
+        conn,
+        "starting a chunked upload",
+        "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, 0, $5, '[]', $6)
+         ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = 0, upload_id = excluded.upload_id, chunks = '[]', updated = excluded.updated",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &upload_id, &now],
+    )
+    .await?;
+    Ok(previous)
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the trait method it implements"
+)]
+pub(super) async fn record_chunk(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    dataset_id: &str,
+    path: &str,
+    upload_id: &str,
+    chunk: Chunk,
+    now: i64,
+) -> Result<BatchFile, MetastoreError> {
+    upload_target(conn, tenant, batch_id, dataset_id, Lock::Update).await?;
+    let not_started = || MetastoreError::UploadNotStarted {
+        batch_id: batch_id.to_owned(),
+        path: path.to_owned(),
+    };
+    let file = batch_file(conn, tenant, batch_id, path)
+        .await?
+        .ok_or_else(not_started)?;
+    let (Some(mut chunks), true) = (file.chunks, file.upload_id == upload_id) else {
+        return Err(not_started());
+    };
+    ingest::add_chunk(&mut chunks, chunk);
+    let size = ingest::received_bytes(&chunks);
+    execute(
+        conn,
+        "recording a chunk",
+        "UPDATE batch_files SET size = $1, chunks = $2, updated = $3 WHERE org = $4 AND sandbox = $5 AND batch_id = $6 AND path = $7",
+        &[&to_i64(size), &chunks_to_text(&chunks), &now, &tenant.org(), &tenant.sandbox(), &batch_id, &path],
+    )
+    .await?;
+    Ok(BatchFile {
+        path: path.to_owned(),
+        size,
+        upload_id: upload_id.to_owned(),
+        chunks: Some(chunks),
+    })
+}
+
+pub(super) async fn enqueue_job(
+    conn: &Conn,
+    tenant: &Tenant,
+    kind: JobKind,
+    batch_id: &str,
+    run_at: i64,
+    now: i64,
+) -> Result<(), MetastoreError> {
+    execute(
+        conn,
+        "enqueueing a job",
+        "INSERT INTO jobs (org, sandbox, kind, batch_id, status, attempts, run_after, created, updated) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)",
+        &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &batch_id, &run_at, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks every dataset file of a batch invalid (REVERT, replay).
+async fn invalidate_files(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    ctx: &WriteContext<'_>,
+) -> Result<(), MetastoreError> {
+    let rows = query(
+        conn,
+        "reading dataset files",
+        "SELECT body FROM dataset_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY id FOR UPDATE",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
+    )
+    .await?;
+    for row in rows {
+        let mut file = parse_doc(row.get(0))?;
+        if file.get("isValid") == Some(&json!(false)) {
+            continue;
+        }
+        file.insert("isValid".into(), json!(false));
+        catalog::touch(&mut file, ctx);
+        store(
+            conn,
+            tenant,
+            ObjectKind::DatasetFile,
+            &file,
+            StoreMode::Update,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn signal_batch(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+    action: BatchAction,
+    actor: &Actor,
+    now: i64,
+) -> Result<Doc, MetastoreError> {
+    let Some(batch) = load(conn, tenant, ObjectKind::Batch, batch_id, Lock::Update).await? else {
+        return Err(MetastoreError::NotFound {
+            kind: ObjectKind::Batch,
+            id: batch_id.to_owned(),
+        });
+    };
+    let ctx = WriteContext { tenant, actor, now };
+    let effect = ingest::apply_signal(&batch, action, &ctx).map_err(|source| {
+        MetastoreError::InvalidSignal {
+            batch_id: batch_id.to_owned(),
+            source,
+        }
+    })?;
+    let SignalEffect::Changed {
+        batch: next,
+        promote,
+        cleanup,
+    } = effect
+    else {
+        return Ok(batch);
+    };
+    store(conn, tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
+    record_on_dataset(conn, tenant, &next, None, false).await?;
+    if promote {
+        enqueue_job(conn, tenant, JobKind::PromoteBatch, batch_id, now, now).await?;
+    }
+    if cleanup {
+        enqueue_job(conn, tenant, JobKind::CleanupBatch, batch_id, now, now).await?;
+    }
+    if action == BatchAction::Revert {
+        invalidate_files(conn, tenant, batch_id, &ctx).await?;
+    }
+    Ok(next)
+}
+
+/// Claims the next runnable job; a job another worker is claiming or finishing right now is
+/// skipped, not waited for.
+pub(super) async fn claim_job(
+    conn: &Conn,
+    worker: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<Job>, MetastoreError> {
+    let found = query_opt(
+        conn,
+        "looking for a job",
+        "SELECT id, org, sandbox, kind, batch_id, attempts FROM jobs
+         WHERE (status = 'queued' AND run_after <= $1) OR (status = 'running' AND lease_until < $1)
+         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        &[&now],
+    )
+    .await?;
+    let Some(row) = found else {
+        return Ok(None);
+    };
+    let (id, org, sandbox, kind, batch_id, attempts): (i64, String, String, String, String, i64) = (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    );
+    execute(
+        conn,
+        "claiming a job",
+        "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated = $3 WHERE id = $4",
+        &[&worker, &(now + lease_ms), &now, &id],
+    )
+    .await?;
+    let Some(kind) = JobKind::parse(&kind) else {
+        execute(
+            conn,
+            "failing an unknown job",
+            "UPDATE jobs SET status = 'failed', last_error = 'unknown job kind' WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        return Ok(None);
+    };
+    let tenant = Tenant::parse(&org, &sandbox).map_err(|err| MetastoreError::Backend {
+        doing: "reading a job's tenant",
+        source: Box::new(err),
+    })?;
+    Ok(Some(Job {
+        id,
+        kind,
+        tenant,
+        batch_id,
+        attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+        worker: worker.to_owned(),
+    }))
+}
+
+/// Checks that the worker still holds the job's lease, and locks the job row so that no
+/// other worker can claim it before this transaction ends.
+async fn ensure_lease(conn: &Conn, job: &Job) -> Result<(), MetastoreError> {
+    let row = query_opt(
+        conn,
+        "checking a job lease",
+        "SELECT status, lease_owner FROM jobs WHERE id = $1 FOR UPDATE",
+        &[&job.id],
+    )
+    .await?;
+    let holds = row.is_some_and(|row| {
+        let status: &str = row.get(0);
+        let owner: Option<&str> = row.get(1);
+        status == "running" && owner == Some(job.worker.as_str())
+    });
+    if holds {
+        Ok(())
+    } else {
+        Err(MetastoreError::LostLease { job_id: job.id })
+    }
+}
+
+pub(super) async fn renew_lease(
+    conn: &Conn,
+    job: &Job,
+    until: i64,
+) -> Result<bool, MetastoreError> {
+    let changed = execute(
+        conn,
+        "renewing a job lease",
+        "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+        &[&until, &job.id, &job.worker],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+async fn set_job_status(
+    conn: &Conn,
+    job: &Job,
+    status: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), MetastoreError> {
+    execute(
+        conn,
+        "updating a job",
+        "UPDATE jobs SET status = $1, last_error = COALESCE($2, last_error), lease_owner = NULL, lease_until = NULL, updated = $3 WHERE id = $4",
+        &[&status, &error, &now, &job.id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn finish_job(conn: &Conn, job: &Job, now: i64) -> Result<(), MetastoreError> {
+    ensure_lease(conn, job).await?;
+    set_job_status(conn, job, "done", None, now).await
+}
+
+/// Sets a batch's status; the caller holds the batch row's lock.
+async fn set_batch_status(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch: &Doc,
+    status: BatchStatus,
+    now: i64,
+) -> Result<Doc, MetastoreError> {
+    let actor = system_actor(batch);
+    let ctx = WriteContext {
+        tenant,
+        actor: &actor,
+        now,
+    };
+    let mut next = batch.clone();
+    next.insert("status".into(), json!(status.as_str()));
+    catalog::touch(&mut next, &ctx);
+    store(conn, tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
+    record_on_dataset(conn, tenant, &next, None, false).await?;
+    Ok(next)
+}
+
+pub(super) async fn begin_processing(
+    conn: &Conn,
+    job: &Job,
+    now: i64,
+) -> Result<Option<Doc>, MetastoreError> {
+    ensure_lease(conn, job).await?;
+    let batch = load(
+        conn,
+        &job.tenant,
+        ObjectKind::Batch,
+        &job.batch_id,
+        Lock::Update,
+    )
+    .await?;
+    let status = batch.as_ref().and_then(catalog::batch_status);
+    match (batch, status) {
+        (Some(batch), Some(BatchStatus::Processing)) => Ok(Some(batch)),
+        (
+            Some(batch),
+            Some(
+                BatchStatus::Staging
+                | BatchStatus::Retrying
+                | BatchStatus::Loaded
+                | BatchStatus::Staged,
+            ),
+        ) => Ok(Some(
+            set_batch_status(conn, &job.tenant, &batch, BatchStatus::Processing, now).await?,
+        )),
+        _ => {
+            set_job_status(conn, job, "done", Some("nothing to process"), now).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Returns the ids of a batch's replay predecessors (and, with `ALL`, theirs), locking
+/// each before its dataset is locked.
+async fn lock_predecessors(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch: &Doc,
+) -> Result<Vec<(String, Doc)>, MetastoreError> {
+    let Some(replay) = batch.get("replay") else {
+        return Ok(Vec::new());
+    };
+    let transitive = replay.get("predecessorListingType").and_then(Value::as_str) == Some("ALL");
+    let mut pending: Vec<String> = replay
+        .get("predecessors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    while let Some(id) = pending.pop() {
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id.clone());
+        let Some(predecessor) = load(conn, tenant, ObjectKind::Batch, &id, Lock::Update).await?
+        else {
+            continue;
+        };
+        if transitive
+            && let Some(Value::Array(more)) = predecessor
+                .get("replay")
+                .and_then(|r| r.get("predecessors"))
+        {
+            pending.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        found.push((id, predecessor));
+    }
+    Ok(found)
+}
+
+/// Makes replay predecessors `inactive`, hiding their files.
+async fn deactivate_predecessors(
+    conn: &Conn,
+    tenant: &Tenant,
+    predecessors: Vec<(String, Doc)>,
+    now: i64,
+) -> Result<(), MetastoreError> {
+    for (id, predecessor) in predecessors {
+        if catalog::batch_status(&predecessor) == Some(BatchStatus::Success) {
+            set_batch_status(conn, tenant, &predecessor, BatchStatus::Inactive, now).await?;
+            let actor = system_actor(&predecessor);
+            invalidate_files(
+                conn,
+                tenant,
+                &id,
+                &WriteContext {
+                    tenant,
+                    actor: &actor,
+                    now,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_dataset_files(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch: &Doc,
+    files: &[NewDatasetFile],
+    now: i64,
+) -> Result<(), MetastoreError> {
+    let batch_id = field_str(batch, "id").unwrap_or_default();
+    let dataset_id = catalog::batch_dataset_id(batch).unwrap_or_default();
+    let view_id = load(conn, tenant, ObjectKind::Dataset, dataset_id, Lock::None)
+        .await?
+        .and_then(|dataset| field_str(&dataset, "viewId").map(str::to_owned))
+        .unwrap_or_default();
+    let actor = system_actor(batch);
+    for (index, file) in files.iter().enumerate() {
+        let id = format!("{batch_id}-{}", index + 1);
+        let doc = json!({
+            "id": id, "batchId": batch_id, "dataSetViewId": view_id, "dataSetId": dataset_id,
+            "records": file.records, "size": file.size, "isValid": true, "folderName": file.name,
+            "availableDates": {}, "imsOrg": tenant.org(), "sandboxId": tenant.sandbox_id(),
+            "version": "1.0.0", "created": now, "updated": now,
+            "createdClient": actor.client_id, "createdUser": actor.user, "updatedUser": actor.user,
+        });
+        let Value::Object(doc) = doc else {
+            unreachable!("object literal")
+        };
+        store(
+            conn,
+            tenant,
+            ObjectKind::DatasetFile,
+            &doc,
+            StoreMode::Insert,
+        )
+        .await?;
+        execute(
+            conn,
+            "recording a dataset file location",
+            "UPDATE dataset_files SET location = $1 WHERE org = $2 AND sandbox = $3 AND id = $4",
+            &[&file.location, &tenant.org(), &tenant.sandbox(), &id],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn complete_promotion(
+    conn: &Conn,
+    job: &Job,
+    promotion: Promotion,
+    now: i64,
+) -> Result<Doc, MetastoreError> {
+    ensure_lease(conn, job).await?;
+    let tenant = &job.tenant;
+    let Some(batch) = load(conn, tenant, ObjectKind::Batch, &job.batch_id, Lock::Update).await?
+    else {
+        set_job_status(conn, job, "done", Some("batch deleted"), now).await?;
+        return Err(MetastoreError::NotFound {
+            kind: ObjectKind::Batch,
+            id: job.batch_id.clone(),
+        });
+    };
+    if catalog::batch_status(&batch) != Some(BatchStatus::Processing) {
+        // Aborted or failed by the producer while the worker ran: nothing is promoted.
+        set_job_status(
+            conn,
+            job,
+            "done",
+            Some("batch left processing before promotion"),
+            now,
+        )
+        .await?;
+        return Ok(batch);
+    }
+    let actor = system_actor(&batch);
+    let ctx = WriteContext {
+        tenant,
+        actor: &actor,
+        now,
+    };
+    let mut next = batch.clone();
+    for (key, value) in promotion.batch_fields {
+        next.insert(key, value);
+    }
+    catalog::touch(&mut next, &ctx);
+    let predecessors = if catalog::batch_status(&next) == Some(BatchStatus::Success) {
+        lock_predecessors(conn, tenant, &next).await?
+    } else {
+        Vec::new()
+    };
+    insert_dataset_files(conn, tenant, &next, &promotion.files, now).await?;
+    store(conn, tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
+    record_on_dataset(conn, tenant, &next, None, false).await?;
+    deactivate_predecessors(conn, tenant, predecessors, now).await?;
+    if let Some(location) = &promotion.diagnostics_location {
+        let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
+        execute(
+            conn,
+            "recording diagnostics",
+            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed",
+            &[&tenant.org(), &tenant.sandbox(), &job.batch_id, location, &completed],
+        )
+        .await?;
+    }
+    set_job_status(conn, job, "done", None, now).await?;
+    enqueue_job(conn, tenant, JobKind::CleanupBatch, &job.batch_id, now, now).await?;
+    Ok(next)
+}
+
+pub(super) async fn retry_job(
+    conn: &Conn,
+    job: &Job,
+    error: &str,
+    retry_at: i64,
+    max_attempts: u32,
+    now: i64,
+) -> Result<(), MetastoreError> {
+    ensure_lease(conn, job).await?;
+    let batch = load(
+        conn,
+        &job.tenant,
+        ObjectKind::Batch,
+        &job.batch_id,
+        Lock::Update,
+    )
+    .await?;
+    let in_flight = batch
+        .as_ref()
+        .and_then(catalog::batch_status)
+        .is_some_and(|status| {
+            matches!(
+                status,
+                BatchStatus::Staging | BatchStatus::Processing | BatchStatus::Retrying
+            )
+        });
+    if job.attempt >= max_attempts {
+        set_job_status(conn, job, "failed", Some(error), now).await?;
+        if let (Some(batch), true) = (batch, in_flight && job.kind == JobKind::PromoteBatch) {
+            set_batch_status(conn, &job.tenant, &batch, BatchStatus::Stalled, now).await?;
+        }
+        return Ok(());
+    }
+    execute(
+        conn,
+        "scheduling a retry",
+        "UPDATE jobs SET status = 'queued', run_after = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated = $3 WHERE id = $4",
+        &[&retry_at, &error, &now, &job.id],
+    )
+    .await?;
+    if let (Some(batch), true) = (batch, in_flight && job.kind == JobKind::PromoteBatch) {
+        set_batch_status(conn, &job.tenant, &batch, BatchStatus::Retrying, now).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn abandon_stale_batches(
+    conn: &Conn,
+    created_before: i64,
+    now: i64,
+) -> Result<Vec<(Tenant, String)>, MetastoreError> {
+    // Locked in one order so that two sweeps queue instead of deadlocking; a batch that
+    // left `loading` while this waited is re-checked and skipped.
+    let rows = query(
+        conn,
+        "finding stale batches",
+        "SELECT org, sandbox, body FROM batches WHERE status = 'loading' AND created < $1 ORDER BY org, sandbox, id FOR UPDATE",
+        &[&created_before],
+    )
+    .await?;
+    let mut abandoned = Vec::new();
+    for row in rows {
+        let (org, sandbox, text): (&str, &str, &str) = (row.get(0), row.get(1), row.get(2));
+        let Ok(tenant) = Tenant::parse(org, sandbox) else {
+            continue;
+        };
+        let batch = parse_doc(text)?;
+        let mut next = set_batch_status(conn, &tenant, &batch, BatchStatus::Abandoned, now).await?;
+        next.insert("completed".into(), json!(now));
+        store(conn, &tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
+        let id = field_str(&batch, "id").unwrap_or_default().to_owned();
+        enqueue_job(conn, &tenant, JobKind::CleanupBatch, &id, now, now).await?;
+        abandoned.push((tenant, id));
+    }
+    Ok(abandoned)
+}
+
+async fn stored_files(
+    conn: &Conn,
+    sql: &str,
+    tenant: &Tenant,
+    key: &str,
+) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
+    let rows = query(
+        conn,
+        "reading dataset files",
+        sql,
+        &[&tenant.org(), &tenant.sandbox(), &key],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let location: Option<String> = row.get(1);
+            Ok(StoredDatasetFile {
+                doc: parse_doc(row.get(0))?,
+                location: location.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn dataset_file(
+    conn: &Conn,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<StoredDatasetFile>, MetastoreError> {
+    Ok(stored_files(
+        conn,
+        "SELECT body, location FROM dataset_files WHERE org = $1 AND sandbox = $2 AND id = $3",
+        tenant,
+        id,
+    )
+    .await?
+    .into_iter()
+    .next())
+}
+
+pub(super) async fn batch_dataset_files(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
+    stored_files(
+        conn,
+        "SELECT body, location FROM dataset_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY created, id",
+        tenant,
+        batch_id,
+    )
+    .await
+}
+
+pub(super) async fn diagnostics_location(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<Option<String>, MetastoreError> {
+    let row = query_opt(
+        conn,
+        "reading diagnostics",
+        "SELECT diagnostics FROM batch_outputs WHERE org = $1 AND sandbox = $2 AND batch_id = $3",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
+    )
+    .await?;
+    Ok(row.and_then(|row| row.get(0)))
+}
+
+pub(super) async fn expired_diagnostics(
+    conn: &Conn,
+    completed_before: i64,
+    limit: u32,
+) -> Result<Vec<ExpiredDiagnostics>, MetastoreError> {
+    let rows = query(
+        conn,
+        "finding expired diagnostics",
+        "SELECT org, sandbox, batch_id, diagnostics FROM batch_outputs
+         WHERE diagnostics IS NOT NULL AND completed < $1
+         ORDER BY completed, org, sandbox, batch_id LIMIT $2",
+        &[&completed_before, &i64::from(limit)],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let tenant =
+                Tenant::parse(row.get(0), row.get(1)).map_err(|err| MetastoreError::Backend {
+                    doing: "reading the tenant of expired diagnostics",
+                    source: Box::new(err),
+                })?;
+            Ok(ExpiredDiagnostics {
+                tenant,
+                batch_id: row.get(2),
+                location: row.get(3),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn clear_diagnostics(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<bool, MetastoreError> {
+    let changed = execute(
+        conn,
+        "clearing diagnostics",
+        "UPDATE batch_outputs SET diagnostics = NULL
+         WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND diagnostics IS NOT NULL",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
+    )
+    .await?;
+    Ok(changed > 0)
+}

@@ -1,0 +1,182 @@
+//! `lakeport dataset create|list|show`: Catalog datasets.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use lakeport_client::Dataset;
+use serde_json::{Value, json};
+
+use super::Context;
+use super::output::{Table, timestamp};
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Creates a dataset and prints its id.
+    Create {
+        /// Dataset name.
+        #[arg(long)]
+        name: String,
+        /// The schema's $id or meta:altId (rows are validated against it).
+        #[arg(long)]
+        schema: Option<String>,
+        /// Dataset description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Keeps diagnostics (rejected rows and their errors) for every batch.
+        #[arg(long)]
+        diagnostics: bool,
+    },
+    /// Lists datasets, newest first.
+    List {
+        /// Most datasets to list (1–100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only datasets with this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Shows a dataset and its latest batches.
+    Show {
+        /// Dataset id.
+        id: String,
+    },
+}
+
+pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
+    match command {
+        DatasetCommand::Create {
+            name,
+            schema,
+            description,
+            diagnostics,
+        } => create(
+            ctx,
+            name,
+            schema.as_deref(),
+            description.as_deref(),
+            *diagnostics,
+        ),
+        DatasetCommand::List { limit, name } => list(ctx, *limit, name.as_deref()),
+        DatasetCommand::Show { id } => show(ctx, id),
+    }
+}
+
+fn create(
+    ctx: &Context,
+    name: &str,
+    schema: Option<&str>,
+    description: Option<&str>,
+    diagnostics: bool,
+) -> anyhow::Result<()> {
+    let mut document = json!({"name": name});
+    if let Some(schema) = schema {
+        // schemaRef.id must be the $id; look an altId (or anything else) up first.
+        let schema_id = if schema.starts_with("https://") {
+            schema.to_owned()
+        } else {
+            let found = ctx
+                .client
+                .schema(schema)
+                .with_context(|| format!("looking up schema {schema}"))?;
+            found["$id"].as_str().unwrap_or(schema).to_owned()
+        };
+        document["schemaRef"] = json!({
+            "id": schema_id,
+            "contentType": "application/vnd.adobe.xed+json;version=1",
+        });
+    }
+    if let Some(description) = description {
+        document["description"] = json!(description);
+    }
+    if diagnostics {
+        document["enableErrorDiagnostics"] = json!(true);
+    }
+    let id = ctx
+        .client
+        .create_dataset(&document)
+        .with_context(|| format!("creating dataset {name:?}"))?;
+    if ctx.out.json {
+        let dataset = ctx.client.dataset(&id).context("reading the new dataset")?;
+        return ctx.out.print_json(&dataset_json(&dataset));
+    }
+    ctx.out.line(id);
+    Ok(())
+}
+
+fn dataset_json(dataset: &Dataset) -> Value {
+    let mut doc = dataset.doc.clone();
+    doc.entry("id").or_insert_with(|| json!(dataset.id));
+    Value::Object(doc)
+}
+
+fn list(ctx: &Context, limit: u32, name: Option<&str>) -> anyhow::Result<()> {
+    let limit = limit.to_string();
+    let mut query = vec![("orderBy", "desc:created"), ("limit", limit.as_str())];
+    if let Some(name) = name {
+        query.push(("name", name));
+    }
+    let datasets = ctx
+        .client
+        .list_datasets(&query)
+        .context("listing datasets")?;
+    if ctx.out.json {
+        return ctx
+            .out
+            .print_json(&Value::Array(datasets.iter().map(dataset_json).collect()));
+    }
+    let mut table = Table::new(&["ID", "NAME", "CREATED", "LAST BATCH", "SCHEMA"]);
+    for dataset in &datasets {
+        let last = dataset
+            .last_batch()
+            .map(|(id, status)| {
+                let plain = format!("{id} {status}");
+                let painted = format!("{id} {}", ctx.out.status(status));
+                (plain, painted)
+            })
+            .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
+        let plain = |text: String| (text.clone(), text);
+        table.painted_row(vec![
+            plain(dataset.id.clone()),
+            plain(dataset.name().unwrap_or_default().to_owned()),
+            plain(timestamp(dataset.created())),
+            last,
+            plain(dataset.schema_id().unwrap_or("-").to_owned()),
+        ]);
+    }
+    table.print(&ctx.out, "no datasets");
+    Ok(())
+}
+
+fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
+    let dataset = ctx
+        .client
+        .dataset(id)
+        .with_context(|| format!("reading dataset {id}"))?;
+    let batches = ctx
+        .client
+        .list_batches(&[
+            ("dataSet", id),
+            ("orderBy", "desc:created"),
+            ("limit", "10"),
+        ])
+        .with_context(|| format!("listing the batches of dataset {id}"))?;
+    if ctx.out.json {
+        let mut doc = dataset_json(&dataset);
+        doc["batches"] = Value::Array(batches.iter().map(super::batch::batch_json).collect());
+        return ctx.out.print_json(&doc);
+    }
+    let out = &ctx.out;
+    out.line(format!("{} {}", out.bold("dataset"), dataset.id));
+    let field = |label: &str, value: String| out.line(format!("  {label:<12} {value}"));
+    field("name", dataset.name().unwrap_or("-").to_owned());
+    if let Some(description) = dataset.doc.get("description").and_then(Value::as_str) {
+        field("description", description.to_owned());
+    }
+    field("schema", dataset.schema_id().unwrap_or("-").to_owned());
+    field("created", timestamp(dataset.created()));
+    if let Some(diagnostics) = dataset.doc.get("enableErrorDiagnostics") {
+        field("diagnostics", diagnostics.to_string());
+    }
+    out.line("");
+    super::batch::print_batch_table(out, &batches, "no batches yet");
+    Ok(())
+}

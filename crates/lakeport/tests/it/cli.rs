@@ -1,0 +1,498 @@
+//! The client commands (`lakeport schema|dataset|ingest|batch|download`) run as a real
+//! process against a real `lakeport serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray, StructArray};
+use arrow_schema::{DataType, Field, Fields, Schema};
+use serde_json::{Value, json};
+
+use crate::{ORG, Server};
+
+const TOKEN: &str = "cli-test-token";
+
+/// The finished `lakeport` client process.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {self:#?}"))
+    }
+}
+
+/// A running server, a scratch folder and an isolated home for the client.
+struct Env {
+    server: Server,
+    _data: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Env {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start(data.path(), &["--token", TOKEN]);
+        Self {
+            server,
+            _data: data,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.work.path().join(relative)
+    }
+
+    /// Runs `lakeport <args>` with the connection in LAKEPORT_* variables, no profile and
+    /// no `./lakeport-data` in reach.
+    fn lakeport(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakeport"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LAKEPORT") || name == "XDG_CONFIG_HOME" {
+                command.env_remove(name);
+            }
+        }
+        let output = command
+            .args(args)
+            .current_dir(self.work.path())
+            .env("HOME", self.work.path())
+            .env("LAKEPORT_URL", format!("http://{}", self.server.address))
+            .env("LAKEPORT_TOKEN", TOKEN)
+            .env("LAKEPORT_ORG", ORG)
+            .output()
+            .expect("lakeport runs");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Creates the loyalty-events schema and a dataset on it through the CLI; returns the
+    /// dataset id and the tenant namespace (`_<tenant id>`).
+    fn loyalty_dataset(&self, name: &str) -> (String, String) {
+        let group = self.path(&format!("{name}-fields.json"));
+        std::fs::write(
+            &group,
+            json!({
+                "title": format!("{name} loyalty fields"),
+                "definitions": {"loyalty": {"properties": {"_{TENANT_ID}": {
+                    "type": "object", "required": ["memberId"],
+                    "properties": {
+                        "memberId": {"type": "string", "pattern": "^M-[0-9]{3}$"},
+                        "points": {"type": "integer", "minimum": 0, "meta:xdmType": "int"}}}}}},
+                "allOf": [{"$ref": "#/definitions/loyalty"}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let created = self
+            .lakeport(&[
+                "schema",
+                "create",
+                "--title",
+                &format!("{name} events"),
+                "--class",
+                "experienceevent",
+                "--field-group",
+                group.to_str().unwrap(),
+            ])
+            .ok();
+        let schema_id = created.stdout.trim().to_owned();
+        assert!(
+            schema_id.starts_with("https://ns.adobe.com/"),
+            "{created:#?}"
+        );
+        let full = self.lakeport(&["schema", "show", &schema_id]).ok().json();
+        let namespace = full["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|key| {
+                key.starts_with('_') && full["properties"][*key]["properties"]["points"].is_object()
+            })
+            .unwrap_or_else(|| panic!("the full schema resolves the field group: {full}"))
+            .clone();
+        let dataset = self
+            .lakeport(&["dataset", "create", "--name", name, "--schema", &schema_id])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        assert_eq!(dataset.len(), 24, "{dataset}");
+        (dataset, namespace)
+    }
+}
+
+fn event(namespace: &str, index: usize, member: &str, points: i64) -> Value {
+    json!({"_id": format!("e-{index}"), "timestamp": "2024-03-01T10:00:00Z",
+           namespace: {"memberId": member, "points": points}})
+}
+
+fn write_lines(path: &Path, rows: &[Value]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text: String = rows.iter().map(|row| format!("{row}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn write_parquet(path: &Path, namespace: &str, ids: &[&str], members: &[&str], points: &[i32]) {
+    let tenant_fields = Fields::from(vec![
+        Field::new("memberId", DataType::Utf8, false),
+        Field::new("points", DataType::Int32, true),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("_id", DataType::Utf8, false),
+        Field::new("timestamp", DataType::Utf8, false),
+        Field::new(namespace, DataType::Struct(tenant_fields.clone()), true),
+    ]));
+    let tenant = StructArray::new(
+        tenant_fields,
+        vec![
+            Arc::new(StringArray::from(members.to_vec())) as ArrayRef,
+            Arc::new(Int32Array::from(points.to_vec())) as ArrayRef,
+        ],
+        None,
+    );
+    let timestamps = vec!["2024-03-02T08:00:00Z"; ids.len()];
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(StringArray::from(timestamps)),
+            Arc::new(tenant),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn batch_by_format<'a>(report: &'a Value, format: &str) -> &'a Value {
+    report["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|batch| batch["format"] == format)
+        .unwrap_or_else(|| panic!("a {format} batch in {report}"))
+}
+
+#[test]
+fn a_folder_of_json_lines_csv_and_parquet_is_ingested_through_the_cli() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("mixed");
+
+    let listed = env.lakeport(&["schema", "list", "--json"]).ok().json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|schema| schema["title"] == "mixed events"),
+        "{listed}"
+    );
+
+    let folder = env.path("drop");
+    write_lines(
+        &folder.join("day=2024-03-01/events.jsonl"),
+        &[
+            event(&ns, 1, "M-001", 10),
+            event(&ns, 2, "M-002", 20),
+            event(&ns, 3, "M-003", 30),
+        ],
+    );
+    std::fs::write(
+        folder.join("members.csv"),
+        format!(
+            "_id,timestamp,{ns}.memberId,{ns}.points\nc-1,2024-03-01T11:00:00Z,M-101,5\nc-2,2024-03-01T12:00:00Z,M-102,6\n"
+        ),
+    )
+    .unwrap();
+    write_parquet(
+        &folder.join("events.parquet"),
+        &ns,
+        &["p-1", "p-2"],
+        &["M-201", "M-202"],
+        &[1, 2],
+    );
+    std::fs::write(folder.join("NOTES.txt"), "not data").unwrap();
+
+    let run = env
+        .lakeport(&[
+            "ingest",
+            folder.to_str().unwrap(),
+            "--dataset",
+            &dataset,
+            "--wait",
+            "--timeout",
+            "120",
+            "--json",
+        ])
+        .ok();
+    let report = run.json();
+    assert_eq!(report["batches"].as_array().unwrap().len(), 3, "{report}");
+    for (format, rows, path) in [
+        ("json", 3, "day=2024-03-01/events.jsonl"),
+        ("csv", 2, "members.csv"),
+        ("parquet", 2, "events.parquet"),
+    ] {
+        let batch = batch_by_format(&report, format);
+        assert_eq!(batch["status"], "success", "{batch}");
+        assert_eq!(batch["dataset"], dataset.as_str());
+        assert_eq!(batch["rowsRead"], rows, "{batch}");
+        assert_eq!(batch["rowsIngested"], rows, "{batch}");
+        assert_eq!(batch["rowsRejected"], 0, "{batch}");
+        assert_eq!(batch["files"][0]["path"], path, "{batch}");
+        assert_eq!(batch["files"][0]["chunked"], false);
+    }
+
+    // The batches are listed for the dataset, as JSON and as a table.
+    let listed = env
+        .lakeport(&["batch", "list", "--dataset", &dataset, "--json"])
+        .ok()
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let table = env.lakeport(&["batch", "list", "--dataset", &dataset]).ok();
+    assert!(table.stdout.starts_with("ID"), "{table:#?}");
+    assert_eq!(table.stdout.matches("success").count(), 3, "{table:#?}");
+    let shown = env.lakeport(&["dataset", "show", &dataset]).ok();
+    assert!(shown.stdout.contains("mixed"), "{shown:#?}");
+    let datasets = env.lakeport(&["dataset", "list", "--json"]).ok().json();
+    assert_eq!(datasets[0]["id"], dataset.as_str());
+
+    // Reverting a batch is visible in `batch show`.
+    let json_batch = batch_by_format(&report, "json")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reverted = env.lakeport(&["batch", "revert", &json_batch]).ok();
+    assert!(reverted.stdout.contains("inactive"), "{reverted:#?}");
+    let shown = env
+        .lakeport(&["batch", "show", &json_batch, "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "inactive");
+}
+
+#[test]
+fn a_partial_batch_lists_its_rejected_rows_and_a_failed_batch_exits_with_3() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("partial");
+    let mut rows: Vec<Value> = (0..8)
+        .map(|i| event(&ns, i, &format!("M-{i:03}"), 10))
+        .collect();
+    rows.push(event(&ns, 8, "M-008", -5));
+    rows.push(event(&ns, 9, "member nine", 1));
+    write_lines(&env.path("rows.jsonl"), &rows);
+
+    // Human summary: counts, errors and the rejected rows with their reasons.
+    let run = env
+        .lakeport(&[
+            "ingest",
+            "rows.jsonl",
+            "--dataset",
+            &dataset,
+            "--partial",
+            "25",
+            "--wait",
+        ])
+        .ok();
+    let text = &run.stdout;
+    assert!(text.contains("success"), "{run:#?}");
+    assert!(text.contains("rows read  10"), "{run:#?}");
+    assert!(text.contains("ingested   8"), "{run:#?}");
+    assert!(text.contains("rejected   2"), "{run:#?}");
+    assert!(text.contains("INGEST-1212-400"), "{run:#?}");
+    assert!(text.contains("first 2 rejected rows"), "{run:#?}");
+    assert!(
+        text.contains("\"e-8\"") && text.contains("\"e-9\""),
+        "{run:#?}"
+    );
+    assert!(text.contains("points"), "{run:#?}");
+
+    // The same as JSON.
+    let run = env
+        .lakeport(&[
+            "ingest",
+            "rows.jsonl",
+            "--dataset",
+            &dataset,
+            "--partial",
+            "25",
+            "--wait",
+            "--json",
+        ])
+        .ok();
+    let batch = &run.json()["batches"][0];
+    assert_eq!(
+        (
+            &batch["rowsRead"],
+            &batch["rowsIngested"],
+            &batch["rowsRejected"]
+        ),
+        (&json!(10), &json!(8), &json!(2)),
+        "{batch}"
+    );
+    let rejected = batch["rejectedRows"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{batch}");
+    assert_eq!(rejected[0]["_filename"], "rows.jsonl");
+    let id = batch["id"].as_str().unwrap();
+    let errors = env.lakeport(&["batch", "errors", id, "--json"]).ok().json();
+    assert_eq!(
+        errors["rejectedRows"].as_array().unwrap().len(),
+        2,
+        "{errors}"
+    );
+
+    // Without a threshold the batch fails: exit code 3 and a one-line reason.
+    let run = env.lakeport(&["ingest", "rows.jsonl", "--dataset", &dataset, "--wait"]);
+    assert_eq!(run.code, Some(3), "{run:#?}");
+    let stderr_lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(stderr_lines.len(), 1, "{run:#?}");
+    assert!(stderr_lines[0].contains("failed"), "{run:#?}");
+    assert!(run.stdout.contains("failed"), "{run:#?}");
+}
+
+#[test]
+fn a_file_over_the_put_limit_goes_up_in_chunks() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("chunked");
+    let rows: Vec<Value> = (0..600)
+        .map(|i| event(&ns, i, &format!("M-{:03}", i % 1000), 7))
+        .collect();
+    let file = env.path("big/events.jsonl");
+    write_lines(&file, &rows);
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 40_000, "{size}");
+
+    let run = env
+        .lakeport(&[
+            "ingest",
+            file.to_str().unwrap(),
+            "--dataset",
+            &dataset,
+            "--put-limit",
+            "16k",
+            "--chunk-size",
+            "10k",
+            "--wait",
+            "--json",
+        ])
+        .ok();
+    let batch = &run.json()["batches"][0];
+    assert_eq!(batch["status"], "success", "{batch}");
+    assert_eq!(batch["rowsIngested"], 600, "{batch}");
+    let uploaded = &batch["files"][0];
+    assert_eq!(uploaded["chunked"], true, "{batch}");
+    assert_eq!(uploaded["chunks"], size.div_ceil(10 * 1024), "{batch}");
+    assert_eq!(uploaded["bytes"], size);
+}
+
+#[test]
+fn wrong_credentials_and_missing_settings_fail_with_one_clear_line() {
+    let env = Env::start();
+
+    let run = env.lakeport(&["dataset", "list", "--token", "not-the-token"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .starts_with("error: the server refused the credentials"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("401"), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+
+    // No organization anywhere: a usage error.
+    let run = env.lakeport(&["dataset", "list", "--org", ""]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("no organization"), "{run:#?}");
+
+    // A profile file fills what flags and variables leave open; flags still win.
+    let profile = env.path("profile.toml");
+    std::fs::write(&profile, format!("org = \"{ORG}\"\ntoken = \"wrong\"\n")).unwrap();
+    let run = env.lakeport(&[
+        "dataset",
+        "list",
+        "--org",
+        "",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.json(), json!([]));
+
+    // Unknown files and datasets are errors too.
+    let run = env.lakeport(&["ingest", "missing.jsonl", "--dataset", "nope"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    std::fs::write(env.path("one.jsonl"), "{}\n").unwrap();
+    let run = env.lakeport(&[
+        "ingest",
+        "one.jsonl",
+        "--dataset",
+        "0123456789abcdef01234567",
+    ]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("0123456789abcdef01234567"), "{run:#?}");
+}
+
+#[test]
+fn download_writes_the_files_of_a_batch() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("download");
+    write_lines(
+        &env.path("rows.jsonl"),
+        &[event(&ns, 1, "M-001", 1), event(&ns, 2, "M-002", 2)],
+    );
+    let report = env
+        .lakeport(&[
+            "ingest",
+            "rows.jsonl",
+            "--dataset",
+            &dataset,
+            "--wait",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let batch = report["batches"][0]["id"].as_str().unwrap().to_owned();
+
+    let run = env
+        .lakeport(&["download", &batch, "--to", "out", "--json"])
+        .ok();
+    let files = run.json()["files"].as_array().unwrap().clone();
+    assert!(!files.is_empty(), "{run:#?}");
+    for file in &files {
+        let path = PathBuf::from(file["path"].as_str().unwrap());
+        let path = if path.is_absolute() {
+            path
+        } else {
+            env.work.path().join(path)
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, file["bytes"].as_u64().unwrap());
+        if path.extension().is_some_and(|ext| ext == "parquet") {
+            assert_eq!(&bytes[..4], b"PAR1", "{}", path.display());
+        }
+    }
+}
