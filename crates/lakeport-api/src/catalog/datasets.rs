@@ -87,7 +87,11 @@ async fn create_dataset(
     };
     let mut doc = catalog::new_dataset(body, &id, &view_id, &base_path, &write)
         .map_err(|err| ApiError::from_document(SERVICE, &err))?;
-    check_schema_ref(&state, &ctx, &doc).await?;
+    let schema = check_schema_ref(&state, &ctx, &doc).await?;
+    if !doc.contains_key("classification") {
+        // Clients read classification.dataBehavior unconditionally (spec §9).
+        doc.insert("classification".into(), classification(schema.as_ref()));
+    }
     if request_data_source && !doc.contains_key("dataSourceId") {
         doc.insert(
             "dataSourceId".into(),
@@ -212,13 +216,13 @@ pub(super) async fn check_schema_ref(
     state: &AppState,
     ctx: &RequestContext,
     doc: &lakeport_domain::Doc,
-) -> Result<(), ApiError> {
+) -> Result<Option<lakeport_domain::Doc>, ApiError> {
     let Some(schema_id) = doc
         .get("schemaRef")
         .and_then(|schema_ref| schema_ref.get("id"))
         .and_then(Value::as_str)
     else {
-        return Ok(());
+        return Ok(None);
     };
     let found = state
         .metastore()
@@ -230,7 +234,7 @@ pub(super) async fn check_schema_ref(
         .and_then(lakeport_domain::xdm::registry::kind_of)
         == Some(lakeport_domain::xdm::registry::ResourceKind::Schema);
     if is_schema {
-        Ok(())
+        Ok(found)
     } else {
         Err(ApiError::new(
             SERVICE,
@@ -241,5 +245,29 @@ pub(super) async fn check_schema_ref(
                 "schemaRef.id {schema_id:?} does not name a schema in this sandbox's Schema Registry; create it with POST /data/foundation/schemaregistry/tenant/schemas first"
             ),
         ))
+    }
+}
+
+/// Returns a dataset's `classification`: its data behavior, from the behavior its schema's
+/// class extends, and `managedBy: CUSTOMER`.
+fn classification(schema: Option<&lakeport_domain::Doc>) -> Value {
+    let extends = schema
+        .and_then(|schema| schema.get("meta:extends"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has = |behavior: &str| extends.iter().any(|id| id.as_str() == Some(behavior));
+    let behavior = if has("https://ns.adobe.com/xdm/data/time-series") {
+        Some("time-series")
+    } else if has("https://ns.adobe.com/xdm/data/adhoc") {
+        Some("adhoc")
+    } else if has("https://ns.adobe.com/xdm/data/record") {
+        Some("record")
+    } else {
+        None
+    };
+    match behavior {
+        Some(behavior) => json!({"dataBehavior": behavior, "managedBy": "CUSTOMER"}),
+        None => json!({"managedBy": "CUSTOMER"}),
     }
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Compatibility suite: the curl calls of Adobe's batch-ingestion and data-access tutorials,
+# unchanged but for the base URL and the token, against a running `lakeport serve`.
+# Usage: LAKEPORT_URL=http://127.0.0.1:8080 LAKEPORT_TOKEN=... compat/curl_flow.sh
+set -euo pipefail
+BASE=${LAKEPORT_URL:-http://127.0.0.1:8080}
+TOKEN=${LAKEPORT_TOKEN:?set LAKEPORT_TOKEN}
+ORG=C0FFEE0123456789ABCDEF02@AdobeOrg
+TENANT=c0ffee0123456789abcdef02
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+H=(-H "Authorization: Bearer $TOKEN" -H "x-api-key: compat-curl" -H "x-gw-ims-org-id: $ORG" -H "x-sandbox-name: prod")
+ok() { echo "[ok] $*"; }
+fail() { echo "[FAIL] $*"; exit 1; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# Schema Registry: field group and schema (Adobe's "create a schema" tutorial).
+group=$(curl -sf -X POST "$BASE/data/foundation/schemaregistry/tenant/fieldgroups" "${H[@]}" \
+  -H 'Accept: application/vnd.adobe.xed+json' -H 'Content-Type: application/json' \
+  -d "{\"title\":\"curl loyalty $$\",\"type\":\"object\",\"definitions\":{\"l\":{\"properties\":{\"_$TENANT\":{\"type\":\"object\",\"properties\":{\"loyaltyId\":{\"type\":\"string\"},\"points\":{\"type\":\"integer\"}}}}}},\"allOf\":[{\"\$ref\":\"#/definitions/l\"}]}" | json 'd["$id"]')
+schema=$(curl -sf -X POST "$BASE/data/foundation/schemaregistry/tenant/schemas" "${H[@]}" \
+  -H 'Content-Type: application/json' \
+  -d "{\"title\":\"curl schema $$\",\"type\":\"object\",\"allOf\":[{\"\$ref\":\"https://ns.adobe.com/xdm/context/profile\"},{\"\$ref\":\"$group\"}]}" | json 'd["$id"]')
+ok "schema $schema"
+
+# Catalog: create a dataset (the answer is a reference array).
+dataset=$(curl -sf -X POST "$BASE/data/foundation/catalog/dataSets?requestDataSource=true" "${H[@]}" \
+  -H 'Content-Type: application/json' \
+  -d "{\"name\":\"curl dataset\",\"schemaRef\":{\"id\":\"$schema\",\"contentType\":\"application/vnd.adobe.xed+json;version=1\"},\"fileDescription\":{\"persisted\":true,\"containerFormat\":\"parquet\",\"format\":\"json\"}}" | json 'd[0].split("/")[-1]')
+ok "dataset $dataset"
+
+# Batch ingestion tutorial: create a batch.
+batch=$(curl -sf -X POST "$BASE/data/foundation/import/batches" "${H[@]}" \
+  -H 'accept: application/json' -H 'Content-Type: application/json' \
+  -d "{\"datasetId\":\"$dataset\",\"inputFormat\":{\"format\":\"json\"}}" | json 'd["id"]')
+ok "batch $batch"
+
+# Upload a small file and, chunked, a second one.
+for i in $(seq 1 40); do echo "{\"_id\":\"p$i\",\"_$TENANT\":{\"loyaltyId\":\"L-$i\",\"points\":$i}}"; done > "$work/small.json"
+for i in $(seq 41 100); do echo "{\"_id\":\"p$i\",\"_$TENANT\":{\"loyaltyId\":\"L-$i\",\"points\":$i}}"; done > "$work/large.json"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$BASE/data/foundation/import/batches/$batch/datasets/$dataset/files/small.json" \
+  "${H[@]}" -H 'content-type: application/octet-stream' --data-binary "@$work/small.json")
+[ "$code" = 200 ] || fail "small file upload answered $code"
+ok "small file uploaded"
+size=$(stat -c %s "$work/large.json"); half=$((size / 2))
+head -c "$half" "$work/large.json" > "$work/part1"; tail -c +"$((half + 1))" "$work/large.json" > "$work/part2"
+file="$BASE/data/foundation/import/batches/$batch/datasets/$dataset/files/large.json"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$file?action=INITIALIZE" "${H[@]}")" = 201 ] || fail "INITIALIZE"
+curl -sf -X PATCH "$file" "${H[@]}" -H 'content-type: application/octet-stream' \
+  -H "Content-Range: bytes $half-$((size - 1))/$size" --data-binary "@$work/part2" > /dev/null
+curl -sf -X PATCH "$file" "${H[@]}" -H 'content-type: application/octet-stream' \
+  -H "Content-Range: bytes 0-$((half - 1))/$size" --data-binary "@$work/part1" > /dev/null
+range=$(curl -sfI "$file" "${H[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="range"{print $2}')
+[ "$range" = "bytes=0-$((size - 1))" ] || fail "HEAD Range is '$range'"
+curl -sf -X POST "$file?action=COMPLETE" "${H[@]}" | grep -q "\"sizeInBytes\":$size" || fail "file COMPLETE"
+ok "chunked upload of $size bytes (out of order)"
+
+# Signal completion and poll the Catalog.
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/data/foundation/import/batches/$batch?action=COMPLETE" "${H[@]}")" = 200 ] || fail "COMPLETE"
+for _ in $(seq 1 600); do
+  status=$(curl -sf "$BASE/data/foundation/catalog/batches/$batch" "${H[@]}" | json "d['$batch']['status']")
+  case "$status" in success|failed) break;; esac
+  sleep 0.2
+done
+[ "$status" = success ] || fail "batch ended $status"
+records=$(curl -sf "$BASE/data/foundation/catalog/batches/$batch" "${H[@]}" | json "d['$batch']['recordCount']")
+[ "$records" = 100 ] || fail "recordCount $records"
+ok "batch success with $records records"
+
+# Data access tutorial: list the batch's files, follow the links, download (whole and ranged).
+files=$(curl -sf "$BASE/data/foundation/export/batches/$batch/files" "${H[@]}")
+self=$(echo "$files" | json 'd["data"][0]["_links"]["self"]["href"]')
+listing=$(curl -sf "$self" "${H[@]}")
+href=$(echo "$listing" | json 'd["data"][0]["_links"]["self"]["href"]')
+length=$(echo "$listing" | json 'd["data"][0]["length"]')
+curl -sf "$href" "${H[@]}" -o "$work/out.parquet"
+[ "$(stat -c %s "$work/out.parquet")" = "$length" ] || fail "download length"
+[ "$(head -c 4 "$work/out.parquet")" = PAR1 ] || fail "not a Parquet file"
+code=$(curl -s -o "$work/range" -w '%{http_code}' "$href" "${H[@]}" -H 'Range: bytes=0-3')
+[ "$code" = 206 ] && [ "$(cat "$work/range")" = PAR1 ] || fail "ranged download answered $code"
+ok "downloaded $length bytes of Parquet, and a byte range"
+echo "curl flow: all checks passed"
