@@ -557,9 +557,8 @@ impl Client {
                     Err(err) => break Err(err),
                 }
             };
-            let short = expected.is_some_and(|expected| expected != written);
-            match outcome {
-                Ok(()) if !short => {
+            let failure = match outcome {
+                Ok(()) if expected.is_none_or(|expected| expected == written) => {
                     out.sync_all().map_err(|err| {
                         ClientError::io(format!("writing {}", partial.display()), err)
                     })?;
@@ -569,27 +568,23 @@ impl Client {
                     })?;
                     return Ok(written);
                 }
-                outcome if attempt < self.retry.attempts => {
-                    let _ = outcome;
-                    progress.rewind(written);
-                    std::thread::sleep(self.backoff(attempt));
-                    attempt += 1;
-                }
-                outcome => {
-                    let _ = std::fs::remove_file(&partial);
-                    let reason = match outcome {
-                        Err(err) => err.to_string(),
-                        Ok(()) => format!(
-                            "the body ended after {written} of {} bytes",
-                            expected.unwrap_or_default()
-                        ),
-                    };
-                    return Err(ClientError::Unreachable {
-                        url: format!("{}{}", self.base, path),
-                        reason,
-                    });
-                }
+                Ok(()) => format!(
+                    "the body ended after {written} of {} bytes",
+                    expected.unwrap_or_default()
+                ),
+                Err(err) => err.to_string(),
+            };
+            if attempt >= self.retry.attempts {
+                let _ = std::fs::remove_file(&partial);
+                return Err(ClientError::Unreachable {
+                    url: format!("{}{}", self.base, path),
+                    reason: failure,
+                });
             }
+            // The connection broke mid-body: start the file over.
+            progress.rewind(written);
+            std::thread::sleep(self.backoff(attempt));
+            attempt += 1;
         }
     }
 

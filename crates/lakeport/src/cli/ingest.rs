@@ -500,7 +500,7 @@ fn report_started(
                     "id": plan.batch.id,
                     "status": BatchStatus::Staging.as_str(),
                     "dataset": plan.batch.dataset_id(),
-                    "format": plan.format.label(),
+                    "format": plan.batch.format(),
                     "files": files_json(plan, methods),
                 })
             })

@@ -122,10 +122,11 @@ pub enum ClientCommand {
     },
     /// Uploads files and folders into new batches of a dataset (client).
     Ingest {
-        #[command(flatten)]
-        global: GlobalArgs,
+        // Before `global`, whose help heading would otherwise cover these options too.
         #[command(flatten)]
         args: ingest::IngestArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Lists, shows, aborts and reverts batches and shows their rejected rows (client).
     Batch {
@@ -136,10 +137,11 @@ pub enum ClientCommand {
     },
     /// Downloads the data files of a successful batch (client, Data Access API).
     Download {
-        #[command(flatten)]
-        global: GlobalArgs,
+        // Before `global`, whose help heading would otherwise cover these options too.
         #[command(flatten)]
         args: download::DownloadArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 }
 
