@@ -36,6 +36,7 @@ HEADERS = {
 
 class Server:
     def __init__(self, data_dir: pathlib.Path):
+        self.data_dir = data_dir
         binary = ROOT / "target" / "release" / "lakeport"
         if not binary.exists():
             sys.exit("build first: cargo build --release")
@@ -167,11 +168,72 @@ def duckdb_reference(path: pathlib.Path, fmt: str, threads: int) -> float:
     return path.stat().st_size / 1e6 / elapsed
 
 
+def download_test(server: Server, workdir: pathlib.Path, rows: int):
+    """Rejects every row of a big file (a schema the rows cannot satisfy) so that its
+    failed-rows file is about as large as the input, then downloads that file with four
+    concurrent clients and reports the server's peak RSS."""
+    import threading
+    big = workdir / f"events-{rows}.jsonl"
+    if not big.exists():
+        subprocess.run([sys.executable, str(SHARED / "gen_events.py"), str(rows), str(big), "--tenant", TENANT], check=True)
+    group = server.request("POST", "/data/foundation/schemaregistry/tenant/fieldgroups", json_body={
+        "title": "always missing", "type": "object",
+        "definitions": {"d": {"required": [f"_{TENANT}"], "properties": {f"_{TENANT}": {"type": "object", "required": ["never"],
+                        "properties": {"never": {"type": "string"}}}}}},
+        "allOf": [{"$ref": "#/definitions/d"}]})
+    schema = server.request("POST", "/data/foundation/schemaregistry/tenant/schemas", json_body={
+        "title": "Rejecting", "type": "object",
+        "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}, {"$ref": group["$id"]}]})
+    dataset = server.request("POST", "/data/foundation/catalog/dataSets", json_body={
+        "name": "rejecting", "schemaRef": {"id": schema["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"}})[0].rsplit("/", 1)[1]
+    batch = server.request("POST", "/data/foundation/import/batches",
+                           json_body={"datasetId": dataset, "inputFormat": {"format": "json"}})["id"]
+    upload(server, batch, dataset, big)
+    server.request("POST", f"/data/foundation/import/batches/{batch}?action=COMPLETE")
+    while server.request("GET", f"/data/foundation/catalog/batches/{batch}")[batch]["status"] not in ("success", "failed"):
+        time.sleep(0.2)
+    # Restart so that the peak RSS below covers the downloads only.
+    server.stop()
+    server = Server(server.data_dir)
+    listing = server.request("GET", f"/data/foundation/export/batches/{batch}/failed")
+    part = max(listing["data"], key=lambda item: int(item["length"]))
+    size = int(part["length"])
+    before = server.peak_rss_mb()
+    received = [0] * 4
+
+    def fetch(index):
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
+        conn.request("GET", f"/data/foundation/export/batches/{batch}/failed?path={part['name']}", headers=HEADERS)
+        response = conn.getresponse()
+        while True:
+            chunk = response.read(1 << 20)
+            if not chunk:
+                break
+            received[index] += len(chunk)
+            time.sleep(0.001)  # a client slower than the disk
+        conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert all(count == size for count in received), (received, size)
+    print(f"4 concurrent downloads of a {size / 1e6:.0f} MB file: {elapsed:.1f} s; server peak RSS "
+          f"{before:.0f} MB before, {server.peak_rss_mb():.0f} MB after")
+    return server
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--big-rows", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/lakeport-bench")
+    parser.add_argument("--download-rows", type=int, default=0,
+                        help="also reject every row of an N-row file and download its ~1 GB failed-rows file with 4 concurrent clients")
+    parser.add_argument("--skip-formats", action="store_true", help="skip the per-format ingest comparison")
     args = parser.parse_args()
     workdir = pathlib.Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +246,8 @@ def main():
         print(f"lakeport ingest benchmark, {args.rows} rows; 1 worker; release build")
         print("| format | input MB | rows | upload s | upload→success s | MB/s (lakeport) | MB/s DuckDB 1 thread | MB/s DuckDB 2 threads |")
         print("|---|---|---|---|---|---|---|---|")
-        for path, fmt in [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")]:
+        formats = [] if args.skip_formats else [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")]
+        for path, fmt in formats:
             result = ingest(server, dataset, path, fmt)
             reference_1 = duckdb_reference(path, fmt, 1)
             reference_2 = duckdb_reference(path, fmt, 2)
@@ -198,6 +261,8 @@ def main():
             result = ingest(server, dataset, big, "json")
             print(f"big JSON Lines: {result['mb']:.0f} MB, {result['rows']} rows in {result['total_s']:.1f} s "
                   f"({result['mbps']:.1f} MB/s); server peak RSS {server.peak_rss_mb():.0f} MB")
+        if args.download_rows:
+            server = download_test(server, workdir, args.download_rows)
     finally:
         server.stop()
 
