@@ -39,7 +39,10 @@ async fn create_answers_201_with_a_reference_and_location() {
     assert_eq!(dataset["imsOrg"], ORG_A);
     assert_eq!(dataset["version"], "1.0.0");
     assert_eq!(dataset["schemaRef"], schema_ref(&schema));
-    assert_eq!(dataset["classification"], json!({"dataBehavior": "record", "managedBy": "CUSTOMER"}));
+    assert_eq!(
+        dataset["classification"],
+        json!({"dataBehavior": "record", "managedBy": "CUSTOMER"})
+    );
     assert_eq!(dataset["custom"], json!({"kept": true}));
     assert_eq!(dataset["files"], format!("@/dataSetFiles?dataSetId={id}"));
     assert_eq!(

@@ -14,9 +14,11 @@
 //!
 //! **Retries.** A transaction that fails with a serialization failure (40001), a deadlock
 //! (40P01) or a lost connection is rolled back and run again, up to [`ATTEMPTS`] times with
-//! jittered backoff; only then does the caller see [`MetastoreError::Unavailable`]. A
-//! connection lost while `COMMIT` was in flight is not retried: the change may have been
-//! applied, and the caller is told so.
+//! jittered backoff; only then does the caller see [`MetastoreError::Unavailable`]. When a
+//! connection breaks while `COMMIT` is in flight, the transaction's id (read with `BEGIN`)
+//! is looked up with `txid_status`: a committed transaction counts as done, an aborted one
+//! is retried, and only if the server cannot tell is the caller told that the change may or
+//! may not have been applied.
 //!
 //! **Documents** are stored twice per row: `doc` (JSONB) is what filters and sorts read, and
 //! `body` (TEXT) is the document as written, returned verbatim so key order survives like
@@ -31,7 +33,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use lakeport_domain::catalog::import::{NewImportBatch, build_import_batch, check_predecessor};
 use lakeport_domain::catalog::{self, Actor, WriteContext};
 use lakeport_domain::ingest::{Chunk, Job, JobKind};
@@ -41,6 +45,7 @@ use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::{ResourceKind, kind_of};
 use lakeport_domain::{Doc, now_millis};
 use serde_json::Value;
+use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
@@ -57,6 +62,9 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How many times a transaction runs before a transient failure reaches the caller.
 pub const ATTEMPTS: u32 = 6;
+
+/// How long a call waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(10);
 
 /// Serializes concurrent migrations of processes starting together ("lakeport" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6C61_6B65_706F_7274;
@@ -162,9 +170,16 @@ fn backend(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Metasto
 }
 
 fn pool_error(doing: &'static str) -> impl FnOnce(PoolError) -> MetastoreError {
-    move |source| MetastoreError::Backend {
-        doing,
-        source: Box::new(source),
+    move |source| match source {
+        // Every connection stayed busy: answer at once instead of queueing retries.
+        PoolError::Timeout(TimeoutType::Wait) => MetastoreError::Unavailable(format!(
+            "{doing}: no database connection was free within {} s",
+            POOL_WAIT.as_secs()
+        )),
+        source => MetastoreError::Backend {
+            doing,
+            source: Box::new(source),
+        },
     }
 }
 
@@ -308,7 +323,7 @@ impl PostgresMetastore {
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(Duration::from_secs(10)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
@@ -391,9 +406,16 @@ impl PostgresMetastore {
             clean: false,
         };
         let conn = checkout.conn();
-        conn.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        // The transaction id (one round trip with BEGIN) lets a commit whose answer was
+        // lost be looked up afterwards.
+        let begun = conn
+            .simple_query("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT txid_current()")
             .await
             .map_err(backend("starting a transaction"))?;
+        let xid = begun.iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => row.get(0)?.parse::<i64>().ok(),
+            _ => None,
+        });
         match work(conn).await {
             Ok(value) => match conn.batch_execute("COMMIT").await {
                 Ok(()) => {
@@ -402,15 +424,48 @@ impl PostgresMetastore {
                 }
                 // The server answered: the transaction was rolled back.
                 Err(err) if err.code().is_some() => Err(backend("committing")(err)),
-                Err(err) => Err(MetastoreError::Unavailable(format!(
-                    "{doing}: the connection was lost while committing, so the change may or may not have been applied: {err}"
-                ))),
+                // The connection broke with COMMIT in flight: ask the server what happened.
+                Err(err) => match self.commit_outcome(xid).await {
+                    Some(true) => {
+                        tracing::debug!(doing, error = %err, "commit confirmed after its connection was lost");
+                        Ok(value)
+                    }
+                    Some(false) => Err(backend("committing")(err)),
+                    None => Err(MetastoreError::Unavailable(format!(
+                        "{doing}: the connection was lost while committing, so the change may or may not have been applied: {err}"
+                    ))),
+                },
             },
             Err(err) => {
                 checkout.clean = conn.batch_execute("ROLLBACK").await.is_ok();
                 Err(err)
             }
         }
+    }
+
+    /// Returns whether the transaction `xid` committed (`Some(false)`: it was rolled back),
+    /// or `None` when the server cannot tell in time. A transaction whose connection just
+    /// broke stays "in progress" until its server process notices, so this polls.
+    async fn commit_outcome(&self, xid: Option<i64>) -> Option<bool> {
+        let xid = xid?;
+        for attempt in 1..=ATTEMPTS {
+            backoff(attempt).await;
+            let Ok(conn) = self.pool.get().await else {
+                continue;
+            };
+            let status = conn
+                .query_one("SELECT txid_status($1)", &[&xid])
+                .await
+                .map(|row| row.get::<_, Option<String>>(0));
+            match status.as_ref().map(Option::as_deref) {
+                Ok(Some("committed")) => return Some(true),
+                Ok(Some("aborted")) => return Some(false),
+                // Too old to know (never the case right after the commit).
+                Ok(None) => return None,
+                Ok(Some(_)) | Err(_) => {}
+            }
+        }
+        None
     }
 
     /// Runs `work` outside a transaction (each statement sees the latest commits), again
@@ -1080,19 +1135,25 @@ impl Metastore for PostgresMetastore {
                 actor.clone(),
             );
             Box::pin(async move {
+                let unknown_dataset = || MetastoreError::UnknownDataset {
+                    id: request.dataset_id.clone(),
+                };
+                // Batches are locked before their dataset (the order every write keeps), so
+                // with predecessors the dataset is only checked here and locked below.
+                let first_lock = if request.replay.is_some() {
+                    Lock::None
+                } else {
+                    Lock::Update
+                };
                 let dataset = load(
                     conn,
                     &tenant,
                     ObjectKind::Dataset,
                     &request.dataset_id,
-                    Lock::Update,
+                    first_lock,
                 )
-                .await?;
-                let Some(dataset) = dataset else {
-                    return Err(MetastoreError::UnknownDataset {
-                        id: request.dataset_id.clone(),
-                    });
-                };
+                .await?
+                .ok_or_else(unknown_dataset)?;
                 let mut replay_ids = Vec::new();
                 if let Some(replay) = &request.replay {
                     for reference in &replay.predecessors {
@@ -1118,6 +1179,19 @@ impl Metastore for PostgresMetastore {
                         }
                     }
                 }
+                let dataset = if first_lock == Lock::Update {
+                    dataset
+                } else {
+                    load(
+                        conn,
+                        &tenant,
+                        ObjectKind::Dataset,
+                        &request.dataset_id,
+                        Lock::Update,
+                    )
+                    .await?
+                    .ok_or_else(unknown_dataset)?
+                };
                 let ctx = WriteContext {
                     tenant: &tenant,
                     actor: &actor,

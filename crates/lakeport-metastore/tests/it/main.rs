@@ -265,3 +265,210 @@ async fn postgres_reconnects_when_its_connections_are_killed() {
     }
     store.ping().await.unwrap();
 }
+
+/// The server address and user of `TEST_DATABASE_URL`, when it names a TCP host.
+#[cfg(feature = "postgres")]
+fn server_address(server_url: &str) -> Option<(String, u16, String)> {
+    let config: tokio_postgres::Config = server_url.parse().ok()?;
+    let host = match config.get_hosts().first()? {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => return None,
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    Some((host, port, config.get_user()?.to_owned()))
+}
+
+/// A TCP proxy to the PostgreSQL server that, once armed, forwards the next `COMMIT`, lets
+/// the server run it, and cuts the connection before the answer reaches the client.
+#[cfg(feature = "postgres")]
+struct CommitCutter {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[cfg(feature = "postgres")]
+async fn commit_cutter(host: String, port: u16) -> CommitCutter {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cutter = CommitCutter {
+        port: listener.local_addr().unwrap().port(),
+        armed: Arc::new(AtomicBool::new(false)),
+        cuts: Arc::new(AtomicU32::new(0)),
+    };
+    let (armed, cuts) = (Arc::clone(&cutter.armed), Arc::clone(&cutter.cuts));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .unwrap();
+            let (armed, cuts) = (Arc::clone(&armed), Arc::clone(&cuts));
+            tokio::spawn(async move {
+                let cut = Arc::new(AtomicBool::new(false));
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = async {
+                    let mut buffer = vec![0; 1 << 16];
+                    loop {
+                        let read = client_read.read(&mut buffer).await.unwrap_or(0);
+                        if read == 0 {
+                            return;
+                        }
+                        // The simple-query message `COMMIT` (not "READ COMMITTED").
+                        const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+                        let commit = buffer[..read].windows(COMMIT.len()).any(|w| w == COMMIT)
+                            && armed.swap(false, Ordering::SeqCst);
+                        if commit {
+                            cut.store(true, Ordering::SeqCst);
+                        }
+                        if server_write.write_all(&buffer[..read]).await.is_err() {
+                            return;
+                        }
+                        if commit {
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            return;
+                        }
+                    }
+                };
+                let downstream = async {
+                    let mut buffer = vec![0; 1 << 16];
+                    loop {
+                        let read = server_read.read(&mut buffer).await.unwrap_or(0);
+                        if read == 0 || cut.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        if client_write.write_all(&buffer[..read]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = upstream => {}
+                    () = downstream => {}
+                }
+            });
+        }
+    });
+    cutter
+}
+
+/// A connection lost while COMMIT was in flight: the backend asks the server whether the
+/// transaction committed instead of failing or applying the change twice.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_confirms_a_commit_whose_answer_was_lost() {
+    use std::sync::atomic::Ordering;
+    let Some(backend) = postgres().await else {
+        return;
+    };
+    let Some((host, port, user)) = server_address(&backend.server_url) else {
+        return;
+    };
+    let cutter = commit_cutter(host, port).await;
+    let proxied = format!(
+        "postgres://{user}@127.0.0.1:{}/{}",
+        cutter.port, backend.database
+    );
+    let store = lakeport_metastore::postgres::PostgresMetastore::open(&proxied, 2)
+        .await
+        .unwrap();
+    let store = &store as &dyn Metastore;
+    let tenant = conformance::tenant("ACME", "prod");
+    let kind = lakeport_domain::query::ObjectKind::Dataset;
+    store
+        .insert(&tenant, kind, conformance::dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    cutter.armed.store(true, Ordering::SeqCst);
+    store
+        .insert(&tenant, kind, conformance::dataset_doc("D2", "two", 2))
+        .await
+        .unwrap();
+    assert_eq!(cutter.cuts.load(Ordering::SeqCst), 1);
+    let err = store
+        .insert(&tenant, kind, conformance::dataset_doc("D2", "two", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            lakeport_metastore::MetastoreError::AlreadyExists { .. }
+        ),
+        "{err}"
+    );
+}
+
+/// A transaction PostgreSQL picks as a deadlock victim runs again; an update takes its
+/// locks before its change runs, so the change still applies exactly once.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_retries_a_deadlock_victim() {
+    let Some(backend) = postgres().await else {
+        return;
+    };
+    let tenant = conformance::tenant("ACME", "prod");
+    let store = backend.store.clone();
+    let (dataset, batch) = (
+        lakeport_domain::query::ObjectKind::Dataset,
+        lakeport_domain::query::ObjectKind::Batch,
+    );
+    store
+        .insert(&tenant, dataset, conformance::dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let mut doc = conformance::dataset_doc("B1", "batch", 2);
+    doc.insert(
+        "relatedObjects".into(),
+        serde_json::json!([{"type": "dataSet", "id": "D1"}]),
+    );
+    doc.insert("count".into(), serde_json::json!(0));
+    store.insert(&tenant, batch, doc).await.unwrap();
+
+    // Another session holds the dataset; the update locks the batch, then waits for it.
+    let database_url = with_database(&backend.server_url, &backend.database);
+    let mut other = admin_client(&database_url).await;
+    let other = other.transaction().await.unwrap();
+    other
+        .execute("SELECT 1 FROM datasets WHERE id = 'D1' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let updating = tokio::spawn({
+        let tenant = tenant.clone();
+        async move {
+            store
+                .update(
+                    &tenant,
+                    batch,
+                    "B1",
+                    lakeport_metastore::UpdateOptions::default(),
+                    Box::new(|doc| {
+                        let mut next = doc.clone();
+                        let count = next["count"].as_i64().unwrap();
+                        next.insert("count".into(), serde_json::json!(count + 1));
+                        Ok(next)
+                    }),
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Now the other session wants the batch: a deadlock, which PostgreSQL breaks by failing
+    // the update's transaction (it has waited longest).
+    other
+        .execute("SELECT 1 FROM batches WHERE id = 'B1' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+    let updated = updating.await.unwrap().unwrap();
+    assert_eq!(updated["count"], 1);
+    let stored = &backend
+        .store
+        .get(&tenant, batch, &["B1".to_owned()])
+        .await
+        .unwrap()[0];
+    assert_eq!(stored["count"], 1);
+}
