@@ -50,6 +50,7 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     let work = ctx
         .work_dir
         .join(format!("job-{}-attempt-{}", job.id, job.attempt));
+    remove_earlier_attempts(&ctx.work_dir, job);
     let processed = match &dataset {
         None => Processed::FileErrors(
             vec![FileLevelError {
@@ -162,6 +163,22 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
 impl JobContext {
     fn storage_note(&self, job: &Job, note: &str) {
         tracing::info!(job.id = job.id, batch.id = %job.batch_id, note, "promotion skipped");
+    }
+}
+
+/// Removes the scratch directories that earlier, crashed attempts of this job left behind
+/// (a reclaimed job always runs again, so this is where they are collected).
+fn remove_earlier_attempts(work_dir: &Path, job: &Job) {
+    let prefix = format!("job-{}-attempt-", job.id);
+    let current = format!("{prefix}{}", job.attempt);
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name != current {
+            remove_dir(&entry.path());
+        }
     }
 }
 

@@ -204,6 +204,15 @@ fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(attempts.len(), 1, "orphaned attempts left: {attempts:?}");
+    // The killed attempt's scratch directory was collected when the job was reclaimed.
+    let scratch: Vec<String> = std::fs::read_dir(dir.path().join("work"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(scratch.is_empty(), "scratch directories left: {scratch:?}");
     server.kill_9();
 }
 
