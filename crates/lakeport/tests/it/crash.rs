@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use crate::{Server, headers, send};
 
-const TOKEN: &str = "crash-token";
+pub(crate) const TOKEN: &str = "crash-token";
 const TENANT: &str = "acme0123456789abcdef0123";
 
 /// Creates an experience-event schema, a dataset on it and returns the dataset id.
-fn event_dataset(conn: &mut crate::http::Conn) -> String {
+pub(crate) fn event_dataset(conn: &mut crate::http::Conn) -> String {
     let namespace = format!("_{TENANT}");
     let group = send(
         conn,
@@ -55,7 +55,7 @@ fn event_dataset(conn: &mut crate::http::Conn) -> String {
         .to_owned()
 }
 
-fn rows(count: usize, offset: usize) -> Vec<u8> {
+pub(crate) fn rows(count: usize, offset: usize) -> Vec<u8> {
     let namespace = format!("_{TENANT}");
     let mut out = Vec::new();
     for i in offset..offset + count {
@@ -66,7 +66,7 @@ fn rows(count: usize, offset: usize) -> Vec<u8> {
     out
 }
 
-fn new_batch(conn: &mut crate::http::Conn, dataset: &str) -> String {
+pub(crate) fn new_batch(conn: &mut crate::http::Conn, dataset: &str) -> String {
     let reply = send(
         conn,
         TOKEN,
@@ -78,7 +78,13 @@ fn new_batch(conn: &mut crate::http::Conn, dataset: &str) -> String {
     reply.json()["id"].as_str().unwrap().to_owned()
 }
 
-fn upload(conn: &mut crate::http::Conn, batch: &str, dataset: &str, name: &str, bytes: &[u8]) {
+pub(crate) fn upload(
+    conn: &mut crate::http::Conn,
+    batch: &str,
+    dataset: &str,
+    name: &str,
+    bytes: &[u8],
+) {
     let owned = headers(TOKEN);
     let mut list: Vec<(&str, &str)> = owned
         .iter()
@@ -92,7 +98,7 @@ fn upload(conn: &mut crate::http::Conn, batch: &str, dataset: &str, name: &str, 
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
-fn batch(conn: &mut crate::http::Conn, id: &str) -> Value {
+pub(crate) fn batch(conn: &mut crate::http::Conn, id: &str) -> Value {
     send(
         conn,
         TOKEN,
@@ -104,7 +110,7 @@ fn batch(conn: &mut crate::http::Conn, id: &str) -> Value {
         .clone()
 }
 
-fn wait_for(
+pub(crate) fn wait_for(
     conn: &mut crate::http::Conn,
     id: &str,
     until: impl Fn(&str) -> bool,
@@ -121,7 +127,7 @@ fn wait_for(
     }
 }
 
-fn dataset_files(conn: &mut crate::http::Conn, batch: &str) -> Vec<Value> {
+pub(crate) fn dataset_files(conn: &mut crate::http::Conn, batch: &str) -> Vec<Value> {
     let reply = send(
         conn,
         TOKEN,

@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod http;
+mod multinode;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +24,20 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lakeport"))
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts a server with extra `LAKEPORT__…` variables (shared metastore and storage).
+    pub(crate) fn start_with_env(
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakeport"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
