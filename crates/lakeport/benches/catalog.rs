@@ -6,7 +6,7 @@
 //! 2. p50/p90/p99 latency of `GET /data/foundation/catalog/batches?dataSet=<id>&limit=100`
 //!    once 100,000 batches are stored.
 //!
-//! Run with `cargo bench -p lakeport --bench catalog` (options: `--batches N`,
+//! Run with `cargo bench -p lakeport --bench catalog` (options: `--metastore-url <url>`, `--batches N`,
 //! `--clients N`, `--samples N`). The server runs in this process on its own runtime; the
 //! clients are blocking threads, so both share the machine's cores as a separate load
 //! generator would.
@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lakeport_config::{Config, TokenConfig};
-use lakeport_metastore::sqlite::{Durability, SqliteMetastore};
 use serde_json::json;
 
 const TOKEN: &str = "bench-token";
@@ -44,9 +43,10 @@ fn headers() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn start_server(dir: &std::path::Path) -> String {
+fn start_server(dir: &std::path::Path, metastore_url: Option<String>) -> String {
     let mut config = Config::default();
     config.server.data_dir = dir.to_owned();
+    config.metastore.url = metastore_url;
     config.auth.tokens.push(TokenConfig::any_org(TOKEN));
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -55,11 +55,11 @@ fn start_server(dir: &std::path::Path) -> String {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let metastore = SqliteMetastore::open(&config.metastore_url(), Durability::Process)
+            let metastore = lakeport_metastore::open(&config.metastore_url(), Default::default())
                 .await
                 .unwrap();
             let storage = lakeport_storage::Storage::open(&config.storage_url()).unwrap();
-            let state = lakeport_api::AppState::new(&config, Arc::new(metastore), storage, None);
+            let state = lakeport_api::AppState::new(&config, metastore, storage, None);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             sender
                 .send(listener.local_addr().unwrap().to_string())
@@ -152,7 +152,17 @@ fn main() {
     let clients = arg("--clients", 8);
     let samples = arg("--samples", 2_000);
     let dir = tempfile::tempdir().unwrap();
-    let address = start_server(dir.path());
+    // `--metastore-url postgres://…` runs the same benchmark on PostgreSQL.
+    let args: Vec<String> = std::env::args().collect();
+    let metastore_url = args
+        .iter()
+        .position(|a| a == "--metastore-url")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let backend = metastore_url
+        .as_deref()
+        .map_or("embedded SQLite", |_| "PostgreSQL");
+    let address = start_server(dir.path(), metastore_url.clone());
     let mut conn = http::Conn::connect(&address).unwrap();
     let mut create_dataset = |name: &str| {
         let reply = conn
@@ -176,7 +186,7 @@ fn main() {
     let other = create_dataset("bench other");
 
     println!(
-        "lakeport catalog benchmark: {total} batches, {clients} client connections, embedded SQLite"
+        "lakeport catalog benchmark: {total} batches, {clients} client connections, {backend}"
     );
     let warmup = create_batches(&address, &other, 2_000, clients);
     println!("warm-up: 2000 creations in {:.2}s", warmup.as_secs_f64());
