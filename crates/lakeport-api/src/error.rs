@@ -201,6 +201,7 @@ impl ApiError {
                 "Upload not found",
                 err.to_string(),
             ),
+            (MetastoreError::InvalidQuery(_), _) => Self::invalid_query(service, err.to_string()),
             (MetastoreError::LostLease { .. }, _) => Self::internal(service, &err),
             (MetastoreError::ConcurrentChange { .. }, _) => Self::new(
                 service,

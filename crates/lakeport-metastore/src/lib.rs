@@ -74,6 +74,8 @@ pub enum MetastoreError {
         "no chunked upload of {path:?} was initialized in batch {batch_id}; send action=INITIALIZE first"
     )]
     UploadNotStarted { batch_id: String, path: String },
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("job {job_id} is no longer leased by this worker")]
     LostLease { job_id: i64 },
     #[error("the metastore is unavailable: {0}")]
@@ -95,7 +97,8 @@ impl HasKind for MetastoreError {
             Self::BatchNotLoading { .. }
             | Self::WrongDataset { .. }
             | Self::LimitExceeded(_)
-            | Self::InvalidSignal { .. } => ErrorKind::InvalidInput,
+            | Self::InvalidSignal { .. }
+            | Self::InvalidQuery(_) => ErrorKind::InvalidInput,
             Self::LostLease { .. } => ErrorKind::Conflict,
             // AEP answers conflicts of ids and externalIds with 400 (spec §3.1).
             Self::AlreadyExists { .. }

@@ -163,9 +163,21 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
 
 /// Wraps a driver error; [`is_transient`] later decides whether a retry may help.
 fn backend(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> MetastoreError {
-    move |source| MetastoreError::Backend {
-        doing,
-        source: Box::new(source),
+    move |source| {
+        // A `property=f~regex` filter the regex crate accepted but PostgreSQL's dialect
+        // refuses is the client's input, not a server fault.
+        if let Some(db_error) = source.as_db_error()
+            && db_error.code() == &SqlState::INVALID_REGULAR_EXPRESSION
+        {
+            return MetastoreError::InvalidQuery(format!(
+                "the regular expression is not supported by this metastore: {}",
+                db_error.message()
+            ));
+        }
+        MetastoreError::Backend {
+            doing,
+            source: Box::new(source),
+        }
     }
 }
 
