@@ -19,6 +19,7 @@ use lakeport_domain::{Doc, ErrorKind, HasKind};
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 
 use std::sync::Arc;

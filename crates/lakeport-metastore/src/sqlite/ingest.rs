@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{StoreMode, backend, field_str, load, parse_doc, record_on_dataset, store};
+use crate::shared::{UploadCheck, check_upload, chunks_from_text, chunks_to_text};
 use crate::{
     BatchFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile,
     UploadLimits,
@@ -90,8 +91,7 @@ pub(super) fn upload_target(
             id: batch_id.to_owned(),
         });
     };
-    let actual = catalog::batch_dataset_id(&batch).unwrap_or_default();
-    if actual != dataset_id {
+    if let UploadCheck::OtherDataset { actual } = check_upload(&batch, batch_id, dataset_id)? {
         if load(conn, tenant, ObjectKind::Dataset, dataset_id)?.is_none() {
             return Err(MetastoreError::NotFound {
                 kind: ObjectKind::Dataset,
@@ -101,33 +101,10 @@ pub(super) fn upload_target(
         return Err(MetastoreError::WrongDataset {
             batch_id: batch_id.to_owned(),
             requested: dataset_id.to_owned(),
-            actual: actual.to_owned(),
-        });
-    }
-    let status = catalog::batch_status(&batch).unwrap_or(BatchStatus::Loading);
-    if status != BatchStatus::Loading {
-        return Err(MetastoreError::BatchNotLoading {
-            batch_id: batch_id.to_owned(),
-            status: status.as_str().to_owned(),
+            actual,
         });
     }
     Ok(batch)
-}
-
-fn chunks_to_text(chunks: &[Chunk]) -> String {
-    let list: Vec<Value> = chunks
-        .iter()
-        .map(|c| json!([c.first, c.last, c.total]))
-        .collect();
-    Value::Array(list).to_string()
-}
-
-fn chunks_from_text(text: &str) -> Vec<Chunk> {
-    serde_json::from_str::<Vec<(u64, u64, Option<u64>)>>(text)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(first, last, total)| Chunk { first, last, total })
-        .collect()
 }
 
 fn row_to_file(
