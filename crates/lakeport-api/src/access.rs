@@ -9,7 +9,6 @@
 //! answer 404 here, whether or not the worker's sweep has deleted them yet.
 
 use std::cmp::Ordering;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -890,12 +889,11 @@ async fn preview_dataset(
                 continue;
             };
             let key = parse_key(&stored.location)?;
-            let Some(local) = state.storage().local_path(&key) else {
-                return Err(ApiError::internal(
-                    SERVICE,
-                    &std::io::Error::other("dataset preview needs local object storage"),
-                ));
-            };
+            let local = state
+                .storage()
+                .readable_file(&key, state.scratch_dir())
+                .await
+                .map_err(|err| ApiError::internal(SERVICE, &err))?;
             let name = key.filename().unwrap_or_default().to_owned();
             let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
                 .await
@@ -913,10 +911,10 @@ async fn preview_dataset(
 async fn read_rows(
     reader: Arc<dyn RowReader>,
     name: String,
-    file: PathBuf,
+    file: lakeport_storage::ReadableFile,
     limit: usize,
 ) -> Result<Vec<Value>, String> {
-    tokio::task::spawn_blocking(move || reader.rows(&name, &file, limit))
+    tokio::task::spawn_blocking(move || reader.rows(&name, file.path(), limit))
         .await
         .map_err(|err| format!("the preview task failed: {err}"))?
 }

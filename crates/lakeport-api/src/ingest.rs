@@ -5,7 +5,6 @@
 //! file lives under a key with its own upload id, so a replacement or a crash never
 //! damages bytes that were already acknowledged.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -753,8 +752,14 @@ async fn preview(
             .chain(file.path.split('/'))
             .collect();
         let key = keys::staged_file(ctx.tenant.org(), ctx.tenant.sandbox(), &batch_id, &segments);
-        let Some(local) = state.storage().local_path(&key) else {
-            continue;
+        let local = match state
+            .storage()
+            .readable_file(&key, state.scratch_dir())
+            .await
+        {
+            Ok(local) => local,
+            Err(StorageError::NotFound { .. }) => continue,
+            Err(err) => return Err(ApiError::internal(SERVICE, &err)),
         };
         let request = PreviewRequest {
             input_format: input_format.clone(),
@@ -801,10 +806,10 @@ async fn preview(
 
 async fn run_preview(
     previewer: Arc<dyn Previewer>,
-    file: PathBuf,
+    file: lakeport_storage::ReadableFile,
     request: PreviewRequest,
 ) -> Result<PreviewTable, String> {
-    tokio::task::spawn_blocking(move || previewer.preview(&file, &request))
+    tokio::task::spawn_blocking(move || previewer.preview(file.path(), &request))
         .await
         .map_err(|err| format!("the preview task failed: {err}"))?
 }

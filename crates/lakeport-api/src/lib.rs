@@ -46,6 +46,8 @@ struct Inner {
     public_origin: Option<String>,
     limits: PageLimits,
     lake_root: String,
+    /// Where previews copy objects of remote storage to read them.
+    scratch_dir: std::path::PathBuf,
     tenant_ids: std::collections::BTreeMap<String, String>,
     storage: lakeport_storage::Storage,
     ingest: lakeport_config::IngestConfig,
@@ -61,8 +63,8 @@ impl AppState {
         storage: lakeport_storage::Storage,
         previewer: Option<Arc<dyn ingest::Previewer>>,
     ) -> Self {
-        let data_dir = std::path::absolute(&config.server.data_dir)
-            .unwrap_or_else(|_| config.server.data_dir.clone());
+        let lake_root = storage.url_of(&lakeport_storage::Key::from("lake"));
+        let scratch_dir = config.work_dir().join("api");
         Self(Arc::new(Inner {
             metastore,
             auth: Auth::from_config(&config.auth),
@@ -72,7 +74,8 @@ impl AppState {
                 max_limit: config.catalog.max_limit,
                 reject_over_max: config.catalog.reject_limit_over_max,
             },
-            lake_root: format!("file://{}", data_dir.join("objects").join("lake").display()),
+            lake_root,
+            scratch_dir,
             tenant_ids: config.registry.tenant_ids.clone(),
             storage,
             ingest: config.ingest.clone(),
@@ -142,6 +145,35 @@ impl AppState {
     pub fn lake_root(&self) -> &str {
         &self.0.lake_root
     }
+
+    /// Returns the directory previews copy remote objects into.
+    pub fn scratch_dir(&self) -> &std::path::Path {
+        &self.0.scratch_dir
+    }
+}
+
+/// Opens the object storage the configuration names (`storage.*`).
+///
+/// # Errors
+/// An unsupported URL, a directory that cannot be created or unusable S3 settings.
+pub fn open_storage(
+    config: &Config,
+) -> Result<lakeport_storage::Storage, lakeport_storage::StorageError> {
+    let settings = &config.storage;
+    lakeport_storage::Storage::open_with(
+        &config.storage_url(),
+        &lakeport_storage::S3Settings {
+            endpoint: settings.endpoint.clone(),
+            region: settings.region.clone(),
+            access_key_id: settings.access_key_id.clone(),
+            secret_access_key: settings
+                .secret_access_key
+                .as_ref()
+                .map(|secret| secret.expose().to_owned()),
+            virtual_hosted_style: settings.virtual_hosted_style,
+            allow_http: settings.allow_http,
+        },
+    )
 }
 
 /// The complete HTTP service: the router with trailing slashes trimmed before routing

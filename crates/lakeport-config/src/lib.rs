@@ -26,11 +26,31 @@ pub struct Config {
 }
 
 /// Where staged uploads, the lake and diagnostics live.
+///
+/// For `s3://` URLs, every setting left unset falls back to the usual AWS environment
+/// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `file:///absolute/dir`; by default `file://<data_dir>/objects`.
+    /// `file:///absolute/dir` or `s3://bucket[/prefix]`; by default
+    /// `file://<data_dir>/objects`.
     pub url: Option<String>,
+    /// S3 endpoint of a self-hosted, S3-compatible server (`http://127.0.0.1:3900`);
+    /// unset means AWS itself.
+    pub endpoint: Option<String>,
+    /// S3 region (`us-east-1` when neither this nor the environment names one).
+    pub region: Option<String>,
+    /// S3 access key id.
+    pub access_key_id: Option<String>,
+    /// S3 secret access key.
+    pub secret_access_key: Option<SecretString>,
+    /// Address buckets as `bucket.host` instead of the default path style (`host/bucket`),
+    /// which self-hosted servers expect.
+    pub virtual_hosted_style: bool,
+    /// Allow a plain `http://` endpoint (by default: allowed exactly when `endpoint` says
+    /// `http://`).
+    pub allow_http: Option<bool>,
 }
 
 /// Batch ingestion limits and workers (spec §1.8, §6).
@@ -449,12 +469,27 @@ impl Config {
                 });
             }
         }
-        if let Some(url) = &self.storage.url
-            && !url.starts_with("file:///")
+        if let Some(url) = &self.storage.url {
+            let bucket = url.strip_prefix("s3://").map(|rest| rest.split('/').next());
+            match bucket {
+                None if url.starts_with("file:///") => {}
+                Some(Some(bucket)) if !bucket.is_empty() => {}
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "storage.url",
+                        reason: format!(
+                            "{url:?} is not supported; use file:///<absolute dir> or s3://<bucket>[/<prefix>]"
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some(endpoint) = &self.storage.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
             return Err(ConfigError::Invalid {
-                key: "storage.url",
-                reason: format!("{url:?} is not supported; use file:///<absolute dir>"),
+                key: "storage.endpoint",
+                reason: format!("{endpoint:?} must start with http:// or https://"),
             });
         }
         if self.ingest.max_attempts == 0 || self.ingest.lease_secs == 0 {

@@ -3,7 +3,7 @@
 //! attempt-scoped prefix, then commit dataset files, counts, errors and the final status in
 //! one metastore transaction.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
 use lakeport_domain::query::ObjectKind;
@@ -282,27 +282,21 @@ async fn process(
             ),
         );
     }
-    let mut inputs: Vec<(String, PathBuf)> = Vec::with_capacity(files.len());
-    for file in &files {
-        let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
-            .chain(file.path.split('/'))
-            .collect();
-        let key = keys::staged_file(
-            job.tenant.org(),
-            job.tenant.sandbox(),
-            &job.batch_id,
-            &segments,
-        );
-        let local = match ctx.storage.local_path(&key) {
-            Some(local) if local.exists() => local,
-            _ => {
-                return Err(JobError::Io(format!(
-                    "staged file {key} is not readable in place"
-                )));
-            }
-        };
-        inputs.push((file.path.clone(), local));
-    }
+    let inputs: Vec<(String, lakeport_storage::Key)> = files
+        .iter()
+        .map(|file| {
+            let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
+                .chain(file.path.split('/'))
+                .collect();
+            let key = keys::staged_file(
+                job.tenant.org(),
+                job.tenant.sandbox(),
+                &job.batch_id,
+                &segments,
+            );
+            (file.path.clone(), key)
+        })
+        .collect();
     if files.is_empty() {
         return fail(
             "INGEST-9203-400",
@@ -318,6 +312,9 @@ async fn process(
         .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
     let input_bytes: u64 = files.iter().map(|f| f.size).sum();
     let input_files = files.len() as u64;
+    let runtime = tokio::runtime::Handle::current();
+    let storage = ctx.storage.clone();
+    let fetch_dir = work.join("in");
     tokio::task::spawn_blocking(move || -> Result<Processed, JobError> {
         let mut processor = match BatchProcessor::new(&schema, &out_dir, options) {
             Ok(processor) => processor,
@@ -340,8 +337,13 @@ async fn process(
             }
         };
         let mut file_errors = Vec::new();
-        for (name, path) in &inputs {
-            match processor.process_file(name, path, &format) {
+        for (name, key) in &inputs {
+            // Read in place on a local directory; from a remote store, one file at a time
+            // is copied into the scratch directory and deleted once processed.
+            let file = runtime
+                .block_on(storage.readable_file(key, &fetch_dir))
+                .map_err(|err| JobError::Io(format!("reading staged file {key}: {err}")))?;
+            match processor.process_file(name, file.path(), &format) {
                 Ok(_) => {}
                 Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
                     code: err.code().to_owned(),

@@ -1,6 +1,6 @@
 //! Object storage for staged uploads, the Parquet lake and diagnostics, through the
-//! `object_store` crate (a local directory on the embedded default; S3-compatible stores
-//! later), plus the key layout.
+//! `object_store` crate: a local directory on the embedded default, or any S3-compatible
+//! server (AWS, Garage, MinIO, Ceph RGW…) when several nodes share the data.
 //!
 //! This crate knows nothing of batches' rules or of SQL; it may be used by the API (to
 //! stream uploads and downloads) and by jobs (to read staged files and write outputs).
@@ -12,15 +12,23 @@ pub use object_store::path::Path as Key;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-/// Size of the parts a streamed upload is cut into.
-const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Size of the parts a streamed upload is cut into; a body no larger than one part is
+/// written with a single `PUT`, a larger one through a multipart upload.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +47,8 @@ pub enum StorageError {
     },
     #[error("invalid storage URL {url:?}: {reason}")]
     Url { url: String, reason: String },
+    #[error("writing the local copy {path}: {reason}")]
+    LocalCopy { path: String, reason: String },
 }
 
 fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> StorageError {
@@ -55,38 +65,158 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// How to reach an S3-compatible server. Every field left unset falls back to the usual
+/// AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
+#[derive(Clone, Default)]
+pub struct S3Settings {
+    /// `http://host:port` of a self-hosted server; unset means AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// `bucket.host` addressing instead of path style (`host/bucket`).
+    pub virtual_hosted_style: bool,
+    /// Allow `http://`; by default allowed exactly when the endpoint is `http://`.
+    pub allow_http: Option<bool>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
 /// The object store and, when it is a local directory, that directory.
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     local: Option<Arc<LocalFileSystem>>,
+    /// The URL storage was opened with, without a trailing slash.
+    url: String,
 }
 
 impl Storage {
-    /// Opens storage from a URL: `file:///absolute/dir` (created if missing).
+    /// Opens storage from a URL: `file:///absolute/dir` (created if missing), or
+    /// `s3://bucket[/prefix]` configured from the AWS environment variables alone.
     ///
     /// # Errors
     /// An unsupported scheme or a directory that cannot be created.
     pub fn open(url: &str) -> Result<Self, StorageError> {
-        let Some(path) = url.strip_prefix("file://") else {
-            return Err(StorageError::Url {
-                url: url.to_owned(),
-                reason: "only file:// URLs are supported on this build".to_owned(),
-            });
-        };
-        let dir = PathBuf::from(path);
-        std::fs::create_dir_all(&dir).map_err(|err| StorageError::Url {
+        Self::open_with(url, &S3Settings::default())
+    }
+
+    /// Opens storage from a URL: `file:///absolute/dir` (created if missing), or
+    /// `s3://bucket[/prefix]` reached with `s3`. Nothing is contacted yet: [`Storage::check`]
+    /// does that.
+    ///
+    /// # Errors
+    /// An unsupported scheme, a directory that cannot be created or unusable S3 settings.
+    pub fn open_with(url: &str, s3: &S3Settings) -> Result<Self, StorageError> {
+        let bad = |reason: String| StorageError::Url {
             url: url.to_owned(),
-            reason: format!("cannot create {}: {err}", dir.display()),
-        })?;
-        let local = Arc::new(
-            LocalFileSystem::new_with_prefix(&dir)
-                .map_err(store_error("opening the local store"))?,
+            reason,
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            let dir = PathBuf::from(path);
+            std::fs::create_dir_all(&dir)
+                .map_err(|err| bad(format!("cannot create {}: {err}", dir.display())))?;
+            let local = Arc::new(
+                LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(store_error("opening the local store"))?,
+            );
+            return Ok(Self {
+                store: local.clone(),
+                local: Some(local),
+                url: url.trim_end_matches('/').to_owned(),
+            });
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(bad(
+                "use file:///<absolute dir> or s3://<bucket>[/<prefix>]".to_owned()
+            ));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("the bucket name is missing".to_owned()));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(10))
+                    // Whole requests, including streaming a large object's body.
+                    .with_timeout(Duration::from_secs(600)),
+            );
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let endpoint_is_http = s3
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+            .is_some_and(|endpoint| endpoint.starts_with("http://"));
+        builder = builder.with_allow_http(s3.allow_http.unwrap_or(endpoint_is_http));
+        if let Some(region) = &s3.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &s3.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &s3.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let s3_store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|err| bad(format!("the S3 settings are not usable: {err}")))?,
         );
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            s3_store
+        } else {
+            Arc::new(PrefixStore::new(s3_store, prefix))
+        };
         Ok(Self {
-            store: local.clone(),
-            local: Some(local),
+            store,
+            local: None,
+            url: url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// Contacts the store once (a listing of at most one object), so that a wrong endpoint,
+    /// a missing bucket or refused credentials are reported at start-up.
+    ///
+    /// # Errors
+    /// The store's answer.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        let mut listing = self.store.list(Some(&Path::from("lake")));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(err)) => Err(store_error("checking access to the store")(err)),
+        }
+    }
+
+    /// Returns the URL of a key, for display (`file:///…/lake` or `s3://bucket/…/lake`).
+    pub fn url_of(&self, key: &Path) -> String {
+        format!("{}/{}", self.url, key)
+    }
+
+    /// True when storage is a local directory.
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
     }
 
     /// Returns the underlying object store.
@@ -100,8 +230,70 @@ impl Storage {
         self.local.as_ref()?.path_to_filesystem(key).ok()
     }
 
+    /// Returns a local file holding an object, for readers that need random access (Parquet)
+    /// or a plain file: the file itself on a local directory, otherwise a copy streamed into
+    /// `scratch_dir` and deleted when the returned value is dropped.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], a store failure or a scratch file that cannot be written.
+    pub async fn readable_file(
+        &self,
+        key: &Path,
+        scratch_dir: &std::path::Path,
+    ) -> Result<ReadableFile, StorageError> {
+        if let Some(path) = self.local_path(key) {
+            return match tokio::fs::metadata(&path).await {
+                Ok(meta) if meta.is_file() => Ok(ReadableFile {
+                    path,
+                    temporary: false,
+                }),
+                _ => Err(StorageError::NotFound {
+                    key: key.to_string(),
+                }),
+            };
+        }
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        let local_error = |path: &std::path::Path, err: std::io::Error| StorageError::LocalCopy {
+            path: path.display().to_string(),
+            reason: err.to_string(),
+        };
+        tokio::fs::create_dir_all(scratch_dir)
+            .await
+            .map_err(|err| local_error(scratch_dir, err))?;
+        let name = format!(
+            "fetched-{}-{}-{}",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed),
+            key.filename().unwrap_or("object")
+        );
+        // From here on, dropping the guard removes whatever was written.
+        let copy = ReadableFile {
+            path: scratch_dir.join(name),
+            temporary: true,
+        };
+        let mut file = tokio::fs::File::create(&copy.path)
+            .await
+            .map_err(|err| local_error(&copy.path, err))?;
+        let mut body = std::pin::pin!(self.get_stream(key, None).await?);
+        while let Some(chunk) = body.next().await {
+            use tokio::io::AsyncWriteExt;
+            file.write_all(&chunk?)
+                .await
+                .map_err(|err| local_error(&copy.path, err))?;
+        }
+        {
+            use tokio::io::AsyncWriteExt;
+            file.flush()
+                .await
+                .map_err(|err| local_error(&copy.path, err))?;
+        }
+        Ok(copy)
+    }
+
     /// Streams a body into `key` without buffering it whole, failing (and writing nothing)
-    /// when it exceeds `limit` bytes. The object appears atomically when complete.
+    /// when it exceeds `limit` bytes. A body of at most [`PART_SIZE`] bytes is written with
+    /// one `PUT`; a larger one through a multipart upload with a few parts in flight. The
+    /// object appears atomically when complete.
     ///
     /// # Errors
     /// [`StorageError::TooLarge`], a body read error, or a store failure.
@@ -115,36 +307,66 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let upload = self
-            .store
-            .put_multipart(key)
-            .await
-            .map_err(store_error("starting an upload"))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut writer: Option<WriteMultipart> = None;
         let mut written = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(err) => {
-                    let _ = writer.abort().await;
-                    return Err(StorageError::Body(err.to_string()));
+            let failure = match chunk {
+                Err(err) => Some(StorageError::Body(err.to_string())),
+                Ok(chunk) => {
+                    written += chunk.len() as u64;
+                    if written > limit {
+                        Some(StorageError::TooLarge { limit })
+                    } else if let Some(writer) = writer.as_mut() {
+                        match writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                            Ok(()) => {
+                                writer.put(chunk);
+                                None
+                            }
+                            Err(err) => Some(store_error("uploading")(err)),
+                        }
+                    } else {
+                        pending_len += chunk.len();
+                        pending.push(chunk);
+                        if pending_len > PART_SIZE {
+                            let upload = self
+                                .store
+                                .put_multipart(key)
+                                .await
+                                .map_err(store_error("starting an upload"))?;
+                            let mut started = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                            for chunk in pending.drain(..) {
+                                started.put(chunk);
+                            }
+                            writer = Some(started);
+                        }
+                        None
+                    }
                 }
             };
-            written += chunk.len() as u64;
-            if written > limit {
-                let _ = writer.abort().await;
-                return Err(StorageError::TooLarge { limit });
+            if let Some(failure) = failure {
+                if let Some(writer) = writer {
+                    let _ = writer.abort().await;
+                }
+                return Err(failure);
             }
-            if let Err(err) = writer.wait_for_capacity(4).await {
-                return Err(store_error("uploading")(err));
-            }
-            writer.put(chunk);
         }
-        writer
-            .finish()
-            .await
-            .map_err(store_error("finishing an upload"))?;
+        match writer {
+            Some(writer) => {
+                writer
+                    .finish()
+                    .await
+                    .map_err(store_error("finishing an upload"))?;
+            }
+            None => {
+                self.store
+                    .put(key, pending.into_iter().collect::<PutPayload>())
+                    .await
+                    .map_err(store_error("writing an object"))?;
+            }
+        }
         Ok(written)
     }
 
@@ -248,6 +470,28 @@ impl Storage {
             deleted += 1;
         }
         Ok(deleted)
+    }
+}
+
+/// A local file holding an object's bytes; a temporary copy is deleted when dropped.
+#[derive(Debug)]
+pub struct ReadableFile {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl ReadableFile {
+    /// Returns the file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for ReadableFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -245,7 +245,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         None
     };
     let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
-    let storage = open_storage(&config)?;
+    let storage = open_storage(&config).await?;
     let state = lakeport_api::AppState::new(
         &config,
         Arc::clone(&metastore),
@@ -310,10 +310,15 @@ fn print_welcome(address: SocketAddr, data_dir: &Path, token: &str, created: boo
     );
 }
 
-fn open_storage(config: &Config) -> anyhow::Result<lakeport_storage::Storage> {
+async fn open_storage(config: &Config) -> anyhow::Result<lakeport_storage::Storage> {
     let url = config.storage_url();
-    lakeport_storage::Storage::open(&url)
-        .with_context(|| format!("opening object storage at {url}"))
+    let storage = lakeport_api::open_storage(config)
+        .with_context(|| format!("opening object storage at {url}"))?;
+    storage
+        .check()
+        .await
+        .with_context(|| format!("reaching object storage at {url} (check storage.endpoint, the bucket and the credentials)"))?;
+    Ok(storage)
 }
 
 /// Starts `count` job runners that stop when `stopped` turns true.
@@ -351,7 +356,7 @@ async fn work(config: Config) -> anyhow::Result<()> {
         )
     })?;
     let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
-    let storage = open_storage(&config)?;
+    let storage = open_storage(&config).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let count = config.ingest.workers.max(1);
     let workers = spawn_workers(&config, metastore, storage, count, &stopped);
