@@ -665,6 +665,42 @@ mod tests {
     }
 
     #[test]
+    fn s3_storage_is_configured_and_its_secret_redacted() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("LAKEPORT__STORAGE__URL", "s3://lake/prod"),
+                ("LAKEPORT__STORAGE__ENDPOINT", "http://127.0.0.1:3900"),
+                ("LAKEPORT__STORAGE__REGION", "garage"),
+                ("LAKEPORT__STORAGE__ACCESS_KEY_ID", "GK0123"),
+                ("LAKEPORT__STORAGE__SECRET_ACCESS_KEY", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.storage_url(), "s3://lake/prod");
+        assert_eq!(config.storage.region.as_deref(), Some("garage"));
+        let shown = config.redacted_toml();
+        assert!(
+            shown.contains("secret_access_key = \"<redacted>\"") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+        for (name, value, key) in [
+            ("LAKEPORT__STORAGE__URL", "s3://", "storage.url"),
+            ("LAKEPORT__STORAGE__URL", "gs://bucket", "storage.url"),
+            ("LAKEPORT__STORAGE__URL", "file://relative", "storage.url"),
+            (
+                "LAKEPORT__STORAGE__ENDPOINT",
+                "127.0.0.1:3900",
+                "storage.endpoint",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{value}: {err}");
+        }
+    }
+
+    #[test]
     fn postgres_urls_are_accepted_and_their_password_redacted() {
         let url = "postgres://lakeport:s3cret@db:5432/lakeport";
         let config = Config::load(None, env(&[("LAKEPORT__METASTORE__URL", url)])).unwrap();

@@ -143,7 +143,7 @@ impl Storage {
         }
         let Some(rest) = url.strip_prefix("s3://") else {
             return Err(bad(
-                "use file:///<absolute dir> or s3://<bucket>[/<prefix>]".to_owned()
+                "use file:///<absolute dir> or s3://<bucket>[/<prefix>]".to_owned(),
             ));
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -336,7 +336,8 @@ impl Storage {
                                 .put_multipart(key)
                                 .await
                                 .map_err(store_error("starting an upload"))?;
-                            let mut started = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                            let mut started =
+                                WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
                             for chunk in pending.drain(..) {
                                 started.put(chunk);
                             }

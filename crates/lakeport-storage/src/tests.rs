@@ -76,3 +76,102 @@ async fn streams_in_and_out_with_a_limit() {
         StorageError::NotFound { .. }
     ));
 }
+
+/// The stores the behaviour tests run on: always a temporary directory, and an S3 prefix of
+/// its own when `TEST_S3_ENDPOINT` names a server (bucket `TEST_S3_BUCKET`, default
+/// `lakeport-test`, credentials from the `AWS_*` variables).
+fn stores() -> Vec<(Storage, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![(
+        Storage::open(&format!("file://{}", dir.path().display())).unwrap(),
+        Some(dir),
+    )];
+    if let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") {
+        let bucket = std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "lakeport-test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = format!("s3://{bucket}/storage-test-{}-{nanos}", std::process::id());
+        let settings = S3Settings {
+            endpoint: Some(endpoint),
+            ..S3Settings::default()
+        };
+        stores.push((Storage::open_with(&url, &settings).unwrap(), None));
+    }
+    stores
+}
+
+async fn read_all(storage: &Storage, key: &Key) -> Vec<u8> {
+    let mut stream = std::pin::pin!(storage.get_stream(key, None).await.unwrap());
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    read
+}
+
+/// A body larger than one part goes through a multipart upload and reads back whole; one
+/// that breaks the limit midway leaves nothing behind; a remote object is copied into the
+/// scratch directory for readers that need a file, and the copy goes with its guard.
+#[tokio::test]
+async fn large_bodies_use_multipart_uploads_and_read_back_whole() {
+    for (storage, _dir) in stores() {
+        storage.check().await.unwrap();
+        let key = keys::staged_file("ACME@AdobeOrg", "prod", "B2", &["big.json"]);
+        let body: Vec<u8> = (0..(2 * PART_SIZE + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = body
+            .chunks(1_000_003)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let written = storage
+            .put_stream(&key, futures::stream::iter(chunks), u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(written, body.len() as u64, "{}", storage.url_of(&key));
+        assert_eq!(storage.size(&key).await.unwrap(), body.len() as u64);
+        assert!(
+            read_all(&storage, &key).await == body,
+            "{}",
+            storage.url_of(&key)
+        );
+
+        let scratch = tempfile::tempdir().unwrap();
+        let copy = storage.readable_file(&key, scratch.path()).await.unwrap();
+        assert!(std::fs::read(copy.path()).unwrap() == body);
+        let copied = copy.path().to_owned();
+        drop(copy);
+        assert_eq!(copied.exists(), storage.is_local(), "{}", copied.display());
+        let missing = keys::staged_file("ACME@AdobeOrg", "prod", "B2", &["missing"]);
+        assert!(matches!(
+            storage.readable_file(&missing, scratch.path()).await,
+            Err(StorageError::NotFound { .. })
+        ));
+
+        let broken = keys::staged_file("ACME@AdobeOrg", "prod", "B2", &["broken.json"]);
+        let chunks = (0..30).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 1 << 20])));
+        let err = storage
+            .put_stream(&broken, futures::stream::iter(chunks), 20 << 20)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::TooLarge { .. }), "{err}");
+        assert!(matches!(
+            storage.size(&broken).await.unwrap_err(),
+            StorageError::NotFound { .. }
+        ));
+        let listed = storage
+            .list_objects(&keys::staged_batch("ACME@AdobeOrg", "prod", "B2"))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            storage
+                .delete_prefix(&keys::staged_batch("ACME@AdobeOrg", "prod", "B2"))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}

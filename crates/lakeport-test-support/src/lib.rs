@@ -1,8 +1,19 @@
-//! Dev-only test support: `TestApp` builds the real router over a real SQLite metastore
-//! and local object storage in a temporary directory, with a job runner that tests drain
-//! deterministically, and sends requests with `tower::ServiceExt::oneshot`.
+//! Dev-only test support: `TestApp` builds the real router over a real metastore and real
+//! object storage, with a job runner that tests drain deterministically, and sends
+//! requests with `tower::ServiceExt::oneshot`.
+//!
+//! The backends are SQLite and a local directory in a temporary directory, unless the
+//! environment names servers: with `TEST_DATABASE_URL` (a PostgreSQL server on which
+//! databases may be created) every app gets a database of its own; with `TEST_S3_ENDPOINT`
+//! (plus `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and, if needed, `AWS_REGION`) every
+//! app gets a prefix of its own in the bucket `TEST_S3_BUCKET` (default `lakeport-test`).
+//! Both are dropped with the app.
 
 #![expect(clippy::missing_panics_doc, reason = "test helpers panic on purpose")]
+
+mod backends;
+
+pub use backends::configure_s3;
 
 use std::sync::Arc;
 
@@ -27,6 +38,8 @@ pub struct TestApp {
     runner: lakeport_jobs::Runner,
     storage: lakeport_storage::Storage,
     metastore: Arc<dyn lakeport_metastore::Metastore>,
+    /// Dropped before `dir`: the PostgreSQL database and the S3 prefix of this app.
+    _remote: backends::Remote,
     dir: tempfile::TempDir,
 }
 
@@ -164,13 +177,27 @@ impl TestApp {
         let mut bound = TokenConfig::any_org(TOKEN_B_ONLY);
         bound.orgs = vec![ORG_B.to_owned()];
         config.auth.tokens.push(bound);
+        let remote = backends::Remote::from_env().await;
+        remote.configure(&mut config);
         adjust(&mut config);
-        let metastore: Arc<dyn lakeport_metastore::Metastore> = Arc::new(
-            SqliteMetastore::open(&config.metastore_url(), Durability::Process)
-                .await
-                .unwrap(),
-        );
-        let storage = lakeport_storage::Storage::open(&config.storage_url()).unwrap();
+        let metastore: Arc<dyn lakeport_metastore::Metastore> = if remote.has_database() {
+            lakeport_metastore::open(
+                &config.metastore_url(),
+                lakeport_metastore::OpenOptions {
+                    max_connections: 4,
+                    ..lakeport_metastore::OpenOptions::default()
+                },
+            )
+            .await
+            .unwrap()
+        } else {
+            Arc::new(
+                SqliteMetastore::open(&config.metastore_url(), Durability::Process)
+                    .await
+                    .unwrap(),
+            )
+        };
+        let storage = lakeport_api::open_storage(&config).unwrap();
         let state = AppState::new(
             &config,
             Arc::clone(&metastore),
@@ -190,8 +217,17 @@ impl TestApp {
             runner,
             storage,
             metastore,
+            _remote: remote,
             dir,
         }
+    }
+
+    /// Returns a stored object's bytes.
+    pub async fn object_bytes(&self, key: &lakeport_storage::Key) -> Vec<u8> {
+        use futures::TryStreamExt;
+        let stream = self.storage.get_stream(key, None).await.unwrap();
+        let chunks: Vec<_> = stream.try_collect().await.unwrap();
+        chunks.concat()
     }
 
     /// Runs queued jobs until none is runnable; returns how many ran.
@@ -511,8 +547,12 @@ impl TestApp {
         let mut rows = Vec::new();
         for file in files {
             let key = lakeport_storage::Key::from(file.location.as_str());
-            let path = self.storage.local_path(&key).unwrap();
-            rows.extend(read_parquet(&path));
+            let file = self
+                .storage
+                .readable_file(&key, &self.dir.path().join("fetched"))
+                .await
+                .unwrap();
+            rows.extend(read_parquet(file.path()));
         }
         rows
     }

@@ -100,9 +100,9 @@ fn names(reply: &Reply) -> Vec<&str> {
         .collect()
 }
 
-/// The bytes of a stored object, read from the local store directly.
-fn stored_bytes(app: &TestApp, key: &lakeport_storage::Key) -> Vec<u8> {
-    std::fs::read(app.storage().local_path(key).unwrap()).unwrap()
+/// The bytes of a stored object, read from the store directly.
+async fn stored_bytes(app: &TestApp, key: &lakeport_storage::Key) -> Vec<u8> {
+    app.object_bytes(key).await
 }
 
 async fn diagnostics_root(app: &TestApp, batch: &str) -> Option<lakeport_storage::Key> {
@@ -168,7 +168,8 @@ async fn dataset_files_are_listed_and_downloaded_by_following_links() {
     let expected = stored_bytes(
         &app,
         &lakeport_storage::Key::parse(stored.location).unwrap(),
-    );
+    )
+    .await;
     let href = entry["_links"]["self"]["href"].as_str().unwrap();
     let path = href.strip_prefix(&format!("http://{HOST}")).unwrap();
     let download = app.get(path).header("accept-encoding", "gzip").send().await;
@@ -245,7 +246,8 @@ async fn ranges_are_partial_clamped_or_unsatisfiable() {
     let expected = stored_bytes(
         &app,
         &lakeport_storage::Key::parse(stored.location).unwrap(),
-    );
+    )
+    .await;
     let total = expected.len();
     let path = format!("{EXPORT}/files/{batch}-1?path=part-00001.parquet");
     let ranged = |range: String| {
@@ -324,7 +326,7 @@ async fn diagnostics_of_a_partially_ingested_batch_are_listed_and_downloaded() {
     let rejected = follow(&app, &part["_links"]["self"]["href"]).await;
     assert_eq!(rejected.status, StatusCode::OK);
     assert_eq!(rejected.header("content-type"), Some("application/json"));
-    let expected = stored_bytes(&app, &root.clone().join("failed").join("part-00001.json"));
+    let expected = stored_bytes(&app, &root.clone().join("failed").join("part-00001.json")).await;
     assert_eq!(rejected.bytes, expected);
     assert_eq!(part["length"], expected.len().to_string());
     let rejected_rows: Vec<Value> = rejected

@@ -54,7 +54,12 @@ async fn create_answers_201_with_a_reference_and_location() {
     assert!(dataset["created"].is_i64() && dataset["created"] == dataset["updated"]);
     assert_eq!(dataset["sandboxId"].as_str().unwrap().len(), 36);
     assert_eq!(dataset["viewId"].as_str().unwrap().len(), 24);
-    assert!(dataset["basePath"].as_str().unwrap().starts_with("file://"));
+    let lake = app.storage().url_of(&lakeport_storage::Key::from("lake"));
+    assert!(
+        dataset["basePath"].as_str().unwrap().starts_with(&lake),
+        "{} is not under {lake}",
+        dataset["basePath"]
+    );
     assert_eq!(reply.header("etag"), Some("\"1.0.0\""));
     assert_eq!(reply.header("e-tag"), Some("\"1.0.0\""));
 }

@@ -1,6 +1,8 @@
-//! Several `lakeport serve` processes sharing one PostgreSQL database and one object
-//! directory behave as one service. Runs when `TEST_DATABASE_URL` names a PostgreSQL server
-//! on which the test may create databases (CI sets it); skipped otherwise.
+//! Several `lakeport serve` processes sharing one PostgreSQL database and one object store
+//! behave as one service. Runs when `TEST_DATABASE_URL` names a PostgreSQL server on which
+//! the test may create databases (CI sets it); skipped otherwise. The object store is an S3
+//! bucket when `TEST_S3_ENDPOINT` names a server (`TEST_S3_BUCKET`, default
+//! `lakeport-test`, with the `AWS_*` credentials), a shared directory otherwise.
 
 use std::process::Command;
 use std::time::Duration;
@@ -72,24 +74,51 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-fn node(
-    data: &std::path::Path,
-    database: &Database,
-    objects: &std::path::Path,
-    workers: u32,
-) -> Server {
-    Server::start_with_env(
-        data,
-        &["--token", TOKEN],
-        &[
-            ("LAKEPORT__METASTORE__URL", database.url.clone()),
-            (
+/// The object store the nodes share: a prefix of its own in the test bucket, or a
+/// temporary directory.
+struct Objects {
+    env: Vec<(&'static str, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Objects {
+    fn create() -> Self {
+        if let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") {
+            let bucket =
+                std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "lakeport-test".to_owned());
+            return Self {
+                env: vec![
+                    (
+                        "LAKEPORT__STORAGE__URL",
+                        format!(
+                            "s3://{bucket}/multinode-{}-{}",
+                            std::process::id(),
+                            rand_suffix()
+                        ),
+                    ),
+                    ("LAKEPORT__STORAGE__ENDPOINT", endpoint),
+                ],
+                _dir: None,
+            };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            env: vec![(
                 "LAKEPORT__STORAGE__URL",
-                format!("file://{}", objects.display()),
-            ),
-            ("LAKEPORT__INGEST__WORKERS", workers.to_string()),
-        ],
-    )
+                format!("file://{}", dir.path().display()),
+            )],
+            _dir: Some(dir),
+        }
+    }
+}
+
+fn node(data: &std::path::Path, database: &Database, objects: &Objects, workers: u32) -> Server {
+    let mut env = vec![
+        ("LAKEPORT__METASTORE__URL", database.url.clone()),
+        ("LAKEPORT__INGEST__WORKERS", workers.to_string()),
+    ];
+    env.extend(objects.env.iter().cloned());
+    Server::start_with_env(data, &["--token", TOKEN], &env)
 }
 
 /// 50 batches created and uploaded through alternating nodes and completed concurrently:
@@ -101,10 +130,10 @@ fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
         return;
     };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let objects = tempfile::tempdir().unwrap();
+    let objects = Objects::create();
     let nodes = [
-        node(dirs[0].path(), &database, objects.path(), 1),
-        node(dirs[1].path(), &database, objects.path(), 1),
+        node(dirs[0].path(), &database, &objects, 1),
+        node(dirs[1].path(), &database, &objects, 1),
     ];
     let mut conns = [nodes[0].conn(), nodes[1].conn()];
     let dataset = event_dataset(&mut conns[0]);
@@ -184,10 +213,10 @@ fn another_node_finishes_a_batch_whose_worker_was_killed() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     ];
-    let objects = tempfile::tempdir().unwrap();
+    let objects = Objects::create();
     // Node A only answers HTTP; node B is the only worker until it is killed.
-    let api = node(dirs[0].path(), &database, objects.path(), 0);
-    let worker = node(dirs[1].path(), &database, objects.path(), 1);
+    let api = node(dirs[0].path(), &database, &objects, 0);
+    let worker = node(dirs[1].path(), &database, &objects, 1);
     let mut conn = api.conn();
     let dataset = event_dataset(&mut conn);
     let batch = new_batch(&mut conn, &dataset);
@@ -215,7 +244,7 @@ fn another_node_finishes_a_batch_whose_worker_was_killed() {
         Duration::from_secs(60),
     );
     worker.kill_9();
-    let rescuer = node(dirs[2].path(), &database, objects.path(), 1);
+    let rescuer = node(dirs[2].path(), &database, &objects, 1);
     let done = wait_for(
         &mut conn,
         &batch,
