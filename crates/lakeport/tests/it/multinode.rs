@@ -112,6 +112,36 @@ impl Objects {
     }
 }
 
+impl Drop for Objects {
+    fn drop(&mut self) {
+        let Some((_, url)) = self
+            .env
+            .iter()
+            .find(|(name, value)| *name == "LAKEPORT__STORAGE__URL" && value.starts_with("s3://"))
+        else {
+            return;
+        };
+        let endpoint = std::env::var("TEST_S3_ENDPOINT").ok();
+        let storage = lakeport_storage::Storage::open_with(
+            url,
+            &lakeport_storage::S3Settings {
+                endpoint,
+                ..lakeport_storage::S3Settings::default()
+            },
+        );
+        if let Ok(storage) = storage {
+            let emptied = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(storage.delete_prefix(&lakeport_storage::Key::from("")));
+            if let Err(err) = emptied {
+                eprintln!("note: cannot empty {url}: {err}");
+            }
+        }
+    }
+}
+
 fn node(data: &std::path::Path, database: &Database, objects: &Objects, workers: u32) -> Server {
     let mut env = vec![
         ("LAKEPORT__METASTORE__URL", database.url.clone()),
