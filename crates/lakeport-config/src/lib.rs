@@ -664,6 +664,26 @@ mod tests {
         assert!(err.to_string().contains("catalog.default_limit"), "{err}");
     }
 
+    /// The example configuration of the README's "Running at scale" section is valid.
+    #[test]
+    fn the_readme_example_at_scale_loads() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Running at scale").unwrap()..];
+        let block = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lakeport.toml");
+        std::fs::write(&path, block).unwrap();
+        let config = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(config.metastore_url().starts_with("postgres://"));
+        assert_eq!(config.storage_url(), "s3://lakeport/prod");
+        assert_eq!(config.storage.endpoint.as_deref(), Some("http://garage:3900"));
+        assert_eq!(config.ingest.workers, 0);
+    }
+
     #[test]
     fn s3_storage_is_configured_and_its_secret_redacted() {
         let config = Config::load(
