@@ -680,7 +680,10 @@ mod tests {
         let config = Config::load(Some(&path), env(&[])).unwrap();
         assert!(config.metastore_url().starts_with("postgres://"));
         assert_eq!(config.storage_url(), "s3://lakeport/prod");
-        assert_eq!(config.storage.endpoint.as_deref(), Some("http://garage:3900"));
+        assert_eq!(
+            config.storage.endpoint.as_deref(),
+            Some("http://garage:3900")
+        );
         assert_eq!(config.ingest.workers, 0);
     }
 
