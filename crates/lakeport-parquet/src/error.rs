@@ -98,6 +98,8 @@ pub enum WriteError {
     // about a type: a bug, reported rather than dropping the row silently.
     #[error("cannot build Arrow columns from validated rows: {0}")]
     Encode(#[source] arrow_schema::ArrowError),
+    #[error("the Parquet encoding thread {0}")]
+    Thread(String),
 }
 
 impl HasKind for WriteError {

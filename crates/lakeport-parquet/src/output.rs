@@ -296,3 +296,105 @@ impl ParquetParts {
         Ok(self.done)
     }
 }
+
+/// Rows sent to the encoding thread at a time.
+const HANDOFF_ROWS: usize = 256;
+
+/// Hand-offs that may wait for the encoding thread before the decoding side blocks: bounds
+/// the rows in flight to `HANDOFF_ROWS * (HANDOFF_QUEUE + 2)`.
+const HANDOFF_QUEUE: usize = 8;
+
+/// Arrow encoding and Parquet writing on a thread of their own, so that a batch uses two
+/// cores: the caller decodes and validates rows while this stage turns earlier rows into
+/// record batches and Parquet pages. Rows keep their order; memory stays bounded by a small
+/// queue of row hand-offs.
+pub(crate) struct EncodeStage {
+    pending: Vec<Value>,
+    sender: Option<std::sync::mpsc::SyncSender<Vec<Value>>>,
+    thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
+}
+
+impl EncodeStage {
+    /// Starts the encoding thread; `chunk_rows` bounds a record batch.
+    pub(crate) fn start(
+        mut encoder: RowEncoder,
+        mut parts: ParquetParts,
+        chunk_rows: usize,
+    ) -> Result<Self, WriteError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Value>>(HANDOFF_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("lakeport-encode".to_owned())
+            .spawn(move || {
+                for rows in receiver {
+                    for row in rows {
+                        encoder.push(&row)?;
+                        if encoder.buffered() >= chunk_rows.min(parts.room())
+                            && let Some(batch) = encoder.flush()?
+                        {
+                            parts.write(&batch)?;
+                        }
+                    }
+                }
+                if let Some(batch) = encoder.flush()? {
+                    parts.write(&batch)?;
+                }
+                parts.finish()
+            })
+            .map_err(|err| WriteError::Thread(format!("cannot start: {err}")))?;
+        Ok(Self {
+            pending: Vec::with_capacity(HANDOFF_ROWS),
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues one validated row.
+    ///
+    /// # Errors
+    /// The encoding thread's failure, reported at the first row after it stopped.
+    pub(crate) fn push(&mut self, row: Value) -> Result<(), WriteError> {
+        self.pending.push(row);
+        if self.pending.len() >= HANDOFF_ROWS {
+            self.hand_off()?;
+        }
+        Ok(())
+    }
+
+    fn hand_off(&mut self) -> Result<(), WriteError> {
+        let rows = std::mem::replace(&mut self.pending, Vec::with_capacity(HANDOFF_ROWS));
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| sender.send(rows).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped early: its result says why.
+        self.sender = None;
+        match self.join() {
+            Err(err) => Err(err),
+            Ok(_) => Err(WriteError::Thread("stopped before the last row".to_owned())),
+        }
+    }
+
+    fn join(&mut self) -> Result<Vec<OutputFile>, WriteError> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(WriteError::Thread("panicked".to_owned()))),
+            None => Err(WriteError::Thread("already stopped".to_owned())),
+        }
+    }
+
+    /// Encodes the last rows, closes the parts and returns them, in order.
+    ///
+    /// # Errors
+    /// The encoding thread's failure.
+    pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        if !self.pending.is_empty() {
+            self.hand_off()?;
+        }
+        self.sender = None;
+        self.join()
+    }
+}

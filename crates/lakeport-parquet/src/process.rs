@@ -15,13 +15,13 @@ use serde_json::{Map, Value, json};
 use crate::columns::{check_parquet_columns, map_csv_header};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
-use crate::output::{JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker};
+use crate::output::{EncodeStage, JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker};
 use crate::read::csv::{CsvFile, Next};
 use crate::read::{self, Flow, RowSink};
 use crate::schema::arrow_schema;
 
-/// Rows handed to the Arrow encoder at a time: bounds the JSON tape and the Arrow arrays
-/// held before they reach the Parquet writer, whatever the row-group size.
+/// Rows the Arrow encoder turns into one record batch at most: bounds the JSON tape and the
+/// Arrow arrays held before they reach the Parquet writer, whatever the row-group size.
 const ENCODE_CHUNK_ROWS: usize = 8192;
 
 /// At most this many error rows go to `meta/row_errors_sample.json` (spec §7.5).
@@ -97,8 +97,10 @@ pub struct BatchOutput {
 /// [`finish`](Self::finish). Synchronous and blocking; run it off the async runtime.
 ///
 /// Memory stays bounded whatever the file sizes: inputs are streamed (one row, or one
-/// Parquet record batch of 8192 rows, at a time), at most 8192 validated rows wait for Arrow
-/// encoding, and the Parquet writer holds at most one row group.
+/// Parquet record batch of 8192 rows, at a time), a few thousand validated rows wait for the
+/// encoding thread, at most 8192 rows for Arrow encoding, and the Parquet writer holds at
+/// most one row group. Decoding and validation run on the caller's thread, Arrow encoding and
+/// Parquet writing on a second one.
 pub struct BatchProcessor {
     schema: Value,
     out_dir: PathBuf,
@@ -110,8 +112,7 @@ pub struct BatchProcessor {
 /// The row path shared by every file of the batch.
 struct Pipeline {
     validator: Validator,
-    encoder: RowEncoder,
-    parts: ParquetParts,
+    encode: EncodeStage,
     rejects: Rejects,
     output_records: u64,
 }
@@ -152,6 +153,8 @@ impl BatchProcessor {
             options.rows_per_row_group,
             options.rows_per_part,
         );
+        let encode = EncodeStage::start(encoder, parts, chunk_rows)
+            .map_err(|err| SetupError::Options(err.to_string()))?;
         let max_lines = options.rows_per_part as u64;
         let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
         let input_files = options
@@ -162,8 +165,7 @@ impl BatchProcessor {
             out_dir: out_dir.to_owned(),
             pipeline: Pipeline {
                 validator,
-                encoder,
-                parts,
+                encode,
                 rejects,
                 output_records: 0,
             },
@@ -219,16 +221,12 @@ impl BatchProcessor {
     /// [`WriteError`] when a file cannot be written or closed.
     pub fn finish(self) -> Result<BatchOutput, WriteError> {
         let Pipeline {
-            mut encoder,
-            mut parts,
+            encode,
             rejects,
             output_records,
             ..
         } = self.pipeline;
-        if let Some(batch) = encoder.flush()? {
-            parts.write(&batch)?;
-        }
-        let parts = parts.finish()?;
+        let parts = encode.finish()?;
         let rejected = rejects.finish(&self.out_dir)?;
         let mut meta = rejected.meta;
         if let Some(input_files) = self.input_files {
@@ -368,13 +366,8 @@ impl RowSink for FileRows<'_> {
         let pipeline = &mut *self.pipeline;
         match pipeline.validator.validate(row, self.source) {
             Ok(converted) => {
-                pipeline.encoder.push(&converted)?;
+                pipeline.encode.push(converted)?;
                 pipeline.output_records += 1;
-                if pipeline.encoder.buffered() >= ENCODE_CHUNK_ROWS.min(pipeline.parts.room())
-                    && let Some(batch) = pipeline.encoder.flush()?
-                {
-                    pipeline.parts.write(&batch)?;
-                }
             }
             Err(violations) => {
                 self.stats.failed_records += 1;
