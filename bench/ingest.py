@@ -40,10 +40,13 @@ HEADERS = {
 }
 
 
+BINARY = ROOT / "target" / "release" / "lakeport"
+
+
 class Server:
     def __init__(self, data_dir: pathlib.Path):
         self.data_dir = data_dir
-        binary = ROOT / "target" / "release" / "lakeport"
+        binary = BINARY
         if not binary.exists():
             sys.exit("build first: cargo build --release")
         env = dict(os.environ, RUST_LOG="warn")
@@ -233,6 +236,7 @@ def download_test(server: Server, workdir: pathlib.Path, rows: int):
 
 
 def main():
+    global BINARY
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--big-rows", type=int, default=0)
@@ -241,7 +245,10 @@ def main():
                         help="also reject every row of an N-row file and download its ~1 GB failed-rows file with 4 concurrent clients")
     parser.add_argument("--skip-formats", action="store_true", help="skip the per-format ingest comparison")
     parser.add_argument("--skip-duckdb", action="store_true", help="skip the DuckDB reference runs")
+    parser.add_argument("--binary", help="the lakeport binary to measure (default: target/release/lakeport)")
     args = parser.parse_args()
+    if args.binary:
+        BINARY = pathlib.Path(args.binary)
     workdir = pathlib.Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     jsonl, csv, parquet = make_inputs(workdir, args.rows)

@@ -22,7 +22,7 @@ use crate::schema::arrow_schema;
 
 /// Rows the Arrow encoder turns into one record batch at most: bounds the JSON tape and the
 /// Arrow arrays held before they reach the Parquet writer, whatever the row-group size.
-const ENCODE_CHUNK_ROWS: usize = 8192;
+const ENCODE_CHUNK_ROWS: usize = 4096;
 
 /// At most this many error rows go to `meta/row_errors_sample.json` (spec §7.5).
 const SAMPLE_ROWS: u64 = 100;
@@ -97,8 +97,8 @@ pub struct BatchOutput {
 /// [`finish`](Self::finish). Synchronous and blocking; run it off the async runtime.
 ///
 /// Memory stays bounded whatever the file sizes: inputs are streamed (one row, or one
-/// Parquet record batch of 8192 rows, at a time), a few thousand validated rows wait for the
-/// encoding thread, at most 8192 rows for Arrow encoding, and the Parquet writer holds at
+/// Parquet record batch of 8192 rows, at a time), at most 8,704 validated rows wait for the
+/// encoding thread, at most 4096 rows for Arrow encoding, and the Parquet writer holds at
 /// most one row group. Decoding and validation run on the caller's thread, Arrow encoding and
 /// Parquet writing on a second one.
 pub struct BatchProcessor {

@@ -108,6 +108,12 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// Ingestion allocates and frees many small values per row, across the decoding and the
+/// encoding threads; mimalloc handles that better than glibc's allocator
+/// (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
