@@ -77,7 +77,7 @@ fn not_found(detail: impl Into<String>) -> ApiError {
 fn storage_error(err: StorageError, what: &str) -> ApiError {
     match err {
         StorageError::NotFound { .. } => not_found(format!("{what} does not exist")),
-        err => ApiError::internal(SERVICE, &err),
+        err => ApiError::from_storage(SERVICE, &err),
     }
 }
 
@@ -642,7 +642,7 @@ async fn folder_entries(state: &AppState, folder: &Key) -> Result<Vec<Entry>, Ap
         .storage()
         .list_objects(folder)
         .await
-        .map_err(|err| ApiError::internal(SERVICE, &err))?;
+        .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
     let mut entries: Vec<Entry> = Vec::new();
     for object in objects {
         let Some(parts) = object.key.prefix_match(folder) else {
@@ -785,7 +785,7 @@ async fn get_meta(
     match state.storage().size(&key).await {
         Ok(_) => return download(&state, &key, path, &headers, Request::Get).await,
         Err(StorageError::NotFound { .. }) => {}
-        Err(err) => return Err(ApiError::internal(SERVICE, &err)),
+        Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
     }
     let entries = folder_entries(&state, &key).await?;
     if entries.is_empty() {
@@ -893,7 +893,7 @@ async fn preview_dataset(
                 .storage()
                 .readable_file(&key, state.scratch_dir())
                 .await
-                .map_err(|err| ApiError::internal(SERVICE, &err))?;
+                .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
             let name = key.filename().unwrap_or_default().to_owned();
             let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
                 .await

@@ -142,6 +142,26 @@ impl ApiError {
         }
     }
 
+    /// Maps an object storage failure: a missing object is a 404, a store that fails or
+    /// cannot be reached a 503 the client may retry, anything else a 500.
+    pub fn from_storage(service: Service, err: &lakeport_storage::StorageError) -> Self {
+        use lakeport_storage::StorageError;
+        match err {
+            StorageError::NotFound { .. } => Self::not_found(service, err.to_string()),
+            StorageError::Store { .. } => Self {
+                cause: Some(err.to_string()),
+                ..Self::new(
+                    service,
+                    9997,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Object storage unavailable",
+                    "The object store failed or could not be reached; nothing was changed, retry the request.",
+                )
+            },
+            _ => Self::internal(service, err),
+        }
+    }
+
     /// Maps a metastore failure of a call to the given service.
     pub fn from_metastore(service: Service, err: MetastoreError) -> Self {
         match (&err, service) {

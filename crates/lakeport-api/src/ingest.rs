@@ -90,7 +90,7 @@ fn storage_error(err: StorageError, limit: u64) -> ApiError {
             "Incomplete body",
             format!("the upload body could not be read to the end: {reason}"),
         ),
-        err => ApiError::internal(SERVICE, &err),
+        err => ApiError::from_storage(SERVICE, &err),
     }
 }
 
@@ -503,7 +503,7 @@ async fn complete_upload(
         .storage()
         .put_stream(&key, body, u64::MAX)
         .await
-        .map_err(|err| ApiError::internal(SERVICE, &err))?;
+        .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
     debug_assert_eq!(size, total, "stitched size equals the tiled total");
     let recorded = state
         .metastore()
@@ -759,7 +759,7 @@ async fn preview(
         {
             Ok(local) => local,
             Err(StorageError::NotFound { .. }) => continue,
-            Err(err) => return Err(ApiError::internal(SERVICE, &err)),
+            Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
         };
         let request = PreviewRequest {
             input_format: input_format.clone(),

@@ -39,11 +39,12 @@ pub enum StorageError {
     Body(String),
     #[error("object {key} does not exist")]
     NotFound { key: String },
-    #[error("object storage failed while {doing}: {source}")]
+    // The store's own message already holds its whole cause chain, so it is not chained
+    // again as a `source` (which would print it once per level).
+    #[error("object storage failed while {doing}: {error}")]
     Store {
         doing: &'static str,
-        #[source]
-        source: object_store::Error,
+        error: object_store::Error,
     },
     #[error("invalid storage URL {url:?}: {reason}")]
     Url { url: String, reason: String },
@@ -54,7 +55,7 @@ pub enum StorageError {
 fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> StorageError {
     move |source| match source {
         object_store::Error::NotFound { path, .. } => StorageError::NotFound { key: path },
-        source => StorageError::Store { doing, source },
+        error => StorageError::Store { doing, error },
     }
 }
 

@@ -756,3 +756,31 @@ async fn abort_and_fail_from_every_non_terminal_state() {
     }
     app.run_jobs().await;
 }
+
+/// An object store that cannot be reached answers 503 with a problem body the client may
+/// retry on, never a 500, and the failed upload is not recorded.
+#[tokio::test]
+async fn an_unreachable_object_store_is_a_503() {
+    let app = TestApp::with_config(|config| {
+        // Nothing listens on port 9 of loopback; the credentials are never checked.
+        config.storage.url = Some("s3://unreachable/lakeport".to_owned());
+        config.storage.endpoint = Some("http://127.0.0.1:9".to_owned());
+        config.storage.region = Some("us-east-1".to_owned());
+        config.storage.access_key_id = Some("AKIDEXAMPLE".to_owned());
+        config.storage.secret_access_key =
+            Some(lakeport_config::SecretString::new("unused-secret"));
+    })
+    .await;
+    let dataset = app.create_event_dataset("unreachable").await;
+    let batch = new_batch(&app, &dataset, json!({})).await;
+    let reply = app
+        .upload_raw(&batch, &dataset, "rows.json", &lines(&[event(1)]))
+        .await;
+    let detail = reply.problem(503, "INGEST-9997-503");
+    assert!(detail.contains("retry"), "{detail}");
+    let tenant = lakeport_domain::tenant::Tenant::parse(ORG_A, "prod").unwrap();
+    let files = app.metastore().batch_files(&tenant, &batch).await.unwrap();
+    assert!(files.is_empty(), "{files:?}");
+    let batch_doc = app.batch(&batch).await;
+    assert_eq!(batch_doc["status"], "loading");
+}
