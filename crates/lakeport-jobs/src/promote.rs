@@ -337,12 +337,21 @@ async fn process(
             }
         };
         let mut file_errors = Vec::new();
-        for (name, key) in &inputs {
-            // Read in place on a local directory; from a remote store, one file at a time
-            // is copied into the scratch directory and deleted once processed.
+        // Read in place on a local directory. From a remote store, each file is copied into
+        // the scratch directory and deleted once processed; the next file is fetched while
+        // the current one is processed, so at most two copies exist at a time.
+        let fetch = |key: &lakeport_storage::Key| {
+            let (storage, key, dir) = (storage.clone(), key.clone(), fetch_dir.clone());
+            AbortOnDrop(runtime.spawn(async move { storage.readable_file(&key, &dir).await }))
+        };
+        let mut next = inputs.first().map(|(_, key)| fetch(key));
+        for (index, (name, key)) in inputs.iter().enumerate() {
+            let mut fetched = next.take().expect("a fetch is started for every input");
             let file = runtime
-                .block_on(storage.readable_file(key, &fetch_dir))
+                .block_on(&mut fetched.0)
+                .map_err(|err| JobError::Io(format!("the fetch of {key} failed: {err}")))?
                 .map_err(|err| JobError::Io(format!("reading staged file {key}: {err}")))?;
+            next = inputs.get(index + 1).map(|(_, key)| fetch(key));
             match processor.process_file(name, file.path(), &format) {
                 Ok(_) => {}
                 Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
@@ -377,4 +386,14 @@ async fn process(
     })
     .await
     .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?
+}
+
+/// A spawned task that is cancelled when its handle goes away (a prefetch whose batch
+/// stopped early), so that it writes nothing more into the scratch directory.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
