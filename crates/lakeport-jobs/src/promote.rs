@@ -337,22 +337,40 @@ async fn process(
             }
         };
         let mut file_errors = Vec::new();
-        // Read in place on a local directory. From a remote store, each file is copied into
-        // the scratch directory and deleted once processed; the next file is fetched while
-        // the current one is processed, so at most two copies exist at a time.
+        // Read in place on a local directory. From a remote store, JSON and CSV files are
+        // streamed into the decoder; Parquet files (whose footer comes last) are copied into
+        // the scratch directory and deleted once processed, the next one fetched while the
+        // current one is processed, so at most two copies exist at a time.
+        let streamed = !storage.is_local() && !matches!(format, FileFormat::Parquet);
         let fetch = |key: &lakeport_storage::Key| {
             let (storage, key, dir) = (storage.clone(), key.clone(), fetch_dir.clone());
             AbortOnDrop(runtime.spawn(async move { storage.readable_file(&key, &dir).await }))
         };
-        let mut next = inputs.first().map(|(_, key)| fetch(key));
+        let mut next = inputs
+            .first()
+            .filter(|_| !streamed)
+            .map(|(_, key)| fetch(key));
         for (index, (name, key)) in inputs.iter().enumerate() {
-            let mut fetched = next.take().expect("a fetch is started for every input");
-            let file = runtime
-                .block_on(&mut fetched.0)
-                .map_err(|err| JobError::Io(format!("the fetch of {key} failed: {err}")))?
-                .map_err(|err| JobError::Io(format!("reading staged file {key}: {err}")))?;
-            next = inputs.get(index + 1).map(|(_, key)| fetch(key));
-            match processor.process_file(name, file.path(), &format) {
+            let read_error = |err: &dyn std::fmt::Display| {
+                JobError::Io(format!("reading staged file {key}: {err}"))
+            };
+            let processed = if streamed {
+                let (reader, size) = runtime
+                    .block_on(storage.blocking_reader(key))
+                    .map_err(|err| read_error(&err))?;
+                processor.process_stream(name, Box::new(reader), size, &format)
+            } else {
+                let Some(mut fetched) = next.take() else {
+                    return Err(read_error(&"no fetch was started"));
+                };
+                let file = runtime
+                    .block_on(&mut fetched.0)
+                    .map_err(|err| read_error(&err))?
+                    .map_err(|err| read_error(&err))?;
+                next = inputs.get(index + 1).map(|(_, key)| fetch(key));
+                processor.process_file(name, file.path(), &format)
+            };
+            match processed {
                 Ok(_) => {}
                 Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
                     code: err.code().to_owned(),

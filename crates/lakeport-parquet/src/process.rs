@@ -189,6 +189,32 @@ impl BatchProcessor {
         file: &Path,
         format: &FileFormat,
     ) -> Result<FileStats, ProcessError> {
+        self.process(name, Input::File(file), format)
+    }
+
+    /// Like [`process_file`](Self::process_file), for a JSON or CSV file read as a stream of
+    /// `size` bytes (straight from remote object storage); Parquet needs
+    /// [`process_file`](Self::process_file), as its footer is at the end.
+    ///
+    /// # Errors
+    ///
+    /// As [`process_file`](Self::process_file); [`ProcessError::Read`] for a Parquet format.
+    pub fn process_stream(
+        &mut self,
+        name: &str,
+        stream: Box<dyn std::io::Read + Send>,
+        size: u64,
+        format: &FileFormat,
+    ) -> Result<FileStats, ProcessError> {
+        self.process(name, Input::Stream(stream, size), format)
+    }
+
+    fn process(
+        &mut self,
+        name: &str,
+        input: Input<'_>,
+        format: &FileFormat,
+    ) -> Result<FileStats, ProcessError> {
         let source = match format {
             FileFormat::Json { .. } => Source::Json,
             FileFormat::Csv(_) => Source::Csv,
@@ -200,7 +226,7 @@ impl BatchProcessor {
             source,
             stats: FileStats::default(),
         };
-        let result = read_file(&self.schema, file, name, format, &mut rows);
+        let result = read_input(&self.schema, input, name, format, &mut rows);
         let stats = rows.stats;
         self.input_records += stats.input_records;
         if let Some(input_files) = &mut self.input_files {
@@ -269,18 +295,47 @@ fn prepare_out_dir(out_dir: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Runs the decoder of `format` over one file into `rows`.
-fn read_file(
+/// Where one input file is read from.
+enum Input<'a> {
+    File(&'a Path),
+    /// A stream of the file's bytes and the file's size.
+    Stream(Box<dyn std::io::Read + Send>, u64),
+}
+
+/// Runs the decoder of `format` over one input into `rows`.
+fn read_input(
     schema: &Value,
-    file: &Path,
+    input: Input<'_>,
     name: &str,
     format: &FileFormat,
     rows: &mut FileRows<'_>,
 ) -> Result<(), ProcessError> {
+    let (reader, size, path) = match (input, format) {
+        (Input::File(file), FileFormat::Parquet) => {
+            let (builder, size) = read::parquet::open(file, name)?;
+            rows.stats.input_bytes = size;
+            check_parquet_columns(schema, builder.schema())
+                .map_err(|reason| not_in_schema(name, reason))?;
+            return read::parquet::read(builder, name, read::parquet::BATCH_ROWS, rows);
+        }
+        (Input::Stream(..), FileFormat::Parquet) => {
+            return Err(ProcessError::Read {
+                path: PathBuf::from(name),
+                source: std::io::Error::other(
+                    "a Parquet file is read from a local file, not a stream",
+                ),
+            });
+        }
+        (Input::File(file), _) => {
+            let (reader, size) = read::open(file)?;
+            (reader, size, file.to_owned())
+        }
+        (Input::Stream(stream, size), _) => (read::input(stream), size, PathBuf::from(name)),
+    };
+    rows.stats.input_bytes = size;
+    let file = path.as_path();
     match format {
         FileFormat::Json { multi_line } => {
-            let (reader, size) = read::open(file)?;
-            rows.stats.input_bytes = size;
             if *multi_line {
                 read::json::read_array(reader, file, name, rows)
             } else {
@@ -288,8 +343,6 @@ fn read_file(
             }
         }
         FileFormat::Csv(options) => {
-            let (reader, size) = read::open(file)?;
-            rows.stats.input_bytes = size;
             let mut csv = CsvFile::open(reader, file, name, options)?;
             if !options.header {
                 return Err(not_in_schema(
@@ -313,13 +366,8 @@ fn read_file(
                 }
             }
         }
-        FileFormat::Parquet => {
-            let (builder, size) = read::parquet::open(file, name)?;
-            rows.stats.input_bytes = size;
-            check_parquet_columns(schema, builder.schema())
-                .map_err(|reason| not_in_schema(name, reason))?;
-            read::parquet::read(builder, name, read::parquet::BATCH_ROWS, rows)
-        }
+        // Handled above, before the input was opened as a byte stream.
+        FileFormat::Parquet => Ok(()),
     }
 }
 

@@ -3,7 +3,7 @@
 //! record batch (Parquet), never by the file.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde_json::Value;
@@ -34,15 +34,24 @@ pub(crate) trait RowSink {
 /// The buffer size for input files; large enough that syscalls don't dominate.
 const READ_BUFFER: usize = 256 * 1024;
 
+/// A buffered input of a row decoder: a staged file, or a stream of one (JSON and CSV need
+/// no random access).
+pub(crate) type Input = BufReader<Box<dyn Read + Send>>;
+
+/// Buffers a stream for a row decoder.
+pub(crate) fn input(stream: Box<dyn Read + Send>) -> Input {
+    BufReader::with_capacity(READ_BUFFER, stream)
+}
+
 /// Opens a staged file for buffered reading and returns it with its size.
-pub(crate) fn open(path: &Path) -> Result<(BufReader<File>, u64), ProcessError> {
+pub(crate) fn open(path: &Path) -> Result<(Input, u64), ProcessError> {
     let read_error = |source| ProcessError::Read {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
-    Ok((BufReader::with_capacity(READ_BUFFER, file), size))
+    Ok((input(Box::new(file)), size))
 }
 
 /// Skips a UTF-8 byte-order mark and whitespace at the start of `reader`.

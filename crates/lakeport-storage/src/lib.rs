@@ -231,6 +231,44 @@ impl Storage {
         self.local.as_ref()?.path_to_filesystem(key).ok()
     }
 
+    /// Opens an object for reading on a blocking thread, as a [`std::io::Read`] fed from
+    /// the store by a task on the current runtime (a few chunks ahead), and returns it with
+    /// the object's size. For decoders that read front to back (JSON, CSV): nothing is
+    /// copied to disk. Call it from within the runtime; read from a blocking thread.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] or a store failure; read errors come from the reader.
+    pub async fn blocking_reader(&self, key: &Path) -> Result<(BlockingReader, u64), StorageError> {
+        let result = self
+            .store
+            .get_opts(key, object_store::GetOptions::default())
+            .await
+            .map_err(store_error("reading an object"))?;
+        let size = result.meta.size;
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let mut stream = result.into_stream();
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|err| {
+                    std::io::Error::other(store_error("reading an object")(err).to_string())
+                });
+                let failed = chunk.is_err();
+                if sender.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok((
+            BlockingReader {
+                receiver,
+                current: Bytes::new(),
+                read: 0,
+                size,
+            },
+            size,
+        ))
+    }
+
     /// Returns a local file holding an object, for readers that need random access (Parquet)
     /// or a plain file: the file itself on a local directory, otherwise a copy streamed into
     /// `scratch_dir` and deleted when the returned value is dropped.
@@ -472,6 +510,40 @@ impl Storage {
             deleted += 1;
         }
         Ok(deleted)
+    }
+}
+
+/// An object's bytes as a blocking [`std::io::Read`] (see [`Storage::blocking_reader`]).
+/// A stream that ends before the object's size is an error, never a silent truncation.
+#[derive(Debug)]
+pub struct BlockingReader {
+    receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+    read: u64,
+    size: u64,
+}
+
+impl std::io::Read for BlockingReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None if self.read == self.size => return Ok(0),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the object stream ended after {} of {} bytes",
+                            self.read, self.size
+                        ),
+                    ));
+                }
+            }
+        }
+        let count = buffer.len().min(self.current.len());
+        buffer[..count].copy_from_slice(&self.current.split_to(count));
+        self.read += count as u64;
+        Ok(count)
     }
 }
 

@@ -111,9 +111,10 @@ async fn read_all(storage: &Storage, key: &Key) -> Vec<u8> {
     read
 }
 
-/// A body larger than one part goes through a multipart upload and reads back whole; one
-/// that breaks the limit midway leaves nothing behind; a remote object is copied into the
-/// scratch directory for readers that need a file, and the copy goes with its guard.
+/// A body larger than one part goes through a multipart upload and reads back whole (as a
+/// stream, a blocking reader, or a file); one that breaks the limit midway leaves nothing
+/// behind; a remote object is copied into the scratch directory for readers that need a
+/// file, and the copy goes with its guard.
 #[tokio::test]
 async fn large_bodies_use_multipart_uploads_and_read_back_whole() {
     for (storage, _dir) in stores() {
@@ -137,6 +138,17 @@ async fn large_bodies_use_multipart_uploads_and_read_back_whole() {
             "{}",
             storage.url_of(&key)
         );
+
+        let (mut reader, size) = storage.blocking_reader(&key).await.unwrap();
+        assert_eq!(size, body.len() as u64);
+        let streamed = tokio::task::spawn_blocking(move || {
+            let mut streamed = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut streamed).map(|_| streamed)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(streamed == body, "{}", storage.url_of(&key));
 
         let scratch = tempfile::tempdir().unwrap();
         let copy = storage.readable_file(&key, scratch.path()).await.unwrap();
@@ -174,4 +186,22 @@ async fn large_bodies_use_multipart_uploads_and_read_back_whole() {
             1
         );
     }
+}
+
+/// A blocking reader whose stream ends early reports it instead of a short read.
+#[test]
+fn a_stream_that_ends_early_is_an_error() {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    sender.try_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    drop(sender);
+    let mut reader = BlockingReader {
+        receiver,
+        current: Bytes::new(),
+        read: 0,
+        size: 10,
+    };
+    let mut read = Vec::new();
+    let err = std::io::Read::read_to_end(&mut reader, &mut read).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(read, b"abc");
 }

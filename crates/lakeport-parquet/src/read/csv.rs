@@ -2,14 +2,13 @@
 //! names the columns.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use csv::ByteRecord;
 
 use super::{
-    LeadingWhitespace, READ_BUFFER, empty, skip_bom, skip_leading_whitespace, undecodable,
+    Input, LeadingWhitespace, READ_BUFFER, empty, skip_bom, skip_leading_whitespace, undecodable,
 };
 use crate::error::{FileError, ProcessError};
 use crate::format::{Charset, CsvOptions};
@@ -18,7 +17,7 @@ const FORMAT: &str = "CSV";
 
 /// An open CSV file positioned after its header row.
 pub(crate) struct CsvFile {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<Input>,
     path: std::path::PathBuf,
     name: String,
     delimiter: u8,
@@ -52,7 +51,7 @@ impl CsvFile {
     /// `106` for a blank file, `118` when the first line or every header name is empty,
     /// `INGEST-9201-400` when the header is not in the declared charset.
     pub(crate) fn open(
-        mut reader: BufReader<File>,
+        mut reader: Input,
         path: &Path,
         name: &str,
         options: &CsvOptions,
@@ -229,11 +228,7 @@ impl CsvFile {
 }
 
 /// Fails a file whose first line is blank: `106` when nothing else follows, else `118`.
-fn check_first_line(
-    reader: &mut BufReader<File>,
-    path: &Path,
-    name: &str,
-) -> Result<(), ProcessError> {
+fn check_first_line(reader: &mut Input, path: &Path, name: &str) -> Result<(), ProcessError> {
     let buffer = reader.fill_buf().map_err(|source| ProcessError::Read {
         path: path.to_owned(),
         source,

@@ -2,15 +2,14 @@
 //! top-level array, decoded element by element).
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{
-    Flow, LeadingWhitespace, RowSink, empty, skip_bom, skip_leading_whitespace, undecodable,
+    Flow, Input, LeadingWhitespace, RowSink, empty, skip_bom, skip_leading_whitespace, undecodable,
 };
 use crate::error::ProcessError;
 
@@ -24,7 +23,7 @@ const FORMAT: &str = "JSON";
 /// [`FileError::Empty`](crate::FileError::Empty) when the file has no non-blank line, a read
 /// error, or whatever the sink returns.
 pub(crate) fn read_lines(
-    mut reader: BufReader<File>,
+    mut reader: Input,
     path: &Path,
     name: &str,
     sink: &mut impl RowSink,
@@ -78,7 +77,7 @@ pub(crate) fn read_lines(
 /// array (another value, invalid or truncated JSON, trailing data). Elements decoded before
 /// such an error have already reached the sink.
 pub(crate) fn read_array(
-    mut reader: BufReader<File>,
+    mut reader: Input,
     path: &Path,
     name: &str,
     sink: &mut impl RowSink,
