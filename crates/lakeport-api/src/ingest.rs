@@ -35,15 +35,25 @@ const SERVICE: Service = Service::Ingest;
 /// Parses uploaded files for `GET …/preview`; the binary wires in the Arrow-based
 /// implementation so this crate never compiles Arrow.
 pub trait Previewer: Send + Sync {
-    /// Returns up to `request.rows` rows of a local file as strings.
+    /// Returns up to `request.rows` rows of an uploaded file as strings; `name` is the file's
+    /// path in the batch.
     ///
     /// # Errors
     /// A message saying why the file cannot be parsed with the given options.
     fn preview(
         &self,
-        file: &std::path::Path,
+        name: &str,
+        input: PreviewInput,
         request: &PreviewRequest,
     ) -> Result<PreviewTable, String>;
+}
+
+/// Where a previewed file is read from.
+pub enum PreviewInput {
+    /// A local file: in place, or a scratch copy of a remote Parquet object.
+    File(lakeport_storage::ReadableFile),
+    /// A JSON or CSV object of remote storage, read only as far as the preview needs.
+    Stream(lakeport_storage::BlockingReader),
 }
 
 /// What to preview: the format options (shaped like a batch's `inputFormat`) and how many
@@ -752,11 +762,23 @@ async fn preview(
             .chain(file.path.split('/'))
             .collect();
         let key = keys::staged_file(ctx.tenant.org(), ctx.tenant.sandbox(), &batch_id, &segments);
-        let local = match state
-            .storage()
-            .readable_file(&key, state.scratch_dir())
-            .await
-        {
+        let is_parquet = input_format["format"]
+            .as_str()
+            .is_some_and(|format| format.eq_ignore_ascii_case("parquet"));
+        let opened = if state.storage().is_local() || is_parquet {
+            state
+                .storage()
+                .readable_file(&key, state.scratch_dir())
+                .await
+                .map(PreviewInput::File)
+        } else {
+            state
+                .storage()
+                .blocking_reader(&key)
+                .await
+                .map(|(reader, _)| PreviewInput::Stream(reader))
+        };
+        let local = match opened {
             Ok(local) => local,
             Err(StorageError::NotFound { .. }) => continue,
             Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
@@ -765,7 +787,7 @@ async fn preview(
             input_format: input_format.clone(),
             rows: rows - table.rows.len(),
         };
-        let part = run_preview(previewer.clone(), local, request)
+        let part = run_preview(previewer.clone(), file.path.clone(), local, request)
             .await
             .map_err(|reason| {
                 ApiError::new(
@@ -806,10 +828,11 @@ async fn preview(
 
 async fn run_preview(
     previewer: Arc<dyn Previewer>,
-    file: lakeport_storage::ReadableFile,
+    name: String,
+    input: PreviewInput,
     request: PreviewRequest,
 ) -> Result<PreviewTable, String> {
-    tokio::task::spawn_blocking(move || previewer.preview(file.path(), &request))
+    tokio::task::spawn_blocking(move || previewer.preview(&name, input, &request))
         .await
         .map_err(|err| format!("the preview task failed: {err}"))?
 }

@@ -71,14 +71,53 @@ pub fn preview(
     format: &FileFormat,
     rows: usize,
 ) -> Result<Preview, ProcessError> {
-    let limit = if rows == 0 {
+    if matches!(format, FileFormat::Parquet) {
+        return preview_parquet(name, file, preview_limit(rows));
+    }
+    let (reader, _) = read::open(file)?;
+    preview_rows(name, reader, file, format, preview_limit(rows))
+}
+
+/// Like [`preview`], for a JSON or CSV file read as a stream (from remote object storage):
+/// only the bytes of the first rows are read.
+///
+/// # Errors
+///
+/// As [`preview`]; [`ProcessError::Read`] for a Parquet format, which needs a file.
+pub fn preview_stream(
+    name: &str,
+    stream: Box<dyn std::io::Read + Send>,
+    format: &FileFormat,
+    rows: usize,
+) -> Result<Preview, ProcessError> {
+    let path = Path::new(name);
+    if matches!(format, FileFormat::Parquet) {
+        return Err(ProcessError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::other("a Parquet file is previewed from a local file"),
+        });
+    }
+    preview_rows(name, read::input(stream), path, format, preview_limit(rows))
+}
+
+fn preview_limit(rows: usize) -> usize {
+    if rows == 0 {
         DEFAULT_PREVIEW_ROWS
     } else {
         rows
-    };
+    }
+}
+
+/// Previews JSON or CSV rows from `reader`; `file` names it in read errors.
+fn preview_rows(
+    name: &str,
+    reader: read::Input,
+    file: &Path,
+    format: &FileFormat,
+    limit: usize,
+) -> Result<Preview, ProcessError> {
     match format {
         FileFormat::Json { multi_line } => {
-            let (reader, _) = read::open(file)?;
             let mut sink = ObjectPreview::new(name, "JSON", limit, Vec::new());
             if *multi_line {
                 read::json::read_array(reader, file, name, &mut sink)?;
@@ -88,7 +127,6 @@ pub fn preview(
             Ok(sink.preview)
         }
         FileFormat::Csv(options) => {
-            let (reader, _) = read::open(file)?;
             let mut csv = CsvFile::open(reader, file, name, options)?;
             let mut preview = Preview {
                 columns: csv.header().to_vec(),
@@ -105,24 +143,31 @@ pub fn preview(
             }
             Ok(preview)
         }
-        FileFormat::Parquet => {
-            let (builder, _) = read::parquet::open(file, name)?;
-            let columns = builder
-                .schema()
-                .fields()
-                .iter()
-                .map(|field| field.name().clone())
-                .collect();
-            let mut sink = ObjectPreview::new(name, "Parquet", limit, columns);
-            read::parquet::read(
-                builder,
-                name,
-                limit.min(read::parquet::BATCH_ROWS),
-                &mut sink,
-            )?;
-            Ok(sink.preview)
-        }
+        // Read from the file by `preview`, before a byte stream was opened.
+        FileFormat::Parquet => Ok(Preview {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        }),
     }
+}
+
+/// Previews the first rows of a Parquet file.
+fn preview_parquet(name: &str, file: &Path, limit: usize) -> Result<Preview, ProcessError> {
+    let (builder, _) = read::parquet::open(file, name)?;
+    let columns = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect();
+    let mut sink = ObjectPreview::new(name, "Parquet", limit, columns);
+    read::parquet::read(
+        builder,
+        name,
+        limit.min(read::parquet::BATCH_ROWS),
+        &mut sink,
+    )?;
+    Ok(sink.preview)
 }
 
 /// Collects JSON-object rows into preview columns.

@@ -389,16 +389,21 @@ struct ParquetPreviewer;
 impl lakeport_api::ingest::Previewer for ParquetPreviewer {
     fn preview(
         &self,
-        file: &std::path::Path,
+        name: &str,
+        input: lakeport_api::ingest::PreviewInput,
         request: &lakeport_api::ingest::PreviewRequest,
     ) -> Result<lakeport_api::ingest::PreviewTable, String> {
+        use lakeport_api::ingest::PreviewInput;
         let format = lakeport_parquet::FileFormat::from_input_format(&request.input_format, None)?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let preview = lakeport_parquet::preview(&name, file, &format, request.rows)
-            .map_err(|err| err.to_string())?;
+        let preview = match input {
+            PreviewInput::File(file) => {
+                lakeport_parquet::preview(name, file.path(), &format, request.rows)
+            }
+            PreviewInput::Stream(reader) => {
+                lakeport_parquet::preview_stream(name, Box::new(reader), &format, request.rows)
+            }
+        }
+        .map_err(|err| err.to_string())?;
         Ok(lakeport_api::ingest::PreviewTable {
             columns: preview.columns,
             rows: preview.rows,

@@ -2,7 +2,7 @@
 //! upload preview of Batch Ingestion and the dataset preview of Data Access.
 
 use lakeport_api::access::RowReader;
-use lakeport_api::ingest::{PreviewRequest, PreviewTable, Previewer};
+use lakeport_api::ingest::{PreviewInput, PreviewRequest, PreviewTable, Previewer};
 use lakeport_parquet::FileFormat;
 
 /// Previews uploaded JSON, CSV and Parquet files, and reads the lake's Parquet files
@@ -12,16 +12,20 @@ pub struct ParquetPreviewer;
 impl Previewer for ParquetPreviewer {
     fn preview(
         &self,
-        file: &std::path::Path,
+        name: &str,
+        input: PreviewInput,
         request: &PreviewRequest,
     ) -> Result<PreviewTable, String> {
         let format = FileFormat::from_input_format(&request.input_format, None)?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let preview = lakeport_parquet::preview(&name, file, &format, request.rows)
-            .map_err(|err| err.to_string())?;
+        let preview = match input {
+            PreviewInput::File(file) => {
+                lakeport_parquet::preview(name, file.path(), &format, request.rows)
+            }
+            PreviewInput::Stream(reader) => {
+                lakeport_parquet::preview_stream(name, Box::new(reader), &format, request.rows)
+            }
+        }
+        .map_err(|err| err.to_string())?;
         Ok(PreviewTable {
             columns: preview.columns,
             rows: preview.rows,

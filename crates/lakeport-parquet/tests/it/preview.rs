@@ -105,3 +105,35 @@ fn parquet_preview_renders_values_as_text() {
         ])]
     );
 }
+
+/// A streamed preview reads no further than its rows: a stream that fails after the first
+/// lines still previews them. Parquet needs a file.
+#[test]
+fn a_streamed_preview_reads_only_its_rows() {
+    struct FailsAfter(std::io::Cursor<Vec<u8>>);
+    impl std::io::Read for FailsAfter {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buffer)? {
+                0 => Err(std::io::Error::other(
+                    "the rest of the object is unreachable",
+                )),
+                read => Ok(read),
+            }
+        }
+    }
+    let head = b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n".to_vec();
+    let stream = Box::new(FailsAfter(std::io::Cursor::new(head.clone())));
+    let preview =
+        lakeport_parquet::preview_stream("x.json", stream, &json_lines_format(), 2).unwrap();
+    assert_eq!(preview.rows, [cells(&[Some("1")]), cells(&[Some("2")])]);
+
+    let stream = Box::new(FailsAfter(std::io::Cursor::new(head.clone())));
+    let err =
+        lakeport_parquet::preview_stream("x.json", stream, &json_lines_format(), 5).unwrap_err();
+    assert!(matches!(err, ProcessError::Read { .. }), "{err}");
+
+    let stream = Box::new(std::io::Cursor::new(head));
+    let err =
+        lakeport_parquet::preview_stream("x.parquet", stream, &FileFormat::Parquet, 5).unwrap_err();
+    assert!(err.to_string().contains("local file"), "{err}");
+}
