@@ -26,6 +26,7 @@
 
 mod ingest;
 mod sql;
+mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -300,8 +301,12 @@ impl Drop for Checkout {
     }
 }
 
-/// Returns the PostgreSQL connection settings of a `postgres://` URL.
-fn connection_config(url: &str) -> Result<tokio_postgres::Config, MetastoreError> {
+/// Returns the PostgreSQL connection settings of a `postgres://` URL, and its TLS settings
+/// (libpq's `sslmode` and `sslrootcert`).
+fn connection_config(
+    url: &str,
+) -> Result<(tokio_postgres::Config, tls::TlsSettings), MetastoreError> {
+    let (url, tls) = tls::split_url(url)?;
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|err: tokio_postgres::Error| {
             // The driver's message never quotes the URL, so no password leaks here.
@@ -313,7 +318,7 @@ fn connection_config(url: &str) -> Result<tokio_postgres::Config, MetastoreError
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 impl PostgresMetastore {
@@ -324,10 +329,10 @@ impl PostgresMetastore {
     /// Fails when the URL is invalid, the server cannot be reached (after retries) or a
     /// migration fails.
     pub async fn open(url: &str, max_connections: usize) -> Result<Self, MetastoreError> {
-        let config = connection_config(url)?;
+        let (config, tls) = connection_config(url)?;
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -345,7 +350,27 @@ impl PostgresMetastore {
             })?;
         let store = Self { pool };
         store.migrate().await?;
+        let encrypted = store.connection_encrypted().await?;
+        tracing::info!(tls = encrypted, "connected to PostgreSQL");
         Ok(store)
+    }
+
+    /// Whether this process's connections to PostgreSQL are encrypted (the server's
+    /// `pg_stat_ssl` view, for one pooled connection).
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub async fn connection_encrypted(&self) -> Result<bool, MetastoreError> {
+        let doing = "reading the connection's TLS state";
+        let conn = self.pool.get().await.map_err(pool_error(doing))?;
+        let row = conn
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(backend(doing))?;
+        Ok(row.get(0))
     }
 
     async fn migrate(&self) -> Result<(), MetastoreError> {

@@ -266,6 +266,76 @@ async fn postgres_reconnects_when_its_connections_are_killed() {
     store.ping().await.unwrap();
 }
 
+/// Connections follow libpq's `sslmode`: plain with `disable`, encrypted with `require`,
+/// checked against `sslrootcert` with `verify-ca` (any host name) and `verify-full` (the
+/// host name too). Runs when `TEST_POSTGRES_CA` names the PEM file of the CA that signed
+/// the test server's certificate, issued for `localhost` only (CI sets it).
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_connections_follow_sslmode() {
+    let Some(backend) = postgres().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("TEST_POSTGRES_CA") else {
+        eprintln!("note: TEST_POSTGRES_CA is not set; the PostgreSQL TLS test is skipped");
+        return;
+    };
+    let Some((_, port, user)) = server_address(&backend.server_url) else {
+        return;
+    };
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgres://{user}@{host}:{port}/{}?{query}",
+            backend.database
+        )
+    };
+    let open = |url: String| async move {
+        lakeport_metastore::postgres::PostgresMetastore::open(&url, 1).await
+    };
+    let encrypted = |store: lakeport_metastore::postgres::PostgresMetastore| async move {
+        store.connection_encrypted().await.unwrap()
+    };
+    let plain = open(url("127.0.0.1", "sslmode=disable")).await.unwrap();
+    assert!(!encrypted(plain).await);
+    let required = open(url("127.0.0.1", "sslmode=require")).await.unwrap();
+    assert!(encrypted(required).await);
+    let verified = open(url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(verified).await);
+    // The certificate names localhost, not 127.0.0.1: verify-ca accepts, verify-full refuses.
+    let chain_only = open(url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={ca}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(chain_only).await);
+    let wrong_host = open(url(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await;
+    let Err(err) = wrong_host else {
+        panic!("verify-full accepted a certificate for another host");
+    };
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Mozilla's roots do not include the test CA.
+    let Err(err) = open(url("localhost", "sslmode=verify-full")).await else {
+        panic!("verify-full accepted a certificate of an unknown CA");
+    };
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
 /// The server address and user of `TEST_DATABASE_URL`, when it names a TCP host.
 #[cfg(feature = "postgres")]
 fn server_address(server_url: &str) -> Option<(String, u16, String)> {
@@ -369,8 +439,9 @@ async fn postgres_confirms_a_commit_whose_answer_was_lost() {
         return;
     };
     let cutter = commit_cutter(host, port).await;
+    // The proxy reads the protocol, so this connection stays in plain text.
     let proxied = format!(
-        "postgres://{user}@127.0.0.1:{}/{}",
+        "postgres://{user}@127.0.0.1:{}/{}?sslmode=disable",
         cutter.port, backend.database
     );
     let store = lakeport_metastore::postgres::PostgresMetastore::open(&proxied, 2)
