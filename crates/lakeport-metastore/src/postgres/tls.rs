@@ -1,9 +1,9 @@
 //! TLS for PostgreSQL connections with libpq's `sslmode` meanings, on rustls:
 //!
 //! - `disable`: plain connections only.
-//! - `prefer` (the default) and `require`: encrypted when the server offers TLS (`require`:
-//!   always), the certificate not checked — as libpq does. With `sslrootcert`, `require`
-//!   checks the chain like `verify-ca`, again as libpq does.
+//! - `allow`, `prefer` (the default) and `require`: encrypted when the server offers TLS
+//!   (`require`: always), the certificate not checked, as libpq does. With `sslrootcert`,
+//!   `require` checks the chain like `verify-ca`, again as libpq does.
 //! - `verify-ca`: the certificate must chain to a trusted root.
 //! - `verify-full`: and it must name the host connected to.
 //!
@@ -68,15 +68,17 @@ pub(super) fn split_url(url: &str) -> Result<(String, TlsSettings), MetastoreErr
     }
     let mode = mode.unwrap_or_else(|| "prefer".to_owned());
     let (driver_mode, verify) = match mode.as_str() {
-        "disable" | "allow" => ("disable", Verify::Nothing),
-        "prefer" => ("prefer", Verify::Nothing),
+        "disable" => ("disable", Verify::Nothing),
+        // `allow` tries plain text first; `prefer` tries TLS first: both connect to either
+        // kind of server.
+        "allow" | "prefer" => ("prefer", Verify::Nothing),
         "require" if settings.root_cert.is_some() => ("require", Verify::Chain),
         "require" => ("require", Verify::Nothing),
         "verify-ca" => ("require", Verify::Chain),
         "verify-full" => ("require", Verify::ChainAndHost),
         other => {
             return Err(invalid(format!(
-                "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
+                "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
             )));
         }
     };
