@@ -1,5 +1,6 @@
 //! Crash safety with the real binary: SIGKILL while a batch is processing, and while an
-//! upload is in flight.
+//! upload is in flight. On the embedded default, or on PostgreSQL and S3 when the
+//! environment names them (`backends.rs`).
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -7,9 +8,49 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::backends::{Database, Objects};
 use crate::{Server, headers, send};
 
 pub(crate) const TOKEN: &str = "crash-token";
+
+/// Where a crash test's servers keep their data: the embedded default in the data
+/// directory, or a database and a bucket prefix of their own.
+struct Backends {
+    database: Option<Database>,
+    objects: Option<Objects>,
+}
+
+impl Backends {
+    fn from_env() -> Self {
+        Self {
+            database: Database::create("crash"),
+            objects: Objects::s3(),
+        }
+    }
+
+    fn start(&self, data_dir: &std::path::Path) -> Server {
+        let mut env = Vec::new();
+        if let Some(database) = &self.database {
+            env.push(("LAKEPORT__METASTORE__URL", database.url.clone()));
+        }
+        if let Some(objects) = &self.objects {
+            env.extend(objects.env.iter().cloned());
+        }
+        Server::start_with_env(data_dir, &["--token", TOKEN], &env)
+    }
+
+    /// The store the servers write to.
+    fn storage(&self, data_dir: &std::path::Path) -> lakeport_storage::Storage {
+        match &self.objects {
+            Some(objects) => objects.storage(),
+            None => lakeport_storage::Storage::open(&format!(
+                "file://{}",
+                data_dir.join("objects").display()
+            ))
+            .unwrap(),
+        }
+    }
+}
 const TENANT: &str = "acme0123456789abcdef0123";
 
 /// Creates an experience-event schema, a dataset on it and returns the dataset id.
@@ -149,7 +190,8 @@ pub(crate) fn dataset_files(conn: &mut crate::http::Conn, batch: &str) -> Vec<Va
 #[test]
 fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let backends = Backends::from_env();
+    let server = backends.start(dir.path());
     let mut conn = server.conn();
     let dataset = event_dataset(&mut conn);
     let id = new_batch(&mut conn, &dataset);
@@ -179,7 +221,7 @@ fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
     );
     server.kill_9();
 
-    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let server = backends.start(dir.path());
     let mut conn = server.conn();
     let done = wait_for(
         &mut conn,
@@ -197,17 +239,20 @@ fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
     );
     // Only the committed attempt's Parquet remains in the lake once clean-up ran.
     std::thread::sleep(Duration::from_millis(500));
-    let batch_dir = dir
-        .path()
-        .join("objects/lake")
-        .join(crate::ORG)
-        .join("prod/datasets")
-        .join(&dataset)
-        .join("batches")
-        .join(&id);
-    let attempts: Vec<String> = std::fs::read_dir(&batch_dir)
+    let batch_prefix = lakeport_storage::Key::from(format!(
+        "lake/{}/prod/datasets/{dataset}/batches/{id}",
+        crate::ORG
+    ));
+    let keys = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .block_on(backends.storage(dir.path()).list_keys(&batch_prefix))
+        .unwrap();
+    let attempts: std::collections::BTreeSet<String> = keys
+        .iter()
+        .filter_map(|key| key.parts().nth(batch_prefix.parts().count()))
+        .map(|part| part.as_ref().to_owned())
         .collect();
     assert_eq!(attempts.len(), 1, "orphaned attempts left: {attempts:?}");
     // The killed attempt's scratch directory was collected when the job was reclaimed.
@@ -227,7 +272,8 @@ fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
 #[test]
 fn acknowledged_uploads_survive_a_kill_during_another_upload() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let backends = Backends::from_env();
+    let server = backends.start(dir.path());
     let mut conn = server.conn();
     let dataset = event_dataset(&mut conn);
     let id = new_batch(&mut conn, &dataset);
@@ -255,7 +301,7 @@ fn acknowledged_uploads_survive_a_kill_during_another_upload() {
     server.kill_9();
     drop(raw);
 
-    let server = Server::start(dir.path(), &["--token", TOKEN]);
+    let server = backends.start(dir.path());
     let mut conn = server.conn();
     let owned = headers(TOKEN);
     let list: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();

@@ -1,6 +1,7 @@
 //! Tests of the real `lakeport` binary: first start, restarts, `kill -9`, graceful
 //! shutdown and `config show`.
 
+mod backends;
 mod cli;
 mod crash;
 mod http;

@@ -4,143 +4,11 @@
 //! bucket when `TEST_S3_ENDPOINT` names a server (`TEST_S3_BUCKET`, default
 //! `lakeport-test`, with the `AWS_*` credentials), a shared directory otherwise.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::Server;
+use crate::backends::{Database, Objects, psql};
 use crate::crash::{TOKEN, dataset_files, event_dataset, new_batch, rows, upload, wait_for};
-
-/// A fresh database on the test server, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!("note: TEST_DATABASE_URL is not set; the multi-node tests are skipped");
-            return None;
-        };
-        let name = format!(
-            "lakeport_multinode_{}_{}",
-            std::process::id(),
-            rand_suffix()
-        );
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                self.admin_url.as_str(),
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        % 1_000_000_007
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([url, "-At", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        output.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// The object store the nodes share: a prefix of its own in the test bucket, or a
-/// temporary directory.
-struct Objects {
-    env: Vec<(&'static str, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Objects {
-    fn create() -> Self {
-        if let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") {
-            let bucket =
-                std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "lakeport-test".to_owned());
-            return Self {
-                env: vec![
-                    (
-                        "LAKEPORT__STORAGE__URL",
-                        format!(
-                            "s3://{bucket}/multinode-{}-{}",
-                            std::process::id(),
-                            rand_suffix()
-                        ),
-                    ),
-                    ("LAKEPORT__STORAGE__ENDPOINT", endpoint),
-                ],
-                _dir: None,
-            };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            env: vec![(
-                "LAKEPORT__STORAGE__URL",
-                format!("file://{}", dir.path().display()),
-            )],
-            _dir: Some(dir),
-        }
-    }
-}
-
-impl Drop for Objects {
-    fn drop(&mut self) {
-        let Some((_, url)) = self
-            .env
-            .iter()
-            .find(|(name, value)| *name == "LAKEPORT__STORAGE__URL" && value.starts_with("s3://"))
-        else {
-            return;
-        };
-        let endpoint = std::env::var("TEST_S3_ENDPOINT").ok();
-        let storage = lakeport_storage::Storage::open_with(
-            url,
-            &lakeport_storage::S3Settings {
-                endpoint,
-                ..lakeport_storage::S3Settings::default()
-            },
-        );
-        if let Ok(storage) = storage {
-            let emptied = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(storage.delete_prefix(&lakeport_storage::Key::from("")));
-            if let Err(err) = emptied {
-                eprintln!("note: cannot empty {url}: {err}");
-            }
-        }
-    }
-}
 
 fn node(data: &std::path::Path, database: &Database, objects: &Objects, workers: u32) -> Server {
     let mut env = vec![
@@ -156,7 +24,7 @@ fn node(data: &std::path::Path, database: &Database, objects: &Objects, workers:
 /// claimed.
 #[test]
 fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
-    let Some(database) = Database::create() else {
+    let Some(database) = Database::create("multinode") else {
         return;
     };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
@@ -235,7 +103,7 @@ fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
 /// A worker killed mid-job: another node's worker reclaims the job and finishes the batch.
 #[test]
 fn another_node_finishes_a_batch_whose_worker_was_killed() {
-    let Some(database) = Database::create() else {
+    let Some(database) = Database::create("multinode") else {
         return;
     };
     let dirs = [
