@@ -753,6 +753,10 @@ async fn preview(
         .batch_files(&ctx.tenant, &batch_id)
         .await
         .map_err(metastore_error)?;
+    // Parquet needs its footer, at the end: a remote Parquet file is copied, others streamed.
+    let is_parquet = input_format["format"]
+        .as_str()
+        .is_some_and(|format| format.eq_ignore_ascii_case("parquet"));
     let mut table = PreviewTable::default();
     for file in files.iter().filter(|f| f.chunks.is_none()) {
         if table.rows.len() >= rows {
@@ -762,9 +766,6 @@ async fn preview(
             .chain(file.path.split('/'))
             .collect();
         let key = keys::staged_file(ctx.tenant.org(), ctx.tenant.sandbox(), &batch_id, &segments);
-        let is_parquet = input_format["format"]
-            .as_str()
-            .is_some_and(|format| format.eq_ignore_ascii_case("parquet"));
         let opened = if state.storage().is_local() || is_parquet {
             state
                 .storage()

@@ -315,6 +315,9 @@ pub(crate) struct EncodeStage {
     pending: Vec<Value>,
     sender: Option<std::sync::mpsc::SyncSender<Vec<Value>>>,
     thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
+    /// Set when the stage is dropped unfinished (the batch stopped on an error): the thread
+    /// discards what is still queued instead of writing it.
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EncodeStage {
@@ -325,10 +328,16 @@ impl EncodeStage {
         chunk_rows: usize,
     ) -> Result<Self, WriteError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Value>>(HANDOFF_QUEUE);
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&abandoned);
         let thread = std::thread::Builder::new()
             .name("lakeport-encode".to_owned())
             .spawn(move || {
+                let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
                 for rows in receiver {
+                    if stopped() {
+                        return Ok(Vec::new());
+                    }
                     for row in rows {
                         encoder.push(&row)?;
                         if encoder.buffered() >= chunk_rows.min(parts.room())
@@ -337,6 +346,9 @@ impl EncodeStage {
                             parts.write(&batch)?;
                         }
                     }
+                }
+                if stopped() {
+                    return Ok(Vec::new());
                 }
                 if let Some(batch) = encoder.flush()? {
                     parts.write(&batch)?;
@@ -348,6 +360,7 @@ impl EncodeStage {
             pending: Vec::with_capacity(HANDOFF_ROWS),
             sender: Some(sender),
             thread: Some(thread),
+            abandoned,
         })
     }
 
@@ -399,5 +412,18 @@ impl EncodeStage {
         }
         self.sender = None;
         self.join()
+    }
+}
+
+impl Drop for EncodeStage {
+    /// An unfinished stage stops its thread and waits for it, so that nothing writes into
+    /// the output directory once the caller has moved on (and perhaps removed it).
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.sender = None;
+            let _ = self.join();
+        }
     }
 }
