@@ -21,7 +21,7 @@ use axum::routing::get;
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
 use lakeport_domain::{Doc, now_millis};
 use lakeport_metastore::StoredDatasetFile;
-use lakeport_storage::{Key, StorageError, keys};
+use lakeport_storage::{Key, ObjectInfo, StorageError, keys};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -584,6 +584,13 @@ impl Diagnostics {
     }
 }
 
+/// A batch's diagnostics folder and, when the metastore recorded them at promotion, every
+/// diagnostics file of the batch (else listings ask object storage).
+struct Folder {
+    key: Key,
+    recorded: Option<Vec<ObjectInfo>>,
+}
+
 /// Returns the folder of a batch's diagnostics, `None` when the batch has none (not
 /// processed yet, or nothing was written).
 ///
@@ -594,7 +601,7 @@ async fn diagnostics_folder(
     ctx: &RequestContext,
     batch_id: &str,
     diagnostics: Diagnostics,
-) -> Result<Option<Key>, ApiError> {
+) -> Result<Option<Folder>, ApiError> {
     let batch = load_batch(state, ctx, batch_id).await?;
     let retention_ms = i64::try_from(
         state
@@ -618,14 +625,28 @@ async fn diagnostics_folder(
         .diagnostics_location(&ctx.tenant, batch_id)
         .await
         .map_err(metastore_error)?;
-    location
-        .map(|location| {
-            Ok(keys::attempt_file(
-                &parse_key(&location)?,
-                diagnostics.folder(),
-            ))
-        })
-        .transpose()
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    let root = parse_key(&location)?;
+    let recorded = state
+        .metastore()
+        .diagnostics_files(&ctx.tenant, batch_id)
+        .await
+        .map_err(metastore_error)?
+        .map(|files| {
+            files
+                .into_iter()
+                .map(|file| ObjectInfo {
+                    key: keys::attempt_file(&root, &file.path),
+                    size: file.size,
+                })
+                .collect()
+        });
+    Ok(Some(Folder {
+        key: keys::attempt_file(&root, diagnostics.folder()),
+        recorded,
+    }))
 }
 
 /// One entry of a folder listing: a file, or a directory holding more entries.
@@ -636,13 +657,21 @@ struct Entry {
     size: Option<u64>,
 }
 
-/// Lists the immediate children of `folder`: files with their sizes, and directories.
-async fn folder_entries(state: &AppState, folder: &Key) -> Result<Vec<Entry>, ApiError> {
-    let objects = state
-        .storage()
-        .list_objects(folder)
-        .await
-        .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
+/// Lists the immediate children of `folder`: files with their sizes, and directories. From
+/// the files the metastore recorded when there are, else from object storage.
+async fn folder_entries(
+    state: &AppState,
+    folder: &Key,
+    recorded: Option<&[ObjectInfo]>,
+) -> Result<Vec<Entry>, ApiError> {
+    let objects = match recorded {
+        Some(recorded) => recorded.to_vec(),
+        None => state
+            .storage()
+            .list_objects(folder)
+            .await
+            .map_err(|err| ApiError::from_storage(SERVICE, &err))?,
+    };
     let mut entries: Vec<Entry> = Vec::new();
     for object in objects {
         let Some(parts) = object.key.prefix_match(folder) else {
@@ -731,7 +760,7 @@ async fn get_failed(
     match (&query.path, folder) {
         (None, folder) => {
             let entries = match &folder {
-                Some(folder) => folder_entries(&state, folder)
+                Some(folder) => folder_entries(&state, &folder.key, folder.recorded.as_deref())
                     .await?
                     .into_iter()
                     .filter(|entry| entry.size.is_some())
@@ -747,7 +776,7 @@ async fn get_failed(
         }
         (Some(path), None) => Err(not_found(format!("no entry {path:?} in {what}"))),
         (Some(path), Some(folder)) => {
-            let key = key_in(&folder, path, &what)?;
+            let key = key_in(&folder.key, path, &what)?;
             download(&state, &key, path, &headers, Request::Get).await
         }
     }
@@ -772,7 +801,7 @@ async fn get_meta(
     );
     let Some(path) = &query.path else {
         let entries = match &folder {
-            Some(folder) => folder_entries(&state, folder).await?,
+            Some(folder) => folder_entries(&state, &folder.key, folder.recorded.as_deref()).await?,
             None => Vec::new(),
         };
         return Ok(Json(folder_listing(entries, &query, &base, "", &[])).into_response());
@@ -781,13 +810,19 @@ async fn get_meta(
         return Err(not_found(format!("no entry {path:?} in {what}")));
     };
     let path = path.trim_end_matches('/');
-    let key = key_in(&folder, path, &what)?;
-    match state.storage().size(&key).await {
-        Ok(_) => return download(&state, &key, path, &headers, Request::Get).await,
-        Err(StorageError::NotFound { .. }) => {}
-        Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
+    let key = key_in(&folder.key, path, &what)?;
+    let is_file = match &folder.recorded {
+        Some(recorded) => recorded.iter().any(|object| object.key == key),
+        None => match state.storage().size(&key).await {
+            Ok(_) => true,
+            Err(StorageError::NotFound { .. }) => false,
+            Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
+        },
+    };
+    if is_file {
+        return download(&state, &key, path, &headers, Request::Get).await;
     }
-    let entries = folder_entries(&state, &key).await?;
+    let entries = folder_entries(&state, &key, folder.recorded.as_deref()).await?;
     if entries.is_empty() {
         return Err(not_found(format!("no entry {path:?} in {what}")));
     }

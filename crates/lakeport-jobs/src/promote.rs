@@ -10,7 +10,7 @@ use lakeport_domain::query::ObjectKind;
 use lakeport_domain::xdm::registry::builtins;
 use lakeport_domain::xdm::resolve::resolve;
 use lakeport_domain::{Doc, HasKind, now_millis};
-use lakeport_metastore::{NewDatasetFile, Promotion};
+use lakeport_metastore::{DiagnosticsFile, NewDatasetFile, Promotion};
 use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, ProcessError, ProcessOptions};
 use lakeport_storage::keys;
 use serde_json::Value;
@@ -72,12 +72,13 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         &job.batch_id,
         job.attempt,
     );
-    let (outcome, counts, files, diagnostics_location) = match processed {
+    let (outcome, counts, files, diagnostics_location, diagnostics_files) = match processed {
         Processed::FileErrors(errors, counts) => (
             ingest::decide(&counts, &errors, threshold, diagnostics),
             counts,
             Vec::new(),
             None,
+            Vec::new(),
         ),
         Processed::Output(output, counts) => {
             let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
@@ -99,16 +100,27 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
                 }
             }
             let mut diagnostics_location = None;
+            let mut diagnostics_files = Vec::new();
             if !output.failed.is_empty() || !output.meta.is_empty() {
                 for file in output.failed.iter().chain(&output.meta) {
                     let key = keys::attempt_file(&attempt_root, &file.relative_path);
                     ctx.storage
                         .put_file(&key, &out_dir.join(&file.relative_path))
                         .await?;
+                    diagnostics_files.push(DiagnosticsFile {
+                        path: file.relative_path.clone(),
+                        size: file.bytes,
+                    });
                 }
                 diagnostics_location = Some(attempt_root.to_string());
             }
-            (outcome, counts, files, diagnostics_location)
+            (
+                outcome,
+                counts,
+                files,
+                diagnostics_location,
+                diagnostics_files,
+            )
         }
     };
     let completed = now_millis();
@@ -117,6 +129,7 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         batch_fields,
         files,
         diagnostics_location,
+        diagnostics_files,
     };
     let committed = ctx
         .metastore

@@ -164,6 +164,17 @@ pub struct Promotion {
     pub files: Vec<NewDatasetFile>,
     /// Where this attempt's diagnostics live, if any were written.
     pub diagnostics_location: Option<String>,
+    /// The diagnostics files written under that location, so that Data Access lists them
+    /// without listing object storage.
+    pub diagnostics_files: Vec<DiagnosticsFile>,
+}
+
+/// A file of a batch's diagnostics: `failed/part-00001.json`, `meta/row_errors/…`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiagnosticsFile {
+    /// The path under the diagnostics location, `/`-separated.
+    pub path: String,
+    pub size: u64,
 }
 
 /// A dataset file with its storage location, for Data Access and clean-up.
@@ -484,6 +495,15 @@ pub trait Metastore: Send + Sync + 'static {
         tenant: &Tenant,
         batch_id: &str,
     ) -> Result<Option<String>, MetastoreError>;
+
+    /// Returns the diagnostics files recorded for a batch, or `None` when none were
+    /// recorded (no diagnostics, cleared by retention, or written before files were
+    /// recorded: then listing storage under [`Metastore::diagnostics_location`] finds them).
+    async fn diagnostics_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError>;
 
     /// Returns up to `limit` batches completed before `completed_before` whose
     /// diagnostics location is still recorded, oldest first, in every tenant.

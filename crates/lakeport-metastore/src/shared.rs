@@ -27,6 +27,21 @@ pub(crate) fn chunks_from_text(text: &str) -> Vec<Chunk> {
         .collect()
 }
 
+/// Encodes a promotion's diagnostics files as the text stored in `batch_outputs.files`.
+pub(crate) fn diagnostics_files_to_text(files: &[crate::DiagnosticsFile]) -> String {
+    serde_json::to_string(files).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Decodes `batch_outputs.files`.
+pub(crate) fn diagnostics_files_from_text(
+    text: &str,
+) -> Result<Vec<crate::DiagnosticsFile>, MetastoreError> {
+    serde_json::from_str(text).map_err(|err| MetastoreError::Backend {
+        doing: "reading the recorded diagnostics files",
+        source: Box::new(err),
+    })
+}
+
 /// What an upload into `dataset_id` finds about a loaded batch (spec §3.2).
 pub(crate) enum UploadCheck {
     /// The batch accepts uploads into this dataset.

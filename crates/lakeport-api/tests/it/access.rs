@@ -723,3 +723,47 @@ async fn another_tenant_cannot_list_or_download_with_known_ids() {
         .await;
     assert_eq!(anonymous.status, StatusCode::FORBIDDEN);
 }
+
+/// Listings show the diagnostics files the promotion recorded in the metastore: an object
+/// that appears in the folder later (written by anything else) is not listed.
+#[tokio::test]
+async fn listings_show_the_recorded_diagnostics_files() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = partial_batch(&app, &dataset).await;
+    let root = diagnostics_root(&app, &batch).await.unwrap();
+    for stray in ["failed/stray.json", "meta/row_errors/stray.json"] {
+        app.storage()
+            .put_stream(
+                &lakeport_storage::keys::attempt_file(&root, stray),
+                futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                    b"{}\n",
+                ))]),
+                u64::MAX,
+            )
+            .await
+            .unwrap();
+    }
+    let failed = app
+        .get(&format!("{EXPORT}/batches/{batch}/failed"))
+        .send()
+        .await;
+    assert_eq!(names(&failed), ["_SUCCESS", "part-00001.json"]);
+    let row_errors = app
+        .get(&format!("{EXPORT}/batches/{batch}/meta?path=row_errors"))
+        .send()
+        .await;
+    assert_eq!(row_errors.status, StatusCode::OK, "{}", row_errors.text);
+    assert!(
+        !names(&row_errors).contains(&"stray.json"),
+        "{}",
+        row_errors.text
+    );
+    let stray = app
+        .get(&format!(
+            "{EXPORT}/batches/{batch}/meta?path=row_errors/stray.json"
+        ))
+        .send()
+        .await;
+    stray.problem(404, "DAS-9001-404");
+}

@@ -17,10 +17,10 @@ use super::{
     Conn, Lock, StoreMode, execute, field_str, load, parse_doc, query, query_opt,
     record_on_dataset, store,
 };
-use crate::shared::{UploadCheck, check_upload, chunks_from_text, chunks_to_text};
+use crate::shared::{self, UploadCheck, check_upload, chunks_from_text, chunks_to_text};
 use crate::{
-    BatchFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile,
-    UploadLimits,
+    BatchFile, DiagnosticsFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion,
+    StoredDatasetFile, UploadLimits,
 };
 
 pub(super) const MIGRATION: &str = r#"
@@ -59,6 +59,12 @@ CREATE TABLE batch_outputs (
     CONSTRAINT batch_outputs_pkey PRIMARY KEY (org, sandbox, batch_id)
 );
 ALTER TABLE dataset_files ADD COLUMN location TEXT;
+"#;
+
+/// Records the diagnostics files next to their location (JSON text; NULL for batches
+/// promoted before this migration, whose files Data Access finds by listing storage).
+pub(super) const DIAGNOSTICS_FILES_MIGRATION: &str = r#"
+ALTER TABLE batch_outputs ADD COLUMN files TEXT;
 "#;
 
 /// Records each batch's `completed` time next to its diagnostics location, so the
@@ -720,12 +726,13 @@ pub(super) async fn complete_promotion(
     deactivate_predecessors(conn, tenant, predecessors, now).await?;
     if let Some(location) = &promotion.diagnostics_location {
         let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
+        let files = shared::diagnostics_files_to_text(&promotion.diagnostics_files);
         execute(
             conn,
             "recording diagnostics",
-            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed",
-            &[&tenant.org(), &tenant.sandbox(), &job.batch_id, location, &completed],
+            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed, files) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed, files = excluded.files",
+            &[&tenant.org(), &tenant.sandbox(), &job.batch_id, location, &completed, &files],
         )
         .await?;
     }
@@ -880,6 +887,25 @@ pub(super) async fn diagnostics_location(
     Ok(row.and_then(|row| row.get(0)))
 }
 
+pub(super) async fn diagnostics_files(
+    conn: &Conn,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError> {
+    let row = query_opt(
+        conn,
+        "reading diagnostics files",
+        "SELECT files FROM batch_outputs
+         WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND diagnostics IS NOT NULL",
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
+    )
+    .await?;
+    let text: Option<String> = row.and_then(|row| row.get(0));
+    text.as_deref()
+        .map(shared::diagnostics_files_from_text)
+        .transpose()
+}
+
 pub(super) async fn expired_diagnostics(
     conn: &Conn,
     completed_before: i64,
@@ -918,7 +944,7 @@ pub(super) async fn clear_diagnostics(
     let changed = execute(
         conn,
         "clearing diagnostics",
-        "UPDATE batch_outputs SET diagnostics = NULL
+        "UPDATE batch_outputs SET diagnostics = NULL, files = NULL
          WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND diagnostics IS NOT NULL",
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )

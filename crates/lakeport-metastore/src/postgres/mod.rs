@@ -160,6 +160,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     ),
     (3, "batch files, jobs and outputs", ingest::MIGRATION),
     (4, "diagnostics retention", ingest::RETENTION_MIGRATION),
+    (5, "diagnostics files", ingest::DIAGNOSTICS_FILES_MIGRATION),
 ];
 
 /// Wraps a driver error; [`is_transient`] later decides whether a retry may help.
@@ -1657,6 +1658,18 @@ impl Metastore for PostgresMetastore {
         self.read("reading diagnostics", move |conn| {
             let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
             Box::pin(async move { ingest::diagnostics_location(conn, &tenant, &batch_id).await })
+        })
+        .await
+    }
+
+    async fn diagnostics_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<Vec<crate::DiagnosticsFile>>, MetastoreError> {
+        self.read("reading diagnostics files", move |conn| {
+            let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+            Box::pin(async move { ingest::diagnostics_files(conn, &tenant, &batch_id).await })
         })
         .await
     }

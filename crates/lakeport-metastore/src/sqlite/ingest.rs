@@ -11,10 +11,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{StoreMode, backend, field_str, load, parse_doc, record_on_dataset, store};
-use crate::shared::{UploadCheck, check_upload, chunks_from_text, chunks_to_text};
+use crate::shared::{self, UploadCheck, check_upload, chunks_from_text, chunks_to_text};
 use crate::{
-    BatchFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion, StoredDatasetFile,
-    UploadLimits,
+    BatchFile, DiagnosticsFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion,
+    StoredDatasetFile, UploadLimits,
 };
 
 pub(super) const MIGRATION: &str = r#"
@@ -65,6 +65,12 @@ UPDATE batch_outputs SET completed = (
     WHERE b.org = batch_outputs.org AND b.sandbox = batch_outputs.sandbox AND b.id = batch_outputs.batch_id
 );
 CREATE INDEX batch_outputs_expiring ON batch_outputs (completed) WHERE diagnostics IS NOT NULL;
+"#;
+
+/// Records the diagnostics files next to their location (JSON text; NULL for batches
+/// promoted before this migration, whose files Data Access finds by listing storage).
+pub(super) const DIAGNOSTICS_FILES_MIGRATION: &str = r#"
+ALTER TABLE batch_outputs ADD COLUMN files TEXT;
 "#;
 
 /// The actor recorded when the system itself changes a batch.
@@ -671,11 +677,12 @@ pub(super) fn complete_promotion(
     }
     if let Some(location) = &promotion.diagnostics_location {
         let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
+        let files = shared::diagnostics_files_to_text(&promotion.diagnostics_files);
         conn.prepare_cached(
-            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed",
+            "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed, files) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed, files = excluded.files",
         )
-        .and_then(|mut statement| statement.execute(params![tenant.org(), tenant.sandbox(), job.batch_id, location, completed]))
+        .and_then(|mut statement| statement.execute(params![tenant.org(), tenant.sandbox(), job.batch_id, location, completed, files]))
         .map_err(backend("recording diagnostics"))?;
     }
     set_job_status(conn, job, "done", None, now)?;
@@ -826,6 +833,30 @@ pub(super) fn diagnostics_location(
     .map_err(backend("reading diagnostics"))
 }
 
+pub(super) fn diagnostics_files(
+    conn: &Connection,
+    tenant: &Tenant,
+    batch_id: &str,
+) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(
+            "SELECT files FROM batch_outputs
+             WHERE org = ?1 AND sandbox = ?2 AND batch_id = ?3 AND diagnostics IS NOT NULL",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![tenant.org(), tenant.sandbox(), batch_id], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
+        .map(Option::flatten)
+        .map_err(backend("reading diagnostics files"))?;
+    text.as_deref()
+        .map(shared::diagnostics_files_from_text)
+        .transpose()
+}
+
 pub(super) fn expired_diagnostics(
     conn: &Connection,
     completed_before: i64,
@@ -867,7 +898,7 @@ pub(super) fn clear_diagnostics(
 ) -> Result<bool, MetastoreError> {
     let changed = conn
         .prepare_cached(
-            "UPDATE batch_outputs SET diagnostics = NULL
+            "UPDATE batch_outputs SET diagnostics = NULL, files = NULL
              WHERE org = ?1 AND sandbox = ?2 AND batch_id = ?3 AND diagnostics IS NOT NULL",
         )
         .and_then(|mut statement| {

@@ -138,6 +138,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     ),
     (3, "batch files, jobs and outputs", ingest::MIGRATION),
     (4, "diagnostics retention", ingest::RETENTION_MIGRATION),
+    (5, "diagnostics files", ingest::DIAGNOSTICS_FILES_MIGRATION),
 ];
 
 fn backend(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> MetastoreError {
@@ -1269,6 +1270,16 @@ impl Metastore for SqliteMetastore {
     ) -> Result<Option<String>, MetastoreError> {
         let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
         self.read(move |conn| ingest::diagnostics_location(conn, &tenant, &batch_id))
+            .await
+    }
+
+    async fn diagnostics_files(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<Vec<crate::DiagnosticsFile>>, MetastoreError> {
+        let (tenant, batch_id) = (tenant.clone(), batch_id.to_owned());
+        self.read(move |conn| ingest::diagnostics_files(conn, &tenant, &batch_id))
             .await
     }
 

@@ -853,6 +853,14 @@ async fn process_batch(
         batch_fields: as_object(json!({"status": "failed", "completed": completed})).unwrap(),
         files: Vec::new(),
         diagnostics_location: diagnostics.map(str::to_owned),
+        diagnostics_files: diagnostics
+            .map(|_| {
+                vec![lakeport_metastore::DiagnosticsFile {
+                    path: "failed/part-00001.json".to_owned(),
+                    size: 42,
+                }]
+            })
+            .unwrap_or_default(),
     };
     store
         .complete_promotion(&job, promotion, completed)
@@ -904,11 +912,25 @@ pub async fn expired_diagnostics_are_found_by_completed_time_and_cleared(store: 
     );
     assert_eq!(found(i64::MAX, 1).await.len(), 1);
 
+    // The files are recorded with the location, per tenant; a batch without diagnostics
+    // has none.
+    let recorded = store.diagnostics_files(&acme, "B1").await.unwrap();
+    assert_eq!(
+        recorded,
+        Some(vec![lakeport_metastore::DiagnosticsFile {
+            path: "failed/part-00001.json".to_owned(),
+            size: 42
+        }])
+    );
+    assert_eq!(store.diagnostics_files(&other, "B1").await.unwrap(), None);
+    assert_eq!(store.diagnostics_files(&acme, "B3").await.unwrap(), None);
+
     // Another tenant cannot clear it; the owner can, once.
     assert!(!store.clear_diagnostics(&other, "B1").await.unwrap());
     assert!(store.clear_diagnostics(&acme, "B1").await.unwrap());
     assert!(!store.clear_diagnostics(&acme, "B1").await.unwrap());
     assert_eq!(store.diagnostics_location(&acme, "B1").await.unwrap(), None);
+    assert_eq!(store.diagnostics_files(&acme, "B1").await.unwrap(), None);
     assert_eq!(
         store.diagnostics_location(&other, "B2").await.unwrap(),
         Some("lake/other/B2/attempt-1".to_owned())
@@ -1125,6 +1147,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
             },
         ],
         diagnostics_location: Some("lake/D1/B1/attempt-3".into()),
+        diagnostics_files: Vec::new(),
     };
     let done = store
         .complete_promotion(&job, promotion.clone(), 3002)
