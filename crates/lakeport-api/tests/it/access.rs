@@ -767,3 +767,41 @@ async fn listings_show_the_recorded_diagnostics_files() {
         .await;
     stray.problem(404, "DAS-9001-404");
 }
+
+/// A batch promoted before diagnostics files were recorded (its record is NULL) is listed
+/// from object storage under its diagnostics root. Embedded SQLite only: the test edits
+/// the record in the database file.
+#[tokio::test]
+async fn diagnostics_without_recorded_files_are_listed_from_storage() {
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        return;
+    }
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = partial_batch(&app, &dataset).await;
+    let root = diagnostics_root(&app, &batch).await.unwrap();
+    app.storage()
+        .put_stream(
+            &lakeport_storage::keys::attempt_file(&root, "failed/part-00002.json"),
+            futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{}\n"))]),
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    let database = rusqlite::Connection::open(app.data_dir().join("catalog.db")).unwrap();
+    let changed = database
+        .execute(
+            "UPDATE batch_outputs SET files = NULL WHERE batch_id = ?1",
+            [&batch],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let failed = app
+        .get(&format!("{EXPORT}/batches/{batch}/failed"))
+        .send()
+        .await;
+    assert_eq!(
+        names(&failed),
+        ["_SUCCESS", "part-00001.json", "part-00002.json"]
+    );
+}
