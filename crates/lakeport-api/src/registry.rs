@@ -545,6 +545,7 @@ async fn change_resource(
         Change::Patch(patch) => registry::patch_resource(&current, patch, &registry_ctx, &lookup),
     }
     .map_err(registry_error)?;
+    registry::check_dependents(&resources, &current, &next).map_err(registry_error)?;
     check_evolution(state, ctx, &resources, &current, &next).await?;
     let version = current
         .get("version")

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use lakeport_domain::xdm::resolve::MAX_FIELD_DEPTH;
 use serde_json::{Map, Value};
 
 #[cfg(test)]
@@ -57,6 +58,10 @@ pub enum MappingError {
     InvalidProperties { location: String },
     #[error("{location}: required is not an array of field names")]
     InvalidRequired { location: String },
+    #[error(
+        "{location}: fields nest deeper than {limit} levels (the Schema Registry's resolution limit)"
+    )]
+    TooDeep { location: String, limit: usize },
     #[error("{location}: the root schema must be an object, not {xdm_type}")]
     RootNotObject {
         location: String,
@@ -80,6 +85,7 @@ impl MappingError {
             | Self::ObjectWithoutProperties { location }
             | Self::InvalidProperties { location }
             | Self::InvalidRequired { location }
+            | Self::TooDeep { location, .. }
             | Self::RootNotObject { location, .. } => location,
         }
     }
@@ -95,7 +101,7 @@ impl MappingError {
 /// `properties` nor `additionalProperties`, and so on.
 pub fn arrow_schema(full_schema: &Value) -> Result<Schema, MappingError> {
     let location = "#";
-    let (data_type, xdm_type) = map_type(location, full_schema)?;
+    let (data_type, xdm_type) = map_type(location, full_schema, 0)?;
     match data_type {
         DataType::Struct(fields) => Ok(Schema::new(fields)),
         _ => Err(MappingError::RootNotObject {
@@ -112,7 +118,7 @@ pub fn arrow_schema(full_schema: &Value) -> Result<Schema, MappingError> {
 ///
 /// Fails as [`arrow_schema()`] does; locations start at `#/properties/<name>`.
 pub fn arrow_field(name: &str, field: &Value, required: bool) -> Result<Field, MappingError> {
-    map_field(&property_location("#", name), name, field, required)
+    map_field(&property_location("#", name), name, field, required, 1)
 }
 
 /// The XDM types of spec §7.1.
@@ -217,13 +223,15 @@ impl JsonType {
     }
 }
 
+/// Maps the field at `depth` (a top-level field is at depth 1).
 fn map_field(
     location: &str,
     name: &str,
     definition: &Value,
     required: bool,
+    depth: usize,
 ) -> Result<Field, MappingError> {
-    let (data_type, xdm_type) = map_type(location, definition)?;
+    let (data_type, xdm_type) = map_type(location, definition, depth)?;
     Ok(Field::new(name, data_type, !required).with_metadata(xdm_metadata(xdm_type)))
 }
 
@@ -234,8 +242,19 @@ fn xdm_metadata(xdm_type: XdmType) -> HashMap<String, String> {
     )])
 }
 
-/// Returns the Arrow type of one schema node and the XDM type it was mapped from.
-fn map_type(location: &str, definition: &Value) -> Result<(DataType, XdmType), MappingError> {
+/// Returns the Arrow type of one schema node at `depth` and the XDM type it was mapped from.
+/// Nesting is bounded like the registry's resolution, so the recursion is too.
+fn map_type(
+    location: &str,
+    definition: &Value,
+    depth: usize,
+) -> Result<(DataType, XdmType), MappingError> {
+    if depth > MAX_FIELD_DEPTH {
+        return Err(MappingError::TooDeep {
+            location: location.to_owned(),
+            limit: MAX_FIELD_DEPTH,
+        });
+    }
     let Some(definition) = definition.as_object() else {
         return Err(MappingError::NotASchema {
             location: location.to_owned(),
@@ -259,9 +278,9 @@ fn map_type(location: &str, definition: &Value) -> Result<(DataType, XdmType), M
         XdmType::Date => DataType::Date32,
         // XDM date-times carry an offset (RFC 3339); they are stored normalised to UTC.
         XdmType::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        XdmType::Object => DataType::Struct(struct_fields(location, definition)?),
-        XdmType::Map => map_data_type(location, definition)?,
-        XdmType::Array => list_data_type(location, definition)?,
+        XdmType::Object => DataType::Struct(struct_fields(location, definition, depth)?),
+        XdmType::Map => map_data_type(location, definition, depth)?,
+        XdmType::Array => list_data_type(location, definition, depth)?,
     };
     Ok((data_type, xdm_type))
 }
@@ -329,7 +348,11 @@ fn infer_xdm_type(json_type: JsonType, definition: &Map<String, Value>) -> XdmTy
 }
 
 /// Returns the struct fields of an object node, in schema order.
-fn struct_fields(location: &str, definition: &Map<String, Value>) -> Result<Fields, MappingError> {
+fn struct_fields(
+    location: &str,
+    definition: &Map<String, Value>,
+    depth: usize,
+) -> Result<Fields, MappingError> {
     let properties = match definition.get("properties") {
         Some(Value::Object(properties)) => properties,
         Some(_) => {
@@ -358,6 +381,7 @@ fn struct_fields(location: &str, definition: &Map<String, Value>) -> Result<Fiel
                 name,
                 field,
                 required.contains(&name.as_str()),
+                depth + 1,
             )
         })
         .collect()
@@ -386,6 +410,7 @@ fn required_names<'a>(
 fn map_data_type(
     location: &str,
     definition: &Map<String, Value>,
+    depth: usize,
 ) -> Result<DataType, MappingError> {
     let value_location = format!("{location}/additionalProperties");
     let values = match definition.get("additionalProperties") {
@@ -396,7 +421,7 @@ fn map_data_type(
             });
         }
     };
-    let value_field = map_field(&value_location, MAP_VALUE, values, false)?;
+    let value_field = map_field(&value_location, MAP_VALUE, values, false, depth + 1)?;
     let key_field = Field::new(MAP_KEY, DataType::Utf8, false);
     let entries = Field::new(
         MAP_ENTRIES,
@@ -410,13 +435,20 @@ fn map_data_type(
 fn list_data_type(
     location: &str,
     definition: &Map<String, Value>,
+    depth: usize,
 ) -> Result<DataType, MappingError> {
     let Some(items) = definition.get("items") else {
         return Err(MappingError::MissingItems {
             location: location.to_owned(),
         });
     };
-    let element = map_field(&format!("{location}/items"), LIST_ELEMENT, items, false)?;
+    let element = map_field(
+        &format!("{location}/items"),
+        LIST_ELEMENT,
+        items,
+        false,
+        depth + 1,
+    )?;
     Ok(DataType::List(Arc::new(element)))
 }
 

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-use super::resolve::{Lookup, ResolveError, resolve};
+use super::resolve::{Lookup, MAX_FIELD_DEPTH, ResolveError, resolve};
+use super::validate::check_pattern;
 use crate::Doc;
 use crate::catalog::Actor;
 use crate::tenant::Tenant;
@@ -580,12 +581,22 @@ const XDM_TYPES: [&str; 12] = [
     "array",
 ];
 
-/// Checks field names and types and fills `meta:xdmType` on every field.
+/// Checks field names and types and fills `meta:xdmType` on every field; `top_level` fields
+/// are at depth 1.
 fn check_fields(
     fields: &mut Map<String, Value>,
     location: &str,
     top_level: bool,
 ) -> Result<(), RegistryError> {
+    check_fields_at(fields, location, if top_level { 1 } else { 2 })
+}
+
+fn check_fields_at(
+    fields: &mut Map<String, Value>,
+    location: &str,
+    depth: usize,
+) -> Result<(), RegistryError> {
+    let top_level = depth == 1;
     for (name, field) in fields.iter_mut() {
         let field_location = format!("{location}/{name}");
         let name_ok = !name.is_empty()
@@ -602,12 +613,17 @@ fn check_fields(
                 "{field_location}: only namespace objects at the top level may start with '_'"
             )));
         }
-        check_field(field, &field_location)?;
+        check_field(field, &field_location, depth)?;
     }
     Ok(())
 }
 
-fn check_field(field: &mut Value, location: &str) -> Result<(), RegistryError> {
+fn check_field(field: &mut Value, location: &str, depth: usize) -> Result<(), RegistryError> {
+    if depth > MAX_FIELD_DEPTH {
+        return Err(invalid(format!(
+            "{location}: fields nest deeper than {MAX_FIELD_DEPTH} levels"
+        )));
+    }
     let Value::Object(object) = field else {
         return Err(invalid(format!("{location}: a field must be an object")));
     };
@@ -663,6 +679,20 @@ fn check_field(field: &mut Value, location: &str) -> Result<(), RegistryError> {
             }
         }
     };
+    match object.get("pattern") {
+        None => {}
+        Some(Value::String(pattern)) => {
+            // Refused here rather than at ingestion, where every row would fail (issue 11).
+            check_pattern(pattern).map_err(|reason| {
+                invalid(format!(
+                    "{location}: pattern {pattern:?} is not a supported ECMA-262 regular expression: {reason}"
+                ))
+            })?;
+        }
+        Some(_) => {
+            return Err(invalid(format!("{location}: pattern must be a string")));
+        }
+    }
     object.insert("meta:xdmType".into(), json!(xdm_type));
     if json_type.is_none() {
         let implied = match xdm_type.as_str() {
@@ -676,15 +706,67 @@ fn check_field(field: &mut Value, location: &str) -> Result<(), RegistryError> {
         object.insert("type".into(), json!(implied));
     }
     if let Some(Value::Object(children)) = object.get_mut("properties") {
-        check_fields(children, &format!("{location}/properties"), false)?;
+        check_fields_at(children, &format!("{location}/properties"), depth + 1)?;
     }
     if let Some(items) = object.get_mut("items") {
-        check_field(items, &format!("{location}/items"))?;
+        check_field(items, &format!("{location}/items"), depth + 1)?;
     } else if xdm_type == "array" {
         return Err(invalid(format!("{location}: an array field needs items")));
     }
     if let Some(values @ Value::Object(_)) = object.get_mut("additionalProperties") {
-        check_field(values, &format!("{location}/additionalProperties"))?;
+        check_field(
+            values,
+            &format!("{location}/additionalProperties"),
+            depth + 1,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks that every resource whose resolution reads `current` still resolves once it is
+/// replaced by `next`: a change must not close a `$ref` cycle through another resource or
+/// push a dependent past the resolution limits.
+///
+/// # Errors
+/// The first dependent that no longer resolves, with the reason.
+pub fn check_dependents(resources: &[Doc], current: &Doc, next: &Doc) -> Result<(), RegistryError> {
+    let changed_id = current
+        .get("$id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let changed_alt_id = current.get("meta:altId").and_then(Value::as_str);
+    let find = |reference: &str| {
+        resources
+            .iter()
+            .find(|doc| {
+                doc.get("$id").and_then(Value::as_str) == Some(reference)
+                    || doc.get("meta:altId").and_then(Value::as_str) == Some(reference)
+            })
+            .cloned()
+    };
+    let after = |reference: &str| {
+        if reference == changed_id || Some(reference) == changed_alt_id {
+            Some(next.clone())
+        } else {
+            find(reference)
+        }
+    };
+    for other in resources {
+        let other_id = other.get("$id").and_then(Value::as_str).unwrap_or_default();
+        if other_id == changed_id {
+            continue;
+        }
+        let Ok(before) = resolve(other, &find) else {
+            continue;
+        };
+        if !before.used.iter().any(|used| used == changed_id) {
+            continue;
+        }
+        if let Err(err) = resolve(other, &after) {
+            return Err(invalid(format!(
+                "{other_id} uses {changed_id} and would no longer resolve after this change: {err}"
+            )));
+        }
     }
     Ok(())
 }

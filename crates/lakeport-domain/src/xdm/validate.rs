@@ -216,6 +216,15 @@ impl ViolationCode {
     }
 }
 
+/// Checks a `pattern` keyword the way [`Validator::compile`] will compile it: an ECMA-262
+/// regular expression without look-around or back-references.
+///
+/// # Errors
+/// The regex engine's one-line reason.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    pattern::Pattern::compile(pattern).map(drop)
+}
+
 impl Validator {
     /// Compiles a resolved XDM schema with the default options.
     ///

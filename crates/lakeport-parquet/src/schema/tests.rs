@@ -635,3 +635,31 @@ fn error_locations_escape_field_names_and_are_exposed() {
         "#/properties/a~1b~0c: array has no items"
     );
 }
+
+/// Issue 11: every walk over a resolved schema is bounded by the registry's nesting limit,
+/// so a hand-made schema nested thousands deep is an error, not a stack overflow.
+#[test]
+fn nesting_beyond_the_registry_limit_is_refused() {
+    let nested = |levels: usize| {
+        let mut field = json!({"type": "string"});
+        for _ in 1..levels {
+            field = json!({"type": "array", "items": field});
+        }
+        root(json!({"f": field}), json!([]))
+    };
+    assert!(arrow_schema(&nested(MAX_FIELD_DEPTH)).is_ok());
+    let mut location = "#/properties/f".to_owned();
+    for _ in 0..MAX_FIELD_DEPTH {
+        location.push_str("/items");
+    }
+    check_error(
+        nested(MAX_FIELD_DEPTH + 1),
+        &format!(
+            "{location}: fields nest deeper than {MAX_FIELD_DEPTH} levels (the Schema Registry's resolution limit)"
+        ),
+    );
+    assert!(matches!(
+        arrow_schema(&nested(1_000)),
+        Err(MappingError::TooDeep { .. })
+    ));
+}

@@ -10,8 +10,8 @@ use super::walk::Walk;
 use super::{SchemaError, Source, UnknownFields};
 
 /// Nesting deeper than this is refused, so that compiling and walking cannot overflow the
-/// stack on a hostile schema.
-const MAX_DEPTH: usize = 64;
+/// stack on a hostile schema; the registry's resolution never produces deeper schemas.
+const MAX_DEPTH: usize = crate::xdm::resolve::MAX_FIELD_DEPTH;
 /// Object properties and string enums larger than this are looked up through a hash table.
 const HASHED_ABOVE: usize = 12;
 
