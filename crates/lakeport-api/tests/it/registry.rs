@@ -852,3 +852,195 @@ async fn invalid_patterns_are_refused_at_creation() {
     );
     still_answers(&app).await;
 }
+
+/// Issue 11, defect 1: the bodies aepp 0.6.0's schema module and its managers build
+/// (`schema.py`, `fieldgroupmanager.py`, `datatypemanager.py`, `classmanager.py`,
+/// `schemamanager.py`), sent as aepp sends them. Schemas come without a top-level `type`.
+#[tokio::test]
+async fn bodies_built_by_aepp_are_accepted() {
+    let app = TestApp::new().await;
+    let tenant = format!("_{TENANT_A}");
+    let created = |reply: &Reply| {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body["$id"].as_str().unwrap().to_owned()
+    };
+
+    // DataTypeManager(title=…) + addField(…) + createDataType().
+    let data_type = app
+        .post(DATATYPES)
+        .json(json!({
+            "title": "Postal address", "description": "powered by aepp", "type": "object",
+            "definitions": {"customFields": {"type": "object", "properties": {
+                "street": {"type": "string", "title": "street", "description": ""},
+                "zip": {"type": "string", "title": "zip", "description": "", "pattern": "^[0-9]{5}$"}}}},
+            "allOf": [{"$ref": "#/definitions/customFields", "type": "object", "meta:xdmType": "object"}],
+            "meta:extensible": true, "meta:tenantNamespace": tenant
+        }))
+        .send()
+        .await;
+    let data_type_id = created(&data_type);
+    let data_type_alt = data_type.body["meta:altId"].as_str().unwrap().to_owned();
+
+    // FieldGroupManager(title=…, fg_class=["profile"]) + addField for every type it offers
+    // + createFieldGroup().
+    let group = app
+        .post(&format!("{REGISTRY}/tenant/fieldgroups/"))
+        .json(json!({
+            "title": "Loyalty (aepp)", "meta:resourceType": "mixins",
+            "description": "powered by aepp", "type": "object",
+            "definitions": {"customFields": {"type": "object", "properties": {
+                tenant.clone(): {"type": "object", "title": tenant, "description": "", "properties": {
+                    "tier": {"type": "string", "title": "tier", "description": "",
+                        "meta:enum": {"gold": "Gold", "silver": "Silver"}, "enum": ["gold", "silver"]},
+                    "points": {"type": "integer", "maximum": 9007199254740991_i64,
+                        "minimum": -9007199254740991_i64, "title": "points", "description": ""},
+                    "visits": {"type": "integer", "maximum": 32768, "minimum": -32768,
+                        "title": "visits", "description": ""},
+                    "joined": {"type": "string", "format": "date", "title": "joined", "description": ""},
+                    "tags": {"type": "array", "title": "tags", "description": "", "items": {"type": "string"}},
+                    "counters": {"additionalProperties": {"type": "integer", "meta:xdmType": "int",
+                            "maximum": 2147483647, "minimum": -2147483648_i64},
+                        "required": [], "note": "", "mapFieldType": "integer", "type": "object",
+                        "description": "", "title": "counters", "meta:xdmType": "map"},
+                    "home": {"$ref": data_type_id, "required": [], "description": "",
+                        "type": "object", "title": "home"},
+                    "previous": {"type": "array", "title": "previous", "description": "",
+                        "items": {"type": "object", "$ref": data_type_id, "title": "previous"}},
+                    "extra": {"type": "object", "title": "extra", "description": "", "properties": {}}
+                }}}}},
+            "allOf": [{"$ref": "#/definitions/customFields", "type": "object"}],
+            "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+            "meta:containerId": "tenant", "meta:extensible": true, "meta:tenantNamespace": tenant
+        }))
+        .send()
+        .await;
+    let group_id = created(&group);
+
+    // ClassManager(title=…, behavior=record) + createClass().
+    let class = app
+        .post(&format!("{REGISTRY}/tenant/classes/"))
+        .json(json!({
+            "title": "Store (aepp)", "description": "powered by aepp", "type": "object",
+            "allOf": [{"$ref": "https://ns.adobe.com/xdm/data/record", "type": "object", "meta:xdmType": "object"}],
+            "meta:extensible": true, "meta:extends": ["https://ns.adobe.com/xdm/data/record"],
+            "meta:tenantNamespace": tenant
+        }))
+        .send()
+        .await;
+    created(&class);
+
+    // Schema.createProfileSchema(name=…, fieldGroupIds=[…]): no top-level type.
+    let profile = app
+        .post(&format!("{REGISTRY}/tenant/schemas/"))
+        .json(json!({
+            "title": "Loyalty members (aepp)", "description": "",
+            "allOf": [
+                {"$ref": "https://ns.adobe.com/xdm/context/profile", "type": "object", "meta:xdmType": "object"},
+                {"$ref": group_id, "type": "object", "meta:xdmType": "object"}]
+        }))
+        .send()
+        .await;
+    let profile_id = created(&profile);
+    assert_eq!(profile.body["type"], "object");
+    assert_eq!(
+        profile.body["meta:class"],
+        "https://ns.adobe.com/xdm/context/profile"
+    );
+
+    // Schema.createExperienceEventSchema(name=…, fieldGroupIds={…: "object"}).
+    let events = app
+        .post(&format!("{REGISTRY}/tenant/schemas/"))
+        .json(json!({
+            "title": "Web events (aepp)", "description": "",
+            "allOf": [
+                {"$ref": "https://ns.adobe.com/xdm/context/experienceevent", "type": "object", "meta:xdmType": "object"},
+                {"$ref": "https://ns.adobe.com/xdm/context/experienceevent-commerce", "type": "object", "meta:xdmType": "object"}]
+        }))
+        .send()
+        .await;
+    created(&events);
+
+    // SchemaManager(schemaClass=profile, title=…) + addFieldGroup(…) + createSchema().
+    let managed = app
+        .post(&format!("{REGISTRY}/tenant/schemas/"))
+        .json(json!({
+            "title": "Managed (aepp)", "description": "powered by aepp",
+            "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"},
+                      {"$ref": group_id, "type": "object"}]
+        }))
+        .send()
+        .await;
+    let managed_id = created(&managed);
+
+    // Schema.addFieldGroupToSchema: GET (xed) the stored schema, append, PUT it back whole.
+    let path = format!("{REGISTRY}/tenant/schemas/{}", encode(&managed_id));
+    let mut stored = app.get(&path).header("accept", XED).send().await.body;
+    stored["allOf"].as_array_mut().unwrap().push(json!({
+        "$ref": "https://ns.adobe.com/xdm/context/profile-person-details",
+        "type": "object", "meta:xdmType": "object"}));
+    let reply = app.put(&path).json(stored).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["allOf"].as_array().unwrap().len(), 3);
+
+    // Schema.patchSchema with the JSON Patch aepp documents (appending to allOf).
+    let path = format!("{REGISTRY}/tenant/schemas/{}", encode(&profile_id));
+    let reply = app
+        .patch(&path)
+        .json(json!([{"op": "add", "path": "/allOf/-", "value": {
+            "$ref": "https://ns.adobe.com/xdm/context/profile-personal-details",
+            "type": "object", "meta:xdmType": "object"}}]))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // FieldGroupManager.updateFieldGroup: PUT of the stored definition with a new field.
+    let path = format!("{REGISTRY}/tenant/fieldgroups/{}", encode(&group_id));
+    let mut stored = app.get(&path).header("accept", XED).send().await.body;
+    stored["definitions"]["customFields"]["properties"][&tenant]["properties"]["nickname"] =
+        json!({"type": "string", "title": "nickname", "description": ""});
+    let reply = app.put(&path).json(stored).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // Schema.patchFieldGroup / DataTypeManager.updateDataType (PUT by meta:altId).
+    let reply = app
+        .patch(&path)
+        .json(json!([{"op": "add",
+            "path": format!("/definitions/customFields/properties/{tenant}/properties/level"),
+            "value": {"type": "string", "title": "level", "description": ""}}]))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let mut stored = data_type.body.clone();
+    stored["definitions"]["customFields"]["properties"]["city"] =
+        json!({"type": "string", "title": "city", "description": ""});
+    let reply = app
+        .put(&format!("{DATATYPES}/{data_type_alt}"))
+        .json(stored)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // The resolved profile schema carries the manager-built fields.
+    let full = app
+        .get(&format!(
+            "{REGISTRY}/tenant/schemas/{}",
+            encode(&profile_id)
+        ))
+        .header("accept", XED_FULL)
+        .send()
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text);
+    let fields = &full.body["properties"][&tenant]["properties"];
+    assert_eq!(fields["counters"]["meta:xdmType"], "map");
+    assert_eq!(fields["home"]["properties"]["city"]["type"], "string");
+    assert_eq!(
+        fields["previous"]["items"]["properties"]["zip"]["pattern"],
+        "^[0-9]{5}$"
+    );
+    assert_eq!(fields["level"]["type"], "string");
+    assert!(
+        full.body["properties"]["personalEmail"].is_object(),
+        "{}",
+        full.text
+    );
+}

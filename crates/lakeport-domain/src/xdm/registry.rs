@@ -293,10 +293,9 @@ fn build(
     {
         return Err(invalid("description must be a string"));
     }
+    // A missing type means "object" for every kind: AEP accepts schemas without it, and
+    // aepp's createProfileSchema/createExperienceEventSchema and SchemaManager send none.
     match body.get("type") {
-        None if kind == ResourceKind::Schema => {
-            return Err(invalid("type is required and must be \"object\""));
-        }
         None => {}
         Some(Value::String(t)) if t == "object" => {}
         Some(other) => {

@@ -189,8 +189,14 @@ fn bad_bodies_are_refused_with_a_reason() {
         ),
         (
             ResourceKind::Schema,
+            json!({"title": "x", "type": "array", "allOf": []}),
+            "type is \"array\"; a schema must have type \"object\"",
+        ),
+        (
+            // No type is "object" (AEP and aepp's createProfileSchema); allOf is still checked.
+            ResourceKind::Schema,
             json!({"title": "x", "allOf": []}),
-            "type is required and must be \"object\"",
+            "allOf must reference exactly one class",
         ),
         (
             ResourceKind::Schema,
