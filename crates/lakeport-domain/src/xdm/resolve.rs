@@ -543,3 +543,6 @@ pub fn strip_text(node: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
