@@ -62,6 +62,9 @@ pub enum PreviewInput {
 pub struct PreviewRequest {
     pub input_format: Value,
     pub rows: usize,
+    /// The row limit (`ingest.max_row_bytes`): a larger JSON or CSV row fails the preview
+    /// without being read into memory.
+    pub max_row_bytes: usize,
 }
 
 /// A preview: column names and rows of rendered values.
@@ -787,6 +790,8 @@ async fn preview(
         let request = PreviewRequest {
             input_format: input_format.clone(),
             rows: rows - table.rows.len(),
+            max_row_bytes: usize::try_from(state.ingest_config().max_row_bytes)
+                .unwrap_or(usize::MAX),
         };
         let part = run_preview(previewer.clone(), file.path.clone(), local, request)
             .await

@@ -63,6 +63,11 @@ pub struct IngestConfig {
     pub max_chunk_bytes: u64,
     pub max_files_per_batch: u64,
     pub max_batch_bytes: u64,
+    /// The largest row of an uploaded file: a JSON line, an element of a multi-line JSON
+    /// array, or a CSV record (field bytes plus one per field). A larger row is rejected as
+    /// a parsing error of that row (the batch goes on) and is never held in memory; an
+    /// upload preview fails on it. AEP's published limit for a single record is 1 MB.
+    pub max_row_bytes: u64,
     /// Batches still `loading` this many seconds after creation become `abandoned`.
     pub abandon_after_secs: u64,
     /// Promotion workers run inside `lakeport serve` (0: run `lakeport worker` instead).
@@ -89,6 +94,7 @@ impl Default for IngestConfig {
             max_chunk_bytes: 512_000_000,
             max_files_per_batch: 1500,
             max_batch_bytes: 100 * 1024 * 1024 * 1024,
+            max_row_bytes: 1024 * 1024,
             abandon_after_secs: 24 * 3600,
             workers: 1,
             max_attempts: 3,
@@ -360,6 +366,9 @@ pub enum ConfigError {
 
 const ENV_PREFIX: &str = "LAKEPORT__";
 
+/// The most `ingest.max_row_bytes` may be: a row is held in memory whole, several at once.
+const MAX_ROW_BYTES_CEILING: u64 = 1 << 30;
+
 impl Config {
     /// Loads the configuration: defaults, then the TOML file (if any), then every
     /// `LAKEPORT__SECTION__KEY` variable of `environment`, then validation.
@@ -492,6 +501,15 @@ impl Config {
                 reason: format!("{endpoint:?} must start with http:// or https://"),
             });
         }
+        if !(1..=MAX_ROW_BYTES_CEILING).contains(&self.ingest.max_row_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_row_bytes",
+                reason: format!(
+                    "{} must be from 1 to {MAX_ROW_BYTES_CEILING} (1 GiB)",
+                    self.ingest.max_row_bytes
+                ),
+            });
+        }
         if self.ingest.max_attempts == 0 || self.ingest.lease_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "ingest.max_attempts",
@@ -607,6 +625,19 @@ mod tests {
             "sqlite://./lakeport-data/catalog.db"
         );
         assert_eq!(config.ingest.diagnostics_retention_secs, 2_592_000);
+        assert_eq!(config.ingest.max_row_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn the_row_limit_is_set_by_environment_and_bounded() {
+        let config =
+            Config::load(None, env(&[("LAKEPORT__INGEST__MAX_ROW_BYTES", "4096")])).unwrap();
+        assert_eq!(config.ingest.max_row_bytes, 4096);
+        for bad in ["0", "1073741825"] {
+            let err =
+                Config::load(None, env(&[("LAKEPORT__INGEST__MAX_ROW_BYTES", bad)])).unwrap_err();
+            assert!(err.to_string().contains("ingest.max_row_bytes"), "{err}");
+        }
     }
 
     #[test]

@@ -318,6 +318,7 @@ async fn process(
     }
     let options = ProcessOptions {
         diagnostics: ingest::diagnostics_enabled(batch, dataset),
+        max_row_bytes: usize::try_from(ctx.config.max_row_bytes).unwrap_or(usize::MAX),
         ..ProcessOptions::default()
     };
     let out_dir = work.join("out");

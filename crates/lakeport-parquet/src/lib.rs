@@ -28,5 +28,5 @@ pub use error::{FileError, ProcessError, SetupError, WriteError};
 pub use format::{Charset, CsvOptions, FileFormat};
 pub use output::OutputFile;
 pub use preview::{DEFAULT_PREVIEW_ROWS, Preview, parquet_rows, preview, preview_stream};
-pub use process::{BatchOutput, BatchProcessor, FileStats, ProcessOptions};
+pub use process::{BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, FileStats, ProcessOptions};
 pub use schema::{MappingError, XDM_TYPE_METADATA_KEY, arrow_field, arrow_schema};

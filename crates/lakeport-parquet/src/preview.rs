@@ -58,7 +58,8 @@ impl Preview {
 }
 
 /// Returns the first `rows` rows (0 means [`DEFAULT_PREVIEW_ROWS`]) of the file staged at
-/// `file`; `name` is its path inside the batch, for messages.
+/// `file`; `name` is its path inside the batch, for messages. A JSON or CSV row larger than
+/// `max_row_bytes` fails the preview without being held in memory.
 ///
 /// # Errors
 ///
@@ -70,12 +71,20 @@ pub fn preview(
     file: &Path,
     format: &FileFormat,
     rows: usize,
+    max_row_bytes: usize,
 ) -> Result<Preview, ProcessError> {
     if matches!(format, FileFormat::Parquet) {
         return preview_parquet(name, file, preview_limit(rows));
     }
     let (reader, _) = read::open(file)?;
-    preview_rows(name, reader, file, format, preview_limit(rows))
+    preview_rows(
+        name,
+        reader,
+        file,
+        format,
+        preview_limit(rows),
+        max_row_bytes,
+    )
 }
 
 /// Like [`preview`], for a JSON or CSV file read as a stream (from remote object storage):
@@ -89,6 +98,7 @@ pub fn preview_stream(
     stream: Box<dyn std::io::Read + Send>,
     format: &FileFormat,
     rows: usize,
+    max_row_bytes: usize,
 ) -> Result<Preview, ProcessError> {
     let path = Path::new(name);
     if matches!(format, FileFormat::Parquet) {
@@ -97,7 +107,14 @@ pub fn preview_stream(
             source: std::io::Error::other("a Parquet file is previewed from a local file"),
         });
     }
-    preview_rows(name, read::input(stream), path, format, preview_limit(rows))
+    preview_rows(
+        name,
+        read::input(stream),
+        path,
+        format,
+        preview_limit(rows),
+        max_row_bytes,
+    )
 }
 
 fn preview_limit(rows: usize) -> usize {
@@ -115,19 +132,21 @@ fn preview_rows(
     file: &Path,
     format: &FileFormat,
     limit: usize,
+    max_row_bytes: usize,
 ) -> Result<Preview, ProcessError> {
+    let max_row_bytes = max_row_bytes.max(1);
     match format {
         FileFormat::Json { multi_line } => {
             let mut sink = ObjectPreview::new(name, "JSON", limit, Vec::new());
             if *multi_line {
-                read::json::read_array(reader, file, name, &mut sink)?;
+                read::json::read_array(reader, file, name, max_row_bytes, &mut sink)?;
             } else {
-                read::json::read_lines(reader, file, name, &mut sink)?;
+                read::json::read_lines(reader, file, name, max_row_bytes, &mut sink)?;
             }
             Ok(sink.preview)
         }
         FileFormat::Csv(options) => {
-            let mut csv = CsvFile::open(reader, file, name, options)?;
+            let mut csv = CsvFile::open(reader, file, name, options, max_row_bytes)?;
             let mut preview = Preview {
                 columns: csv.header().to_vec(),
                 rows: Vec::new(),
@@ -138,6 +157,9 @@ fn preview_rows(
                     Next::End => break,
                     Next::Values | Next::Corrupt { .. } => {
                         preview.rows.push(std::mem::take(&mut values));
+                    }
+                    Next::Oversized { message, .. } => {
+                        return Err(undecodable(name, "CSV", message));
                     }
                 }
             }

@@ -45,7 +45,13 @@ pub struct ProcessOptions {
     pub max_fields_per_row: usize,
     /// What happens to JSON properties the schema does not declare (spec §8.14).
     pub unknown_fields: UnknownFields,
+    /// The largest row a JSON line, JSON array element or CSV record may be, in bytes; a
+    /// larger one is a parsing error of that row, never held in memory (AEP: 1 MB).
+    pub max_row_bytes: usize,
 }
+
+/// The default row limit: AEP's published maximum size of a single record, 1 MB.
+pub const DEFAULT_MAX_ROW_BYTES: usize = 1024 * 1024;
 
 impl Default for ProcessOptions {
     fn default() -> Self {
@@ -55,6 +61,7 @@ impl Default for ProcessOptions {
             diagnostics: false,
             max_fields_per_row: 10_000,
             unknown_fields: UnknownFields::Drop,
+            max_row_bytes: DEFAULT_MAX_ROW_BYTES,
         }
     }
 }
@@ -107,6 +114,7 @@ pub struct BatchProcessor {
     pipeline: Pipeline,
     input_files: Option<JsonLines>,
     input_records: u64,
+    max_row_bytes: usize,
 }
 
 /// The row path shared by every file of the batch.
@@ -130,9 +138,12 @@ impl BatchProcessor {
         out_dir: &Path,
         options: ProcessOptions,
     ) -> Result<Self, SetupError> {
-        if options.rows_per_row_group == 0 || options.rows_per_part == 0 {
+        if options.rows_per_row_group == 0
+            || options.rows_per_part == 0
+            || options.max_row_bytes == 0
+        {
             return Err(SetupError::Options(
-                "rows_per_row_group and rows_per_part must be at least 1".to_owned(),
+                "rows_per_row_group, rows_per_part and max_row_bytes must be at least 1".to_owned(),
             ));
         }
         let validator = Validator::compile_with(
@@ -171,6 +182,7 @@ impl BatchProcessor {
             },
             input_files,
             input_records: 0,
+            max_row_bytes: options.max_row_bytes,
         })
     }
 
@@ -226,7 +238,14 @@ impl BatchProcessor {
             source,
             stats: FileStats::default(),
         };
-        let result = read_input(&self.schema, input, name, format, &mut rows);
+        let result = read_input(
+            &self.schema,
+            input,
+            name,
+            format,
+            self.max_row_bytes,
+            &mut rows,
+        );
         let stats = rows.stats;
         self.input_records += stats.input_records;
         if let Some(input_files) = &mut self.input_files {
@@ -308,6 +327,7 @@ fn read_input(
     input: Input<'_>,
     name: &str,
     format: &FileFormat,
+    max_row_bytes: usize,
     rows: &mut FileRows<'_>,
 ) -> Result<(), ProcessError> {
     let (reader, size, path) = match (input, format) {
@@ -337,13 +357,13 @@ fn read_input(
     match format {
         FileFormat::Json { multi_line } => {
             if *multi_line {
-                read::json::read_array(reader, file, name, rows)
+                read::json::read_array(reader, file, name, max_row_bytes, rows)
             } else {
-                read::json::read_lines(reader, file, name, rows)
+                read::json::read_lines(reader, file, name, max_row_bytes, rows)
             }
         }
         FileFormat::Csv(options) => {
-            let mut csv = CsvFile::open(reader, file, name, options)?;
+            let mut csv = CsvFile::open(reader, file, name, options, max_row_bytes)?;
             if !options.header {
                 return Err(not_in_schema(
                     name,
@@ -360,7 +380,7 @@ fn read_input(
                         let row = csv_row(&paths, &mut values);
                         rows.row(row, &|| csv_row(&paths, &mut csv.current_values()))?;
                     }
-                    Next::Corrupt { raw, message } => {
+                    Next::Corrupt { raw, message } | Next::Oversized { raw, message } => {
                         rows.corrupt(&raw, message)?;
                     }
                 }

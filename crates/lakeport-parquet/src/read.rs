@@ -115,6 +115,95 @@ pub(crate) fn skip_bom(reader: &mut impl BufRead, path: &Path) -> Result<(), Pro
     Ok(())
 }
 
+/// How much of a row larger than the row limit is kept for `_corrupt_record`: enough to
+/// find the row, not enough to matter.
+pub(crate) const OVERSIZED_PREFIX_BYTES: usize = 1024;
+
+/// Returns the message of a row larger than the row limit. `bytes` is the size read before
+/// the row ended (or the file did, with `to_end`).
+pub(crate) fn oversized(what: &str, bytes: u64, limit: usize, to_end: bool) -> String {
+    let end = if to_end {
+        " and runs to the end of the file"
+    } else {
+        ""
+    };
+    format!(
+        "{what} is larger than the maximum row size of {limit} bytes ({bytes} bytes{end}); \
+         the row is skipped"
+    )
+}
+
+/// One line of [`read_line`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// The end of the input: nothing was read.
+    End,
+    /// A line (without its `\n`) is in the buffer.
+    Complete,
+    /// The line was longer than the limit: the buffer holds its first
+    /// [`OVERSIZED_PREFIX_BYTES`], the rest was read and dropped. `bytes` is its full length
+    /// without the `\n`; `to_end` when the file ended before a `\n`.
+    Oversized { bytes: u64, to_end: bool },
+}
+
+/// Reads one line into `line` (cleared first), holding at most `limit` bytes of it: a longer
+/// line is read to its end and dropped as it goes, so memory stays bounded by the limit
+/// whatever the input. A trailing `\r` counts towards the limit; the `\n` does not.
+pub(crate) fn read_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Line> {
+    line.clear();
+    let mut length: u64 = 0;
+    let mut oversized = false;
+    let mut any = false;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if buffer.is_empty() {
+            return Ok(match (any, oversized) {
+                (false, _) => Line::End,
+                (true, false) => Line::Complete,
+                (true, true) => Line::Oversized {
+                    bytes: length,
+                    to_end: true,
+                },
+            });
+        }
+        any = true;
+        let newline = buffer.iter().position(|&byte| byte == b'\n');
+        let content = &buffer[..newline.unwrap_or(buffer.len())];
+        length += content.len() as u64;
+        if !oversized {
+            if length > limit as u64 {
+                oversized = true;
+                let keep = OVERSIZED_PREFIX_BYTES.min(limit);
+                let room = keep.saturating_sub(line.len()).min(content.len());
+                line.extend_from_slice(&content[..room]);
+                line.truncate(keep);
+            } else {
+                line.extend_from_slice(content);
+            }
+        }
+        let used = newline.map_or(buffer.len(), |end| end + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(if oversized {
+                Line::Oversized {
+                    bytes: length,
+                    to_end: false,
+                }
+            } else {
+                Line::Complete
+            });
+        }
+    }
+}
+
 /// Returns the file-level error for a file that has no content.
 pub(crate) fn empty(name: &str) -> ProcessError {
     ProcessError::File(FileError::Empty {

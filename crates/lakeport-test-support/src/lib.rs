@@ -396,12 +396,20 @@ impl lakeport_api::ingest::Previewer for ParquetPreviewer {
         use lakeport_api::ingest::PreviewInput;
         let format = lakeport_parquet::FileFormat::from_input_format(&request.input_format, None)?;
         let preview = match input {
-            PreviewInput::File(file) => {
-                lakeport_parquet::preview(name, file.path(), &format, request.rows)
-            }
-            PreviewInput::Stream(reader) => {
-                lakeport_parquet::preview_stream(name, Box::new(reader), &format, request.rows)
-            }
+            PreviewInput::File(file) => lakeport_parquet::preview(
+                name,
+                file.path(),
+                &format,
+                request.rows,
+                request.max_row_bytes,
+            ),
+            PreviewInput::Stream(reader) => lakeport_parquet::preview_stream(
+                name,
+                Box::new(reader),
+                &format,
+                request.rows,
+                request.max_row_bytes,
+            ),
         }
         .map_err(|err| err.to_string())?;
         Ok(lakeport_api::ingest::PreviewTable {

@@ -18,12 +18,20 @@ impl Previewer for ParquetPreviewer {
     ) -> Result<PreviewTable, String> {
         let format = FileFormat::from_input_format(&request.input_format, None)?;
         let preview = match input {
-            PreviewInput::File(file) => {
-                lakeport_parquet::preview(name, file.path(), &format, request.rows)
-            }
-            PreviewInput::Stream(reader) => {
-                lakeport_parquet::preview_stream(name, Box::new(reader), &format, request.rows)
-            }
+            PreviewInput::File(file) => lakeport_parquet::preview(
+                name,
+                file.path(),
+                &format,
+                request.rows,
+                request.max_row_bytes,
+            ),
+            PreviewInput::Stream(reader) => lakeport_parquet::preview_stream(
+                name,
+                Box::new(reader),
+                &format,
+                request.rows,
+                request.max_row_bytes,
+            ),
         }
         .map_err(|err| err.to_string())?;
         Ok(PreviewTable {

@@ -784,3 +784,121 @@ async fn an_unreachable_object_store_is_a_503() {
     let batch_doc = app.batch(&batch).await;
     assert_eq!(batch_doc["status"], "loading");
 }
+
+/// A row larger than `ingest.max_row_bytes` (a JSON line, an element of a JSON array, a CSV
+/// record) is a parsing error of that row: counted, written to the failed rows with its
+/// first bytes, and the rest of the file is ingested. The upload preview refuses it.
+#[tokio::test]
+async fn rows_over_the_row_limit_are_rejected_one_by_one() {
+    let app = TestApp::with_config(|c| c.ingest.max_row_bytes = 2048).await;
+    let dataset = app.create_event_dataset("events").await;
+    let mut big = event(1);
+    big[ns()]["tags"] = json!(["x".repeat(5000)]);
+    let rows = [event(0), big, event(2), event(3)];
+    let partial = json!({"partialIngestionPercent": 50, "enableErrorDiagnostics": true});
+    let array = serde_json::to_vec(&rows).unwrap();
+    for (format, bytes, what) in [
+        (json!({"format": "json"}), lines(&rows), "line 2"),
+        (
+            json!({"format": "json", "isMultiLineJson": true}),
+            array,
+            "element 2",
+        ),
+    ] {
+        let mut body = partial.clone();
+        body["inputFormat"] = format;
+        let batch = new_batch(&app, &dataset, body).await;
+        app.upload(&batch, &dataset, "rows.json", &bytes).await;
+
+        // The preview shows the rows before it, and refuses the oversized one.
+        let preview = |nrow: usize| {
+            let multi = what.starts_with("element");
+            app.get(&format!(
+                "{IMPORT_BATCHES}/{batch}/datasets/{dataset}/preview?format=json&nrow={nrow}&isMultiLineJson={multi}"
+            ))
+            .send()
+        };
+        let shown = preview(1).await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+        assert_eq!(shown.body["preview"]["rows"].as_array().unwrap().len(), 1);
+        let refused = preview(4).await;
+        let detail = refused.problem(400, "INGEST-9019-400");
+        assert!(
+            detail.contains(&format!(
+                "{what} is larger than the maximum row size of 2048 bytes"
+            )),
+            "{detail}"
+        );
+
+        let done = complete_and_run(&app, &batch).await;
+        assert_eq!(done["status"], "success", "{done}");
+        assert_eq!(
+            (
+                done["recordCount"].as_u64(),
+                done["failedRecordCount"].as_u64()
+            ),
+            (Some(3), Some(1))
+        );
+        let codes: Vec<&str> = done["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"INGEST-1401-400"), "{codes:?}");
+        let ids: Vec<Value> = app
+            .promoted_rows(&batch)
+            .await
+            .iter()
+            .map(|row| row["_id"].clone())
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert!(!ids.contains(&json!("evt-1")));
+
+        let failed = app
+            .get(&format!(
+                "/data/foundation/export/batches/{batch}/failed?path=part-00001.json"
+            ))
+            .send()
+            .await;
+        assert_eq!(failed.status, StatusCode::OK, "{}", failed.text);
+        let rejected: Vec<Value> = failed
+            .text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(rejected.len(), 1);
+        let message = rejected[0]["_errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "{what} is larger than the maximum row size of 2048 bytes ("
+            )),
+            "{message}"
+        );
+        let corrupt = rejected[0]["_corrupt_record"].as_str().unwrap();
+        assert!(
+            corrupt.len() <= 1024 && corrupt.contains("evt-1"),
+            "{corrupt}"
+        );
+    }
+
+    // A CSV record: an unterminated quote runs to the end of the file.
+    let batch = new_batch(
+        &app,
+        &dataset,
+        json!({"inputFormat": {"format": "csv"}, "partialIngestionPercent": 50}),
+    )
+    .await;
+    let mut csv = b"_id,timestamp\nevt-0,2024-03-01T10:00:00Z\nevt-1,\"".to_vec();
+    csv.extend(std::iter::repeat_n(b'q', 100_000));
+    app.upload(&batch, &dataset, "rows.csv", &csv).await;
+    let done = complete_and_run(&app, &batch).await;
+    assert_eq!(
+        (
+            done["recordCount"].as_u64(),
+            done["failedRecordCount"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{done}"
+    );
+}

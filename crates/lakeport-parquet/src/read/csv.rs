@@ -5,31 +5,76 @@ use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
 
-use csv::ByteRecord;
-
 use super::{
-    Input, LeadingWhitespace, READ_BUFFER, empty, skip_bom, skip_leading_whitespace, undecodable,
+    Input, LeadingWhitespace, OVERSIZED_PREFIX_BYTES, empty, oversized, skip_bom,
+    skip_leading_whitespace, undecodable,
 };
 use crate::error::{FileError, ProcessError};
 use crate::format::{Charset, CsvOptions};
+
+#[cfg(test)]
+mod tests;
 
 const FORMAT: &str = "CSV";
 
 /// An open CSV file positioned after its header row.
 pub(crate) struct CsvFile {
-    reader: csv::Reader<Input>,
+    input: Input,
+    core: csv_core::Reader,
     path: std::path::PathBuf,
     name: String,
     delimiter: u8,
     quote: u8,
     charset: Charset,
     null_marker: Option<String>,
+    max_row_bytes: usize,
     header: Vec<String>,
-    record: ByteRecord,
+    record: Record,
+    /// The first input bytes of the record being read, for an oversized record's
+    /// `_corrupt_record`.
+    prefix: Vec<u8>,
+    /// Where an oversized record's fields go while it is read to its end and dropped.
+    scratch: Record,
+    /// Records read so far (the header row included).
+    records: u64,
     /// Without a header row, the first record is data that was read to count the columns.
-    first_record: Option<ByteRecord>,
+    first_record: Option<Record>,
     /// Whether record 0 is data (no header row), for 1-based record numbers in messages.
     first_record_is_data: bool,
+}
+
+/// The fields of one record: their bytes back to back and where each ends.
+#[derive(Debug, Clone, Default)]
+struct Record {
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    len: usize,
+}
+
+impl Record {
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends[..self.len].iter().map(move |&end| {
+            let field = &self.fields[start..end];
+            start = end;
+            field
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// One step of [`CsvFile::read`].
+enum Read {
+    End,
+    Record,
+    /// The record was larger than the row limit and was read to its end without keeping it.
+    Oversized {
+        bytes: u64,
+        to_end: bool,
+    },
 }
 
 /// One step of [`CsvFile::next`].
@@ -40,49 +85,76 @@ pub(crate) enum Next {
     Values,
     /// The record does not have one field per column: a corrupt row.
     Corrupt { raw: Vec<u8>, message: String },
+    /// The record is larger than the row limit: a corrupt row, of which `raw` holds the
+    /// first bytes.
+    Oversized { raw: Vec<u8>, message: String },
 }
 
 impl CsvFile {
     /// Opens a CSV file and reads its header row (or, with `header: false`, names the columns
-    /// `_c0`, `_c1`, … after the first record).
+    /// `_c0`, `_c1`, … after the first record). A record larger than `max_row_bytes` (its
+    /// field bytes plus one per field) is never held: it is read to its end and reported as
+    /// a corrupt row.
     ///
     /// # Errors
     ///
     /// `106` for a blank file, `118` when the first line or every header name is empty,
-    /// `INGEST-9201-400` when the header is not in the declared charset.
+    /// `INGEST-9201-400` when the header is not in the declared charset or is larger than
+    /// the row limit.
     pub(crate) fn open(
         mut reader: Input,
         path: &Path,
         name: &str,
         options: &CsvOptions,
+        max_row_bytes: usize,
     ) -> Result<Self, ProcessError> {
         skip_bom(&mut reader, path)?;
         check_first_line(&mut reader, path, name)?;
-        let mut builder = csv::ReaderBuilder::new();
-        builder
-            .has_headers(false)
-            .flexible(true)
+        let core = csv_core::ReaderBuilder::new()
             .delimiter(options.delimiter)
             .quote(options.quote)
             .escape(options.escape)
             .double_quote(true)
-            .buffer_capacity(READ_BUFFER);
+            .build();
         let mut file = Self {
-            reader: builder.from_reader(reader),
+            input: reader,
+            core,
             path: path.to_owned(),
             name: name.to_owned(),
             delimiter: options.delimiter,
             quote: options.quote,
             charset: options.charset,
             null_marker: options.null_marker.clone(),
+            max_row_bytes: max_row_bytes.max(1),
             header: Vec::new(),
-            record: ByteRecord::new(),
+            record: Record::default(),
+            prefix: Vec::new(),
+            scratch: Record {
+                fields: vec![0; SCRATCH_FIELD_BYTES],
+                ends: vec![0; SCRATCH_ENDS],
+                len: 0,
+            },
+            records: 0,
             first_record: None,
             first_record_is_data: !options.header,
         };
-        let mut first = ByteRecord::new();
-        if !file.read(&mut first)? {
-            return Err(empty_header(name));
+        let mut first = Record::default();
+        match file.read(&mut first)? {
+            Read::End => return Err(empty_header(name)),
+            Read::Oversized { bytes, .. } => {
+                let what = if options.header {
+                    "the header row"
+                } else {
+                    "the first record"
+                };
+                return Err(undecodable(
+                    name,
+                    FORMAT,
+                    oversized(what, bytes, file.max_row_bytes, false)
+                        .replace("; the row is skipped", ""),
+                ));
+            }
+            Read::Record => {}
         }
         if options.header {
             let mut header = Vec::with_capacity(first.len());
@@ -135,21 +207,31 @@ impl CsvFile {
 
     fn next_into(
         &mut self,
-        record: &mut ByteRecord,
+        record: &mut Record,
         values: &mut Vec<Option<String>>,
     ) -> Result<Next, ProcessError> {
         match self.first_record.take() {
             Some(first) => *record = first,
-            None => {
-                if !self.read(record)? {
-                    return Ok(Next::End);
+            None => match self.read(record)? {
+                Read::End => return Ok(Next::End),
+                Read::Record => {}
+                Read::Oversized { bytes, to_end } => {
+                    let position = self.position();
+                    let mut message = oversized(
+                        &format!("record {position}"),
+                        bytes,
+                        self.max_row_bytes,
+                        to_end,
+                    );
+                    if to_end {
+                        message.push_str(" (is a quoted field left open?)");
+                    }
+                    let raw = self.prefix.trim_ascii_start().to_vec();
+                    return Ok(Next::Oversized { raw, message });
                 }
-            }
+            },
         }
-        // Records, not lines: quoted fields span lines, and csv's line count is off by one
-        // per CRLF. With a header, record 1 is the first data row.
-        let position = record.position().map_or(0, csv::Position::record)
-            + u64::from(self.first_record_is_data);
+        let position = self.position();
         for (column, field) in record.iter().enumerate() {
             let text = decode(field, self.charset).ok_or_else(|| {
                 undecodable(
@@ -178,6 +260,12 @@ impl CsvFile {
         Ok(Next::Values)
     }
 
+    /// Returns the 1-based number of the record last read: records, not lines, as quoted
+    /// fields span lines; with a header, record 1 is the first data row.
+    fn position(&self) -> u64 {
+        self.records.saturating_sub(1) + u64::from(self.first_record_is_data)
+    }
+
     /// Returns the values of the record last read by [`next`](Self::next) again, for a
     /// rejected row's diagnostics.
     pub(crate) fn current_values(&self) -> Vec<Option<String>> {
@@ -192,31 +280,87 @@ impl CsvFile {
             .collect()
     }
 
-    /// Reads one record; `false` at the end of the file.
-    fn read(&mut self, record: &mut ByteRecord) -> Result<bool, ProcessError> {
-        self.reader.read_byte_record(record).map_err(|err| {
-            if err.is_io_error() {
-                let csv::ErrorKind::Io(source) = err.into_kind() else {
-                    unreachable!("is_io_error() holds")
-                };
-                ProcessError::Read {
-                    path: self.path.clone(),
-                    source,
+    /// Reads one record into `record`, holding at most the row limit: buffers grow by
+    /// doubling up to it, and a larger record is read on into a fixed scratch buffer and
+    /// dropped. Linear in the input whatever its shape.
+    fn read(&mut self, record: &mut Record) -> Result<Read, ProcessError> {
+        use csv_core::ReadRecordResult as Result_;
+
+        record.len = 0;
+        self.prefix.clear();
+        let limit = self.max_row_bytes;
+        let (mut out, mut ends) = (0, 0);
+        let mut bytes: u64 = 0;
+        let mut oversized = false;
+        loop {
+            let input = match self.input.fill_buf() {
+                Ok(input) => input,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ProcessError::Read {
+                        path: self.path.clone(),
+                        source,
+                    });
                 }
+            };
+            let at_end = input.is_empty();
+            let (result, read, written, ended) = if oversized {
+                let scratch = &mut self.scratch;
+                self.core
+                    .read_record(input, &mut scratch.fields, &mut scratch.ends)
             } else {
-                undecodable(&self.name, FORMAT, err.to_string())
+                self.core
+                    .read_record(input, &mut record.fields[out..], &mut record.ends[ends..])
+            };
+            let keep = OVERSIZED_PREFIX_BYTES.min(limit);
+            if self.prefix.len() < keep {
+                let room = (keep - self.prefix.len()).min(read);
+                self.prefix.extend_from_slice(&input[..room]);
             }
-        })
+            self.input.consume(read);
+            bytes += read as u64;
+            if !oversized {
+                out += written;
+                ends += ended;
+                if out + ends > limit {
+                    oversized = true;
+                }
+            }
+            match result {
+                Result_::InputEmpty => {}
+                Result_::OutputFull | Result_::OutputEndsFull if oversized => {}
+                Result_::OutputFull | Result_::OutputEndsFull if out + ends >= limit => {
+                    oversized = true;
+                }
+                Result_::OutputFull => grow(&mut record.fields, limit),
+                Result_::OutputEndsFull => grow(&mut record.ends, limit),
+                Result_::Record => {
+                    self.records += 1;
+                    if oversized {
+                        // Don't keep a buffer the size of the limit for the rows to come.
+                        record.fields = Vec::new();
+                        record.ends = Vec::new();
+                        return Ok(Read::Oversized {
+                            bytes,
+                            to_end: at_end,
+                        });
+                    }
+                    record.len = ends;
+                    return Ok(Read::Record);
+                }
+                Result_::End => return Ok(Read::End),
+            }
+        }
     }
 
     /// Returns the record written back as one CSV line, for `_corrupt_record`.
-    fn raw(&self, record: &ByteRecord) -> Vec<u8> {
+    fn raw(&self, record: &Record) -> Vec<u8> {
         let mut writer = csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .quote(self.quote)
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(Vec::new());
-        if writer.write_byte_record(record).is_err() {
+        if writer.write_record(record.iter()).is_err() {
             return Vec::new();
         }
         let mut raw = writer.into_inner().unwrap_or_default();
@@ -227,6 +371,19 @@ impl CsvFile {
     }
 }
 
+/// The scratch buffers an oversized record is read through.
+const SCRATCH_FIELD_BYTES: usize = 64 * 1024;
+const SCRATCH_ENDS: usize = 1024;
+
+/// Doubles a record buffer, to at most one more than `limit` entries.
+fn grow<T: Default + Clone>(buffer: &mut Vec<T>, limit: usize) {
+    let size = buffer
+        .len()
+        .saturating_mul(2)
+        .max(64)
+        .min(limit.saturating_add(1));
+    buffer.resize(size.max(buffer.len() + 1), T::default());
+}
 /// Fails a file whose first line is blank: `106` when nothing else follows, else `118`.
 fn check_first_line(reader: &mut Input, path: &Path, name: &str) -> Result<(), ProcessError> {
     let buffer = reader.fill_buf().map_err(|source| ProcessError::Read {

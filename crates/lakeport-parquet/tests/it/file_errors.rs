@@ -61,7 +61,7 @@ fn undecodable_files_are_code_9201() {
         &FileFormat::Json { multi_line: true },
         (
             "INGEST-9201-400",
-            "file obj.json cannot be decoded as JSON: the file must be one JSON array of rows (after 0 elements): invalid type: map, expected a JSON array of rows at line 1 column 1",
+            "file obj.json cannot be decoded as JSON: the file must be one JSON array of rows (after 0 elements): expected '[' at byte 0, found '{'",
         ),
     );
     check(
@@ -71,7 +71,7 @@ fn undecodable_files_are_code_9201() {
         &FileFormat::Json { multi_line: true },
         (
             "INGEST-9201-400",
-            "file cut.json cannot be decoded as JSON: the file must be one JSON array of rows (after 1 elements): EOF while parsing an object at line 1 column 93",
+            "file cut.json cannot be decoded as JSON: the file must be one JSON array of rows (after 1 elements): expected the rest of the element at byte 93, found the end of the file",
         ),
     );
     check(
@@ -81,7 +81,7 @@ fn undecodable_files_are_code_9201() {
         &FileFormat::Json { multi_line: true },
         (
             "INGEST-9201-400",
-            "file trailing.json cannot be decoded as JSON: the file must be one JSON array of rows (after 0 elements): trailing characters at line 1 column 4",
+            "file trailing.json cannot be decoded as JSON: the file must be one JSON array of rows (after 0 elements): expected nothing after the array at byte 3, found '['",
         ),
     );
     check(

@@ -8,4 +8,5 @@ mod parquet_input;
 mod preview;
 mod rejects;
 mod rolling;
+mod row_limit;
 mod support;

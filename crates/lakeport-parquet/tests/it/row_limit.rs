@@ -1,0 +1,173 @@
+//! The row limit (`max_row_bytes`): a JSON line, JSON array element or CSV record larger
+//! than it is a parsing error of that row, the rest of the file is ingested, and the preview
+//! refuses it. The readers' unit tests show the row is never held in memory.
+
+use lakeport_parquet::{CsvOptions, FileFormat, ProcessError, ProcessOptions, preview};
+use serde_json::{Value, json};
+
+use crate::support::{Batch, json_lines_format, jsonl, paths};
+
+const LIMIT: usize = 300;
+
+fn limited() -> ProcessOptions {
+    ProcessOptions {
+        diagnostics: true,
+        max_row_bytes: LIMIT,
+        ..ProcessOptions::default()
+    }
+}
+
+fn event(id: &str, member: &str) -> Value {
+    json!({"_id": id, "timestamp": "2024-01-01T00:00:00Z", "_acme": {"memberId": member}})
+}
+
+/// Checks the one rejected row of a batch: a parsing error with `message`, its first bytes
+/// kept as `_corrupt_record`.
+fn assert_one_oversized_row(batch: &Batch, output: &lakeport_parquet::BatchOutput, message: &str) {
+    assert_eq!(output.failed_records, 1);
+    assert_eq!(output.error_counts.get("INGEST-1401-400"), Some(&1));
+    assert!(paths(&output.meta).contains(&"meta/row_errors/parsing_errors_1.json"));
+    let failed = batch.json_lines("failed/part-00001.json");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["_errors"][0]["code"], "1401");
+    assert_eq!(failed[0]["_errors"][0]["message"], message);
+    let corrupt = failed[0]["_corrupt_record"].as_str().unwrap();
+    assert!(corrupt.len() <= LIMIT && corrupt.len() >= 200, "{corrupt}");
+    assert_eq!(
+        failed,
+        batch.json_lines("meta/row_errors/parsing_errors_1.json")
+    );
+}
+
+#[test]
+fn a_json_line_over_the_limit_is_a_parsing_error_and_the_file_goes_on() {
+    let mut batch = Batch::new("events.schema.json", limited());
+    let big = event("big", &"M".repeat(1000));
+    let bytes = jsonl(&[event("a", "M-000001"), big, event("c", "M-000003")]);
+    let stats = batch
+        .process("rows.json", &bytes, &json_lines_format())
+        .unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (3, 1));
+    let output = batch.finish();
+    assert_eq!(output.output_records, 2);
+    let ids: Vec<Value> = batch
+        .output_rows(&output)
+        .iter()
+        .map(|row| row["_id"].clone())
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_one_oversized_row(
+        &batch,
+        &output,
+        "line 2 is larger than the maximum row size of 300 bytes (1072 bytes); the row is skipped",
+    );
+}
+
+#[test]
+fn a_json_array_element_over_the_limit_is_a_parsing_error_and_the_array_goes_on() {
+    let mut batch = Batch::new("events.schema.json", limited());
+    let rows = [
+        event("a", "M-000001"),
+        event("big", &"M".repeat(1000)),
+        event("c", "M-000003"),
+    ];
+    let bytes = serde_json::to_vec_pretty(&rows).unwrap();
+    let stats = batch
+        .process("rows.json", &bytes, &FileFormat::Json { multi_line: true })
+        .unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (3, 1));
+    let output = batch.finish();
+    assert_eq!(output.output_records, 2);
+    let message = output_message(&batch);
+    assert!(
+        message.starts_with("element 2 is larger than the maximum row size of 300 bytes ("),
+        "{message}"
+    );
+    assert_one_oversized_row(&batch, &output, &message);
+}
+
+fn output_message(batch: &Batch) -> String {
+    batch.json_lines("failed/part-00001.json")[0]["_errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_csv_record_over_the_limit_is_a_parsing_error_and_the_file_goes_on() {
+    let mut batch = Batch::new("adhoc.schema.json", limited());
+    let text = format!(
+        "name,note\nAnn,short\nBob,\"{}\nstill the note\"\nCid,x\n",
+        "n".repeat(1000)
+    );
+    let format = FileFormat::Csv(CsvOptions::default());
+    let stats = batch.process("m.csv", text.as_bytes(), &format).unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (3, 1));
+    let output = batch.finish();
+    assert_eq!(output.output_records, 2);
+    assert_one_oversized_row(
+        &batch,
+        &output,
+        "record 2 is larger than the maximum row size of 300 bytes (1022 bytes); the row is skipped",
+    );
+    let corrupt = batch.json_lines("failed/part-00001.json")[0]["_corrupt_record"].clone();
+    assert!(
+        corrupt.as_str().unwrap().starts_with("Bob,\"nnn"),
+        "{corrupt}"
+    );
+}
+
+#[test]
+fn an_unterminated_csv_quote_is_one_oversized_row_up_to_the_end() {
+    let mut batch = Batch::new("adhoc.schema.json", limited());
+    let text = format!("name\nAnn\n\"Bob{}", "\nmore".repeat(500));
+    let format = FileFormat::Csv(CsvOptions::default());
+    let stats = batch.process("m.csv", text.as_bytes(), &format).unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (2, 1));
+    let output = batch.finish();
+    assert_one_oversized_row(
+        &batch,
+        &output,
+        "record 2 is larger than the maximum row size of 300 bytes (2504 bytes and runs to the \
+         end of the file); the row is skipped (is a quoted field left open?)",
+    );
+}
+
+#[test]
+fn the_preview_refuses_a_row_over_the_limit() {
+    let batch = Batch::new("events.schema.json", ProcessOptions::default());
+    let cases: [(&str, Vec<u8>, FileFormat, &str); 3] = [
+        (
+            "l.json",
+            format!("{{\"a\": 1}}\n{{\"b\": \"{}\"}}\n", "x".repeat(500)).into_bytes(),
+            json_lines_format(),
+            "file l.json cannot be decoded as JSON: line 2 is larger than the maximum row size of \
+             300 bytes (509 bytes); the row is skipped",
+        ),
+        (
+            "a.json",
+            format!("[{{\"a\": 1}}, \"{}\"]", "x".repeat(500)).into_bytes(),
+            FileFormat::Json { multi_line: true },
+            "file a.json cannot be decoded as JSON: element 2 is larger than the maximum row size \
+             of 300 bytes (502 bytes); the row is skipped",
+        ),
+        (
+            "c.csv",
+            format!("h\n1\n{}\n", "x".repeat(500)).into_bytes(),
+            FileFormat::Csv(CsvOptions::default()),
+            "file c.csv cannot be decoded as CSV: record 2 is larger than the maximum row size of \
+             300 bytes (501 bytes); the row is skipped",
+        ),
+    ];
+    for (name, bytes, format, message) in cases {
+        let path = batch.stage(name, &bytes);
+        let err = preview(name, &path, &format, 10, LIMIT).unwrap_err();
+        assert!(matches!(err, ProcessError::File(ref file) if file.code() == "INGEST-9201-400"));
+        assert_eq!(err.to_string(), message);
+        // The rows before it are shown when the preview stops short of it.
+        assert_eq!(
+            preview(name, &path, &format, 1, LIMIT).unwrap().rows.len(),
+            1
+        );
+    }
+}
