@@ -14,6 +14,8 @@ mod pattern;
 mod walk;
 
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
