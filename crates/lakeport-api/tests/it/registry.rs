@@ -795,6 +795,9 @@ async fn invalid_patterns_are_refused_at_creation() {
         ("^(?=x)y$", "look-around"),
         ("[a-", "unclosed character class"),
         ("(a)\\1", "backreferences"),
+        // Regex-crate syntax that is not ECMA-262.
+        ("(?i)^abc$", "not ECMA-262 group syntax"),
+        ("\\Aabc\\z", "\\A is not an ECMA-262 escape"),
     ] {
         let reply = create_data_type(
             &app,

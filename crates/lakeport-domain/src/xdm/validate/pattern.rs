@@ -18,6 +18,7 @@ enum Matcher {
 impl Pattern {
     /// Compiles an ECMA-262 pattern; the error is the regex crate's one-line reason.
     pub fn compile(source: &str) -> Result<Self, String> {
+        check_ecma_syntax(source)?;
         // The regex is compiled even when the fast path applies, so that both agree on which
         // patterns are valid.
         let regex = regex::Regex::new(&translate_ecma_pattern(source))
@@ -42,6 +43,68 @@ impl Pattern {
     }
 }
 
+/// Letters that start an escape in ECMA-262 (without the `u` flag, as JSON Schema reads
+/// `pattern`); any other escaped letter is that letter in ECMA-262 but often something else
+/// in the regex crate (`\A`, `\z`, `\p{L}`, `\U…`).
+const ECMA_LETTER_ESCAPES: &str = "dDwWsSbBtnvfrcxuk";
+
+/// Refuses what the regex crate would read but ECMA-262 does not, or reads differently:
+/// inline flags (`(?i)`), `(?P<name>…)` groups, letter escapes outside ECMA-262's set, and
+/// `\x`/`\u` not followed by two or four hex digits (`\x{41}`).
+fn check_ecma_syntax(pattern: &str) -> Result<(), String> {
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let hex_digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, count: usize| {
+        (0..count).all(|_| chars.next_if(char::is_ascii_hexdigit).is_some())
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('x') if !hex_digits(&mut chars, 2) => {
+                    return Err("\\x must be followed by two hex digits in ECMA-262".into());
+                }
+                Some('u') if !hex_digits(&mut chars, 4) => {
+                    return Err("\\u must be followed by four hex digits in ECMA-262".into());
+                }
+                Some(letter)
+                    if letter.is_ascii_alphabetic() && !ECMA_LETTER_ESCAPES.contains(letter) =>
+                {
+                    return Err(format!(
+                        "\\{letter} is not an ECMA-262 escape (ECMA-262 reads it as the letter {letter})"
+                    ));
+                }
+                _ => {}
+            },
+            '[' if !in_class => {
+                in_class = true;
+                // `[]` and `[^]`: a `]` right after the opening closes the class.
+                chars.next_if_eq(&'^');
+                if chars.next_if_eq(&']').is_some() {
+                    in_class = false;
+                }
+            }
+            ']' if in_class => in_class = false,
+            '(' if !in_class && chars.next_if_eq(&'?').is_some() => {
+                let named_group = chars.peek().is_some_and(|next| *next == '<') && {
+                    let mut ahead = chars.clone();
+                    ahead.next();
+                    ahead.next().is_some_and(|c| {
+                        c == '=' || c == '!' || c == '_' || c == '$' || c.is_alphabetic()
+                    })
+                };
+                if !named_group && chars.next_if(|c| matches!(c, ':' | '=' | '!')).is_none() {
+                    let rest: String = chars.take(3).collect();
+                    return Err(format!(
+                        "(?{rest}… is not ECMA-262 group syntax (only (?:, (?=, (?!, (?<=, (?<! and (?<name>)"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites the ECMA-262 pattern syntax that the regex crate reads differently: `\d` and
 /// `\w` are ASCII-only in ECMA-262 (Unicode-aware in the regex crate), and inside a class
 /// `[`, `&` and `~` are literals in ECMA-262 but class syntax in the regex crate. `[]`
@@ -60,6 +123,8 @@ pub(super) fn translate_ecma_pattern(pattern: &str) -> String {
                 } else {
                     "[0-9A-Za-z_]"
                 }),
+                // Inside a class, ECMA-262's `\b` is a backspace.
+                Some('b') if in_class => out.push_str("\\x08"),
                 Some('D') if !in_class => out.push_str("[^0-9]"),
                 Some('W') if !in_class => out.push_str("[^0-9A-Za-z_]"),
                 Some(escaped) => {

@@ -652,3 +652,48 @@ fn the_fast_path_agrees_with_the_regex_engine() {
         }
     }
 }
+
+/// Issue 11: syntax the regex crate reads but ECMA-262 does not (or reads as plain letters)
+/// is refused, so a pattern means the same here as in any JSON Schema validator.
+#[test]
+fn non_ecma_pattern_syntax_is_refused() {
+    let outcome = |pattern: &str| match check_pattern(pattern) {
+        Ok(()) => "ok".to_owned(),
+        Err(reason) => reason,
+    };
+    for valid in [
+        r"^\d{3}-\w+$",
+        r"^[A-Z]{2}\x41\u00e9$",
+        r"(?:ab)+c",
+        r"(?<year>\d{4})",
+        r"[]a[^]",
+        r"\/\.\-\(",
+        r"[\b\t]",
+    ] {
+        assert_eq!(outcome(valid), "ok", "{valid}");
+    }
+    for (pattern, reason) in [
+        (r"(?i)abc", "(?i)a… is not ECMA-262 group syntax"),
+        (r"(?P<n>a)", "(?P<n… is not ECMA-262 group syntax"),
+        (
+            r"\Aabc\z",
+            r"\A is not an ECMA-262 escape (ECMA-262 reads it as the letter A)",
+        ),
+        (r"\p{L}+", r"\p is not an ECMA-262 escape"),
+        (
+            r"\x{41}",
+            r"\x must be followed by two hex digits in ECMA-262",
+        ),
+        (
+            r"\u{41}",
+            r"\u must be followed by four hex digits in ECMA-262",
+        ),
+        (r"(?=a)b", "look-around"),
+    ] {
+        let actual = outcome(pattern);
+        assert!(
+            actual.starts_with(reason) || actual.contains(reason),
+            "{pattern}: {actual}"
+        );
+    }
+}
