@@ -166,7 +166,12 @@ fn lookup_representation(headers: &HeaderMap) -> Result<Representation, ApiError
                 "a lookup's Accept header must carry the major version, e.g. application/vnd.adobe.xed-full+json; version=1",
             ));
         }
-        Some("1") => {}
+        // The major version, alone or with a minor (aepp's getBehavior sends `version=1.0`).
+        Some(v)
+            if v == "1"
+                || v.strip_prefix("1.").is_some_and(|minor| {
+                    !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
+                }) => {}
         Some(other) => {
             return Err(not_acceptable(format!(
                 "version {other} is not available; use version=1"
@@ -451,7 +456,15 @@ async fn get_resource(
     let container = container(&container_segment)?;
     let kind = kind(&kind_segment)?;
     let representation = lookup_representation(&headers)?;
-    let doc = find_resource(&state, &ctx, container, kind, &id).await?;
+    // A lookup in the tenant container also finds the global built-ins, as AEP answers
+    // aepp's SchemaManager/ClassManager, which look up a schema's class and field groups
+    // through the tenant container. Writes (PUT, PATCH, DELETE) stay tenant-only.
+    let doc = match find_resource(&state, &ctx, container, kind, &id).await {
+        Err(_) if container == Container::Tenant && builtin(&id).is_some() => {
+            find_resource(&state, &ctx, Container::Global, kind, &id).await?
+        }
+        found => found?,
+    };
     let mut body = match representation {
         Representation::Full { .. } => {
             let resources = visible_resources(&state, &ctx).await?;

@@ -1047,3 +1047,156 @@ async fn bodies_built_by_aepp_are_accepted() {
         full.text
     );
 }
+
+/// aepp's FieldGroupManager and DataTypeManager reload a resource and refuse to edit it
+/// unless it is `meta:extensible`; its ClassManager (used by SchemaManager) reads the class's
+/// behavior from `meta:extends`; its getBehavior asks for `version=1.0`.
+#[tokio::test]
+async fn resources_carry_what_aepp_managers_read_back() {
+    let app = TestApp::new().await;
+    let tenant = format!("_{TENANT_A}");
+    let data_type = app
+        .post(DATATYPES)
+        .json(json!({
+            "title": "Address", "type": "object",
+            "definitions": {"a": {"properties": {"street": {"type": "string"}}}},
+            "allOf": [{"$ref": "#/definitions/a"}]
+        }))
+        .send()
+        .await;
+    assert_eq!(data_type.status, StatusCode::CREATED, "{}", data_type.text);
+    let group = app
+        .post(&format!("{REGISTRY}/tenant/fieldgroups/"))
+        .json(json!({
+            "title": "Loyalty", "type": "object",
+            "definitions": {"l": {"properties": {tenant.clone(): {"type": "object", "properties": {
+                "tier": {"type": "string"}}}}}},
+            "allOf": [{"$ref": "#/definitions/l"}]
+        }))
+        .send()
+        .await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text);
+    for (kind, created) in [("datatypes", &data_type), ("fieldgroups", &group)] {
+        let alt = created.body["meta:altId"].as_str().unwrap();
+        let stored = app
+            .get(&format!("{REGISTRY}/tenant/{kind}/{alt}"))
+            .header("accept", "application/vnd.adobe.xed+json; version=1")
+            .send()
+            .await;
+        assert_eq!(
+            stored.body["meta:extensible"], true,
+            "{kind}: {}",
+            stored.text
+        );
+        assert_eq!(
+            stored.body["meta:abstract"], true,
+            "{kind}: {}",
+            stored.text
+        );
+        // Still so after a PATCH, which rebuilds the resource.
+        let patched = app
+            .patch(&format!("{REGISTRY}/tenant/{kind}/{alt}"))
+            .json(json!([{"op": "add", "path": "/description", "value": "edited"}]))
+            .send()
+            .await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+        assert_eq!(
+            patched.body["meta:extensible"], true,
+            "{kind}: {}",
+            patched.text
+        );
+    }
+    for (class, behavior) in [
+        (
+            "_xdm.context.profile",
+            "https://ns.adobe.com/xdm/data/record",
+        ),
+        (
+            "_xdm.context.experienceevent",
+            "https://ns.adobe.com/xdm/data/time-series",
+        ),
+    ] {
+        let reply = app
+            .get(&format!("{REGISTRY}/global/classes/{class}"))
+            .header("accept", "application/vnd.adobe.xed+json; version=1")
+            .send()
+            .await;
+        assert_eq!(
+            reply.body["meta:extends"],
+            json!([behavior]),
+            "{}",
+            reply.text
+        );
+    }
+    let behavior = app
+        .get(&format!("{REGISTRY}/global/behaviors/_xdm.data.record"))
+        .header("accept", "application/vnd.adobe.xdm-full+json; version=1.0")
+        .send()
+        .await;
+    assert_eq!(behavior.status, StatusCode::OK, "{}", behavior.text);
+    assert_eq!(behavior.body["$id"], "https://ns.adobe.com/xdm/data/record");
+    for version in ["2.0", "1.", "1.x", "10"] {
+        let reply = app
+            .get(&format!("{REGISTRY}/global/behaviors/_xdm.data.record"))
+            .header(
+                "accept",
+                &format!("application/vnd.adobe.xed+json; version={version}"),
+            )
+            .send()
+            .await;
+        reply.problem(406, "XDM-9009-406");
+    }
+}
+
+/// aepp's SchemaManager loads a schema's class and global field groups through the tenant
+/// container; those lookups find the built-ins, and writes to them there stay refused.
+#[tokio::test]
+async fn tenant_lookups_find_global_built_ins() {
+    let app = TestApp::new().await;
+    let profile = encode("https://ns.adobe.com/xdm/context/profile");
+    let reply = app
+        .get(&format!("{REGISTRY}/tenant/classes/{profile}"))
+        .header("accept", XED_FULL)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        reply.body["$id"],
+        "https://ns.adobe.com/xdm/context/profile"
+    );
+    assert!(
+        reply.body["properties"]["_id"].is_object(),
+        "{}",
+        reply.text
+    );
+    let group = app
+        .get(&format!(
+            "{REGISTRY}/tenant/fieldgroups/_xdm.context.profile-person-details"
+        ))
+        .header("accept", XED)
+        .send()
+        .await;
+    assert_eq!(group.status, StatusCode::OK, "{}", group.text);
+    // The kind still has to match, and the tenant's own list does not grow.
+    app.get(&format!("{REGISTRY}/tenant/datatypes/{profile}"))
+        .header("accept", XED)
+        .send()
+        .await
+        .problem(404, "XDM-1012-404");
+    let listed = app
+        .get(&format!("{REGISTRY}/tenant/classes"))
+        .header("accept", XED_ID)
+        .send()
+        .await;
+    assert_eq!(listed.body["results"], json!([]), "{}", listed.text);
+    let put = app
+        .put(&format!("{REGISTRY}/tenant/classes/{profile}"))
+        .json(json!({"title": "mine", "type": "object", "allOf": [{"$ref": "https://ns.adobe.com/xdm/data/record"}]}))
+        .send()
+        .await;
+    put.problem(404, "XDM-1012-404");
+    app.delete(&format!("{REGISTRY}/tenant/classes/{profile}"))
+        .send()
+        .await
+        .problem(404, "XDM-1012-404");
+}

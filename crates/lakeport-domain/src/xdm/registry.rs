@@ -327,13 +327,17 @@ fn build(
     match kind {
         ResourceKind::Schema => shape_schema(&mut doc, lookup)?,
         ResourceKind::Class => shape_class(&mut doc, hex, existing_namespace, lookup)?,
-        ResourceKind::FieldGroup => shape_field_group(&mut doc, ctx.tenant_id)?,
+        ResourceKind::FieldGroup => {
+            shape_field_group(&mut doc, ctx.tenant_id)?;
+            mark_extensible(&mut doc);
+        }
         ResourceKind::DataType => {
             if !doc.contains_key("properties") && !doc.contains_key("allOf") {
                 return Err(invalid(
                     "a data type needs properties (or definitions referenced from allOf)",
                 ));
             }
+            mark_extensible(&mut doc);
         }
         ResourceKind::Behavior => {
             return Err(invalid("behaviors are built in and cannot be created"));
@@ -389,6 +393,14 @@ fn build(
     };
     resolve(&doc, &self_lookup)?;
     Ok(doc)
+}
+
+/// Tenant field groups and data types are abstract (only used through a schema) and
+/// extensible, as AEP answers; aepp's FieldGroupManager and DataTypeManager refuse to edit a
+/// resource that is not `meta:extensible`.
+fn mark_extensible(doc: &mut Doc) {
+    doc.insert("meta:abstract".into(), json!(true));
+    doc.insert("meta:extensible".into(), json!(true));
 }
 
 fn refs(doc: &Doc) -> Vec<String> {
