@@ -3,7 +3,7 @@
 # against a freshly started `lakeport serve`. CI calls this after the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check aepp duckdb
+python3 -m pip install --quiet --disable-pip-version-check aepp==0.6.0 duckdb
 cargo build --quiet -p lakeport
 data=$(mktemp -d)
 port=${COMPAT_PORT:-18181}
