@@ -62,6 +62,10 @@ pub enum MappingError {
         "{location}: fields nest deeper than {limit} levels (the Schema Registry's resolution limit)"
     )]
     TooDeep { location: String, limit: usize },
+    #[error(
+        "{location}: the schema has no field that can hold data (objects without properties hold none)"
+    )]
+    NoColumns { location: String },
     #[error("{location}: the root schema must be an object, not {xdm_type}")]
     RootNotObject {
         location: String,
@@ -86,6 +90,7 @@ impl MappingError {
             | Self::InvalidProperties { location }
             | Self::InvalidRequired { location }
             | Self::TooDeep { location, .. }
+            | Self::NoColumns { location }
             | Self::RootNotObject { location, .. } => location,
         }
     }
@@ -103,6 +108,9 @@ pub fn arrow_schema(full_schema: &Value) -> Result<Schema, MappingError> {
     let location = "#";
     let (data_type, xdm_type) = map_type(location, full_schema, 0)?;
     match data_type {
+        DataType::Struct(fields) if fields.is_empty() => Err(MappingError::NoColumns {
+            location: location.to_owned(),
+        }),
         DataType::Struct(fields) => Ok(Schema::new(fields)),
         _ => Err(MappingError::RootNotObject {
             location: location.to_owned(),
@@ -372,19 +380,35 @@ fn struct_fields(
         }
     };
     let required = required_names(location, definition)?;
-    properties
-        .iter()
-        .map(|(name, field)| {
-            let field_location = property_location(location, name);
-            map_field(
-                &field_location,
-                name,
-                field,
-                required.contains(&name.as_str()),
-                depth + 1,
-            )
-        })
-        .collect()
+    let mut fields = Vec::with_capacity(properties.len());
+    for (name, field) in properties {
+        let field_location = property_location(location, name);
+        let mapped = map_field(
+            &field_location,
+            name,
+            field,
+            required.contains(&name.as_str()),
+            depth + 1,
+        )?;
+        // An object without properties (aepp creates them before their sub-fields) holds no
+        // data, and Parquet cannot store an empty struct: it has no column. Its values are
+        // `{}` at most, which the row encoder then ignores.
+        if holds_data(mapped.data_type()) {
+            fields.push(mapped);
+        }
+    }
+    Ok(Fields::from(fields))
+}
+
+/// Whether a mapped type has at least one leaf column (an empty struct, or a list or map of
+/// one, has none).
+fn holds_data(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Struct(fields) => !fields.is_empty(),
+        DataType::List(element) => holds_data(element.data_type()),
+        DataType::Map(entries, _) => holds_data(entries.data_type()),
+        _ => true,
+    }
 }
 
 /// Returns the node's `required` list (empty when absent).

@@ -1200,3 +1200,46 @@ async fn tenant_lookups_find_global_built_ins() {
         .await
         .problem(404, "XDM-1012-404");
 }
+
+/// Issue 11 (found with aepp's FieldGroupManager, whose `addField(…, "object")` creates an
+/// object without properties): such a schema was accepted, then every batch failed and
+/// retried because Parquet cannot store an empty struct. The object now has no column.
+#[tokio::test]
+async fn objects_without_properties_do_not_break_ingestion() {
+    let app = TestApp::new().await;
+    let namespace = format!("_{TENANT_A}");
+    let group = app
+        .post(&format!("{REGISTRY}/tenant/fieldgroups"))
+        .json(json!({"title": "g", "type": "object",
+            "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+            "definitions": {"d": {"properties": {namespace.clone(): {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "extra": {"type": "object", "title": "extra", "description": "", "properties": {}}}}}}},
+            "allOf": [{"$ref": "#/definitions/d"}]}))
+        .send()
+        .await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text);
+    let schema = app
+        .post(&format!("{REGISTRY}/tenant/schemas"))
+        .json(json!({"title": "s", "allOf": [
+            {"$ref": "https://ns.adobe.com/xdm/context/profile"}, {"$ref": group.body["$id"]}]}))
+        .send()
+        .await;
+    assert_eq!(schema.status, StatusCode::CREATED, "{}", schema.text);
+    let dataset = app
+        .create_dataset(json!({"name": "d", "fileDescription": {"format": "json"},
+            "schemaRef": {"id": schema.body["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"}}))
+        .await;
+    let batch = app
+        .create_batch(json!({"datasetId": dataset, "inputFormat": {"format": "json"}}))
+        .await;
+    let batch = batch["id"].as_str().unwrap().to_owned();
+    let row = json!({"_id": "1", namespace.clone(): {"name": "x", "extra": {}}});
+    app.upload(&batch, &dataset, "a.json", format!("{row}\n").as_bytes())
+        .await;
+    assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    let promoted = app.batch(&batch).await;
+    assert_eq!(promoted["status"], "success", "{promoted}");
+    assert_eq!(promoted["recordCount"], 1, "{promoted}");
+}

@@ -663,3 +663,35 @@ fn nesting_beyond_the_registry_limit_is_refused() {
         Err(MappingError::TooDeep { .. })
     ));
 }
+
+/// Issue 11: objects without properties (aepp's FieldGroupManager creates them before their
+/// sub-fields) have no Parquet column; they are left out instead of failing every batch.
+#[test]
+fn objects_without_properties_have_no_column() {
+    let schema = root(
+        json!({
+            "name": {"type": "string"},
+            "empty": {"type": "object", "properties": {}},
+            "emptyList": {"type": "array", "items": {"type": "object", "properties": {}}},
+            "nested": {"type": "object", "properties": {
+                "inner": {"type": "object", "properties": {}},
+                "kept": {"type": "boolean"}}},
+            "hollow": {"type": "object", "properties": {"inner": {"type": "object", "properties": {}}}}
+        }),
+        json!(["empty"]),
+    );
+    let mapped = arrow_schema(&schema).unwrap();
+    let names: Vec<&str> = mapped.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["name", "nested"]);
+    let DataType::Struct(nested) = mapped.field_with_name("nested").unwrap().data_type() else {
+        panic!("nested is a struct");
+    };
+    assert_eq!(nested.len(), 1);
+    check_error(
+        root(
+            json!({"empty": {"type": "object", "properties": {}}}),
+            json!([]),
+        ),
+        "#: the schema has no field that can hold data (objects without properties hold none)",
+    );
+}
