@@ -11,6 +11,8 @@ use arrow_array::{
 use arrow_schema::{Field, Schema};
 use lakeport_parquet::{FileFormat, ProcessOptions};
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use serde_json::json;
 
 use crate::support::Batch;
@@ -145,4 +147,52 @@ fn parquet_columns_must_be_a_subset_of_the_schema() {
         )
         .unwrap();
     assert_eq!(stats.input_records, 0);
+}
+
+/// Returns `batch` written as a Parquet file with `compression`.
+pub fn parquet_bytes_with(batch: &RecordBatch, compression: Compression) -> Vec<u8> {
+    let properties = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+/// pyarrow writes Snappy by default, Spark Snappy or zstd, and every other codec is one
+/// option away: each is read, and the same rows come out.
+#[test]
+fn parquet_input_in_every_codec_producers_write_is_read() {
+    let codecs = [
+        Compression::UNCOMPRESSED,
+        Compression::SNAPPY,
+        Compression::GZIP(GzipLevel::default()),
+        Compression::ZSTD(ZstdLevel::try_new(3).unwrap()),
+        Compression::LZ4,
+        Compression::LZ4_RAW,
+        Compression::BROTLI(BrotliLevel::default()),
+    ];
+    let mut expected = None;
+    for codec in codecs {
+        let mut batch = Batch::new("events.schema.json", ProcessOptions::default());
+        let bytes = parquet_bytes_with(&events(), codec);
+        let stats = batch
+            .process("in.parquet", &bytes, &FileFormat::Parquet)
+            .unwrap_or_else(|err| panic!("{codec:?}: {err}"));
+        assert_eq!(
+            (stats.input_records, stats.failed_records),
+            (3, 1),
+            "{codec:?}"
+        );
+        let output = batch.finish();
+        let rows = batch.output_rows(&output);
+        assert_eq!(rows.len(), 2, "{codec:?}");
+        assert_eq!(
+            expected.get_or_insert_with(|| rows.clone()),
+            &rows,
+            "{codec:?}"
+        );
+    }
 }
