@@ -419,6 +419,179 @@ fn retype_struct(array: StructArray, fields: &Fields) -> Result<StructArray, Arr
     StructArray::try_new_with_length(fields.clone(), columns, nulls, length)
 }
 
+/// Returns `batch` with every timestamp column (at any depth) whose XDM field is a `date`
+/// turned into text: the `YYYY-MM-DD` of a timestamp at midnight UTC (pandas and pyarrow
+/// write dates parsed from text as such timestamps), else the RFC 3339 timestamp, which the
+/// validator then refuses as a date, row by row. `schema` is the resolved XDM schema; the
+/// batch's columns were checked to be in it. Other columns are kept as they are.
+pub(crate) fn dates_from_timestamps(
+    batch: RecordBatch,
+    schema: &Value,
+) -> Result<RecordBatch, ArrowError> {
+    let properties = schema.get("properties");
+    let mut changed = false;
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        let node = properties.and_then(|properties| properties.get(field.name()));
+        match node
+            .map(|node| date_text(column, node))
+            .transpose()?
+            .flatten()
+        {
+            Some(adapted) => {
+                changed = true;
+                fields.push(field_of(field, adapted.data_type()));
+                columns.push(adapted);
+            }
+            None => {
+                fields.push(field.clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+fn field_of(field: &FieldRef, data_type: &DataType) -> FieldRef {
+    Arc::new(
+        Field::new(field.name(), data_type.clone(), field.is_nullable())
+            .with_metadata(field.metadata().clone()),
+    )
+}
+
+/// Returns `array` with its timestamps for XDM dates as text, `None` when nothing changes.
+fn date_text(array: &ArrayRef, node: &Value) -> Result<Option<ArrayRef>, ArrowError> {
+    Ok(match array.data_type() {
+        DataType::Timestamp(unit, _) if crate::schema::is_date_field(node) => {
+            let per_second: i64 = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let values = arrow_cast::cast(array, &DataType::Int64)?;
+            let values = values.as_primitive::<Int64Type>();
+            let per_day = per_second * 86_400;
+            let text: arrow_array::StringArray = values
+                .iter()
+                .map(|value| {
+                    value.map(|value| {
+                        if value.rem_euclid(per_day) == 0 {
+                            format_date(value.div_euclid(per_day))
+                        } else {
+                            let digits = per_second.ilog10() as usize;
+                            format_timestamp(value, per_second, digits)
+                        }
+                    })
+                })
+                .collect();
+            Some(Arc::new(text))
+        }
+        DataType::Struct(fields) => {
+            let Some(properties) = node.get("properties") else {
+                return Ok(None);
+            };
+            let structs = array.as_struct();
+            let mut changed = false;
+            let mut new_fields = Vec::with_capacity(fields.len());
+            let mut columns = Vec::with_capacity(fields.len());
+            for (field, column) in fields.iter().zip(structs.columns()) {
+                match properties
+                    .get(field.name())
+                    .map(|child| date_text(column, child))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(adapted) => {
+                        changed = true;
+                        new_fields.push(field_of(field, adapted.data_type()));
+                        columns.push(adapted);
+                    }
+                    None => {
+                        new_fields.push(field.clone());
+                        columns.push(column.clone());
+                    }
+                }
+            }
+            if !changed {
+                return Ok(None);
+            }
+            Some(Arc::new(StructArray::try_new_with_length(
+                new_fields.into(),
+                columns,
+                structs.nulls().cloned(),
+                structs.len(),
+            )?))
+        }
+        DataType::List(element) => {
+            let Some(items) = node.get("items") else {
+                return Ok(None);
+            };
+            let (_, offsets, values, nulls) = array.as_list::<i32>().clone().into_parts();
+            let Some(values) = date_text(&values, items)? else {
+                return Ok(None);
+            };
+            let element = field_of(element, values.data_type());
+            Some(Arc::new(ListArray::try_new(
+                element, offsets, values, nulls,
+            )?))
+        }
+        DataType::LargeList(element) => {
+            let Some(items) = node.get("items") else {
+                return Ok(None);
+            };
+            let (_, offsets, values, nulls) = array.as_list::<i64>().clone().into_parts();
+            let Some(values) = date_text(&values, items)? else {
+                return Ok(None);
+            };
+            let element = field_of(element, values.data_type());
+            Some(Arc::new(arrow_array::LargeListArray::try_new(
+                element, offsets, values, nulls,
+            )?))
+        }
+        DataType::Map(entries, sorted) => {
+            let (Some(values_node), DataType::Struct(entry_fields)) =
+                (node.get("additionalProperties"), entries.data_type())
+            else {
+                return Ok(None);
+            };
+            let (_, offsets, entry_array, nulls, _) = array.as_map().clone().into_parts();
+            let (_, mut entry_columns, entry_nulls) = entry_array.into_parts();
+            let Some(values) = entry_columns
+                .get(1)
+                .map(|values| date_text(values, values_node))
+                .transpose()?
+                .flatten()
+            else {
+                return Ok(None);
+            };
+            let mut new_entry_fields: Vec<FieldRef> = entry_fields.iter().cloned().collect();
+            new_entry_fields[1] = field_of(&entry_fields[1], values.data_type());
+            entry_columns[1] = values;
+            let entry_fields: Fields = new_entry_fields.into();
+            let entry_array =
+                StructArray::try_new(entry_fields.clone(), entry_columns, entry_nulls)?;
+            let entries = Arc::new(Field::new(
+                entries.name(),
+                DataType::Struct(entry_fields),
+                entries.is_nullable(),
+            ));
+            Some(Arc::new(MapArray::try_new(
+                entries,
+                offsets,
+                entry_array,
+                nulls,
+                *sorted,
+            )?))
+        }
+        _ => None,
+    })
+}
+
 /// Returns `batch` with every dictionary-encoded column (at any depth) cast to its value
 /// type, so that rows read one value at a time don't look keys up through the dictionary.
 pub(crate) fn without_dictionaries(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {

@@ -187,6 +187,7 @@ fn preview_parquet(name: &str, file: &Path, limit: usize) -> Result<Preview, Pro
         builder,
         name,
         limit.min(read::parquet::BATCH_ROWS),
+        None,
         &mut sink,
     )?;
     Ok(sink.preview)
@@ -277,6 +278,7 @@ pub fn parquet_rows(name: &str, file: &Path, limit: usize) -> Result<Vec<Value>,
             builder,
             name,
             limit.min(read::parquet::BATCH_ROWS),
+            None,
             &mut sink,
         )?;
     }

@@ -336,7 +336,13 @@ fn read_input(
             rows.stats.input_bytes = size;
             check_parquet_columns(schema, builder.schema())
                 .map_err(|reason| not_in_schema(name, reason))?;
-            return read::parquet::read(builder, name, read::parquet::BATCH_ROWS, rows);
+            return read::parquet::read(
+                builder,
+                name,
+                read::parquet::BATCH_ROWS,
+                Some(schema),
+                rows,
+            );
         }
         (Input::Stream(..), FileFormat::Parquet) => {
             return Err(ProcessError::Read {

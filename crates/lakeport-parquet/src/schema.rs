@@ -293,6 +293,13 @@ fn map_type(
     Ok((data_type, xdm_type))
 }
 
+/// Whether a resolved field definition is an XDM `date`.
+pub(crate) fn is_date_field(definition: &Value) -> bool {
+    definition
+        .as_object()
+        .is_some_and(|definition| matches!(xdm_type("", definition), Ok(XdmType::Date)))
+}
+
 /// Returns the node's XDM type: its `meta:xdmType` when present (checked against `type`),
 /// otherwise inferred from `type`, `format` and `additionalProperties`.
 fn xdm_type(location: &str, definition: &Map<String, Value>) -> Result<XdmType, MappingError> {

@@ -291,6 +291,131 @@ async fn parquet_written_by_arrow_is_ingested() {
     );
 }
 
+/// A file as pandas and pyarrow write it: zstd pages, `timestamp[ns]` for a date field
+/// (dates parsed from text), `int64` for an XDM int, `large_string` and a dictionary-encoded
+/// string. Every value converts as the same JSON value would; a timestamp with a time of day
+/// is not a date and only its row is rejected.
+#[tokio::test]
+async fn parquet_as_pandas_writes_it_is_ingested() {
+    use std::sync::Arc;
+
+    use lakeport_test_support::arrow_array::builder::StringDictionaryBuilder;
+    use lakeport_test_support::arrow_array::types::Int32Type;
+    use lakeport_test_support::arrow_array::{
+        ArrayRef, Int64Array, LargeStringArray, RecordBatch, StringArray, StructArray,
+        TimestampNanosecondArray,
+    };
+    use lakeport_test_support::arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+    use lakeport_test_support::parquet::basic::{Compression, ZstdLevel};
+    use lakeport_test_support::parquet::file::properties::WriterProperties;
+
+    const DAY_NS: i64 = 86_400_000_000_000;
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let mut tier = StringDictionaryBuilder::<Int32Type>::new();
+    for value in ["gold", "silver", "gold"] {
+        tier.append_value(value);
+    }
+    let tier = tier.finish();
+    let tenant_fields = Fields::from(vec![
+        Field::new("memberId", DataType::LargeUtf8, true),
+        Field::new("points", DataType::Int64, true),
+        Field::new(
+            "joined",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            true,
+        ),
+        Field::new(
+            "tier",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
+    ]);
+    let tenant = StructArray::new(
+        tenant_fields.clone(),
+        vec![
+            Arc::new(LargeStringArray::from(vec!["M-001", "M-002", "M-003"])) as ArrayRef,
+            Arc::new(Int64Array::from(vec![250, 75, 1])),
+            // 2020-02-29 and 1999-12-31 at midnight; the third has a time of day.
+            Arc::new(TimestampNanosecondArray::from(vec![
+                18_321 * DAY_NS,
+                10_956 * DAY_NS,
+                18_321 * DAY_NS + 3_600_000_000_000,
+            ])),
+            Arc::new(tier),
+        ],
+        None,
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("_id", DataType::Utf8, true),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            true,
+        ),
+        Field::new(ns(), DataType::Struct(tenant_fields), true),
+    ]));
+    let record_batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["e1", "e2", "e3"])),
+            Arc::new(TimestampNanosecondArray::from(vec![
+                1_709_287_200_000_000_000,
+                1_709_287_200_000_000_000,
+                1_709_287_200_000_000_000,
+            ])),
+            Arc::new(tenant),
+        ],
+    )
+    .unwrap();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut bytes = Vec::new();
+    {
+        let mut writer = lakeport_test_support::parquet::arrow::ArrowWriter::try_new(
+            &mut bytes,
+            schema,
+            Some(properties),
+        )
+        .unwrap();
+        writer.write(&record_batch).unwrap();
+        writer.close().unwrap();
+    }
+    let batch = new_batch(
+        &app,
+        &dataset,
+        json!({"inputFormat": {"format": "parquet"}, "partialIngestionPercent": 50}),
+    )
+    .await;
+    app.upload(&batch, &dataset, "pandas.parquet", &bytes).await;
+    let done = complete_and_run(&app, &batch).await;
+    assert_eq!(
+        (
+            done["status"].as_str(),
+            done["recordCount"].as_u64(),
+            done["failedRecordCount"].as_u64()
+        ),
+        (Some("success"), Some(2), Some(1)),
+        "{done}"
+    );
+    let rows = app.promoted_rows(&batch).await;
+    let tenant: Vec<&Value> = rows.iter().map(|row| &row[ns()]).collect();
+    assert_eq!(
+        tenant,
+        [
+            &json!({"memberId": "M-001", "points": 250, "joined": "2020-02-29", "tier": "gold"}),
+            &json!({"memberId": "M-002", "points": 75, "joined": "1999-12-31", "tier": "silver"}),
+        ]
+    );
+    assert!(
+        rows[0]["timestamp"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-03-01T10:00:00")
+    );
+}
+
 #[tokio::test]
 async fn partial_ingestion_inside_and_above_the_threshold() {
     let app = TestApp::new().await;

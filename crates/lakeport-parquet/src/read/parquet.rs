@@ -8,7 +8,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 use super::{Flow, RowSink, empty, undecodable};
-use crate::arrow_value::{row_object, without_dictionaries};
+use crate::arrow_value::{dates_from_timestamps, row_object, without_dictionaries};
 use crate::error::ProcessError;
 
 const FORMAT: &str = "Parquet";
@@ -39,7 +39,9 @@ pub(crate) fn open(
     Ok((builder, size))
 }
 
-/// Reads every row (at most `limit`) into the sink as a JSON object.
+/// Reads every row into the sink as a JSON object (until the sink stops). With the
+/// dataset's resolved `schema`, timestamps for XDM `date` fields are handed over as dates
+/// (see [`dates_from_timestamps`]); without it (previews), values are shown as they are.
 ///
 /// # Errors
 ///
@@ -48,6 +50,7 @@ pub(crate) fn read(
     builder: ParquetRecordBatchReaderBuilder<File>,
     name: &str,
     batch_rows: usize,
+    schema: Option<&Value>,
     sink: &mut impl RowSink,
 ) -> Result<(), ProcessError> {
     let reader = builder
@@ -58,6 +61,10 @@ pub(crate) fn read(
     for batch in reader {
         let batch = batch
             .and_then(without_dictionaries)
+            .and_then(|batch| match schema {
+                Some(schema) => dates_from_timestamps(batch, schema),
+                None => Ok(batch),
+            })
             .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
         if read_batch(&batch, &mut row_number, sink)? == Flow::Stop {
             break;

@@ -5,6 +5,7 @@ mod csv_input;
 mod file_errors;
 mod json_input;
 mod parquet_input;
+mod parquet_types;
 mod preview;
 mod rejects;
 mod rolling;
