@@ -96,7 +96,8 @@ pub enum Filter {
     Matches { field: FieldPath, pattern: String },
     /// `tags=name:value`.
     Tag { name: String, value: TagValue },
-    /// `dataSet=<id>` and the other relationship filters on batches.
+    /// `dataSet=<id>` and the other relationship filters on batches; `batch=<id>` matches
+    /// the batch's own id.
     Related {
         relation: &'static str,
         ids: Vec<String>,
@@ -187,7 +188,8 @@ fn query_error(parameter: &str, reason: impl Into<String>) -> QueryError {
     }
 }
 
-/// Relationship names that filter batches through `relatedObjects` (spec §2.2.3).
+/// Relationship names that filter batches through `relatedObjects` (spec §2.2.3), except
+/// `batch`, which matches the batch's own id.
 const RELATIONS: &[&str] = &[
     "dataSet",
     "batch",
@@ -607,6 +609,18 @@ impl Filter {
                             TagValue::Prefix(prefix) => item.starts_with(prefix.as_str()),
                         })
                 }),
+            Filter::Related {
+                relation,
+                ids,
+                negated,
+            } if *relation == "batch" => {
+                // `batch=` names the batch itself, not a related object (spec §2.2.3).
+                let own = doc
+                    .get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|id| ids.iter().any(|wanted| wanted == id));
+                own != *negated
+            }
             Filter::Related {
                 relation,
                 ids,

@@ -306,6 +306,46 @@ async fn batch_filters_relationships_and_status_synonyms() {
     reply.problem(400, "CAT-9001-400");
 }
 
+/// Adobe's dataset tutorial polls `GET /batches?batch={BATCH_ID}` and expects that batch
+/// back, keyed by its id (spec §2.2.3); it used to answer `{}`.
+#[tokio::test]
+async fn batch_filter_matches_the_batch_own_id() {
+    let app = TestApp::new().await;
+    let dataset = app.create_dataset(json!({"name": "tutorial"})).await;
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        batches.push(
+            app.create_batch(json!({"datasetId": dataset})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let reply = app
+        .get(&format!("{CATALOG_BATCHES}?batch={}", batches[1]))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.keys(), [batches[1].clone()]);
+    assert_eq!(reply.body[&batches[1]]["status"], "loading");
+    let reply = app
+        .get(&format!(
+            "{CATALOG_BATCHES}?batch={},{}",
+            batches[2], batches[0]
+        ))
+        .send()
+        .await;
+    assert_eq!(reply.keys(), [batches[0].clone(), batches[2].clone()]);
+    let reply = app
+        .get(&format!("{CATALOG_BATCHES}?batch=!{}", batches[0]))
+        .send()
+        .await;
+    assert_eq!(reply.keys(), batches[1..]);
+    let reply = app.get(&format!("{CATALOG_BATCHES}?batch=")).send().await;
+    assert!(reply.problem(400, "CAT-9001-400").contains("batch"));
+    assert_eq!(app.get(CATALOG_BATCHES).send().await.keys().len(), 3);
+}
+
 #[tokio::test]
 async fn headers_carry_list_controls_and_legacy_object_ranges() {
     let app = TestApp::new().await;

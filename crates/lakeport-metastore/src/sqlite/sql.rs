@@ -237,13 +237,18 @@ fn push_filter(statement: &mut Statement, table: &Table, filter: &Filter) {
             ids,
             negated,
         } => {
-            if *relation == "dataSet" {
-                // A batch belongs to one dataset, kept in an indexed column.
-                statement.sql.push_str(if *negated {
-                    "dataset_id NOT IN ("
-                } else {
-                    "dataset_id IN ("
-                });
+            // A batch belongs to one dataset, kept in an indexed column; `batch=` names the
+            // batch itself (spec §2.2.3).
+            let column = match *relation {
+                "dataSet" => Some("dataset_id"),
+                "batch" => Some("id"),
+                _ => None,
+            };
+            if let Some(column) = column {
+                statement.sql.push_str(column);
+                statement
+                    .sql
+                    .push_str(if *negated { " NOT IN (" } else { " IN (" });
                 push_list(statement, ids);
                 statement.sql.push(')');
                 return;

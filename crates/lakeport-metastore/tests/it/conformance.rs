@@ -299,6 +299,11 @@ pub async fn list_filters_by_tags_properties_and_relations(store: &dyn Metastore
                 .as_array_mut()
                 .unwrap()
                 .push(json!({"type": "connection", "id": "C9"}));
+            // A related batch is not the batch itself: `batch=B0` must not find B3.
+            doc["relatedObjects"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "batch", "id": "B0"}));
         }
         store.insert(&acme, kind, doc).await.unwrap();
     }
@@ -313,6 +318,16 @@ pub async fn list_filters_by_tags_properties_and_relations(store: &dyn Metastore
     assert_eq!(
         ids(store, &acme, kind, &[("connection", "C9")]).await,
         ["B3"]
+    );
+    // `batch=` matches the batch's own id (spec §2.2.3), as Adobe's tutorial polls it.
+    assert_eq!(ids(store, &acme, kind, &[("batch", "B0")]).await, ["B0"]);
+    assert_eq!(
+        ids(store, &acme, kind, &[("batch", "B2,B0,nope")]).await,
+        ["B0", "B2"]
+    );
+    assert_eq!(
+        ids(store, &acme, kind, &[("batch", "!B0,B1")]).await,
+        ["B2", "B3"]
     );
     assert_eq!(
         ids(store, &acme, kind, &[("status", "active")]).await,
