@@ -289,6 +289,11 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
         next.run(request).await
     };
 
+    if response.extensions().get::<ApiError>().is_none() && is_bare_error(&response) {
+        // An extractor rejection (path, query, body, headers) or another layer's error:
+        // every error is a problem body (spec §1.6), never axum's text/plain.
+        response = bare_error_to_problem(&path, response).await;
+    }
     if let Some(problem) = response.extensions_mut().remove::<ApiError>() {
         if let Some(cause) = &problem.cause {
             tracing::error!(error.id = %request_id, error.code = %problem.code, error.cause = %cause, "request failed inside the server");
@@ -332,6 +337,99 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
         "request handled"
     );
     response
+}
+
+/// True for a 4xx/5xx response that no handler rendered: its body is not JSON.
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return false;
+    }
+    let json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim();
+            media.eq_ignore_ascii_case("application/json") || media.ends_with("+json")
+        });
+    !json
+}
+
+/// The service whose error prefix an error on `path` carries.
+fn service_of(path: &str) -> Service {
+    const ROOTS: [(&str, Service); 4] = [
+        ("/data/foundation/catalog", Service::Catalog),
+        ("/data/foundation/import", Service::Ingest),
+        ("/data/foundation/export", Service::Access),
+        ("/data/foundation/schemaregistry", Service::Registry),
+    ];
+    ROOTS
+        .iter()
+        .find(|(root, _)| path.starts_with(root))
+        .map_or(Service::Gateway, |(_, service)| *service)
+}
+
+/// Largest bare error body kept as the problem's detail.
+const MAX_BARE_DETAIL: usize = 4096;
+
+/// Turns a response such as axum's `400 text/plain` "Invalid URL: …" into an [`ApiError`]
+/// with the same status (a 422 of a body extractor becomes a 400) and its text as detail.
+async fn bare_error_to_problem(path: &str, response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_BARE_DETAIL).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let service = service_of(path);
+    let detail = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_owned()
+    } else {
+        text
+    };
+    let problem = match parts.status {
+        StatusCode::BAD_REQUEST if detail.starts_with("Invalid URL") => ApiError::invalid_query(
+            service,
+            format!("the request path cannot be decoded: {detail}"),
+        ),
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::invalid_body(service, detail)
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::content_type(service, detail),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            service,
+            9016,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            detail,
+        ),
+        status if status.is_server_error() => {
+            let cause = std::io::Error::other(detail);
+            let mut problem = ApiError::internal(service, &cause);
+            problem.status = status;
+            problem.code = format!("{}-9999-{}", service.prefix(), status.as_u16());
+            problem
+        }
+        status => ApiError::new(
+            service,
+            9000 + status.as_u16(),
+            status,
+            status.canonical_reason().unwrap_or("Request failed"),
+            detail,
+        ),
+    };
+    let mut rendered = problem.into_response();
+    for (name, value) in &parts.headers {
+        if name != "content-type" && name != "content-length" {
+            rendered.headers_mut().insert(name, value.clone());
+        }
+    }
+    rendered
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

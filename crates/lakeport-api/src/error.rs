@@ -27,7 +27,7 @@ pub enum Service {
 }
 
 impl Service {
-    fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             Self::Catalog => "CAT",
             Self::Ingest => "INGEST",

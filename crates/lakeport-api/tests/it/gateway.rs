@@ -306,3 +306,42 @@ async fn tenants_are_walls() {
     let reply = app.get(&batch_path).send().await;
     assert_eq!(reply.body[&batch]["status"], "loading");
 }
+
+/// Every error is the problem JSON of spec §1.6, including axum's extractor rejections,
+/// which used to answer `text/plain` (invalid UTF-8 in a path segment).
+#[tokio::test]
+async fn extractor_rejections_are_problem_json() {
+    let app = TestApp::new().await;
+    for (path, code) in [
+        (format!("{CATALOG_DATASETS}/%ff"), "CAT-9001-400"),
+        (format!("{CATALOG_BATCHES}/%c3%28"), "CAT-9001-400"),
+        (
+            format!("{IMPORT_BATCHES}/%ff/datasets/x/files/a.json"),
+            "INGEST-9015-400",
+        ),
+        (
+            "/data/foundation/export/files/%ff".to_owned(),
+            "DAS-9004-400",
+        ),
+        (format!("{REGISTRY}/tenant/schemas/%fe"), "XDM-9002-400"),
+    ] {
+        let method = if path.contains("/files/a.json") {
+            axum::http::Method::PUT
+        } else {
+            axum::http::Method::GET
+        };
+        let reply = app.call(method, &path).send().await;
+        let detail = reply.problem(400, code);
+        assert!(detail.contains("path"), "{path}: {detail}");
+    }
+    // Methods a route does not have, inside each service.
+    for path in [CATALOG_BATCHES.to_owned(), format!("{IMPORT_BATCHES}/b1")] {
+        let reply = app.call(axum::http::Method::TRACE, &path).send().await;
+        reply.problem(405, "LAKEPORT-9405-405");
+    }
+    // The server still answers.
+    assert_eq!(
+        app.get(CATALOG_DATASETS).send().await.status,
+        StatusCode::OK
+    );
+}
