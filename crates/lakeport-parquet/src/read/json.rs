@@ -223,9 +223,10 @@ impl<R: BufRead> Elements<R> {
             let Some(&first) = buffer.first() else {
                 return Ok(None);
             };
+            // JSON's whitespace only: a form feed is not, as serde_json says too.
             let blank = buffer
                 .iter()
-                .take_while(|byte| byte.is_ascii_whitespace())
+                .take_while(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
                 .count();
             if blank == 0 {
                 return Ok(Some(first));

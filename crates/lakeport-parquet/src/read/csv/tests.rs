@@ -107,3 +107,134 @@ fn records_at_the_limit_are_kept() {
     let mut file = open(stream("h1,h2\nabcde,e\n", b'x', 0, ""), 7);
     assert!(next(&mut file).0.starts_with("oversized: record 1 "));
 }
+
+use proptest::prelude::*;
+
+/// Bytes that are often almost CSV, with the special bytes of `options`.
+fn csvish() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just(b",".to_vec()),
+        Just(b";".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"'".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"abc".to_vec()),
+        Just(b"12".to_vec()),
+        Just(b"".to_vec()),
+        Just("é".as_bytes().to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..3),
+    ];
+    proptest::collection::vec(token, 0..40).prop_map(|tokens| tokens.concat())
+}
+
+fn options() -> impl Strategy<Value = CsvOptions> {
+    (
+        prop_oneof![Just(b','), Just(b';')],
+        prop_oneof![Just(b'"'), Just(b'\'')],
+        prop_oneof![Just(None), Just(Some(b'\\'))],
+        any::<bool>(),
+        prop_oneof![Just(crate::Charset::Utf8), Just(crate::Charset::Latin1)],
+    )
+        .prop_map(|(delimiter, quote, escape, header, charset)| CsvOptions {
+            delimiter,
+            quote,
+            escape,
+            null_marker: None,
+            header,
+            charset,
+        })
+}
+
+/// One record's values (`None` for null).
+type Fields = Vec<Option<String>>;
+
+/// Reads every record of `bytes` with our reader: the header (or the first record) then
+/// per record its fields (`None` for an oversized record), or the file-level error.
+fn ours(
+    bytes: &[u8],
+    options: &CsvOptions,
+    limit: usize,
+) -> Result<(Vec<String>, Vec<Option<Fields>>), ProcessError> {
+    let reader = input(Box::new(Cursor::new(bytes.to_vec())));
+    let mut file = CsvFile::open(reader, Path::new("f"), "f", options, limit)?;
+    let header = file.header().to_vec();
+    let mut records = Vec::new();
+    let mut values = Vec::new();
+    loop {
+        match file.next(&mut values)? {
+            Next::End => return Ok((header, records)),
+            Next::Values | Next::Corrupt { .. } => records.push(Some(values.clone())),
+            Next::Oversized { raw, .. } => {
+                assert!(raw.len() <= limit.min(OVERSIZED_PREFIX_BYTES));
+                records.push(None);
+            }
+        }
+        let bound = limit.saturating_add(1).saturating_mul(2).saturating_add(64);
+        assert!(file.record.fields.capacity() <= bound);
+        assert!(file.record.ends.capacity() <= bound);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Without a row limit our reader splits records and fields exactly as the csv crate
+    /// does with the same options; a file is refused only with a typed file-level error.
+    #[test]
+    fn csv_records_match_the_csv_crate(bytes in csvish(), options in options()) {
+        let Ok((header, records)) = ours(&bytes, &options, usize::MAX) else {
+            let err = ours(&bytes, &options, usize::MAX).unwrap_err();
+            prop_assert!(matches!(err, ProcessError::File(_)), "{err}");
+            return Ok(());
+        };
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(options.delimiter)
+            .quote(options.quote)
+            .escape(options.escape)
+            .double_quote(true)
+            .from_reader(body);
+        let theirs: Vec<csv::ByteRecord> = reader.byte_records().map(Result::unwrap).collect();
+        let decode = |field: &[u8]| super::decode(field, options.charset).map(|text| text.into_owned());
+        let first: Vec<String> = theirs[0].iter().map(|field| decode(field).unwrap()).collect();
+        if options.header {
+            prop_assert_eq!(&header, &first);
+        } else {
+            prop_assert_eq!(header.len(), first.len());
+        }
+        let data = if options.header { &theirs[1..] } else { &theirs[..] };
+        prop_assert_eq!(records.len(), data.len());
+        for (ours, theirs) in records.iter().zip(data) {
+            let theirs: Vec<Option<String>> = theirs
+                .iter()
+                .map(|field| decode(field).filter(|text| !text.is_empty()))
+                .collect();
+            prop_assert_eq!(ours.as_ref().unwrap(), &theirs);
+        }
+    }
+
+    /// With a small row limit: never a panic, a typed outcome, records within the limit, and
+    /// buffers bounded by it (checked in `ours`).
+    #[test]
+    fn csv_records_stay_within_the_row_limit(
+        bytes in prop_oneof![csvish(), proptest::collection::vec(any::<u8>(), 0..200)],
+        options in options(),
+        limit in 1usize..24,
+    ) {
+        match ours(&bytes, &options, limit) {
+            Ok((_, records)) => {
+                for record in records.iter().flatten() {
+                    let size: usize = record.iter().map(|field| field.as_ref().map_or(0, String::len)).sum();
+                    // Field bytes plus one per field, as read (Latin-1 text may be longer).
+                    prop_assert!(size <= 2 * limit, "{record:?}");
+                }
+            }
+            Err(err) => prop_assert!(matches!(err, ProcessError::File(_)), "{err}"),
+        }
+    }
+}

@@ -164,3 +164,190 @@ fn deep_nesting_is_not_recursion() {
     // serde_json itself refuses it (its recursion limit), as an ordinary decoding error.
     assert!(serde_json::from_slice::<Value>(found[0].1.as_bytes()).is_err());
 }
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Collect {
+    rows: Vec<Value>,
+    corrupt: Vec<(Vec<u8>, String)>,
+}
+
+impl RowSink for Collect {
+    fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        assert_eq!(original(), row);
+        self.rows.push(row);
+        Ok(Flow::Continue)
+    }
+
+    fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        self.corrupt.push((raw.to_vec(), message));
+        Ok(Flow::Continue)
+    }
+}
+
+fn lines_of(bytes: &[u8], limit: usize) -> (Result<(), ProcessError>, Collect) {
+    let mut sink = Collect::default();
+    let reader = input(Box::new(Cursor::new(bytes.to_vec())));
+    let result = read_lines(reader, Path::new("f"), "f", limit, &mut sink);
+    (result, sink)
+}
+
+fn array_of(bytes: &[u8], limit: usize) -> (Result<(), ProcessError>, Collect) {
+    let mut sink = Collect::default();
+    let reader = input(Box::new(Cursor::new(bytes.to_vec())));
+    let result = read_array(reader, Path::new("f"), "f", limit, &mut sink);
+    (result, sink)
+}
+
+/// Bytes that are often almost JSON: tokens, fragments and noise.
+fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just(b"{".to_vec()),
+        Just(b"}".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"]".to_vec()),
+        Just(b",".to_vec()),
+        Just(b":".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\"k\": ".to_vec()),
+        Just(b"\"text\"".to_vec()),
+        Just(b"12".to_vec()),
+        Just(b"-3.5e2".to_vec()),
+        Just(b"true".to_vec()),
+        Just(b"null".to_vec()),
+        Just(b"\"\\u00e9\\\"\"".to_vec()),
+        Just(b"\x0c".to_vec()),
+        Just("é".as_bytes().to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..4),
+    ];
+    proptest::collection::vec(token, 0..40).prop_map(|tokens| tokens.concat())
+}
+
+use proptest::prelude::*;
+
+/// Arbitrary JSON values, nested a few levels.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        // Quarters parse back exactly (serde_json's float parsing is not round-trip exact).
+        (-4000i32..4000).prop_map(|quarters| Value::from(f64::from(quarters) / 4.0)),
+        ".{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(".{0,4}", inner, 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// JSON Lines against a model that splits on `\n`: every non-blank line is a row when
+    /// it is valid JSON within the limit, else a corrupt row whose kept bytes stay within
+    /// the limit; the only file-level outcome is an empty file.
+    #[test]
+    fn json_lines_match_a_line_splitting_model(
+        bytes in prop_oneof![jsonish(), proptest::collection::vec(any::<u8>(), 0..200)],
+        limit in 1usize..64,
+    ) {
+        let (result, sink) = lines_of(&bytes, limit);
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let mut lines: Vec<&[u8]> = body.split(|&byte| byte == b'\n').collect();
+        if body.ends_with(b"\n") || body.is_empty() {
+            lines.pop();
+        }
+        let mut rows = Vec::new();
+        let mut corrupt = 0;
+        for line in &lines {
+            if line.len() > limit {
+                corrupt += 1;
+            } else if !line.trim_ascii().is_empty() {
+                match serde_json::from_slice::<Value>(line.trim_ascii()) {
+                    Ok(value) => rows.push(value),
+                    Err(_) => corrupt += 1,
+                }
+            }
+        }
+        prop_assert_eq!(&sink.rows, &rows);
+        prop_assert_eq!(sink.corrupt.len(), corrupt);
+        for (raw, _) in &sink.corrupt {
+            prop_assert!(raw.len() <= limit.min(OVERSIZED_PREFIX_BYTES));
+        }
+        match result {
+            Ok(()) => prop_assert!(!rows.is_empty() || corrupt > 0),
+            Err(ProcessError::File(crate::FileError::Empty { .. })) => {
+                prop_assert!(rows.is_empty() && corrupt == 0);
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+
+    /// A JSON array without a row limit against serde_json reading the whole array: the same
+    /// rows, or both refuse the file.
+    #[test]
+    fn json_arrays_match_serde_json(bytes in jsonish()) {
+        let (result, sink) = array_of(&bytes, usize::MAX);
+        let whole = serde_json::from_slice::<Vec<Value>>(&bytes);
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        match (&result, whole) {
+            (Ok(()), Ok(elements)) => {
+                prop_assert_eq!(&sink.rows, &elements);
+                prop_assert!(sink.corrupt.is_empty());
+            }
+            (Err(ProcessError::File(crate::FileError::Empty { .. })), _) => prop_assert!(blank),
+            (Err(ProcessError::File(crate::FileError::Undecodable { .. })), Err(_)) => {}
+            (result, whole) => prop_assert!(false, "ours {result:?}, serde_json {whole:?}"),
+        }
+    }
+
+    /// Real arrays, compact or pretty-printed: every element comes back; with a row limit,
+    /// exactly the elements longer than it (as written) are corrupt rows.
+    #[test]
+    fn json_arrays_of_real_values_come_back(
+        elements in proptest::collection::vec(json_value(), 0..8),
+        pretty in any::<bool>(),
+        limit in 1usize..200,
+    ) {
+        let bytes = if pretty {
+            serde_json::to_vec_pretty(&elements).unwrap()
+        } else {
+            serde_json::to_vec(&elements).unwrap()
+        };
+        let (result, sink) = array_of(&bytes, usize::MAX);
+        prop_assert!(result.is_ok());
+        prop_assert_eq!(&sink.rows, &elements);
+        if !pretty {
+            let (result, sink) = array_of(&bytes, limit);
+            prop_assert!(result.is_ok());
+            let fitting: Vec<&Value> = elements
+                .iter()
+                .filter(|element| serde_json::to_vec(element).unwrap().len() <= limit)
+                .collect();
+            prop_assert_eq!(sink.rows.iter().collect::<Vec<_>>(), fitting);
+            prop_assert_eq!(sink.corrupt.len() + sink.rows.len(), elements.len());
+        }
+    }
+
+    /// With a small row limit, arrays never fail other than as a typed file error, and what
+    /// is kept of an oversized element stays within the limit.
+    #[test]
+    fn json_arrays_stay_within_the_row_limit(bytes in jsonish(), limit in 1usize..32) {
+        let (result, sink) = array_of(&bytes, limit);
+        prop_assert!(matches!(result, Ok(()) | Err(ProcessError::File(_))), "{result:?}");
+        for (raw, message) in &sink.corrupt {
+            prop_assert!(raw.len() <= limit, "{message}");
+            prop_assert!(message.contains("larger than the maximum row size"));
+        }
+        for row in &sink.rows {
+            prop_assert!(serde_json::to_vec(row).unwrap().len() <= limit * 6 + 2);
+        }
+    }
+}
