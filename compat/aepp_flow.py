@@ -872,8 +872,7 @@ def catalog_batch_checks(cat, suffix):
         failed = cat.getBatches(limit=100, status="aborted", dataSet=S["dataset_json"])
         expect(list(failed) == [S["replay"]], short(list(failed)))
 
-    @check("Catalog.getBatches(batch=<id>)",
-           xfail="`batch=` filter answers {} (Adobe's dataset tutorial); h-http fixes it")
+    @check("Catalog.getBatches(batch=<id>)")
     def _():
         by_id = cat.getBatches(batch=S["batch"])
         expect(list(by_id) == [S["batch"]], short(by_id))

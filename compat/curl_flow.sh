@@ -55,10 +55,10 @@ range=$(curl -sfI "$file" "${H[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="ran
 curl -sf -X POST "$file?action=COMPLETE" "${H[@]}" | grep -q "\"sizeInBytes\":$size" || fail "file COMPLETE"
 ok "chunked upload of $size bytes (out of order)"
 
-# Signal completion and poll the Catalog.
+# Signal completion and poll the Catalog as the dataset tutorial does (`batches?batch=`).
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/data/foundation/import/batches/$batch?action=COMPLETE" "${H[@]}")" = 200 ] || fail "COMPLETE"
 for _ in $(seq 1 600); do
-  status=$(curl -sf "$BASE/data/foundation/catalog/batches/$batch" "${H[@]}" | json "d['$batch']['status']")
+  status=$(curl -sf "$BASE/data/foundation/catalog/batches?batch=$batch" "${H[@]}" | json "d['$batch']['status']")
   case "$status" in success|failed) break;; esac
   sleep 0.2
 done
