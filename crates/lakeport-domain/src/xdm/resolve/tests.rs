@@ -336,3 +336,36 @@ fn a_self_including_definition_is_a_cycle_naming_it() {
         "$ref cycle: https://ns.adobe.com/acme/datatypes/loop#/definitions/a -> https://ns.adobe.com/acme/datatypes/loop#/definitions/a"
     );
 }
+
+/// The deepest schema resolution allows is one the validator compiles: the two limits agree.
+#[test]
+fn a_chain_at_the_nesting_limit_resolves_and_compiles() {
+    let chain = |links: usize| -> HashMap<String, Doc> {
+        (0..links)
+            .map(|index| {
+                let properties = if index == 0 {
+                    json!({"leaf": {"type": "string"}})
+                } else {
+                    json!({"next": {"$ref": id(index - 1)}})
+                };
+                let doc: Doc = serde_json::from_value(
+                    json!({"$id": id(index), "title": "link", "type": "object", "properties": properties}),
+                )
+                .unwrap();
+                (id(index), doc)
+            })
+            .collect()
+    };
+    let docs = chain(MAX_FIELD_DEPTH);
+    let top = &docs[&id(MAX_FIELD_DEPTH - 1)];
+    let resolved = resolve(top, &|reference| docs.get(reference).cloned()).unwrap();
+    crate::xdm::validate::Validator::compile(&resolved.full).unwrap();
+
+    let docs = chain(MAX_FIELD_DEPTH + 1);
+    let top = &docs[&id(MAX_FIELD_DEPTH)];
+    let err = resolve(top, &|reference| docs.get(reference).cloned()).unwrap_err();
+    assert!(
+        matches!(err, ResolveError::TooDeep { limit: MAX_FIELD_DEPTH, .. }),
+        "{err}"
+    );
+}
