@@ -638,10 +638,15 @@ async fn check_evolution(
         }
     };
     let mut problems = Vec::new();
-    for schema in resources
-        .iter()
-        .filter(|doc| kind_of(doc) == Some(ResourceKind::Schema))
-    {
+    // Only the changed schema and the schemas that read the changed resource can break.
+    let affected = registry::dependents(resources, current);
+    for schema in resources.iter().filter(|doc| {
+        kind_of(doc) == Some(ResourceKind::Schema)
+            && (doc.get("$id").and_then(Value::as_str) == Some(changed_id)
+                || affected
+                    .iter()
+                    .any(|dependent| std::ptr::eq(*dependent, *doc)))
+    }) {
         let schema_id = schema
             .get("$id")
             .and_then(Value::as_str)
@@ -649,9 +654,6 @@ async fn check_evolution(
         let Ok(old) = resolve(schema, &before) else {
             continue;
         };
-        if schema_id != changed_id && !old.used.iter().any(|used| used == changed_id) {
-            continue;
-        }
         let with_data: Vec<Doc> = datasets_using(state, ctx, vec![schema_id.to_owned()])
             .await?
             .into_iter()
@@ -766,20 +768,12 @@ async fn delete_resource(
         }
     }
     let resources = visible_resources(&state, &ctx).await?;
-    for other in &resources {
+    if let Some(other) = registry::dependents(&resources, &current).first() {
         let other_id = other.get("$id").and_then(Value::as_str).unwrap_or_default();
-        if other_id == resource_id {
-            continue;
-        }
-        let uses = resolve(other, &|reference| find(&resources, reference).cloned())
-            .map(|resolved| resolved.used.iter().any(|used| used == &resource_id))
-            .unwrap_or(false);
-        if uses {
-            return Err(in_use(format!(
-                "{} {resource_id} is used by {other_id}",
-                kind.noun()
-            )));
-        }
+        return Err(in_use(format!(
+            "{} {resource_id} is used by {other_id}",
+            kind.noun()
+        )));
     }
     state
         .metastore()

@@ -2,6 +2,7 @@
 //! stores for create/PUT/PATCH, the built-in global resources, and the evolution rule for
 //! schemas in use.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
@@ -734,12 +735,89 @@ fn check_field(field: &mut Value, location: &str, depth: usize) -> Result<(), Re
     Ok(())
 }
 
+/// Returns the resources whose resolution reads `current`, directly or through others,
+/// found from the `$ref`s they hold (without resolving anything).
+pub fn dependents<'r>(resources: &'r [Doc], current: &Doc) -> Vec<&'r Doc> {
+    let id_of = |doc: &Doc| doc.get("$id").and_then(Value::as_str).map(str::to_owned);
+    let mut canonical: HashMap<&str, String> = HashMap::new();
+    for doc in resources {
+        if let Some(id) = id_of(doc) {
+            for key in ["$id", "meta:altId"] {
+                if let Some(name) = doc.get(key).and_then(Value::as_str) {
+                    canonical.insert(name, id.clone());
+                }
+            }
+        }
+    }
+    // Who refers to whom: target $id → indexes of the resources holding such a $ref.
+    let mut referrers: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, doc) in resources.iter().enumerate() {
+        for reference in external_refs(doc) {
+            if let Some(target) = canonical.get(reference) {
+                referrers.entry(target.clone()).or_default().push(index);
+            }
+        }
+    }
+    let Some(changed_id) = id_of(current) else {
+        return Vec::new();
+    };
+    let mut found: Vec<bool> = vec![false; resources.len()];
+    let mut queue = vec![changed_id.clone()];
+    while let Some(target) = queue.pop() {
+        for &index in referrers
+            .get(&target)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let Some(id) = id_of(&resources[index]) else {
+                continue;
+            };
+            if !found[index] && id != changed_id {
+                found[index] = true;
+                queue.push(id);
+            }
+        }
+    }
+    resources
+        .iter()
+        .zip(found)
+        .filter_map(|(doc, found)| found.then_some(doc))
+        .collect()
+}
+
+/// Every `$ref` of a document that names another resource (not `#/definitions/…`). The
+/// walk is iterative, so a deeply nested document cannot exhaust the stack.
+fn external_refs(doc: &Doc) -> Vec<&str> {
+    let mut refs = Vec::new();
+    let mut pending: Vec<&Value> = doc.values().collect();
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref")
+                    && !reference.starts_with('#')
+                {
+                    refs.push(reference.as_str());
+                }
+                pending.extend(map.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    if let Some(Value::String(reference)) = doc.get("$ref")
+        && !reference.starts_with('#')
+    {
+        refs.push(reference.as_str());
+    }
+    refs
+}
+
 /// Checks that every resource whose resolution reads `current` still resolves once it is
 /// replaced by `next`: a change must not close a `$ref` cycle through another resource or
 /// push a dependent past the resolution limits.
 ///
 /// # Errors
-/// The first dependent that no longer resolves, with the reason.
+/// The first dependent that no longer resolves (and did before), with the reason.
 pub fn check_dependents(resources: &[Doc], current: &Doc, next: &Doc) -> Result<(), RegistryError> {
     let changed_id = current
         .get("$id")
@@ -762,18 +840,13 @@ pub fn check_dependents(resources: &[Doc], current: &Doc, next: &Doc) -> Result<
             find(reference)
         }
     };
-    for other in resources {
+    for other in dependents(resources, current) {
         let other_id = other.get("$id").and_then(Value::as_str).unwrap_or_default();
-        if other_id == changed_id {
-            continue;
-        }
-        let Ok(before) = resolve(other, &find) else {
-            continue;
-        };
-        if !before.used.iter().any(|used| used == changed_id) {
-            continue;
-        }
-        if let Err(err) = resolve(other, &after) {
+        // A dependent that was already broken (stored before a limit existed) does not
+        // block the change.
+        if let Err(err) = resolve(other, &after)
+            && resolve(other, &find).is_ok()
+        {
             return Err(invalid(format!(
                 "{other_id} uses {changed_id} and would no longer resolve after this change: {err}"
             )));

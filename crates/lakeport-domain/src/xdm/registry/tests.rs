@@ -373,3 +373,40 @@ fn builtins_cover_the_required_global_resources() {
         resolve(doc, &|id| registry.lookup(id)).unwrap();
     }
 }
+
+#[test]
+fn dependents_are_found_transitively_from_the_refs_they_hold() {
+    let mut registry = Registry::default();
+    let leaf = json!({"title": "Leaf", "type": "object", "properties": {"v": {"type": "string"}}});
+    let a = registry
+        .create(ResourceKind::DataType, "a1", leaf.clone())
+        .unwrap();
+    let mut unrelated = leaf.clone();
+    unrelated["title"] = json!("Unrelated");
+    registry
+        .create(ResourceKind::DataType, "u1", unrelated)
+        .unwrap();
+    // B refers to A by meta:altId, in an array's items; C refers to B through a definition.
+    registry
+        .create(
+            ResourceKind::DataType,
+            "b1",
+            json!({"title": "B", "type": "object",
+            "properties": {"list": {"type": "array", "items": {"$ref": a["meta:altId"]}}}}),
+        )
+        .unwrap();
+    registry
+        .create(ResourceKind::DataType, "c1", json!({"title": "C", "type": "object",
+            "definitions": {"d": {"properties": {"b": {"$ref": "https://ns.adobe.com/acme/datatypes/b1"}}}},
+            "allOf": [{"$ref": "#/definitions/d"}]}))
+        .unwrap();
+    let resources: Vec<Doc> = registry.stored.values().cloned().collect();
+    let mut found: Vec<&str> = dependents(&resources, &a)
+        .iter()
+        .map(|doc| doc["title"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, ["B", "C"]);
+    let c = &registry.stored["https://ns.adobe.com/acme/datatypes/c1"];
+    assert!(dependents(&resources, c).is_empty());
+}

@@ -365,7 +365,13 @@ fn a_chain_at_the_nesting_limit_resolves_and_compiles() {
     let top = &docs[&id(MAX_FIELD_DEPTH)];
     let err = resolve(top, &|reference| docs.get(reference).cloned()).unwrap_err();
     assert!(
-        matches!(err, ResolveError::TooDeep { limit: MAX_FIELD_DEPTH, .. }),
+        matches!(
+            err,
+            ResolveError::TooDeep {
+                limit: MAX_FIELD_DEPTH,
+                ..
+            }
+        ),
         "{err}"
     );
 }
