@@ -42,7 +42,7 @@ pub enum ResolveError {
     Malformed { location: String, reason: String },
     #[error(
         "{location}: fields nest deeper than {limit} levels once references are resolved (through {})",
-        chain.join(" -> ")
+        abbreviate(chain)
     )]
     TooDeep {
         location: String,
@@ -53,8 +53,21 @@ pub enum ResolveError {
         "the resolved form has more than {limit} fields (each use of a data type counts its fields again); last reference followed: {reference}"
     )]
     TooLarge { limit: usize, reference: String },
-    #[error("references chain more than {limit} deep: {}", chain.join(" -> "))]
+    #[error("references chain more than {limit} deep: {}", abbreviate(chain))]
     TooManyReferences { limit: usize, chain: Vec<String> },
+}
+
+/// Shows a long reference chain by its two first and three last links.
+fn abbreviate(chain: &[String]) -> String {
+    if chain.len() <= 6 {
+        return chain.join(" -> ");
+    }
+    let skipped = chain.len() - 5;
+    format!(
+        "{} -> … {skipped} more … -> {}",
+        chain[..2].join(" -> "),
+        chain[chain.len() - 3..].join(" -> ")
+    )
 }
 
 /// A resolved resource and the ids of every resource its resolution read.
