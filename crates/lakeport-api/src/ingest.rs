@@ -65,7 +65,14 @@ pub struct PreviewRequest {
     /// The row limit (`ingest.max_row_bytes`): a larger JSON or CSV row fails the preview
     /// without being read into memory.
     pub max_row_bytes: usize,
+    /// The most cell text this file's preview may hold: it stops after the row that reaches
+    /// it.
+    pub max_bytes: usize,
 }
+
+/// The most cell text one upload preview holds, over all its files: it stops after the row
+/// that reaches it (so that 1,000 rows at the row limit cannot take a gigabyte).
+pub const PREVIEW_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// A preview: column names and rows of rendered values.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -761,8 +768,9 @@ async fn preview(
         .as_str()
         .is_some_and(|format| format.eq_ignore_ascii_case("parquet"));
     let mut table = PreviewTable::default();
+    let mut budget = PREVIEW_MAX_BYTES;
     for file in files.iter().filter(|f| f.chunks.is_none()) {
-        if table.rows.len() >= rows {
+        if table.rows.len() >= rows || budget == 0 {
             break;
         }
         let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
@@ -792,6 +800,7 @@ async fn preview(
             rows: rows - table.rows.len(),
             max_row_bytes: usize::try_from(state.ingest_config().max_row_bytes)
                 .unwrap_or(usize::MAX),
+            max_bytes: budget,
         };
         let part = run_preview(previewer.clone(), file.path.clone(), local, request)
             .await
@@ -804,6 +813,8 @@ async fn preview(
                     format!("{}: {reason}", file.path),
                 )
             })?;
+        let bytes: usize = part.rows.iter().flatten().flatten().map(String::len).sum();
+        budget = budget.saturating_sub(bytes);
         merge_preview(&mut table, part);
     }
     let columns: Vec<Value> = table

@@ -27,6 +27,9 @@ mod schema;
 pub use error::{FileError, ProcessError, SetupError, WriteError};
 pub use format::{Charset, CsvOptions, FileFormat};
 pub use output::OutputFile;
-pub use preview::{DEFAULT_PREVIEW_ROWS, Preview, parquet_rows, preview, preview_stream};
+pub use preview::{
+    DEFAULT_PREVIEW_BYTES, DEFAULT_PREVIEW_ROWS, Preview, PreviewLimits, parquet_rows, preview,
+    preview_stream,
+};
 pub use process::{BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, FileStats, ProcessOptions};
 pub use schema::{MappingError, XDM_TYPE_METADATA_KEY, arrow_field, arrow_schema};

@@ -57,34 +57,61 @@ impl Preview {
     }
 }
 
-/// Returns the first `rows` rows (0 means [`DEFAULT_PREVIEW_ROWS`]) of the file staged at
-/// `file`; `name` is its path inside the batch, for messages. A JSON or CSV row larger than
-/// `max_row_bytes` fails the preview without being held in memory.
+/// How much a preview may show and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviewLimits {
+    /// The most rows (0 means [`DEFAULT_PREVIEW_ROWS`]).
+    pub rows: usize,
+    /// The row limit of ingestion: a JSON or CSV row larger than this fails the preview
+    /// without being held in memory.
+    pub max_row_bytes: usize,
+    /// The most text the preview's cells may hold: the preview stops after the row that
+    /// reaches it, so it holds at most this plus one row.
+    pub max_bytes: usize,
+}
+
+impl PreviewLimits {
+    /// `rows` rows (0: the default) within the default row limit and 16 MiB of text.
+    pub fn rows(rows: usize) -> Self {
+        Self {
+            rows,
+            max_row_bytes: crate::DEFAULT_MAX_ROW_BYTES,
+            max_bytes: DEFAULT_PREVIEW_BYTES,
+        }
+    }
+
+    fn row_limit(&self) -> usize {
+        if self.rows == 0 {
+            DEFAULT_PREVIEW_ROWS
+        } else {
+            self.rows
+        }
+    }
+}
+
+/// The most cell text a preview holds by default.
+pub const DEFAULT_PREVIEW_BYTES: usize = 16 * 1024 * 1024;
+
+/// Returns the first rows of the file staged at `file`, within `limits`; `name` is its path
+/// inside the batch, for messages.
 ///
 /// # Errors
 ///
 /// [`ProcessError::File`] when the file is empty or cannot be decoded with the given
-/// format (for JSON also a line that is not a JSON object: a preview shows rows only);
-/// [`ProcessError::Read`] when it cannot be read. Never [`ProcessError::Write`].
+/// format (for JSON also a line that is not a JSON object: a preview shows rows only; for
+/// JSON and CSV a row over the row limit); [`ProcessError::Read`] when it cannot be read.
+/// Never [`ProcessError::Write`].
 pub fn preview(
     name: &str,
     file: &Path,
     format: &FileFormat,
-    rows: usize,
-    max_row_bytes: usize,
+    limits: PreviewLimits,
 ) -> Result<Preview, ProcessError> {
     if matches!(format, FileFormat::Parquet) {
-        return preview_parquet(name, file, preview_limit(rows));
+        return preview_parquet(name, file, limits);
     }
     let (reader, _) = read::open(file)?;
-    preview_rows(
-        name,
-        reader,
-        file,
-        format,
-        preview_limit(rows),
-        max_row_bytes,
-    )
+    preview_rows(name, reader, file, format, limits)
 }
 
 /// Like [`preview`], for a JSON or CSV file read as a stream (from remote object storage):
@@ -97,8 +124,7 @@ pub fn preview_stream(
     name: &str,
     stream: Box<dyn std::io::Read + Send>,
     format: &FileFormat,
-    rows: usize,
-    max_row_bytes: usize,
+    limits: PreviewLimits,
 ) -> Result<Preview, ProcessError> {
     let path = Path::new(name);
     if matches!(format, FileFormat::Parquet) {
@@ -107,22 +133,12 @@ pub fn preview_stream(
             source: std::io::Error::other("a Parquet file is previewed from a local file"),
         });
     }
-    preview_rows(
-        name,
-        read::input(stream),
-        path,
-        format,
-        preview_limit(rows),
-        max_row_bytes,
-    )
+    preview_rows(name, read::input(stream), path, format, limits)
 }
 
-fn preview_limit(rows: usize) -> usize {
-    if rows == 0 {
-        DEFAULT_PREVIEW_ROWS
-    } else {
-        rows
-    }
+/// Returns the text a preview row holds.
+fn row_bytes(cells: &[Option<String>]) -> usize {
+    cells.iter().flatten().map(String::len).sum()
 }
 
 /// Previews JSON or CSV rows from `reader`; `file` names it in read errors.
@@ -131,13 +147,12 @@ fn preview_rows(
     reader: read::Input,
     file: &Path,
     format: &FileFormat,
-    limit: usize,
-    max_row_bytes: usize,
+    limits: PreviewLimits,
 ) -> Result<Preview, ProcessError> {
-    let max_row_bytes = max_row_bytes.max(1);
+    let max_row_bytes = limits.max_row_bytes.max(1);
     match format {
         FileFormat::Json { multi_line } => {
-            let mut sink = ObjectPreview::new(name, "JSON", limit, Vec::new());
+            let mut sink = ObjectPreview::new(name, "JSON", limits, Vec::new());
             if *multi_line {
                 read::json::read_array(reader, file, name, max_row_bytes, &mut sink)?;
             } else {
@@ -152,10 +167,12 @@ fn preview_rows(
                 rows: Vec::new(),
             };
             let mut values = Vec::new();
-            while preview.rows.len() < limit {
+            let mut bytes = 0;
+            while preview.rows.len() < limits.row_limit() && bytes < limits.max_bytes {
                 match csv.next(&mut values)? {
                     Next::End => break,
                     Next::Values | Next::Corrupt { .. } => {
+                        bytes += row_bytes(&values);
                         preview.rows.push(std::mem::take(&mut values));
                     }
                     Next::Oversized { message, .. } => {
@@ -174,7 +191,11 @@ fn preview_rows(
 }
 
 /// Previews the first rows of a Parquet file.
-fn preview_parquet(name: &str, file: &Path, limit: usize) -> Result<Preview, ProcessError> {
+fn preview_parquet(
+    name: &str,
+    file: &Path,
+    limits: PreviewLimits,
+) -> Result<Preview, ProcessError> {
     let (builder, _) = read::parquet::open(file, name)?;
     let columns = builder
         .schema()
@@ -182,11 +203,11 @@ fn preview_parquet(name: &str, file: &Path, limit: usize) -> Result<Preview, Pro
         .iter()
         .map(|field| field.name().clone())
         .collect();
-    let mut sink = ObjectPreview::new(name, "Parquet", limit, columns);
+    let mut sink = ObjectPreview::new(name, "Parquet", limits, columns);
     read::parquet::read(
         builder,
         name,
-        limit.min(read::parquet::BATCH_ROWS),
+        limits.row_limit().min(read::parquet::BATCH_ROWS),
         None,
         &mut sink,
     )?;
@@ -197,13 +218,20 @@ fn preview_parquet(name: &str, file: &Path, limit: usize) -> Result<Preview, Pro
 struct ObjectPreview<'n> {
     name: &'n str,
     format: &'static str,
-    limit: usize,
+    limits: PreviewLimits,
+    /// The text held so far.
+    bytes: usize,
     preview: Preview,
     positions: HashMap<String, usize>,
 }
 
 impl<'n> ObjectPreview<'n> {
-    fn new(name: &'n str, format: &'static str, limit: usize, columns: Vec<String>) -> Self {
+    fn new(
+        name: &'n str,
+        format: &'static str,
+        limits: PreviewLimits,
+        columns: Vec<String>,
+    ) -> Self {
         let positions = columns
             .iter()
             .enumerate()
@@ -212,7 +240,8 @@ impl<'n> ObjectPreview<'n> {
         Self {
             name,
             format,
-            limit,
+            limits,
+            bytes: 0,
             preview: Preview {
                 columns,
                 rows: Vec::new(),
@@ -246,12 +275,17 @@ impl RowSink for ObjectPreview<'_> {
                 other => Some(other.to_string()),
             };
         }
+        self.bytes += row_bytes(&cells);
         self.preview.rows.push(cells);
-        Ok(if self.preview.rows.len() >= self.limit {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
+        Ok(
+            if self.preview.rows.len() >= self.limits.row_limit()
+                || self.bytes >= self.limits.max_bytes
+            {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            },
+        )
     }
 
     fn corrupt(&mut self, _raw: &[u8], message: String) -> Result<Flow, ProcessError> {

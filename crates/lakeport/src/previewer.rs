@@ -17,21 +17,18 @@ impl Previewer for ParquetPreviewer {
         request: &PreviewRequest,
     ) -> Result<PreviewTable, String> {
         let format = FileFormat::from_input_format(&request.input_format, None)?;
+        let limits = lakeport_parquet::PreviewLimits {
+            rows: request.rows,
+            max_row_bytes: request.max_row_bytes,
+            max_bytes: request.max_bytes,
+        };
         let preview = match input {
-            PreviewInput::File(file) => lakeport_parquet::preview(
-                name,
-                file.path(),
-                &format,
-                request.rows,
-                request.max_row_bytes,
-            ),
-            PreviewInput::Stream(reader) => lakeport_parquet::preview_stream(
-                name,
-                Box::new(reader),
-                &format,
-                request.rows,
-                request.max_row_bytes,
-            ),
+            PreviewInput::File(file) => {
+                lakeport_parquet::preview(name, file.path(), &format, limits)
+            }
+            PreviewInput::Stream(reader) => {
+                lakeport_parquet::preview_stream(name, Box::new(reader), &format, limits)
+            }
         }
         .map_err(|err| err.to_string())?;
         Ok(PreviewTable {

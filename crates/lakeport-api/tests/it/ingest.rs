@@ -1027,3 +1027,27 @@ async fn rows_over_the_row_limit_are_rejected_one_by_one() {
         "{done}"
     );
 }
+
+/// A preview holds at most 16 MiB of cell text over all its files (the row that reaches it
+/// is the last), however many rows were asked for: 1,000 rows at the row limit would
+/// otherwise be a gigabyte.
+#[tokio::test]
+async fn the_upload_preview_stops_at_its_text_budget() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = new_batch(&app, &dataset, json!({})).await;
+    let cell = "x".repeat(1_000_000);
+    let file: Vec<u8> = format!("{{\"_id\": \"{cell}\"}}\n").repeat(10).into_bytes();
+    for name in ["a.json", "b.json"] {
+        app.upload(&batch, &dataset, name, &file).await;
+    }
+    let reply = app
+        .get(&format!(
+            "{IMPORT_BATCHES}/{batch}/datasets/{dataset}/preview?format=json&nrow=1000"
+        ))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", &reply.text[..200]);
+    // 16 MiB is 16,777,216 bytes: the 17th row of 1,000,000 reaches it.
+    assert_eq!(reply.body["preview"]["rows"].as_array().unwrap().len(), 17);
+}

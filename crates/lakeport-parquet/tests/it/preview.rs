@@ -1,6 +1,4 @@
-use lakeport_parquet::{
-    CsvOptions, DEFAULT_MAX_ROW_BYTES, FileFormat, Preview, ProcessError, preview,
-};
+use lakeport_parquet::{CsvOptions, FileFormat, Preview, PreviewLimits, ProcessError, preview};
 use serde_json::json;
 
 use crate::parquet_input::{events, parquet_bytes};
@@ -9,7 +7,7 @@ use crate::support::{Batch, json_lines_format};
 fn preview_of(bytes: &[u8], format: &FileFormat, rows: usize) -> Result<Preview, ProcessError> {
     let batch = Batch::new("events.schema.json", Default::default());
     let path = batch.stage("upload", bytes);
-    preview("upload", &path, format, rows, DEFAULT_MAX_ROW_BYTES)
+    preview("upload", &path, format, PreviewLimits::rows(rows))
 }
 
 fn cells(values: &[Option<&str>]) -> Vec<Option<String>> {
@@ -125,19 +123,32 @@ fn a_streamed_preview_reads_only_its_rows() {
     }
     let head = b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n".to_vec();
     let stream = Box::new(FailsAfter(std::io::Cursor::new(head.clone())));
-    let preview =
-        lakeport_parquet::preview_stream("x.json", stream, &json_lines_format(), 2, 1 << 20)
-            .unwrap();
+    let preview = lakeport_parquet::preview_stream(
+        "x.json",
+        stream,
+        &json_lines_format(),
+        PreviewLimits::rows(2),
+    )
+    .unwrap();
     assert_eq!(preview.rows, [cells(&[Some("1")]), cells(&[Some("2")])]);
 
     let stream = Box::new(FailsAfter(std::io::Cursor::new(head.clone())));
-    let err = lakeport_parquet::preview_stream("x.json", stream, &json_lines_format(), 5, 1 << 20)
-        .unwrap_err();
+    let err = lakeport_parquet::preview_stream(
+        "x.json",
+        stream,
+        &json_lines_format(),
+        PreviewLimits::rows(5),
+    )
+    .unwrap_err();
     assert!(matches!(err, ProcessError::Read { .. }), "{err}");
 
     let stream = Box::new(std::io::Cursor::new(head));
-    let err =
-        lakeport_parquet::preview_stream("x.parquet", stream, &FileFormat::Parquet, 5, 1 << 20)
-            .unwrap_err();
+    let err = lakeport_parquet::preview_stream(
+        "x.parquet",
+        stream,
+        &FileFormat::Parquet,
+        PreviewLimits::rows(5),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("local file"), "{err}");
 }

@@ -2,7 +2,9 @@
 //! than it is a parsing error of that row, the rest of the file is ingested, and the preview
 //! refuses it. The readers' unit tests show the row is never held in memory.
 
-use lakeport_parquet::{CsvOptions, FileFormat, ProcessError, ProcessOptions, preview};
+use lakeport_parquet::{
+    CsvOptions, FileFormat, PreviewLimits, ProcessError, ProcessOptions, preview,
+};
 use serde_json::{Value, json};
 
 use crate::support::{Batch, json_lines_format, jsonl, paths};
@@ -133,6 +135,14 @@ fn an_unterminated_csv_quote_is_one_oversized_row_up_to_the_end() {
     );
 }
 
+fn limits(rows: usize) -> PreviewLimits {
+    PreviewLimits {
+        rows,
+        max_row_bytes: LIMIT,
+        max_bytes: usize::MAX,
+    }
+}
+
 #[test]
 fn the_preview_refuses_a_row_over_the_limit() {
     let batch = Batch::new("events.schema.json", ProcessOptions::default());
@@ -161,13 +171,53 @@ fn the_preview_refuses_a_row_over_the_limit() {
     ];
     for (name, bytes, format, message) in cases {
         let path = batch.stage(name, &bytes);
-        let err = preview(name, &path, &format, 10, LIMIT).unwrap_err();
+        let err = preview(name, &path, &format, limits(10)).unwrap_err();
         assert!(matches!(err, ProcessError::File(ref file) if file.code() == "INGEST-9201-400"));
         assert_eq!(err.to_string(), message);
         // The rows before it are shown when the preview stops short of it.
         assert_eq!(
-            preview(name, &path, &format, 1, LIMIT).unwrap().rows.len(),
+            preview(name, &path, &format, limits(1)).unwrap().rows.len(),
             1
         );
+    }
+}
+
+/// 1,000 rows at the row limit would be a gigabyte of preview: it stops after the row that
+/// reaches its text budget, in every format.
+#[test]
+fn the_preview_stops_at_its_text_budget() {
+    let batch = Batch::new("events.schema.json", ProcessOptions::default());
+    let cell = "x".repeat(100);
+    let json: String = (0..50)
+        .map(|_| format!("{{\"a\": \"{cell}\"}}\n"))
+        .collect();
+    let array = format!(
+        "[{}]",
+        (0..50)
+            .map(|_| format!("{{\"a\": \"{cell}\"}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let csv: String = std::iter::once("a\n".to_owned())
+        .chain((0..50).map(|_| format!("{cell}\n")))
+        .collect();
+    for (name, bytes, format) in [
+        ("l.json", json, json_lines_format()),
+        ("a.json", array, FileFormat::Json { multi_line: true }),
+        ("c.csv", csv, FileFormat::Csv(CsvOptions::default())),
+    ] {
+        let path = batch.stage(name, bytes.as_bytes());
+        let budget = PreviewLimits {
+            rows: 50,
+            max_row_bytes: LIMIT,
+            max_bytes: 250,
+        };
+        let shown = preview(name, &path, &format, budget).unwrap();
+        assert_eq!(shown.rows.len(), 3, "{name}");
+        let all = PreviewLimits {
+            max_bytes: usize::MAX,
+            ..budget
+        };
+        assert_eq!(preview(name, &path, &format, all).unwrap().rows.len(), 50);
     }
 }
