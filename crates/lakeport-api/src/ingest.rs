@@ -574,6 +574,19 @@ async fn upload_chunk(
             bad_range("a chunk needs Content-Range: bytes <first>-<last>[/<total>]".to_owned())
         })?;
     let chunk = ingest::parse_content_range(header).map_err(bad_range)?;
+    let max_file = state.ingest_config().max_batch_bytes;
+    if chunk.last >= max_file {
+        return Err(ApiError::new(
+            SERVICE,
+            9020,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Range not satisfiable",
+            format!(
+                "{header:?} ends at byte {}; a file in a batch holds at most {max_file} bytes",
+                chunk.last
+            ),
+        ));
+    }
     let limit = state.ingest_config().max_chunk_bytes;
     if chunk.len() > limit {
         return Err(too_large(limit));

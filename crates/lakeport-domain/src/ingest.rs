@@ -18,9 +18,10 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// Returns the chunk's length in bytes.
+    /// Returns the chunk's length in bytes (saturating: a parsed chunk never reaches
+    /// [`MAX_CHUNK_OFFSET`], so the sum cannot overflow).
     pub fn len(&self) -> u64 {
-        self.last - self.first + 1
+        self.last.saturating_sub(self.first).saturating_add(1)
     }
 
     /// Chunks are never empty; present for clippy's `len_without_is_empty`.
@@ -29,10 +30,14 @@ impl Chunk {
     }
 }
 
+/// The largest byte offset a `Content-Range` may name: offsets, lengths and totals then
+/// fit in a signed 64-bit integer and no sum of them overflows.
+pub const MAX_CHUNK_OFFSET: u64 = (i64::MAX as u64) / 2;
+
 /// Parses `Content-Range: bytes <first>-<last>[/<total>|/*]` (spec §3.4).
 ///
 /// # Errors
-/// A message that says what is malformed.
+/// A message that says what is malformed, including offsets past [`MAX_CHUNK_OFFSET`].
 pub fn parse_content_range(header: &str) -> Result<Chunk, String> {
     let expected = "expected Content-Range: bytes <first>-<last>[/<total>] with inclusive offsets";
     let spec = header
@@ -63,6 +68,15 @@ pub fn parse_content_range(header: &str) -> Result<Chunk, String> {
             "{header:?}: the last byte {last} is before the first {first}"
         ));
     }
+    if let Some(large) = [Some(last), total]
+        .into_iter()
+        .flatten()
+        .find(|n| *n > MAX_CHUNK_OFFSET)
+    {
+        return Err(format!(
+            "{header:?}: {large} is larger than the largest supported offset {MAX_CHUNK_OFFSET}"
+        ));
+    }
     if let Some(total) = total
         && last >= total
     {
@@ -85,7 +99,7 @@ pub fn add_chunk(chunks: &mut Vec<Chunk>, chunk: Chunk) {
 pub fn contiguous_end(chunks: &[Chunk]) -> Option<u64> {
     let mut end: Option<u64> = None;
     for chunk in chunks {
-        let next = end.map_or(0, |e| e + 1);
+        let next = end.map_or(0, |e: u64| e.saturating_add(1));
         if chunk.first > next {
             break;
         }
@@ -96,7 +110,7 @@ pub fn contiguous_end(chunks: &[Chunk]) -> Option<u64> {
 
 /// Returns the number of distinct bytes received.
 pub fn received_bytes(chunks: &[Chunk]) -> u64 {
-    chunks.iter().map(Chunk::len).sum()
+    chunks.iter().map(Chunk::len).fold(0, u64::saturating_add)
 }
 
 /// Checks that the chunks tile `[0, N)` with no gap and no overlap and agree on the total;
@@ -121,7 +135,12 @@ pub fn check_tiling(chunks: &[Chunk]) -> Result<u64, String> {
                 next - 1
             ));
         }
-        next = chunk.last + 1;
+        next = chunk.last.checked_add(1).ok_or_else(|| {
+            format!(
+                "chunk {}-{} ends past the largest supported offset",
+                chunk.first, chunk.last
+            )
+        })?;
     }
     if let Some(total) = chunks.iter().find_map(|c| c.total.filter(|t| *t != next)) {
         return Err(format!(

@@ -297,10 +297,24 @@ impl ListQuery {
 
 fn parse_limit(text: &str, cap: u32, reject_over_max: bool) -> Result<u32, QueryError> {
     let range = format!("limit must be an integer from 1 to {cap}");
-    let parsed: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| query_error("limit", format!("{text:?} is not an integer; {range}")))?;
+    let trimmed = text.trim();
+    let parsed: i64 = match trimmed.parse() {
+        Ok(parsed) => parsed,
+        // Integers beyond 64 bits are too large or too small, not malformed.
+        Err(_) if is_integer(trimmed) => {
+            if trimmed.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            }
+        }
+        Err(_) => {
+            return Err(query_error(
+                "limit",
+                format!("{text:?} is not an integer; {range}"),
+            ));
+        }
+    };
     if parsed < 1 {
         return Err(query_error(
             "limit",
@@ -317,6 +331,11 @@ fn parse_limit(text: &str, cap: u32, reject_over_max: bool) -> Result<u32, Query
         return Ok(cap);
     }
     Ok(u32::try_from(parsed).expect("bounded by cap"))
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse_order(parameter: &str, value: &str) -> Result<Vec<SortKey>, QueryError> {

@@ -122,7 +122,8 @@ fn list_query(
     if let Some((first, last)) = range {
         params.retain(|(key, _)| !matches!(key.as_str(), "start" | "offset" | "limit"));
         params.push(("start".into(), first.to_string()));
-        params.push(("limit".into(), (last - first + 1).to_string()));
+        let count = (last - first).saturating_add(1);
+        params.push(("limit".into(), count.to_string()));
     }
     for (key, _) in &mut params {
         if let Some((_, to)) = rename.iter().find(|(from, _)| from == key) {
@@ -155,7 +156,8 @@ async fn list_objects(
             .count(&ctx.tenant, kind, &query)
             .await
             .map_err(metastore_error)?;
-        let last = (first + u64::from(query.limit))
+        let last = first
+            .saturating_add(u64::from(query.limit))
             .min(total)
             .saturating_sub(1)
             .max(first);

@@ -640,6 +640,71 @@ async fn uploads_are_checked() {
     assert_eq!(app.batch(&batch).await["recordCount"], 2);
 }
 
+/// `Content-Range: bytes 0-18446744073709551615` with an empty body used to be accepted:
+/// the length `last - first + 1` wrapped to 0. Client numbers use checked arithmetic.
+#[tokio::test]
+async fn chunk_offsets_that_overflow_are_refused() {
+    let app = TestApp::with_config(|config| config.ingest.max_batch_bytes = 1_000_000).await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = new_batch(&app, &dataset, json!({})).await;
+    let file = format!("{IMPORT_BATCHES}/{batch}/datasets/{dataset}/files/f.json");
+    let reply = app.post(&format!("{file}?action=INITIALIZE")).send().await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let patch = |range: &str, body: &[u8]| {
+        let mut call = app
+            .patch(&file)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", range);
+        call.body_bytes = Some(body.to_vec());
+        call
+    };
+    for range in [
+        "bytes 0-18446744073709551615",
+        "bytes 18446744073709551615-18446744073709551615",
+        "bytes 0-18446744073709551616",
+        "bytes 0-0/18446744073709551615",
+    ] {
+        let reply = patch(range, b"").send().await;
+        reply.problem(400, "INGEST-9006-400");
+    }
+    // Past what a file of this batch may hold: 416 naming the limit.
+    let reply = patch("bytes 999999-1000000", b"xx").send().await;
+    assert!(
+        reply
+            .problem(416, "INGEST-9020-416")
+            .contains("1000000 bytes")
+    );
+    // Nothing was recorded, and the upload still works.
+    let head = app.call(axum::http::Method::HEAD, &file).send().await;
+    assert_eq!((head.status, head.header("range")), (StatusCode::OK, None));
+    let row = lines(&[event(1)]);
+    let last = row.len() - 1;
+    let reply = patch(&format!("bytes 0-{last}"), &row).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = app.post(&format!("{file}?action=COMPLETE")).send().await;
+    assert_eq!(reply.body["sizeInBytes"], row.len(), "{}", reply.text);
+    // Catalog ranges and limits beyond 64 bits are clamped, never wrapped.
+    let reply = app
+        .get(CATALOG_BATCHES)
+        .header("range", "objects=0-18446744073709551615")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.header("content-range"), Some("objects 0-0/1"));
+    let reply = app
+        .get(&format!(
+            "{CATALOG_BATCHES}?limit=99999999999999999999999&start=18446744073709551615"
+        ))
+        .send()
+        .await;
+    assert_eq!((reply.status, reply.keys().len()), (StatusCode::OK, 0));
+    let reply = app
+        .get(&format!("{CATALOG_BATCHES}?limit=-99999999999999999999999"))
+        .send()
+        .await;
+    assert!(reply.problem(400, "CAT-9001-400").contains("too small"));
+}
+
 #[tokio::test]
 async fn chunked_uploads_arrive_in_any_order_and_are_checked_at_complete() {
     let app = TestApp::new().await;
