@@ -37,6 +37,22 @@ fn content_ranges() {
             .contains("past the total")
     );
     assert!(parse_content_range("bytes a-b").is_err());
+    // Offsets whose length or sum overflows are refused, not wrapped to an empty chunk.
+    assert!(
+        parse_content_range("bytes 0-18446744073709551615")
+            .unwrap_err()
+            .contains("largest supported offset")
+    );
+    assert!(parse_content_range("bytes 0-18446744073709551616").is_err());
+    assert!(parse_content_range("bytes 0-9/18446744073709551615").is_err());
+    let huge = Chunk {
+        first: 0,
+        last: u64::MAX,
+        total: None,
+    };
+    assert_eq!(huge.len(), u64::MAX);
+    assert!(check_tiling(&[huge]).is_err());
+    assert_eq!(contiguous_end(&[huge]), Some(u64::MAX));
 }
 
 #[test]
@@ -266,4 +282,120 @@ fn processed_fields_follow_the_spec() {
         (fields["recordCount"].as_u64(), fields["size"].as_u64()),
         (Some(0), Some(0))
     );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Offsets near 0, near the supported maximum and near `u64::MAX`, where arithmetic
+    /// on client numbers overflows.
+    fn offset() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0..1_000u64,
+            (MAX_CHUNK_OFFSET - 2)..=(MAX_CHUNK_OFFSET + 2),
+            (u64::MAX - 2)..=u64::MAX,
+            any::<u64>(),
+        ]
+    }
+
+    /// `Content-Range` values: well-formed ones with hostile numbers, and noise.
+    fn header() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (offset(), offset(), proptest::option::of(offset())).prop_map(|(a, b, t)| match t {
+                Some(t) => format!("bytes {a}-{b}/{t}"),
+                None => format!("bytes {a}-{b}"),
+            }),
+            "bytes[ =]?[0-9a-z*/ -]{0,40}",
+            ".{0,60}",
+        ]
+    }
+
+    /// Splits `[0, total)` into chunks at the given cut points.
+    fn tiling(total: u64, mut cuts: Vec<u64>) -> Vec<Chunk> {
+        cuts.retain(|cut| *cut > 0 && *cut < total);
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut chunks = Vec::new();
+        let mut first = 0;
+        for cut in cuts.into_iter().chain([total]) {
+            chunks.push(Chunk {
+                first,
+                last: cut - 1,
+                total: Some(total),
+            });
+            first = cut;
+        }
+        chunks
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Parsing never panics; a parsed chunk is ordered, bounded and has a length that
+        /// does not overflow.
+        #[test]
+        fn content_range_parses_or_says_why(text in header()) {
+            match parse_content_range(&text) {
+                Ok(chunk) => {
+                    prop_assert!(chunk.first <= chunk.last);
+                    prop_assert!(chunk.last <= MAX_CHUNK_OFFSET);
+                    prop_assert_eq!(chunk.len(), chunk.last - chunk.first + 1);
+                    if let Some(total) = chunk.total {
+                        prop_assert!(chunk.last < total);
+                    }
+                }
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+
+        /// Any set of parsed chunks, in any order: the tiler never panics, and when it
+        /// accepts, the chunks cover `[0, N)` exactly once.
+        #[test]
+        fn tiler_accepts_only_exact_tilings(texts in proptest::collection::vec(header(), 0..12)) {
+            let mut chunks = Vec::new();
+            for text in &texts {
+                if let Ok(chunk) = parse_content_range(text) {
+                    add_chunk(&mut chunks, chunk);
+                }
+            }
+            let received = received_bytes(&chunks);
+            let end = contiguous_end(&chunks);
+            if let Ok(total) = check_tiling(&chunks) {
+                prop_assert_eq!(received, total);
+                prop_assert_eq!(end, Some(total - 1));
+                prop_assert_eq!(chunks[0].first, 0);
+                for pair in chunks.windows(2) {
+                    prop_assert_eq!(pair[0].last + 1, pair[1].first);
+                }
+            }
+        }
+
+        /// A random tiling sent in a random order (with resent chunks) is accepted with
+        /// its total; dropping one chunk is refused.
+        #[test]
+        fn shuffled_tilings_are_accepted_and_gaps_refused(
+            total in 1..=MAX_CHUNK_OFFSET,
+            cuts in proptest::collection::vec(any::<u64>(), 0..8),
+            order in proptest::collection::vec(any::<usize>(), 0..16),
+            drop in any::<prop::sample::Index>(),
+        ) {
+            let cuts: Vec<u64> = cuts.into_iter().map(|c| c % total).collect();
+            let tiles = tiling(total, cuts);
+            let mut chunks = Vec::new();
+            for pick in order.iter().copied().chain(0..tiles.len()).map(|i| i % tiles.len()) {
+                add_chunk(&mut chunks, tiles[pick]);
+            }
+            let text = |c: &Chunk| format!("bytes {}-{}/{}", c.first, c.last, total);
+            for chunk in &chunks {
+                prop_assert_eq!(parse_content_range(&text(chunk)), Ok(*chunk));
+            }
+            prop_assert_eq!(check_tiling(&chunks), Ok(total));
+            if chunks.len() > 1 {
+                chunks.remove(drop.index(chunks.len()));
+                prop_assert!(check_tiling(&chunks).is_err());
+            }
+        }
+    }
 }

@@ -278,3 +278,94 @@ fn filters_evaluate_in_memory_like_sql() {
     assert!(check(&[("tags", "team:bl*"), ("dataSet", "D1")]));
     assert!(!check(&[("dataSet", "!D1")]));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &[
+        "limit",
+        "start",
+        "offset",
+        "orderBy",
+        "sort",
+        "properties",
+        "property",
+        "tags",
+        "createdAfter",
+        "createdBefore",
+        "startAfter",
+        "endBefore",
+        "aggregate",
+        "expansion",
+        "dataSet",
+        "batch",
+        "connection",
+        "status",
+        "name",
+        "version",
+        "id",
+    ];
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(NAMES).prop_map(str::to_owned),
+            ".{0,12}",
+        ]
+    }
+
+    /// Values built from the query language's own punctuation, big numbers and noise.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[!*,:~<>=a-z0-9.()\\[\\]\\\\+-]{0,24}",
+            "-?[0-9]{1,30}",
+            ".{0,40}",
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = ObjectKind> {
+        prop_oneof![
+            Just(ObjectKind::Dataset),
+            Just(ObjectKind::Batch),
+            Just(ObjectKind::DatasetFile),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        /// Random query strings never panic the parser: each is a query within the page
+        /// limits or a typed error naming a parameter that was sent (rendered as a 400).
+        #[test]
+        fn parser_answers_every_query(
+            kind in kind(),
+            params in proptest::collection::vec((name(), value()), 0..6),
+            reject_over_max in any::<bool>(),
+        ) {
+            let limits = PageLimits { default_limit: 20, max_limit: 100, reject_over_max };
+            match ListQuery::parse(kind, &params, limits) {
+                Ok(query) => {
+                    prop_assert!((1..=100).contains(&query.limit));
+                    let doc = serde_json::json!({
+                        "id": "b1", "name": "a*b", "version": "1.0.3", "created": 5,
+                        "status": "success", "tags": {"team": ["x"]},
+                        "relatedObjects": [{"type": "dataSet", "id": "d1"}],
+                        "availableDates": {"startDate": 1}
+                    });
+                    let doc = doc.as_object().unwrap();
+                    for filter in &query.filters {
+                        // Evaluating a filter in memory never panics either.
+                        let _ = filter.matches(doc);
+                        let _ = filter.matches(&serde_json::Map::new());
+                    }
+                }
+                Err(err) => {
+                    prop_assert!(params.iter().any(|(name, _)| *name == err.parameter)
+                        || err.parameter == "limit", "{err}");
+                    prop_assert!(!err.reason.is_empty());
+                }
+            }
+        }
+    }
+}
