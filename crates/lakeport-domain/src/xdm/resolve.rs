@@ -13,8 +13,8 @@ use crate::Doc;
 /// a field of an object (or an array's items, a map's values) one deeper. Every recursive
 /// walk over a resolved schema (validation, the Arrow mapping, evolution checks) relies on
 /// this bound; it keeps them far from the stack of a 2 MiB worker thread, even in a debug
-/// build. AEP publishes no hard nesting limit; its Profile guardrails recommend identity
-/// fields no deeper than 4 levels, and real XDM schemas stay well under 16.
+/// build. AEP publishes no hard nesting limit (its Profile guardrails recommend identity
+/// fields no deeper than 4 levels); this one is Lakeport's.
 pub const MAX_FIELD_DEPTH: usize = 32;
 
 /// The most fields (at any depth, each use of a data type counted again) one resolution may
@@ -50,7 +50,7 @@ pub enum ResolveError {
         chain: Vec<String>,
     },
     #[error(
-        "the resolved form has more than {limit} fields (each use of a data type counts its fields again); last reference followed: {reference}"
+        "the resolved form has more than {limit} fields (each use of a data type counts its fields again), reached at {reference}"
     )]
     TooLarge { limit: usize, reference: String },
     #[error("references chain more than {limit} deep: {}", abbreviate(chain))]
