@@ -250,30 +250,24 @@ struct FileTarget {
     batch_id: String,
     dataset_id: String,
     path: String,
-    segments: Vec<String>,
 }
 
 fn file_target(batch: &str, dataset: &str, path: &str) -> Result<FileTarget, ApiError> {
     let batch_id = extract::id(SERVICE, batch)?;
     let dataset_id = extract::id(SERVICE, dataset)?;
-    let segments = keys::check_file_path(path)
-        .map_err(|err| {
-            ApiError::new(
-                SERVICE,
-                9017,
-                StatusCode::BAD_REQUEST,
-                "Invalid file path",
-                err.to_string(),
-            )
-        })?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    keys::check_file_path(path).map_err(|err| {
+        ApiError::new(
+            SERVICE,
+            9017,
+            StatusCode::BAD_REQUEST,
+            "Invalid file path",
+            err.to_string(),
+        )
+    })?;
     Ok(FileTarget {
         batch_id,
         dataset_id,
         path: path.to_owned(),
-        segments,
     })
 }
 
@@ -308,22 +302,20 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 impl FileTarget {
     fn staged_key(&self, ctx: &RequestContext, upload_id: &str) -> Key {
-        let mut segments: Vec<&str> = vec![upload_id];
-        segments.extend(self.segments.iter().map(String::as_str));
         keys::staged_file(
             ctx.tenant.org(),
             ctx.tenant.sandbox(),
             &self.batch_id,
-            &segments,
+            upload_id,
         )
     }
 
     fn upload_prefix(&self, ctx: &RequestContext, upload_id: &str) -> Key {
-        keys::staged_file(
+        keys::staged_upload(
             ctx.tenant.org(),
             ctx.tenant.sandbox(),
             &self.batch_id,
-            &[upload_id],
+            upload_id,
         )
     }
 
@@ -786,10 +778,12 @@ async fn preview(
         if table.rows.len() >= rows || budget == 0 {
             break;
         }
-        let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
-            .chain(file.path.split('/'))
-            .collect();
-        let key = keys::staged_file(ctx.tenant.org(), ctx.tenant.sandbox(), &batch_id, &segments);
+        let key = keys::staged_file(
+            ctx.tenant.org(),
+            ctx.tenant.sandbox(),
+            &batch_id,
+            &file.upload_id,
+        );
         let opened = if state.storage().is_local() || is_parquet {
             state
                 .storage()

@@ -298,14 +298,11 @@ async fn process(
     let inputs: Vec<(String, lakeport_storage::Key)> = files
         .iter()
         .map(|file| {
-            let segments: Vec<&str> = std::iter::once(file.upload_id.as_str())
-                .chain(file.path.split('/'))
-                .collect();
             let key = keys::staged_file(
                 job.tenant.org(),
                 job.tenant.sandbox(),
                 &job.batch_id,
-                &segments,
+                &file.upload_id,
             );
             (file.path.clone(), key)
         })

@@ -51,12 +51,18 @@ fn tenant_parts<'a>(org: &'a str, sandbox: &'a str) -> [&'a str; 2] {
     [org, sandbox]
 }
 
-/// The staged copy of an uploaded file.
-pub fn staged_file(org: &str, sandbox: &str, batch: &str, segments: &[&str]) -> Path {
+/// The staged copy of an uploaded file, under the id of its upload. The client's path is
+/// kept in the metastore, never in the key: a key does not depend on the length of the
+/// client's segments (a filesystem refuses names of 255 bytes and more).
+pub fn staged_file(org: &str, sandbox: &str, batch: &str, upload: &str) -> Path {
+    staged_upload(org, sandbox, batch, upload).join("file")
+}
+
+/// Everything staged by one upload (the file of [`staged_file`]).
+pub fn staged_upload(org: &str, sandbox: &str, batch: &str, upload: &str) -> Path {
     let mut parts: Vec<&str> = vec!["staging"];
     parts.extend(tenant_parts(org, sandbox));
-    parts.extend([batch, "files"]);
-    parts.extend(segments);
+    parts.extend([batch, "files", upload]);
     join(&parts)
 }
 

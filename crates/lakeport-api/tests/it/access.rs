@@ -805,3 +805,70 @@ async fn diagnostics_without_recorded_files_are_listed_from_storage() {
         ["_SUCCESS", "part-00001.json", "part-00002.json"]
     );
 }
+
+/// File names whose last segment is 254 bytes or more used to get `503 … retry` (the
+/// filesystem refuses the name) and a chunked upload of such a name failed only at
+/// COMPLETE. Staged objects are keyed by upload id; the client's path stays in the
+/// metastore and is what diagnostics show.
+#[tokio::test]
+async fn long_file_names_are_stored_under_the_upload_id() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = app
+        .create_batch(json!({"datasetId": dataset, "partialIngestionPercent": 50}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let whole = format!("day=1/{}.json", "w".repeat(300));
+    let mut body = lines(&[event(1), event(2)]);
+    body.extend_from_slice(b"{not json\n");
+    let reply = app.upload_raw(&batch, &dataset, &whole, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    let chunked = format!("{}.json", "c".repeat(600));
+    let file = format!("{IMPORT_BATCHES}/{batch}/datasets/{dataset}/files/{chunked}");
+    let reply = app.post(&format!("{file}?action=INITIALIZE")).send().await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let rows = lines(&[event(3)]);
+    let mut call = app
+        .patch(&file)
+        .header("content-type", "application/octet-stream")
+        .header("content-range", &format!("bytes 0-{}", rows.len() - 1));
+    call.body_bytes = Some(rows.clone());
+    let reply = call.send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = app.post(&format!("{file}?action=COMPLETE")).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["name"], chunked.as_str());
+
+    // Past 1024 characters the path itself is refused at the first request, with the limit.
+    let too_long = "x".repeat(1025);
+    let reply = app.upload_raw(&batch, &dataset, &too_long, b"{}\n").await;
+    assert!(reply.problem(400, "INGEST-9017-400").contains("1024"));
+
+    assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    let done = app.batch(&batch).await;
+    assert_eq!(
+        (
+            done["status"].as_str(),
+            done["recordCount"].as_u64(),
+            done["failedRecordCount"].as_u64()
+        ),
+        (Some("success"), Some(3), Some(1)),
+        "{done}"
+    );
+    // The rejected row names the client's file.
+    let rejected = app
+        .get(&format!(
+            "{EXPORT}/batches/{batch}/failed?path=part-00001.json"
+        ))
+        .send()
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.text);
+    let row: Value = serde_json::from_str(rejected.text.lines().next().unwrap()).unwrap();
+    assert_eq!(row["_filename"], whole.as_str());
+    // The server still answers.
+    assert_eq!(app.get(CATALOG_BATCHES).send().await.status, StatusCode::OK);
+}
