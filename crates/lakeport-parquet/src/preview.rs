@@ -209,6 +209,7 @@ fn preview_parquet(
         name,
         limits.row_limit().min(read::parquet::BATCH_ROWS),
         None,
+        limits.max_row_bytes.max(1),
         &mut sink,
     )?;
     Ok(sink.preview)
@@ -313,6 +314,7 @@ pub fn parquet_rows(name: &str, file: &Path, limit: usize) -> Result<Vec<Value>,
             name,
             limit.min(read::parquet::BATCH_ROWS),
             None,
+            usize::MAX,
             &mut sink,
         )?;
     }

@@ -341,6 +341,7 @@ fn read_input(
                 name,
                 read::parquet::BATCH_ROWS,
                 Some(schema),
+                max_row_bytes,
                 rows,
             );
         }

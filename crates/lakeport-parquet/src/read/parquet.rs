@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
-use super::{Flow, RowSink, empty, undecodable};
+use super::{Flow, RowSink, empty, oversized, undecodable};
 use crate::arrow_value::{dates_from_timestamps, row_object, without_dictionaries};
 use crate::error::ProcessError;
 
@@ -39,22 +39,56 @@ pub(crate) fn open(
     Ok((builder, size))
 }
 
+/// The most uncompressed bytes, as the footer counts them, a record batch is sized for.
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads every row into the sink as a JSON object (until the sink stops). With the
 /// dataset's resolved `schema`, timestamps for XDM `date` fields are handed over as dates
 /// (see [`dates_from_timestamps`]); without it (previews), values are shown as they are.
 ///
+/// Memory is bounded by the footer before any page is read: a row group whose rows average
+/// more than `max_row_bytes` uncompressed is refused (a few kilobytes of zstd can hold
+/// gigabytes), and record batches hold about [`BATCH_BYTES`] (at most `batch_rows` rows).
+/// A decoded row larger than `max_row_bytes` is a corrupt row.
+///
 /// # Errors
 ///
-/// `INGEST-9201-400` when a page cannot be decoded, or whatever the sink returns.
+/// `INGEST-9201-400` when a page cannot be decoded or a row group is too large for its rows,
+/// or whatever the sink returns.
 pub(crate) fn read(
     builder: ParquetRecordBatchReaderBuilder<File>,
     name: &str,
     batch_rows: usize,
     schema: Option<&Value>,
+    max_row_bytes: usize,
     sink: &mut impl RowSink,
 ) -> Result<(), ProcessError> {
+    let mut widest: u64 = 1;
+    for (index, group) in builder.metadata().row_groups().iter().enumerate() {
+        let rows = u64::try_from(group.num_rows()).unwrap_or(0).max(1);
+        let bytes: u64 = group
+            .columns()
+            .iter()
+            .map(|column| u64::try_from(column.uncompressed_size()).unwrap_or(0))
+            .sum::<u64>()
+            .max(u64::try_from(group.total_byte_size()).unwrap_or(0));
+        let per_row = bytes.div_ceil(rows);
+        if per_row > max_row_bytes as u64 {
+            return Err(undecodable(
+                name,
+                FORMAT,
+                format!(
+                    "row group {} holds {bytes} bytes uncompressed for {rows} rows, more than \
+                     the maximum row size of {max_row_bytes} bytes per row",
+                    index + 1
+                ),
+            ));
+        }
+        widest = widest.max(per_row);
+    }
+    let by_bytes = usize::try_from(BATCH_BYTES / widest).unwrap_or(usize::MAX);
     let reader = builder
-        .with_batch_size(batch_rows)
+        .with_batch_size(batch_rows.min(by_bytes).max(1))
         .build()
         .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
     let mut row_number: u64 = 0;
@@ -66,7 +100,7 @@ pub(crate) fn read(
                 None => Ok(batch),
             })
             .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
-        if read_batch(&batch, &mut row_number, sink)? == Flow::Stop {
+        if read_batch(&batch, &mut row_number, max_row_bytes, sink)? == Flow::Stop {
             break;
         }
     }
@@ -76,11 +110,23 @@ pub(crate) fn read(
 fn read_batch(
     batch: &RecordBatch,
     row_number: &mut u64,
+    max_row_bytes: usize,
     sink: &mut impl RowSink,
 ) -> Result<Flow, ProcessError> {
     for index in 0..batch.num_rows() {
         *row_number += 1;
-        let flow = match row_object(batch, index) {
+        let row = row_object(batch, index);
+        let size = row.as_ref().map_or(0, |row| json_size(row.values()));
+        let flow = match row {
+            Ok(_) if size > max_row_bytes => sink.corrupt(
+                format!("row {row_number}").as_bytes(),
+                oversized(
+                    &format!("row {row_number}"),
+                    size as u64,
+                    max_row_bytes,
+                    false,
+                ),
+            )?,
             Ok(row) => sink.row(Value::Object(row), &|| {
                 Value::Object(row_object(batch, index).unwrap_or_default())
             })?,
@@ -94,4 +140,26 @@ fn read_batch(
         }
     }
     Ok(Flow::Continue)
+}
+
+/// Returns about how many bytes `values` take as compact JSON (strings unescaped), without
+/// writing them.
+fn json_size<'v>(values: impl Iterator<Item = &'v Value>) -> usize {
+    values.map(value_size).sum()
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(text) => text.len() + 3,
+        Value::Array(elements) => 2 + json_size(elements.iter()),
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(key, value)| key.len() + 4 + value_size(value))
+                .sum::<usize>()
+        }
+    }
 }

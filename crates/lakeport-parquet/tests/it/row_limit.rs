@@ -221,3 +221,82 @@ fn the_preview_stops_at_its_text_budget() {
         assert_eq!(preview(name, &path, &format, all).unwrap().rows.len(), 50);
     }
 }
+
+/// Parquet compresses a gigabyte of repeated text into kilobytes: a row group whose rows
+/// average more than the row limit is refused from the footer, before any page is
+/// decompressed; a single decoded row over the limit is a parsing error of that row.
+#[test]
+fn parquet_rows_are_held_to_the_row_limit() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, LargeStringArray, RecordBatch};
+    use parquet::basic::{Compression, ZstdLevel};
+
+    let zstd = Compression::ZSTD(ZstdLevel::default());
+    let big = "a".repeat(20 * LIMIT);
+    let bomb = RecordBatch::try_from_iter([(
+        "s",
+        Arc::new(LargeStringArray::from(vec![big.as_str(); 100])) as ArrayRef,
+    )])
+    .unwrap();
+    // As pyarrow writes it with use_dictionary=False: plain pages, zstd.
+    let plain = parquet::file::properties::WriterProperties::builder()
+        .set_compression(zstd)
+        .set_dictionary_enabled(false)
+        .build();
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, bomb.schema(), Some(plain)).unwrap();
+    writer.write(&bomb).unwrap();
+    writer.close().unwrap();
+    assert!(bytes.len() < 100 * LIMIT, "{} bytes", bytes.len());
+    let mut batch = Batch::new("types.schema.json", limited());
+    let err = batch
+        .process("bomb.parquet", &bytes, &FileFormat::Parquet)
+        .unwrap_err();
+    let ProcessError::File(file) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(file.code(), "INGEST-9201-400");
+    assert!(
+        err.to_string().contains(
+            "row group 1 holds 600" // 600,000 bytes of text and some framing
+        ) && err
+            .to_string()
+            .ends_with("for 100 rows, more than the maximum row size of 300 bytes per row"),
+        "{err}"
+    );
+    let path = batch.stage("bomb.parquet", &bytes);
+    let err = preview("bomb.parquet", &path, &FileFormat::Parquet, limits(10)).unwrap_err();
+    assert!(err.to_string().contains("row group 1 holds"), "{err}");
+
+    // Dictionary-encoded, the footer counts the value once: each row is decoded and
+    // rejected on its own.
+    let bytes = crate::parquet_input::parquet_bytes_with(&bomb, zstd);
+    let mut batch = Batch::new("types.schema.json", limited());
+    let stats = batch
+        .process("dictionary.parquet", &bytes, &FileFormat::Parquet)
+        .unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (100, 100));
+
+    // One large row among small ones: only that row is rejected.
+    let mut values = vec!["small"; 99];
+    values.insert(1, big.as_str());
+    let mixed =
+        RecordBatch::try_from_iter([("s", Arc::new(LargeStringArray::from(values)) as ArrayRef)])
+            .unwrap();
+    let bytes = crate::parquet_input::parquet_bytes_with(&mixed, zstd);
+    let mut batch = Batch::new("types.schema.json", limited());
+    let stats = batch
+        .process("mixed.parquet", &bytes, &FileFormat::Parquet)
+        .unwrap();
+    assert_eq!((stats.input_records, stats.failed_records), (100, 1));
+    let output = batch.finish();
+    assert_eq!(output.output_records, 99);
+    let failed = batch.json_lines("failed/part-00001.json");
+    assert_eq!(
+        failed[0]["_errors"][0]["message"],
+        "row 2 is larger than the maximum row size of 300 bytes (6003 bytes); the row is skipped"
+    );
+    assert_eq!(failed[0]["_corrupt_record"], "row 2");
+}
