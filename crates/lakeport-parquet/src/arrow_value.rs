@@ -594,12 +594,15 @@ fn date_text(array: &ArrayRef, node: &Value) -> Result<Option<ArrayRef>, ArrowEr
 
 /// Returns `batch` with every dictionary-encoded column (at any depth) cast to its value
 /// type, so that rows read one value at a time don't look keys up through the dictionary.
+///
+/// A top-level dictionary of text or binary stays one: each row looks its value up when it
+/// is built, so a large value repeated on many rows is held once (see `read::parquet`).
 pub(crate) fn without_dictionaries(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
     if !batch
         .schema_ref()
         .fields()
         .iter()
-        .any(|field| has_dictionary(field.data_type()))
+        .any(|field| has_dictionary(field.data_type()) && !is_text_dictionary(field.data_type()))
     {
         return Ok(batch);
     }
@@ -608,6 +611,9 @@ pub(crate) fn without_dictionaries(batch: RecordBatch) -> Result<RecordBatch, Ar
         .fields()
         .iter()
         .map(|field| {
+            if is_text_dictionary(field.data_type()) {
+                return field.clone();
+            }
             Arc::new(
                 Field::new(
                     field.name(),
@@ -631,6 +637,16 @@ pub(crate) fn without_dictionaries(batch: RecordBatch) -> Result<RecordBatch, Ar
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+fn is_text_dictionary(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Dictionary(_, values) if matches!(
+            values.as_ref(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+        )
+    )
 }
 
 fn has_dictionary(data_type: &DataType) -> bool {

@@ -123,16 +123,35 @@ fn lists_structs_maps_and_dictionaries_nest() {
 }
 
 #[test]
-fn dictionary_columns_are_unpacked_per_batch() {
+fn nested_dictionaries_are_unpacked_per_batch_and_top_level_text_ones_kept() {
     let mut dictionary = StringDictionaryBuilder::<Int32Type>::new();
     dictionary.append_value("silver");
-    let batch =
-        RecordBatch::try_from_iter([("tier", Arc::new(dictionary.finish()) as ArrayRef)]).unwrap();
+    let mut nested =
+        arrow_array::builder::ListBuilder::new(StringDictionaryBuilder::<Int32Type>::new());
+    nested.values().append_value("gold");
+    nested.append(true);
+    let batch = RecordBatch::try_from_iter([
+        ("tier", Arc::new(dictionary.finish()) as ArrayRef),
+        ("tiers", Arc::new(nested.finish()) as ArrayRef),
+    ])
+    .unwrap();
     let plain = without_dictionaries(batch).unwrap();
-    assert_eq!(plain.schema().field(0).data_type(), &DataType::Utf8);
+    // A top-level text dictionary stays one (a large repeated value is held once)...
+    assert!(matches!(
+        plain.schema().field(0).data_type(),
+        DataType::Dictionary(_, _)
+    ));
+    // ...nested ones are unpacked.
+    assert_eq!(
+        plain.schema().field(1).data_type(),
+        &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+    );
     assert_eq!(
         row_object(&plain, 0).unwrap(),
-        json!({"tier": "silver"}).as_object().unwrap().clone()
+        json!({"tier": "silver", "tiers": ["gold"]})
+            .as_object()
+            .unwrap()
+            .clone()
     );
 }
 

@@ -3,8 +3,14 @@
 use std::fs::File;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_schema::{DataType, Field, FieldRef, Schema};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::{Encoding, PageType};
 use serde_json::Value;
 
 use super::{Flow, RowSink, empty, oversized, undecodable};
@@ -34,9 +40,78 @@ pub(crate) fn open(
     if size == 0 {
         return Err(empty(name));
     }
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
-    Ok((builder, size))
+    let undecodable_footer =
+        |err: parquet::errors::ParquetError| undecodable(name, FORMAT, err.to_string());
+    let mut metadata =
+        ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(undecodable_footer)?;
+    if let Some(schema) = keeping_dictionaries(&metadata) {
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(schema));
+        metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
+            .map_err(undecodable_footer)?;
+    }
+    Ok((
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata),
+        size,
+    ))
+}
+
+/// Returns the file's Arrow schema with every top-level text or binary column that is
+/// dictionary-encoded in every row group read as an Arrow dictionary, or `None` when there
+/// is none. Decoded plainly, a dictionary of one large value repeated on every row is that
+/// value times the rows of a batch (a kilobyte file can be gigabytes); kept as a dictionary,
+/// it is held once and each row's value is built when the row is.
+fn keeping_dictionaries(metadata: &ArrowReaderMetadata) -> Option<Schema> {
+    let parquet = metadata.metadata();
+    let leaves = parquet.file_metadata().schema_descr();
+    let schema = metadata.schema();
+    let mut changed = false;
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let text = matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+            );
+            let leaf = leaves
+                .columns()
+                .iter()
+                .position(|column| column.path().parts() == [field.name().as_str()]);
+            let dictionary_everywhere = leaf.is_some_and(|leaf| {
+                parquet.row_groups().iter().all(|group| {
+                    group.column(leaf).dictionary_page_offset().is_some()
+                        && group
+                            .column(leaf)
+                            .page_encoding_stats()
+                            .is_none_or(|stats| {
+                                stats.iter().all(|stat| {
+                                    !matches!(
+                                        stat.page_type,
+                                        PageType::DATA_PAGE | PageType::DATA_PAGE_V2
+                                    ) || matches!(
+                                        stat.encoding,
+                                        Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
+                                    )
+                                })
+                            })
+                })
+            });
+            if text && dictionary_everywhere {
+                changed = true;
+                let data_type = DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(field.data_type().clone()),
+                );
+                Arc::new(
+                    Field::new(field.name(), data_type, field.is_nullable())
+                        .with_metadata(field.metadata().clone()),
+                )
+            } else {
+                field.clone()
+            }
+        })
+        .collect();
+    changed.then(|| Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The most uncompressed bytes, as the footer counts them, a record batch is sized for.
