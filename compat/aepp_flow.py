@@ -652,18 +652,21 @@ def catalog_checks(cat, suffix):
         res = cat.getResource(f"{cat.endpoint}/dataSets/{S['dataset']}")
         expect(S["dataset"] in res, short(res))
 
-    @check("SchemaManager.getDatasets",
-           deviation="`property=schemaRef.id==…`: §2.2.3 filters top-level fields only, 400 CAT-9001-400")
+    @check("SchemaManager.getDatasets")
     def _():
+        # aepp filters `property=schemaRef.id==<schema $id>`: a dotted path into the dataset.
         from aepp.schemamanager import SchemaManager
+        other = cat.createDataSet(name=f"aepp profile dataset {suffix}",
+                                  schemaId=S["schema_profile"]["$id"])[0].split("/")[-1]
         try:
             datasets = SchemaManager(S["schema"]["$id"], schemaAPI=schema.Schema()).getDatasets()
-        except TypeError:  # aepp iterates the problem body as datasets
-            res = cat.connector.getData(f"{cat.endpoint}/dataSets",
-                                        params={"property": f"schemaRef.id=={S['schema']['$id']}"})
-            expect(is_problem(res, 400) and "schemaRef.id" in res.get("detail", ""), short(res))
-            return
-        raise Check(f"served now: {short(list(datasets))}")
+            expect(sorted(datasets) == sorted([S["dataset"], S["dataset_json"]]), short(list(datasets)))
+            expect(all(d["schemaRef"]["id"] == S["schema"]["$id"] for d in datasets.values()),
+                   short(datasets))
+            profile = SchemaManager(S["schema_profile"]["$id"], schemaAPI=schema.Schema()).getDatasets()
+            expect(list(profile) == [other], short(list(profile)))
+        finally:
+            cat.deleteDataSet(other)
 
     @check("Catalog.getDataSetExpiration", not_served="dataset expiration (/ttl/{id}) is not served")
     def _():

@@ -372,13 +372,16 @@ fn parse_order(parameter: &str, value: &str) -> Result<Vec<SortKey>, QueryError>
     Ok(keys)
 }
 
-fn check_field_name(parameter: &str, field: &str) -> Result<(), QueryError> {
-    let valid = !field.is_empty()
-        && field.len() <= 128
+fn is_field_name(field: &str) -> bool {
+    !field.is_empty()
+        && field.len() <= MAX_FIELD_NAME_LEN
         && field
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '@' | '$'));
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '@' | '$'))
+}
+
+fn check_field_name(parameter: &str, field: &str) -> Result<(), QueryError> {
+    if is_field_name(field) {
         Ok(())
     } else {
         Err(query_error(
@@ -407,6 +410,14 @@ fn split_list(value: &str) -> Vec<String> {
 }
 
 fn parse_simple(kind: ObjectKind, name: &str, value: &str) -> Result<Filter, QueryError> {
+    if name.contains('.') && name.split('.').all(is_field_name) {
+        return Err(query_error(
+            name,
+            format!(
+                "a simple filter names a top-level field; filter a nested field with property={name}==<value>"
+            ),
+        ));
+    }
     check_field_name(name, name)?;
     let (negated, list) = split_negation(value);
     let wildcard = name == "name";
@@ -532,10 +543,11 @@ fn parse_property(expression: &str) -> Result<Filter, QueryError> {
     }
     let Some((index, symbol, op)) = found else {
         let (negated, field) = split_negation(expression.trim());
-        check_field_name("property", field)
-            .map_err(|_| query_error("property", format!("{expression:?}: {syntax}")))?;
+        if field.is_empty() || field.contains(char::is_whitespace) {
+            return Err(query_error("property", format!("{expression:?}: {syntax}")));
+        }
         return Ok(Filter::Exists {
-            field: vec![field.to_owned()],
+            field: parse_property_path(field)?,
             present: !negated,
         });
     };
@@ -547,14 +559,13 @@ fn parse_property(expression: &str) -> Result<Filter, QueryError> {
             format!("{expression:?} has no field name before {symbol:?}: {syntax}"),
         ));
     }
-    check_field_name("property", field)?;
+    let path = parse_property_path(field)?;
     if value.is_empty() {
         return Err(query_error(
             "property",
             format!("{expression:?} has no value after {symbol:?}: {syntax}"),
         ));
     }
-    let path = vec![field.to_owned()];
     match op {
         Some(op) => Ok(Filter::Compare {
             field: path,
@@ -574,6 +585,55 @@ fn parse_property(expression: &str) -> Result<Filter, QueryError> {
             })
         }
     }
+}
+
+/// The most segments a dotted `property=` path may have (`schemaRef.id` has two).
+pub const MAX_PATH_SEGMENTS: usize = 8;
+
+/// The longest field name, or segment of a dotted path, a filter may name.
+const MAX_FIELD_NAME_LEN: usize = 128;
+
+/// Splits the field of a `property=` expression into the keys of a nested path:
+/// `schemaRef.id` is `["schemaRef", "id"]`.
+///
+/// Spec §2.2.3 names top-level fields only, but real clients (aepp's
+/// `SchemaManager.getDatasets`) filter datasets by `schemaRef.id==…`, so dotted paths are
+/// accepted; each segment is a field name and the depth is bounded.
+fn parse_property_path(field: &str) -> Result<FieldPath, QueryError> {
+    let segments: Vec<&str> = field.split('.').collect();
+    if segments.len() > MAX_PATH_SEGMENTS {
+        return Err(query_error(
+            "property",
+            format!(
+                "{field:?} has {} path segments; a dotted path may have at most {MAX_PATH_SEGMENTS}",
+                segments.len()
+            ),
+        ));
+    }
+    if segments.iter().any(|segment| segment.is_empty()) {
+        return Err(query_error(
+            "property",
+            format!(
+                "{field:?} has an empty path segment; write a field name or a dotted path such as schemaRef.id"
+            ),
+        ));
+    }
+    for segment in &segments {
+        if !is_field_name(segment) {
+            let what = if segments.len() == 1 {
+                format!("{field:?} is not a field name")
+            } else {
+                format!("segment {segment:?} of {field:?} is not a field name")
+            };
+            return Err(query_error(
+                "property",
+                format!(
+                    "{what} (at most {MAX_FIELD_NAME_LEN} letters, digits, '_', '-', ':', '@' and '$'; '.' separates nested fields)"
+                ),
+            ));
+        }
+    }
+    Ok(segments.into_iter().map(str::to_owned).collect())
 }
 
 impl Filter {
@@ -663,13 +723,15 @@ impl Filter {
     }
 }
 
+/// Returns the value at `field`, descending through objects only. A JSON `null` is a value
+/// that is present, as the SQL backends see it (`property=f` finds `"f": null`).
 fn lookup<'a>(doc: &'a crate::Doc, field: &[String]) -> Option<&'a serde_json::Value> {
     let (first, rest) = field.split_first()?;
     let mut current = doc.get(first)?;
     for key in rest {
-        current = current.get(key)?;
+        current = current.as_object()?.get(key)?;
     }
-    (!current.is_null()).then_some(current)
+    Some(current)
 }
 
 fn any_element(found: &serde_json::Value, test: &dyn Fn(&serde_json::Value) -> bool) -> bool {

@@ -346,6 +346,138 @@ async fn batch_filter_matches_the_batch_own_id() {
     assert_eq!(app.get(CATALOG_BATCHES).send().await.keys().len(), 3);
 }
 
+/// aepp 0.6.0's `SchemaManager.getDatasets` lists the datasets of a schema with
+/// `property=schemaRef.id==<schema $id>`; a dotted path used to be a 400 (issue 11).
+#[tokio::test]
+async fn property_filters_follow_dotted_paths_into_nested_fields() {
+    let app = TestApp::new().await;
+    let loyalty = app.create_profile_schema("Loyalty").await;
+    let orders = app.create_profile_schema("Orders").await;
+    let schema_ref =
+        |id: &str| json!({"id": id, "contentType": "application/vnd.adobe.xed+json;version=1"});
+    let first = app
+        .create_dataset(
+            json!({"name": "loyalty-1", "schemaRef": schema_ref(&loyalty), "stats": {"rows": 10}}),
+        )
+        .await;
+    let second = app
+        .create_dataset(
+            json!({"name": "orders", "schemaRef": schema_ref(&orders), "stats": {"rows": 3}}),
+        )
+        .await;
+    let third = app
+        .create_dataset(json!({"name": "loyalty-2", "schemaRef": schema_ref(&loyalty)}))
+        .await;
+    let bare = app.create_dataset(json!({"name": "no schema"})).await;
+
+    // As aepp sends it: requests percent-encodes the whole expression.
+    let encoded: String = format!("schemaRef.id=={loyalty}")
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?property={encoded}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.keys(), [first.clone(), third.clone()]);
+    assert_eq!(reply.body[&first]["schemaRef"]["id"], loyalty.as_str());
+
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            let reply = app.get(&format!("{CATALOG_DATASETS}?{query}")).send().await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text);
+            reply
+        }
+    };
+    // As typed in a tutorial, with a projection as in Adobe's filter examples.
+    let reply = get(format!(
+        "limit=20&properties=name,schemaRef&property=schemaRef.id=={orders}"
+    ))
+    .await;
+    assert_eq!(
+        reply.body,
+        json!({&second: {"name": "orders", "schemaRef": schema_ref(&orders)}})
+    );
+    assert_eq!(
+        get(format!("property=schemaRef.id!={loyalty}"))
+            .await
+            .keys(),
+        [second.clone(), bare.clone()]
+    );
+    assert_eq!(
+        get("property=schemaRef.id~/schemas/".into()).await.keys(),
+        [first.clone(), second.clone(), third.clone()]
+    );
+    assert_eq!(
+        get("property=!schemaRef.id".into()).await.keys(),
+        [bare.as_str()]
+    );
+    assert_eq!(
+        get("property=stats.rows".into()).await.keys(),
+        [first.clone(), second.clone()]
+    );
+    assert_eq!(
+        get("property=stats.rows>3".into()).await.keys(),
+        [first.as_str()]
+    );
+    assert_eq!(
+        get("property=stats.rows<=3&property=schemaRef.contentType".into())
+            .await
+            .keys(),
+        [second.as_str()]
+    );
+    // Another tenant does not see these datasets.
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?property={encoded}"))
+        .tenant(ORG_B, "prod")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(reply.keys().is_empty());
+
+    let too_deep = "a.b.c.d.e.f.g.h.i";
+    for (query, expected) in [
+        (
+            format!("property={too_deep}==1"),
+            "has 9 path segments; a dotted path may have at most 8".to_owned(),
+        ),
+        (
+            "property=schemaRef..id==x".into(),
+            "has an empty path segment".into(),
+        ),
+        (
+            "property=!schemaRef.".into(),
+            "has an empty path segment".into(),
+        ),
+        (
+            "property=schemaRef.i%27d==x".into(),
+            "segment \"i'd\" of \"schemaRef.i'd\" is not a field name".into(),
+        ),
+        (
+            format!("property=schemaRef.{}==x", "x".repeat(129)),
+            "is not a field name (at most 128".into(),
+        ),
+        (
+            format!("schemaRef.id={loyalty}"),
+            "filter a nested field with property=schemaRef.id==<value>".into(),
+        ),
+    ] {
+        let reply = app.get(&format!("{CATALOG_DATASETS}?{query}")).send().await;
+        assert!(
+            reply.problem(400, "CAT-9001-400").contains(&expected),
+            "{query}: {}",
+            reply.text
+        );
+    }
+    // The server still answers, with all four datasets.
+    assert_eq!(app.get(CATALOG_DATASETS).send().await.keys().len(), 4);
+}
+
 #[tokio::test]
 async fn headers_carry_list_controls_and_legacy_object_ranges() {
     let app = TestApp::new().await;

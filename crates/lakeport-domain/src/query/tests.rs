@@ -176,6 +176,136 @@ fn bad_property_expressions_say_what_is_wrong() {
     assert!(err.contains("expected f, !f"), "{err}");
 }
 
+/// Renders the first filter of a `property=` expression, or the parse error.
+#[track_caller]
+fn property(expression: &str) -> String {
+    match parse(ObjectKind::Dataset, &[("property", expression)]) {
+        Ok(query) => match &query.filters[0] {
+            Filter::Exists { field, present } => {
+                format!(
+                    "{} {}",
+                    field.join("/"),
+                    if *present { "present" } else { "absent" }
+                )
+            }
+            Filter::Compare { field, op, value } => {
+                format!("{} {op:?} {}", field.join("/"), value.text)
+            }
+            Filter::Matches { field, pattern } => format!("{} ~ {pattern}", field.join("/")),
+            other => format!("{other:?}"),
+        },
+        Err(err) => format!("error: {err}"),
+    }
+}
+
+#[test]
+fn dotted_property_paths_name_nested_fields() {
+    // aepp's SchemaManager.getDatasets (issue 11).
+    let schema = "https://ns.adobe.com/acme/schemas/0a1b2c.v1";
+    assert_eq!(
+        property(&format!("schemaRef.id=={schema}")),
+        format!("schemaRef/id Eq {schema}")
+    );
+    assert_eq!(property("schemaRef.id!=x.y"), "schemaRef/id Ne x.y");
+    assert_eq!(property("a.b<5"), "a/b Lt 5");
+    assert_eq!(property("a.b<=5"), "a/b Le 5");
+    assert_eq!(property("a.b>5"), "a/b Gt 5");
+    assert_eq!(property("a.b>=5"), "a/b Ge 5");
+    assert_eq!(property(r"a.b~^x\.y$"), r"a/b ~ ^x\.y$");
+    assert_eq!(property("schemaRef.id"), "schemaRef/id present");
+    assert_eq!(property("!schemaRef.id"), "schemaRef/id absent");
+    assert_eq!(
+        property("extensions.adobe_lakeHouse.rowExpiration.ttlValue"),
+        "extensions/adobe_lakeHouse/rowExpiration/ttlValue present"
+    );
+    assert_eq!(property("a.0==x"), "a/0 Eq x");
+    assert_eq!(property("a.b.c.d.e.f.g.h==1"), "a/b/c/d/e/f/g/h Eq 1");
+    // Only the top-level `name` takes wildcards.
+    let Filter::Compare { value, .. } = &parse(ObjectKind::Dataset, &[("property", "a.name==x*")])
+        .unwrap()
+        .filters[0]
+    else {
+        panic!()
+    };
+    assert_eq!(value.like, None);
+}
+
+#[test]
+fn bad_dotted_paths_are_refused_with_the_reason() {
+    let long = "x".repeat(129);
+    for (expression, reason) in [
+        (
+            "a.b.c.d.e.f.g.h.i==1",
+            "\"a.b.c.d.e.f.g.h.i\" has 9 path segments; a dotted path may have at most 8",
+        ),
+        ("a..b==1", "\"a..b\" has an empty path segment"),
+        (".a==1", "\".a\" has an empty path segment"),
+        ("a.==1", "\"a.\" has an empty path segment"),
+        ("!a.", "\"a.\" has an empty path segment"),
+        (".", "\".\" has an empty path segment"),
+        (
+            "a.b/c==1",
+            "segment \"b/c\" of \"a.b/c\" is not a field name",
+        ),
+        (
+            "a.b\"c==1",
+            "segment \"b\\\"c\" of \"a.b\\\"c\" is not a field name",
+        ),
+        ("a.b'c", "segment \"b'c\" of \"a.b'c\" is not a field name"),
+        ("a/b", "\"a/b\" is not a field name"),
+        (&format!("a.{long}==1"), "is not a field name (at most 128"),
+        (
+            "a.b c==1",
+            "segment \"b c\" of \"a.b c\" is not a field name",
+        ),
+        ("a. b", "expected f, !f"),
+    ] {
+        let actual = property(expression);
+        assert!(
+            actual.starts_with("error: query parameter \"property\": ") && actual.contains(reason),
+            "{expression}: {actual}"
+        );
+    }
+    // A path of the maximum length in segments and characters is accepted.
+    let segment = "y".repeat(128);
+    let longest = [segment.as_str(); MAX_PATH_SEGMENTS].join(".");
+    assert!(!property(&format!("{longest}==1")).starts_with("error"));
+}
+
+#[test]
+fn a_dotted_simple_filter_points_to_property() {
+    let err = parse(ObjectKind::Dataset, &[("schemaRef.id", "x")]).unwrap_err();
+    assert!(err.contains("property=schemaRef.id==<value>"), "{err}");
+}
+
+#[test]
+fn dotted_paths_evaluate_in_memory() {
+    let doc: crate::Doc = serde_json::from_value(serde_json::json!({
+        "schemaRef": {"id": "https://ns.adobe.com/acme/schemas/s1", "contentType": "application/vnd.adobe.xed+json;version=1"},
+        "stats": {"rows": 12, "flag": true, "tags": ["a", "b"], "none": null},
+        "list": ["x"]
+    }))
+    .unwrap();
+    let check = |expression: &str| {
+        parse(ObjectKind::Dataset, &[("property", expression)])
+            .unwrap()
+            .filters[0]
+            .matches(&doc)
+    };
+    assert!(check("schemaRef.id==https://ns.adobe.com/acme/schemas/s1"));
+    assert!(!check("schemaRef.id==https://ns.adobe.com/acme/schemas/s2"));
+    assert!(check("schemaRef.id!=https://ns.adobe.com/acme/schemas/s2"));
+    assert!(check("schemaRef.id~/schemas/s[0-9]$"));
+    assert!(check("stats.rows>11") && check("stats.rows<=12") && !check("stats.rows<12"));
+    assert!(check("stats.flag==true") && check("stats.tags==b"));
+    assert!(check("schemaRef.contentType") && check("!schemaRef.missing"));
+    // JSON null is present but equals nothing; a path never descends into arrays or
+    // through scalars (as the SQL backends evaluate it).
+    assert!(check("stats.none") && !check("stats.none==null") && check("stats.none!=x"));
+    assert!(check("!list.0") && check("!schemaRef.id.more"));
+    assert!(check("missing.deeper!=x") && !check("missing.deeper==x"));
+}
+
 #[test]
 fn tags_filters() {
     let query = parse(

@@ -281,9 +281,10 @@ fn push_filter(statement: &mut Statement, table: &'static Table, filter: &Filter
         }
         Filter::Compare { field, op, value } => {
             if *op == CompareOp::Ne {
-                statement.push("NOT (");
+                // A missing field compares as NULL; `f!=v` matches objects without `f`.
+                statement.push("NOT COALESCE((");
                 push_compare(statement, table, field, CompareOp::Eq, value);
-                statement.push(")");
+                statement.push("), FALSE)");
             } else {
                 push_compare(statement, table, field, *op, value);
             }

@@ -196,9 +196,10 @@ fn push_filter(statement: &mut Statement, table: &Table, filter: &Filter) {
         }
         Filter::Compare { field, op, value } => {
             if *op == CompareOp::Ne {
-                statement.sql.push_str("NOT (");
+                // A missing field compares as NULL; `f!=v` matches objects without `f`.
+                statement.sql.push_str("NOT COALESCE((");
                 push_compare(statement, table, field, CompareOp::Eq, value);
-                statement.sql.push(')');
+                statement.sql.push_str("), 0)");
             } else {
                 push_compare(statement, table, field, *op, value);
             }

@@ -278,6 +278,103 @@ pub async fn list_filters_sort_and_page(store: &dyn Metastore) {
     }
 }
 
+/// `property=` with dotted paths into nested objects (issue 11: aepp's
+/// `SchemaManager.getDatasets` filters `schemaRef.id==…`); every backend also agrees with
+/// the in-memory evaluation of the same filters.
+pub async fn list_filters_by_nested_property_paths(store: &dyn Metastore) {
+    let acme = tenant("ACME", "prod");
+    let kind = ObjectKind::Dataset;
+    let s1 = "https://ns.adobe.com/acme/schemas/s1";
+    let nested = [
+        json!({"schemaRef": {"id": s1, "contentType": "application/vnd.adobe.xed+json;version=1"},
+               "stats": {"rows": 5, "label": "b", "flag": true, "version": "1.0.10"}}),
+        json!({"schemaRef": {"id": "https://ns.adobe.com/acme/schemas/s2"},
+               "stats": {"rows": 50, "label": "a", "flag": false}}),
+        json!({"stats": "scalar", "list": ["x"]}),
+        json!({"schemaRef": {"id": 7}, "list": {"0": "x"},
+               "a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": "deep"}}}}}}}}),
+        json!({"schemaRef": {"id": null}, "stats": {"rows": "5", "label": "c%_*"}}),
+    ];
+    let mut docs = Vec::new();
+    for (index, extra) in nested.iter().enumerate() {
+        let mut doc = dataset_doc(
+            &format!("D{index}"),
+            &format!("n{index}"),
+            10 + index as i64,
+        );
+        doc.extend(extra.as_object().unwrap().clone());
+        store.insert(&acme, kind, doc.clone()).await.unwrap();
+        docs.push(doc);
+    }
+    let cases: &[(&str, &[&str])] = &[
+        // aepp: cat.getDataSets(property=f"schemaRef.id=={schema $id}")
+        (&format!("schemaRef.id=={s1}"), &["D0"]),
+        (
+            "schemaRef.id!=https://ns.adobe.com/acme/schemas/s1",
+            &["D1", "D2", "D3", "D4"],
+        ),
+        ("schemaRef.id==7", &["D3"]),
+        ("schemaRef.id~/schemas/s[0-9]$", &["D0", "D1"]),
+        // A JSON null is present (and equals nothing).
+        ("schemaRef.id", &["D0", "D1", "D3", "D4"]),
+        ("!schemaRef.id", &["D2"]),
+        ("!schemaRef.contentType", &["D1", "D2", "D3", "D4"]),
+        ("stats.rows>5", &["D1"]),
+        // A string compares as text with the literal: "5" is >= "5" and < "50".
+        ("stats.rows>=5", &["D0", "D1", "D4"]),
+        ("stats.rows<50", &["D0", "D4"]),
+        ("stats.rows<=50", &["D0", "D1", "D4"]),
+        ("stats.rows==5", &["D0", "D4"]),
+        ("stats.label<b", &["D1"]),
+        ("stats.label==c%_*", &["D4"]),
+        ("stats.flag==true", &["D0"]),
+        ("stats.flag==false", &["D1"]),
+        // No descent through scalars or into arrays; object keys that look like indexes.
+        ("stats.rows.more", &[]),
+        ("list.0==x", &["D3"]),
+        ("list.0", &["D3"]),
+        ("a.b.c.d.e.f.g.h==deep", &["D3"]),
+        ("a.b.c.d.e.f.g", &["D3"]),
+        ("missing.path", &[]),
+        ("missing!=x", &["D0", "D1", "D2", "D3", "D4"]),
+        ("missing.path!=x", &["D0", "D1", "D2", "D3", "D4"]),
+        ("!missing.path", &["D0", "D1", "D2", "D3", "D4"]),
+    ];
+    for (expression, expected) in cases {
+        let found = ids(store, &acme, kind, &[("property", expression)]).await;
+        assert_eq!(found, *expected, "property={expression}");
+        let filters = query(kind, &[("property", expression)]).filters;
+        let in_memory: Vec<String> = docs
+            .iter()
+            .filter(|doc| filters.iter().all(|filter| filter.matches(doc)))
+            .map(|doc| doc["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(in_memory, found, "in memory, property={expression}");
+    }
+    // Nested filters combine with the others and count like them.
+    let combined = query(
+        kind,
+        &[
+            ("property", "schemaRef.id"),
+            ("property", "stats.rows>=5"),
+            ("name", "n1"),
+        ],
+    );
+    assert_eq!(store.count(&acme, kind, &combined).await.unwrap(), 1);
+    // Another tenant's datasets with the same schema are not found.
+    let other = tenant("OTHER", "prod");
+    assert!(
+        ids(
+            store,
+            &other,
+            kind,
+            &[("property", &format!("schemaRef.id=={s1}"))]
+        )
+        .await
+        .is_empty()
+    );
+}
+
 pub async fn list_filters_by_tags_properties_and_relations(store: &dyn Metastore) {
     let acme = tenant("ACME", "prod");
     let kind = ObjectKind::Batch;
