@@ -211,30 +211,26 @@ async fn signal_batch(
         .ok_or_else(|| unknown_action(None, allowed))?
         .parse()
         .map_err(|_| unknown_action(action_text.as_deref(), allowed))?;
+    // REVERT's delayed clean-up is enqueued by the metastore in the signal's transaction.
+    let cleanup_delay_ms = i64::try_from(
+        state
+            .ingest_config()
+            .deleted_data_grace_secs
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
     let batch = state
         .metastore()
-        .signal_batch(&ctx.tenant, &batch_id, action, &ctx.actor, now_millis())
+        .signal_batch(
+            &ctx.tenant,
+            &batch_id,
+            action,
+            &ctx.actor,
+            now_millis(),
+            cleanup_delay_ms,
+        )
         .await
         .map_err(metastore_error)?;
-    if action == BatchAction::Revert {
-        let grace_ms = i64::try_from(
-            state
-                .ingest_config()
-                .deleted_data_grace_secs
-                .saturating_mul(1000),
-        )
-        .unwrap_or(i64::MAX);
-        state
-            .metastore()
-            .enqueue_job(
-                &ctx.tenant,
-                lakeport_domain::ingest::JobKind::CleanupBatch,
-                &batch_id,
-                now_millis().saturating_add(grace_ms),
-            )
-            .await
-            .map_err(metastore_error)?;
-    }
     tracing::info!(
         batch.id = %batch_id,
         batch.action = %action,

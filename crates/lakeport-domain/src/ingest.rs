@@ -204,8 +204,8 @@ pub fn apply_signal(
             );
             cleanup = true;
         }
-        // The collector removes a reverted batch's data after a grace period; the caller
-        // schedules it.
+        // The collector removes a reverted batch's data after a grace period; the metastore
+        // enqueues that delayed clean-up in the signal's transaction.
         BatchAction::Revert => {}
     }
     touch(&mut doc, ctx);

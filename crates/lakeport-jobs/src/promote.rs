@@ -130,6 +130,10 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         files,
         diagnostics_location,
         diagnostics_files,
+        // Replaced predecessors become inactive in the promotion's transaction, which also
+        // enqueues the collection of their data after the grace period.
+        cleanup_delay_ms: i64::try_from(ctx.config.deleted_data_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
     };
     let committed = ctx
         .metastore
@@ -139,27 +143,6 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if status == "success" {
-        // Replaced predecessors are now inactive; collect their data after the grace period.
-        let grace_ms = i64::try_from(ctx.config.deleted_data_grace_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
-        let predecessors = committed
-            .get("replay")
-            .and_then(|r| r.get("predecessors"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for predecessor in predecessors.iter().filter_map(Value::as_str) {
-            ctx.metastore
-                .enqueue_job(
-                    &job.tenant,
-                    lakeport_domain::ingest::JobKind::CleanupBatch,
-                    predecessor,
-                    completed.saturating_add(grace_ms),
-                )
-                .await?;
-        }
-    }
     tracing::info!(
         batch.id = %job.batch_id,
         dataset.id = %dataset_id,

@@ -167,6 +167,9 @@ pub struct Promotion {
     /// The diagnostics files written under that location, so that Data Access lists them
     /// without listing object storage.
     pub diagnostics_files: Vec<DiagnosticsFile>,
+    /// How long the data of the predecessors this promotion makes `inactive` is kept before
+    /// their clean-up jobs (enqueued in the promotion's transaction) collect it.
+    pub cleanup_delay_ms: i64,
 }
 
 /// A file of a batch's diagnostics: `failed/part-00001.json`, `meta/row_errors/…`.
@@ -408,8 +411,10 @@ pub trait Metastore: Send + Sync + 'static {
         batch_id: &str,
     ) -> Result<Vec<BatchFile>, MetastoreError>;
 
-    /// Applies a client signal (spec §3.7) in one transaction; COMPLETE enqueues the
-    /// promotion job in that same transaction. Returns the batch as it now is.
+    /// Applies a client signal (spec §3.7) in one transaction; the follow-up job goes in that
+    /// same transaction: COMPLETE enqueues the promotion, ABORT the clean-up, REVERT the
+    /// clean-up of the reverted data due `cleanup_delay_ms` after `now`. Returns the batch
+    /// as it now is.
     async fn signal_batch(
         &self,
         tenant: &Tenant,
@@ -417,6 +422,7 @@ pub trait Metastore: Send + Sync + 'static {
         action: BatchAction,
         actor: &Actor,
         now: i64,
+        cleanup_delay_ms: i64,
     ) -> Result<Doc, MetastoreError>;
 
     /// Claims the next runnable job (queued and due, or running with an expired lease).
@@ -436,7 +442,8 @@ pub trait Metastore: Send + Sync + 'static {
 
     /// Commits a processed batch in one transaction: dataset files registered, batch
     /// fields and status set, the dataset's `lastBatch*` moved, replay predecessors made
-    /// `inactive`, the job done — or nothing, if the job's lease was lost.
+    /// `inactive` with their delayed clean-up jobs enqueued, the job done — or nothing, if
+    /// the job's lease was lost.
     async fn complete_promotion(
         &self,
         job: &Job,

@@ -351,6 +351,7 @@ pub(super) async fn signal_batch(
     action: BatchAction,
     actor: &Actor,
     now: i64,
+    cleanup_delay_ms: i64,
 ) -> Result<Doc, MetastoreError> {
     let Some(batch) = load(conn, tenant, ObjectKind::Batch, batch_id, Lock::Update).await? else {
         return Err(MetastoreError::NotFound {
@@ -383,6 +384,10 @@ pub(super) async fn signal_batch(
     }
     if action == BatchAction::Revert {
         invalidate_files(conn, tenant, batch_id, &ctx).await?;
+        // The reverted data is collected after the grace period; enqueued here, in the
+        // signal's transaction, so that no crash can leave it without a collector.
+        let run_at = now.saturating_add(cleanup_delay_ms);
+        enqueue_job(conn, tenant, JobKind::CleanupBatch, batch_id, run_at, now).await?;
     }
     Ok(next)
 }
@@ -605,11 +610,14 @@ async fn lock_predecessors(
 }
 
 /// Makes replay predecessors `inactive`, hiding their files.
+/// Makes the successful predecessors a replay replaces `inactive` and enqueues the clean-up
+/// of each one's data, due `cleanup_delay_ms` after `now`.
 async fn deactivate_predecessors(
     conn: &Conn,
     tenant: &Tenant,
     predecessors: Vec<(String, Doc)>,
     now: i64,
+    cleanup_delay_ms: i64,
 ) -> Result<(), MetastoreError> {
     for (id, predecessor) in predecessors {
         if catalog::batch_status(&predecessor) == Some(BatchStatus::Success) {
@@ -626,6 +634,8 @@ async fn deactivate_predecessors(
                 },
             )
             .await?;
+            let run_at = now.saturating_add(cleanup_delay_ms);
+            enqueue_job(conn, tenant, JobKind::CleanupBatch, &id, run_at, now).await?;
         }
     }
     Ok(())
@@ -723,7 +733,7 @@ pub(super) async fn complete_promotion(
     insert_dataset_files(conn, tenant, &next, &promotion.files, now).await?;
     store(conn, tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
     record_on_dataset(conn, tenant, &next, None, false).await?;
-    deactivate_predecessors(conn, tenant, predecessors, now).await?;
+    deactivate_predecessors(conn, tenant, predecessors, now, promotion.cleanup_delay_ms).await?;
     if let Some(location) = &promotion.diagnostics_location {
         let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
         let files = shared::diagnostics_files_to_text(&promotion.diagnostics_files);

@@ -1522,11 +1522,21 @@ impl Metastore for PostgresMetastore {
         action: BatchAction,
         actor: &Actor,
         now: i64,
+        cleanup_delay_ms: i64,
     ) -> Result<Doc, MetastoreError> {
         self.write("signalling a batch", move |conn| {
             let (tenant, batch_id, actor) = (tenant.clone(), batch_id.to_owned(), actor.clone());
             Box::pin(async move {
-                ingest::signal_batch(conn, &tenant, &batch_id, action, &actor, now).await
+                ingest::signal_batch(
+                    conn,
+                    &tenant,
+                    &batch_id,
+                    action,
+                    &actor,
+                    now,
+                    cleanup_delay_ms,
+                )
+                .await
             })
         })
         .await

@@ -347,6 +347,7 @@ pub(super) fn signal_batch(
     action: BatchAction,
     actor: &Actor,
     now: i64,
+    cleanup_delay_ms: i64,
 ) -> Result<Doc, MetastoreError> {
     let Some(batch) = load(conn, tenant, ObjectKind::Batch, batch_id)? else {
         return Err(MetastoreError::NotFound {
@@ -379,6 +380,10 @@ pub(super) fn signal_batch(
     }
     if action == BatchAction::Revert {
         invalidate_files(conn, tenant, batch_id, &ctx)?;
+        // The reverted data is collected after the grace period; enqueued here, in the
+        // signal's transaction, so that no crash can leave it without a collector.
+        let run_at = now.saturating_add(cleanup_delay_ms);
+        insert_job(conn, tenant, JobKind::CleanupBatch, batch_id, run_at, now)?;
     }
     Ok(next)
 }
@@ -537,11 +542,14 @@ pub(super) fn begin_processing(
 }
 
 /// Makes replay predecessors `inactive` (and, with `ALL`, theirs), hiding their files.
+/// Makes the successful predecessors a replay replaces `inactive` and enqueues the clean-up
+/// of each one's data, due `cleanup_delay_ms` after `now`.
 fn deactivate_predecessors(
     conn: &Connection,
     tenant: &Tenant,
     batch: &Doc,
     now: i64,
+    cleanup_delay_ms: i64,
 ) -> Result<(), MetastoreError> {
     let Some(replay) = batch.get("replay") else {
         return Ok(());
@@ -577,6 +585,8 @@ fn deactivate_predecessors(
                     now,
                 },
             )?;
+            let run_at = now.saturating_add(cleanup_delay_ms);
+            insert_job(conn, tenant, JobKind::CleanupBatch, &id, run_at, now)?;
         }
         if transitive
             && let Some(Value::Array(more)) = predecessor
@@ -673,7 +683,7 @@ pub(super) fn complete_promotion(
     store(conn, tenant, ObjectKind::Batch, &next, StoreMode::Update)?;
     record_on_dataset(conn, tenant, &next, None, false)?;
     if catalog::batch_status(&next) == Some(BatchStatus::Success) {
-        deactivate_predecessors(conn, tenant, &next, now)?;
+        deactivate_predecessors(conn, tenant, &next, now, promotion.cleanup_delay_ms)?;
     }
     if let Some(location) = &promotion.diagnostics_location {
         let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);

@@ -1161,10 +1161,21 @@ impl Metastore for SqliteMetastore {
         action: BatchAction,
         actor: &Actor,
         now: i64,
+        cleanup_delay_ms: i64,
     ) -> Result<Doc, MetastoreError> {
         let (tenant, batch_id, actor) = (tenant.clone(), batch_id.to_owned(), actor.clone());
-        self.write(move |tx| ingest::signal_batch(tx, &tenant, &batch_id, action, &actor, now))
-            .await
+        self.write(move |tx| {
+            ingest::signal_batch(
+                tx,
+                &tenant,
+                &batch_id,
+                action,
+                &actor,
+                now,
+                cleanup_delay_ms,
+            )
+        })
+        .await
     }
 
     async fn claim_job(

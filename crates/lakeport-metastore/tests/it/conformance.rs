@@ -955,7 +955,7 @@ async fn process_batch(
         .await
         .unwrap();
     store
-        .signal_batch(tenant, batch_id, BatchAction::Complete, &actor(), 2)
+        .signal_batch(tenant, batch_id, BatchAction::Complete, &actor(), 2, 0)
         .await
         .unwrap();
     let job = store.claim_job("worker", 60_000, 3).await.unwrap().unwrap();
@@ -973,6 +973,7 @@ async fn process_batch(
                 }]
             })
             .unwrap_or_default(),
+        cleanup_delay_ms: 0,
     };
     store
         .complete_promotion(&job, promotion, completed)
@@ -1166,7 +1167,7 @@ pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Me
     );
 
     store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 2)
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 2, 0)
         .await
         .unwrap();
     let err = record("d.json", "u11", 1).await.unwrap_err();
@@ -1201,13 +1202,13 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
     }
     assert!(store.claim_job("w1", 1000, 10).await.unwrap().is_none());
     let staging = store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 10)
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 10, 0)
         .await
         .unwrap();
     assert_eq!(staging["status"], "staging");
     // A repeated COMPLETE changes nothing and enqueues nothing.
     store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 11)
+        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 11, 0)
         .await
         .unwrap();
     let job = store.claim_job("w1", 1000, 12).await.unwrap().unwrap();
@@ -1260,6 +1261,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         ],
         diagnostics_location: Some("lake/D1/B1/attempt-3".into()),
         diagnostics_files: Vec::new(),
+        cleanup_delay_ms: 0,
     };
     let done = store
         .complete_promotion(&job, promotion.clone(), 3002)
@@ -1338,7 +1340,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
 
     // REVERT hides the batch's files.
     let reverted = store
-        .signal_batch(&acme, "B1", BatchAction::Revert, &actor(), 4000)
+        .signal_batch(&acme, "B1", BatchAction::Revert, &actor(), 4000, 10_000)
         .await
         .unwrap();
     assert_eq!(reverted["status"], "inactive");
@@ -1347,7 +1349,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
 
     // The last attempt stalls the batch.
     store
-        .signal_batch(&acme, "B2", BatchAction::Complete, &actor(), 5000)
+        .signal_batch(&acme, "B2", BatchAction::Complete, &actor(), 5000, 0)
         .await
         .unwrap();
     let job = store.claim_job("w1", 1000, 5001).await.unwrap().unwrap();
@@ -1375,11 +1377,11 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "B3", BatchAction::Complete, &actor(), 8001)
+        .signal_batch(&acme, "B3", BatchAction::Complete, &actor(), 8001, 0)
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "B3", BatchAction::Abort, &actor(), 8002)
+        .signal_batch(&acme, "B3", BatchAction::Abort, &actor(), 8002, 0)
         .await
         .unwrap();
     let promote = store.claim_job("w1", 1000, 8003).await.unwrap().unwrap();
@@ -1399,7 +1401,126 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         .await
         .unwrap();
     assert!(store.claim_job("w1", 1000, 8999).await.unwrap().is_none());
-    assert!(store.claim_job("w1", 1000, 9000).await.unwrap().is_some());
+    let cleanup = store.claim_job("w1", 1000, 9000).await.unwrap().unwrap();
+    store.finish_job(&cleanup, 9001).await.unwrap();
+    // REVERT enqueued the collection of B1's data, due after its grace period.
+    assert!(store.claim_job("w1", 1000, 13_999).await.unwrap().is_none());
+    let collect = store.claim_job("w1", 1000, 14_000).await.unwrap().unwrap();
+    assert_eq!(
+        (collect.kind, collect.batch_id.as_str()),
+        (JobKind::CleanupBatch, "B1")
+    );
+}
+
+/// Claims the next job due at `now` and returns its kind and batch, finishing it.
+async fn take_job(store: &dyn Metastore, now: i64) -> Option<(String, String)> {
+    let job = store.claim_job("w1", 1000, now).await.unwrap()?;
+    store.finish_job(&job, now).await.unwrap();
+    Some((job.kind.as_str().to_owned(), job.batch_id))
+}
+
+/// Promotes the batch `id` with a success, making the predecessors it replays inactive.
+async fn promote_successfully(store: &dyn Metastore, id: &str, now: i64, cleanup_delay_ms: i64) {
+    let job = store.claim_job("w1", 1000, now).await.unwrap().unwrap();
+    assert_eq!(job.batch_id, id);
+    store.begin_processing(&job, now).await.unwrap().unwrap();
+    let promotion = Promotion {
+        batch_fields: as_object(json!({"status": "success", "completed": now})).unwrap(),
+        files: Vec::new(),
+        diagnostics_location: None,
+        diagnostics_files: Vec::new(),
+        cleanup_delay_ms,
+    };
+    let done = store
+        .complete_promotion(&job, promotion, now)
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "success");
+}
+
+/// The clean-up that follows a change is enqueued by the call that makes the change, in its
+/// transaction: no crash between the two can leave data without a collector.
+pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metastore) {
+    let acme = tenant("ACME", "prod");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let plain = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    for id in ["OLD", "OLDER"] {
+        store
+            .create_import_batch(&acme, &plain, id, &actor(), 10)
+            .await
+            .unwrap();
+        store
+            .signal_batch(&acme, id, BatchAction::Complete, &actor(), 11, 0)
+            .await
+            .unwrap();
+        promote_successfully(store, id, 12, 0).await;
+        let staged = take_job(store, 12).await.unwrap();
+        assert_eq!(staged, ("cleanup_batch".to_owned(), id.to_owned()));
+    }
+
+    // A successful replay makes its predecessors inactive and enqueues their collection,
+    // due after the grace period.
+    let replay = NewImportBatch::parse(json!({
+        "datasetId": "D1",
+        "replay": {"predecessors": ["OLD", "OLDER"], "reason": "replace"}
+    }))
+    .unwrap();
+    store
+        .create_import_batch(&acme, &replay, "NEW", &actor(), 100)
+        .await
+        .unwrap();
+    store
+        .signal_batch(&acme, "NEW", BatchAction::Complete, &actor(), 101, 0)
+        .await
+        .unwrap();
+    promote_successfully(store, "NEW", 102, 10_000).await;
+    let statuses: Vec<_> = store
+        .get(&acme, ObjectKind::Batch, &["OLD".into(), "OLDER".into()])
+        .await
+        .unwrap()
+        .iter()
+        .map(|batch| batch["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("inactive"), json!("inactive")]);
+    assert_eq!(
+        take_job(store, 102).await,
+        Some(("cleanup_batch".to_owned(), "NEW".to_owned()))
+    );
+    assert_eq!(take_job(store, 10_101).await, None);
+    let mut collected = vec![
+        take_job(store, 10_102).await.unwrap(),
+        take_job(store, 10_102).await.unwrap(),
+    ];
+    collected.sort();
+    assert_eq!(
+        collected,
+        [
+            ("cleanup_batch".to_owned(), "OLD".to_owned()),
+            ("cleanup_batch".to_owned(), "OLDER".to_owned())
+        ]
+    );
+    assert_eq!(take_job(store, 10_102).await, None);
+
+    // REVERT enqueues the collection of the reverted data, due after the grace period.
+    let reverted = store
+        .signal_batch(&acme, "NEW", BatchAction::Revert, &actor(), 20_000, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(reverted["status"], "inactive");
+    assert_eq!(take_job(store, 24_999).await, None);
+    assert_eq!(
+        take_job(store, 25_000).await,
+        Some(("cleanup_batch".to_owned(), "NEW".to_owned()))
+    );
+    // Reverting again changes nothing and enqueues nothing.
+    store
+        .signal_batch(&acme, "NEW", BatchAction::Revert, &actor(), 30_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(take_job(store, 40_000).await, None);
 }
 
 pub async fn stale_loading_batches_are_abandoned(store: &dyn Metastore) {
@@ -1428,7 +1549,7 @@ pub async fn stale_loading_batches_are_abandoned(store: &dyn Metastore) {
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "DONE", BatchAction::Complete, &actor(), 6)
+        .signal_batch(&acme, "DONE", BatchAction::Complete, &actor(), 6, 0)
         .await
         .unwrap();
     let mut abandoned: Vec<String> = store
@@ -1562,6 +1683,7 @@ pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
                 BatchAction::Complete,
                 &actor(),
                 30,
+                0,
             )
             .await
     });

@@ -54,6 +54,7 @@ conformance_for_sqlite!(
     expired_diagnostics_are_found_by_completed_time_and_cleared,
     uploads_are_checked_against_the_batch_and_its_limits,
     jobs_are_leased_retried_and_promoted_once,
+    follow_up_cleanups_are_enqueued_with_the_change,
     stale_loading_batches_are_abandoned,
     concurrent_writes_behave_as_if_serialized,
 );
@@ -191,6 +192,7 @@ conformance_for_postgres!(
     expired_diagnostics_are_found_by_completed_time_and_cleared,
     uploads_are_checked_against_the_batch_and_its_limits,
     jobs_are_leased_retried_and_promoted_once,
+    follow_up_cleanups_are_enqueued_with_the_change,
     stale_loading_batches_are_abandoned,
     concurrent_writes_behave_as_if_serialized,
 );
@@ -351,8 +353,8 @@ fn server_address(server_url: &str) -> Option<(String, u16, String)> {
     Some((host, port, config.get_user()?.to_owned()))
 }
 
-/// A TCP proxy to the PostgreSQL server that, once armed, forwards the next `COMMIT`, lets
-/// the server run it, and cuts the connection before the answer reaches the client.
+/// A TCP proxy to the PostgreSQL server that, once armed, forwards the next `COMMIT`, waits
+/// for the server's answer, and cuts the connection instead of passing that answer on.
 #[cfg(feature = "postgres")]
 struct CommitCutter {
     port: u16,
@@ -401,8 +403,8 @@ async fn commit_cutter(host: String, port: u16) -> CommitCutter {
                         }
                         if commit {
                             cuts.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            return;
+                            // The connection is cut once the server has answered.
+                            std::future::pending::<()>().await;
                         }
                     }
                 };
@@ -410,6 +412,8 @@ async fn commit_cutter(host: String, port: u16) -> CommitCutter {
                     let mut buffer = vec![0; 1 << 16];
                     loop {
                         let read = server_read.read(&mut buffer).await.unwrap_or(0);
+                        // After the COMMIT went out, what the server sends is its answer:
+                        // the transaction committed, and the client never learns it.
                         if read == 0 || cut.load(Ordering::SeqCst) {
                             return;
                         }
@@ -528,7 +532,28 @@ async fn postgres_retries_a_deadlock_victim() {
                 .await
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Wait (no fixed sleep) until the update's session is blocked on a lock.
+    let observer = admin_client(&database_url).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update never waited for the dataset's lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // Now the other session wants the batch: a deadlock, which PostgreSQL breaks by failing
     // the update's transaction (it has waited longest).
     other
