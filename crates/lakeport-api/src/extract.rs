@@ -59,14 +59,22 @@ pub async fn json_body(
 ) -> Result<(Value, BodyType), ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                service,
-                9016,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
-                format!("the JSON body exceeds {MAX_JSON_BODY} bytes"),
-            )
+        .map_err(|err| {
+            if is_length_limit(&err) {
+                ApiError::new(
+                    service,
+                    9016,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                    format!("the JSON body exceeds {MAX_JSON_BODY} bytes"),
+                )
+            } else {
+                // The client stopped sending (idle timeout) or the connection broke.
+                ApiError::invalid_body(
+                    service,
+                    format!("the request body could not be read to the end: {err}"),
+                )
+            }
         })?;
     let Some(kind) = body_type(headers) else {
         let sent = headers
@@ -96,6 +104,18 @@ pub async fn json_body(
         )
     })?;
     Ok((value, kind))
+}
+
+/// True when reading a body failed because it was longer than the limit.
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// Splits a path segment of comma-separated ids (`id1,id2`) and checks each.

@@ -127,6 +127,16 @@ pub struct ServerConfig {
     /// Origin used in absolute links and `Location` headers (e.g. `https://aep.example.com`);
     /// by default the request's own scheme and host.
     pub public_origin: Option<String>,
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// is ready for a request: a new connection that sends nothing, a slow header and an
+    /// idle keep-alive connection are all closed after this long.
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may make no progress while a request body is read (between
+    /// two pieces of the body) or while a response is written; then it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; a connection over the limit is answered 503 and closed.
+    /// Keep it below the process's file descriptor limit (`ulimit -n`).
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +145,9 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("./lakeport-data"),
             public_origin: None,
+            header_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1000,
         }
     }
 }
@@ -423,6 +436,15 @@ impl Config {
                     self.server.listen
                 ),
             })?;
+        if self.server.header_timeout_secs == 0
+            || self.server.idle_timeout_secs == 0
+            || self.server.max_connections == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "server",
+                reason: "server.header_timeout_secs, server.idle_timeout_secs and server.max_connections must be at least 1".to_owned(),
+            });
+        }
         if let Some(origin) = &self.server.public_origin
             && !(origin.starts_with("http://") || origin.starts_with("https://"))
         {
@@ -637,6 +659,44 @@ mod tests {
             let err =
                 Config::load(None, env(&[("LAKEPORT__INGEST__MAX_ROW_BYTES", bad)])).unwrap_err();
             assert!(err.to_string().contains("ingest.max_row_bytes"), "{err}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_are_set_by_environment_and_checked() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(
+            (
+                config.server.header_timeout_secs,
+                config.server.idle_timeout_secs,
+                config.server.max_connections
+            ),
+            (30, 60, 1000)
+        );
+        let config = Config::load(
+            None,
+            env(&[
+                ("LAKEPORT__SERVER__HEADER_TIMEOUT_SECS", "2"),
+                ("LAKEPORT__SERVER__IDLE_TIMEOUT_SECS", "3"),
+                ("LAKEPORT__SERVER__MAX_CONNECTIONS", "8"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.server.header_timeout_secs,
+                config.server.idle_timeout_secs,
+                config.server.max_connections
+            ),
+            (2, 3, 8)
+        );
+        for key in [
+            "LAKEPORT__SERVER__HEADER_TIMEOUT_SECS",
+            "LAKEPORT__SERVER__IDLE_TIMEOUT_SECS",
+            "LAKEPORT__SERVER__MAX_CONNECTIONS",
+        ] {
+            let err = Config::load(None, env(&[(key, "0")])).unwrap_err();
+            assert!(err.to_string().contains("at least 1"), "{err}");
         }
     }
 

@@ -16,6 +16,7 @@ use lakeport_metastore::{Metastore, OpenOptions};
 use rand::RngCore;
 
 mod cli;
+mod listener;
 mod previewer;
 
 /// Lakeport: a self-hostable batch-ingestion service and data catalog that speaks the
@@ -275,13 +276,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let app = lakeport_api::app(state);
-    axum::serve(
+    listener::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        app,
+        listener::Limits::from_config(&config.server),
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    .await;
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;

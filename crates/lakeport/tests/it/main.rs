@@ -3,6 +3,7 @@
 
 mod backends;
 mod cli;
+mod connections;
 mod crash;
 mod http;
 mod multinode;
