@@ -517,3 +517,89 @@ async fn headers_carry_list_controls_and_legacy_object_ranges() {
         .await;
     assert_eq!(reply.keys().len(), 5);
 }
+
+/// Random Catalog query strings through the real router and metastore: each is a 200 map
+/// or a 400 problem naming what is wrong, never a 5xx or a panic.
+#[test]
+fn random_query_strings_are_answered_200_or_400() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(async {
+        let app = TestApp::new().await;
+        datasets(&app, 3).await;
+        app
+    });
+    const NAMES: &[&str] = &[
+        "limit",
+        "start",
+        "orderBy",
+        "sort",
+        "properties",
+        "property",
+        "tags",
+        "createdAfter",
+        "startBefore",
+        "aggregate",
+        "dataSet",
+        "batch",
+        "status",
+        "name",
+        "version",
+        "rank",
+    ];
+    let name = prop_oneof![
+        proptest::sample::select(NAMES).prop_map(str::to_owned),
+        ".{0,10}",
+    ];
+    let value = prop_oneof![
+        "[!*,:~<>=a-z0-9.()\\[\\]\\\\+-]{0,20}",
+        "-?[0-9]{1,25}",
+        ".{0,30}",
+    ];
+    // Encoded pairs, sometimes followed by raw bytes that are not valid encoding.
+    let query = (
+        proptest::collection::vec((name, value), 0..5),
+        prop_oneof![Just(""), Just("&%ff=1"), Just("&a=%zz"), Just("&&=")],
+    )
+        .prop_map(|(pairs, tail)| {
+            serde_urlencoded::to_string(&pairs)
+                .unwrap()
+                .replace('+', "%20")
+                + tail
+        });
+    let collections = proptest::sample::select(&["dataSets", "batches", "dataSetFiles"][..]);
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        ..Config::default()
+    });
+    let answered = std::cell::Cell::new((0u32, 0u32));
+    runner
+        .run(&(collections, query), |(collection, query)| {
+            let path = format!("/data/foundation/catalog/{collection}?{query}");
+            let reply = runtime.block_on(app.get(&path).send());
+            match reply.status.as_u16() {
+                200 => {
+                    prop_assert!(reply.body.is_object(), "{path}: {}", reply.text);
+                    answered.set((answered.get().0 + 1, answered.get().1));
+                }
+                400 => {
+                    answered.set((answered.get().0, answered.get().1 + 1));
+                    prop_assert_eq!(reply.header("content-type"), Some("application/json"));
+                    let kind = reply.body["type"].as_str().unwrap_or_default();
+                    prop_assert!(kind.contains("/CAT-"), "{path}: {}", reply.text);
+                    prop_assert!(
+                        reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                        "{path}: {}",
+                        reply.text
+                    );
+                }
+                status => prop_assert!(false, "{path}: {status} {}", reply.text),
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (ok, refused) = answered.get();
+    assert!(ok > 10 && refused > 10, "{ok} answered, {refused} refused");
+}
