@@ -214,3 +214,58 @@ impl AsyncWrite for StallGuard {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server, client)
+    }
+
+    /// A client that stops reading its response: the write fails with `TimedOut` once it
+    /// makes no progress for the idle timeout, instead of holding the connection forever.
+    #[tokio::test]
+    async fn a_stalled_write_times_out() {
+        let (server, _client) = pair().await;
+        let mut guarded = StallGuard::new(server, Duration::from_millis(200));
+        let data = vec![7u8; 64 * 1024 * 1024];
+        let written = tokio::time::timeout(Duration::from_secs(30), guarded.write_all(&data))
+            .await
+            .expect("the guard ends the stalled write");
+        assert_eq!(
+            written.unwrap_err().kind(),
+            io::ErrorKind::TimedOut,
+            "the client never reads"
+        );
+    }
+
+    /// A client that keeps reading, slowly: every bit of progress resets the timer.
+    #[tokio::test]
+    async fn a_slow_reader_is_not_cut_off() {
+        let (server, mut client) = pair().await;
+        let mut guarded = StallGuard::new(server, Duration::from_millis(300));
+        let total = 8 * 1024 * 1024;
+        let reader = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 256 * 1024];
+            let mut read = 0;
+            while read < total {
+                let n = client.read(&mut buffer).await.unwrap();
+                assert!(n > 0);
+                read += n;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            read
+        });
+        guarded.write_all(&vec![1u8; total]).await.unwrap();
+        guarded.flush().await.unwrap();
+        assert_eq!(reader.await.unwrap(), total);
+    }
+}
