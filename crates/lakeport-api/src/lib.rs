@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod openapi;
 pub mod registry;
 
 use std::sync::Arc;
@@ -183,8 +184,20 @@ pub type App = NormalizePath<Router>;
 /// Builds the complete HTTP service.
 pub fn app(state: AppState) -> App {
     let authenticated = from_fn_with_state(state.clone(), authenticate);
-    let router = Router::new()
-        .route("/health", get(health))
+    // The documents need no credentials, like /health; each is serialized once.
+    let full_document = axum::body::Bytes::from_static(openapi::DOCUMENT.as_bytes());
+    let mut router = Router::new().route("/health", get(health)).route(
+        "/openapi.json",
+        get(move || std::future::ready(openapi::respond(full_document.clone()))),
+    );
+    for root in openapi::API_ROOTS {
+        let document = axum::body::Bytes::from(openapi::service_document(root).to_string());
+        router = router.route(
+            &format!("{root}/openapi.json"),
+            get(move || std::future::ready(openapi::respond(document.clone()))),
+        );
+    }
+    let router = router
         .nest(
             "/data/foundation/catalog",
             catalog::routes().route_layer(authenticated.clone()),

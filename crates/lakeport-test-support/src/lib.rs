@@ -255,6 +255,12 @@ impl TestApp {
         self.dir.path()
     }
 
+    /// Returns the router's `Debug` rendering, which names every route path (the
+    /// OpenAPI test reads the served paths from it).
+    pub fn router_debug(&self) -> String {
+        format!("{:?}", self.app)
+    }
+
     /// A request with the full set of AEP headers for org A, sandbox prod.
     pub fn call(&self, method: Method, path: &str) -> Call<'_> {
         Call {
