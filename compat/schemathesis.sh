@@ -32,17 +32,64 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 export PYTHONPATH="$PWD/compat${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
+
+# Real objects, so that most generated calls reach past the 404 of an unknown id: a dataset,
+# a batch left loading, a promoted batch with its dataset file, and a registry data type.
+# Path parameters take these ids in most cases and generated strings in the others.
+base="http://127.0.0.1:$port"
+H=(-H "Authorization: Bearer fuzz-token" -H "x-api-key: schemathesis"
+   -H "x-gw-ims-org-id: F0221A5E5C4E6C0A0A49421B@AdobeOrg" -H "x-sandbox-name: prod")
+field() { python3 -c "import json,sys; print(eval('json.load(sys.stdin)' + sys.argv[1]))" "$1"; }
+schema=$(curl -sf "${H[@]}" -H 'content-type: application/json' -X POST "$base/data/foundation/schemaregistry/tenant/schemas" \
+  -d '{"title":"schemathesis","type":"object","allOf":[{"$ref":"https://ns.adobe.com/xdm/context/profile"}]}' | field '["$id"]')
+dataset=$(curl -sf "${H[@]}" -H 'content-type: application/json' -X POST "$base/data/foundation/catalog/dataSets" \
+  -d "{\"name\":\"schemathesis\",\"schemaRef\":{\"id\":\"$schema\"},\"fileDescription\":{\"format\":\"json\"}}" | field '[0].split("/")[-1]')
+new_batch() {
+  curl -sf "${H[@]}" -H 'content-type: application/json' -X POST "$base/data/foundation/import/batches" \
+    -d "{\"datasetId\":\"$dataset\",\"inputFormat\":{\"format\":\"json\"}}" | field '["id"]'
+}
+loading=$(new_batch)
+promoted=$(new_batch)
+printf '{"_id":"p1"}\n{"_id":"p2"}\n' | curl -sf "${H[@]}" -H 'content-type: application/octet-stream' -X PUT \
+  --data-binary @- "$base/data/foundation/import/batches/$promoted/datasets/$dataset/files/rows.json"
+curl -sf "${H[@]}" -X POST "$base/data/foundation/import/batches/$promoted?action=COMPLETE"
+for _ in $(seq 1 300); do
+  state=$(curl -sf "${H[@]}" "$base/data/foundation/catalog/batches/$promoted" | field "[\"$promoted\"][\"status\"]")
+  [ "$state" = success ] || [ "$state" = failed ] && break
+  sleep 0.1
+done
+file=$(curl -sf "${H[@]}" "$base/data/foundation/export/batches/$promoted/files" | field '["data"][0]["dataSetFileId"]')
+resource=$(curl -sf "${H[@]}" -H 'content-type: application/json' -X POST "$base/data/foundation/schemaregistry/tenant/datatypes" \
+  -d '{"title":"schemathesis","type":"object","properties":{"n":{"type":"integer"}}}' | field '["meta:altId"]')
+echo "seeded: schema $schema, dataset $dataset, batches $loading (loading) and $promoted ($state), file $file, data type $resource"
+cat > "$data/schemathesis.toml" <<TOML
+[dictionaries.datasets]
+values = ["$dataset"]
+[dictionaries.batches]
+values = ["$loading", "$promoted"]
+[dictionaries.catalog]
+values = ["$dataset", "$loading", "$promoted", "$file"]
+[dictionaries.files]
+values = ["$file"]
+[dictionaries.resources]
+values = ["$resource"]
+[parameters]
+"path.datasetId" = { dictionary = "datasets", probability = 0.7 }
+"path.batchId" = { dictionary = "batches", probability = 0.7 }
+"path.id" = { dictionary = "catalog", probability = 0.7 }
+"path.fileId" = { dictionary = "files", probability = 0.7 }
+"path.resourceId" = { dictionary = "resources", probability = 0.7 }
+TOML
 started=$(date +%s)
 status=0
-"$py" -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' run "http://127.0.0.1:$port/openapi.json" \
-  --url "http://127.0.0.1:$port" \
-  -H "Authorization: Bearer fuzz-token" -H "x-api-key: schemathesis" \
-  -H "x-gw-ims-org-id: F0221A5E5C4E6C0A0A49421B@AdobeOrg" -H "x-sandbox-name: prod" \
+"$py" -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' \
+  --config-file "$data/schemathesis.toml" run "$base/openapi.json" \
+  --url "$base" "${H[@]}" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,problem_json_on_4xx \
   --phases examples,coverage,fuzzing \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --seed "${SCHEMATHESIS_SEED:-11}" \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-11}" \
   --workers 2 --request-timeout 30 --no-color --generation-database none \
-  --report junit --report-dir "$data/report" || status=$?
+  --report junit,ndjson --report-dir "${SCHEMATHESIS_REPORT_DIR:-$data/report}" || status=$?
 echo "schemathesis finished in $(( $(date +%s) - started )) s (exit $status)"
 if [ "$status" -ne 0 ]; then
   echo "== server log (errors)"; grep -i "error" "$data/server.log" | tail -n 40 || true
