@@ -82,14 +82,15 @@ values = ["$resource"]
 TOML
 started=$(date +%s)
 status=0
-"$py" -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' \
+# Run from the scratch directory: schemathesis keeps a cache of crashes in ./.schemathesis.
+(cd "$data" && "$py" -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' \
   --config-file "$data/schemathesis.toml" run "$base/openapi.json" \
   --url "$base" "${H[@]}" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,problem_json_on_4xx \
   --phases examples,coverage,fuzzing \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-11}" \
   --workers 2 --request-timeout 30 --no-color --generation-database none \
-  --report junit,ndjson --report-dir "${SCHEMATHESIS_REPORT_DIR:-$data/report}" || status=$?
+  --report junit,ndjson --report-dir "${SCHEMATHESIS_REPORT_DIR:-$data/report}") || status=$?
 echo "schemathesis finished in $(( $(date +%s) - started )) s (exit $status)"
 if [ "$status" -ne 0 ]; then
   echo "== server log (errors)"; grep -i "error" "$data/server.log" | tail -n 40 || true
