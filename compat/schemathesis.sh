@@ -35,7 +35,8 @@ export PYTHONPATH="$PWD/compat${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=sc
 
 # Real objects, so that most generated calls reach past the 404 of an unknown id: a dataset,
 # a batch left loading, a promoted batch with its dataset file, and a registry data type.
-# Path parameters take these ids in most cases and generated strings in the others.
+# Path parameters (and the create-batch body's datasetId) take these ids in most cases and
+# generated strings in the others; the stateful phase follows the document's links from them.
 base="http://127.0.0.1:$port"
 H=(-H "Authorization: Bearer fuzz-token" -H "x-api-key: schemathesis"
    -H "x-gw-ims-org-id: F0221A5E5C4E6C0A0A49421B@AdobeOrg" -H "x-sandbox-name: prod")
@@ -79,6 +80,7 @@ values = ["$resource"]
 "path.id" = { dictionary = "catalog", probability = 0.7 }
 "path.fileId" = { dictionary = "files", probability = 0.7 }
 "path.resourceId" = { dictionary = "resources", probability = 0.7 }
+"body.datasetId" = { dictionary = "datasets", probability = 0.7 }
 TOML
 started=$(date +%s)
 status=0
@@ -87,7 +89,7 @@ status=0
   --config-file "$data/schemathesis.toml" run "$base/openapi.json" \
   --url "$base" "${H[@]}" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,problem_json_on_4xx \
-  --phases examples,coverage,fuzzing \
+  --phases examples,coverage,fuzzing,stateful \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-11}" \
   --workers 2 --request-timeout 30 --no-color --generation-database none \
   --report junit,ndjson --report-dir "${SCHEMATHESIS_REPORT_DIR:-$data/report}") || status=$?
