@@ -573,15 +573,65 @@ fn parse_property(expression: &str) -> Result<Filter, QueryError> {
             value: Value::new(value, field == "name"),
         }),
         None => {
-            if let Err(err) = regex::Regex::new(value) {
-                return Err(query_error(
-                    "property",
-                    format!("{value:?} is not a valid regular expression: {err}"),
-                ));
-            }
+            check_filter_regex(value)?;
             Ok(Filter::Matches {
                 field: path,
                 pattern: value.to_owned(),
+            })
+        }
+    }
+}
+
+/// The most positions a `property=f~regex` pattern may expand to once its counted
+/// repetitions are unrolled (`a{1000}` is 1000, `(ab){10}` is 20). Matching costs about this
+/// many steps per byte of every value tested, so `a{1000}a{1000}…` against long names would
+/// hold a request for seconds; real filters are far below the bound.
+pub const MAX_REGEX_EXPANSION: u64 = 1000;
+
+/// Checks that a `property=` pattern is a valid regular expression whose unrolled size is
+/// within [`MAX_REGEX_EXPANSION`].
+fn check_filter_regex(pattern: &str) -> Result<(), QueryError> {
+    let invalid = |err: &dyn std::fmt::Display| {
+        query_error(
+            "property",
+            format!("{pattern:?} is not a valid regular expression: {err}"),
+        )
+    };
+    let hir = regex_syntax::Parser::new()
+        .parse(pattern)
+        .map_err(|err| invalid(&err))?;
+    let expansion = expanded_size(&hir);
+    if expansion > MAX_REGEX_EXPANSION {
+        return Err(query_error(
+            "property",
+            format!(
+                "{pattern:?} expands to {expansion} positions once its repetitions are unrolled; a filter pattern may have at most {MAX_REGEX_EXPANSION}"
+            ),
+        ));
+    }
+    regex::Regex::new(pattern).map_err(|err| invalid(&err))?;
+    Ok(())
+}
+
+/// The number of positions `hir` expands to with every counted repetition unrolled (an
+/// unbounded one counts its minimum plus one). The parser's nesting limit bounds the recursion.
+fn expanded_size(hir: &regex_syntax::hir::Hir) -> u64 {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(literal) => literal.0.len() as u64,
+        HirKind::Class(_) => 1,
+        HirKind::Repetition(repetition) => {
+            let times = repetition
+                .max
+                .unwrap_or_else(|| repetition.min.saturating_add(1))
+                .max(1);
+            expanded_size(&repetition.sub).saturating_mul(u64::from(times))
+        }
+        HirKind::Capture(capture) => expanded_size(&capture.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => {
+            parts.iter().fold(0u64, |total, part| {
+                total.saturating_add(expanded_size(part))
             })
         }
     }

@@ -603,3 +603,55 @@ fn random_query_strings_are_answered_200_or_400() {
     let (ok, refused) = answered.get();
     assert!(ok > 10 && refused > 10, "{ok} answered, {refused} refused");
 }
+
+/// A `property=f~regex` pattern whose counted repetitions unroll past the bound is refused
+/// before any row is scanned: `a{1000}a{1000}a{1000}a{1000}` against a 50,000-character
+/// name held a request for seconds per row. A pattern at the bound still filters.
+#[tokio::test]
+async fn regex_filters_that_unroll_past_the_bound_are_refused() {
+    let app = TestApp::new().await;
+    let long = app
+        .create_dataset(json!({"name": "a".repeat(50_000)}))
+        .await;
+    let short = app.create_dataset(json!({"name": "b"})).await;
+
+    let exploding = "a%7B1000%7D".repeat(4);
+    for path in [
+        CATALOG_DATASETS.to_owned(),
+        format!("{REGISTRY}/tenant/schemas"),
+    ] {
+        let reply = app
+            .get(&format!("{path}?property=title~{exploding}"))
+            .header("accept", XED_ID)
+            .send()
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.text
+        );
+        assert!(
+            reply.text.contains("expands to 4000 positions"),
+            "{path}: {}",
+            reply.text
+        );
+    }
+    let reply = app
+        .get(&format!("{CATALOG_DATASETS}?property=name~a%7B1000%7D"))
+        .send()
+        .await;
+    assert_eq!(reply.keys(), std::slice::from_ref(&long), "{}", reply.text);
+    let reply = app
+        .get(&format!(
+            "{CATALOG_DATASETS}?property=name~(b%7C(aa)%7B10%7D)%24"
+        ))
+        .send()
+        .await;
+    let mut keys = reply.keys();
+    keys.sort();
+    let mut expected = vec![long, short];
+    expected.sort();
+    assert_eq!(keys, expected, "{}", reply.text);
+    assert_eq!(app.get("/health").send().await.status, StatusCode::OK);
+}
