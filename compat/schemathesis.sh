@@ -82,6 +82,12 @@ values = ["$resource"]
 "path.resourceId" = { dictionary = "resources", probability = 0.7 }
 "body.datasetId" = { dictionary = "datasets", probability = 0.7 }
 TOML
+# Without a newer interpreter, leave out the coverage phase rather than fail now and then.
+phases=examples,coverage,fuzzing,stateful
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2> /dev/null; then
+  phases=examples,fuzzing,stateful
+  echo "Python < 3.12: the coverage phase is left out (CPython 3.11's AST recursion bug)"
+fi
 started=$(date +%s)
 status=0
 # Run from the scratch directory: schemathesis keeps a cache of crashes in ./.schemathesis.
@@ -89,7 +95,7 @@ status=0
   --config-file "$data/schemathesis.toml" run "$base/openapi.json" \
   --url "$base" "${H[@]}" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,problem_json_on_4xx \
-  --phases examples,coverage,fuzzing,stateful \
+  --phases "$phases" \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-11}" \
   --workers 2 --request-timeout 30 --no-color --generation-database none \
   --report junit,ndjson --report-dir "${SCHEMATHESIS_REPORT_DIR:-$data/report}") || status=$?
