@@ -29,7 +29,10 @@ impl Backends {
     }
 
     fn start(&self, data_dir: &std::path::Path) -> Server {
-        let mut env = Vec::new();
+        self.start_with(data_dir, Vec::new())
+    }
+
+    fn start_with(&self, data_dir: &std::path::Path, mut env: Vec<(&str, String)>) -> Server {
         if let Some(database) = &self.database {
             env.push(("LAKEPORT__METASTORE__URL", database.url.clone()));
         }
@@ -168,6 +171,30 @@ pub(crate) fn wait_for(
     }
 }
 
+/// Polls `done` every 20 ms until it holds or `timeout` passes (the caller's assertions
+/// then say what was not reached).
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() && started.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The bytes of every file under `root` (0 when it does not exist).
+fn tree_size(root: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => tree_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 pub(crate) fn dataset_files(conn: &mut crate::http::Conn, batch: &str) -> Vec<Value> {
     let reply = send(
         conn,
@@ -237,32 +264,40 @@ fn a_batch_killed_while_processing_is_promoted_exactly_once_after_restart() {
         records, total as u64,
         "no duplicate dataset files: {files:?}"
     );
-    // Only the committed attempt's Parquet remains in the lake once clean-up ran.
-    std::thread::sleep(Duration::from_millis(500));
+    // Only the committed attempt's Parquet remains in the lake once clean-up ran (it runs
+    // after the commit: waited for, up to a deadline).
     let batch_prefix = lakeport_storage::Key::from(format!(
         "lake/{}/prod/datasets/{dataset}/batches/{id}",
         crate::ORG
     ));
-    let keys = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(backends.storage(dir.path()).list_keys(&batch_prefix))
         .unwrap();
-    let attempts: std::collections::BTreeSet<String> = keys
-        .iter()
-        .filter_map(|key| key.parts().nth(batch_prefix.parts().count()))
-        .map(|part| part.as_ref().to_owned())
-        .collect();
-    assert_eq!(attempts.len(), 1, "orphaned attempts left: {attempts:?}");
+    let storage = backends.storage(dir.path());
+    let attempts = || {
+        let keys = runtime.block_on(storage.list_keys(&batch_prefix)).unwrap();
+        keys.iter()
+            .filter_map(|key| key.parts().nth(batch_prefix.parts().count()))
+            .map(|part| part.as_ref().to_owned())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
     // The killed attempt's scratch directory was collected when the job was reclaimed.
-    let scratch: Vec<String> = std::fs::read_dir(dir.path().join("work"))
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let scratch = || -> Vec<String> {
+        std::fs::read_dir(dir.path().join("work"))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(60), || {
+        attempts().len() == 1 && scratch().is_empty()
+    });
+    let attempts = attempts();
+    assert_eq!(attempts.len(), 1, "orphaned attempts left: {attempts:?}");
+    let scratch = scratch();
     assert!(scratch.is_empty(), "scratch directories left: {scratch:?}");
     server.kill_9();
 }
@@ -295,9 +330,15 @@ fn acknowledged_uploads_survive_a_kill_during_another_upload() {
         "content-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
         big.len()
     ));
+    let staged_bytes = || tree_size(&dir.path().join("objects").join("staging"));
+    let before = staged_bytes();
     raw.write_all(request.as_bytes()).unwrap();
     raw.write_all(&big[..big.len() / 2]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill once the server is writing the upload (observed in the local store; an S3
+    // multipart upload is not visible before it completes, so the kill comes right away).
+    if backends.objects.is_none() {
+        wait_until(Duration::from_secs(30), || staged_bytes() > before);
+    }
     server.kill_9();
     drop(raw);
 
@@ -342,5 +383,68 @@ fn acknowledged_uploads_survive_a_kill_during_another_upload() {
         (Some("success"), Some(1500)),
         "{done}"
     );
+    server.kill_9();
+}
+
+/// REVERT's delayed clean-up is committed with the REVERT itself: a server killed right after
+/// answering still collects the reverted batch's data once restarted.
+#[test]
+fn a_revert_killed_right_after_its_answer_is_still_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::from_env();
+    let grace = || vec![("LAKEPORT__INGEST__DELETED_DATA_GRACE_SECS", "1".to_owned())];
+    let server = backends.start_with(dir.path(), grace());
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let id = new_batch(&mut conn, &dataset);
+    upload(&mut conn, &id, &dataset, "rows.json", &rows(100, 0));
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    let done = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(60),
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    let batch_prefix = lakeport_storage::Key::from(format!(
+        "lake/{}/prod/datasets/{dataset}/batches/{id}",
+        crate::ORG
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = backends.storage(dir.path());
+    let lake_keys = || runtime.block_on(storage.list_keys(&batch_prefix)).unwrap();
+    assert!(!lake_keys().is_empty(), "the promoted batch has no Parquet");
+
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=REVERT"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    server.kill_9();
+
+    let server = backends.start_with(dir.path(), grace());
+    let mut conn = server.conn();
+    let collected = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "deleted",
+        Duration::from_secs(60),
+    );
+    assert_eq!(collected["status"], "deleted", "{collected}");
+    let left = lake_keys();
+    assert!(left.is_empty(), "reverted data left in the lake: {left:?}");
     server.kill_9();
 }
