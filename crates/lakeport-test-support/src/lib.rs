@@ -453,26 +453,58 @@ pub fn read_parquet(path: &std::path::Path) -> Vec<Value> {
     serde_json::from_slice(&buffer).unwrap()
 }
 
-/// Casts top-level timestamp columns to zone-less UTC so arrow-json can render them
-/// without a time-zone database.
+/// Drops the time-zone tag of every timestamp column, nested ones included, so arrow-json
+/// renders them without a time-zone database (arrow is built without `chrono-tz`, so a cast
+/// from a named zone such as "UTC" fails). Timestamps are stored as UTC instants whatever
+/// the tag, so the values are unchanged.
 fn without_time_zones(batch: &arrow_array::RecordBatch) -> arrow_array::RecordBatch {
-    use arrow_schema::{DataType, Field, Schema};
+    use arrow_schema::{Field, Schema};
     let mut fields = Vec::new();
     let mut columns = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        match field.data_type() {
-            DataType::Timestamp(unit, Some(_)) => {
-                let target = DataType::Timestamp(*unit, None);
-                columns.push(arrow_cast::cast(column, &target).unwrap());
-                fields.push(Field::new(field.name(), target, field.is_nullable()));
-            }
-            _ => {
-                columns.push(column.clone());
-                fields.push(field.as_ref().clone());
-            }
-        }
+        let data = zone_less_data(column.to_data());
+        fields.push(Field::new(
+            field.name(),
+            data.data_type().clone(),
+            field.is_nullable(),
+        ));
+        columns.push(arrow_array::make_array(data));
     }
     arrow_array::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+fn zone_less_data(data: arrow_data::ArrayData) -> arrow_data::ArrayData {
+    let data_type = zone_less_type(data.data_type());
+    let children = data
+        .child_data()
+        .iter()
+        .cloned()
+        .map(zone_less_data)
+        .collect();
+    data.into_builder()
+        .data_type(data_type)
+        .child_data(children)
+        .build()
+        .unwrap()
+}
+
+fn zone_less_type(data_type: &arrow_schema::DataType) -> arrow_schema::DataType {
+    use arrow_schema::{DataType, Field};
+    let field = |field: &Field| {
+        std::sync::Arc::new(Field::new(
+            field.name(),
+            zone_less_type(field.data_type()),
+            field.is_nullable(),
+        ))
+    };
+    match data_type {
+        DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(*unit, None),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+        DataType::List(item) => DataType::List(field(item)),
+        DataType::LargeList(item) => DataType::LargeList(field(item)),
+        DataType::Map(entries, sorted) => DataType::Map(field(entries), *sorted),
+        other => other.clone(),
+    }
 }
 
 /// Returns the Arrow schema of a Parquet file.
@@ -571,5 +603,75 @@ impl TestApp {
             rows.extend(read_parquet(file.path()));
         }
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        Array, ArrayRef, RecordBatch, StructArray, TimestampMicrosecondArray,
+        TimestampMillisecondArray,
+    };
+    use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+
+    /// pyarrow and Spark tag timestamp columns "UTC" (a named zone, not an offset). The
+    /// helper only untagged top-level columns, so a "UTC" timestamp inside a struct failed
+    /// with "only offset based timezones supported".
+    #[test]
+    fn read_parquet_renders_utc_tagged_timestamps_top_level_and_nested() {
+        let instant_us = 1_704_164_645_000_000_i64; // 2024-01-02T03:04:05Z
+        let top: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![instant_us]).with_timezone("UTC"));
+        let inner: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(vec![instant_us / 1000]).with_timezone("UTC"));
+        let inner_field = Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        );
+        let nested: ArrayRef = Arc::new(StructArray::new(
+            Fields::from(vec![inner_field.clone()]),
+            vec![inner],
+            None,
+        ));
+        let schema = Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("s", DataType::Struct(Fields::from(vec![inner_field])), true),
+        ]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![top, nested]).unwrap();
+        assert_eq!(batch.column(1).len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("utc.parquet");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+
+        let rows = super::read_parquet(&path);
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0]["ts"]
+                .as_str()
+                .unwrap()
+                .starts_with("2024-01-02T03:04:05"),
+            "{rows:?}"
+        );
+        assert!(
+            rows[0]["s"]["at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2024-01-02T03:04:05"),
+            "{rows:?}"
+        );
     }
 }
