@@ -488,7 +488,22 @@ async fn postgres_retries_a_deadlock_victim() {
         return;
     };
     let tenant = conformance::tenant("ACME", "prod");
-    let store = backend.store.clone();
+    // PostgreSQL checks a waiting session for deadlocks once, `deadlock_timeout` after it
+    // began to wait, and aborts the session that checks. The update's sessions check after
+    // 5 s and the other session never does, so the update is the victim however slowly a
+    // loaded machine runs the steps in between (needs a superuser, as CI's URL is).
+    let database_url = with_database(&backend.server_url, &backend.database);
+    admin_client(&backend.server_url)
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET deadlock_timeout = '5s'",
+            backend.database
+        ))
+        .await
+        .unwrap();
+    let store = lakeport_metastore::postgres::PostgresMetastore::open(&database_url, 2)
+        .await
+        .unwrap();
     let (dataset, batch) = (
         lakeport_domain::query::ObjectKind::Dataset,
         lakeport_domain::query::ObjectKind::Batch,
@@ -506,9 +521,12 @@ async fn postgres_retries_a_deadlock_victim() {
     store.insert(&tenant, batch, doc).await.unwrap();
 
     // Another session holds the dataset; the update locks the batch, then waits for it.
-    let database_url = with_database(&backend.server_url, &backend.database);
     let mut other = admin_client(&database_url).await;
     let other = other.transaction().await.unwrap();
+    other
+        .execute("SET LOCAL deadlock_timeout = '10min'", &[])
+        .await
+        .unwrap();
     other
         .execute("SELECT 1 FROM datasets WHERE id = 'D1' FOR UPDATE", &[])
         .await
