@@ -237,6 +237,17 @@ def rss_mb(pid):
     return None
 
 
+def threads_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def watch_promotions(args, ledger, stop):
     """Finds batches that reached success, so that clients have something to download."""
     api = Api(args.url, args.token, Stats())
@@ -354,7 +365,8 @@ def main():
         with stats.lock:
             total = sum(stats.counts.values())
             errors = len(stats.server_errors)
-        print(f"t={elapsed:.0f}s rss={rss:.0f} MB requests={total} 5xx={errors}", flush=True)
+        print(f"t={elapsed:.0f}s rss={rss:.0f} MB threads={threads_of(args.pid)} requests={total} 5xx={errors}",
+              flush=True)
     stop.set()
     for thread in threads:
         thread.join(timeout=180)

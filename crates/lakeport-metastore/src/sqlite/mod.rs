@@ -57,6 +57,12 @@ struct Shared {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// One permit per connection, taken before a call goes to the blocking pool: a request
+    /// that would only wait for a busy connection waits here as a task, not as a blocking
+    /// thread. Without it, N concurrent writers held N blocking threads parked on the writer's
+    /// mutex, each with its own stack and allocator heap (the soak's RSS growth).
+    write_gate: Arc<tokio::sync::Semaphore>,
+    read_gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// The schema, one migration per entry, applied in order and recorded in
@@ -263,6 +269,8 @@ impl SqliteMetastore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                write_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+                read_gate: Arc::new(tokio::sync::Semaphore::new(READERS)),
             }),
         })
     }
@@ -273,7 +281,9 @@ impl SqliteMetastore {
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, MetastoreError> + Send + 'static,
     ) -> Result<T, MetastoreError> {
         let shared = Arc::clone(&self.shared);
+        let permit = gate(&shared.write_gate).await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -295,7 +305,9 @@ impl SqliteMetastore {
         work: impl FnOnce(&Connection) -> Result<T, MetastoreError> + Send + 'static,
     ) -> Result<T, MetastoreError> {
         let shared = Arc::clone(&self.shared);
+        let permit = gate(&shared.read_gate).await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let start = shared.next_reader.fetch_add(1, Ordering::Relaxed);
             let count = shared.readers.len();
             // Take the first idle reader, else wait for the one in turn.
@@ -314,6 +326,20 @@ impl SqliteMetastore {
             source: Box::new(err),
         })?
     }
+}
+
+/// Waits for a permit of `gate` (held until the blocking call ends, even when the caller
+/// stops waiting for it).
+async fn gate(
+    gate: &Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, MetastoreError> {
+    Arc::clone(gate)
+        .acquire_owned()
+        .await
+        .map_err(|err| MetastoreError::Backend {
+            doing: "waiting for a connection",
+            source: Box::new(err),
+        })
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), MetastoreError> {
