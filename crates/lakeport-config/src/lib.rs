@@ -137,6 +137,10 @@ pub struct ServerConfig {
     /// Connections served at once; a connection over the limit is answered 503 and closed.
     /// Keep it below the process's file descriptor limit (`ulimit -n`).
     pub max_connections: u32,
+    /// Threads of the blocking pool at most (SQLite calls, file IO, Parquet encoding and
+    /// decoding); more blocking work queues. Each such thread keeps its own stack and
+    /// allocator heap, so this bounds the memory they hold under load.
+    pub max_blocking_threads: u32,
 }
 
 impl Default for ServerConfig {
@@ -148,6 +152,7 @@ impl Default for ServerConfig {
             header_timeout_secs: 30,
             idle_timeout_secs: 60,
             max_connections: 1000,
+            max_blocking_threads: 32,
         }
     }
 }
@@ -445,6 +450,18 @@ impl Config {
                 reason: "server.header_timeout_secs, server.idle_timeout_secs and server.max_connections must be at least 1".to_owned(),
             });
         }
+        // Each promotion holds a blocking thread and may wait on a file fetch that needs
+        // another; below this floor queued work could wait on itself.
+        let floor = self.ingest.workers.saturating_mul(2).saturating_add(8);
+        if self.server.max_blocking_threads < floor {
+            return Err(ConfigError::Invalid {
+                key: "server.max_blocking_threads",
+                reason: format!(
+                    "{} is too small: at least {floor} (8 plus 2 per ingest worker)",
+                    self.server.max_blocking_threads
+                ),
+            });
+        }
         if let Some(origin) = &self.server.public_origin
             && !(origin.starts_with("http://") || origin.starts_with("https://"))
         {
@@ -660,6 +677,39 @@ mod tests {
                 Config::load(None, env(&[("LAKEPORT__INGEST__MAX_ROW_BYTES", bad)])).unwrap_err();
             assert!(err.to_string().contains("ingest.max_row_bytes"), "{err}");
         }
+    }
+
+    #[test]
+    fn blocking_pool_bound_is_set_by_environment_and_checked() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.server.max_blocking_threads, 32);
+        let config = Config::load(
+            None,
+            env(&[("LAKEPORT__SERVER__MAX_BLOCKING_THREADS", "12")]),
+        )
+        .unwrap();
+        assert_eq!(config.server.max_blocking_threads, 12);
+        for bad in ["0", "9"] {
+            let err = Config::load(
+                None,
+                env(&[("LAKEPORT__SERVER__MAX_BLOCKING_THREADS", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("server.max_blocking_threads")
+                    && err.to_string().contains("at least 10"),
+                "{err}"
+            );
+        }
+        let err = Config::load(
+            None,
+            env(&[
+                ("LAKEPORT__SERVER__MAX_BLOCKING_THREADS", "12"),
+                ("LAKEPORT__INGEST__WORKERS", "4"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 16"), "{err}");
     }
 
     #[test]

@@ -150,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = load_config(&args)?;
             init_tracing(&config);
-            runtime()?.block_on(async {
+            runtime(&config)?.block_on(async {
                 std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
                     format!(
                         "creating data directory {}",
@@ -165,18 +165,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = load_config(&args)?;
             init_tracing(&config);
-            runtime()?.block_on(serve(config))
+            runtime(&config)?.block_on(serve(config))
         }
         Command::Worker(args) => {
             let config = load_config(&args)?;
             init_tracing(&config);
-            runtime()?.block_on(work(config))
+            runtime(&config)?.block_on(work(config))
         }
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The async runtime, its blocking pool bounded by `server.max_blocking_threads` (tokio's
+/// default, 512, let a soak grow threads and their allocator heaps with the load).
+fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(usize::try_from(config.server.max_blocking_threads).unwrap_or(512))
         .enable_all()
         .build()
         .context("starting the async runtime")
