@@ -4,16 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check aepp==0.6.0 duckdb
-cargo build --quiet -p lakeport
-data=$(mktemp -d)
 port=${COMPAT_PORT:-18181}
-./target/debug/lakeport serve --listen "127.0.0.1:$port" --data-dir "$data" --token compat-token > "$data/server.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
-  sleep 0.1
-done
+source compat/serve.sh
+start_lakeport "$port" compat-token
 export LAKEPORT_URL="http://127.0.0.1:$port" LAKEPORT_TOKEN=compat-token
 echo "== aepp $(python3 -c 'import aepp; print(aepp.__version__)')"
 python3 compat/aepp_flow.py

@@ -21,16 +21,9 @@ if command -v pyenv > /dev/null && [ -z "${PYENV_VERSION:-}" ] \
 fi
 echo "== schemathesis on $("$py" --version)"
 "$py" -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
-cargo build --quiet -p lakeport
-data=$(mktemp -d)
 port=${SCHEMATHESIS_PORT:-18182}
-./target/debug/lakeport serve --listen "127.0.0.1:$port" --data-dir "$data" --token fuzz-token > "$data/server.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
-  sleep 0.1
-done
+source compat/serve.sh
+start_lakeport "$port" fuzz-token
 export PYTHONPATH="$PWD/compat${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 
 # Real objects, so that most generated calls reach past the 404 of an unknown id: a dataset,
