@@ -18,12 +18,26 @@ pub fn query_pairs(service: Service, raw: Option<&str>) -> Result<Vec<(String, S
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map_err(|err| {
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map_err(|err| {
         ApiError::invalid_query(
             service,
             format!("the query string cannot be decoded: {err}"),
         )
-    })
+    })?;
+    // PostgreSQL text cannot hold U+0000, so no stored value can match one: refuse it on
+    // every backend alike rather than let the query fail in the database.
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::invalid_query(
+            service,
+            format!(
+                "query parameter {name:?} holds a NUL character (%00), which no Lakeport value can contain"
+            ),
+        ));
+    }
+    Ok(pairs)
 }
 
 /// The media type of a JSON body.
@@ -103,7 +117,53 @@ pub async fn json_body(
             format!("the request body is not valid JSON: {err}"),
         )
     })?;
+    // JSON can only carry U+0000 escaped, so a body without the escape has none.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Some(at) = nul_position(&value)
+    {
+        return Err(ApiError::invalid_body(
+            service,
+            format!(
+                "{at}: the body holds a NUL character (\\u0000), which Lakeport does not store; remove it"
+            ),
+        ));
+    }
     Ok((value, kind))
+}
+
+/// Returns the JSON pointer of the first key or string holding U+0000 (`#` for the root).
+/// Iterative: `serde_json` already bounds the nesting at 128 levels.
+fn nul_position(value: &Value) -> Option<String> {
+    fn escape(key: &str) -> String {
+        key.replace('~', "~0")
+            .replace('/', "~1")
+            .replace('\0', "\\u0000")
+    }
+    let mut pending: Vec<(String, &Value)> = vec![("#".to_owned(), value)];
+    while let Some((at, value)) = pending.pop() {
+        match value {
+            Value::String(text) if text.contains('\0') => return Some(at),
+            Value::Array(items) => {
+                pending.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("{at}/{i}"), v)),
+                );
+            }
+            Value::Object(map) => {
+                for (key, v) in map {
+                    let here = format!("{at}/{}", escape(key));
+                    if key.contains('\0') {
+                        return Some(here);
+                    }
+                    pending.push((here, v));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// True when reading a body failed because it was longer than the limit.

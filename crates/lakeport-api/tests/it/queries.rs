@@ -659,3 +659,68 @@ async fn regex_filters_that_unroll_past_the_bound_are_refused() {
     assert_eq!(keys, expected, "{}", reply.text);
     assert_eq!(app.get("/health").send().await.status, StatusCode::OK);
 }
+
+/// PostgreSQL text cannot hold U+0000: a NUL in a query parameter, a JSON body (value or
+/// key) or a file path is a 400 naming where it is, on every backend, never a database error.
+#[tokio::test]
+async fn nul_characters_are_refused_wherever_they_arrive() {
+    let app = TestApp::new().await;
+    for query in [
+        "dataSet=%00",
+        "name=a%00b",
+        "property=name%3D%3Da%00",
+        "a%00=1",
+    ] {
+        let reply = app
+            .get(&format!("/data/foundation/catalog/batches?{query}"))
+            .send()
+            .await;
+        assert!(
+            reply.problem(400, "CAT-9001-400").contains("NUL character"),
+            "{query}: {}",
+            reply.text
+        );
+    }
+    let catalog = "/data/foundation/catalog/dataSets";
+    for (body, at) in [
+        (json!({"name": "a\u{0}b"}), "#/name"),
+        (
+            json!({"name": "ok", "tags": {"t": ["x", "y\u{0}"]}}),
+            "#/tags/t/1",
+        ),
+        (
+            json!({"name": "ok", "tags": {"t\u{0}": ["x"]}}),
+            "#/tags/t\\u0000",
+        ),
+    ] {
+        let reply = app.post(catalog).json(body).send().await;
+        let detail = reply.problem(400, "CAT-9002-400");
+        assert!(detail.starts_with(&format!("{at}: ")), "{detail}");
+    }
+    // An escaped backslash before `u0000` is text, not a NUL.
+    let reply = app
+        .post(catalog)
+        .raw(r#"{"name":"back\\u0000slash"}"#)
+        .header("content-type", "application/json")
+        .send()
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let reply = app
+        .post("/data/foundation/import/batches")
+        .json(json!({"datasetId": "x\u{0}", "inputFormat": {"format": "json"}}))
+        .send()
+        .await;
+    assert!(
+        reply
+            .problem(400, "INGEST-9013-400")
+            .starts_with("#/datasetId: ")
+    );
+    let reply = app
+        .post("/data/foundation/schemaregistry/tenant/datatypes")
+        .json(json!({"title": "t\u{0}", "type": "object", "properties": {}}))
+        .send()
+        .await;
+    assert!(reply.problem(400, "XDM-9001-400").starts_with("#/title: "));
+    let reply = app.get(&format!("{catalog}?name=back*")).send().await;
+    assert_eq!(reply.keys().len(), 1, "{}", reply.text);
+}
