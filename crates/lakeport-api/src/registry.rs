@@ -18,6 +18,8 @@ use lakeport_domain::{Doc, now_millis};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
+use lakeport_metastore::references::{self, Neighbourhood, NeighbourhoodError};
+
 use crate::AppState;
 use crate::context::{RequestContext, origin};
 use crate::error::{ApiError, Service};
@@ -189,22 +191,36 @@ fn lookup_representation(headers: &HeaderMap) -> Result<Representation, ApiError
     }
 }
 
-/// Every resource the tenant can see: its own plus the built-ins.
-async fn visible_resources(state: &AppState, ctx: &RequestContext) -> Result<Vec<Doc>, ApiError> {
-    let mut all = state
-        .metastore()
-        .list_resources(&ctx.tenant, None)
-        .await
-        .map_err(metastore_error)?;
-    all.extend(builtins().iter().cloned());
-    Ok(all)
+fn neighbourhood_error(err: NeighbourhoodError) -> ApiError {
+    match err {
+        NeighbourhoodError::Metastore(err) => metastore_error(err),
+        too_large @ NeighbourhoodError::TooLarge => {
+            ApiError::invalid_body(SERVICE, too_large.to_string())
+        }
+    }
 }
 
-fn find<'a>(resources: &'a [Doc], id: &str) -> Option<&'a Doc> {
-    resources.iter().find(|doc| {
-        doc.get("$id").and_then(Value::as_str) == Some(id)
-            || doc.get("meta:altId").and_then(Value::as_str) == Some(id)
-    })
+/// The resources `refs` name, transitively (tenant resources and built-ins).
+async fn referenced(
+    state: &AppState,
+    ctx: &RequestContext,
+    refs: Vec<String>,
+) -> Result<Neighbourhood, ApiError> {
+    references::referenced(state.metastore(), &ctx.tenant, refs)
+        .await
+        .map_err(neighbourhood_error)
+}
+
+/// `changed`, what reads it, and what those and `refs` name.
+async fn around(
+    state: &AppState,
+    ctx: &RequestContext,
+    changed: &Doc,
+    refs: Vec<String>,
+) -> Result<Neighbourhood, ApiError> {
+    references::around(state.metastore(), &ctx.tenant, changed, refs)
+        .await
+        .map_err(neighbourhood_error)
 }
 
 fn summary(doc: &Doc) -> Value {
@@ -467,8 +483,8 @@ async fn get_resource(
     };
     let mut body = match representation {
         Representation::Full { .. } => {
-            let resources = visible_resources(&state, &ctx).await?;
-            resolve(&doc, &|reference| find(&resources, reference).cloned())
+            let resources = referenced(&state, &ctx, references::refs_of(&doc)).await?;
+            resolve(&doc, &|reference| resources.find(reference))
                 .map_err(|err| registry_error(err.into()))?
                 .full
         }
@@ -500,7 +516,7 @@ async fn create_resource(
     writable(container(&container_segment)?)?;
     let kind = kind(&kind_segment)?;
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
-    let resources = visible_resources(&state, &ctx).await?;
+    let resources = referenced(&state, &ctx, references::refs_in(&body)).await?;
     let tenant_id = state.tenant_id(&ctx.tenant);
     let registry_ctx = RegistryContext {
         tenant: &ctx.tenant,
@@ -509,7 +525,7 @@ async fn create_resource(
         now: now_millis(),
     };
     let doc = registry::new_resource(kind, body, &new_hex(), &registry_ctx, &|reference| {
-        find(&resources, reference).cloned()
+        resources.find(reference)
     })
     .map_err(registry_error)?;
     let doc = state
@@ -544,7 +560,11 @@ async fn change_resource(
     writable(container(container_segment)?)?;
     let kind = kind(kind_segment)?;
     let current = find_resource(state, ctx, Container::Tenant, kind, id).await?;
-    let resources = visible_resources(state, ctx).await?;
+    let refs = match &change {
+        Change::Replace(body) | Change::Patch(body) => references::refs_in(body),
+    };
+    let neighbourhood = around(state, ctx, &current, refs).await?;
+    let resources = neighbourhood.docs();
     let tenant_id = state.tenant_id(&ctx.tenant);
     let registry_ctx = RegistryContext {
         tenant: &ctx.tenant,
@@ -552,14 +572,14 @@ async fn change_resource(
         actor: &ctx.actor,
         now: now_millis(),
     };
-    let lookup = |reference: &str| find(&resources, reference).cloned();
+    let lookup = |reference: &str| neighbourhood.find(reference);
     let next = match change {
         Change::Replace(body) => registry::replace_resource(&current, body, &registry_ctx, &lookup),
         Change::Patch(patch) => registry::patch_resource(&current, patch, &registry_ctx, &lookup),
     }
     .map_err(registry_error)?;
-    registry::check_dependents(&resources, &current, &next).map_err(registry_error)?;
-    check_evolution(state, ctx, &resources, &current, &next).await?;
+    registry::check_dependents(resources, &current, &next).map_err(registry_error)?;
+    check_evolution(state, ctx, &neighbourhood, &current, &next).await?;
     let version = current
         .get("version")
         .and_then(Value::as_str)
@@ -619,22 +639,23 @@ async fn datasets_using(
 async fn check_evolution(
     state: &AppState,
     ctx: &RequestContext,
-    resources: &[Doc],
+    neighbourhood: &Neighbourhood,
     current: &Doc,
     next: &Doc,
 ) -> Result<(), ApiError> {
+    let resources = neighbourhood.docs();
     let changed_id = current
         .get("$id")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let before = |reference: &str| find(resources, reference).cloned();
+    let before = |reference: &str| neighbourhood.find(reference);
     let after = |reference: &str| {
         if reference == changed_id
             || Some(reference) == current.get("meta:altId").and_then(Value::as_str)
         {
             Some(next.clone())
         } else {
-            find(resources, reference).cloned()
+            neighbourhood.find(reference)
         }
     };
     let mut problems = Vec::new();
@@ -767,8 +788,8 @@ async fn delete_resource(
             )));
         }
     }
-    let resources = visible_resources(&state, &ctx).await?;
-    if let Some(other) = registry::dependents(&resources, &current).first() {
+    let neighbourhood = around(&state, &ctx, &current, Vec::new()).await?;
+    if let Some(other) = registry::dependents(neighbourhood.docs(), &current).first() {
         let other_id = other.get("$id").and_then(Value::as_str).unwrap_or_default();
         return Err(in_use(format!(
             "{} {resource_id} is used by {other_id}",

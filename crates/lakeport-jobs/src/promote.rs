@@ -7,9 +7,9 @@ use std::path::Path;
 
 use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
 use lakeport_domain::query::ObjectKind;
-use lakeport_domain::xdm::registry::builtins;
 use lakeport_domain::xdm::resolve::resolve;
 use lakeport_domain::{Doc, HasKind, now_millis};
+use lakeport_metastore::references::{self, NeighbourhoodError};
 use lakeport_metastore::{DiagnosticsFile, NewDatasetFile, Promotion};
 use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, ProcessError, ProcessOptions};
 use lakeport_storage::keys;
@@ -204,17 +204,24 @@ async fn full_schema(
                     .into(),
         }));
     };
-    let mut resources = ctx.metastore.list_resources(&job.tenant, None).await?;
-    resources.extend(builtins().iter().cloned());
-    let find = |id: &str| {
-        resources
-            .iter()
-            .find(|doc| {
-                doc.get("$id").and_then(Value::as_str) == Some(id)
-                    || doc.get("meta:altId").and_then(Value::as_str) == Some(id)
-            })
-            .cloned()
+    // Only the schema and what it refers to are read, not the tenant's whole registry.
+    let resources = match references::referenced(
+        ctx.metastore.as_ref(),
+        &job.tenant,
+        vec![schema_id.to_owned()],
+    )
+    .await
+    {
+        Ok(resources) => resources,
+        Err(NeighbourhoodError::Metastore(err)) => return Err(err.into()),
+        Err(too_large @ NeighbourhoodError::TooLarge) => {
+            return Ok(Err(FileLevelError {
+                code: "INGEST-9204-400".into(),
+                description: format!("The dataset's schema cannot be resolved: {too_large}"),
+            }));
+        }
     };
+    let find = |id: &str| resources.find(id);
     let Some(schema) = find(schema_id) else {
         return Ok(Err(FileLevelError {
             code: "INGEST-9204-400".into(),

@@ -19,6 +19,7 @@ use lakeport_domain::{Doc, ErrorKind, HasKind};
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod references;
 mod shared;
 pub mod sqlite;
 
@@ -334,6 +335,15 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         tenant: &Tenant,
         kind: Option<ResourceKind>,
+    ) -> Result<Vec<Doc>, MetastoreError>;
+
+    /// Returns the tenant's resources whose stored text contains `needle` (an `$id` or
+    /// `meta:altId`), oldest first: a superset of the resources that `$ref` it, found without
+    /// loading the whole registry.
+    async fn resources_containing(
+        &self,
+        tenant: &Tenant,
+        needle: &str,
     ) -> Result<Vec<Doc>, MetastoreError>;
 
     /// Replaces a resource if it still has `expected_version` (optimistic concurrency: the

@@ -788,6 +788,56 @@ async fn fan_out_is_bounded_by_the_resolved_field_limit() {
     assert_eq!(node["properties"]["leaf"]["type"], "string");
 }
 
+/// A write reads only the resources it refers to and those that refer to it, loaded by id,
+/// and at most 2,000 of them: a data type referring to 2,001 others is refused with a 400
+/// that says so, one referring to 2,000 is stored, and a lookup resolves it.
+#[tokio::test]
+async fn a_write_that_reads_more_than_2000_resources_is_refused() {
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for index in 0..2_001 {
+        let reply = create_data_type(
+            &app,
+            json!({"title": format!("leaf {index}"), "type": "object",
+                   "properties": {"v": {"type": "string"}}}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        ids.push(reply.body["meta:altId"].as_str().unwrap().to_owned());
+    }
+    let wide = |count: usize| {
+        let properties: serde_json::Map<String, serde_json::Value> = ids[..count]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (format!("p{i}"), json!({"$ref": id})))
+            .collect();
+        json!({"title": format!("wide {count}"), "type": "object", "properties": properties})
+    };
+    let reply = create_data_type(&app, wide(2_001)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let detail = reply.problem(400, "XDM-9001-400");
+    assert!(
+        detail.contains("reads more than 2000 registry resources"),
+        "{detail}"
+    );
+    let reply = create_data_type(&app, wide(2_000)).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let full = app
+        .get(&format!(
+            "{DATATYPES}/{}",
+            encode(reply.body["$id"].as_str().unwrap())
+        ))
+        .header("accept", XED_FULL)
+        .send()
+        .await;
+    assert_eq!(full.status, StatusCode::OK);
+    assert_eq!(
+        full.body["properties"]["p1999"]["properties"]["v"]["type"],
+        "string"
+    );
+    still_answers(&app).await;
+}
+
 /// Issue 11, defect 16: a pattern the validator cannot compile was accepted and then failed
 /// every row at ingestion; it is refused when the resource is written.
 #[tokio::test]

@@ -787,9 +787,24 @@ pub fn dependents<'r>(resources: &'r [Doc], current: &Doc) -> Vec<&'r Doc> {
 
 /// Every `$ref` of a document that names another resource (not `#/definitions/…`). The
 /// walk is iterative, so a deeply nested document cannot exhaust the stack.
-fn external_refs(doc: &Doc) -> Vec<&str> {
+pub fn external_refs(doc: &Doc) -> Vec<&str> {
     let mut refs = Vec::new();
-    let mut pending: Vec<&Value> = doc.values().collect();
+    for value in doc.values() {
+        refs.extend(external_refs_in(value));
+    }
+    if let Some(Value::String(reference)) = doc.get("$ref")
+        && !reference.starts_with('#')
+    {
+        refs.push(reference.as_str());
+    }
+    refs
+}
+
+/// Every `$ref` to another resource (not `#/…`) anywhere inside `value`: a stored resource, a
+/// request body or a JSON Patch. Iterative, so any nesting depth is safe.
+pub fn external_refs_in(value: &Value) -> Vec<&str> {
+    let mut refs = Vec::new();
+    let mut pending: Vec<&Value> = vec![value];
     while let Some(value) = pending.pop() {
         match value {
             Value::Object(map) => {
@@ -803,11 +818,6 @@ fn external_refs(doc: &Doc) -> Vec<&str> {
             Value::Array(items) => pending.extend(items),
             _ => {}
         }
-    }
-    if let Some(Value::String(reference)) = doc.get("$ref")
-        && !reference.starts_with('#')
-    {
-        refs.push(reference.as_str());
     }
     refs
 }

@@ -1310,6 +1310,28 @@ impl Metastore for PostgresMetastore {
         .await
     }
 
+    async fn resources_containing(
+        &self,
+        tenant: &Tenant,
+        needle: &str,
+    ) -> Result<Vec<Doc>, MetastoreError> {
+        let needle = needle.to_owned();
+        self.read("finding referring resources", move |conn| {
+            let (tenant, needle) = (tenant.clone(), needle.clone());
+            Box::pin(async move {
+                let rows = query(
+                    conn,
+                    "finding referring resources",
+                    "SELECT body FROM xdm_resources WHERE org = $1 AND sandbox = $2 AND strpos(body, $3) > 0 ORDER BY created, id",
+                    &[&tenant.org(), &tenant.sandbox(), &needle],
+                )
+                .await?;
+                rows.iter().map(|row| parse_doc(row.get(0))).collect()
+            })
+        })
+        .await
+    }
+
     async fn replace_resource(
         &self,
         tenant: &Tenant,

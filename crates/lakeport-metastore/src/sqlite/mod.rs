@@ -1001,6 +1001,31 @@ impl Metastore for SqliteMetastore {
         .await
     }
 
+    async fn resources_containing(
+        &self,
+        tenant: &Tenant,
+        needle: &str,
+    ) -> Result<Vec<Doc>, MetastoreError> {
+        let tenant = tenant.clone();
+        let needle = needle.to_owned();
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT doc FROM xdm_resources WHERE org = ?1 AND sandbox = ?2 AND instr(doc, ?3) > 0 ORDER BY created, id",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![tenant.org(), tenant.sandbox(), needle], |row| {
+                            row.get(0)
+                        })?
+                        .collect()
+                })
+                .map_err(backend("finding referring resources"))?;
+            texts.iter().map(|text| parse_doc(text)).collect()
+        })
+        .await
+    }
+
     async fn replace_resource(
         &self,
         tenant: &Tenant,

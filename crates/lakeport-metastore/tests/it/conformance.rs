@@ -940,6 +940,95 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
     );
 }
 
+/// A chain `schema s1 -> field group f1 -> data type d1` next to 50 unrelated field groups:
+/// the text search finds exactly the tenant's referrers, and the neighbourhood loaders read
+/// the chain (by `$id` or `meta:altId`) and never the unrelated resources.
+pub async fn registry_neighbourhoods_read_only_what_they_touch(store: &dyn Metastore) {
+    use lakeport_domain::xdm::registry::ResourceKind;
+    use lakeport_metastore::references::{around, referenced};
+    let acme = tenant("ACME", "prod");
+    let other = tenant("OTHER", "prod");
+    let with_ref = |kind: &str, hex: &str, target: &str| {
+        let mut doc = resource(kind, hex, &format!("{kind} {hex}"), "1.0");
+        doc.insert(
+            "properties".into(),
+            json!({"_acme": {"type": "object", "properties": {"x": {"$ref": target}}}}),
+        );
+        doc
+    };
+    let d1 = resource("datatypes", "d1", "d1", "1.0");
+    let f1 = with_ref("mixins", "f1", "_acme.datatypes.d1");
+    let s1 = with_ref("schemas", "s1", "https://ns.adobe.com/acme/mixins/f1");
+    for (kind, doc) in [
+        (ResourceKind::DataType, d1.clone()),
+        (ResourceKind::FieldGroup, f1),
+        (ResourceKind::Schema, s1),
+    ] {
+        store
+            .insert_resource(&acme, kind, doc.clone())
+            .await
+            .unwrap();
+        // The same ids in another tenant are never found.
+        store.insert_resource(&other, kind, doc).await.unwrap();
+    }
+    for n in 0..50 {
+        store
+            .insert_resource(
+                &acme,
+                ResourceKind::FieldGroup,
+                resource("mixins", &format!("u{n}"), &format!("unrelated {n}"), "1.0"),
+            )
+            .await
+            .unwrap();
+    }
+    let found = store
+        .resources_containing(&acme, "_acme.datatypes.d1")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found.iter().map(|d| d["$id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "https://ns.adobe.com/acme/datatypes/d1",
+            "https://ns.adobe.com/acme/mixins/f1"
+        ]
+    );
+
+    let chain = referenced(
+        store,
+        &acme,
+        vec!["https://ns.adobe.com/acme/schemas/s1".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(chain.docs().len(), 3);
+    assert_eq!(
+        chain
+            .find("https://ns.adobe.com/acme/datatypes/d1")
+            .unwrap(),
+        d1
+    );
+    assert!(chain.find("_acme.mixins.f1").is_some());
+    assert!(chain.find("https://ns.adobe.com/acme/mixins/u1").is_none());
+
+    // What reads d1 (f1, and s1 through f1), and what those read.
+    let neighbourhood = around(store, &acme, &d1, Vec::new()).await.unwrap();
+    let mut ids: Vec<&str> = neighbourhood
+        .docs()
+        .iter()
+        .map(|d| d["$id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "https://ns.adobe.com/acme/datatypes/d1",
+            "https://ns.adobe.com/acme/mixins/f1",
+            "https://ns.adobe.com/acme/schemas/s1"
+        ]
+    );
+}
+
 /// Creates, completes and processes a batch of dataset `D1`, committing `completed` and
 /// (optionally) a diagnostics location.
 async fn process_batch(
