@@ -21,6 +21,7 @@ use lakeport_domain::{Doc, ErrorKind, HasKind};
 pub mod postgres;
 pub mod references;
 mod shared;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;

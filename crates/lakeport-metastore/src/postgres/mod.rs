@@ -50,7 +50,7 @@ use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use self::sql::{Statement, table};
+use crate::sql::{Statement, table};
 use crate::{
     BatchFile, DocChange, ExpiredDiagnostics, Metastore, MetastoreError, Promotion,
     StoredDatasetFile, UpdateOptions, UploadLimits,
@@ -608,7 +608,7 @@ async fn query_built(
     doing: &'static str,
     statement: &Statement,
 ) -> Result<Vec<tokio_postgres::Row>, MetastoreError> {
-    let params: Vec<_> = statement.binds.iter().map(sql::Bind::typed).collect();
+    let params: Vec<_> = statement.binds.iter().map(sql::typed).collect();
     conn.query_typed(&statement.sql, &params)
         .await
         .map_err(backend(doing))
@@ -998,7 +998,8 @@ impl Metastore for PostgresMetastore {
         kind: ObjectKind,
         query: &ListQuery,
     ) -> Result<Vec<Doc>, MetastoreError> {
-        let statement = sql::select_page(kind, tenant.org(), tenant.sandbox(), query);
+        let statement =
+            crate::sql::select_page::<sql::Postgres>(kind, tenant.org(), tenant.sandbox(), query);
         self.read("listing objects", move |conn| {
             let statement = statement.clone();
             Box::pin(async move {
@@ -1015,7 +1016,8 @@ impl Metastore for PostgresMetastore {
         kind: ObjectKind,
         query: &ListQuery,
     ) -> Result<u64, MetastoreError> {
-        let statement = sql::select_count(kind, tenant.org(), tenant.sandbox(), query);
+        let statement =
+            crate::sql::select_count::<sql::Postgres>(kind, tenant.org(), tenant.sandbox(), query);
         self.read("counting objects", move |conn| {
             let statement = statement.clone();
             Box::pin(async move {

@@ -27,7 +27,7 @@ use rusqlite::{
 };
 use serde_json::Value;
 
-use self::sql::{Bind, Statement, table};
+use crate::sql::{Bind, Statement, table};
 use crate::{
     BatchFile, DocChange, ExpiredDiagnostics, Metastore, MetastoreError, Promotion,
     StoredDatasetFile, UpdateOptions, UploadLimits,
@@ -382,8 +382,23 @@ fn to_sql_values(binds: Vec<Bind>) -> Vec<rusqlite::types::Value> {
             Bind::Text(text) => rusqlite::types::Value::Text(text),
             Bind::Int(int) => rusqlite::types::Value::Integer(int),
             Bind::Real(real) => rusqlite::types::Value::Real(real),
+            Bind::Path(path) => rusqlite::types::Value::Text(sql::json_path(&path)),
         })
         .collect()
+}
+
+/// Rewrites the shared SQL's `$n` placeholders as SQLite's `?n`.
+fn positional(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 fn parse_doc(text: &str) -> Result<Doc, MetastoreError> {
@@ -772,10 +787,10 @@ impl Metastore for SqliteMetastore {
         query: &ListQuery,
     ) -> Result<Vec<Doc>, MetastoreError> {
         let Statement { sql, binds } =
-            sql::select_page(kind, tenant.org(), tenant.sandbox(), query);
+            crate::sql::select_page::<sql::Sqlite>(kind, tenant.org(), tenant.sandbox(), query);
         self.read(move |conn| {
             let texts: Vec<String> = conn
-                .prepare_cached(&sql)
+                .prepare_cached(&positional(&sql))
                 .and_then(|mut statement| {
                     statement
                         .query_map(params_from_iter(to_sql_values(binds)), |row| row.get(0))?
@@ -794,10 +809,10 @@ impl Metastore for SqliteMetastore {
         query: &ListQuery,
     ) -> Result<u64, MetastoreError> {
         let Statement { sql, binds } =
-            sql::select_count(kind, tenant.org(), tenant.sandbox(), query);
+            crate::sql::select_count::<sql::Sqlite>(kind, tenant.org(), tenant.sandbox(), query);
         self.read(move |conn| {
             let count: i64 = conn
-                .prepare_cached(&sql)
+                .prepare_cached(&positional(&sql))
                 .and_then(|mut statement| {
                     statement.query_row(params_from_iter(to_sql_values(binds)), |row| row.get(0))
                 })
