@@ -17,12 +17,16 @@ use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::ResourceKind;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
 
+mod backend;
+mod catalog;
+mod ingest;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod references;
-mod shared;
+mod registry;
 mod sql;
 pub mod sqlite;
+mod store;
 
 use std::sync::Arc;
 

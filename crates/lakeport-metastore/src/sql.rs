@@ -10,7 +10,7 @@ use lakeport_domain::query::{CompareOp, Filter, ListQuery, ObjectKind, TagValue,
 
 /// A value bound to a `$n` placeholder.
 #[derive(Debug, Clone)]
-pub(crate) enum Bind {
+pub enum Bind {
     Text(String),
     Int(i64),
     Real(f64),
@@ -19,12 +19,12 @@ pub(crate) enum Bind {
 }
 
 /// The indexed columns of one Catalog table: top-level field name → column.
-pub(crate) struct Table {
+pub struct Table {
     pub name: &'static str,
     pub columns: &'static [Column],
 }
 
-pub(crate) struct Column {
+pub struct Column {
     field: &'static str,
     name: &'static str,
     integer: bool,
@@ -72,7 +72,7 @@ const DATASET_FILES: Table = Table {
     ],
 };
 
-pub(crate) fn table(kind: ObjectKind) -> &'static Table {
+pub fn table(kind: ObjectKind) -> &'static Table {
     match kind {
         ObjectKind::Dataset => &DATASETS,
         ObjectKind::Batch => &BATCHES,
@@ -82,36 +82,36 @@ pub(crate) fn table(kind: ObjectKind) -> &'static Table {
 
 /// A SQL statement under construction with its bound values.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Statement {
+pub struct Statement {
     pub sql: String,
     pub binds: Vec<Bind>,
 }
 
 impl Statement {
     /// Binds a value and returns its placeholder.
-    pub(crate) fn bind(&mut self, value: Bind) -> String {
+    pub fn bind(&mut self, value: Bind) -> String {
         self.binds.push(value);
         format!("${}", self.binds.len())
     }
 
-    pub(crate) fn text(&mut self, value: &str) -> String {
+    pub fn text(&mut self, value: &str) -> String {
         self.bind(Bind::Text(value.to_owned()))
     }
 
     /// Binds each value and returns the placeholders, comma-separated.
-    pub(crate) fn list(&mut self, values: &[String]) -> String {
+    pub fn list(&mut self, values: &[String]) -> String {
         let placeholders: Vec<String> = values.iter().map(|value| self.text(value)).collect();
         placeholders.join(", ")
     }
 
-    pub(crate) fn push(&mut self, sql: &str) {
+    pub fn push(&mut self, sql: &str) {
         self.sql.push_str(sql);
     }
 }
 
 /// What the SQL of the two backends says differently. A `field` is what [`Dialect::field`]
 /// returned for a path: the other methods build their expressions from it.
-pub(crate) trait Dialect {
+pub trait Dialect {
     /// The column holding a document's text as it was written.
     const BODY: &'static str;
     /// Binds `path` and returns how the other methods name the JSON value there.
@@ -143,7 +143,7 @@ pub(crate) trait Dialect {
 }
 
 /// Builds `SELECT body … ORDER BY … LIMIT … OFFSET …` for one page.
-pub(crate) fn select_page<D: Dialect>(
+pub fn select_page<D: Dialect>(
     kind: ObjectKind,
     org: &str,
     sandbox: &str,
@@ -189,7 +189,7 @@ pub(crate) fn select_page<D: Dialect>(
 }
 
 /// Builds `SELECT COUNT(*)` over the query's filters.
-pub(crate) fn select_count<D: Dialect>(
+pub fn select_count<D: Dialect>(
     kind: ObjectKind,
     org: &str,
     sandbox: &str,

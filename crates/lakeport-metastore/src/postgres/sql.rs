@@ -6,9 +6,10 @@
 use lakeport_domain::query::TagValue;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::backend::{FixedSql, Lock};
 use crate::sql::{Bind, Dialect, Statement};
 
-pub(crate) struct Postgres;
+pub struct Postgres;
 
 /// Returns a bound value with its PostgreSQL type, for `query_typed`.
 pub(crate) fn typed(bind: &Bind) -> (&(dyn ToSql + Sync), Type) {
@@ -136,6 +137,37 @@ impl Dialect for Postgres {
              WHERE jsonb_typeof(related -> 'type') = 'string' AND (related ->> 'type') = {relation} \
              AND jsonb_typeof(related -> 'id') = 'string' AND (related ->> 'id') IN ({ids}))"
         )
+    }
+}
+
+/// Rows read to be rewritten are locked; documents are stored twice, as JSONB (`doc`, what
+/// filters read) and verbatim (`body`, what is returned, keeping key order).
+impl FixedSql for Postgres {
+    const LOCKS: bool = true;
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    fn doc_columns() -> &'static str {
+        "doc, body"
+    }
+
+    fn doc_values(placeholder: &str) -> String {
+        format!("{placeholder}::text::jsonb, {placeholder}::text")
+    }
+
+    fn set_doc(placeholder: &str) -> String {
+        format!("doc = {placeholder}::text::jsonb, body = {placeholder}::text")
+    }
+
+    fn contains(column: &str, placeholder: &str) -> String {
+        format!("strpos({column}, {placeholder}) > 0")
+    }
+
+    fn lock(lock: Lock) -> &'static str {
+        match lock {
+            Lock::None => "",
+            Lock::Share => " FOR SHARE",
+            Lock::Update => " FOR UPDATE",
+        }
     }
 }
 

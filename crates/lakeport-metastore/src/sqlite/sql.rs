@@ -4,9 +4,10 @@
 
 use lakeport_domain::query::TagValue;
 
+use crate::backend::{FixedSql, Lock};
 use crate::sql::{Bind, Dialect, Statement};
 
-pub(crate) struct Sqlite;
+pub struct Sqlite;
 
 /// Turns a path into SQLite's JSON path syntax, `$."a"."b"`.
 pub(crate) fn json_path(path: &[String]) -> String {
@@ -88,5 +89,31 @@ impl Dialect for Sqlite {
         format!(
             "EXISTS (SELECT 1 FROM json_each(doc, '$.relatedObjects') AS related WHERE json_extract(related.value, '$.type') = {relation} AND json_extract(related.value, '$.id') IN ({ids}))"
         )
+    }
+}
+
+/// One writer: what it reads stays as read until it commits, so nothing is locked.
+impl FixedSql for Sqlite {
+    const LOCKS: bool = false;
+    const SKIP_LOCKED: &'static str = "";
+
+    fn doc_columns() -> &'static str {
+        "doc"
+    }
+
+    fn doc_values(placeholder: &str) -> String {
+        placeholder.to_owned()
+    }
+
+    fn set_doc(placeholder: &str) -> String {
+        format!("doc = {placeholder}")
+    }
+
+    fn contains(column: &str, placeholder: &str) -> String {
+        format!("instr({column}, {placeholder}) > 0")
+    }
+
+    fn lock(_lock: Lock) -> &'static str {
+        ""
     }
 }

@@ -1,9 +1,9 @@
-//! SQL of batch ingestion on PostgreSQL: staged files, chunked uploads, batch signals, the
-//! job queue and the promotion transaction, mirroring `sqlite/ingest.rs`.
+//! Batch ingestion, once for both backends: staged files, chunked uploads, batch signals,
+//! the job queue, the promotion transaction and diagnostics.
 //!
-//! Locks are taken in one order — job, batch(es), dataset, dataset files — so that
-//! concurrent transactions queue instead of deadlocking (and a deadlock that still happens
-//! is retried by the caller).
+//! Locks (PostgreSQL) are taken in one order — job, batch(es), dataset, dataset files — so
+//! that concurrent transactions queue instead of deadlocking (and a deadlock that still
+//! happens is retried by the backend).
 
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::{self, Actor, WriteContext};
@@ -13,71 +13,31 @@ use lakeport_domain::status::{BatchAction, BatchStatus};
 use lakeport_domain::tenant::Tenant;
 use serde_json::{Value, json};
 
-use super::{
-    Conn, Lock, StoreMode, execute, field_str, load, parse_doc, query, query_opt,
-    record_on_dataset, store,
-};
-use crate::shared::{self, UploadCheck, check_upload, chunks_from_text, chunks_to_text};
+use crate::backend::{Conn, FixedSql, Lock, fetch, fetch_one, fetch_opt, parse_doc};
+use crate::catalog::{StoreMode, field_str, load, record_on_dataset, store};
+use crate::sql::Dialect;
 use crate::{
     BatchFile, DiagnosticsFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion,
     StoredDatasetFile, UploadLimits,
 };
 
-pub(super) const MIGRATION: &str = r#"
-CREATE TABLE batch_files (
-    org TEXT COLLATE "C" NOT NULL,
-    sandbox TEXT COLLATE "C" NOT NULL,
-    batch_id TEXT COLLATE "C" NOT NULL,
-    path TEXT COLLATE "C" NOT NULL,
-    size BIGINT NOT NULL,
-    upload_id TEXT,
-    chunks TEXT,
-    updated BIGINT NOT NULL,
-    CONSTRAINT batch_files_pkey PRIMARY KEY (org, sandbox, batch_id, path)
-);
-CREATE TABLE jobs (
-    id BIGSERIAL PRIMARY KEY,
-    org TEXT COLLATE "C" NOT NULL,
-    sandbox TEXT COLLATE "C" NOT NULL,
-    kind TEXT NOT NULL,
-    batch_id TEXT COLLATE "C" NOT NULL,
-    status TEXT NOT NULL,
-    attempts BIGINT NOT NULL DEFAULT 0,
-    run_after BIGINT NOT NULL,
-    lease_owner TEXT,
-    lease_until BIGINT,
-    last_error TEXT,
-    created BIGINT NOT NULL,
-    updated BIGINT NOT NULL
-);
-CREATE INDEX jobs_runnable ON jobs (status, run_after, id);
-CREATE TABLE batch_outputs (
-    org TEXT COLLATE "C" NOT NULL,
-    sandbox TEXT COLLATE "C" NOT NULL,
-    batch_id TEXT COLLATE "C" NOT NULL,
-    diagnostics TEXT,
-    CONSTRAINT batch_outputs_pkey PRIMARY KEY (org, sandbox, batch_id)
-);
-ALTER TABLE dataset_files ADD COLUMN location TEXT;
-"#;
+/// Encodes received chunks as the text stored in `batch_files.chunks`.
+fn chunks_to_text(chunks: &[Chunk]) -> String {
+    let list: Vec<Value> = chunks
+        .iter()
+        .map(|c| json!([c.first, c.last, c.total]))
+        .collect();
+    Value::Array(list).to_string()
+}
 
-/// Records the diagnostics files next to their location (JSON text; NULL for batches
-/// promoted before this migration, whose files Data Access finds by listing storage).
-pub(super) const DIAGNOSTICS_FILES_MIGRATION: &str = r#"
-ALTER TABLE batch_outputs ADD COLUMN files TEXT;
-"#;
-
-/// Records each batch's `completed` time next to its diagnostics location, so the
-/// retention sweep finds expired diagnostics through an index.
-pub(super) const RETENTION_MIGRATION: &str = r#"
-ALTER TABLE batch_outputs ADD COLUMN completed BIGINT;
-UPDATE batch_outputs SET completed = (
-    SELECT CASE WHEN jsonb_typeof(b.doc -> 'completed') = 'number' THEN (b.doc ->> 'completed')::numeric::bigint END
-    FROM batches b
-    WHERE b.org = batch_outputs.org AND b.sandbox = batch_outputs.sandbox AND b.id = batch_outputs.batch_id
-);
-CREATE INDEX batch_outputs_expiring ON batch_outputs (completed) WHERE diagnostics IS NOT NULL;
-"#;
+/// Decodes `batch_files.chunks`.
+fn chunks_from_text(text: &str) -> Vec<Chunk> {
+    serde_json::from_str::<Vec<(u64, u64, Option<u64>)>>(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(first, last, total)| Chunk { first, last, total })
+        .collect()
+}
 
 /// The actor recorded when the system itself changes a batch.
 fn system_actor(batch: &Doc) -> Actor {
@@ -97,8 +57,8 @@ fn to_i64(value: u64) -> i64 {
 
 /// Checks that a batch exists, belongs to `dataset_id` and is `loading`; with a lock, the
 /// batch stays so until the transaction ends.
-pub(super) async fn upload_target(
-    conn: &Conn,
+pub(crate) async fn upload_target<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     dataset_id: &str,
@@ -110,7 +70,9 @@ pub(super) async fn upload_target(
             id: batch_id.to_owned(),
         });
     };
-    if let UploadCheck::OtherDataset { actual } = check_upload(&batch, batch_id, dataset_id)? {
+    let actual = catalog::batch_dataset_id(&batch).unwrap_or_default();
+    if actual != dataset_id {
+        // Another dataset's batch: 404 when the dataset does not exist, else 400.
         if load(conn, tenant, ObjectKind::Dataset, dataset_id, Lock::None)
             .await?
             .is_none()
@@ -123,61 +85,67 @@ pub(super) async fn upload_target(
         return Err(MetastoreError::WrongDataset {
             batch_id: batch_id.to_owned(),
             requested: dataset_id.to_owned(),
-            actual,
+            actual: actual.to_owned(),
+        });
+    }
+    let status = catalog::batch_status(&batch).unwrap_or(BatchStatus::Loading);
+    if status != BatchStatus::Loading {
+        return Err(MetastoreError::BatchNotLoading {
+            batch_id: batch_id.to_owned(),
+            status: status.as_str().to_owned(),
         });
     }
     Ok(batch)
 }
 
-fn row_to_file(row: &tokio_postgres::Row) -> BatchFile {
-    let size: i64 = row.get(1);
-    let upload_id: Option<String> = row.get(2);
-    let chunks: Option<&str> = row.get(3);
+type FileRow = (String, i64, Option<String>, Option<String>);
+
+fn row_to_file((path, size, upload_id, chunks): FileRow) -> BatchFile {
     BatchFile {
-        path: row.get(0),
+        path,
         size: u64::try_from(size).unwrap_or_default(),
         upload_id: upload_id.unwrap_or_default(),
-        chunks: chunks.map(chunks_from_text),
+        chunks: chunks.as_deref().map(chunks_from_text),
     }
 }
 
-pub(super) async fn batch_file(
-    conn: &Conn,
+pub(crate) async fn batch_file<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     path: &str,
 ) -> Result<Option<BatchFile>, MetastoreError> {
-    let row = query_opt(
+    let row: Option<FileRow> = fetch_opt(
         conn,
         "reading a batch file",
         "SELECT path, size, upload_id, chunks FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND path = $4",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path],
     )
     .await?;
-    Ok(row.as_ref().map(row_to_file))
+    Ok(row.map(row_to_file))
 }
 
-pub(super) async fn batch_files(
-    conn: &Conn,
+pub(crate) async fn batch_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<Vec<BatchFile>, MetastoreError> {
-    let rows = query(
+    let rows: Vec<FileRow> = fetch(
         conn,
         "listing batch files",
         "SELECT path, size, upload_id, chunks FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY path",
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
-    Ok(rows.iter().map(row_to_file).collect())
+    Ok(rows.into_iter().map(row_to_file).collect())
 }
 
 #[expect(
     clippy::too_many_arguments,
     reason = "mirrors the trait method it implements"
 )]
-pub(super) async fn record_file(
-    conn: &Conn,
+pub(crate) async fn record_file<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     dataset_id: &str,
@@ -192,15 +160,13 @@ pub(super) async fn record_file(
     let previous = batch_file(conn, tenant, batch_id, path)
         .await?
         .map(|file| file.upload_id);
-    let rows = query(
+    let (others, other_bytes): (i64, i64) = fetch_one(
         conn,
         "counting batch files",
-        "SELECT COUNT(*), COALESCE(SUM(size), 0)::bigint FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND path <> $4",
+        "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM batch_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND path <> $4",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path],
     )
     .await?;
-    let row = rows.first().expect("COUNT returns one row");
-    let (others, other_bytes): (i64, i64) = (row.get(0), row.get(1));
     let others = u64::try_from(others).unwrap_or_default();
     let other_bytes = u64::try_from(other_bytes).unwrap_or_default();
     if others + 1 > limits.max_files {
@@ -216,9 +182,8 @@ pub(super) async fn record_file(
             limits.max_batch_bytes
         )));
     }
-    execute(
-        conn,
-        "recording a batch file",
+    conn.execute(
+                "recording a batch file",
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)
          ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = excluded.size, upload_id = excluded.upload_id, chunks = NULL, updated = excluded.updated",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &to_i64(size), &upload_id, &now],
@@ -227,8 +192,8 @@ pub(super) async fn record_file(
     Ok(previous.filter(|previous| previous != upload_id))
 }
 
-pub(super) async fn start_chunked_upload(
-    conn: &Conn,
+pub(crate) async fn start_chunked_upload<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     dataset_id: &str,
@@ -240,9 +205,8 @@ pub(super) async fn start_chunked_upload(
     let previous = batch_file(conn, tenant, batch_id, path)
         .await?
         .and_then(|file| file.chunks.map(|_| file.upload_id));
-    execute(
-        conn,
-        "starting a chunked upload",
+    conn.execute(
+                "starting a chunked upload",
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, 0, $5, '[]', $6)
          ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = 0, upload_id = excluded.upload_id, chunks = '[]', updated = excluded.updated",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &upload_id, &now],
@@ -255,8 +219,8 @@ pub(super) async fn start_chunked_upload(
     clippy::too_many_arguments,
     reason = "mirrors the trait method it implements"
 )]
-pub(super) async fn record_chunk(
-    conn: &Conn,
+pub(crate) async fn record_chunk<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     dataset_id: &str,
@@ -278,9 +242,8 @@ pub(super) async fn record_chunk(
     };
     ingest::add_chunk(&mut chunks, chunk);
     let size = ingest::received_bytes(&chunks);
-    execute(
-        conn,
-        "recording a chunk",
+    conn.execute(
+                "recording a chunk",
         "UPDATE batch_files SET size = $1, chunks = $2, updated = $3 WHERE org = $4 AND sandbox = $5 AND batch_id = $6 AND path = $7",
         &[&to_i64(size), &chunks_to_text(&chunks), &now, &tenant.org(), &tenant.sandbox(), &batch_id, &path],
     )
@@ -293,17 +256,16 @@ pub(super) async fn record_chunk(
     })
 }
 
-pub(super) async fn enqueue_job(
-    conn: &Conn,
+pub(crate) async fn enqueue_job<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     kind: JobKind,
     batch_id: &str,
     run_at: i64,
     now: i64,
 ) -> Result<(), MetastoreError> {
-    execute(
-        conn,
-        "enqueueing a job",
+    conn.execute(
+                "enqueueing a job",
         "INSERT INTO jobs (org, sandbox, kind, batch_id, status, attempts, run_after, created, updated) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)",
         &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &batch_id, &run_at, &now],
     )
@@ -312,21 +274,26 @@ pub(super) async fn enqueue_job(
 }
 
 /// Marks every dataset file of a batch invalid (REVERT, replay).
-async fn invalidate_files(
-    conn: &Conn,
+async fn invalidate_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     ctx: &WriteContext<'_>,
 ) -> Result<(), MetastoreError> {
-    let rows = query(
+    let sql = format!(
+        "SELECT {} FROM dataset_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY id{}",
+        C::Dialect::BODY,
+        C::Dialect::lock(Lock::Update)
+    );
+    let texts: Vec<String> = fetch(
         conn,
         "reading dataset files",
-        "SELECT body FROM dataset_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY id FOR UPDATE",
+        &sql,
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
-    for row in rows {
-        let mut file = parse_doc(row.get(0))?;
+    for text in texts {
+        let mut file = parse_doc(&text)?;
         if file.get("isValid") == Some(&json!(false)) {
             continue;
         }
@@ -344,8 +311,8 @@ async fn invalidate_files(
     Ok(())
 }
 
-pub(super) async fn signal_batch(
-    conn: &Conn,
+pub(crate) async fn signal_batch<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
     action: BatchAction,
@@ -394,42 +361,31 @@ pub(super) async fn signal_batch(
 
 /// Claims the next runnable job; a job another worker is claiming or finishing right now is
 /// skipped, not waited for.
-pub(super) async fn claim_job(
-    conn: &Conn,
+pub(crate) async fn claim_job<C: Conn>(
+    conn: &mut C,
     worker: &str,
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<Job>, MetastoreError> {
-    let found = query_opt(
-        conn,
-        "looking for a job",
+    let sql = format!(
         "SELECT id, org, sandbox, kind, batch_id, attempts FROM jobs
          WHERE (status = 'queued' AND run_after <= $1) OR (status = 'running' AND lease_until < $1)
-         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        &[&now],
-    )
-    .await?;
-    let Some(row) = found else {
+         ORDER BY run_after, id LIMIT 1{}",
+        C::Dialect::SKIP_LOCKED
+    );
+    let found: Option<(i64, String, String, String, String, i64)> =
+        fetch_opt(conn, "looking for a job", &sql, &[&now]).await?;
+    let Some((id, org, sandbox, kind, batch_id, attempts)) = found else {
         return Ok(None);
     };
-    let (id, org, sandbox, kind, batch_id, attempts): (i64, String, String, String, String, i64) = (
-        row.get(0),
-        row.get(1),
-        row.get(2),
-        row.get(3),
-        row.get(4),
-        row.get(5),
-    );
-    execute(
-        conn,
-        "claiming a job",
+    conn.execute(
+                "claiming a job",
         "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated = $3 WHERE id = $4",
         &[&worker, &(now + lease_ms), &now, &id],
     )
     .await?;
     let Some(kind) = JobKind::parse(&kind) else {
-        execute(
-            conn,
+        conn.execute(
             "failing an unknown job",
             "UPDATE jobs SET status = 'failed', last_error = 'unknown job kind' WHERE id = $1",
             &[&id],
@@ -453,18 +409,15 @@ pub(super) async fn claim_job(
 
 /// Checks that the worker still holds the job's lease, and locks the job row so that no
 /// other worker can claim it before this transaction ends.
-async fn ensure_lease(conn: &Conn, job: &Job) -> Result<(), MetastoreError> {
-    let row = query_opt(
-        conn,
-        "checking a job lease",
-        "SELECT status, lease_owner FROM jobs WHERE id = $1 FOR UPDATE",
-        &[&job.id],
-    )
-    .await?;
-    let holds = row.is_some_and(|row| {
-        let status: &str = row.get(0);
-        let owner: Option<&str> = row.get(1);
-        status == "running" && owner == Some(job.worker.as_str())
+async fn ensure_lease<C: Conn>(conn: &mut C, job: &Job) -> Result<(), MetastoreError> {
+    let sql = format!(
+        "SELECT status, lease_owner FROM jobs WHERE id = $1{}",
+        C::Dialect::lock(Lock::Update)
+    );
+    let row: Option<(String, Option<String>)> =
+        fetch_opt(conn, "checking a job lease", &sql, &[&job.id]).await?;
+    let holds = row.is_some_and(|(status, owner)| {
+        status == "running" && owner.as_deref() == Some(job.worker.as_str())
     });
     if holds {
         Ok(())
@@ -473,14 +426,13 @@ async fn ensure_lease(conn: &Conn, job: &Job) -> Result<(), MetastoreError> {
     }
 }
 
-pub(super) async fn renew_lease(
-    conn: &Conn,
+pub(crate) async fn renew_lease<C: Conn>(
+    conn: &mut C,
     job: &Job,
     until: i64,
 ) -> Result<bool, MetastoreError> {
-    let changed = execute(
-        conn,
-        "renewing a job lease",
+    let changed = conn.execute(
+                "renewing a job lease",
         "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
         &[&until, &job.id, &job.worker],
     )
@@ -488,16 +440,15 @@ pub(super) async fn renew_lease(
     Ok(changed > 0)
 }
 
-async fn set_job_status(
-    conn: &Conn,
+async fn set_job_status<C: Conn>(
+    conn: &mut C,
     job: &Job,
     status: &str,
     error: Option<&str>,
     now: i64,
 ) -> Result<(), MetastoreError> {
-    execute(
-        conn,
-        "updating a job",
+    conn.execute(
+                "updating a job",
         "UPDATE jobs SET status = $1, last_error = COALESCE($2, last_error), lease_owner = NULL, lease_until = NULL, updated = $3 WHERE id = $4",
         &[&status, &error, &now, &job.id],
     )
@@ -505,14 +456,18 @@ async fn set_job_status(
     Ok(())
 }
 
-pub(super) async fn finish_job(conn: &Conn, job: &Job, now: i64) -> Result<(), MetastoreError> {
+pub(crate) async fn finish_job<C: Conn>(
+    conn: &mut C,
+    job: &Job,
+    now: i64,
+) -> Result<(), MetastoreError> {
     ensure_lease(conn, job).await?;
     set_job_status(conn, job, "done", None, now).await
 }
 
 /// Sets a batch's status; the caller holds the batch row's lock.
-async fn set_batch_status(
-    conn: &Conn,
+async fn set_batch_status<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch: &Doc,
     status: BatchStatus,
@@ -532,8 +487,8 @@ async fn set_batch_status(
     Ok(next)
 }
 
-pub(super) async fn begin_processing(
-    conn: &Conn,
+pub(crate) async fn begin_processing<C: Conn>(
+    conn: &mut C,
     job: &Job,
     now: i64,
 ) -> Result<Option<Doc>, MetastoreError> {
@@ -569,8 +524,8 @@ pub(super) async fn begin_processing(
 
 /// Returns the ids of a batch's replay predecessors (and, with `ALL`, theirs), locking
 /// each before its dataset is locked.
-async fn lock_predecessors(
-    conn: &Conn,
+async fn lock_predecessors<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch: &Doc,
 ) -> Result<Vec<(String, Doc)>, MetastoreError> {
@@ -612,8 +567,8 @@ async fn lock_predecessors(
 /// Makes replay predecessors `inactive`, hiding their files.
 /// Makes the successful predecessors a replay replaces `inactive` and enqueues the clean-up
 /// of each one's data, due `cleanup_delay_ms` after `now`.
-async fn deactivate_predecessors(
-    conn: &Conn,
+async fn deactivate_predecessors<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     predecessors: Vec<(String, Doc)>,
     now: i64,
@@ -641,8 +596,8 @@ async fn deactivate_predecessors(
     Ok(())
 }
 
-async fn insert_dataset_files(
-    conn: &Conn,
+async fn insert_dataset_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch: &Doc,
     files: &[NewDatasetFile],
@@ -675,8 +630,7 @@ async fn insert_dataset_files(
             StoreMode::Insert,
         )
         .await?;
-        execute(
-            conn,
+        conn.execute(
             "recording a dataset file location",
             "UPDATE dataset_files SET location = $1 WHERE org = $2 AND sandbox = $3 AND id = $4",
             &[&file.location, &tenant.org(), &tenant.sandbox(), &id],
@@ -686,8 +640,8 @@ async fn insert_dataset_files(
     Ok(())
 }
 
-pub(super) async fn complete_promotion(
-    conn: &Conn,
+pub(crate) async fn complete_promotion<C: Conn>(
+    conn: &mut C,
     job: &Job,
     promotion: Promotion,
     now: i64,
@@ -736,10 +690,10 @@ pub(super) async fn complete_promotion(
     deactivate_predecessors(conn, tenant, predecessors, now, promotion.cleanup_delay_ms).await?;
     if let Some(location) = &promotion.diagnostics_location {
         let completed = next.get("completed").and_then(Value::as_i64).unwrap_or(now);
-        let files = shared::diagnostics_files_to_text(&promotion.diagnostics_files);
-        execute(
-            conn,
-            "recording diagnostics",
+        let files =
+            serde_json::to_string(&promotion.diagnostics_files).unwrap_or_else(|_| "[]".to_owned());
+        conn.execute(
+                        "recording diagnostics",
             "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed, files) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed, files = excluded.files",
             &[&tenant.org(), &tenant.sandbox(), &job.batch_id, location, &completed, &files],
@@ -751,8 +705,8 @@ pub(super) async fn complete_promotion(
     Ok(next)
 }
 
-pub(super) async fn retry_job(
-    conn: &Conn,
+pub(crate) async fn retry_job<C: Conn>(
+    conn: &mut C,
     job: &Job,
     error: &str,
     retry_at: i64,
@@ -784,9 +738,8 @@ pub(super) async fn retry_job(
         }
         return Ok(());
     }
-    execute(
-        conn,
-        "scheduling a retry",
+    conn.execute(
+                "scheduling a retry",
         "UPDATE jobs SET status = 'queued', run_after = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated = $3 WHERE id = $4",
         &[&retry_at, &error, &now, &job.id],
     )
@@ -797,27 +750,26 @@ pub(super) async fn retry_job(
     Ok(())
 }
 
-pub(super) async fn abandon_stale_batches(
-    conn: &Conn,
+pub(crate) async fn abandon_stale_batches<C: Conn>(
+    conn: &mut C,
     created_before: i64,
     now: i64,
 ) -> Result<Vec<(Tenant, String)>, MetastoreError> {
     // Locked in one order so that two sweeps queue instead of deadlocking; a batch that
     // left `loading` while this waited is re-checked and skipped.
-    let rows = query(
-        conn,
-        "finding stale batches",
-        "SELECT org, sandbox, body FROM batches WHERE status = 'loading' AND created < $1 ORDER BY org, sandbox, id FOR UPDATE",
-        &[&created_before],
-    )
-    .await?;
+    let sql = format!(
+        "SELECT org, sandbox, {} FROM batches WHERE status = 'loading' AND created < $1 ORDER BY org, sandbox, id{}",
+        C::Dialect::BODY,
+        C::Dialect::lock(Lock::Update)
+    );
+    let rows: Vec<(String, String, String)> =
+        fetch(conn, "finding stale batches", &sql, &[&created_before]).await?;
     let mut abandoned = Vec::new();
-    for row in rows {
-        let (org, sandbox, text): (&str, &str, &str) = (row.get(0), row.get(1), row.get(2));
-        let Ok(tenant) = Tenant::parse(org, sandbox) else {
+    for (org, sandbox, text) in rows {
+        let Ok(tenant) = Tenant::parse(&org, &sandbox) else {
             continue;
         };
-        let batch = parse_doc(text)?;
+        let batch = parse_doc(&text)?;
         let mut next = set_batch_status(conn, &tenant, &batch, BatchStatus::Abandoned, now).await?;
         next.insert("completed".into(), json!(now));
         store(conn, &tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
@@ -828,81 +780,72 @@ pub(super) async fn abandon_stale_batches(
     Ok(abandoned)
 }
 
-async fn stored_files(
-    conn: &Conn,
-    sql: &str,
+/// Reads dataset files with their locations: `column` = `key`, oldest first.
+async fn stored_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
+    column: &str,
     key: &str,
 ) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
-    let rows = query(
+    let sql = format!(
+        "SELECT {}, location FROM dataset_files WHERE org = $1 AND sandbox = $2 AND {column} = $3 ORDER BY created, id",
+        C::Dialect::BODY
+    );
+    let rows: Vec<(String, Option<String>)> = fetch(
         conn,
         "reading dataset files",
-        sql,
+        &sql,
         &[&tenant.org(), &tenant.sandbox(), &key],
     )
     .await?;
-    rows.iter()
-        .map(|row| {
-            let location: Option<String> = row.get(1);
+    rows.into_iter()
+        .map(|(text, location)| {
             Ok(StoredDatasetFile {
-                doc: parse_doc(row.get(0))?,
+                doc: parse_doc(&text)?,
                 location: location.unwrap_or_default(),
             })
         })
         .collect()
 }
 
-pub(super) async fn dataset_file(
-    conn: &Conn,
+pub(crate) async fn dataset_file<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     id: &str,
 ) -> Result<Option<StoredDatasetFile>, MetastoreError> {
-    Ok(stored_files(
-        conn,
-        "SELECT body, location FROM dataset_files WHERE org = $1 AND sandbox = $2 AND id = $3",
-        tenant,
-        id,
-    )
-    .await?
-    .into_iter()
-    .next())
+    let files = stored_files(conn, tenant, "id", id).await?;
+    Ok(files.into_iter().next())
 }
 
-pub(super) async fn batch_dataset_files(
-    conn: &Conn,
+pub(crate) async fn batch_dataset_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
-    stored_files(
-        conn,
-        "SELECT body, location FROM dataset_files WHERE org = $1 AND sandbox = $2 AND batch_id = $3 ORDER BY created, id",
-        tenant,
-        batch_id,
-    )
-    .await
+    stored_files(conn, tenant, "batch_id", batch_id).await
 }
 
-pub(super) async fn diagnostics_location(
-    conn: &Conn,
+pub(crate) async fn diagnostics_location<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<Option<String>, MetastoreError> {
-    let row = query_opt(
+    let row: Option<Option<String>> = fetch_opt(
         conn,
         "reading diagnostics",
         "SELECT diagnostics FROM batch_outputs WHERE org = $1 AND sandbox = $2 AND batch_id = $3",
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
-    Ok(row.and_then(|row| row.get(0)))
+    Ok(row.flatten())
 }
 
-pub(super) async fn diagnostics_files(
-    conn: &Conn,
+pub(crate) async fn diagnostics_files<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError> {
-    let row = query_opt(
+    let text: Option<Option<String>> = fetch_opt(
         conn,
         "reading diagnostics files",
         "SELECT files FROM batch_outputs
@@ -910,18 +853,22 @@ pub(super) async fn diagnostics_files(
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
-    let text: Option<String> = row.and_then(|row| row.get(0));
-    text.as_deref()
-        .map(shared::diagnostics_files_from_text)
+    text.flatten()
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|err| MetastoreError::Backend {
+                doing: "reading the recorded diagnostics files",
+                source: Box::new(err),
+            })
+        })
         .transpose()
 }
 
-pub(super) async fn expired_diagnostics(
-    conn: &Conn,
+pub(crate) async fn expired_diagnostics<C: Conn>(
+    conn: &mut C,
     completed_before: i64,
     limit: u32,
 ) -> Result<Vec<ExpiredDiagnostics>, MetastoreError> {
-    let rows = query(
+    let rows: Vec<(String, String, String, String)> = fetch(
         conn,
         "finding expired diagnostics",
         "SELECT org, sandbox, batch_id, diagnostics FROM batch_outputs
@@ -930,34 +877,33 @@ pub(super) async fn expired_diagnostics(
         &[&completed_before, &i64::from(limit)],
     )
     .await?;
-    rows.iter()
-        .map(|row| {
-            let tenant =
-                Tenant::parse(row.get(0), row.get(1)).map_err(|err| MetastoreError::Backend {
-                    doing: "reading the tenant of expired diagnostics",
-                    source: Box::new(err),
-                })?;
+    rows.into_iter()
+        .map(|(org, sandbox, batch_id, location)| {
+            let tenant = Tenant::parse(&org, &sandbox).map_err(|err| MetastoreError::Backend {
+                doing: "reading the tenant of expired diagnostics",
+                source: Box::new(err),
+            })?;
             Ok(ExpiredDiagnostics {
                 tenant,
-                batch_id: row.get(2),
-                location: row.get(3),
+                batch_id,
+                location,
             })
         })
         .collect()
 }
 
-pub(super) async fn clear_diagnostics(
-    conn: &Conn,
+pub(crate) async fn clear_diagnostics<C: Conn>(
+    conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<bool, MetastoreError> {
-    let changed = execute(
-        conn,
-        "clearing diagnostics",
-        "UPDATE batch_outputs SET diagnostics = NULL, files = NULL
+    let changed = conn
+        .execute(
+            "clearing diagnostics",
+            "UPDATE batch_outputs SET diagnostics = NULL, files = NULL
          WHERE org = $1 AND sandbox = $2 AND batch_id = $3 AND diagnostics IS NOT NULL",
-        &[&tenant.org(), &tenant.sandbox(), &batch_id],
-    )
-    .await?;
+            &[&tenant.org(), &tenant.sandbox(), &batch_id],
+        )
+        .await?;
     Ok(changed > 0)
 }
