@@ -10,6 +10,7 @@
 
 mod compile;
 mod formats;
+mod node;
 mod pattern;
 mod walk;
 
@@ -23,7 +24,7 @@ use serde_json::Value;
 pub use formats::{parse_date, parse_date_time};
 
 use crate::error::{ErrorKind, HasKind};
-use compile::Node;
+use node::Node;
 use walk::Walk;
 
 /// A compiled XDM schema that converts and validates rows; compile once, share across

@@ -10,8 +10,8 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Number, Value};
 
-use super::compile::{BoundSide, Checks, Format, Kind, Limit, Node, ObjectNode, escape_pointer};
 use super::formats;
+use super::node::{BoundSide, Checks, Format, Kind, Limit, Node, ObjectNode, escape_pointer};
 use super::{Source, UnknownFields, Violation, ViolationCode};
 
 /// The state of validating one row.
