@@ -238,13 +238,7 @@ pub fn redact_url_password(url: &str) -> String {
 }
 
 /// How hard the embedded metastore syncs commits.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Durability {
-    #[default]
-    Process,
-    PowerLoss,
-}
+pub use lakeport_domain::Durability;
 
 /// Who may call the API.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

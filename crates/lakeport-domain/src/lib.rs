@@ -18,6 +18,19 @@ pub use error::{ErrorKind, HasKind};
 /// A Catalog object as stored and served: a JSON object whose key order is preserved.
 pub type Doc = serde_json::Map<String, serde_json::Value>;
 
+/// How hard a commit is made durable (`metastore.durability`): what the configuration names
+/// and the embedded metastore applies, one type for both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// A commit survives a crash or kill of the process; the last commits may be lost on
+    /// power failure (SQLite's `synchronous=NORMAL` in WAL mode).
+    #[default]
+    Process,
+    /// Every commit is fsynced and survives power failure (`synchronous=FULL`).
+    PowerLoss,
+}
+
 /// Returns the current time in Unix epoch milliseconds.
 pub fn now_millis() -> i64 {
     let now = std::time::SystemTime::now()

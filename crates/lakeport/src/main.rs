@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lakeport_config::redact_url_password;
 use lakeport_config::{Config, LogFormat, TokenConfig};
-use lakeport_metastore::sqlite::Durability;
 use lakeport_metastore::{Metastore, OpenOptions};
 use rand::RngCore;
 
@@ -189,10 +188,7 @@ fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
 /// PostgreSQL (`postgres://…`).
 async fn open_metastore(config: &Config) -> anyhow::Result<Arc<dyn Metastore>> {
     let options = OpenOptions {
-        durability: match config.metastore.durability {
-            lakeport_config::Durability::Process => Durability::Process,
-            lakeport_config::Durability::PowerLoss => Durability::PowerLoss,
-        },
+        durability: config.metastore.durability,
         max_connections: usize::try_from(config.metastore.max_connections).unwrap_or(usize::MAX),
     };
     let url = config.metastore_url();

@@ -27,14 +27,7 @@ use crate::sql::Statement;
 use crate::store::SqlStore;
 
 /// How SQLite syncs commits to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// `synchronous=NORMAL` in WAL mode: a commit survives a crash or kill of the process;
-    /// the last commits may be lost on power failure.
-    Process,
-    /// `synchronous=FULL`: every commit is fsynced and survives power failure.
-    PowerLoss,
-}
+pub use lakeport_domain::Durability;
 
 const READERS: usize = 4;
 
