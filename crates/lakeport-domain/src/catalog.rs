@@ -67,10 +67,15 @@ const DATASET_SYSTEM_FIELDS: &[&str] = &[
     "lastBatchStatus",
     "lastSuccessfulBatch",
     "lastFailedBatch",
+    "tableVersion",
 ];
 
 /// The tag that real clients read unconditionally from every dataset (spec §9).
 pub const TABLE_NAME_TAG: &str = "adobe/pqs/table";
+
+/// The tag naming the format a dataset is stored in: every dataset is a Delta Lake table
+/// (spec §12), whose location is the dataset's `basePath`.
+pub const TABLE_FORMAT_TAG: &str = "adobe/siphon/table/format";
 
 /// A change requested by a client.
 #[derive(Debug, Clone)]
@@ -99,7 +104,7 @@ pub fn as_object(body: Value) -> Result<Doc, DocumentError> {
 fn system_fields(kind: ObjectKind) -> impl Iterator<Item = &'static str> {
     let extra: &[&str] = match kind {
         ObjectKind::Dataset => DATASET_SYSTEM_FIELDS,
-        ObjectKind::Batch => &["externalId"],
+        ObjectKind::Batch => &["externalId", "tableVersion"],
         ObjectKind::DatasetFile => &[],
     };
     COMMON_SYSTEM_FIELDS.iter().chain(extra).copied()
@@ -223,6 +228,7 @@ fn ensure_table_tag(doc: &mut Doc, previous: Option<&Doc>) {
     let tags = doc.entry("tags").or_insert_with(|| json!({}));
     if let Value::Object(tags) = tags {
         tags.insert(TABLE_NAME_TAG.into(), table);
+        tags.insert(TABLE_FORMAT_TAG.into(), json!(["delta"]));
     }
 }
 

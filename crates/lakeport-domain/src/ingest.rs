@@ -204,9 +204,10 @@ pub fn apply_signal(
             );
             cleanup = true;
         }
-        // The collector removes a reverted batch's data after a grace period; the metastore
-        // enqueues that delayed clean-up in the signal's transaction.
-        BatchAction::Revert => {}
+        // A clean-up runs at once (it removes the batch from the dataset's Delta table), and
+        // the collector removes the data after a grace period: the metastore enqueues that
+        // delayed clean-up in the signal's transaction.
+        BatchAction::Revert => cleanup = true,
     }
     touch(&mut doc, ctx);
     Ok(SignalEffect::Changed {

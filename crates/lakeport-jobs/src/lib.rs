@@ -39,8 +39,47 @@ pub enum JobError {
     Metastore(#[from] lakeport_metastore::MetastoreError),
     #[error(transparent)]
     Storage(#[from] lakeport_storage::StorageError),
+    #[error(transparent)]
+    Lake(#[from] lakeport_lake::LakeError),
     #[error("{0}")]
     Io(String),
+}
+
+/// The batch and dataset field holding the Delta table version a batch's promotion (or
+/// the latest change to the dataset's table) produced.
+pub const TABLE_VERSION_FIELD: &str = "tableVersion";
+
+/// Records on the dataset the latest version of its table (never moving it back); a
+/// failure is logged: the batch's own document already holds its version.
+async fn record_table_version(
+    ctx: &JobContext,
+    tenant: &lakeport_domain::tenant::Tenant,
+    dataset_id: &str,
+    version: u64,
+) {
+    let change: lakeport_metastore::DocChange = Box::new(move |doc: &lakeport_domain::Doc| {
+        let mut next = doc.clone();
+        let current = doc
+            .get(TABLE_VERSION_FIELD)
+            .and_then(serde_json::Value::as_u64);
+        if current.is_none_or(|current| current < version) {
+            next.insert(TABLE_VERSION_FIELD.into(), version.into());
+        }
+        Ok(next)
+    });
+    if let Err(err) = ctx
+        .metastore
+        .update(
+            tenant,
+            ObjectKind::Dataset,
+            dataset_id,
+            Default::default(),
+            change,
+        )
+        .await
+    {
+        tracing::warn!(dataset.id = %dataset_id, table.version = version, error = %err, "could not record the table version on the dataset");
+    }
 }
 
 /// Claims and runs jobs.
@@ -325,6 +364,29 @@ impl Runner {
         {
             let status = lakeport_domain::catalog::batch_status(batch);
             let inactive = status == Some(BatchStatus::Inactive);
+            if inactive {
+                // The table stops showing a reverted batch at once (a no-op when a replay's
+                // commit removed its files already, or on the collection run); the files stay
+                // for older versions until they are collected.
+                let table = lakeport_lake::Table::open(
+                    &self.ctx.storage,
+                    &lakeport_lake::dataset_root(org, sandbox, dataset_id),
+                )?;
+                if let Some(version) = table.remove_batch(&job.batch_id).await? {
+                    tracing::info!(batch.id = %job.batch_id, dataset.id = %dataset_id, table.version = version, "batch removed from the dataset's table");
+                    record_table_version(&self.ctx, &job.tenant, dataset_id, version).await;
+                }
+            }
+            // A batch made inactive is collected after the grace period (half of it, against
+            // clocks that disagree); REVERT also runs this job at once, for the table.
+            let grace_ms =
+                i64::try_from(self.ctx.config.deleted_data_grace_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX);
+            let inactive_since = batch
+                .get("updated")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            let collect = inactive && now_millis().saturating_sub(inactive_since) >= grace_ms / 2;
             let mut keep: Vec<String> = Vec::new();
             if !inactive {
                 for file in self
@@ -345,14 +407,20 @@ impl Runner {
                 }
             }
             let outputs = keys::batch_outputs(org, sandbox, dataset_id, &job.batch_id);
-            for key in self.ctx.storage.list_keys(&outputs).await? {
+            // Within the grace period an inactive batch keeps every output.
+            let listed = if inactive && !collect {
+                Vec::new()
+            } else {
+                self.ctx.storage.list_keys(&outputs).await?
+            };
+            for key in listed {
                 let text = key.to_string();
                 if !keep.iter().any(|root| text.starts_with(root.as_str())) {
                     self.ctx.storage.delete(&key).await?;
                     removed_outputs += 1;
                 }
             }
-            if inactive {
+            if collect {
                 let actor = lakeport_domain::catalog::Actor {
                     client_id: "lakeport".to_owned(),
                     user: "lakeport-collector@AdobeID".to_owned(),

@@ -15,14 +15,159 @@ use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, ProcessError, Pr
 use lakeport_storage::keys;
 use serde_json::Value;
 
-use crate::{JobContext, JobError};
+use crate::{JobContext, JobError, TABLE_VERSION_FIELD};
+
+/// How many replayed batches one replay may make inactive (with `ALL`, transitively).
+const MAX_REPLACED_BATCHES: usize = 10_000;
+
+/// Commits the promoted batch's files to the dataset's Delta table, with the removal of
+/// the files of the batches it replays, or finds the commit a crashed attempt made.
+async fn commit_to_table(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+    dataset_id: &str,
+    full_schema: &Value,
+    files: &[NewDatasetFile],
+) -> Result<lakeport_lake::Committed, JobError> {
+    let schema = lakeport_parquet::arrow_schema(full_schema)
+        .map_err(|err| JobError::Io(format!("mapping the dataset's schema: {err}")))?;
+    let data_files = files
+        .iter()
+        .map(|file| {
+            let key = lakeport_storage::Key::parse(file.location.as_str()).map_err(|err| {
+                JobError::Io(format!("{} is not a storage key: {err}", file.location))
+            })?;
+            Ok(lakeport_lake::DataFile {
+                key,
+                size: file.size,
+                records: file.records,
+            })
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let replaces = replaced_batches(ctx, job, batch).await?;
+    // Only the lease holder commits: a worker whose lease expired stops here, and the one
+    // that took the job over commits (or finds this commit) instead.
+    let lease_ms = i64::try_from(ctx.config.lease_secs.saturating_mul(1000)).unwrap_or(60_000);
+    if !ctx
+        .metastore
+        .renew_lease(job, now_millis().saturating_add(lease_ms))
+        .await?
+    {
+        return Err(JobError::Io(
+            "the job's lease was lost before the table commit".to_owned(),
+        ));
+    }
+    let table = lakeport_lake::Table::open(
+        &ctx.storage,
+        &lakeport_lake::dataset_root(job.tenant.org(), job.tenant.sandbox(), dataset_id),
+    )?;
+    let created_ms = batch.get("created").and_then(Value::as_i64).unwrap_or(0);
+    let started = std::time::Instant::now();
+    let committed = table
+        .commit_batch(&lakeport_lake::BatchCommit {
+            batch_id: &job.batch_id,
+            schema: &schema,
+            files: &data_files,
+            replaces: &replaces,
+            created_ms,
+        })
+        .await?;
+    tracing::info!(
+        batch.id = %job.batch_id,
+        dataset.id = %dataset_id,
+        table.version = committed.version,
+        table.found = committed.found,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "batch committed to the dataset's table"
+    );
+    Ok(committed)
+}
+
+/// Commits the removal of this batch's files from the dataset's table.
+async fn remove_from_table(
+    ctx: &JobContext,
+    job: &Job,
+    dataset_id: &str,
+) -> Result<Option<u64>, JobError> {
+    let table = lakeport_lake::Table::open(
+        &ctx.storage,
+        &lakeport_lake::dataset_root(job.tenant.org(), job.tenant.sandbox(), dataset_id),
+    )?;
+    Ok(table.remove_batch(&job.batch_id).await?)
+}
+
+/// The dataset files of a commit found in the table (a retry after a crash that followed
+/// the Delta commit): the files of the attempt that committed.
+fn committed_files(committed: &lakeport_lake::Committed) -> Result<Vec<NewDatasetFile>, JobError> {
+    committed
+        .files
+        .iter()
+        .map(|file| {
+            let location = file.key.to_string();
+            let name = location
+                .split_once("/data/")
+                .map(|(_, name)| name.to_owned())
+                .ok_or_else(|| {
+                    JobError::Io(format!("the table's file {location} is not a batch output"))
+                })?;
+            Ok(NewDatasetFile {
+                name,
+                location,
+                records: file.records,
+                size: file.size,
+            })
+        })
+        .collect()
+}
+
+/// Returns the batches a replay makes inactive: its predecessors and, with
+/// `predecessorListingType: ALL`, theirs (the metastore deactivates the same set).
+async fn replaced_batches(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+) -> Result<Vec<String>, JobError> {
+    fn predecessors(batch: &Doc) -> (Vec<String>, bool) {
+        let Some(replay) = batch.get("replay") else {
+            return (Vec::new(), false);
+        };
+        let all = replay.get("predecessorListingType").and_then(Value::as_str) == Some("ALL");
+        let ids = replay
+            .get("predecessors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        (ids, all)
+    }
+    let (mut pending, transitive) = predecessors(batch);
+    let mut seen: Vec<String> = Vec::new();
+    while !pending.is_empty() && seen.len() < MAX_REPLACED_BATCHES {
+        let ids: Vec<String> = pending.drain(..).filter(|id| !seen.contains(id)).collect();
+        seen.extend(ids.iter().cloned());
+        if transitive && !ids.is_empty() {
+            for predecessor in ctx
+                .metastore
+                .get(&job.tenant, ObjectKind::Batch, &ids)
+                .await?
+            {
+                pending.extend(predecessors(&predecessor).0);
+            }
+        }
+    }
+    Ok(seen)
+}
 
 /// What processing produced, before the catalog commit.
 enum Processed {
     /// A file-level problem: the batch fails, nothing is promoted.
     FileErrors(Vec<FileLevelError>, ProcessedCounts),
-    /// Every file was read; rows may have been rejected.
-    Output(BatchOutput, ProcessedCounts),
+    /// Every file was read; rows may have been rejected. The resolved schema comes along
+    /// for the Delta table.
+    Output(BatchOutput, ProcessedCounts, Value),
 }
 
 pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
@@ -72,59 +217,81 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         &job.batch_id,
         job.attempt,
     );
-    let (outcome, counts, files, diagnostics_location, diagnostics_files) = match processed {
-        Processed::FileErrors(errors, counts) => (
-            ingest::decide(&counts, &errors, threshold, diagnostics),
-            counts,
-            Vec::new(),
-            None,
-            Vec::new(),
-        ),
-        Processed::Output(output, counts) => {
-            let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
-            let out_dir = work.join("out");
-            let mut files = Vec::new();
-            if outcome.promote {
-                for part in &output.parts {
-                    let key =
-                        keys::attempt_file(&attempt_root, &format!("data/{}", part.relative_path));
-                    ctx.storage
-                        .put_file(&key, &out_dir.join(&part.relative_path))
-                        .await?;
-                    files.push(NewDatasetFile {
-                        name: part.relative_path.clone(),
-                        location: key.to_string(),
-                        records: part.records,
-                        size: part.bytes,
-                    });
-                }
-            }
-            let mut diagnostics_location = None;
-            let mut diagnostics_files = Vec::new();
-            if !output.failed.is_empty() || !output.meta.is_empty() {
-                for file in output.failed.iter().chain(&output.meta) {
-                    let key = keys::attempt_file(&attempt_root, &file.relative_path);
-                    ctx.storage
-                        .put_file(&key, &out_dir.join(&file.relative_path))
-                        .await?;
-                    diagnostics_files.push(DiagnosticsFile {
-                        path: file.relative_path.clone(),
-                        size: file.bytes,
-                    });
-                }
-                diagnostics_location = Some(attempt_root.to_string());
-            }
-            (
-                outcome,
+    let (outcome, counts, mut files, diagnostics_location, diagnostics_files, full_schema) =
+        match processed {
+            Processed::FileErrors(errors, counts) => (
+                ingest::decide(&counts, &errors, threshold, diagnostics),
                 counts,
-                files,
-                diagnostics_location,
-                diagnostics_files,
-            )
+                Vec::new(),
+                None,
+                Vec::new(),
+                None,
+            ),
+            Processed::Output(output, counts, full_schema) => {
+                let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
+                let out_dir = work.join("out");
+                let mut files = Vec::new();
+                if outcome.promote {
+                    for part in &output.parts {
+                        let key = keys::attempt_file(
+                            &attempt_root,
+                            &format!("data/{}", part.relative_path),
+                        );
+                        ctx.storage
+                            .put_file(&key, &out_dir.join(&part.relative_path))
+                            .await?;
+                        files.push(NewDatasetFile {
+                            name: part.relative_path.clone(),
+                            location: key.to_string(),
+                            records: part.records,
+                            size: part.bytes,
+                        });
+                    }
+                }
+                let mut diagnostics_location = None;
+                let mut diagnostics_files = Vec::new();
+                if !output.failed.is_empty() || !output.meta.is_empty() {
+                    for file in output.failed.iter().chain(&output.meta) {
+                        let key = keys::attempt_file(&attempt_root, &file.relative_path);
+                        ctx.storage
+                            .put_file(&key, &out_dir.join(&file.relative_path))
+                            .await?;
+                        diagnostics_files.push(DiagnosticsFile {
+                            path: file.relative_path.clone(),
+                            size: file.bytes,
+                        });
+                    }
+                    diagnostics_location = Some(attempt_root.to_string());
+                }
+                (
+                    outcome,
+                    counts,
+                    files,
+                    diagnostics_location,
+                    diagnostics_files,
+                    Some(full_schema),
+                )
+            }
+        };
+    // A promoted batch is one Delta commit, made before the Catalog's (which records its
+    // version), while this worker holds the lease.
+    let table_commit = match (&full_schema, outcome.promote) {
+        (Some(full_schema), true) => {
+            let committed =
+                commit_to_table(ctx, job, &batch, &dataset_id, full_schema, &files).await?;
+            if committed.found {
+                // A crashed attempt committed the batch: the Catalog names its files.
+                files = committed_files(&committed)?;
+            }
+            Some(committed.version)
         }
+        _ => None,
     };
     let completed = now_millis();
-    let batch_fields = ingest::processed_fields(&counts, &outcome, started, completed);
+    let mut batch_fields = ingest::processed_fields(&counts, &outcome, started, completed);
+    if let Some(version) = table_commit {
+        batch_fields.insert(TABLE_VERSION_FIELD.into(), version.into());
+    }
     let promotion = Promotion {
         batch_fields,
         files,
@@ -143,6 +310,16 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if let Some(version) = table_commit {
+        let mut latest = version;
+        if status != lakeport_domain::status::BatchStatus::Success.as_str() {
+            // The producer aborted the batch between the two commits: take it back out.
+            latest = remove_from_table(ctx, job, &dataset_id)
+                .await?
+                .unwrap_or(version);
+        }
+        crate::record_table_version(ctx, &job.tenant, &dataset_id, latest).await;
+    }
     tracing::info!(
         batch.id = %job.batch_id,
         dataset.id = %dataset_id,
@@ -398,7 +575,7 @@ async fn process(
                 .collect(),
         };
         if file_errors.is_empty() {
-            Ok(Processed::Output(output, counts))
+            Ok(Processed::Output(output, counts, schema))
         } else {
             Ok(Processed::FileErrors(file_errors, counts))
         }

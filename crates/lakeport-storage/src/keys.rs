@@ -91,6 +91,14 @@ pub fn chunks(org: &str, sandbox: &str, batch: &str, upload: &str) -> Path {
     join(&parts)
 }
 
+/// A dataset's root in the lake: its Delta table (`_delta_log/`) and its batches' outputs.
+pub fn dataset(org: &str, sandbox: &str, dataset: &str) -> Path {
+    let mut parts: Vec<&str> = vec!["lake"];
+    parts.extend(tenant_parts(org, sandbox));
+    parts.extend(["datasets", dataset]);
+    join(&parts)
+}
+
 /// Every output of a batch, all attempts.
 pub fn batch_outputs(org: &str, sandbox: &str, dataset: &str, batch: &str) -> Path {
     let mut parts: Vec<&str> = vec!["lake"];

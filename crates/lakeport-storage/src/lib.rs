@@ -102,6 +102,9 @@ impl std::fmt::Debug for S3Settings {
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The store whose root is the URL's: the filesystem root, or the bucket (for readers
+    /// that address objects by URL, such as the Delta log's).
+    url_root: Arc<dyn ObjectStore>,
     local: Option<Arc<LocalFileSystem>>,
     /// The URL storage was opened with, without a trailing slash.
     url: String,
@@ -138,6 +141,7 @@ impl Storage {
             );
             return Ok(Self {
                 store: local.clone(),
+                url_root: Arc::new(LocalFileSystem::new()),
                 local: Some(local),
                 url: url.trim_end_matches('/').to_owned(),
             });
@@ -147,6 +151,9 @@ impl Storage {
                 "use file:///<absolute dir> or s3://<bucket>[/<prefix>]".to_owned(),
             ));
         };
+        // rustls is built with two crypto providers (ring, and aws-lc-rs for delta-rs's
+        // unused HTTP engine), so none is picked by default: HTTPS to S3 uses ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(bad("the bucket name is missing".to_owned()));
@@ -186,12 +193,13 @@ impl Storage {
         );
         let prefix = prefix.trim_matches('/');
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            s3_store
+            Arc::clone(&s3_store)
         } else {
-            Arc::new(PrefixStore::new(s3_store, prefix))
+            Arc::new(PrefixStore::new(Arc::clone(&s3_store), prefix))
         };
         Ok(Self {
             store,
+            url_root: s3_store,
             local: None,
             url: url.trim_end_matches('/').to_owned(),
         })
@@ -223,6 +231,13 @@ impl Storage {
     /// Returns the underlying object store.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// Returns the store whose root is the root of [`Storage::url_of`]'s URLs: the
+    /// filesystem's root for a local directory, the bucket for S3. The object of a URL
+    /// `scheme://host/<path>` is `<path>` there.
+    pub fn url_root(&self) -> &Arc<dyn ObjectStore> {
+        &self.url_root
     }
 
     /// Returns the local file behind a key when storage is a local directory, so jobs can

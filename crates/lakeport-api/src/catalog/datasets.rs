@@ -74,8 +74,9 @@ async fn create_dataset(
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
     let id = new_object_id();
     let view_id = new_object_id();
+    // The dataset's root in the lake, where its Delta table lives (spec §12).
     let base_path = format!(
-        "{}/{}/{}/{id}",
+        "{}/{}/{}/datasets/{id}",
         state.lake_root(),
         ctx.tenant.org(),
         ctx.tenant.sandbox()

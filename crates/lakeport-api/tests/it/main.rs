@@ -7,6 +7,7 @@ mod datasets;
 mod gateway;
 mod import;
 mod ingest;
+mod lake;
 mod openapi;
 mod queries;
 mod registry;

@@ -1435,6 +1435,13 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
     assert_eq!(reverted["status"], "inactive");
     let file = store.dataset_file(&acme, "B1-1").await.unwrap().unwrap();
     assert_eq!(file.doc["isValid"], false);
+    // …and runs a clean-up at once (the batch leaves the dataset's Delta table).
+    let cleanup = store.claim_job("w1", 1000, 4000).await.unwrap().unwrap();
+    assert_eq!(
+        (cleanup.kind.as_str(), cleanup.batch_id.as_str()),
+        ("cleanup_batch", "B1")
+    );
+    store.finish_job(&cleanup, 4001).await.unwrap();
 
     // The last attempt stalls the batch.
     store
@@ -1593,12 +1600,17 @@ pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metasto
     );
     assert_eq!(take_job(store, 10_102).await, None);
 
-    // REVERT enqueues the collection of the reverted data, due after the grace period.
+    // REVERT enqueues a clean-up at once (the batch leaves the dataset's Delta table) and
+    // the collection of the reverted data, due after the grace period.
     let reverted = store
         .signal_batch(&acme, "NEW", BatchAction::Revert, &actor(), 20_000, 5_000)
         .await
         .unwrap();
     assert_eq!(reverted["status"], "inactive");
+    assert_eq!(
+        take_job(store, 20_000).await,
+        Some(("cleanup_batch".to_owned(), "NEW".to_owned()))
+    );
     assert_eq!(take_job(store, 24_999).await, None);
     assert_eq!(
         take_job(store, 25_000).await,

@@ -173,6 +173,14 @@ fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
     }
     field("schema", dataset.schema_id().unwrap_or("-").to_owned());
     field("created", timestamp(dataset.created()));
+    if let Some(location) = dataset.doc.get("basePath").and_then(Value::as_str) {
+        // The dataset's Delta table (spec §12), which other engines read directly.
+        let version = match dataset.doc.get("tableVersion").and_then(Value::as_u64) {
+            Some(version) => format!("Delta, version {version}"),
+            None => "Delta, no batch yet".to_owned(),
+        };
+        field("table", format!("{location} ({version})"));
+    }
     if let Some(diagnostics) = dataset.doc.get("enableErrorDiagnostics") {
         field("diagnostics", diagnostics.to_string());
     }

@@ -1,0 +1,596 @@
+//! The open lake (spec §12): every dataset is one Delta Lake table at its root in object
+//! storage (`lake/<org>/<sandbox>/datasets/<id>/`, a local directory or an S3 bucket), so
+//! DuckDB, Polars, Spark and delta-rs read it without Lakeport in the path.
+//!
+//! Each batch that reaches `success` is one commit of `add` actions for its Parquet parts,
+//! its `commitInfo` naming the batch ([`BATCH_ID_KEY`]); REVERT commits `remove` actions, and
+//! a replay removes its predecessors' files in the commit that adds its own. A commit for a
+//! batch is written at most once: before committing, the log since the batch was created is
+//! searched for one, and a worker that crashed between the Delta commit and the Catalog
+//! commit finds its own commit on retry.
+//!
+//! The Delta protocol is delta-rs's (`deltalake-core`, no DataFusion), over the object store
+//! `lakeport-storage` already configured. Only `lakeport-jobs` depends on this crate; it
+//! depends on `lakeport-storage` and never on the metastore or the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, MetadataExt as _, Remove, StructType};
+use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
+use futures::TryStreamExt as _;
+use lakeport_storage::{Key, Storage};
+use object_store::prefix::PrefixStore;
+use serde_json::{Value, json};
+
+#[cfg(test)]
+mod tests;
+
+/// The `commitInfo` key naming the batch a commit is for.
+pub const BATCH_ID_KEY: &str = "lakeportBatchId";
+/// The `commitInfo` key naming what the commit did to the batch: [`PROMOTE`] or [`REVERT`].
+pub const OPERATION_KEY: &str = "lakeportOperation";
+/// A batch's files were added (and, for a replay, its predecessors' removed).
+pub const PROMOTE: &str = "promote";
+/// A batch's files were removed (REVERT, or its data collected).
+pub const REVERT: &str = "revert";
+
+/// Commits are checkpointed every this many versions (Delta's default, spec §12).
+const CHECKPOINT_INTERVAL: &str = "10";
+/// How far a node's clock may be behind another's: commits this much older than the batch
+/// are still searched for it.
+const CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+/// The most commits searched for a batch's earlier commit.
+const MAX_COMMITS_SEARCHED: u64 = 10_000;
+
+/// Why a table operation failed; every failure is transient for the job that meets it.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("delta table {location}: {doing}: {source}")]
+    Delta {
+        location: String,
+        doing: &'static str,
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    #[error("delta table {location}: the dataset's schema cannot be a Delta schema: {reason}")]
+    Schema { location: String, reason: String },
+    #[error("delta table {location}: {reason}")]
+    Log { location: String, reason: String },
+}
+
+/// A Parquet file of a batch, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// The object's key (under the table's root).
+    pub key: Key,
+    pub size: u64,
+    pub records: u64,
+}
+
+/// A successful batch to commit.
+#[derive(Debug, Clone)]
+pub struct BatchCommit<'a> {
+    pub batch_id: &'a str,
+    /// The dataset's Arrow schema (from the XDM mapping), which the table's follows.
+    pub schema: &'a arrow_schema::Schema,
+    /// The batch's Parquet parts (only good rows' files for a partial batch).
+    pub files: &'a [DataFile],
+    /// Batches whose live files this commit removes: a replay's predecessors.
+    pub replaces: &'a [String],
+    /// When the batch was created (ms): no earlier commit can be for it, so the search
+    /// for an existing commit stops there.
+    pub created_ms: i64,
+}
+
+/// A commit of a batch, made now or found in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub version: u64,
+    /// The files the commit added (on a retry: those of the attempt that committed).
+    pub files: Vec<DataFile>,
+    /// True when the commit was already in the log (a retry after a crash).
+    pub found: bool,
+}
+
+/// One dataset's Delta table.
+pub struct Table {
+    root: Key,
+    location: String,
+    log_store: LogStoreRef,
+}
+
+/// Returns the dataset's table root in the lake.
+pub fn dataset_root(org: &str, sandbox: &str, dataset: &str) -> Key {
+    lakeport_storage::keys::dataset(org, sandbox, dataset)
+}
+
+impl Table {
+    /// Returns the table rooted at `root` in `storage` (nothing is read yet).
+    ///
+    /// # Errors
+    /// The storage URL of the root is not a URL.
+    pub fn open(storage: &Storage, root: &Key) -> Result<Self, LakeError> {
+        let location = storage.url_of(root);
+        let url = url::Url::parse(&location).map_err(|err| LakeError::Log {
+            location: location.clone(),
+            reason: format!("not a URL: {err}"),
+        })?;
+        // delta-rs reads the log through the prefixed store and, by URL path, through the
+        // store at the URL's root.
+        let prefixed: Arc<dyn object_store::ObjectStore> =
+            Arc::new(PrefixStore::new(Arc::clone(storage.store()), root.clone()));
+        let log_store = default_logstore(
+            prefixed,
+            Arc::clone(storage.url_root()),
+            &url,
+            &StorageConfig::default(),
+        );
+        Ok(Self {
+            root: root.clone(),
+            location,
+            log_store,
+        })
+    }
+
+    /// Returns the table's URL (`file:///…` or `s3://bucket/…`), as engines open it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn error(&self, doing: &'static str) -> impl FnOnce(DeltaTableError) -> LakeError + '_ {
+        move |source| LakeError::Delta {
+            location: self.location.clone(),
+            doing,
+            source: Box::new(source),
+        }
+    }
+
+    /// Loads the latest version, or None when the table has no commit yet.
+    async fn load(&self) -> Result<Option<DeltaTable>, LakeError> {
+        let exists = self
+            .log_store
+            .is_delta_table_location()
+            .await
+            .map_err(self.error("looking for the log"))?;
+        if !exists {
+            return Ok(None);
+        }
+        let mut table = DeltaTable::new(Arc::clone(&self.log_store));
+        table.load().await.map_err(self.error("loading the log"))?;
+        Ok(Some(table))
+    }
+
+    /// Returns the latest version, or None when the table has no commit yet.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub async fn version(&self) -> Result<Option<u64>, LakeError> {
+        Ok(self.load().await?.and_then(|table| table.version()))
+    }
+
+    fn delta_schema(&self, schema: &arrow_schema::Schema) -> Result<StructType, LakeError> {
+        schema.try_into_kernel().map_err(|err| LakeError::Schema {
+            location: self.location.clone(),
+            reason: err.to_string(),
+        })
+    }
+
+    /// Creates the table (version 0: protocol and metadata, no data) unless it exists, and
+    /// returns it loaded.
+    async fn create_or_load(&self, schema: &StructType) -> Result<DeltaTable, LakeError> {
+        if let Some(table) = self.load().await? {
+            return Ok(table);
+        }
+        let created = CreateBuilder::new()
+            .with_log_store(Arc::clone(&self.log_store))
+            .with_columns(schema.fields().cloned())
+            .with_configuration_property(
+                TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL),
+            )
+            .with_save_mode(SaveMode::Ignore)
+            .await;
+        match created {
+            Ok(table) => Ok(table),
+            // Another worker created it first: use theirs.
+            Err(_) if self.load().await?.is_some() => {
+                self.load().await?.ok_or_else(|| LakeError::Log {
+                    location: self.location.clone(),
+                    reason: "the table disappeared while it was being created".to_owned(),
+                })
+            }
+            Err(err) => Err(self.error("creating the table")(err)),
+        }
+    }
+
+    /// Commits a successful batch: one version with an `add` per file, the `remove`s of the
+    /// files of the batches it replaces, and, when the dataset's schema gained columns, the
+    /// new `metaData`. When the log already holds this batch's commit (a worker crashed
+    /// after it), nothing is written and that commit is returned.
+    ///
+    /// # Errors
+    /// The log cannot be read or written, or the schema has no Delta equivalent.
+    pub async fn commit_batch(&self, batch: &BatchCommit<'_>) -> Result<Committed, LakeError> {
+        let schema = self.delta_schema(batch.schema)?;
+        let table = self.create_or_load(&schema).await?;
+        if let Some(found) = self
+            .find_commit(&table, batch.batch_id, PROMOTE, batch.created_ms)
+            .await?
+        {
+            return Ok(found);
+        }
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let mut actions = Vec::new();
+        if snapshot.schema().as_ref() != &schema {
+            let metadata = snapshot
+                .metadata()
+                .clone()
+                .with_schema(&schema)
+                .map_err(|err| self.error("updating the schema")(err.into()))?;
+            actions.push(Action::Metadata(metadata));
+        }
+        let now = lakeport_now();
+        for file in batch.files {
+            actions.push(Action::Add(Add {
+                path: self.relative(&file.key)?,
+                partition_values: HashMap::new(),
+                size: i64::try_from(file.size).unwrap_or(i64::MAX),
+                modification_time: now,
+                data_change: true,
+                stats: Some(json!({ "numRecords": file.records }).to_string()),
+                ..Add::default()
+            }));
+        }
+        let removes = self
+            .removes_of(&table, batch.replaces.iter().map(String::as_str), now)
+            .await?;
+        let operation = if removes.is_empty() {
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            }
+        } else {
+            DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: None,
+                predicate: Some(batches_predicate(batch.replaces)),
+            }
+        };
+        actions.extend(removes.into_iter().map(Action::Remove));
+        let version = self
+            .commit(&table, actions, operation, batch.batch_id, PROMOTE)
+            .await?;
+        Ok(Committed {
+            version,
+            files: batch.files.to_vec(),
+            found: false,
+        })
+    }
+
+    /// Commits the `remove` of every live file of `batch_id` (REVERT). Returns the version,
+    /// or None when nothing of the batch is in the table (never committed, or removed
+    /// already), in which case nothing is written.
+    ///
+    /// # Errors
+    /// The log cannot be read or written.
+    pub async fn remove_batch(&self, batch_id: &str) -> Result<Option<u64>, LakeError> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        let removes = self
+            .removes_of(&table, std::iter::once(batch_id), lakeport_now())
+            .await?;
+        if removes.is_empty() {
+            return Ok(None);
+        }
+        let operation = DeltaOperation::Delete {
+            predicate: Some(batches_predicate(&[batch_id.to_owned()])),
+        };
+        let actions = removes.into_iter().map(Action::Remove).collect();
+        self.commit(&table, actions, operation, batch_id, REVERT)
+            .await
+            .map(Some)
+    }
+
+    async fn commit(
+        &self,
+        table: &DeltaTable,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        batch_id: &str,
+        what: &str,
+    ) -> Result<u64, LakeError> {
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let properties = CommitProperties::default().with_metadata([
+            (BATCH_ID_KEY.to_owned(), Value::from(batch_id)),
+            (OPERATION_KEY.to_owned(), Value::from(what)),
+        ]);
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), Arc::clone(&self.log_store), operation)
+            .await
+            .map_err(self.error("committing"))?;
+        Ok(finalized.version())
+    }
+
+    /// Returns `remove` actions for the live files of the given batches (their keys are
+    /// under `batches/<id>/`).
+    async fn removes_of(
+        &self,
+        table: &DeltaTable,
+        batch_ids: impl Iterator<Item = &str>,
+        now: i64,
+    ) -> Result<Vec<Remove>, LakeError> {
+        let prefixes: Vec<String> = batch_ids.map(|id| format!("batches/{id}/")).collect();
+        if prefixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let files: Vec<_> = snapshot
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))?;
+        Ok(files
+            .iter()
+            .filter(|file| {
+                let path = file.path();
+                prefixes
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix.as_str()))
+            })
+            .map(|file| Remove {
+                path: file.path().into_owned(),
+                data_change: true,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                partition_values: Some(HashMap::new()),
+                size: Some(file.size()),
+                ..Remove::default()
+            })
+            .collect())
+    }
+
+    /// Looks for the commit that did `what` to `batch_id`, newest first, back to the
+    /// commits made before the batch was created.
+    async fn find_commit(
+        &self,
+        table: &DeltaTable,
+        batch_id: &str,
+        what: &str,
+        created_ms: i64,
+    ) -> Result<Option<Committed>, LakeError> {
+        let Some(latest) = table.version() else {
+            return Ok(None);
+        };
+        let oldest = latest.saturating_sub(MAX_COMMITS_SEARCHED);
+        for version in (oldest..=latest).rev() {
+            let Some(bytes) = self
+                .log_store
+                .read_commit_entry(version)
+                .await
+                .map_err(self.error("reading a commit"))?
+            else {
+                // Expired from the log: nothing older is left either.
+                return Ok(None);
+            };
+            let entry = CommitEntry::parse(&bytes).map_err(|reason| LakeError::Log {
+                location: self.location.clone(),
+                reason: format!("commit {version}: {reason}"),
+            })?;
+            if entry.batch_id.as_deref() == Some(batch_id)
+                && entry.operation.as_deref() == Some(what)
+            {
+                let files = entry
+                    .adds
+                    .into_iter()
+                    .map(|(path, size, records)| DataFile {
+                        key: self.absolute(&path),
+                        size,
+                        records,
+                    })
+                    .collect();
+                return Ok(Some(Committed {
+                    version,
+                    files,
+                    found: true,
+                }));
+            }
+            if entry
+                .timestamp
+                .is_some_and(|at| at < created_ms.saturating_sub(CLOCK_SKEW_MS))
+            {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Returns every commit in the log, oldest first, as delta-rs reads it.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub async fn commits(&self) -> Result<Vec<CommitSummary>, LakeError> {
+        let Some(table) = self.load().await? else {
+            return Ok(Vec::new());
+        };
+        let latest = table.version().unwrap_or_default();
+        let mut commits = Vec::new();
+        for version in 0..=latest {
+            let Some(bytes) = self
+                .log_store
+                .read_commit_entry(version)
+                .await
+                .map_err(self.error("reading a commit"))?
+            else {
+                continue;
+            };
+            let entry = CommitEntry::parse(&bytes).map_err(|reason| LakeError::Log {
+                location: self.location.clone(),
+                reason: format!("commit {version}: {reason}"),
+            })?;
+            commits.push(CommitSummary {
+                version,
+                batch_id: entry.batch_id,
+                operation: entry.operation,
+                added: entry.adds.into_iter().map(|(path, _, _)| path).collect(),
+                removed: entry.removes,
+            });
+        }
+        Ok(commits)
+    }
+
+    /// Returns the paths (relative to the root) of the files live at `version` (the
+    /// latest when None), sorted, as delta-rs replays the log.
+    ///
+    /// # Errors
+    /// The log cannot be read or the version does not exist.
+    pub async fn live_files(&self, version: Option<u64>) -> Result<Vec<String>, LakeError> {
+        let mut table = DeltaTable::new(Arc::clone(&self.log_store));
+        match version {
+            Some(version) => table.load_version(version).await,
+            None => table.load().await,
+        }
+        .map_err(self.error("loading the log"))?;
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let mut paths: Vec<String> = snapshot
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .map_ok(|file| file.path().into_owned())
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))?;
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Returns the key of a path relative to the table's root.
+    pub fn key_of(&self, relative: &str) -> Key {
+        self.absolute(relative)
+    }
+
+    /// Returns the path of a key relative to the table root, as `add` actions hold it.
+    fn relative(&self, key: &Key) -> Result<String, LakeError> {
+        key.prefix_match(&self.root)
+            .map(|parts| {
+                parts
+                    .map(|part| part.as_ref().to_owned())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .filter(|path| !path.is_empty())
+            .ok_or_else(|| LakeError::Log {
+                location: self.location.clone(),
+                reason: format!("{key} is not a file under the table's root"),
+            })
+    }
+
+    fn absolute(&self, relative: &str) -> Key {
+        let mut key = self.root.clone();
+        for part in relative.split('/').filter(|part| !part.is_empty()) {
+            key = key.join(part);
+        }
+        key
+    }
+}
+
+/// One commit of the log, as [`Table::commits`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub version: u64,
+    /// The batch named in `commitInfo` (none for the table's creation).
+    pub batch_id: Option<String>,
+    /// [`PROMOTE`] or [`REVERT`] (none for the table's creation).
+    pub operation: Option<String>,
+    /// Paths of the `add` actions, relative to the table's root.
+    pub added: Vec<String>,
+    /// Paths of the `remove` actions.
+    pub removed: Vec<String>,
+}
+
+/// What one log entry says about batches.
+#[derive(Debug, Default)]
+struct CommitEntry {
+    batch_id: Option<String>,
+    operation: Option<String>,
+    timestamp: Option<i64>,
+    /// (path, size, records) of each `add`.
+    adds: Vec<(String, u64, u64)>,
+    removes: Vec<String>,
+}
+
+impl CommitEntry {
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|err| format!("not UTF-8: {err}"))?;
+        let mut entry = Self::default();
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            let action: Value =
+                serde_json::from_str(line).map_err(|err| format!("not JSON: {err}"))?;
+            if let Some(info) = action.get("commitInfo") {
+                entry.batch_id = info
+                    .get(BATCH_ID_KEY)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                entry.operation = info
+                    .get(OPERATION_KEY)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                entry.timestamp = info.get("timestamp").and_then(Value::as_i64);
+            } else if let Some(add) = action.get("add") {
+                let path = add.get("path").and_then(Value::as_str).unwrap_or_default();
+                // Paths are URI-encoded in the log; ours are plain ASCII segments.
+                let path = percent_decode(path);
+                let size = add.get("size").and_then(Value::as_u64).unwrap_or_default();
+                let records = add
+                    .get("stats")
+                    .and_then(Value::as_str)
+                    .and_then(|stats| serde_json::from_str::<Value>(stats).ok())
+                    .and_then(|stats| stats.get("numRecords").and_then(Value::as_u64))
+                    .unwrap_or_default();
+                entry.adds.push((path, size, records));
+            } else if let Some(remove) = action.get("remove") {
+                let path = remove
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                entry.removes.push(percent_decode(path));
+            }
+        }
+        Ok(entry)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The predicate a commit's `operationParameters` show for the batches it touches.
+fn batches_predicate(batch_ids: &[String]) -> String {
+    let quoted: Vec<String> = batch_ids.iter().map(|id| format!("'{id}'")).collect();
+    format!("_ACP_BATCHID IN ({})", quoted.join(", "))
+}
+
+fn lakeport_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

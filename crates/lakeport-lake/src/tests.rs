@@ -1,0 +1,211 @@
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use lakeport_storage::{Key, Storage};
+use serde_json::Value;
+
+use super::*;
+
+fn schema(extra: bool) -> Schema {
+    let mut fields = vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ];
+    if extra {
+        fields.push(Field::new("score", DataType::Int64, true));
+    }
+    Schema::new(fields)
+}
+
+fn file(root: &Key, batch: &str, attempt: u32, part: u32) -> DataFile {
+    DataFile {
+        key: Key::from(format!(
+            "{root}/batches/{batch}/attempt-{attempt}/data/part-{part:05}.parquet"
+        )),
+        size: 100 + u64::from(part),
+        records: 10,
+    }
+}
+
+/// Returns each commit's (operation key, batch id, added paths, removed paths).
+fn log(dir: &std::path::Path, root: &Key) -> Vec<(String, String, Vec<String>, Vec<String>)> {
+    let log_dir = dir.join(root.as_ref()).join("_delta_log");
+    let mut names: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(log_dir.join(name)).unwrap();
+            let mut commit = (String::new(), String::new(), Vec::new(), Vec::new());
+            for line in text.lines() {
+                let action: Value = serde_json::from_str(line).unwrap();
+                if let Some(info) = action.get("commitInfo") {
+                    commit.0 = info[OPERATION_KEY].as_str().unwrap_or("").to_owned();
+                    commit.1 = info[BATCH_ID_KEY].as_str().unwrap_or("").to_owned();
+                } else if let Some(add) = action.get("add") {
+                    commit.2.push(add["path"].as_str().unwrap().to_owned());
+                } else if let Some(remove) = action.get("remove") {
+                    commit.3.push(remove["path"].as_str().unwrap().to_owned());
+                }
+            }
+            commit
+        })
+        .collect()
+}
+
+fn setup() -> (tempfile::TempDir, Storage, Key) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let root = dataset_root("ACME@AdobeOrg", "prod", "D1");
+    (dir, storage, root)
+}
+
+#[tokio::test]
+async fn a_batch_is_committed_once_even_when_its_commit_is_retried() {
+    let (dir, storage, root) = setup();
+    let table = Table::open(&storage, &root).unwrap();
+    assert_eq!(table.version().await.unwrap(), None);
+    let schema = schema(false);
+    let files = [file(&root, "B1", 1, 1), file(&root, "B1", 1, 2)];
+    let commit = BatchCommit {
+        batch_id: "B1",
+        schema: &schema,
+        files: &files,
+        replaces: &[],
+        created_ms: 0,
+    };
+    let first = table.commit_batch(&commit).await.unwrap();
+    assert_eq!((first.version, first.found), (1, false));
+
+    // A retry (a new attempt's files) finds the commit and writes nothing.
+    let retried_files = [file(&root, "B1", 2, 1)];
+    let retry = BatchCommit {
+        files: &retried_files,
+        ..commit.clone()
+    };
+    let found = table.commit_batch(&retry).await.unwrap();
+    assert_eq!((found.version, found.found), (1, true));
+    assert_eq!(found.files, files);
+    assert_eq!(table.version().await.unwrap(), Some(1));
+
+    let commits = log(dir.path(), &root);
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    assert_eq!(
+        commits[1],
+        (
+            PROMOTE.to_owned(),
+            "B1".to_owned(),
+            vec![
+                "batches/B1/attempt-1/data/part-00001.parquet".to_owned(),
+                "batches/B1/attempt-1/data/part-00002.parquet".to_owned()
+            ],
+            vec![]
+        )
+    );
+}
+
+#[tokio::test]
+async fn revert_and_replay_remove_files_and_new_columns_update_the_schema() {
+    let (dir, storage, root) = setup();
+    let table = Table::open(&storage, &root).unwrap();
+    let narrow = schema(false);
+    let wide = schema(true);
+    for (batch, schema) in [("B1", &narrow), ("B2", &narrow), ("B3", &wide)] {
+        let files = [file(&root, batch, 1, 1)];
+        table
+            .commit_batch(&BatchCommit {
+                batch_id: batch,
+                schema,
+                files: &files,
+                replaces: &[],
+                created_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    // B3 added a column: its commit carries the new schema.
+    let loaded = table.load().await.unwrap().unwrap();
+    let columns: Vec<String> = loaded
+        .snapshot()
+        .unwrap()
+        .schema()
+        .fields()
+        .map(|field| field.name().clone())
+        .collect();
+    assert_eq!(columns, ["name", "timestamp", "score"]);
+
+    assert_eq!(table.remove_batch("B1").await.unwrap(), Some(4));
+    // Removing again (or a batch never committed) writes nothing.
+    assert_eq!(table.remove_batch("B1").await.unwrap(), None);
+    assert_eq!(table.remove_batch("NEVER").await.unwrap(), None);
+
+    // A replay of B2 adds its files and removes B2's in one commit.
+    let files = [file(&root, "R1", 1, 1)];
+    let replay = table
+        .commit_batch(&BatchCommit {
+            batch_id: "R1",
+            schema: &wide,
+            files: &files,
+            replaces: &["B2".to_owned()],
+            created_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(replay.version, 5);
+
+    let commits = log(dir.path(), &root);
+    let summary: Vec<(&str, &str, usize, Vec<String>)> = commits
+        .iter()
+        .skip(1)
+        .map(|(op, batch, adds, removes)| {
+            (op.as_str(), batch.as_str(), adds.len(), removes.clone())
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (PROMOTE, "B1", 1, vec![]),
+            (PROMOTE, "B2", 1, vec![]),
+            (PROMOTE, "B3", 1, vec![]),
+            (
+                REVERT,
+                "B1",
+                0,
+                vec!["batches/B1/attempt-1/data/part-00001.parquet".to_owned()]
+            ),
+            (
+                PROMOTE,
+                "R1",
+                1,
+                vec!["batches/B2/attempt-1/data/part-00001.parquet".to_owned()]
+            ),
+        ]
+    );
+    let live: Vec<String> = {
+        let loaded = table.load().await.unwrap().unwrap();
+        let mut paths: Vec<String> = loaded
+            .snapshot()
+            .unwrap()
+            .snapshot()
+            .file_views(table.log_store.as_ref(), None)
+            .map_ok(|file| file.path().into_owned())
+            .try_collect()
+            .await
+            .unwrap();
+        paths.sort();
+        paths
+    };
+    assert_eq!(
+        live,
+        [
+            "batches/B3/attempt-1/data/part-00001.parquet",
+            "batches/R1/attempt-1/data/part-00001.parquet"
+        ]
+    );
+}
