@@ -141,6 +141,10 @@ pub struct ServerConfig {
     /// decoding); more blocking work queues. Each such thread keeps its own stack and
     /// allocator heap, so this bounds the memory they hold under load.
     pub max_blocking_threads: u32,
+    /// Seconds a graceful stop (SIGTERM or Ctrl-C) waits for requests in flight and for the
+    /// job each worker is running. Then open connections are closed, and an unfinished job is
+    /// left to its lease: the next start, or another node, runs it again from the start.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -153,6 +157,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 60,
             max_connections: 1000,
             max_blocking_threads: 32,
+            shutdown_timeout_secs: 30,
         }
     }
 }

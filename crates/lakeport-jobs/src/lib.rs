@@ -112,8 +112,10 @@ impl Runner {
         Self { ctx }
     }
 
-    /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms. A job running
+    /// when `shutdown` resolves gets up to `grace` to finish; past that it is dropped and left
+    /// to its lease (promotions are idempotent, so the next claim redoes it from the start).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>, grace: Duration) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut last_abandon = None;
         let mut last_expiry = None;
@@ -127,7 +129,22 @@ impl Runner {
             {
                 tracing::warn!(error = %err, "could not look for expired diagnostics");
             }
-            let worked = match self.run_one().await {
+            let mut job = std::pin::pin!(self.run_one());
+            let outcome = tokio::select! {
+                outcome = &mut job => outcome,
+                () = &mut shutdown => {
+                    // Stopping with a backlog: finish the job in hand, take no other.
+                    if tokio::time::timeout(grace, &mut job).await.is_err() {
+                        tracing::warn!(
+                            worker.id = %self.ctx.worker_id,
+                            grace_secs = grace.as_secs(),
+                            "stopping with a job unfinished; its lease hands it to the next worker"
+                        );
+                    }
+                    break;
+                }
+            };
+            let worked = match outcome {
                 Ok(worked) => worked,
                 Err(err) => {
                     tracing::warn!(worker.id = %self.ctx.worker_id, error = %err, "worker could not claim a job");

@@ -31,6 +31,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// How long a graceful stop waits for open connections to finish their requests.
+    pub shutdown_timeout: Duration,
 }
 
 impl Limits {
@@ -39,6 +41,7 @@ impl Limits {
             header_timeout: Duration::from_secs(server.header_timeout_secs),
             idle_timeout: Duration::from_secs(server.idle_timeout_secs),
             max_connections: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
+            shutdown_timeout: Duration::from_secs(server.shutdown_timeout_secs),
         }
     }
 }
@@ -101,7 +104,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_secs = limits.shutdown_timeout.as_secs(),
+            "requests still open at the end of server.shutdown_timeout_secs; closing their connections"
+        );
+    }
 }
 
 /// Answers a connection over the limit with a 503 problem (best effort, without waiting)

@@ -272,17 +272,26 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
     }
+    // One signal stops both at once: the listener drains its connections while each worker
+    // finishes the job in hand, both within server.shutdown_timeout_secs.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: draining requests and the jobs in hand");
+        let _ = stop.send(true);
+    });
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let app = lakeport_api::app(state);
+    let mut http_stopped = stopped.clone();
     listener::serve(
         listener,
         app,
         listener::Limits::from_config(&config.server),
-        shutdown_signal(),
+        async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        },
     )
     .await;
-    let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
     }
@@ -346,9 +355,13 @@ fn spawn_workers(
                 worker_id: format!("{host}-{}-{index}", std::process::id()),
             });
             let mut stopped = stopped.clone();
-            tokio::spawn(runner.run(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }))
+            let grace = std::time::Duration::from_secs(config.server.shutdown_timeout_secs);
+            tokio::spawn(runner.run(
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+                grace,
+            ))
         })
         .collect()
 }

@@ -448,3 +448,83 @@ fn a_revert_killed_right_after_its_answer_is_still_collected() {
     assert!(left.is_empty(), "reverted data left in the lake: {left:?}");
     server.kill_9();
 }
+
+/// SIGTERM with a backlog of completed batches: the server stops within
+/// `server.shutdown_timeout_secs` instead of draining the queue first (it took no new job
+/// after the signal), exits 0, and after a restart every batch is promoted once with all
+/// its rows.
+#[test]
+fn sigterm_with_a_backlog_stops_in_time_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::from_env();
+    let timeout = vec![("LAKEPORT__SERVER__SHUTDOWN_TIMEOUT_SECS", "3".to_owned())];
+    let server = backends.start_with(dir.path(), timeout.clone());
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let per_batch = 2_000;
+    let mut batches = Vec::new();
+    for index in 0..40 {
+        let id = new_batch(&mut conn, &dataset);
+        upload(
+            &mut conn,
+            &id,
+            &dataset,
+            "part.json",
+            &rows(per_batch, index * per_batch),
+        );
+        batches.push(id);
+    }
+    for id in &batches {
+        let reply = send(
+            &mut conn,
+            TOKEN,
+            "POST",
+            &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // Stop while the worker is busy: the first batch is done, the next one is in hand.
+    wait_for(
+        &mut conn,
+        &batches[0],
+        |status| status == "success",
+        Duration::from_secs(60),
+    );
+    let started = Instant::now();
+    let status = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    // The bound is 3 s for requests plus 3 s for the job in hand; the rest is slack for a
+    // busy machine. Draining 40 batches first took far longer.
+    assert!(took < Duration::from_secs(20), "stopped after {took:?}");
+
+    // Without workers: the backlog is still there (the stop did not drain it).
+    let mut idle = timeout.clone();
+    idle.push(("LAKEPORT__INGEST__WORKERS", "0".to_owned()));
+    let server = backends.start_with(dir.path(), idle);
+    let mut conn = server.conn();
+    let waiting = batches
+        .iter()
+        .filter(|id| batch(&mut conn, id)["status"] != "success")
+        .count();
+    assert!(
+        waiting >= 30,
+        "the stop drained the queue first: {waiting} of 40 batches left"
+    );
+    server.terminate();
+
+    let server = backends.start_with(dir.path(), timeout);
+    let mut conn = server.conn();
+    for id in &batches {
+        let done = wait_for(
+            &mut conn,
+            id,
+            |status| status == "success" || status == "failed",
+            Duration::from_secs(180),
+        );
+        assert_eq!(done["status"], "success", "{done}");
+        assert_eq!(done["recordCount"], per_batch, "{done}");
+    }
+    server.kill_9();
+}
