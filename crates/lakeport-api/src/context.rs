@@ -359,7 +359,8 @@ fn is_bare_error(response: &Response) -> bool {
 
 /// The service whose error prefix an error on `path` carries.
 fn service_of(path: &str) -> Service {
-    const ROOTS: [(&str, Service); 4] = [
+    const ROOTS: [(&str, Service); 5] = [
+        ("/data/foundation/flowservice", Service::Flow),
         ("/data/foundation/catalog", Service::Catalog),
         ("/data/foundation/import", Service::Ingest),
         ("/data/foundation/export", Service::Access),

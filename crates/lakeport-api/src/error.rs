@@ -23,6 +23,8 @@ pub enum Service {
     Registry,
     /// The Data Access API (`/data/foundation/export`); `DAS` is our choice (spec §1.6).
     Access,
+    /// The Flow Service subset (`FLOW`, project-assigned, spec §10).
+    Flow,
     Gateway,
 }
 
@@ -33,6 +35,7 @@ impl Service {
             Self::Ingest => "INGEST",
             Self::Registry => "XDM",
             Self::Access => "DAS",
+            Self::Flow => "FLOW",
             Self::Gateway => "LAKEPORT",
         }
     }
@@ -116,6 +119,7 @@ impl ApiError {
             // Adobe's documented "resource not found" code of the registry.
             Service::Registry => 1012,
             Service::Access => 9001,
+            Service::Flow => 9005,
             _ => 9003,
         };
         Self::new(service, number, StatusCode::NOT_FOUND, "Not found", detail)
@@ -222,6 +226,20 @@ impl ApiError {
                 err.to_string(),
             ),
             (MetastoreError::InvalidQuery(_), _) => Self::invalid_query(service, err.to_string()),
+            (MetastoreError::InvalidReference(_), _) => Self::new(
+                service,
+                9003,
+                StatusCode::BAD_REQUEST,
+                "Invalid reference",
+                err.to_string(),
+            ),
+            (MetastoreError::InUse(_), _) => Self::new(
+                service,
+                9004,
+                StatusCode::BAD_REQUEST,
+                "Still in use",
+                err.to_string(),
+            ),
             (MetastoreError::LostLease { .. }, _) => Self::internal(service, &err),
             (MetastoreError::ConcurrentChange { .. }, _) => Self::new(
                 service,

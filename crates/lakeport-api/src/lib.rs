@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod flow;
 pub mod ingest;
 pub mod openapi;
 pub mod registry;
@@ -52,6 +53,7 @@ struct Inner {
     tenant_ids: std::collections::BTreeMap<String, String>,
     storage: lakeport_storage::Storage,
     ingest: lakeport_config::IngestConfig,
+    stream: lakeport_config::StreamConfig,
     previewer: Option<Arc<dyn ingest::Previewer>>,
     row_reader: Option<Arc<dyn access::RowReader>>,
 }
@@ -80,6 +82,7 @@ impl AppState {
             tenant_ids: config.registry.tenant_ids.clone(),
             storage,
             ingest: config.ingest.clone(),
+            stream: config.stream.clone(),
             previewer,
             row_reader: None,
         }))
@@ -106,6 +109,11 @@ impl AppState {
     /// Returns the ingestion limits.
     pub fn ingest_config(&self) -> &lakeport_config::IngestConfig {
         &self.0.ingest
+    }
+
+    /// Returns the streaming settings.
+    pub fn stream_config(&self) -> &lakeport_config::StreamConfig {
+        &self.0.stream
     }
 
     /// Returns the upload previewer, when the binary wired one in.
@@ -209,6 +217,10 @@ pub fn app(state: AppState) -> App {
         .nest(
             access::BASE_PATH,
             access::routes().route_layer(authenticated.clone()),
+        )
+        .nest(
+            flow::BASE_PATH,
+            flow::routes().route_layer(authenticated.clone()),
         )
         .nest(
             "/data/foundation/schemaregistry",

@@ -22,7 +22,36 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
+    pub stream: StreamConfig,
     pub log: LogConfig,
+}
+
+/// Streaming ingestion (spec §10): inlet limits and how often the append log becomes
+/// Catalog batches.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// The origin of the `inletUrl`s handed out (`https://dcs.example.com`); by default the
+    /// public origin. Inlets are always served on the main listener too.
+    pub origin: Option<String>,
+    /// Largest request body of `/collection/{inletId}` and `/collection/batch/{inletId}`
+    /// (AEP: 1 MB, taken as 1,048,576 bytes); larger is a 413.
+    pub max_body_bytes: usize,
+    /// A dataset's open segment becomes a batch once its oldest record is this old.
+    pub flush_interval_ms: u64,
+    /// … or once it holds this many bytes.
+    pub flush_bytes: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            max_body_bytes: 1024 * 1024,
+            flush_interval_ms: 5000,
+            flush_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// Where staged uploads, the lake and diagnostics live.
@@ -459,6 +488,21 @@ impl Config {
                     "{} is too small: at least {floor} (8 plus 2 per ingest worker)",
                     self.server.max_blocking_threads
                 ),
+            });
+        }
+        if let Some(origin) = &self.stream.origin
+            && !(origin.starts_with("http://") || origin.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "stream.origin",
+                reason: format!("{origin:?} must start with http:// or https://"),
+            });
+        }
+        if self.stream.max_body_bytes == 0 || self.stream.flush_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "stream",
+                reason: "stream.max_body_bytes and stream.flush_bytes must be at least 1"
+                    .to_owned(),
             });
         }
         if let Some(origin) = &self.server.public_origin

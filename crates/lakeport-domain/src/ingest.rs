@@ -224,6 +224,8 @@ pub enum JobKind {
     PromoteBatch,
     /// Remove a batch's staged data (after ABORT/FAIL or promotion).
     CleanupBatch,
+    /// Turn a sealed stream segment into its Catalog batch (spec §10.3).
+    FlushSegment,
 }
 
 impl JobKind {
@@ -232,6 +234,7 @@ impl JobKind {
         match self {
             Self::PromoteBatch => "promote_batch",
             Self::CleanupBatch => "cleanup_batch",
+            Self::FlushSegment => "flush_segment",
         }
     }
 
@@ -240,6 +243,7 @@ impl JobKind {
         match name {
             "promote_batch" => Some(Self::PromoteBatch),
             "cleanup_batch" => Some(Self::CleanupBatch),
+            "flush_segment" => Some(Self::FlushSegment),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod flow;
 pub mod ids;
 pub mod ingest;
 pub mod query;

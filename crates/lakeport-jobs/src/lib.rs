@@ -8,6 +8,7 @@
 //! `storage` and `parquet`; nothing but the binary depends on it.
 
 mod promote;
+mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct JobContext {
     pub storage: Storage,
     pub work_dir: PathBuf,
     pub config: IngestConfig,
+    /// When the streaming append log becomes batches.
+    pub stream: lakeport_config::StreamConfig,
     /// Identifies this worker in job leases.
     pub worker_id: String,
 }
@@ -90,6 +93,8 @@ pub struct Runner {
 
 /// How often an idle worker looks for work.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often due stream segments are sealed.
+const SEAL_EVERY: Duration = Duration::from_millis(200);
 /// How often stale `loading` batches are abandoned.
 const ABANDON_EVERY: Duration = Duration::from_secs(60);
 /// How often diagnostics past their retention period are deleted.
@@ -119,6 +124,7 @@ impl Runner {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut last_abandon = None;
         let mut last_expiry = None;
+        let mut last_seal = None;
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
         loop {
             if due(&mut last_abandon, ABANDON_EVERY) {
@@ -128,6 +134,11 @@ impl Runner {
                 && let Err(err) = self.expire_diagnostics().await
             {
                 tracing::warn!(error = %err, "could not look for expired diagnostics");
+            }
+            if due(&mut last_seal, SEAL_EVERY)
+                && let Err(err) = stream::seal_due(&self.ctx, now_millis()).await
+            {
+                tracing::warn!(error = %err, "could not seal stream segments");
             }
             let mut job = std::pin::pin!(self.run_one());
             let outcome = tokio::select! {
@@ -173,6 +184,19 @@ impl Runner {
             ran += 1;
         }
         Ok(ran)
+    }
+
+    /// Seals every open stream segment, whatever its age and size, then runs jobs until
+    /// none is runnable (tests see streamed records land without waiting for the interval).
+    ///
+    /// # Errors
+    /// A metastore failure while sealing or claiming.
+    pub async fn flush_streams(&self) -> Result<usize, JobError> {
+        self.ctx
+            .metastore
+            .seal_stream_segments(i64::MAX, 1, now_millis())
+            .await?;
+        self.run_until_idle().await
     }
 
     async fn abandon_stale(&self) {
@@ -290,6 +314,7 @@ impl Runner {
         let result = match job.kind {
             JobKind::PromoteBatch => promote::run(&self.ctx, &job).await,
             JobKind::CleanupBatch => self.cleanup(&job).await,
+            JobKind::FlushSegment => stream::flush(&self.ctx, &job).await,
         };
         heartbeat.abort();
         match result {

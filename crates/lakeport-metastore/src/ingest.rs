@@ -51,7 +51,7 @@ fn system_actor(batch: &Doc) -> Actor {
     }
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -666,6 +666,7 @@ pub(crate) async fn complete_promotion<C: Conn>(
             now,
         )
         .await?;
+        crate::stream::mark_done(conn, tenant, &job.batch_id).await?;
         return Ok(batch);
     }
     let actor = system_actor(&batch);
@@ -700,6 +701,9 @@ pub(crate) async fn complete_promotion<C: Conn>(
         )
         .await?;
     }
+    // A streamed segment is done in the transaction that makes its batch terminal, so it
+    // is never submitted again (spec §10.3 step 4).
+    crate::stream::mark_done(conn, tenant, &job.batch_id).await?;
     set_job_status(conn, job, "done", None, now).await?;
     enqueue_job(conn, tenant, JobKind::CleanupBatch, &job.batch_id, now, now).await?;
     Ok(next)

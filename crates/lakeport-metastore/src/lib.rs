@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
+use lakeport_domain::flow::{FlowKind, InletFlow, Reference};
 use lakeport_domain::ingest::{Chunk, Job};
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::status::{BatchAction, InvalidTransition};
@@ -27,6 +28,7 @@ mod registry;
 mod sql;
 pub mod sqlite;
 mod store;
+mod stream;
 
 use std::sync::Arc;
 
@@ -83,6 +85,12 @@ pub enum MetastoreError {
     UploadNotStarted { batch_id: String, path: String },
     #[error("{0}")]
     InvalidQuery(String),
+    /// A Flow Service object names another one, or a dataset, that is not there.
+    #[error("{0}")]
+    InvalidReference(String),
+    /// A Flow Service object is still used by another one.
+    #[error("{0}")]
+    InUse(String),
     #[error("job {job_id} is no longer leased by this worker")]
     LostLease { job_id: i64 },
     #[error("the metastore is unavailable: {0}")]
@@ -105,7 +113,9 @@ impl HasKind for MetastoreError {
             | Self::WrongDataset { .. }
             | Self::LimitExceeded(_)
             | Self::InvalidSignal { .. }
-            | Self::InvalidQuery(_) => ErrorKind::InvalidInput,
+            | Self::InvalidQuery(_)
+            | Self::InvalidReference(_)
+            | Self::InUse(_) => ErrorKind::InvalidInput,
             Self::LostLease { .. } => ErrorKind::Conflict,
             // AEP answers conflicts of ids and externalIds with 400 (spec §3.1).
             Self::AlreadyExists { .. }
@@ -200,6 +210,50 @@ pub struct ExpiredDiagnostics {
     pub batch_id: String,
     /// The attempt root the diagnostics were written under.
     pub location: String,
+}
+
+/// A streaming inlet: its base connection, the tenant that owns it and the flows it feeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inlet {
+    pub tenant: Tenant,
+    pub connection: Doc,
+    pub flows: Vec<InletFlow>,
+}
+
+/// A record accepted by an inlet, to append to its dataset's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStreamRecord {
+    pub dataset_id: String,
+    /// The base connection (inlet) that accepted it.
+    pub connection_id: String,
+    pub received: i64,
+    /// The entity as one line of JSON.
+    pub body: String,
+}
+
+/// A segment sealed by [`Metastore::seal_stream_segments`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSegment {
+    pub tenant: Tenant,
+    pub dataset_id: String,
+    pub segment: i64,
+    pub batch_id: String,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A sealed segment with its records, read to write its batch file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSegment {
+    pub dataset_id: String,
+    pub segment: i64,
+    pub batch_id: String,
+    /// True once its batch is terminal (its records are then gone).
+    pub done: bool,
+    /// The base connections whose records it holds.
+    pub connections: Vec<String>,
+    /// The entities, one JSON text each, in append order.
+    pub records: Vec<String>,
 }
 
 /// How [`open`] sets up a backend.
@@ -541,6 +595,79 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         tenant: &Tenant,
         batch_id: &str,
+    ) -> Result<bool, MetastoreError>;
+
+    /// Stores a new Flow Service object after checking, in the same transaction, what it
+    /// references (spec §10.1) and the per-kind limit.
+    async fn insert_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        doc: Doc,
+        reference: &Reference,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Returns one Flow Service object of the tenant.
+    async fn get_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        id: &str,
+    ) -> Result<Option<Doc>, MetastoreError>;
+
+    /// Returns every Flow Service object of a kind in the tenant, oldest first.
+    async fn list_flow_objects(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+    ) -> Result<Vec<Doc>, MetastoreError>;
+
+    /// Deletes a Flow Service object; refuses one still used by another; returns false
+    /// when it did not exist.
+    async fn delete_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        id: &str,
+    ) -> Result<bool, MetastoreError>;
+
+    /// Returns the inlet with this id, whichever tenant owns it.
+    async fn inlet(&self, inlet_id: &str) -> Result<Option<Inlet>, MetastoreError>;
+
+    /// Appends records to their datasets' logs in one transaction; returns their sequence
+    /// numbers. Once this returns, the records are as durable as any commit.
+    async fn append_stream_records(
+        &self,
+        tenant: &Tenant,
+        records: Vec<NewStreamRecord>,
+        now: i64,
+    ) -> Result<Vec<i64>, MetastoreError>;
+
+    /// Seals the open segments whose oldest record arrived at or before `opened_before`
+    /// or that hold `max_bytes` or more, and enqueues their flush jobs.
+    async fn seal_stream_segments(
+        &self,
+        opened_before: i64,
+        max_bytes: u64,
+        now: i64,
+    ) -> Result<Vec<SealedSegment>, MetastoreError>;
+
+    /// Returns the segment whose batch id is `batch_id`, with its records.
+    async fn stream_segment(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<StreamSegment>, MetastoreError>;
+
+    /// Creates a segment's batch with its staged file and completes it, in one
+    /// transaction; false when that was done already or the dataset is gone.
+    async fn submit_stream_segment(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        upload_id: &str,
+        size: u64,
+        now: i64,
     ) -> Result<bool, MetastoreError>;
 
     /// Checks that the backend answers; used by `/health`.

@@ -18,6 +18,8 @@ use crate::{
     BatchFile, DiagnosticsFile, DocChange, ExpiredDiagnostics, Metastore, MetastoreError,
     Promotion, StoredDatasetFile, UpdateOptions, UploadLimits, ingest, registry,
 };
+use crate::{Inlet, NewStreamRecord, SealedSegment, StreamSegment, stream};
+use lakeport_domain::flow::{FlowKind, Reference};
 
 /// A metastore over one SQL backend ([`crate::sqlite::SqliteMetastore`],
 /// [`crate::postgres::PostgresMetastore`]).
@@ -479,6 +481,110 @@ impl<B: Backend> Metastore for SqlStore<B> {
                 ingest::clear_diagnostics(conn, &tenant, &batch_id)
             })
         )
+    }
+
+    async fn insert_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        doc: Doc,
+        reference: &Reference,
+    ) -> Result<Doc, MetastoreError> {
+        run!(
+            self.write("storing a flow object", [tenant, doc, reference], |conn| {
+                stream::insert_object(conn, &tenant, kind, doc, &reference)
+            })
+        )
+    }
+
+    async fn get_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        id: &str,
+    ) -> Result<Option<Doc>, MetastoreError> {
+        run!(self.read("reading a flow object", [tenant, id], |conn| {
+            stream::get_object(conn, &tenant, kind, &id)
+        }))
+    }
+
+    async fn list_flow_objects(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+    ) -> Result<Vec<Doc>, MetastoreError> {
+        run!(self.read("listing flow objects", [tenant], |conn| {
+            stream::list_objects(conn, &tenant, kind)
+        }))
+    }
+
+    async fn delete_flow_object(
+        &self,
+        tenant: &Tenant,
+        kind: FlowKind,
+        id: &str,
+    ) -> Result<bool, MetastoreError> {
+        run!(self.write("deleting a flow object", [tenant, id], |conn| {
+            stream::delete_object(conn, &tenant, kind, &id)
+        }))
+    }
+
+    async fn inlet(&self, inlet_id: &str) -> Result<Option<Inlet>, MetastoreError> {
+        run!(self.read("finding an inlet", [inlet_id], |conn| {
+            stream::inlet(conn, &inlet_id)
+        }))
+    }
+
+    async fn append_stream_records(
+        &self,
+        tenant: &Tenant,
+        records: Vec<NewStreamRecord>,
+        now: i64,
+    ) -> Result<Vec<i64>, MetastoreError> {
+        run!(
+            self.write("appending stream records", [tenant, records], |conn| {
+                stream::append(conn, &tenant, &records, now)
+            })
+        )
+    }
+
+    async fn seal_stream_segments(
+        &self,
+        opened_before: i64,
+        max_bytes: u64,
+        now: i64,
+    ) -> Result<Vec<SealedSegment>, MetastoreError> {
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        run!(self.write("sealing stream segments", [], |conn| {
+            stream::seal_due(conn, opened_before, max_bytes, 100, now)
+        }))
+    }
+
+    async fn stream_segment(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+    ) -> Result<Option<StreamSegment>, MetastoreError> {
+        run!(
+            self.read("reading a stream segment", [tenant, batch_id], |conn| {
+                stream::segment(conn, &tenant, &batch_id)
+            })
+        )
+    }
+
+    async fn submit_stream_segment(
+        &self,
+        tenant: &Tenant,
+        batch_id: &str,
+        upload_id: &str,
+        size: u64,
+        now: i64,
+    ) -> Result<bool, MetastoreError> {
+        run!(self.write(
+            "submitting a stream segment",
+            [tenant, batch_id, upload_id],
+            |conn| stream::submit(conn, &tenant, &batch_id, &upload_id, size, now)
+        ))
     }
 
     async fn ping(&self) -> Result<(), MetastoreError> {

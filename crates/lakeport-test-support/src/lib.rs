@@ -210,6 +210,7 @@ impl TestApp {
             storage: storage.clone(),
             work_dir: config.work_dir(),
             config: config.ingest.clone(),
+            stream: config.stream.clone(),
             worker_id: "test-worker".to_owned(),
         });
         Self {
@@ -233,6 +234,11 @@ impl TestApp {
     /// Runs queued jobs until none is runnable; returns how many ran.
     pub async fn run_jobs(&self) -> usize {
         self.runner.run_until_idle().await.unwrap()
+    }
+
+    /// Seals every open stream segment and runs jobs until none is runnable.
+    pub async fn flush_streams(&self) -> usize {
+        self.runner.flush_streams().await.unwrap()
     }
 
     /// Runs the worker's diagnostics retention sweep once; returns how many batches it swept.
@@ -326,6 +332,7 @@ impl TestApp {
 pub const CATALOG_DATASETS: &str = "/data/foundation/catalog/dataSets";
 pub const CATALOG_BATCHES: &str = "/data/foundation/catalog/batches";
 pub const IMPORT_BATCHES: &str = "/data/foundation/import/batches";
+pub const FLOW: &str = "/data/foundation/flowservice";
 
 /// Returns the id of a reference array `["@/dataSets/<id>"]`.
 pub fn reference_id(body: &Value) -> String {
@@ -551,6 +558,58 @@ impl TestApp {
         self.create_dataset(serde_json::json!({"name": name, "fileDescription": {"format": "json"},
             "schemaRef": {"id": schema.body["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"}}))
             .await
+    }
+
+    /// Creates the streaming chain of Adobe's HTTP API tutorial for a dataset in org A /
+    /// prod — base connection, source connection, target connection, flow — and returns
+    /// (inlet id, flow id).
+    pub async fn create_streaming_flow(
+        &self,
+        dataset: &str,
+        base_params: Value,
+    ) -> (String, String) {
+        let created = |reply: &Reply| -> String {
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+            reply.body["id"].as_str().unwrap().to_owned()
+        };
+        let base = created(
+            &self
+                .post(&format!("{FLOW}/connections"))
+                .json(serde_json::json!({
+            "name": "inlet", "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+            "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+            "auth": {"specName": "Streaming Connection", "params": base_params}}))
+                .send()
+                .await,
+        );
+        let connection = self.get(&format!("{FLOW}/connections/{base}")).send().await;
+        let inlet = connection.body["items"][0]["auth"]["params"]["inletId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let source = created(
+            &self
+                .post(&format!("{FLOW}/sourceConnections"))
+                .json(serde_json::json!({
+            "name": "source", "baseConnectionId": base, "data": {"format": "json"},
+            "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"}}))
+                .send()
+                .await,
+        );
+        let dataset_doc = self
+            .get(&format!("{CATALOG_DATASETS}/{dataset}"))
+            .send()
+            .await;
+        let schema = dataset_doc.body[dataset]["schemaRef"]["id"].clone();
+        let target = created(&self.post(&format!("{FLOW}/targetConnections")).json(serde_json::json!({
+            "name": "target", "data": {"format": "json", "schema": {"id": schema, "version": "application/vnd.adobe.xed-full+json;version=1.0"}},
+            "params": {"dataSetId": dataset},
+            "connectionSpec": {"id": "c604ff05-7f1a-43c0-8e18-33bf874cb11c", "version": "1.0"}})).send().await);
+        let flow = created(&self.post(&format!("{FLOW}/flows")).json(serde_json::json!({
+            "name": "flow", "flowSpec": {"id": "d8a6f005-7eaf-4153-983e-e8574508b877", "version": "1.0"},
+            "sourceConnectionIds": [source], "targetConnectionIds": [target],
+            "transformations": [], "scheduleParams": {}})).send().await);
+        (inlet, flow)
     }
 
     /// Uploads bytes with a single PUT and asserts 200.

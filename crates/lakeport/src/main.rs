@@ -352,6 +352,7 @@ fn spawn_workers(
                 storage: storage.clone(),
                 work_dir: config.work_dir(),
                 config: config.ingest.clone(),
+                stream: config.stream.clone(),
                 worker_id: format!("{host}-{}-{index}", std::process::id()),
             });
             let mut stopped = stopped.clone();

@@ -152,7 +152,60 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     (3, "batch files, jobs and outputs", MIGRATION),
     (4, "diagnostics retention", RETENTION_MIGRATION),
     (5, "diagnostics files", DIAGNOSTICS_FILES_MIGRATION),
+    (6, "streaming", STREAMING_MIGRATION),
 ];
+
+/// Streaming (spec §10): Flow Service objects (a base connection's inlet id is unique
+/// across tenants), each dataset's open segment, the append log and the sealed segments.
+const STREAMING_MIGRATION: &str = r#"
+CREATE TABLE flow_objects (
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    created BIGINT NOT NULL,
+    inlet_id TEXT COLLATE "C",
+    body TEXT COLLATE "C" NOT NULL,
+    UNIQUE (org, sandbox, kind, id)
+);
+CREATE UNIQUE INDEX flow_objects_by_inlet ON flow_objects (inlet_id) WHERE inlet_id IS NOT NULL;
+CREATE INDEX flow_objects_by_created ON flow_objects (org, sandbox, kind, created, id);
+CREATE TABLE stream_datasets (
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    dataset_id TEXT COLLATE "C" NOT NULL,
+    next_segment BIGINT NOT NULL,
+    open_since BIGINT,
+    open_bytes BIGINT NOT NULL,
+    UNIQUE (org, sandbox, dataset_id)
+);
+CREATE INDEX stream_datasets_open ON stream_datasets (open_since) WHERE open_since IS NOT NULL;
+CREATE TABLE stream_records (
+    id BIGSERIAL PRIMARY KEY,
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    dataset_id TEXT COLLATE "C" NOT NULL,
+    segment BIGINT,
+    received BIGINT NOT NULL,
+    connection_id TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    body TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX stream_records_by_segment ON stream_records (org, sandbox, dataset_id, segment, id);
+CREATE TABLE stream_segments (
+    org TEXT COLLATE "C" NOT NULL,
+    sandbox TEXT COLLATE "C" NOT NULL,
+    dataset_id TEXT COLLATE "C" NOT NULL,
+    segment BIGINT NOT NULL,
+    batch_id TEXT COLLATE "C" NOT NULL,
+    records BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    done BIGINT NOT NULL,
+    created BIGINT NOT NULL,
+    UNIQUE (org, sandbox, dataset_id, segment),
+    UNIQUE (org, sandbox, batch_id)
+);
+"#;
 
 const MIGRATION: &str = r#"
 CREATE TABLE batch_files (

@@ -130,7 +130,60 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     (3, "batch files, jobs and outputs", MIGRATION),
     (4, "diagnostics retention", RETENTION_MIGRATION),
     (5, "diagnostics files", DIAGNOSTICS_FILES_MIGRATION),
+    (6, "streaming", STREAMING_MIGRATION),
 ];
+
+/// Streaming (spec §10): Flow Service objects (a base connection's inlet id is unique
+/// across tenants), each dataset's open segment, the append log and the sealed segments.
+const STREAMING_MIGRATION: &str = r#"
+CREATE TABLE flow_objects (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    inlet_id TEXT,
+    body TEXT NOT NULL,
+    UNIQUE (org, sandbox, kind, id)
+);
+CREATE UNIQUE INDEX flow_objects_by_inlet ON flow_objects (inlet_id) WHERE inlet_id IS NOT NULL;
+CREATE INDEX flow_objects_by_created ON flow_objects (org, sandbox, kind, created, id);
+CREATE TABLE stream_datasets (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    next_segment INTEGER NOT NULL,
+    open_since INTEGER,
+    open_bytes INTEGER NOT NULL,
+    UNIQUE (org, sandbox, dataset_id)
+);
+CREATE INDEX stream_datasets_open ON stream_datasets (open_since) WHERE open_since IS NOT NULL;
+CREATE TABLE stream_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    segment INTEGER,
+    received INTEGER NOT NULL,
+    connection_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX stream_records_by_segment ON stream_records (org, sandbox, dataset_id, segment, id);
+CREATE TABLE stream_segments (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    batch_id TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    UNIQUE (org, sandbox, dataset_id, segment),
+    UNIQUE (org, sandbox, batch_id)
+);
+"#;
 
 const MIGRATION: &str = r#"
 CREATE TABLE batch_files (

@@ -1815,3 +1815,339 @@ pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
     assert_eq!(dataset["lastBatchStatus"], "staging");
     assert_eq!(dataset["count"], 16);
 }
+
+fn flow_doc(id: &str, created: i64, extra: serde_json::Value) -> Doc {
+    let mut doc = as_object(json!({"id": id, "name": id, "createdAt": created})).unwrap();
+    doc.extend(as_object(extra).unwrap());
+    doc
+}
+
+pub async fn flow_objects_check_references_tenancy_and_use(store: &dyn Metastore) {
+    use lakeport_domain::flow::{FlowKind, Reference};
+    let acme = tenant("ACME", "prod");
+    let acme_dev = tenant("ACME", "dev");
+    let mut dataset = dataset_doc("D1", "one", 1);
+    dataset.insert(
+        "schemaRef".into(),
+        json!({"id": "https://ns.adobe.com/acme/schemas/s1"}),
+    );
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset)
+        .await
+        .unwrap();
+    let connection = flow_doc("C1", 1, json!({"auth": {"params": {"inletId": "ab12"}}}));
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::Connection,
+            connection.clone(),
+            &Reference::None,
+        )
+        .await
+        .unwrap();
+    // The inlet id is unique across tenants.
+    let err = store
+        .insert_flow_object(
+            &acme_dev,
+            FlowKind::Connection,
+            flow_doc("C9", 1, json!({"auth": {"params": {"inletId": "ab12"}}})),
+            &Reference::None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MetastoreError::Backend { .. } | MetastoreError::AlreadyExists { .. }
+        ),
+        "{err}"
+    );
+    // References resolve only in the tenant.
+    let base = Reference::BaseConnection("C1".into());
+    let err = store
+        .insert_flow_object(
+            &acme_dev,
+            FlowKind::SourceConnection,
+            flow_doc("S1", 2, json!({})),
+            &base,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetastoreError::InvalidReference(_)), "{err}");
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::SourceConnection,
+            flow_doc("S1", 2, json!({"baseConnectionId": "C1"})),
+            &base,
+        )
+        .await
+        .unwrap();
+    let wrong_schema = Reference::Dataset {
+        dataset_id: "D1".into(),
+        schema_id: Some("https://ns.adobe.com/acme/schemas/other".into()),
+    };
+    let err = store
+        .insert_flow_object(
+            &acme,
+            FlowKind::TargetConnection,
+            flow_doc("T1", 3, json!({})),
+            &wrong_schema,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is not the schema of dataset D1"),
+        "{err}"
+    );
+    let target = Reference::Dataset {
+        dataset_id: "D1".into(),
+        schema_id: Some("https://ns.adobe.com/acme/schemas/s1".into()),
+    };
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::TargetConnection,
+            flow_doc("T1", 3, json!({"params": {"dataSetId": "D1"}})),
+            &target,
+        )
+        .await
+        .unwrap();
+    let chain = Reference::Connections {
+        source: "S1".into(),
+        target: "T1".into(),
+    };
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::Flow,
+            flow_doc(
+                "F1",
+                4,
+                json!({"sourceConnectionIds": ["S1"], "targetConnectionIds": ["T1"]}),
+            ),
+            &chain,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .get_flow_object(&acme, FlowKind::Connection, "C1")
+            .await
+            .unwrap(),
+        Some(connection)
+    );
+    assert_eq!(
+        store
+            .get_flow_object(&acme_dev, FlowKind::Connection, "C1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_flow_objects(&acme_dev, FlowKind::Flow)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let inlet = store.inlet("ab12").await.unwrap().unwrap();
+    assert_eq!(inlet.tenant, acme);
+    assert_eq!(inlet.flows.len(), 1);
+    assert_eq!(
+        (
+            inlet.flows[0].flow_id.as_str(),
+            inlet.flows[0].dataset_id.as_deref()
+        ),
+        ("F1", Some("D1"))
+    );
+    assert!(store.inlet("ffff").await.unwrap().is_none());
+
+    // Objects still used by others cannot go; the flow first, then the chain.
+    let err = store
+        .delete_flow_object(&acme, FlowKind::Connection, "C1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetastoreError::InUse(_)), "{err}");
+    let err = store
+        .delete_flow_object(&acme, FlowKind::TargetConnection, "T1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetastoreError::InUse(_)), "{err}");
+    assert!(
+        !store
+            .delete_flow_object(&acme_dev, FlowKind::Flow, "F1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_flow_object(&acme, FlowKind::Flow, "F1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_flow_object(&acme, FlowKind::SourceConnection, "S1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_flow_object(&acme, FlowKind::Connection, "C1")
+            .await
+            .unwrap()
+    );
+    assert!(store.inlet("ab12").await.unwrap().is_none());
+}
+
+pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Metastore) {
+    use lakeport_domain::ingest::JobKind;
+    use lakeport_metastore::NewStreamRecord;
+    let acme = tenant("ACME", "prod");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let record = |body: &str, received: i64| NewStreamRecord {
+        dataset_id: "D1".into(),
+        connection_id: "C1".into(),
+        received,
+        body: body.into(),
+    };
+    let first = store
+        .append_stream_records(
+            &acme,
+            vec![record("{\"n\":1}", 100), record("{\"n\":2}", 100)],
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first[0] < first[1]);
+    // Not due yet: neither old enough nor big enough.
+    assert!(
+        store
+            .seal_stream_segments(99, 1 << 20, 101)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sealed = store.seal_stream_segments(100, 1 << 20, 102).await.unwrap();
+    assert_eq!(sealed.len(), 1);
+    let segment_one = sealed[0].clone();
+    assert_eq!(
+        (segment_one.segment, segment_one.records, segment_one.bytes),
+        (1, 2, 14)
+    );
+    // Records appended after the seal open segment 2, sealed by size.
+    store
+        .append_stream_records(&acme, vec![record("{\"n\":3}", 200)], 200)
+        .await
+        .unwrap();
+    let sealed = store.seal_stream_segments(0, 7, 201).await.unwrap();
+    assert_eq!((sealed[0].segment, sealed[0].records), (2, 1));
+    assert!(
+        store
+            .seal_stream_segments(i64::MAX, 1, 202)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let segment = store
+        .stream_segment(&acme, &segment_one.batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(segment.records, vec!["{\"n\":1}", "{\"n\":2}"]);
+    assert_eq!((segment.segment, segment.done), (1, false));
+    assert!(
+        store
+            .stream_segment(&tenant("ACME", "dev"), &segment_one.batch_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The flush job of segment 1 submits its batch once.
+    let job = store.claim_job("w1", 1000, 300).await.unwrap().unwrap();
+    assert_eq!(
+        (job.kind, job.batch_id.as_str()),
+        (JobKind::FlushSegment, segment_one.batch_id.as_str())
+    );
+    assert!(
+        store
+            .submit_stream_segment(&acme, &job.batch_id, "u1", 14, 301)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .submit_stream_segment(&acme, &job.batch_id, "u1", 14, 302)
+            .await
+            .unwrap()
+    );
+    store.finish_job(&job, 303).await.unwrap();
+    let batch = &store
+        .get(&acme, ObjectKind::Batch, std::slice::from_ref(&job.batch_id))
+        .await
+        .unwrap()[0];
+    assert_eq!(batch["status"], "staging");
+    assert_eq!(batch["externalId"], "stream:D1:1");
+    assert_eq!(batch["tags"]["lakeport/segment"], json!(["1"]));
+    let files = store.batch_files(&acme, &job.batch_id).await.unwrap();
+    assert_eq!(
+        (files.len(), files[0].upload_id.as_str(), files[0].size),
+        (1, "u1", 14)
+    );
+
+    // Skip segment 2's flush job; promote segment 1: done in the same transaction.
+    let flush_two = store.claim_job("w1", 1000, 304).await.unwrap().unwrap();
+    assert_eq!(flush_two.kind, JobKind::FlushSegment);
+    let promote = store.claim_job("w1", 1000, 305).await.unwrap().unwrap();
+    assert_eq!(
+        (promote.kind, promote.batch_id.as_str()),
+        (JobKind::PromoteBatch, job.batch_id.as_str())
+    );
+    store
+        .begin_processing(&promote, 306)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .complete_promotion(
+            &promote,
+            Promotion {
+                batch_fields: as_object(json!({"status": "success", "completed": 307})).unwrap(),
+                files: Vec::new(),
+                diagnostics_location: None,
+                diagnostics_files: Vec::new(),
+                cleanup_delay_ms: 0,
+            },
+            307,
+        )
+        .await
+        .unwrap();
+    let segment = store
+        .stream_segment(&acme, &segment_one.batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(segment.done);
+    assert!(segment.records.is_empty());
+    assert!(
+        !store
+            .submit_stream_segment(&acme, &segment_one.batch_id, "u1", 14, 308)
+            .await
+            .unwrap()
+    );
+    // Segment 2 still has its record.
+    let segment = store
+        .stream_segment(&acme, &flush_two.batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((segment.records.len(), segment.done), (1, false));
+}

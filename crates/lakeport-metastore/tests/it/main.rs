@@ -168,6 +168,8 @@ conformance!(
     follow_up_cleanups_are_enqueued_with_the_change,
     stale_loading_batches_are_abandoned,
     concurrent_writes_behave_as_if_serialized,
+    flow_objects_check_references_tenancy_and_use,
+    stream_segments_are_sealed_submitted_and_done_once,
 );
 
 #[tokio::test]

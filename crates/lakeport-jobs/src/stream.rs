@@ -1,0 +1,83 @@
+//! Streaming (spec §10.3): sealing due segments of the append log and the flush job that
+//! turns a sealed segment into its Catalog batch. The batch then follows the ordinary
+//! promotion path, whose commit marks the segment done.
+
+use lakeport_domain::ingest::Job;
+use lakeport_domain::now_millis;
+use lakeport_domain::query::ObjectKind;
+use lakeport_storage::keys;
+
+use crate::{JobContext, JobError};
+
+/// Writes the segment's records as one JSON Lines file under the batch's staging prefix
+/// and submits the batch (created, file recorded, completed: one transaction). Safe to run
+/// twice: a submitted or done segment is left alone, and the staged key is fixed by the
+/// segment, so a rerun before submission rewrites the same unreferenced object.
+pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
+    let tenant = &job.tenant;
+    let now = now_millis();
+    let segment = ctx.metastore.stream_segment(tenant, &job.batch_id).await?;
+    let submitted = !ctx
+        .metastore
+        .get(
+            tenant,
+            ObjectKind::Batch,
+            std::slice::from_ref(&job.batch_id),
+        )
+        .await?
+        .is_empty();
+    let Some(segment) = segment.filter(|segment| !segment.done && !submitted) else {
+        ctx.metastore.finish_job(job, now).await?;
+        return Ok(());
+    };
+    let upload_id = format!("segment-{}", segment.segment);
+    let mut text =
+        String::with_capacity(segment.records.iter().map(|record| record.len() + 1).sum());
+    for record in &segment.records {
+        text.push_str(record);
+        text.push('\n');
+    }
+    let size = text.len() as u64;
+    let key = keys::staged_file(tenant.org(), tenant.sandbox(), &job.batch_id, &upload_id);
+    let body = futures::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text))
+    });
+    ctx.storage.put_stream(&key, body, u64::MAX).await?;
+    let created = ctx
+        .metastore
+        .submit_stream_segment(tenant, &job.batch_id, &upload_id, size, now_millis())
+        .await?;
+    tracing::info!(
+        batch.id = %job.batch_id,
+        dataset.id = %segment.dataset_id,
+        stream.segment = segment.segment,
+        records = segment.records.len(),
+        size_bytes = size,
+        submitted = created,
+        "stream segment flushed into a batch"
+    );
+    ctx.metastore.finish_job(job, now_millis()).await?;
+    Ok(())
+}
+
+/// Seals the open segments due at `now` (oldest record at least `flush_interval_ms` old, or
+/// `flush_bytes` reached); returns how many were sealed.
+pub(crate) async fn seal_due(ctx: &JobContext, now: i64) -> Result<usize, JobError> {
+    let interval = i64::try_from(ctx.stream.flush_interval_ms).unwrap_or(i64::MAX);
+    let sealed = ctx
+        .metastore
+        .seal_stream_segments(now.saturating_sub(interval), ctx.stream.flush_bytes, now)
+        .await?;
+    for segment in &sealed {
+        tracing::info!(
+            batch.id = %segment.batch_id,
+            dataset.id = %segment.dataset_id,
+            tenant.org = segment.tenant.org(),
+            stream.segment = segment.segment,
+            records = segment.records,
+            size_bytes = segment.bytes,
+            "stream segment sealed"
+        );
+    }
+    Ok(sealed.len())
+}
