@@ -112,7 +112,7 @@ async fn create_object(
     let kind = kind_of(&kind)?;
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
     let reference = flow::check_request(kind, &body).map_err(|err| request_error(&err))?;
-    let id = uuid_v4();
+    let id = lakeport_domain::ids::new_uuid();
     let inlet = (kind == FlowKind::Connection).then(|| {
         let mut random = [0u8; 32];
         rand::rng().fill_bytes(&mut random);
@@ -317,21 +317,4 @@ fn filter(items: Vec<Value>, pairs: &[(String, String)]) -> Result<Vec<Value>, A
             })
         })
         .collect())
-}
-
-/// Returns a random (version 4) UUID, the form of Flow Service ids.
-fn uuid_v4() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }

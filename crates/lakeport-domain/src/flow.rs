@@ -505,6 +505,16 @@ mod tests {
     }
 
     #[test]
+    fn flow_ids_are_version_7_uuids_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| crate::ids::new_uuid()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        let id = &ids[0];
+        assert_eq!(id.len(), 36);
+        assert_eq!((&id[14..15], &id[8..9]), ("7", "-"));
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    }
+
+    #[test]
     fn a_base_connection_gets_its_inlet_and_defaults() {
         let tenant = Tenant::parse("A1B2C3D4E5F6A7B8C9D0E1F2@AdobeOrg", "prod").unwrap();
         let actor = Actor {

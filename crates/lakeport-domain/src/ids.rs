@@ -54,6 +54,38 @@ pub fn new_ulid() -> String {
     encode_ulid(millis, random)
 }
 
+/// Returns a new UUID in the version 7 layout (the form of Flow Service ids): the creation
+/// millisecond, then 74 random bits that one process increments within a millisecond, so
+/// ids made later by one process sort later (listings order by creation, then id).
+pub fn new_uuid() -> String {
+    const RANDOM_BITS: u32 = 74;
+    static LAST: Mutex<(i64, u128)> = Mutex::new((0, 0));
+    let now = crate::now_millis();
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let random = if now <= last.0 {
+        last.1.wrapping_add(1) & ((1u128 << RANDOM_BITS) - 1)
+    } else {
+        random_80() >> (80 - RANDOM_BITS)
+    };
+    let millis = now.max(last.0);
+    *last = (millis, random);
+    let millis = u128::from(u64::try_from(millis).unwrap_or_default()) & ((1 << 48) - 1);
+    let rand_a = (random >> 62) & 0xfff;
+    let rand_b = random & ((1u128 << 62) - 1);
+    let value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b;
+    let hex = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 fn random_80() -> u128 {
     let mut bytes = [0u8; 10];
     rand::rng().fill_bytes(&mut bytes);

@@ -2091,7 +2091,11 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     );
     store.finish_job(&job, 303).await.unwrap();
     let batch = &store
-        .get(&acme, ObjectKind::Batch, std::slice::from_ref(&job.batch_id))
+        .get(
+            &acme,
+            ObjectKind::Batch,
+            std::slice::from_ref(&job.batch_id),
+        )
         .await
         .unwrap()[0];
     assert_eq!(batch["status"], "staging");
