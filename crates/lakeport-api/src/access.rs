@@ -18,6 +18,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lakeport_domain::ids::BatchId;
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
 use lakeport_domain::{Doc, now_millis};
 use lakeport_metastore::StoredDatasetFile;
@@ -249,7 +250,7 @@ async fn list_batch_files(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let batch_id = extract::id(SERVICE, &batch)?;
+    let batch_id = extract::batch_id(SERVICE, &batch)?;
     let query = access_query(raw.as_deref())?;
     load_batch(&state, &ctx, &batch_id).await?;
     let mut files: Vec<StoredDatasetFile> = state
@@ -599,7 +600,7 @@ struct Folder {
 async fn diagnostics_folder(
     state: &AppState,
     ctx: &RequestContext,
-    batch_id: &str,
+    batch_id: &BatchId,
     diagnostics: Diagnostics,
 ) -> Result<Option<Folder>, ApiError> {
     let batch = load_batch(state, ctx, batch_id).await?;
@@ -753,7 +754,7 @@ async fn get_failed(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let batch_id = extract::id(SERVICE, &batch)?;
+    let batch_id = extract::batch_id(SERVICE, &batch)?;
     let query = access_query(raw.as_deref())?;
     let folder = diagnostics_folder(&state, &ctx, &batch_id, Diagnostics::Failed).await?;
     let what = format!("the failed rows of batch {batch_id}");
@@ -790,7 +791,7 @@ async fn get_meta(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let batch_id = extract::id(SERVICE, &batch)?;
+    let batch_id = extract::batch_id(SERVICE, &batch)?;
     let query = access_query(raw.as_deref())?;
     let folder = diagnostics_folder(&state, &ctx, &batch_id, Diagnostics::Meta).await?;
     let what = format!("the diagnostics of batch {batch_id}");

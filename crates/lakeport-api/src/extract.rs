@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
-use lakeport_domain::ids::check_client_id;
+use lakeport_domain::ids::{BatchId, DatasetId, check_client_id};
 use serde_json::Value;
 
 use crate::error::{ApiError, Service};
@@ -213,6 +213,22 @@ pub fn id(service: Service, segment: &str) -> Result<String, ApiError> {
         ApiError::invalid_query(service, format!("invalid id in path: {reason}"))
     })?;
     Ok(segment.to_owned())
+}
+
+/// Parses a batch id path segment.
+///
+/// # Errors
+/// The segment is not a valid id (400).
+pub fn batch_id(service: Service, segment: &str) -> Result<BatchId, ApiError> {
+    id(service, segment).map(BatchId::from)
+}
+
+/// Parses a dataset id path segment.
+///
+/// # Errors
+/// The segment is not a valid id (400).
+pub fn dataset_id(service: Service, segment: &str) -> Result<DatasetId, ApiError> {
+    id(service, segment).map(DatasetId::from)
 }
 
 /// Returns true when the request carries `Pragma: validate-only`.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, TryStreamExt};
 use lakeport_domain::catalog::import::NewImportBatch;
-use lakeport_domain::ids::new_ulid;
+use lakeport_domain::ids::{BatchId, DatasetId, new_ulid};
 use lakeport_domain::ingest::{self, Chunk};
 use lakeport_domain::now_millis;
 use lakeport_domain::status::BatchAction;
@@ -151,7 +151,7 @@ async fn create_batch(
     let (body, _) = extract::json_body(SERVICE, &headers, body).await?;
     let request =
         NewImportBatch::parse(body).map_err(|err| ApiError::from_document(SERVICE, &err))?;
-    let batch_id = new_ulid();
+    let batch_id = BatchId::from(new_ulid());
     let batch = state
         .metastore()
         .create_import_batch(&ctx.tenant, &request, &batch_id, &ctx.actor, now_millis())
@@ -203,7 +203,7 @@ async fn signal_batch(
     Path(batch): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let batch_id = extract::id(SERVICE, &batch)?;
+    let batch_id = extract::batch_id(SERVICE, &batch)?;
     let action_text = query_value(query.as_deref(), "action")?;
     let allowed = "COMPLETE, ABORT, FAIL or REVERT";
     let action: BatchAction = action_text
@@ -243,14 +243,14 @@ async fn signal_batch(
 
 /// The batch, dataset and file path of a file route, checked.
 struct FileTarget {
-    batch_id: String,
-    dataset_id: String,
+    batch_id: BatchId,
+    dataset_id: DatasetId,
     path: String,
 }
 
 fn file_target(batch: &str, dataset: &str, path: &str) -> Result<FileTarget, ApiError> {
-    let batch_id = extract::id(SERVICE, batch)?;
-    let dataset_id = extract::id(SERVICE, dataset)?;
+    let batch_id = extract::batch_id(SERVICE, batch)?;
+    let dataset_id = extract::dataset_id(SERVICE, dataset)?;
     keys::check_file_path(path).map_err(|err| {
         ApiError::new(
             SERVICE,
@@ -457,7 +457,7 @@ async fn chunked_file(
         }) => Ok((upload_id, chunks)),
         _ => Err(metastore_error(
             lakeport_metastore::MetastoreError::UploadNotStarted {
-                batch_id: target.batch_id.clone(),
+                batch_id: target.batch_id.to_string(),
                 path: target.path.clone(),
             },
         )),
@@ -669,8 +669,8 @@ async fn preview(
     Path((batch, dataset)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let batch_id = extract::id(SERVICE, &batch)?;
-    let dataset_id = extract::id(SERVICE, &dataset)?;
+    let batch_id = extract::batch_id(SERVICE, &batch)?;
+    let dataset_id = extract::dataset_id(SERVICE, &dataset)?;
     let params = extract::query_pairs(SERVICE, query.as_deref())?;
     let param = |name: &str| {
         params
@@ -734,7 +734,7 @@ async fn preview(
         .get(
             &ctx.tenant,
             lakeport_domain::query::ObjectKind::Batch,
-            std::slice::from_ref(&batch_id),
+            &[batch_id.to_string()],
         )
         .await
         .map_err(metastore_error)?;

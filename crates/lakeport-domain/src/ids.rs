@@ -134,6 +134,78 @@ pub fn check_client_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Declares an id type: a string id that cannot be passed where another kind of id is meant.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an id received from a client (see [`check_client_id`]).
+            ///
+            /// # Errors
+            /// Returns a message that says what is wrong with the id.
+            pub fn parse(id: &str) -> Result<Self, String> {
+                check_client_id(id)?;
+                Ok(Self(id.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// An id Lakeport made or read back from its own store.
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl<T: AsRef<str> + ?Sized> From<&T> for $name {
+            fn from(id: &T) -> Self {
+                Self(id.as_ref().to_owned())
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A batch's id (a ULID when Lakeport made it).
+    BatchId
+);
+typed_id!(
+    /// A dataset's id (24 lower-case hex characters when Lakeport made it).
+    DatasetId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

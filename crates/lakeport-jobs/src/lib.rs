@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lakeport_config::IngestConfig;
+use lakeport_domain::ids::BatchId;
 use lakeport_domain::ingest::{Job, JobKind};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::ObjectKind;
@@ -434,7 +435,7 @@ impl Runner {
                 for file in self
                     .ctx
                     .metastore
-                    .batch_dataset_files(&job.tenant, &job.batch_id)
+                    .batch_dataset_files(&job.tenant, &BatchId::from(&job.batch_id))
                     .await?
                 {
                     keep.extend(attempt_root(&file.location));
@@ -442,7 +443,7 @@ impl Runner {
                 if let Some(location) = self
                     .ctx
                     .metastore
-                    .diagnostics_location(&job.tenant, &job.batch_id)
+                    .diagnostics_location(&job.tenant, &BatchId::from(&job.batch_id))
                     .await?
                 {
                     keep.push(format!("{location}/"));

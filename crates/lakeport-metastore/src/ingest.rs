@@ -7,6 +7,7 @@
 
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::{self, Actor, WriteContext};
+use lakeport_domain::ids::BatchId;
 use lakeport_domain::ingest::{self, Chunk, Job, JobKind, SignalEffect};
 use lakeport_domain::query::ObjectKind;
 use lakeport_domain::status::{BatchAction, BatchStatus};
@@ -758,7 +759,7 @@ pub(crate) async fn abandon_stale_batches<C: Conn>(
     conn: &mut C,
     created_before: i64,
     now: i64,
-) -> Result<Vec<(Tenant, String)>, MetastoreError> {
+) -> Result<Vec<(Tenant, BatchId)>, MetastoreError> {
     // Locked in one order so that two sweeps queue instead of deadlocking; a batch that
     // left `loading` while this waited is re-checked and skipped.
     let sql = format!(
@@ -779,7 +780,7 @@ pub(crate) async fn abandon_stale_batches<C: Conn>(
         store(conn, &tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
         let id = field_str(&batch, "id").unwrap_or_default().to_owned();
         enqueue_job(conn, &tenant, JobKind::CleanupBatch, &id, now, now).await?;
-        abandoned.push((tenant, id));
+        abandoned.push((tenant, BatchId::from(id)));
     }
     Ok(abandoned)
 }
@@ -889,7 +890,7 @@ pub(crate) async fn expired_diagnostics<C: Conn>(
             })?;
             Ok(ExpiredDiagnostics {
                 tenant,
-                batch_id,
+                batch_id: BatchId::from(batch_id),
                 location,
             })
         })

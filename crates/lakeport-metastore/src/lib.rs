@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
 use lakeport_domain::flow::{FlowKind, InletFlow, Reference};
+use lakeport_domain::ids::{BatchId, DatasetId};
 use lakeport_domain::ingest::{Chunk, Job};
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::status::{BatchAction, InvalidTransition};
@@ -207,7 +208,7 @@ pub struct StoredDatasetFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredDiagnostics {
     pub tenant: Tenant,
-    pub batch_id: String,
+    pub batch_id: BatchId,
     /// The attempt root the diagnostics were written under.
     pub location: String,
 }
@@ -372,7 +373,7 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         tenant: &Tenant,
         request: &NewImportBatch,
-        batch_id: &str,
+        batch_id: &BatchId,
         actor: &Actor,
         now: i64,
     ) -> Result<Doc, MetastoreError>;
@@ -422,8 +423,8 @@ pub trait Metastore: Send + Sync + 'static {
     async fn upload_target(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
     ) -> Result<Doc, MetastoreError>;
 
     /// Records a complete staged file (replacing an earlier one of the same path) after
@@ -436,8 +437,8 @@ pub trait Metastore: Send + Sync + 'static {
     async fn record_file(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
         size: u64,
@@ -448,8 +449,8 @@ pub trait Metastore: Send + Sync + 'static {
     async fn start_chunked_upload(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
     ) -> Result<Option<String>, MetastoreError>;
@@ -458,8 +459,8 @@ pub trait Metastore: Send + Sync + 'static {
     async fn record_chunk(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
         chunk: Chunk,
@@ -469,7 +470,7 @@ pub trait Metastore: Send + Sync + 'static {
     async fn batch_file(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
         path: &str,
     ) -> Result<Option<BatchFile>, MetastoreError>;
 
@@ -477,7 +478,7 @@ pub trait Metastore: Send + Sync + 'static {
     async fn batch_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Vec<BatchFile>, MetastoreError>;
 
     /// Applies a client signal (spec §3.7) in one transaction; the follow-up job goes in that
@@ -487,7 +488,7 @@ pub trait Metastore: Send + Sync + 'static {
     async fn signal_batch(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
         action: BatchAction,
         actor: &Actor,
         now: i64,
@@ -539,7 +540,7 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         tenant: &Tenant,
         kind: lakeport_domain::ingest::JobKind,
-        batch_id: &str,
+        batch_id: &BatchId,
         run_at: i64,
     ) -> Result<(), MetastoreError>;
 
@@ -549,7 +550,7 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         created_before: i64,
         now: i64,
-    ) -> Result<Vec<(Tenant, String)>, MetastoreError>;
+    ) -> Result<Vec<(Tenant, BatchId)>, MetastoreError>;
 
     /// Returns a dataset file with its storage location.
     async fn dataset_file(
@@ -562,14 +563,14 @@ pub trait Metastore: Send + Sync + 'static {
     async fn batch_dataset_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Vec<StoredDatasetFile>, MetastoreError>;
 
     /// Returns where a batch's diagnostics were written, if anywhere.
     async fn diagnostics_location(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Option<String>, MetastoreError>;
 
     /// Returns the diagnostics files recorded for a batch, or `None` when none were
@@ -578,7 +579,7 @@ pub trait Metastore: Send + Sync + 'static {
     async fn diagnostics_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError>;
 
     /// Returns up to `limit` batches completed before `completed_before` whose
@@ -594,7 +595,7 @@ pub trait Metastore: Send + Sync + 'static {
     async fn clear_diagnostics(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<bool, MetastoreError>;
 
     /// Stores a new Flow Service object after checking, in the same transaction, what it

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::Actor;
 use lakeport_domain::catalog::import::NewImportBatch;
+use lakeport_domain::ids::{BatchId, DatasetId};
 use lakeport_domain::ingest::{Chunk, Job, JobKind};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::{ListQuery, ObjectKind};
@@ -131,7 +132,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
         &self,
         tenant: &Tenant,
         request: &NewImportBatch,
-        batch_id: &str,
+        batch_id: &BatchId,
         actor: &Actor,
         now: i64,
     ) -> Result<Doc, MetastoreError> {
@@ -204,8 +205,8 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn upload_target(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
     ) -> Result<Doc, MetastoreError> {
         run!(self.read(
             "checking an upload target",
@@ -217,8 +218,8 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn record_file(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
         size: u64,
@@ -244,8 +245,8 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn start_chunked_upload(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
     ) -> Result<Option<String>, MetastoreError> {
@@ -267,8 +268,8 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn record_chunk(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
-        dataset_id: &str,
+        batch_id: &BatchId,
+        dataset_id: &DatasetId,
         path: &str,
         upload_id: &str,
         chunk: Chunk,
@@ -292,7 +293,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn batch_file(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
         path: &str,
     ) -> Result<Option<BatchFile>, MetastoreError> {
         run!(
@@ -305,7 +306,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn batch_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Vec<BatchFile>, MetastoreError> {
         run!(
             self.read("listing batch files", [tenant, batch_id], |conn| {
@@ -317,7 +318,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn signal_batch(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
         action: BatchAction,
         actor: &Actor,
         now: i64,
@@ -397,7 +398,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
         &self,
         tenant: &Tenant,
         kind: JobKind,
-        batch_id: &str,
+        batch_id: &BatchId,
         run_at: i64,
     ) -> Result<(), MetastoreError> {
         run!(self.write("enqueueing a job", [tenant, batch_id], |conn| {
@@ -409,7 +410,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
         &self,
         created_before: i64,
         now: i64,
-    ) -> Result<Vec<(Tenant, String)>, MetastoreError> {
+    ) -> Result<Vec<(Tenant, BatchId)>, MetastoreError> {
         run!(self.write("abandoning stale batches", [], |conn| {
             ingest::abandon_stale_batches(conn, created_before, now)
         }))
@@ -428,7 +429,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn batch_dataset_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Vec<StoredDatasetFile>, MetastoreError> {
         run!(
             self.read("reading dataset files", [tenant, batch_id], |conn| {
@@ -440,7 +441,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn diagnostics_location(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Option<String>, MetastoreError> {
         run!(
             self.read("reading diagnostics", [tenant, batch_id], |conn| {
@@ -452,7 +453,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn diagnostics_files(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<Option<Vec<DiagnosticsFile>>, MetastoreError> {
         run!(
             self.read("reading diagnostics files", [tenant, batch_id], |conn| {
@@ -474,7 +475,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn clear_diagnostics(
         &self,
         tenant: &Tenant,
-        batch_id: &str,
+        batch_id: &BatchId,
     ) -> Result<bool, MetastoreError> {
         run!(
             self.write("clearing diagnostics", [tenant, batch_id], |conn| {

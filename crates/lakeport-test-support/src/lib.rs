@@ -15,6 +15,7 @@ mod backends;
 
 pub use backends::configure_s3;
 
+use lakeport_domain::ids::BatchId;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -648,7 +649,7 @@ impl TestApp {
         let tenant = lakeport_domain::tenant::Tenant::parse(ORG_A, "prod").unwrap();
         let files = self
             .metastore
-            .batch_dataset_files(&tenant, batch)
+            .batch_dataset_files(&tenant, &BatchId::from(batch))
             .await
             .unwrap();
         let mut rows = Vec::new();

@@ -3,6 +3,7 @@
 //! and tenant walls.
 
 use axum::http::{Method, StatusCode};
+use lakeport_domain::ids::BatchId;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -108,7 +109,7 @@ async fn stored_bytes(app: &TestApp, key: &lakeport_storage::Key) -> Vec<u8> {
 async fn diagnostics_root(app: &TestApp, batch: &str) -> Option<lakeport_storage::Key> {
     let tenant = lakeport_domain::tenant::Tenant::parse(ORG_A, "prod").unwrap();
     app.metastore()
-        .diagnostics_location(&tenant, batch)
+        .diagnostics_location(&tenant, &BatchId::from(batch))
         .await
         .unwrap()
         .map(|location| lakeport_storage::Key::parse(location).unwrap())

@@ -1,6 +1,7 @@
 //! Batch ingestion end to end: uploads, signals, the promotion job, Parquet read back.
 
 use axum::http::StatusCode;
+use lakeport_domain::ids::BatchId;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -969,7 +970,11 @@ async fn an_unreachable_object_store_is_a_503() {
     let detail = reply.problem(503, "INGEST-9997-503");
     assert!(detail.contains("retry"), "{detail}");
     let tenant = lakeport_domain::tenant::Tenant::parse(ORG_A, "prod").unwrap();
-    let files = app.metastore().batch_files(&tenant, &batch).await.unwrap();
+    let files = app
+        .metastore()
+        .batch_files(&tenant, &BatchId::from(&batch))
+        .await
+        .unwrap();
     assert!(files.is_empty(), "{files:?}");
     let batch_doc = app.batch(&batch).await;
     assert_eq!(batch_doc["status"], "loading");

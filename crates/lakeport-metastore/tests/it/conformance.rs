@@ -2,6 +2,7 @@
 
 use lakeport_domain::catalog::import::NewImportBatch;
 use lakeport_domain::catalog::{Actor, Mutation, WriteContext, apply_mutation, as_object};
+use lakeport_domain::ids::{BatchId, DatasetId};
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
 use lakeport_domain::status::BatchAction;
 use lakeport_domain::tenant::Tenant;
@@ -659,7 +660,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &request(json!({"datasetId": "D1"})),
-            "B1",
+            &BatchId::from("B1"),
             &actor(),
             5,
         )
@@ -681,7 +682,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &request(json!({"datasetId": "D1", "externalId": "ext-1"})),
-            "B1",
+            &BatchId::from("B1"),
             &actor(),
             5,
         )
@@ -702,7 +703,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &request(json!({"datasetId": "D1", "externalId": "ext-1"})),
-            "B2",
+            &BatchId::from("B2"),
             &actor(),
             6,
         )
@@ -725,7 +726,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &tenant("ACME", "dev"),
             &request(json!({"datasetId": "D1", "externalId": "ext-1"})),
-            "B2",
+            &BatchId::from("B2"),
             &actor(),
             6,
         )
@@ -737,7 +738,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &replay(json!({"predecessors": ["B1"]})),
-            "B3",
+            &BatchId::from("B3"),
             &actor(),
             7,
         )
@@ -767,7 +768,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &replay(json!({"predecessors": ["$OTHER"]})),
-            "B3",
+            &BatchId::from("B3"),
             &actor(),
             7,
         )
@@ -781,7 +782,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .create_import_batch(
             &acme,
             &replay(json!({"predecessors": ["NOPE"]})),
-            "B3",
+            &BatchId::from("B3"),
             &actor(),
             7,
         )
@@ -789,7 +790,7 @@ pub async fn import_batches_check_dataset_external_id_and_replay(store: &dyn Met
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let created = store
-        .create_import_batch(&acme, &replay(json!({"predecessors": ["${OK}"], "predecessorsByExternalId": ["OK"], "reason": "replace"})), "B3", &actor(), 7)
+        .create_import_batch(&acme, &replay(json!({"predecessors": ["${OK}"], "predecessorsByExternalId": ["OK"], "reason": "replace"})), &BatchId::from("B3"), &actor(), 7)
         .await
         .unwrap();
     assert_eq!(
@@ -1040,11 +1041,18 @@ async fn process_batch(
 ) {
     let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
     store
-        .create_import_batch(tenant, &request, batch_id, &actor(), 1)
+        .create_import_batch(tenant, &request, &BatchId::from(batch_id), &actor(), 1)
         .await
         .unwrap();
     store
-        .signal_batch(tenant, batch_id, BatchAction::Complete, &actor(), 2, 0)
+        .signal_batch(
+            tenant,
+            &BatchId::from(batch_id),
+            BatchAction::Complete,
+            &actor(),
+            2,
+            0,
+        )
         .await
         .unwrap();
     let job = store.claim_job("worker", 60_000, 3).await.unwrap().unwrap();
@@ -1116,7 +1124,10 @@ pub async fn expired_diagnostics_are_found_by_completed_time_and_cleared(store: 
 
     // The files are recorded with the location, per tenant; a batch without diagnostics
     // has none.
-    let recorded = store.diagnostics_files(&acme, "B1").await.unwrap();
+    let recorded = store
+        .diagnostics_files(&acme, &BatchId::from("B1"))
+        .await
+        .unwrap();
     assert_eq!(
         recorded,
         Some(vec![lakeport_metastore::DiagnosticsFile {
@@ -1124,17 +1135,59 @@ pub async fn expired_diagnostics_are_found_by_completed_time_and_cleared(store: 
             size: 42
         }])
     );
-    assert_eq!(store.diagnostics_files(&other, "B1").await.unwrap(), None);
-    assert_eq!(store.diagnostics_files(&acme, "B3").await.unwrap(), None);
+    assert_eq!(
+        store
+            .diagnostics_files(&other, &BatchId::from("B1"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .diagnostics_files(&acme, &BatchId::from("B3"))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Another tenant cannot clear it; the owner can, once.
-    assert!(!store.clear_diagnostics(&other, "B1").await.unwrap());
-    assert!(store.clear_diagnostics(&acme, "B1").await.unwrap());
-    assert!(!store.clear_diagnostics(&acme, "B1").await.unwrap());
-    assert_eq!(store.diagnostics_location(&acme, "B1").await.unwrap(), None);
-    assert_eq!(store.diagnostics_files(&acme, "B1").await.unwrap(), None);
+    assert!(
+        !store
+            .clear_diagnostics(&other, &BatchId::from("B1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .clear_diagnostics(&acme, &BatchId::from("B1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .clear_diagnostics(&acme, &BatchId::from("B1"))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        store.diagnostics_location(&other, "B2").await.unwrap(),
+        store
+            .diagnostics_location(&acme, &BatchId::from("B1"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .diagnostics_files(&acme, &BatchId::from("B1"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .diagnostics_location(&other, &BatchId::from("B2"))
+            .await
+            .unwrap(),
         Some("lake/other/B2/attempt-1".to_owned())
     );
     assert_eq!(
@@ -1153,30 +1206,48 @@ pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Me
         .unwrap();
     let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
     store
-        .create_import_batch(&acme, &request, "B1", &actor(), 1)
+        .create_import_batch(&acme, &request, &BatchId::from("B1"), &actor(), 1)
         .await
         .unwrap();
     let limits = UploadLimits {
         max_files: 2,
         max_batch_bytes: 100,
     };
-    let err = store.upload_target(&acme, "B1", "D9").await.unwrap_err();
+    let err = store
+        .upload_target(&acme, &BatchId::from("B1"), &DatasetId::from("D9"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetastoreError::NotFound { .. }), "{err}");
     store
         .insert(&acme, ObjectKind::Dataset, dataset_doc("D2", "two", 1))
         .await
         .unwrap();
-    let err = store.upload_target(&acme, "B1", "D2").await.unwrap_err();
+    let err = store
+        .upload_target(&acme, &BatchId::from("B1"), &DatasetId::from("D2"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetastoreError::WrongDataset { .. }), "{err}");
     let err = store
-        .upload_target(&tenant("ACME", "dev"), "B1", "D1")
+        .upload_target(
+            &tenant("ACME", "dev"),
+            &BatchId::from("B1"),
+            &DatasetId::from("D1"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MetastoreError::NotFound { .. }), "{err}");
 
     let record = |path: &'static str, upload: &'static str, size: u64| async move {
         store
-            .record_file(&acme_tenant(), "B1", "D1", path, upload, size, limits)
+            .record_file(
+                &acme_tenant(),
+                &BatchId::from("B1"),
+                &DatasetId::from("D1"),
+                path,
+                upload,
+                size,
+                limits,
+            )
             .await
     };
     assert_eq!(record("a.json", "u1", 10).await.unwrap(), None);
@@ -1198,7 +1269,14 @@ pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Me
         total: Some(10),
     };
     let err = store
-        .record_chunk(&acme, "B1", "D1", "a.json", "u9", chunk(0, 4))
+        .record_chunk(
+            &acme,
+            &BatchId::from("B1"),
+            &DatasetId::from("D1"),
+            "a.json",
+            "u9",
+            chunk(0, 4),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1207,18 +1285,38 @@ pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Me
     );
     assert_eq!(
         store
-            .start_chunked_upload(&acme, "B1", "D1", "a.json", "u9")
+            .start_chunked_upload(
+                &acme,
+                &BatchId::from("B1"),
+                &DatasetId::from("D1"),
+                "a.json",
+                "u9"
+            )
             .await
             .unwrap(),
         None
     );
     let file = store
-        .record_chunk(&acme, "B1", "D1", "a.json", "u9", chunk(0, 4))
+        .record_chunk(
+            &acme,
+            &BatchId::from("B1"),
+            &DatasetId::from("D1"),
+            "a.json",
+            "u9",
+            chunk(0, 4),
+        )
         .await
         .unwrap();
     assert_eq!((file.size, file.upload_id.as_str()), (5, "u9"));
     let err = store
-        .record_chunk(&acme, "B1", "D1", "a.json", "u8", chunk(5, 9))
+        .record_chunk(
+            &acme,
+            &BatchId::from("B1"),
+            &DatasetId::from("D1"),
+            "a.json",
+            "u8",
+            chunk(5, 9),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1228,35 +1326,58 @@ pub async fn uploads_are_checked_against_the_batch_and_its_limits(store: &dyn Me
     // Restarting a chunked upload hands back the abandoned one.
     assert_eq!(
         store
-            .start_chunked_upload(&acme, "B1", "D1", "a.json", "u10")
+            .start_chunked_upload(
+                &acme,
+                &BatchId::from("B1"),
+                &DatasetId::from("D1"),
+                "a.json",
+                "u10"
+            )
             .await
             .unwrap(),
         Some("u9".to_owned())
     );
     store
-        .record_chunk(&acme, "B1", "D1", "a.json", "u10", chunk(5, 9))
+        .record_chunk(
+            &acme,
+            &BatchId::from("B1"),
+            &DatasetId::from("D1"),
+            "a.json",
+            "u10",
+            chunk(5, 9),
+        )
         .await
         .unwrap();
     let file = store
-        .batch_file(&acme, "B1", "a.json")
+        .batch_file(&acme, &BatchId::from("B1"), "a.json")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(file.size, 5);
     assert_eq!(file.chunks.map(|chunks| chunks.len()), Some(1));
-    let files = store.batch_files(&acme, "B1").await.unwrap();
+    let files = store
+        .batch_files(&acme, &BatchId::from("B1"))
+        .await
+        .unwrap();
     let paths: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
     assert_eq!(paths, [("a.json", 5), ("b.json", 90)]);
     assert!(
         store
-            .batch_files(&other_tenant(), "B1")
+            .batch_files(&other_tenant(), &BatchId::from("B1"))
             .await
             .unwrap()
             .is_empty()
     );
 
     store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 2, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B1"),
+            BatchAction::Complete,
+            &actor(),
+            2,
+            0,
+        )
         .await
         .unwrap();
     let err = record("d.json", "u11", 1).await.unwrap_err();
@@ -1285,19 +1406,39 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
     let request = |body: serde_json::Value| NewImportBatch::parse(body).unwrap();
     for id in ["B1", "B2"] {
         store
-            .create_import_batch(&acme, &request(json!({"datasetId": "D1"})), id, &actor(), 1)
+            .create_import_batch(
+                &acme,
+                &request(json!({"datasetId": "D1"})),
+                &BatchId::from(id),
+                &actor(),
+                1,
+            )
             .await
             .unwrap();
     }
     assert!(store.claim_job("w1", 1000, 10).await.unwrap().is_none());
     let staging = store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 10, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B1"),
+            BatchAction::Complete,
+            &actor(),
+            10,
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(staging["status"], "staging");
     // A repeated COMPLETE changes nothing and enqueues nothing.
     store
-        .signal_batch(&acme, "B1", BatchAction::Complete, &actor(), 11, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B1"),
+            BatchAction::Complete,
+            &actor(),
+            11,
+            0,
+        )
         .await
         .unwrap();
     let job = store.claim_job("w1", 1000, 12).await.unwrap().unwrap();
@@ -1366,7 +1507,10 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         .await
         .unwrap_err();
     assert!(matches!(err, MetastoreError::LostLease { .. }), "{err}");
-    let files = store.batch_dataset_files(&acme, "B1").await.unwrap();
+    let files = store
+        .batch_dataset_files(&acme, &BatchId::from("B1"))
+        .await
+        .unwrap();
     let stored: Vec<_> = files
         .iter()
         .map(|f| {
@@ -1406,7 +1550,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
     );
     assert_eq!(
         store
-            .diagnostics_location(&acme, "B1")
+            .diagnostics_location(&acme, &BatchId::from("B1"))
             .await
             .unwrap()
             .as_deref(),
@@ -1429,7 +1573,14 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
 
     // REVERT hides the batch's files.
     let reverted = store
-        .signal_batch(&acme, "B1", BatchAction::Revert, &actor(), 4000, 10_000)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B1"),
+            BatchAction::Revert,
+            &actor(),
+            4000,
+            10_000,
+        )
         .await
         .unwrap();
     assert_eq!(reverted["status"], "inactive");
@@ -1445,7 +1596,14 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
 
     // The last attempt stalls the batch.
     store
-        .signal_batch(&acme, "B2", BatchAction::Complete, &actor(), 5000, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B2"),
+            BatchAction::Complete,
+            &actor(),
+            5000,
+            0,
+        )
         .await
         .unwrap();
     let job = store.claim_job("w1", 1000, 5001).await.unwrap().unwrap();
@@ -1466,18 +1624,32 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         .create_import_batch(
             &acme,
             &request(json!({"datasetId": "D1"})),
-            "B3",
+            &BatchId::from("B3"),
             &actor(),
             8000,
         )
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "B3", BatchAction::Complete, &actor(), 8001, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B3"),
+            BatchAction::Complete,
+            &actor(),
+            8001,
+            0,
+        )
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "B3", BatchAction::Abort, &actor(), 8002, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("B3"),
+            BatchAction::Abort,
+            &actor(),
+            8002,
+            0,
+        )
         .await
         .unwrap();
     let promote = store.claim_job("w1", 1000, 8003).await.unwrap().unwrap();
@@ -1493,7 +1665,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
     assert_eq!(cleanup.kind, JobKind::CleanupBatch);
     store.finish_job(&cleanup, 8005).await.unwrap();
     store
-        .enqueue_job(&acme, JobKind::CleanupBatch, "B3", 9000)
+        .enqueue_job(&acme, JobKind::CleanupBatch, &BatchId::from("B3"), 9000)
         .await
         .unwrap();
     assert!(store.claim_job("w1", 1000, 8999).await.unwrap().is_none());
@@ -1545,11 +1717,18 @@ pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metasto
     let plain = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
     for id in ["OLD", "OLDER"] {
         store
-            .create_import_batch(&acme, &plain, id, &actor(), 10)
+            .create_import_batch(&acme, &plain, &BatchId::from(id), &actor(), 10)
             .await
             .unwrap();
         store
-            .signal_batch(&acme, id, BatchAction::Complete, &actor(), 11, 0)
+            .signal_batch(
+                &acme,
+                &BatchId::from(id),
+                BatchAction::Complete,
+                &actor(),
+                11,
+                0,
+            )
             .await
             .unwrap();
         promote_successfully(store, id, 12, 0).await;
@@ -1565,11 +1744,18 @@ pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metasto
     }))
     .unwrap();
     store
-        .create_import_batch(&acme, &replay, "NEW", &actor(), 100)
+        .create_import_batch(&acme, &replay, &BatchId::from("NEW"), &actor(), 100)
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "NEW", BatchAction::Complete, &actor(), 101, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("NEW"),
+            BatchAction::Complete,
+            &actor(),
+            101,
+            0,
+        )
         .await
         .unwrap();
     promote_successfully(store, "NEW", 102, 10_000).await;
@@ -1603,7 +1789,14 @@ pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metasto
     // REVERT enqueues a clean-up at once (the batch leaves the dataset's Delta table) and
     // the collection of the reverted data, due after the grace period.
     let reverted = store
-        .signal_batch(&acme, "NEW", BatchAction::Revert, &actor(), 20_000, 5_000)
+        .signal_batch(
+            &acme,
+            &BatchId::from("NEW"),
+            BatchAction::Revert,
+            &actor(),
+            20_000,
+            5_000,
+        )
         .await
         .unwrap();
     assert_eq!(reverted["status"], "inactive");
@@ -1618,7 +1811,14 @@ pub async fn follow_up_cleanups_are_enqueued_with_the_change(store: &dyn Metasto
     );
     // Reverting again changes nothing and enqueues nothing.
     store
-        .signal_batch(&acme, "NEW", BatchAction::Revert, &actor(), 30_000, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("NEW"),
+            BatchAction::Revert,
+            &actor(),
+            30_000,
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(take_job(store, 40_000).await, None);
@@ -1641,16 +1841,23 @@ pub async fn stale_loading_batches_are_abandoned(store: &dyn Metastore) {
         (&acme, "NEW", 100),
     ] {
         store
-            .create_import_batch(owner, &request, id, &actor(), now)
+            .create_import_batch(owner, &request, &BatchId::from(id), &actor(), now)
             .await
             .unwrap();
     }
     store
-        .create_import_batch(&acme, &request, "DONE", &actor(), 5)
+        .create_import_batch(&acme, &request, &BatchId::from("DONE"), &actor(), 5)
         .await
         .unwrap();
     store
-        .signal_batch(&acme, "DONE", BatchAction::Complete, &actor(), 6, 0)
+        .signal_batch(
+            &acme,
+            &BatchId::from("DONE"),
+            BatchAction::Complete,
+            &actor(),
+            6,
+            0,
+        )
         .await
         .unwrap();
     let mut abandoned: Vec<String> = store
@@ -1766,7 +1973,7 @@ pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
                 .create_import_batch(
                     &acme_tenant(),
                     &request,
-                    &format!("C{index:02}"),
+                    &BatchId::from(&format!("C{index:02}")),
                     &actor(),
                     20,
                 )
@@ -1780,7 +1987,7 @@ pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
         store
             .signal_batch(
                 &acme_tenant(),
-                &format!("C{index:02}"),
+                &BatchId::from(&format!("C{index:02}")),
                 BatchAction::Complete,
                 &actor(),
                 30,
@@ -2101,7 +2308,10 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     assert_eq!(batch["status"], "staging");
     assert_eq!(batch["externalId"], "stream:D1:1");
     assert_eq!(batch["tags"]["lakeport/segment"], json!(["1"]));
-    let files = store.batch_files(&acme, &job.batch_id).await.unwrap();
+    let files = store
+        .batch_files(&acme, &BatchId::from(&job.batch_id))
+        .await
+        .unwrap();
     assert_eq!(
         (files.len(), files[0].upload_id.as_str(), files[0].size),
         (1, "u1", 14)
