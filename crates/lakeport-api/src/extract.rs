@@ -167,7 +167,7 @@ fn nul_position(value: &Value) -> Option<String> {
 }
 
 /// True when reading a body failed because it was longer than the limit.
-fn is_length_limit(err: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(err: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         if current.is::<http_body_util::LengthLimitError>() {

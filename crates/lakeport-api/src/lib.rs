@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod collection;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -226,6 +227,8 @@ pub fn app(state: AppState) -> App {
             "/data/foundation/schemaregistry",
             registry::routes().route_layer(authenticated),
         )
+        // Inlets check their own credentials (spec §10.4), not the gateway's headers.
+        .merge(collection::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(render_problems))

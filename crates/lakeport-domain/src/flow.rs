@@ -459,6 +459,15 @@ pub fn segment_batch_request(dataset_id: &str, segment: i64) -> NewImportBatch {
     }
 }
 
+/// Returns whether a batch was made by the streaming flusher (tag `lakeport/source`).
+pub fn is_stream_batch(batch: &Doc) -> bool {
+    batch
+        .get("tags")
+        .and_then(|tags| tags.get("lakeport/source"))
+        .and_then(Value::as_array)
+        .is_some_and(|values| values.iter().any(|value| value == "streaming"))
+}
+
 /// The file name of a segment's records in its batch.
 pub const SEGMENT_FILE: &str = "records.json";
 

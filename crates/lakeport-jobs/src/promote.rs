@@ -484,6 +484,13 @@ async fn process(
     let options = ProcessOptions {
         diagnostics: ingest::diagnostics_enabled(batch, dataset),
         max_row_bytes: usize::try_from(ctx.config.max_row_bytes).unwrap_or(usize::MAX),
+        // Streamed records get the streaming validator's rule: a property the schema lacks
+        // is a violation, not dropped (spec §10.3).
+        unknown_fields: if lakeport_domain::flow::is_stream_batch(batch) {
+            lakeport_domain::xdm::validate::UnknownFields::Reject
+        } else {
+            lakeport_domain::xdm::validate::UnknownFields::Drop
+        },
         ..ProcessOptions::default()
     };
     let out_dir = work.join("out");

@@ -12,6 +12,7 @@ mod lake;
 mod openapi;
 mod queries;
 mod registry;
+mod streaming;
 mod support {
     pub use lakeport_test_support::*;
 }

@@ -1,0 +1,622 @@
+//! Streaming inlets (`/collection`, spec §10.2–10.4): one message or a batch of messages
+//! per call, checked, optionally validated at once, and acknowledged only once appended
+//! to the target dataset's durable log in the metastore.
+//!
+//! Answers use the Data Collection Core Service shapes (`type`, `status`, `title`,
+//! `report.message`), not the problem body of §1.6.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use lakeport_domain::Doc;
+use lakeport_domain::flow::InletFlow;
+use lakeport_domain::now_millis;
+use lakeport_domain::query::ObjectKind;
+use lakeport_domain::xdm::resolve::resolve;
+use lakeport_domain::xdm::validate::{
+    Source, UnknownFields, Validator, ValidatorOptions, Violation,
+};
+use lakeport_metastore::{Inlet, MetastoreError, NewStreamRecord};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::context::InletAuthError;
+use crate::extract;
+
+const INLET_PROBLEM: &str = "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet";
+const AUTH_PROBLEM: &str =
+    "https://ns.adobe.com/adobecloud/problem/data-collection-service-authorization";
+/// The most violations a sync-validation report lists (spec §10.3).
+const MAX_REPORTED_VIOLATIONS: usize = 5;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/collection/{inlet_id}", post(send_message))
+        .route("/collection/batch/{inlet_id}", post(send_messages))
+}
+
+/// A DCS-shaped error answer.
+fn problem(status: StatusCode, kind: &str, title: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "type": kind,
+        "status": status.as_u16(),
+        "title": title,
+        "report": {"message": message.into()},
+    });
+    (status, Json(body)).into_response()
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        INLET_PROBLEM,
+        "Invalid XDM Message Format",
+        message,
+    )
+}
+
+fn storage_failure(err: &MetastoreError) -> Response {
+    tracing::error!(error = %err, "stream records could not be stored; nothing was acknowledged");
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        INLET_PROBLEM,
+        "Service Unavailable",
+        "The records could not be stored durably; nothing was acknowledged. Retry the request.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// Looks up the inlet and checks its credentials.
+async fn open_inlet(
+    state: &AppState,
+    inlet_id: &str,
+    headers: &HeaderMap,
+) -> Result<Inlet, Response> {
+    let inlet = state
+        .metastore()
+        .inlet(inlet_id)
+        .await
+        .map_err(|err| storage_failure(&err))?
+        .ok_or_else(|| {
+            problem(
+                StatusCode::NOT_FOUND,
+                INLET_PROBLEM,
+                "Inlet not found",
+                format!("inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"),
+            )
+        })?;
+    let required = inlet
+        .connection
+        .get("auth")
+        .and_then(|auth| auth.get("params"))
+        .and_then(|params| params.get("authenticationRequired"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if required {
+        match state.auth().check_inlet_token(headers, inlet.tenant.org()) {
+            Ok(()) => {}
+            // Adobe writes `status` as a string and sometimes answers 403 for expired tokens;
+            // Lakeport sends the integer 401 (spec §10.4).
+            Err(InletAuthError::Invalid) => {
+                return Err(problem(
+                    StatusCode::UNAUTHORIZED,
+                    AUTH_PROBLEM,
+                    "Authorization",
+                    "This inlet requires authentication: send Authorization: Bearer <a valid access token>",
+                ));
+            }
+            Err(InletAuthError::NotEntitled) => {
+                return Err(problem(
+                    StatusCode::FORBIDDEN,
+                    AUTH_PROBLEM,
+                    "Authorization",
+                    format!(
+                        "The access token is not entitled to organization {}, which owns this inlet",
+                        inlet.tenant.org()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(inlet)
+}
+
+/// Reads the body: at most `stream.max_body_bytes`, JSON (or no `Content-Type`).
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, Response> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let media = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let json = media == "application/json"
+            || media == "text/json"
+            || (media.starts_with("application/") && media.ends_with("+json"));
+        if !json {
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                INLET_PROBLEM,
+                "Unsupported Media Type",
+                format!(
+                    "Content-Type {media:?} is not supported; send application/json (Smile bodies are not supported)"
+                ),
+            ));
+        }
+    }
+    let limit = state.stream_config().max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        if extract::is_length_limit(&err) {
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INLET_PROBLEM,
+                "Payload Too Large",
+                format!("the request body exceeds {limit} bytes; send fewer or smaller messages per request"),
+            )
+        } else {
+            bad_request(format!("the request body could not be read to the end: {err}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| bad_request(format!("the request body is not valid JSON: {err}")))
+}
+
+/// The flow named by `x-adobe-flow-id` (header, else query parameter).
+fn flow_header(headers: &HeaderMap, pairs: &[(String, String)]) -> Option<String> {
+    headers
+        .get("x-adobe-flow-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            pairs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case("x-adobe-flow-id"))
+                .map(|(_, value)| value.clone())
+        })
+        .filter(|flow| !flow.is_empty())
+}
+
+/// A message that passed the checks of spec §10.2.
+struct Checked {
+    dataset: Arc<Doc>,
+    dataset_id: String,
+    entity: Value,
+}
+
+/// Datasets read once per request.
+#[derive(Default)]
+struct Datasets(HashMap<String, Option<Arc<Doc>>>);
+
+impl Datasets {
+    async fn get(
+        &mut self,
+        state: &AppState,
+        inlet: &Inlet,
+        id: &str,
+    ) -> Result<Option<Arc<Doc>>, MetastoreError> {
+        if let Some(found) = self.0.get(id) {
+            return Ok(found.clone());
+        }
+        let found = state
+            .metastore()
+            .get(&inlet.tenant, ObjectKind::Dataset, &[id.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .map(Arc::new);
+        self.0.insert(id.to_owned(), found.clone());
+        Ok(found)
+    }
+}
+
+/// Why a message was refused: its reason, or a failure of the metastore.
+enum Refusal {
+    Message(String),
+    Store(MetastoreError),
+}
+
+impl From<MetastoreError> for Refusal {
+    fn from(err: MetastoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+fn schema_id(value: Option<&Value>) -> Option<&str> {
+    value?.get("schemaRef")?.get("id")?.as_str()
+}
+
+fn dataset_schema_id(dataset: &Doc) -> Option<&str> {
+    dataset.get("schemaRef")?.get("id")?.as_str()
+}
+
+/// Runs the checks (1)–(5) of spec §10.2 on one message.
+async fn check_message(
+    state: &AppState,
+    inlet: &Inlet,
+    datasets: &mut Datasets,
+    message: &Value,
+    flow_from_header: Option<&str>,
+) -> Result<Checked, Refusal> {
+    let refuse = |reason: &str| Refusal::Message(reason.to_owned());
+    let raw = inlet
+        .connection
+        .get("auth")
+        .and_then(|auth| auth.get("params"))
+        .and_then(|params| params.get("dataType"))
+        .and_then(Value::as_str)
+        == Some("raw");
+    let (header, entity) = if raw {
+        if !message.is_object() {
+            return Err(refuse("a raw inlet takes a JSON object per message"));
+        }
+        (None, message.clone())
+    } else {
+        let header = message.get("header").filter(|header| header.is_object());
+        let body = message.get("body").filter(|body| body.is_object());
+        let (Some(header), Some(body)) = (header, body) else {
+            return Err(refuse("Message has unknown xdm format"));
+        };
+        let Some(entity) = body.get("xdmEntity").filter(|entity| entity.is_object()) else {
+            return Err(refuse("Message has unknown xdm format"));
+        };
+        if let Some(org) = header.get("imsOrgId")
+            && org.as_str() != Some(inlet.tenant.org())
+        {
+            return Err(refuse(
+                "Message has an absent or wrong ims org in the header",
+            ));
+        }
+        // The body's schema must agree with the header's.
+        (Some((header, body)), entity.clone())
+    };
+    let named_dataset = header
+        .and_then(|(header, _)| header.get("datasetId"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty());
+    let named_flow = header
+        .and_then(|(header, _)| header.get("flowId"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .or(flow_from_header);
+    let flow: Option<&InletFlow> = match named_flow {
+        Some(flow_id) => Some(
+            inlet
+                .flows
+                .iter()
+                .find(|flow| flow.flow_id == flow_id)
+                .ok_or_else(|| {
+                    Refusal::Message(format!(
+                        "flow {flow_id} is not a flow of this inlet (header.flowId or x-adobe-flow-id)"
+                    ))
+                })?,
+        ),
+        None if named_dataset.is_some() => None,
+        None => match inlet.flows.as_slice() {
+            [only] => Some(only),
+            [] => {
+                return Err(refuse(
+                    "this inlet has no flow yet: create one, or name the dataset in header.datasetId",
+                ));
+            }
+            _ => {
+                return Err(refuse(
+                    "this inlet feeds several flows: name one in header.flowId or x-adobe-flow-id, or the dataset in header.datasetId",
+                ));
+            }
+        },
+    };
+    if flow.is_some_and(|flow| flow.mapping) {
+        return Err(refuse(
+            "the flow maps records with a Mapping (Data Prep) transformation, which Lakeport does not support yet; use a flow without transformations",
+        ));
+    }
+    let Some(dataset_id) = named_dataset
+        .map(str::to_owned)
+        .or_else(|| flow.and_then(|flow| flow.dataset_id.clone()))
+    else {
+        return Err(refuse("the flow has no target dataset"));
+    };
+    let Some(dataset) = datasets.get(state, inlet, &dataset_id).await? else {
+        return Err(Refusal::Message(format!(
+            "dataset {dataset_id} does not exist in the inlet's organization and sandbox"
+        )));
+    };
+    let dataset_schema = dataset_schema_id(&dataset);
+    if let Some((header, body)) = header {
+        for (place, sent) in [
+            ("header.schemaRef.id", schema_id(Some(header))),
+            ("body.xdmMeta.schemaRef.id", schema_id(body.get("xdmMeta"))),
+        ] {
+            if let Some(sent) = sent
+                && Some(sent) != dataset_schema
+            {
+                return Err(Refusal::Message(format!(
+                    "{place} {sent} is not the schema of dataset {dataset_id} ({})",
+                    dataset_schema.unwrap_or("none")
+                )));
+            }
+        }
+    }
+    Ok(Checked {
+        dataset,
+        dataset_id,
+        entity,
+    })
+}
+
+fn message_text(inlet_id: &str, inlet: &Inlet, reason: &str) -> String {
+    format!(
+        "inletId: [{inlet_id}] imsOrgId: [{}] {reason}",
+        inlet.tenant.org()
+    )
+}
+
+/// Compiles the streaming validator of a dataset's schema: the batch path's engine plus
+/// the unknown-property rule. `Err` holds a reason the message is refused for.
+async fn streaming_validator(
+    state: &AppState,
+    inlet: &Inlet,
+    dataset: &Doc,
+) -> Result<Result<Validator, String>, MetastoreError> {
+    let Some(schema_id) = dataset_schema_id(dataset) else {
+        return Ok(Err(
+            "the dataset has no schemaRef, so messages cannot be validated".to_owned(),
+        ));
+    };
+    let resources = match lakeport_metastore::references::referenced(
+        state.metastore(),
+        &inlet.tenant,
+        vec![schema_id.to_owned()],
+    )
+    .await
+    {
+        Ok(resources) => resources,
+        Err(lakeport_metastore::references::NeighbourhoodError::Metastore(err)) => {
+            return Err(err);
+        }
+        Err(err) => {
+            return Ok(Err(format!(
+                "the dataset's schema cannot be resolved: {err}"
+            )));
+        }
+    };
+    let find = |id: &str| resources.find(id);
+    let Some(schema) = find(schema_id) else {
+        return Ok(Err(format!(
+            "the dataset's schema {schema_id} no longer exists"
+        )));
+    };
+    let full = match resolve(&schema, &find) {
+        Ok(resolved) => resolved.full,
+        Err(err) => {
+            return Ok(Err(format!(
+                "the dataset's schema cannot be resolved: {err}"
+            )));
+        }
+    };
+    Ok(Validator::compile_with(
+        &full,
+        ValidatorOptions {
+            unknown_fields: UnknownFields::Reject,
+            ..ValidatorOptions::default()
+        },
+    )
+    .map_err(|err| format!("the dataset's schema cannot be compiled: {err}")))
+}
+
+/// Renders violations as `_streamingValidation`: one alone, several wrapped at `#`.
+fn streaming_report(violations: &[Violation]) -> Value {
+    let shown: Vec<Value> = violations
+        .iter()
+        .take(MAX_REPORTED_VIOLATIONS)
+        .map(|violation| {
+            json!({
+                "schemaLocation": violation.schema_location,
+                "pointerToViolation": format!("#{}", violation.pointer),
+                "keyword": violation.keyword,
+                "message": violation.message,
+                "causingExceptions": [],
+            })
+        })
+        .collect();
+    if shown.len() == 1 {
+        return json!([shown[0]]);
+    }
+    json!([{
+        "schemaLocation": "#",
+        "pointerToViolation": "#",
+        "message": format!("{} schema violations found", shown.len()),
+        "causingExceptions": shown,
+    }])
+}
+
+/// Reads `syncValidation` (or its older alias) as a boolean in any case.
+fn sync_validation(pairs: &[(String, String)]) -> Result<bool, String> {
+    let Some((name, value)) = pairs
+        .iter()
+        .find(|(key, _)| key == "syncValidation" || key == "synchronousValidation")
+    else {
+        return Ok(false);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        _ => Err(format!(
+            "query parameter {name:?}: {value:?} is not true or false"
+        )),
+    }
+}
+
+fn xaction_id(received: i64, sequence: i64) -> String {
+    format!("{received}:0001:{sequence}")
+}
+
+/// `POST /collection/{inletId}`: one message.
+async fn send_message(
+    State(state): State<AppState>,
+    Path(inlet_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let pairs =
+        extract::query_pairs(crate::error::Service::Gateway, query.as_deref()).unwrap_or_default();
+    let inlet = match open_inlet(&state, &inlet_id, &headers).await {
+        Ok(inlet) => inlet,
+        Err(response) => return response,
+    };
+    let validate = match sync_validation(&pairs) {
+        Ok(validate) => validate,
+        Err(reason) => return bad_request(message_text(&inlet_id, &inlet, &reason)),
+    };
+    let message = match read_body(&state, &headers, body).await {
+        Ok(message) => message,
+        Err(response) => return response,
+    };
+    let received = now_millis();
+    let flow = flow_header(&headers, &pairs);
+    let mut datasets = Datasets::default();
+    let checked =
+        match check_message(&state, &inlet, &mut datasets, &message, flow.as_deref()).await {
+            Ok(checked) => checked,
+            Err(Refusal::Message(reason)) => {
+                return bad_request(message_text(&inlet_id, &inlet, &reason));
+            }
+            Err(Refusal::Store(err)) => return storage_failure(&err),
+        };
+    let mut sync = json!({"skipped": true});
+    if validate {
+        let validator = match streaming_validator(&state, &inlet, &checked.dataset).await {
+            Ok(Ok(validator)) => validator,
+            Ok(Err(reason)) => return bad_request(message_text(&inlet_id, &inlet, &reason)),
+            Err(err) => return storage_failure(&err),
+        };
+        if let Err(violations) = validator.validate(checked.entity.clone(), Source::Json) {
+            // A failing message is dropped, never logged (spec §10.3).
+            let body = json!({
+                "type": INLET_PROBLEM,
+                "status": 400,
+                "title": "Invalid XDM Message Format",
+                "report": {
+                    "message": message_text(&inlet_id, &inlet, "Message is invalid"),
+                    "cause": {"_streamingValidation": streaming_report(&violations)},
+                },
+            });
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+        sync = json!({"status": "pass"});
+    }
+    let record = NewStreamRecord {
+        dataset_id: checked.dataset_id,
+        connection_id: connection_id(&inlet),
+        received,
+        body: checked.entity.to_string(),
+    };
+    let sequence = match state
+        .metastore()
+        .append_stream_records(&inlet.tenant, vec![record], received)
+        .await
+    {
+        Ok(sequence) => sequence,
+        Err(err) => return storage_failure(&err),
+    };
+    let xaction = xaction_id(received, sequence.first().copied().unwrap_or_default());
+    Json(json!({
+        "inletId": inlet_id,
+        "xactionId": xaction,
+        "receivedTimeMs": received,
+        "syncValidation": sync,
+    }))
+    .into_response()
+}
+
+fn connection_id(inlet: &Inlet) -> String {
+    inlet
+        .connection
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `POST /collection/batch/{inletId}`: `{"messages": […]}`, 207 with one entry per
+/// message. `syncValidation` is ignored here whatever its value (aepp always sends it).
+async fn send_messages(
+    State(state): State<AppState>,
+    Path(inlet_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let pairs =
+        extract::query_pairs(crate::error::Service::Gateway, query.as_deref()).unwrap_or_default();
+    let inlet = match open_inlet(&state, &inlet_id, &headers).await {
+        Ok(inlet) => inlet,
+        Err(response) => return response,
+    };
+    let document = match read_body(&state, &headers, body).await {
+        Ok(document) => document,
+        Err(response) => return response,
+    };
+    let Some(messages) = document.get("messages").and_then(Value::as_array) else {
+        return bad_request(message_text(
+            &inlet_id,
+            &inlet,
+            "the body must be {\"messages\": [message, …]}",
+        ));
+    };
+    let received = now_millis();
+    let request_id = lakeport_domain::ids::new_uuid();
+    let flow = flow_header(&headers, &pairs);
+    let mut datasets = Datasets::default();
+    let mut responses: Vec<Value> = Vec::with_capacity(messages.len());
+    let mut records = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        match check_message(&state, &inlet, &mut datasets, message, flow.as_deref()).await {
+            Ok(checked) => {
+                records.push(NewStreamRecord {
+                    dataset_id: checked.dataset_id,
+                    connection_id: connection_id(&inlet),
+                    received,
+                    body: checked.entity.to_string(),
+                });
+                responses.push(json!({"xactionId": format!("{request_id}:{index}")}));
+            }
+            Err(Refusal::Message(reason)) => responses.push(json!({
+                "statusCode": 400,
+                "message": message_text(&inlet_id, &inlet, &reason),
+            })),
+            Err(Refusal::Store(err)) => return storage_failure(&err),
+        }
+    }
+    if !records.is_empty()
+        && let Err(err) = state
+            .metastore()
+            .append_stream_records(&inlet.tenant, records, received)
+            .await
+    {
+        return storage_failure(&err);
+    }
+    (
+        StatusCode::MULTI_STATUS,
+        Json(json!({
+            "inletId": inlet_id,
+            "batchId": request_id,
+            "receivedTimeMs": received,
+            "responses": responses,
+        })),
+    )
+        .into_response()
+}

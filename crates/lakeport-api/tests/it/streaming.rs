@@ -1,0 +1,501 @@
+//! Streaming inlets (spec §10.2–10.4) and the path of streamed records into Catalog
+//! batches (§10.3): every status code, sync validation, tenancy walls, the body limit, and
+//! records read back through Data Access.
+
+use serde_json::{Value, json};
+
+use crate::support::{CATALOG_BATCHES, ORG_A, ORG_B, TENANT_A, TOKEN, TOKEN_B_ONLY, TestApp};
+
+const EXPORT: &str = "/data/foundation/export";
+
+fn entity(index: usize) -> Value {
+    json!({
+        "_id": format!("evt-{index}"),
+        "timestamp": "2024-03-01T10:00:00Z",
+        "eventType": "commerce.purchases",
+        format!("_{TENANT_A}"): {"memberId": format!("M-{:03}", index % 1000), "points": index * 10, "tier": "gold"}
+    })
+}
+
+async fn schema_of(app: &TestApp, dataset: &str) -> String {
+    let reply = app
+        .get(&format!("/data/foundation/catalog/dataSets/{dataset}"))
+        .send()
+        .await;
+    reply.body[dataset]["schemaRef"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn envelope(schema: &str, dataset: Option<&str>, entity: Value) -> Value {
+    let mut header = json!({
+        "schemaRef": {"id": schema, "contentType": "application/vnd.adobe.xed-full+json;version=1"},
+        "imsOrgId": ORG_A,
+        "source": {"name": "tests"}
+    });
+    if let Some(dataset) = dataset {
+        header["datasetId"] = json!(dataset);
+    }
+    json!({"header": header, "body": {"xdmMeta": {"schemaRef": {"id": schema}}, "xdmEntity": entity}})
+}
+
+/// Streams to an unauthenticated inlet: no gateway headers at all.
+fn collect<'a>(app: &'a TestApp, path: &str) -> crate::support::Call<'a> {
+    app.post(path)
+        .without("authorization")
+        .without("x-api-key")
+        .without("x-gw-ims-org-id")
+        .without("x-sandbox-name")
+}
+
+/// Returns the dataset's batches as (id, doc), oldest first.
+async fn dataset_batches(app: &TestApp, dataset: &str) -> Vec<(String, Value)> {
+    let reply = app
+        .get(&format!(
+            "{CATALOG_BATCHES}?dataSet={dataset}&orderBy=asc:created"
+        ))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply
+        .body
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, doc)| (id.clone(), doc.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn streamed_records_land_once_in_a_successful_batch_read_back_through_data_access() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _flow) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+
+    let one = collect(&app, &format!("/collection/{inlet}?syncValidation=True"))
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body["inletId"], inlet.as_str());
+    assert_eq!(one.body["syncValidation"], json!({"status": "pass"}));
+    let xaction = one.body["xactionId"].as_str().unwrap();
+    assert!(
+        xaction.starts_with(&format!("{}:", one.body["receivedTimeMs"])),
+        "{xaction}"
+    );
+
+    let skipped = collect(&app, &format!("/collection/{inlet}"))
+        .header("content-type", "application/json")
+        .raw(&envelope(&schema, Some(&dataset), entity(2)).to_string())
+        .without("content-type")
+        .send()
+        .await;
+    assert_eq!(
+        skipped.body["syncValidation"],
+        json!({"skipped": true}),
+        "{}",
+        skipped.text
+    );
+
+    let mut wrong_org = envelope(&schema, None, entity(99));
+    wrong_org["header"]["imsOrgId"] = json!(ORG_B);
+    let batch = collect(&app, &format!("/collection/batch/{inlet}?syncValidation=Banana"))
+        .json(json!({"messages": [envelope(&schema, None, entity(3)), wrong_org, {"header": {}}, envelope(&schema, None, entity(4))]}))
+        .send()
+        .await;
+    assert_eq!(batch.status, 207, "{}", batch.text);
+    let request = batch.body["batchId"].as_str().unwrap();
+    let responses = batch.body["responses"].as_array().unwrap();
+    assert_eq!(responses[0], json!({"xactionId": format!("{request}:0")}));
+    assert_eq!(responses[1]["statusCode"], 400);
+    assert_eq!(
+        responses[1]["message"],
+        format!(
+            "inletId: [{inlet}] imsOrgId: [{ORG_A}] Message has an absent or wrong ims org in the header"
+        )
+    );
+    assert!(
+        responses[2]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Message has unknown xdm format")
+    );
+    assert_eq!(responses[3], json!({"xactionId": format!("{request}:3")}));
+
+    // Nothing is a batch until the segment is sealed; then exactly one batch holds it.
+    assert!(dataset_batches(&app, &dataset).await.is_empty());
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let (batch_id, batch) = &batches[0];
+    assert_eq!(batch["status"], "success", "{batch}");
+    assert_eq!(batch["externalId"], format!("stream:{dataset}:1"));
+    assert_eq!(batch["tags"]["lakeport/source"], json!(["streaming"]));
+    assert_eq!(batch["tags"]["lakeport/segment"], json!(["1"]));
+    assert_eq!(batch["recordCount"], 4);
+    // Flushing again submits nothing twice.
+    app.flush_streams().await;
+    assert_eq!(dataset_batches(&app, &dataset).await.len(), 1);
+
+    let preview = app
+        .get(&format!("{EXPORT}/datasets/{dataset}/preview"))
+        .send()
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    let mut ids: Vec<&str> = preview.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["evt-1", "evt-2", "evt-3", "evt-4"]);
+    let rows = app.promoted_rows(batch_id).await;
+    let row = rows.iter().find(|row| row["_id"] == "evt-3").unwrap();
+    assert_eq!(row[format!("_{TENANT_A}")]["points"], 30);
+
+    // A second segment is numbered 2.
+    collect(&app, &format!("/collection/{inlet}"))
+        .json(envelope(&schema, None, entity(5)))
+        .send()
+        .await;
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    assert_eq!(batches.len(), 2);
+    assert!(
+        batches
+            .iter()
+            .any(|(_, b)| b["externalId"] == format!("stream:{dataset}:2"))
+    );
+}
+
+#[tokio::test]
+async fn sync_validation_reports_at_most_five_violations_and_unknown_properties() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+
+    let mut bad = entity(1);
+    bad[format!("_{TENANT_A}")]["points"] = json!(-5);
+    bad["nickname"] = json!("x");
+    let reply = collect(&app, &format!("/collection/{inlet}?syncValidation=true"))
+        .json(envelope(&schema, None, bad))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(
+        reply.body["type"],
+        "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet"
+    );
+    assert_eq!(reply.body["title"], "Invalid XDM Message Format");
+    assert_eq!(
+        reply.body["report"]["message"],
+        format!("inletId: [{inlet}] imsOrgId: [{ORG_A}] Message is invalid")
+    );
+    let report = &reply.body["report"]["cause"]["_streamingValidation"][0];
+    assert_eq!(report["message"], "2 schema violations found", "{report}");
+    let keywords: Vec<&str> = report["causingExceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cause| cause["keyword"].as_str().unwrap())
+        .collect();
+    assert!(
+        keywords.contains(&"minimum") && keywords.contains(&"additionalProperties"),
+        "{keywords:?}"
+    );
+
+    // One violation stands alone.
+    let mut single = entity(2);
+    single[format!("_{TENANT_A}")]["tier"] = json!("bronze");
+    let reply = collect(&app, &format!("/collection/{inlet}?syncValidation=TRUE"))
+        .json(envelope(&schema, None, single))
+        .send()
+        .await;
+    let report = &reply.body["report"]["cause"]["_streamingValidation"];
+    assert_eq!(report.as_array().unwrap().len(), 1);
+    assert_eq!(report[0]["keyword"], "enum", "{report}");
+    assert_eq!(
+        report[0]["pointerToViolation"],
+        format!("#/_{TENANT_A}/tier")
+    );
+
+    // Seven unknown properties: five are listed.
+    let mut many = entity(3);
+    for n in 0..7 {
+        many[format!("extra{n}")] = json!(n);
+    }
+    let reply = collect(
+        &app,
+        &format!("/collection/{inlet}?synchronousValidation=true"),
+    )
+    .json(envelope(&schema, None, many))
+    .send()
+    .await;
+    let report = &reply.body["report"]["cause"]["_streamingValidation"][0];
+    assert_eq!(
+        report["causingExceptions"].as_array().unwrap().len(),
+        5,
+        "{report}"
+    );
+
+    // A bad value of the parameter is a 400; failing messages are never stored.
+    let reply = collect(&app, &format!("/collection/{inlet}?syncValidation=maybe"))
+        .json(envelope(&schema, None, entity(4)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    app.flush_streams().await;
+    assert!(dataset_batches(&app, &dataset).await.is_empty());
+
+    // Without sync validation an unknown property is accepted, then rejected as a row of
+    // its batch; the valid row is promoted.
+    let mut unknown = entity(5);
+    unknown["nickname"] = json!("x");
+    for message in [
+        envelope(&schema, None, unknown),
+        envelope(&schema, None, entity(6)),
+    ] {
+        let reply = collect(&app, &format!("/collection/{inlet}"))
+            .json(message)
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    let batch = &batches[0].1;
+    assert_eq!(
+        (batch["status"].as_str(), batch["recordCount"].as_u64()),
+        (Some("success"), Some(1)),
+        "{batch}"
+    );
+    assert_eq!(batch["failedRecordCount"], 1, "{batch}");
+}
+
+#[tokio::test]
+async fn inlets_answer_every_status_of_the_contract() {
+    let app = TestApp::with_config(|config| config.stream.max_body_bytes = 1024 * 1024).await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, flow) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+
+    // 404: an unknown inlet.
+    let unknown = collect(&app, &format!("/collection/{}", "0".repeat(64)))
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(unknown.body["status"], 404);
+    // 400: not JSON; no messages array; a schema that is not the dataset's.
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .raw("{nope")
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let reply = collect(&app, &format!("/collection/batch/{inlet}"))
+        .json(json!({"m": []}))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .json(envelope(
+            "https://ns.adobe.com/x/schemas/other",
+            None,
+            entity(1),
+        ))
+        .send()
+        .await;
+    assert!(
+        reply.body["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not the schema of dataset"),
+        "{}",
+        reply.text
+    );
+    // An unknown flow id in the header, and the right one.
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .header("x-adobe-flow-id", "not-a-flow")
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .header("x-adobe-flow-id", &flow)
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    // 415: Smile or any other non-JSON type.
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .header("content-type", "application/x-jackson-smile")
+        .raw("{}")
+        .send()
+        .await;
+    assert_eq!(reply.status, 415, "{}", reply.text);
+    // 413: one byte over the limit, on both endpoints; exactly the limit is read.
+    for path in [
+        format!("/collection/{inlet}"),
+        format!("/collection/batch/{inlet}"),
+    ] {
+        let big = "x".repeat(1024 * 1024 + 1);
+        let reply = collect(&app, &path)
+            .header("content-type", "application/json")
+            .raw(&big)
+            .send()
+            .await;
+        assert_eq!(reply.status, 413, "{}", reply.text);
+    }
+    let mut padded = envelope(&schema, None, entity(7));
+    padded["header"]["source"]["name"] = json!("");
+    let base = padded.to_string().len();
+    padded["header"]["source"]["name"] = json!("p".repeat(1024 * 1024 - base));
+    let exact = &padded.to_string();
+    assert_eq!(exact.len(), 1024 * 1024);
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .raw(exact)
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn an_inlet_writes_only_into_its_own_sandbox() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+    // A dataset of org B, named in the header of a message to org A's inlet.
+    let foreign = app
+        .create_dataset_in(ORG_B, "prod", json!({"name": "b"}))
+        .await;
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .json(envelope(&schema, Some(&foreign), entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.body["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist in the inlet's organization and sandbox")
+    );
+    // Gateway headers naming org B change nothing: the inlet's org is used.
+    let reply = app
+        .post(&format!("/collection/{inlet}"))
+        .tenant(ORG_B, "prod")
+        .json(envelope(&schema, None, entity(2)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    app.flush_streams().await;
+    assert_eq!(dataset_batches(&app, &dataset).await.len(), 1);
+    let other = app
+        .get(&format!("{CATALOG_BATCHES}?dataSet={foreign}"))
+        .tenant(ORG_B, "prod")
+        .send()
+        .await;
+    assert_eq!(other.body, json!({}));
+}
+
+#[tokio::test]
+async fn authenticated_inlets_need_a_token_of_their_org() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _) = app
+        .create_streaming_flow(
+            &dataset,
+            json!({"name": "secure", "authenticationRequired": true}),
+        )
+        .await;
+    let path = format!("/collection/{inlet}");
+    for token in [None, Some("wrong")] {
+        let mut call = collect(&app, &path).json(envelope(&schema, None, entity(1)));
+        if let Some(token) = token {
+            call = call.header("authorization", &format!("Bearer {token}"));
+        }
+        let reply = call.send().await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        assert_eq!(
+            reply.body["type"],
+            "https://ns.adobe.com/adobecloud/problem/data-collection-service-authorization"
+        );
+        assert_eq!(
+            (reply.body["title"].as_str(), reply.body["status"].as_u64()),
+            (Some("Authorization"), Some(401))
+        );
+    }
+    let reply = collect(&app, &path)
+        .header("authorization", &format!("Bearer {TOKEN_B_ONLY}"))
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    let reply = collect(&app, &path)
+        .header("authorization", &format!("Bearer {TOKEN}"))
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn raw_inlets_take_plain_objects_and_mapping_flows_are_refused_clearly() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let (inlet, flow) = app
+        .create_streaming_flow(&dataset, json!({"name": "raw", "dataType": "raw"}))
+        .await;
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .header("x-adobe-flow-id", &flow)
+        .json(entity(1))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    assert_eq!(batches[0].1["status"], "success", "{:?}", batches);
+
+    // A flow with a Mapping transformation is created, but its messages are refused.
+    let flows = app
+        .get(&format!("{}/flows/{flow}", crate::support::FLOW))
+        .send()
+        .await;
+    let mut body = flows.body["items"][0].clone();
+    body["flowSpec"] = json!({"id": "c1a19761-d2c7-4702-b9fa-fe91f0613e81", "version": "1.0"});
+    body["transformations"] =
+        json!([{"name": "Mapping", "params": {"mappingId": "m1", "mappingVersion": 0}}]);
+    let mapped = app
+        .post(&format!("{}/flows", crate::support::FLOW))
+        .json(body)
+        .send()
+        .await;
+    assert_eq!(mapped.status, 201, "{}", mapped.text);
+    let mapped_id = mapped.body["id"].as_str().unwrap();
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .header("x-adobe-flow-id", mapped_id)
+        .json(entity(2))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.body["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not support yet")
+    );
+}
