@@ -412,6 +412,56 @@ pub fn batch_status(batch: &Doc) -> Option<BatchStatus> {
     batch.get("status")?.as_str()?.parse().ok()
 }
 
+/// Returns the `id` of a stored object.
+pub fn object_id(doc: &Doc) -> Option<&str> {
+    doc.get("id")?.as_str()
+}
+
+/// Returns the `version` of a stored object.
+pub fn object_version(doc: &Doc) -> Option<&str> {
+    doc.get("version")?.as_str()
+}
+
+/// Returns a batch's `externalId`, which is its id when the producer gave none.
+pub fn batch_external_id(batch: &Doc) -> Option<&str> {
+    batch
+        .get("externalId")
+        .and_then(Value::as_str)
+        .or_else(|| object_id(batch))
+}
+
+/// Returns the batches a replay batch names as its predecessors, and whether their own
+/// predecessors are replaced too (`predecessorListingType` `ALL`).
+pub fn replay_predecessors(batch: &Doc) -> (Vec<String>, bool) {
+    let Some(replay) = batch.get("replay") else {
+        return (Vec::new(), false);
+    };
+    let ids = replay
+        .get("predecessors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let transitive = replay.get("predecessorListingType").and_then(Value::as_str) == Some("ALL");
+    (ids, transitive)
+}
+
+/// Returns who created an object: the actor recorded when the system itself changes it.
+pub fn creator(doc: &Doc) -> Actor {
+    let field = |key: &str, default: &str| {
+        doc.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    Actor {
+        client_id: field("createdClient", "lakeport"),
+        user: field("createdUser", "lakeport@AdobeID"),
+    }
+}
+
 /// Records a batch's creation or status change on its dataset's `lastBatch*` fields.
 /// These are system bookkeeping and do not bump the dataset's version.
 pub fn record_batch_on_dataset(

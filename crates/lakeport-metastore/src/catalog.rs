@@ -114,10 +114,10 @@ pub(crate) async fn store<C: Conn>(
     mode: StoreMode,
 ) -> Result<(), MetastoreError> {
     let text = encode_doc(doc)?;
-    let id = field_str(doc, "id").unwrap_or_default();
+    let id = catalog::object_id(doc).unwrap_or_default();
     let created = field_int(doc, "created");
     let updated = field_int(doc, "updated");
-    let version = field_str(doc, "version")
+    let version = catalog::object_version(doc)
         .and_then(version_key)
         .unwrap_or_default();
     let (columns, extra): (&[&str], Vec<Option<&str>>) = match kind {
@@ -127,7 +127,7 @@ pub(crate) async fn store<C: Conn>(
             vec![
                 Some(field_str(doc, "status").unwrap_or("loading")),
                 catalog::batch_dataset_id(doc),
-                Some(field_str(doc, "externalId").unwrap_or(id)),
+                Some(catalog::batch_external_id(doc).unwrap_or(id)),
             ],
         ),
         ObjectKind::DatasetFile => (
@@ -186,7 +186,7 @@ pub(crate) async fn record_on_dataset<C: Conn>(
     let (Some(dataset_id), Some(status), Some(batch_id)) = (
         catalog::batch_dataset_id(batch),
         catalog::batch_status(batch),
-        field_str(batch, "id"),
+        catalog::object_id(batch),
     ) else {
         return Ok(());
     };
@@ -218,9 +218,9 @@ async fn insert_in<C: Conn>(
     doc: &Doc,
     dataset: Option<Doc>,
 ) -> Result<(), MetastoreError> {
-    let id = field_str(doc, "id").unwrap_or_default();
+    let id = catalog::object_id(doc).unwrap_or_default();
     let external_id =
-        (kind == ObjectKind::Batch).then(|| field_str(doc, "externalId").unwrap_or(id));
+        (kind == ObjectKind::Batch).then(|| catalog::batch_external_id(doc).unwrap_or(id));
     let already_exists = || MetastoreError::AlreadyExists {
         kind,
         id: id.to_owned(),
@@ -354,7 +354,7 @@ pub(crate) async fn update<C: Conn>(
             id: id.to_owned(),
         });
     };
-    let version = field_str(&current, "version").unwrap_or_default();
+    let version = catalog::object_version(&current).unwrap_or_default();
     if let Some(expected) = &options.if_match
         && !catalog::if_match_accepts(expected, version)
     {
@@ -385,7 +385,7 @@ pub(crate) async fn update<C: Conn>(
         }
     };
     debug_assert_eq!(
-        field_str(&next, "id"),
+        catalog::object_id(&next),
         Some(id),
         "a change never alters the id"
     );

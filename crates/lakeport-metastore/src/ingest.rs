@@ -40,18 +40,6 @@ fn chunks_from_text(text: &str) -> Vec<Chunk> {
         .collect()
 }
 
-/// The actor recorded when the system itself changes a batch.
-fn system_actor(batch: &Doc) -> Actor {
-    Actor {
-        client_id: field_str(batch, "createdClient")
-            .unwrap_or("lakeport")
-            .to_owned(),
-        user: field_str(batch, "createdUser")
-            .unwrap_or("lakeport@AdobeID")
-            .to_owned(),
-    }
-}
-
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -474,7 +462,7 @@ async fn set_batch_status<C: Conn>(
     status: BatchStatus,
     now: i64,
 ) -> Result<Doc, MetastoreError> {
-    let actor = system_actor(batch);
+    let actor = catalog::creator(batch);
     let ctx = WriteContext {
         tenant,
         actor: &actor,
@@ -530,18 +518,7 @@ async fn lock_predecessors<C: Conn>(
     tenant: &Tenant,
     batch: &Doc,
 ) -> Result<Vec<(String, Doc)>, MetastoreError> {
-    let Some(replay) = batch.get("replay") else {
-        return Ok(Vec::new());
-    };
-    let transitive = replay.get("predecessorListingType").and_then(Value::as_str) == Some("ALL");
-    let mut pending: Vec<String> = replay
-        .get("predecessors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
+    let (mut pending, transitive) = catalog::replay_predecessors(batch);
     let mut seen: Vec<String> = Vec::new();
     let mut found = Vec::new();
     while let Some(id) = pending.pop() {
@@ -553,12 +530,8 @@ async fn lock_predecessors<C: Conn>(
         else {
             continue;
         };
-        if transitive
-            && let Some(Value::Array(more)) = predecessor
-                .get("replay")
-                .and_then(|r| r.get("predecessors"))
-        {
-            pending.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
+        if transitive {
+            pending.extend(catalog::replay_predecessors(&predecessor).0);
         }
         found.push((id, predecessor));
     }
@@ -578,7 +551,7 @@ async fn deactivate_predecessors<C: Conn>(
     for (id, predecessor) in predecessors {
         if catalog::batch_status(&predecessor) == Some(BatchStatus::Success) {
             set_batch_status(conn, tenant, &predecessor, BatchStatus::Inactive, now).await?;
-            let actor = system_actor(&predecessor);
+            let actor = catalog::creator(&predecessor);
             invalidate_files(
                 conn,
                 tenant,
@@ -604,13 +577,13 @@ async fn insert_dataset_files<C: Conn>(
     files: &[NewDatasetFile],
     now: i64,
 ) -> Result<(), MetastoreError> {
-    let batch_id = field_str(batch, "id").unwrap_or_default();
+    let batch_id = catalog::object_id(batch).unwrap_or_default();
     let dataset_id = catalog::batch_dataset_id(batch).unwrap_or_default();
     let view_id = load(conn, tenant, ObjectKind::Dataset, dataset_id, Lock::None)
         .await?
         .and_then(|dataset| field_str(&dataset, "viewId").map(str::to_owned))
         .unwrap_or_default();
-    let actor = system_actor(batch);
+    let actor = catalog::creator(batch);
     for (index, file) in files.iter().enumerate() {
         let id = format!("{batch_id}-{}", index + 1);
         let doc = json!({
@@ -670,7 +643,7 @@ pub(crate) async fn complete_promotion<C: Conn>(
         crate::stream::mark_done(conn, tenant, &job.batch_id).await?;
         return Ok(batch);
     }
-    let actor = system_actor(&batch);
+    let actor = catalog::creator(&batch);
     let ctx = WriteContext {
         tenant,
         actor: &actor,
@@ -778,7 +751,7 @@ pub(crate) async fn abandon_stale_batches<C: Conn>(
         let mut next = set_batch_status(conn, &tenant, &batch, BatchStatus::Abandoned, now).await?;
         next.insert("completed".into(), json!(now));
         store(conn, &tenant, ObjectKind::Batch, &next, StoreMode::Update).await?;
-        let id = field_str(&batch, "id").unwrap_or_default().to_owned();
+        let id = catalog::object_id(&batch).unwrap_or_default().to_owned();
         enqueue_job(conn, &tenant, JobKind::CleanupBatch, &id, now, now).await?;
         abandoned.push((tenant, BatchId::from(id)));
     }

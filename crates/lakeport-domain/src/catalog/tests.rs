@@ -392,3 +392,33 @@ fn table_names() {
     );
     assert_eq!(table_name(None, "abc"), "dataset_abc");
 }
+
+#[test]
+fn batch_accessors_read_ids_replay_predecessors_and_creator() {
+    let batch: Doc = serde_json::from_value(json!({
+        "id": "B3",
+        "replay": {"predecessors": ["B1", 7, "B2"], "predecessorListingType": "ALL"},
+        "createdClient": "acme_client",
+    }))
+    .unwrap();
+    assert_eq!(object_id(&batch), Some("B3"));
+    assert_eq!(
+        batch_external_id(&batch),
+        Some("B3"),
+        "no externalId: the id"
+    );
+    assert_eq!(
+        super::replay_predecessors(&batch),
+        (vec!["B1".to_owned(), "B2".to_owned()], true)
+    );
+    assert_eq!(
+        creator(&batch),
+        Actor {
+            client_id: "acme_client".into(),
+            user: "lakeport@AdobeID".into(),
+        }
+    );
+    let plain: Doc = serde_json::from_value(json!({"id": "B4", "externalId": "ext-4"})).unwrap();
+    assert_eq!(batch_external_id(&plain), Some("ext-4"));
+    assert_eq!(super::replay_predecessors(&plain), (Vec::new(), false));
+}
