@@ -12,6 +12,7 @@ mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lakeport_config::IngestConfig;
@@ -311,9 +312,10 @@ impl Runner {
         };
         let started = std::time::Instant::now();
         tracing::info!(job.id = job.id, job.kind = job.kind.as_str(), job.attempt = job.attempt, batch.id = %job.batch_id, "job claimed");
-        let heartbeat = self.spawn_heartbeat(&job, lease_ms);
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.spawn_heartbeat(&job, lease_ms, Arc::clone(&lease_lost));
         let result = match job.kind {
-            JobKind::PromoteBatch => promote::run(&self.ctx, &job).await,
+            JobKind::PromoteBatch => promote::run(&self.ctx, &job, &lease_lost).await,
             JobKind::CleanupBatch => self.cleanup(&job).await,
             JobKind::FlushSegment => stream::flush(&self.ctx, &job).await,
         };
@@ -331,7 +333,13 @@ impl Runner {
         Ok(true)
     }
 
-    fn spawn_heartbeat(&self, job: &Job, lease_ms: i64) -> tokio::task::JoinHandle<()> {
+    /// Renews the job's lease every lease/3; sets `lost` when another worker holds it.
+    fn spawn_heartbeat(
+        &self,
+        job: &Job,
+        lease_ms: i64,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
         let metastore = Arc::clone(&self.ctx.metastore);
         let job = job.clone();
         tokio::spawn(async move {
@@ -342,6 +350,7 @@ impl Runner {
                 match metastore.renew_lease(&job, now_millis() + lease_ms).await {
                     Ok(true) => {}
                     Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
                         tracing::warn!(job.id = job.id, "job lease lost");
                         break;
                     }

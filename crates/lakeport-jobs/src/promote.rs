@@ -4,6 +4,7 @@
 //! one metastore transaction.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lakeport_domain::ids::BatchId;
 use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
@@ -30,6 +31,7 @@ async fn commit_to_table(
     dataset_id: &str,
     full_schema: &Value,
     files: &[NewDatasetFile],
+    lease_lost: &AtomicBool,
 ) -> Result<lakeport_lake::Committed, JobError> {
     let schema = lakeport_parquet::arrow_schema(full_schema)
         .map_err(|err| JobError::Io(format!("mapping the dataset's schema: {err}")))?;
@@ -47,14 +49,10 @@ async fn commit_to_table(
         })
         .collect::<Result<Vec<_>, JobError>>()?;
     let replaces = replaced_batches(ctx, job, batch).await?;
-    // Only the lease holder commits: a worker whose lease expired stops here, and the one
-    // that took the job over commits (or finds this commit) instead.
-    let lease_ms = i64::try_from(ctx.config.lease_secs.saturating_mul(1000)).unwrap_or(60_000);
-    if !ctx
-        .metastore
-        .renew_lease(job, now_millis().saturating_add(lease_ms))
-        .await?
-    {
+    // Only the lease holder commits: a worker whose heartbeat found the lease taken stops
+    // here, and the one that took the job over commits (or finds this commit) instead. No
+    // metastore write comes between processing and the table commit.
+    if lease_lost.load(Ordering::SeqCst) {
         return Err(JobError::Io(
             "the job's lease was lost before the table commit".to_owned(),
         ));
@@ -171,7 +169,11 @@ enum Processed {
     Output(BatchOutput, ProcessedCounts, Value),
 }
 
-pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
+pub(crate) async fn run(
+    ctx: &JobContext,
+    job: &Job,
+    lease_lost: &AtomicBool,
+) -> Result<(), JobError> {
     let Some(batch) = ctx.metastore.begin_processing(job, now_millis()).await? else {
         ctx.storage_note(job, "nothing to process");
         return Ok(());
@@ -278,8 +280,16 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     // version), while this worker holds the lease.
     let table_commit = match (&full_schema, outcome.promote) {
         (Some(full_schema), true) => {
-            let committed =
-                commit_to_table(ctx, job, &batch, &dataset_id, full_schema, &files).await?;
+            let committed = commit_to_table(
+                ctx,
+                job,
+                &batch,
+                &dataset_id,
+                full_schema,
+                &files,
+                lease_lost,
+            )
+            .await?;
             if committed.found {
                 // A crashed attempt committed the batch: the Catalog names its files.
                 files = committed_files(&committed)?;

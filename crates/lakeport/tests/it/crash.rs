@@ -528,3 +528,111 @@ fn sigterm_with_a_backlog_stops_in_time_and_loses_nothing() {
     }
     server.kill_9();
 }
+
+/// Kills the server between a batch's Delta commit and its Catalog commit (the test holds
+/// the embedded SQLite database's write lock, so the worker waits right there): after a
+/// restart the retry finds the table's commit for the batch, writes no second `add`, and the
+/// Catalog names the files the table holds.
+#[test]
+fn a_batch_killed_between_its_table_commit_and_its_catalog_commit_is_committed_once() {
+    let backends = Backends::from_env();
+    if backends.database.is_some() {
+        // Nothing to hold on PostgreSQL: the lock is the SQLite file's.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let short_lease = || vec![("LAKEPORT__INGEST__LEASE_SECS", "2".to_owned())];
+    let server = backends.start_with(dir.path(), short_lease());
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let id = new_batch(&mut conn, &dataset);
+    let total = 60_000;
+    upload(&mut conn, &id, &dataset, "rows.json", &rows(total, 0));
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    wait_for(
+        &mut conn,
+        &id,
+        |status| status == "processing",
+        Duration::from_secs(30),
+    );
+    // From here no metastore write finishes: the worker processes the batch, commits it to
+    // the table, then waits for the lock to write the Catalog.
+    let catalog = rusqlite::Connection::open(dir.path().join("catalog.db")).unwrap();
+    catalog.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let root = lakeport_lake::dataset_root(crate::ORG, "prod", &dataset);
+    let storage = backends.storage(dir.path());
+    let table = lakeport_lake::Table::open(&storage, &root).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batch_commits = || {
+        let commits = runtime.block_on(table.commits()).unwrap();
+        commits
+            .into_iter()
+            .filter(|commit| commit.batch_id.as_deref() == Some(id.as_str()))
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(60), || !batch_commits().is_empty());
+    assert_eq!(
+        batch_commits().len(),
+        1,
+        "the batch was never committed to the table"
+    );
+    // Readers still answer: the table holds the batch, the Catalog does not yet.
+    assert_eq!(batch(&mut conn, &id)["status"], "processing");
+    server.kill_9();
+    drop(catalog);
+
+    let server = backends.start_with(dir.path(), short_lease());
+    let mut conn = server.conn();
+    let done = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(120),
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["recordCount"], total);
+    assert_eq!(done["tableVersion"], 1, "{done}");
+    let commits = runtime.block_on(table.commits()).unwrap();
+    assert_eq!(
+        commits.len(),
+        2,
+        "the table's creation and one commit: {commits:?}"
+    );
+    let added = &batch_commits()[0].added;
+    let live = runtime.block_on(table.live_files(None)).unwrap();
+    assert_eq!(&live, added);
+    assert!(
+        live.iter().all(|path| path.contains("/attempt-1/")),
+        "{live:?}"
+    );
+    let files = dataset_files(&mut conn, &id);
+    let records: u64 = files.iter().map(|f| f["records"].as_u64().unwrap()).sum();
+    assert_eq!((files.len(), records), (live.len(), total as u64));
+    // The clean-up keeps the attempts the Catalog names and deletes the others: only the
+    // first attempt, the one the table holds, is left.
+    let batch_prefix = root.clone().join("batches").join(id.as_str());
+    let attempts = || {
+        let keys = runtime.block_on(storage.list_keys(&batch_prefix)).unwrap();
+        keys.iter()
+            .filter_map(|key| key.parts().nth(batch_prefix.parts().count()))
+            .map(|part| part.as_ref().to_owned())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    wait_until(Duration::from_secs(60), || attempts().len() == 1);
+    assert_eq!(
+        attempts().into_iter().collect::<Vec<_>>(),
+        ["attempt-1"],
+        "the table's files were kept"
+    );
+    server.kill_9();
+}
