@@ -70,6 +70,9 @@ async fn commit_to_table(
             files: &data_files,
             replaces: &replaces,
             created_ms,
+            // A batch is completed once, so only an earlier attempt of this job can have
+            // committed it.
+            retry: job.attempt > 1,
         })
         .await?;
     tracing::info!(

@@ -5,9 +5,9 @@
 //! Each batch that reaches `success` is one commit of `add` actions for its Parquet parts,
 //! its `commitInfo` naming the batch ([`BATCH_ID_KEY`]); REVERT commits `remove` actions, and
 //! a replay removes its predecessors' files in the commit that adds its own. A commit for a
-//! batch is written at most once: before committing, the log since the batch was created is
-//! searched for one, and a worker that crashed between the Delta commit and the Catalog
-//! commit finds its own commit on retry.
+//! batch is written at most once: a retry searches the log since the batch was created for
+//! one, so a worker that crashed between the Delta commit and the Catalog commit finds its
+//! own commit.
 //!
 //! The Delta protocol is delta-rs's (`deltalake-core`, no DataFusion), over the object store
 //! `lakeport-storage` already configured. Only `lakeport-jobs` depends on this crate; it
@@ -86,6 +86,10 @@ pub struct BatchCommit<'a> {
     /// When the batch was created (ms): no earlier commit can be for it, so the search
     /// for an existing commit stops there.
     pub created_ms: i64,
+    /// True when an earlier attempt may have committed the batch (a retry after a crash or
+    /// a lost lease): only then is the log searched for its commit, so a first attempt
+    /// reads no more of the log than the commit itself needs.
+    pub retry: bool,
 }
 
 /// A commit of a batch, made now or found in the log.
@@ -219,9 +223,10 @@ impl Table {
     pub async fn commit_batch(&self, batch: &BatchCommit<'_>) -> Result<Committed, LakeError> {
         let schema = self.delta_schema(batch.schema)?;
         let table = self.create_or_load(&schema).await?;
-        if let Some(found) = self
-            .find_commit(&table, batch.batch_id, PROMOTE, batch.created_ms)
-            .await?
+        if batch.retry
+            && let Some(found) = self
+                .find_commit(&table, batch.batch_id, PROMOTE, batch.created_ms)
+                .await?
         {
             return Ok(found);
         }

@@ -79,6 +79,7 @@ async fn a_batch_is_committed_once_even_when_its_commit_is_retried() {
         files: &files,
         replaces: &[],
         created_ms: 0,
+        retry: false,
     };
     let first = table.commit_batch(&commit).await.unwrap();
     assert_eq!((first.version, first.found), (1, false));
@@ -87,6 +88,7 @@ async fn a_batch_is_committed_once_even_when_its_commit_is_retried() {
     let retried_files = [file(&root, "B1", 2, 1)];
     let retry = BatchCommit {
         files: &retried_files,
+        retry: true,
         ..commit.clone()
     };
     let found = table.commit_batch(&retry).await.unwrap();
@@ -125,6 +127,7 @@ async fn revert_and_replay_remove_files_and_new_columns_update_the_schema() {
                 files: &files,
                 replaces: &[],
                 created_ms: 0,
+                retry: false,
             })
             .await
             .unwrap();
@@ -154,6 +157,7 @@ async fn revert_and_replay_remove_files_and_new_columns_update_the_schema() {
             files: &files,
             replaces: &["B2".to_owned()],
             created_ms: 0,
+            retry: false,
         })
         .await
         .unwrap();
