@@ -27,7 +27,7 @@ import traceback
 from urllib.parse import quote_plus
 
 import aepp
-from aepp import catalog, dataaccess, ingestion, schema
+from aepp import catalog, dataaccess, flowservice, ingestion, schema
 
 BASE = os.environ.get("LAKEPORT_URL", "http://127.0.0.1:8080")
 TOKEN = os.environ["LAKEPORT_TOKEN"]
@@ -129,6 +129,7 @@ def main():
     ingestion_checks(cat, ingest, suffix)
     dataaccess_checks(cat, ingest, access, suffix)
     catalog_batch_checks(cat, suffix)
+    streaming_checks(cat, access, suffix)
     cleanup_checks(registry, cat)
     report()
 
@@ -976,6 +977,96 @@ def cleanup_checks(registry, cat):
         expect(res == 204, short(res))
         gone = registry.getClass(S["class"]["$id"])
         expect(is_problem(gone, 404), short(gone))
+
+
+def streaming_checks(cat, access, suffix):
+    """FlowService.createFlowStreaming, then DataIngestion.streamMessage/streamMessages to the
+    inlet it yields; the records land as a successful batch read back through Data Access."""
+    ns = S.get("ns", "_tenant")
+    # aepp keeps the streaming host in its own setting (dcs.adobedc.net): point it here too.
+    aepp.config.endpoints["streaming"]["collection"] = BASE
+    flows = flowservice.FlowService()
+    stream = ingestion.DataIngestion()
+
+    def entity(i):
+        return {"_id": f"stream-{i}", "timestamp": "2025-03-03T10:00:00Z",
+                ns: {"memberId": f"M-{i:03d}", "points": i, "tier": "gold"}}
+
+    def envelope(i, body=None):
+        schema_id = S["schema"]["$id"]
+        return {"header": {"schemaRef": {"id": schema_id, "contentType": "application/vnd.adobe.xed-full+json;version=1"},
+                           "imsOrgId": ORG, "datasetId": S["dataset"], "source": {"name": "aepp"}},
+                "body": {"xdmMeta": {"schemaRef": {"id": schema_id}}, "xdmEntity": body or entity(i)}}
+
+    @check("FlowService.getConnectionSpecIdFromName")
+    def _():
+        expect(flows.getConnectionSpecIdFromName("Streaming Connection") == "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "streaming spec")
+        expect(flows.getConnectionSpecIdFromName("datalake") == "c604ff05-7f1a-43c0-8e18-33bf874cb11c", "datalake spec")
+
+    @check("FlowService.createFlowStreaming")
+    def _():
+        res = flows.createFlowStreaming(datasetId=S["dataset"])
+        flow = res.get("flow", {})
+        expect(flow.get("id") and flow.get("etag"), short(res))
+        source = res.get("source_connection_id", {})
+        target = res.get("target_connection_id", {})
+        expect(target.get("params", {}).get("dataSetId") == S["dataset"], short(target))
+        base = flows.getConnection(source.get("baseConnectionId"))
+        params = base.get("auth", {}).get("params", {})
+        expect(len(params.get("inletId", "")) == 64 and params.get("inletUrl", "").startswith(BASE), short(base))
+        S["inlet"] = params["inletId"]
+        S["flow"] = flow["id"]
+        return S["inlet"]
+
+    @check("FlowService.getFlow")
+    def _():
+        flow = flows.getFlow(S["flow"])
+        expect(flow.get("inheritedAttributes", {}).get("properties", {}).get("isSourceFlow") is True, short(flow))
+
+    @check("DataIngestion.streamMessage (syncValidation=True)")
+    def _():
+        res = stream.streamMessage(inletId=S["inlet"], data=envelope(1), syncValidation=True)
+        expect(res.get("xactionId") and res.get("syncValidation") == {"status": "pass"}, short(res))
+        bad = entity(2)
+        bad[ns]["points"] = -1
+        res = stream.streamMessage(inletId=S["inlet"], data=envelope(2, bad), syncValidation=True)
+        report = res.get("report", {}).get("cause", {}).get("_streamingValidation", [])
+        expect(res.get("status") == 400 and report and report[0].get("keyword") == "minimum", short(res))
+
+    @check("DataIngestion.streamMessages")
+    def _():
+        res = stream.streamMessages(inletId=S["inlet"], data=[envelope(i) for i in range(3, 6)])
+        answers = res.get("responses", [])
+        expect(len(answers) == 3 and all(a.get("xactionId") for a in answers), short(res))
+
+    @check("DataIngestion.streamMessage (records land in a batch)")
+    def _():
+        external = f"stream:{S['dataset']}:1"
+        end = time.time() + 120
+        batch_id = None
+        while batch_id is None and time.time() < end:
+            found = cat.getResource(f"{cat.endpoint}/batches", params={"dataSet": S["dataset"]})
+            batch_id = next((i for i, b in found.items() if isinstance(b, dict) and b.get("externalId") == external), None)
+            if batch_id is None:
+                time.sleep(0.2)
+        expect(batch_id, f"no batch {external} within 120 s")
+        batch = wait_batch(cat, batch_id)
+        expect(batch.get("status") == "success" and batch.get("recordCount") == 4, short(batch))
+        files = access.getBatchFiles(batch_id)
+        listing = access.getFiles(dataSetFileId=files[0]["dataSetFileId"])
+        name = listing["data"][0]["name"]
+        content = access.getFiles(dataSetFileId=files[0]["dataSetFileId"], path=name)
+        raw = content.getvalue() if hasattr(content, "getvalue") else content
+        import duckdb
+        path = f"/tmp/aepp-stream-{suffix}.parquet"
+        with open(path, "wb") as handle:
+            handle.write(raw)
+        try:
+            got = duckdb.sql(f"SELECT _id, {ns}.points FROM read_parquet('{path}') ORDER BY _id").fetchall()
+        finally:
+            os.remove(path)
+        expect(got == [(f"stream-{i}", i) for i in (1, 3, 4, 5)], short(got))
+        return batch_id
 
 
 def report():

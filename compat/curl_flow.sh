@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compatibility suite: the curl calls of Adobe's batch-ingestion and data-access tutorials,
+# Compatibility suite: the curl calls of Adobe's batch-ingestion, data-access and HTTP API
+# streaming tutorials,
 # unchanged but for the base URL and the token, against a running `lakeport serve`.
 # Usage: LAKEPORT_URL=http://127.0.0.1:8080 LAKEPORT_TOKEN=... compat/curl_flow.sh
 set -euo pipefail
@@ -79,4 +80,28 @@ curl -sf "$href" "${H[@]}" -o "$work/out.parquet"
 code=$(curl -s -o "$work/range" -w '%{http_code}' "$href" "${H[@]}" -H 'Range: bytes=0-3')
 [ "$code" = 206 ] && [ "$(cat "$work/range")" = PAR1 ] || fail "ranged download answered $code"
 ok "downloaded $length bytes of Parquet, and a byte range"
+# HTTP API streaming tutorial: base connection, source and target connections, flow, then
+# one record (synchronously validated) and several records to the inlet URL.
+F="$BASE/data/foundation/flowservice"
+base=$(curl -sf -X POST "$F/connections" "${H[@]}" -H 'Content-Type: application/json' \
+  -d '{"name":"curl streaming","providerId":"521eee4d-8cbe-4906-bb48-fb6bd4450033","connectionSpec":{"id":"bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb","version":"1.0"},"auth":{"specName":"Streaming Connection","params":{"sourceId":"curl","dataType":"xdm","name":"curl"}}}' | json 'd["id"]')
+inlet_url=$(curl -sf "$F/connections/$base" "${H[@]}" | json 'd["items"][0]["auth"]["params"]["inletUrl"]')
+source=$(curl -sf -X POST "$F/sourceConnections" "${H[@]}" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"curl source\",\"baseConnectionId\":\"$base\",\"connectionSpec\":{\"id\":\"bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb\",\"version\":\"1.0\"}}" | json 'd["id"]')
+target=$(curl -sf -X POST "$F/targetConnections" "${H[@]}" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"curl target\",\"data\":{\"schema\":{\"id\":\"$schema\",\"version\":\"application/vnd.adobe.xed-full+json;version=1\"}},\"params\":{\"dataSetId\":\"$dataset\"},\"connectionSpec\":{\"id\":\"c604ff05-7f1a-43c0-8e18-33bf874cb11c\",\"version\":\"1.0\"}}" | json 'd["id"]')
+curl -sf -X POST "$F/flows" "${H[@]}" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"curl flow\",\"flowSpec\":{\"id\":\"d8a6f005-7eaf-4153-983e-e8574508b877\",\"version\":\"1.0\"},\"sourceConnectionIds\":[\"$source\"],\"targetConnectionIds\":[\"$target\"]}" > /dev/null
+ok "streaming flow to $inlet_url"
+record() { echo "{\"header\":{\"schemaRef\":{\"id\":\"$schema\",\"contentType\":\"application/vnd.adobe.xed-full+json;version=1\"},\"imsOrgId\":\"$ORG\",\"datasetId\":\"$dataset\",\"source\":{\"name\":\"curl\"}},\"body\":{\"xdmMeta\":{\"schemaRef\":{\"id\":\"$schema\",\"contentType\":\"application/vnd.adobe.xed-full+json;version=1\"}},\"xdmEntity\":{\"_id\":\"s$1\",\"_$TENANT\":{\"loyaltyId\":\"S-$1\",\"points\":$1}}}}"; }
+curl -sf -X POST "$inlet_url?syncValidation=true" -H 'Content-Type: application/json' -d "$(record 1)" | grep -q '"status":"pass"' || fail "streamed record"
+code=$(curl -s -o "$work/batch.json" -w '%{http_code}' -X POST "${inlet_url/collection/collection/batch}" -H 'Content-Type: application/json' -d "{\"messages\":[$(record 2),$(record 3)]}")
+[ "$code" = 207 ] && [ "$(json 'len([r for r in d["responses"] if "xactionId" in r])' < "$work/batch.json")" = 2 ] || fail "batch of records answered $code"
+for _ in $(seq 1 600); do
+  streamed=$(curl -sf "$BASE/data/foundation/catalog/batches?dataSet=$dataset" "${H[@]}" | json "[b['recordCount'] for b in d.values() if b.get('externalId') == 'stream:$dataset:1' and b['status'] == 'success']")
+  [ "$streamed" = "[3]" ] && break
+  sleep 0.1
+done
+[ "$streamed" = "[3]" ] || fail "streamed records did not land as a successful batch: $streamed"
+ok "3 streamed records landed in batch stream:$dataset:1"
 echo "curl flow: all checks passed"
