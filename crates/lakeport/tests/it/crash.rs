@@ -15,13 +15,13 @@ pub(crate) const TOKEN: &str = "crash-token";
 
 /// Where a crash test's servers keep their data: the embedded default in the data
 /// directory, or a database and a bucket prefix of their own.
-struct Backends {
+pub(crate) struct Backends {
     database: Option<Database>,
     objects: Option<Objects>,
 }
 
 impl Backends {
-    fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self {
             database: Database::create("crash"),
             objects: Objects::s3(),
@@ -32,7 +32,11 @@ impl Backends {
         self.start_with(data_dir, Vec::new())
     }
 
-    fn start_with(&self, data_dir: &std::path::Path, mut env: Vec<(&str, String)>) -> Server {
+    pub(crate) fn start_with(
+        &self,
+        data_dir: &std::path::Path,
+        mut env: Vec<(&str, String)>,
+    ) -> Server {
         if let Some(database) = &self.database {
             env.push(("LAKEPORT__METASTORE__URL", database.url.clone()));
         }
@@ -54,7 +58,7 @@ impl Backends {
         }
     }
 }
-const TENANT: &str = "acme0123456789abcdef0123";
+pub(crate) const TENANT: &str = "acme0123456789abcdef0123";
 
 /// Creates an experience-event schema, a dataset on it and returns the dataset id.
 pub(crate) fn event_dataset(conn: &mut crate::http::Conn) -> String {

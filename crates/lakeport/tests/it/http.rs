@@ -15,6 +15,10 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes, for binary downloads.
+    // The benchmark that shares this client reads only text.
+    #[allow(dead_code)]
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -108,6 +112,7 @@ impl Conn {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes,
         })
     }
 }

@@ -7,6 +7,7 @@ mod connections;
 mod crash;
 mod http;
 mod multinode;
+mod stream;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
