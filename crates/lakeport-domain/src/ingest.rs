@@ -256,7 +256,7 @@ pub struct Job {
     pub kind: JobKind,
     pub tenant: Tenant,
     /// The batch the job is about.
-    pub batch_id: String,
+    pub batch_id: crate::ids::BatchId,
     /// 1 for the first run, 2 for the first retry, …
     pub attempt: u32,
     /// The worker holding the lease.

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lakeport_config::IngestConfig;
-use lakeport_domain::ids::BatchId;
 use lakeport_domain::ingest::{Job, JobKind};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::ObjectKind;
@@ -402,11 +401,7 @@ impl Runner {
         let batch = self
             .ctx
             .metastore
-            .get(
-                &job.tenant,
-                ObjectKind::Batch,
-                std::slice::from_ref(&job.batch_id),
-            )
+            .get(&job.tenant, ObjectKind::Batch, &[job.batch_id.to_string()])
             .await?
             .into_iter()
             .next();
@@ -444,7 +439,7 @@ impl Runner {
                 for file in self
                     .ctx
                     .metastore
-                    .batch_dataset_files(&job.tenant, &BatchId::from(&job.batch_id))
+                    .batch_dataset_files(&job.tenant, &job.batch_id)
                     .await?
                 {
                     keep.extend(attempt_root(&file.location));
@@ -452,7 +447,7 @@ impl Runner {
                 if let Some(location) = self
                     .ctx
                     .metastore
-                    .diagnostics_location(&job.tenant, &BatchId::from(&job.batch_id))
+                    .diagnostics_location(&job.tenant, &job.batch_id)
                     .await?
                 {
                     keep.push(format!("{location}/"));

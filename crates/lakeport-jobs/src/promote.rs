@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lakeport_domain::ids::BatchId;
 use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
 use lakeport_domain::query::ObjectKind;
 use lakeport_domain::xdm::resolve::resolve;
@@ -465,7 +464,7 @@ async fn process(
     };
     let files = ctx
         .metastore
-        .batch_files(&job.tenant, &BatchId::from(&job.batch_id))
+        .batch_files(&job.tenant, &job.batch_id)
         .await?;
     if let Some(unfinished) = files.iter().find(|file| file.chunks.is_some()) {
         return fail(

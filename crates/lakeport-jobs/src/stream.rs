@@ -19,11 +19,7 @@ pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     let segment = ctx.metastore.stream_segment(tenant, &job.batch_id).await?;
     let submitted = !ctx
         .metastore
-        .get(
-            tenant,
-            ObjectKind::Batch,
-            std::slice::from_ref(&job.batch_id),
-        )
+        .get(tenant, ObjectKind::Batch, &[job.batch_id.to_string()])
         .await?
         .is_empty();
     let Some(segment) = segment.filter(|segment| !segment.done && !submitted) else {

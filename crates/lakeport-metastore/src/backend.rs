@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use lakeport_domain::Doc;
+use lakeport_domain::ids::{BatchId, DatasetId};
 
 use crate::MetastoreError;
 use crate::sql::{Bind, Dialect, Statement};
@@ -137,6 +138,18 @@ impl ToParam for String {
 impl ToParam for i64 {
     fn param(&self) -> Param<'_> {
         Param::Int(*self)
+    }
+}
+
+impl ToParam for BatchId {
+    fn param(&self) -> Param<'_> {
+        Param::Text(self.as_str())
+    }
+}
+
+impl ToParam for DatasetId {
+    fn param(&self) -> Param<'_> {
+        Param::Text(self.as_str())
     }
 }
 

@@ -172,7 +172,7 @@ pub(crate) async fn record_file<C: Conn>(
         )));
     }
     conn.execute(
-                "recording a batch file",
+        "recording a batch file",
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)
          ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = excluded.size, upload_id = excluded.upload_id, chunks = NULL, updated = excluded.updated",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &to_i64(size), &upload_id, &now],
@@ -195,7 +195,7 @@ pub(crate) async fn start_chunked_upload<C: Conn>(
         .await?
         .and_then(|file| file.chunks.map(|_| file.upload_id));
     conn.execute(
-                "starting a chunked upload",
+        "starting a chunked upload",
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, 0, $5, '[]', $6)
          ON CONFLICT (org, sandbox, batch_id, path) DO UPDATE SET size = 0, upload_id = excluded.upload_id, chunks = '[]', updated = excluded.updated",
         &[&tenant.org(), &tenant.sandbox(), &batch_id, &path, &upload_id, &now],
@@ -232,7 +232,7 @@ pub(crate) async fn record_chunk<C: Conn>(
     ingest::add_chunk(&mut chunks, chunk);
     let size = ingest::received_bytes(&chunks);
     conn.execute(
-                "recording a chunk",
+        "recording a chunk",
         "UPDATE batch_files SET size = $1, chunks = $2, updated = $3 WHERE org = $4 AND sandbox = $5 AND batch_id = $6 AND path = $7",
         &[&to_i64(size), &chunks_to_text(&chunks), &now, &tenant.org(), &tenant.sandbox(), &batch_id, &path],
     )
@@ -254,7 +254,7 @@ pub(crate) async fn enqueue_job<C: Conn>(
     now: i64,
 ) -> Result<(), MetastoreError> {
     conn.execute(
-                "enqueueing a job",
+        "enqueueing a job",
         "INSERT INTO jobs (org, sandbox, kind, batch_id, status, attempts, run_after, created, updated) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)",
         &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &batch_id, &run_at, &now],
     )
@@ -368,7 +368,7 @@ pub(crate) async fn claim_job<C: Conn>(
         return Ok(None);
     };
     conn.execute(
-                "claiming a job",
+        "claiming a job",
         "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated = $3 WHERE id = $4",
         &[&worker, &(now + lease_ms), &now, &id],
     )
@@ -390,7 +390,7 @@ pub(crate) async fn claim_job<C: Conn>(
         id,
         kind,
         tenant,
-        batch_id,
+        batch_id: BatchId::from(batch_id),
         attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
         worker: worker.to_owned(),
     }))
@@ -421,7 +421,7 @@ pub(crate) async fn renew_lease<C: Conn>(
     until: i64,
 ) -> Result<bool, MetastoreError> {
     let changed = conn.execute(
-                "renewing a job lease",
+        "renewing a job lease",
         "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
         &[&until, &job.id, &job.worker],
     )
@@ -437,7 +437,7 @@ async fn set_job_status<C: Conn>(
     now: i64,
 ) -> Result<(), MetastoreError> {
     conn.execute(
-                "updating a job",
+        "updating a job",
         "UPDATE jobs SET status = $1, last_error = COALESCE($2, last_error), lease_owner = NULL, lease_until = NULL, updated = $3 WHERE id = $4",
         &[&status, &error, &now, &job.id],
     )
@@ -627,7 +627,7 @@ pub(crate) async fn complete_promotion<C: Conn>(
         set_job_status(conn, job, "done", Some("batch deleted"), now).await?;
         return Err(MetastoreError::NotFound {
             kind: ObjectKind::Batch,
-            id: job.batch_id.clone(),
+            id: job.batch_id.to_string(),
         });
     };
     if catalog::batch_status(&batch) != Some(BatchStatus::Processing) {
@@ -668,7 +668,7 @@ pub(crate) async fn complete_promotion<C: Conn>(
         let files =
             serde_json::to_string(&promotion.diagnostics_files).unwrap_or_else(|_| "[]".to_owned());
         conn.execute(
-                        "recording diagnostics",
+            "recording diagnostics",
             "INSERT INTO batch_outputs (org, sandbox, batch_id, diagnostics, completed, files) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (org, sandbox, batch_id) DO UPDATE SET diagnostics = excluded.diagnostics, completed = excluded.completed, files = excluded.files",
             &[&tenant.org(), &tenant.sandbox(), &job.batch_id, location, &completed, &files],
@@ -717,7 +717,7 @@ pub(crate) async fn retry_job<C: Conn>(
         return Ok(());
     }
     conn.execute(
-                "scheduling a retry",
+        "scheduling a retry",
         "UPDATE jobs SET status = 'queued', run_after = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated = $3 WHERE id = $4",
         &[&retry_at, &error, &now, &job.id],
     )

@@ -1684,7 +1684,7 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
 async fn take_job(store: &dyn Metastore, now: i64) -> Option<(String, String)> {
     let job = store.claim_job("w1", 1000, now).await.unwrap()?;
     store.finish_job(&job, now).await.unwrap();
-    Some((job.kind.as_str().to_owned(), job.batch_id))
+    Some((job.kind.as_str().to_owned(), job.batch_id.to_string()))
 }
 
 /// Promotes the batch `id` with a success, making the predecessors it replays inactive.
@@ -2007,7 +2007,7 @@ pub async fn concurrent_writes_behave_as_if_serialized(store: &dyn Metastore) {
             .await
             .unwrap()
         {
-            claimed.push(job.batch_id);
+            claimed.push(job.batch_id.to_string());
         }
         claimed
     });
@@ -2298,20 +2298,13 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     );
     store.finish_job(&job, 303).await.unwrap();
     let batch = &store
-        .get(
-            &acme,
-            ObjectKind::Batch,
-            std::slice::from_ref(&job.batch_id),
-        )
+        .get(&acme, ObjectKind::Batch, &[job.batch_id.to_string()])
         .await
         .unwrap()[0];
     assert_eq!(batch["status"], "staging");
     assert_eq!(batch["externalId"], "stream:D1:1");
     assert_eq!(batch["tags"]["lakeport/segment"], json!(["1"]));
-    let files = store
-        .batch_files(&acme, &BatchId::from(&job.batch_id))
-        .await
-        .unwrap();
+    let files = store.batch_files(&acme, &job.batch_id).await.unwrap();
     assert_eq!(
         (files.len(), files[0].upload_id.as_str(), files[0].size),
         (1, "u1", 14)
