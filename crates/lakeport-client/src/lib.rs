@@ -661,6 +661,23 @@ impl Client {
         }
     }
 
+    // ---------------------------------------------------------------- streaming
+
+    /// Sends messages to a streaming inlet (`POST /collection/batch/{inletId}`, spec §10.2)
+    /// and returns the 207 answer, one response per message. A 503 (nothing stored) is
+    /// retried; an answer lost in transit is not, as the records may have been stored.
+    pub fn stream_messages(
+        &self,
+        inlet_id: &str,
+        messages: &[Value],
+    ) -> Result<Value, ClientError> {
+        self.post_json(
+            &format!("/collection/batch/{}", encode_component(inlet_id)),
+            &serde_json::json!({ "messages": messages }),
+            Retry::IfNotProcessed,
+        )
+    }
+
     // ---------------------------------------------------------------- transport
 
     fn get_json(&self, path: &str, accept: Option<&str>) -> Result<Value, ClientError> {

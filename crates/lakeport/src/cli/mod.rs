@@ -13,6 +13,7 @@ mod ingest;
 mod output;
 mod profile;
 mod schema;
+mod stream;
 mod transfer;
 
 use std::path::PathBuf;
@@ -135,6 +136,14 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: batch::BatchCommand,
     },
+    /// Sends a JSON Lines file (or stdin) of messages to a streaming inlet (client).
+    Stream {
+        // Before `global`, whose help heading would otherwise cover these options too.
+        #[command(flatten)]
+        args: stream::StreamArgs,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// Downloads the data files of a successful batch (client, Data Access API).
     Download {
         // Before `global`, whose help heading would otherwise cover these options too.
@@ -154,6 +163,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Ingest { args, .. } => ingest::run(&ctx, args),
         ClientCommand::Batch { command, .. } => batch::run(&ctx, command),
         ClientCommand::Download { args, .. } => download::run(&ctx, args),
+        ClientCommand::Stream { args, .. } => stream::run(&ctx, args),
     };
     result.map_err(explain)
 }
@@ -165,7 +175,8 @@ impl ClientCommand {
             | Self::Dataset { global, .. }
             | Self::Ingest { global, .. }
             | Self::Batch { global, .. }
-            | Self::Download { global, .. } => global,
+            | Self::Download { global, .. }
+            | Self::Stream { global, .. } => global,
         }
     }
 }

@@ -496,3 +496,78 @@ fn download_writes_the_files_of_a_batch() {
         }
     }
 }
+
+#[test]
+fn stream_sends_a_json_lines_file_to_an_inlet_and_summarizes() {
+    let env = Env::start();
+    let (dataset, namespace) = env.loyalty_dataset("streamed");
+    let mut conn = env.server.conn();
+    let inlet = crate::stream::streaming_inlet(&mut conn, TOKEN, &dataset);
+    let message = |n: usize, org: &str| {
+        json!({"header": {"imsOrgId": org}, "body": {"xdmEntity": {
+            "_id": format!("s{n}"), "timestamp": "2024-05-01T12:00:00Z",
+            namespace.clone(): {"memberId": format!("M-{:03}", n % 1000), "points": n}}}})
+    };
+    let good: Vec<Value> = (0..1200).map(|n| message(n, ORG)).collect();
+    write_lines(&env.path("good.jsonl"), &good);
+    let run = env
+        .lakeport(&[
+            "stream",
+            "--inlet",
+            &inlet,
+            "--batch-size",
+            "500",
+            "--json",
+            "good.jsonl",
+        ])
+        .ok();
+    assert_eq!(
+        (
+            run.json()["accepted"].as_u64(),
+            run.json()["rejected"].as_u64()
+        ),
+        (Some(1200), Some(0)),
+        "{run:#?}"
+    );
+
+    let mixed = vec![
+        message(5000, ORG),
+        message(5001, "B0B0B0B0B0B0B0B0B0B0B0B0@AdobeOrg"),
+    ];
+    write_lines(&env.path("mixed.jsonl"), &mixed);
+    std::fs::write(
+        env.path("mixed.jsonl"),
+        format!(
+            "{}not json\n",
+            std::fs::read_to_string(env.path("mixed.jsonl")).unwrap()
+        ),
+    )
+    .unwrap();
+    let run = env.lakeport(&["stream", "--inlet", &inlet, "mixed.jsonl"]);
+    assert_eq!(run.code, Some(3), "{run:#?}");
+    assert!(run.stdout.starts_with("1 accepted, 2 rejected"), "{run:#?}");
+    assert!(run.stdout.contains("line 2: inletId: ["), "{run:#?}");
+    assert!(run.stdout.contains("line 3: not JSON"), "{run:#?}");
+
+    // Every accepted message lands (the server seals segments every 5 s).
+    let landed = |conn: &mut crate::http::Conn| -> u64 {
+        let reply = crate::send(
+            conn,
+            TOKEN,
+            "GET",
+            &format!("/data/foundation/catalog/batches?dataSet={dataset}&status=success"),
+            None,
+        );
+        reply
+            .json()
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|b| b["recordCount"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    crate::crash::wait_until(std::time::Duration::from_secs(60), || {
+        landed(&mut conn) == 1201
+    });
+    assert_eq!(landed(&mut conn), 1201);
+}

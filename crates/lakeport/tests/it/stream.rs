@@ -19,10 +19,10 @@ fn created(reply: &crate::http::Reply) -> String {
 }
 
 /// Creates the streaming chain for a dataset; returns the inlet id.
-fn streaming_inlet(conn: &mut Conn, dataset: &str) -> String {
+pub(crate) fn streaming_inlet(conn: &mut Conn, token: &str, dataset: &str) -> String {
     let base = created(&send(
         conn,
-        TOKEN,
+        token,
         "POST",
         &format!("{FLOW}/connections"),
         Some(json!({
@@ -31,7 +31,7 @@ fn streaming_inlet(conn: &mut Conn, dataset: &str) -> String {
     ));
     let inlet = send(
         conn,
-        TOKEN,
+        token,
         "GET",
         &format!("{FLOW}/connections/{base}"),
         None,
@@ -42,7 +42,7 @@ fn streaming_inlet(conn: &mut Conn, dataset: &str) -> String {
         .to_owned();
     let source = created(&send(
         conn,
-        TOKEN,
+        token,
         "POST",
         &format!("{FLOW}/sourceConnections"),
         Some(json!({
@@ -50,7 +50,7 @@ fn streaming_inlet(conn: &mut Conn, dataset: &str) -> String {
     ));
     let target = created(&send(
         conn,
-        TOKEN,
+        token,
         "POST",
         &format!("{FLOW}/targetConnections"),
         Some(json!({
@@ -58,7 +58,7 @@ fn streaming_inlet(conn: &mut Conn, dataset: &str) -> String {
     ));
     created(&send(
         conn,
-        TOKEN,
+        token,
         "POST",
         &format!("{FLOW}/flows"),
         Some(json!({
@@ -170,7 +170,7 @@ fn every_acknowledged_streamed_record_lands_exactly_once_across_kill_9() {
     let mut server = backends.start_with(dir.path(), env());
     let mut conn = server.conn();
     let dataset = event_dataset(&mut conn);
-    let inlet = streaming_inlet(&mut conn, &dataset);
+    let inlet = streaming_inlet(&mut conn, TOKEN, &dataset);
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     for _round in 0..3 {
