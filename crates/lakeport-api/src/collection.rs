@@ -82,19 +82,30 @@ async fn open_inlet(
     inlet_id: &str,
     headers: &HeaderMap,
 ) -> Result<Inlet, Response> {
+    let unknown = || {
+        problem(
+            StatusCode::NOT_FOUND,
+            INLET_PROBLEM,
+            "Inlet not found",
+            format!(
+                "inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"
+            ),
+        )
+    };
+    // Inlet ids are 64 lower-case hex characters: anything else cannot exist.
+    if inlet_id.len() != 64
+        || !inlet_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(unknown());
+    }
     let inlet = state
         .metastore()
         .inlet(inlet_id)
         .await
         .map_err(|err| storage_failure(&err))?
-        .ok_or_else(|| {
-            problem(
-                StatusCode::NOT_FOUND,
-                INLET_PROBLEM,
-                "Inlet not found",
-                format!("inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"),
-            )
-        })?;
+        .ok_or_else(unknown)?;
     let required = inlet
         .connection
         .get("auth")
@@ -169,8 +180,18 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             bad_request(format!("the request body could not be read to the end: {err}"))
         }
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|err| bad_request(format!("the request body is not valid JSON: {err}")))
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|err| bad_request(format!("the request body is not valid JSON: {err}")))?;
+    // JSON can only carry U+0000 escaped; no Lakeport value holds one (PostgreSQL text
+    // cannot), so refuse it here rather than let a lookup fail in the database.
+    if bytes.windows(6).any(|window| window == b"\\u0000")
+        && let Some(at) = extract::nul_position(&value)
+    {
+        return Err(bad_request(format!(
+            "{at}: the body holds a NUL character (\\u0000), which Lakeport does not store; remove it"
+        )));
+    }
+    Ok(value)
 }
 
 /// The flow named by `x-adobe-flow-id` (header, else query parameter).

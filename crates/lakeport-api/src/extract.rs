@@ -133,7 +133,7 @@ pub async fn json_body(
 
 /// Returns the JSON pointer of the first key or string holding U+0000 (`#` for the root).
 /// Iterative: `serde_json` already bounds the nesting at 128 levels.
-fn nul_position(value: &Value) -> Option<String> {
+pub(crate) fn nul_position(value: &Value) -> Option<String> {
     fn escape(key: &str) -> String {
         key.replace('~', "~0")
             .replace('/', "~1")

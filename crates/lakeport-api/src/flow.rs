@@ -165,6 +165,7 @@ async fn get_object(
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
+    let id = extract::id(SERVICE, &id)?;
     let doc = state
         .metastore()
         .get_flow_object(&ctx.tenant, kind, &id)
@@ -180,6 +181,7 @@ async fn delete_object(
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&kind)?;
+    let id = extract::id(SERVICE, &id)?;
     let deleted = state
         .metastore()
         .delete_flow_object(&ctx.tenant, kind, &id)

@@ -297,6 +297,30 @@ async fn inlets_answer_every_status_of_the_contract() {
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
     assert_eq!(unknown.body["status"], 404);
+    // An id that cannot be an inlet (a NUL, not hex) is unknown without a lookup.
+    for bad in ["%00", "not-an-inlet", &"A".repeat(64)] {
+        let reply = collect(&app, &format!("/collection/{bad}"))
+            .json(json!({}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 404, "{bad}: {}", reply.text);
+    }
+    // A NUL character anywhere in the body is a 400, never a database failure.
+    let mut nul = envelope(&schema, None, entity(1));
+    nul["header"]["datasetId"] = json!("d\u{0}");
+    let reply = collect(&app, &format!("/collection/{inlet}"))
+        .json(nul)
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.body["report"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("NUL character"),
+        "{}",
+        reply.text
+    );
     // 400: not JSON; no messages array; a schema that is not the dataset's.
     let reply = collect(&app, &format!("/collection/{inlet}"))
         .raw("{nope")
