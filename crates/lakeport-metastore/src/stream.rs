@@ -494,14 +494,38 @@ pub(crate) async fn submit<C: Conn>(
     }
     let actor = flow::stream_actor();
     let request = flow::segment_batch_request(&dataset_id, segment);
-    match catalog::create_import_batch(conn, tenant, &request, batch_id, &actor, now).await {
-        Ok(_) => {}
-        Err(MetastoreError::UnknownDataset { .. }) => {
-            mark_done(conn, tenant, batch_id).await?;
-            return Ok(false);
-        }
-        Err(err) => return Err(err),
+    let mut batch =
+        match catalog::create_import_batch(conn, tenant, &request, batch_id, &actor, now).await {
+            Ok(batch) => batch,
+            Err(MetastoreError::UnknownDataset { .. }) => {
+                mark_done(conn, tenant, batch_id).await?;
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
+        };
+    // `relatedObjects`: the dataset, then each base connection whose records it holds.
+    let connections: Vec<String> = fetch(
+        conn,
+        "listing a segment's connections",
+        "SELECT DISTINCT connection_id FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4 ORDER BY connection_id",
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &segment],
+    )
+    .await?;
+    if let Some(Value::Array(related)) = batch.get_mut("relatedObjects") {
+        related.extend(
+            connections
+                .into_iter()
+                .map(|id| serde_json::json!({"type": "connection", "id": id})),
+        );
     }
+    catalog::store(
+        conn,
+        tenant,
+        ObjectKind::Batch,
+        &batch,
+        catalog::StoreMode::Update,
+    )
+    .await?;
     conn.execute(
         "recording a segment's file",
         "INSERT INTO batch_files (org, sandbox, batch_id, path, size, upload_id, chunks, updated) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",

@@ -138,6 +138,16 @@ async fn streamed_records_land_once_in_a_successful_batch_read_back_through_data
     assert_eq!(batch["tags"]["lakeport/source"], json!(["streaming"]));
     assert_eq!(batch["tags"]["lakeport/segment"], json!(["1"]));
     assert_eq!(batch["recordCount"], 4);
+    let connection = app
+        .get(&format!("{}/connections", crate::support::FLOW))
+        .send()
+        .await
+        .body["items"][0]["id"]
+        .clone();
+    assert_eq!(
+        batch["relatedObjects"],
+        json!([{"type": "dataSet", "id": dataset}, {"type": "connection", "id": connection}])
+    );
     // Flushing again submits nothing twice.
     app.flush_streams().await;
     assert_eq!(dataset_batches(&app, &dataset).await.len(), 1);
