@@ -678,6 +678,33 @@ impl Client {
         )
     }
 
+    /// Creates a Flow Service object (`connections`, `sourceConnections`,
+    /// `targetConnections`, `flows`) and returns its id.
+    pub fn create_flow_object(&self, kind: &str, body: &Value) -> Result<String, ClientError> {
+        let path = format!("/data/foundation/flowservice/{kind}");
+        let answer = self.post_json(&path, body, Retry::IfNotProcessed)?;
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Decode {
+                request: request_line("POST", &path),
+                reason: "no id in the answer".to_owned(),
+            })
+    }
+
+    /// Returns one Flow Service object.
+    pub fn flow_object(&self, kind: &str, id: &str) -> Result<Value, ClientError> {
+        let answer = self.get_json(
+            &format!(
+                "/data/foundation/flowservice/{kind}/{}",
+                encode_component(id)
+            ),
+            None,
+        )?;
+        Ok(answer["items"][0].clone())
+    }
+
     // ---------------------------------------------------------------- transport
 
     fn get_json(&self, path: &str, accept: Option<&str>) -> Result<Value, ClientError> {

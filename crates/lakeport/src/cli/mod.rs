@@ -9,6 +9,7 @@
 mod batch;
 mod dataset;
 mod download;
+mod flow;
 mod ingest;
 mod output;
 mod profile;
@@ -136,6 +137,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: batch::BatchCommand,
     },
+    /// Creates streaming connections and flows into datasets (client, Flow Service).
+    Flow {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        command: flow::FlowCommand,
+    },
     /// Sends a JSON Lines file (or stdin) of messages to a streaming inlet (client).
     Stream {
         // Before `global`, whose help heading would otherwise cover these options too.
@@ -164,6 +172,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Batch { command, .. } => batch::run(&ctx, command),
         ClientCommand::Download { args, .. } => download::run(&ctx, args),
         ClientCommand::Stream { args, .. } => stream::run(&ctx, args),
+        ClientCommand::Flow { command, .. } => flow::run(&ctx, command),
     };
     result.map_err(explain)
 }
@@ -176,7 +185,8 @@ impl ClientCommand {
             | Self::Ingest { global, .. }
             | Self::Batch { global, .. }
             | Self::Download { global, .. }
-            | Self::Stream { global, .. } => global,
+            | Self::Stream { global, .. }
+            | Self::Flow { global, .. } => global,
         }
     }
 }

@@ -502,7 +502,25 @@ fn stream_sends_a_json_lines_file_to_an_inlet_and_summarizes() {
     let env = Env::start();
     let (dataset, namespace) = env.loyalty_dataset("streamed");
     let mut conn = env.server.conn();
-    let inlet = crate::stream::streaming_inlet(&mut conn, TOKEN, &dataset);
+    let flow = env
+        .lakeport(&["flow", "create", "--dataset", &dataset, "--json"])
+        .ok()
+        .json();
+    let inlet = flow["inletId"].as_str().unwrap().to_owned();
+    assert_eq!(inlet.len(), 64, "{flow}");
+    assert_eq!(
+        flow["inletUrl"],
+        format!("http://{}/collection/{inlet}", env.server.address)
+    );
+    let text = env
+        .lakeport(&["flow", "create", "--dataset", &dataset])
+        .ok();
+    assert!(
+        text.stdout
+            .trim()
+            .starts_with(&format!("http://{}/collection/", env.server.address)),
+        "{text:#?}"
+    );
     let message = |n: usize, org: &str| {
         json!({"header": {"imsOrgId": org}, "body": {"xdmEntity": {
             "_id": format!("s{n}"), "timestamp": "2024-05-01T12:00:00Z",
