@@ -104,4 +104,19 @@ for _ in $(seq 1 600); do
 done
 [ "$streamed" = "[3]" ] || fail "streamed records did not land as a successful batch: $streamed"
 ok "3 streamed records landed in batch stream:$dataset:1"
+
+# Query Service (spec §11): psql (Debian's postgresql-client) logs in with the org id and the
+# token, lists the dataset's table with \dt and SELECTs the rows just ingested.
+if [ -n "${LAKEPORT_QUERY_PORT:-}" ]; then
+  if ! command -v psql >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null
+  fi
+  table=$(curl -sf "$BASE/data/foundation/catalog/dataSets/$dataset" "${H[@]}" | json "d['$dataset']['tags']['adobe/pqs/table'][0]")
+  pq() { PGPASSWORD="$TOKEN" psql "host=127.0.0.1 port=$LAKEPORT_QUERY_PORT user=$ORG dbname=prod:all" -X -v ON_ERROR_STOP=1 "$@"; }
+  pq -c '\dt' | grep -qw "$table" || fail "psql \\dt does not list $table"
+  got=$(pq -Atc "SELECT count(*), sum(_$TENANT.points), min(_$TENANT.\"loyaltyId\") FROM $table WHERE _$TENANT.points > 0")
+  [ "$got" = "100|5050|L-1" ] || fail "psql SELECT returned '$got', expected 100|5050|L-1"
+  ok "psql: \\dt lists $table, SELECT over _$TENANT.points returns $got"
+fi
 echo "curl flow: all checks passed"

@@ -1,11 +1,14 @@
 # Sourced by the compat scripts: builds `lakeport` and starts `lakeport serve` on a fresh data
 # directory (embedded default, or what LAKEPORT__* variables say), stopped and removed on exit.
-#   start_lakeport <port> <token>     sets $data (the data directory) and $pid
+#   start_lakeport <port> <token>     sets $data (the data directory) and $pid; the Query
+#                                     Service's wire endpoint listens on <port>+1
+#                                     (exported as LAKEPORT_QUERY_PORT)
 start_lakeport() {
   local port=$1 token=$2
   cargo build --quiet -p lakeport
   data=$(mktemp -d)
-  ./target/debug/lakeport serve --listen "127.0.0.1:$port" --data-dir "$data" --token "$token" > "$data/server.log" 2>&1 &
+  export LAKEPORT_QUERY_PORT=$((port + 1))
+  LAKEPORT__QUERY__LISTEN="127.0.0.1:$LAKEPORT_QUERY_PORT" ./target/debug/lakeport serve --listen "127.0.0.1:$port" --data-dir "$data" --token "$token" > "$data/server.log" 2>&1 &
   pid=$!
   trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
   for _ in $(seq 1 100); do

@@ -211,10 +211,21 @@ impl Auth {
             })
             .map(str::trim)
             .ok_or(InletAuthError::Invalid)?;
+        self.check_token(token, org)
+    }
+
+    /// Checks a bearer token (without its `Bearer ` prefix) for acting in `org`, as the
+    /// gateway does; inlets and the Query Service's wire login (the token is the password,
+    /// spec §11.1) use it.
+    ///
+    /// # Errors
+    /// The token matches no configured one ([`InletAuthError::Invalid`]), or is not
+    /// entitled to `org` ([`InletAuthError::NotEntitled`]).
+    pub fn check_token(&self, token: &str, org: &str) -> Result<(), InletAuthError> {
         let rule = self
             .tokens
             .iter()
-            .find(|rule| constant_time_eq(rule.token.as_bytes(), token.as_bytes()))
+            .find(|rule| constant_time_eq(rule.token.as_bytes(), token.trim().as_bytes()))
             .ok_or(InletAuthError::Invalid)?;
         match &rule.orgs {
             Some(orgs) if !orgs.iter().any(|allowed| allowed == org) => {

@@ -24,6 +24,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub stream: StreamConfig,
     pub log: LogConfig,
+    pub query: QueryConfig,
 }
 
 /// Streaming ingestion (spec §10): inlet limits and how often the append log becomes
@@ -335,6 +336,26 @@ impl Default for CatalogConfig {
     }
 }
 
+/// The Query Service's PostgreSQL wire endpoint (spec §11.1).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Whether `lakeport serve` opens the wire endpoint.
+    pub enabled: bool,
+    /// The wire endpoint's address. 5433, not PostgreSQL's 5432: a local PostgreSQL (often
+    /// the metastore itself) usually holds that one.
+    pub listen: String,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:5433".to_owned(),
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -469,6 +490,18 @@ impl Config {
                     self.server.listen
                 ),
             })?;
+        if self.query.enabled {
+            self.query
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "query.listen",
+                    reason: format!(
+                        "{:?} is not an address such as 127.0.0.1:5433",
+                        self.query.listen
+                    ),
+                })?;
+        }
         if self.server.header_timeout_secs == 0
             || self.server.idle_timeout_secs == 0
             || self.server.max_connections == 0

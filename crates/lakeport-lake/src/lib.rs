@@ -170,6 +170,15 @@ impl Table {
         Ok(Some(table))
     }
 
+    /// Returns the delta-rs table at its latest version, or None before the first commit,
+    /// for engines that read it through their own delta-rs integration (the Query Service).
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub async fn delta_table(&self) -> Result<Option<DeltaTable>, LakeError> {
+        self.load().await
+    }
+
     /// Returns the latest version, or None when the table has no commit yet.
     ///
     /// # Errors

@@ -269,6 +269,23 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         data_dir.display()
     );
+    let query_listener = if config.query.enabled {
+        let listener = lakeport_query::bind(&config.query.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {} for the Query Service (set query.listen, or query.enabled = false)",
+                    config.query.listen
+                )
+            })?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        println!(
+            "Query Service (PostgreSQL wire) is listening on {address}: user = the org id, password = an API token, database = <sandbox>:all"
+        );
+        Some(listener)
+    } else {
+        None
+    };
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
     }
@@ -280,6 +297,17 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         tracing::info!("stopping: draining requests and the jobs in hand");
         let _ = stop.send(true);
     });
+    if let Some(listener) = query_listener {
+        let service = Arc::new(lakeport_query::QueryService::new(
+            lakeport_api::context::Auth::from_config(&config.auth),
+            Arc::clone(&metastore),
+            storage.clone(),
+        ));
+        let mut query_stopped = stopped.clone();
+        tokio::spawn(lakeport_query::serve(listener, service, async move {
+            let _ = query_stopped.wait_for(|stop| *stop).await;
+        }));
+    }
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let app = lakeport_api::app(state);
     let mut http_stopped = stopped.clone();

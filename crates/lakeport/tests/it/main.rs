@@ -7,6 +7,7 @@ mod connections;
 mod crash;
 mod http;
 mod multinode;
+mod query;
 mod stream;
 
 use std::io::{BufRead, BufReader};
@@ -37,6 +38,8 @@ impl Server {
         env: &[(&str, String)],
     ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lakeport"));
+        // Tests run servers side by side: each wire endpoint on a port of its own.
+        command.env("LAKEPORT__QUERY__LISTEN", "127.0.0.1:0");
         for (name, value) in env {
             command.env(name, value);
         }
@@ -78,6 +81,14 @@ impl Server {
             address,
             banner,
         }
+    }
+
+    /// The address of the Query Service's wire endpoint, as the server printed it.
+    pub(crate) fn query_address(&self) -> Option<String> {
+        self.banner.iter().find_map(|line| {
+            let rest = line.split("(PostgreSQL wire) is listening on ").nth(1)?;
+            Some(rest.split(':').take(2).collect::<Vec<_>>().join(":"))
+        })
     }
 
     pub(crate) fn conn(&self) -> http::Conn {

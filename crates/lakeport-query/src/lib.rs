@@ -1,0 +1,368 @@
+//! The Query Service's PostgreSQL wire endpoint (spec §11.1): each session logs in with an
+//! organization id and an API token, names a sandbox as its database, and runs SQL through
+//! its own DataFusion context holding exactly the Delta tables of that org and sandbox.
+//!
+//! The protocol is pgwire's, the SQL planning, `pg_catalog` and session statements are
+//! datafusion-postgres's; this crate decides who logs in and which tables a session sees.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::auth::AuthManager;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use futures::{Sink, SinkExt as _};
+use lakeport_api::context::{Auth, InletAuthError};
+use lakeport_domain::Doc;
+use lakeport_domain::catalog::TABLE_NAME_TAG;
+use lakeport_domain::query::{ListQuery, ObjectKind};
+use lakeport_domain::tenant::Tenant;
+use lakeport_metastore::Metastore;
+use lakeport_storage::Storage;
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication,
+    protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::Portal;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::Response;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+
+/// The catalog a session's tables live in (`datafusion.public.<table>`).
+const CATALOG: &str = "datafusion";
+
+/// Datasets read per metastore page while a session's tables are registered.
+const DATASET_PAGE: u32 = 100;
+
+/// What the wire endpoint needs from the server: the token rules, the Catalog and the lake.
+pub struct QueryService {
+    auth: Auth,
+    metastore: Arc<dyn Metastore>,
+    storage: Storage,
+    /// The handler of sessions that have not logged in yet: no tables at all.
+    anonymous: Arc<DfSessionService>,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+impl QueryService {
+    /// Builds the service over the server's token rules, metastore and storage.
+    pub fn new(auth: Auth, metastore: Arc<dyn Metastore>, storage: Storage) -> Self {
+        Self {
+            auth,
+            metastore,
+            storage,
+            anonymous: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
+            keys: RandomPidSecretKeyGenerator::default(),
+        }
+    }
+
+    /// Builds the session of `tenant`: pg_catalog and information_schema over a context that
+    /// holds only the tenant's dataset tables (those with a Delta commit).
+    async fn session(&self, tenant: &Tenant) -> Result<Arc<DfSessionService>, String> {
+        let context =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
+            .map_err(|err| format!("setting up pg_catalog: {err}"))?;
+        let mut start = 0u64;
+        loop {
+            let query = ListQuery {
+                limit: DATASET_PAGE,
+                start,
+                order: Vec::new(),
+                properties: None,
+                filters: Vec::new(),
+            };
+            let page = self
+                .metastore
+                .list(tenant, ObjectKind::Dataset, &query)
+                .await
+                .map_err(|err| format!("listing the datasets: {err}"))?;
+            for dataset in &page {
+                self.register(&context, tenant, dataset).await?;
+            }
+            if page.len() < DATASET_PAGE as usize {
+                break;
+            }
+            start += u64::from(DATASET_PAGE);
+        }
+        Ok(Arc::new(DfSessionService::new(Arc::new(context))))
+    }
+
+    /// Registers one dataset's Delta table under its `adobe/pqs/table` name; a dataset without
+    /// a name or without a commit yet is left out.
+    async fn register(
+        &self,
+        context: &SessionContext,
+        tenant: &Tenant,
+        dataset: &Doc,
+    ) -> Result<(), String> {
+        let Some(id) = dataset.get("id").and_then(serde_json::Value::as_str) else {
+            return Ok(());
+        };
+        let Some(name) = dataset
+            .get("tags")
+            .and_then(|tags| tags.get(TABLE_NAME_TAG))
+            .and_then(|values| values.get(0))
+            .and_then(serde_json::Value::as_str)
+        else {
+            return Ok(());
+        };
+        let root = lakeport_lake::dataset_root(tenant.org(), tenant.sandbox(), id);
+        let table = lakeport_lake::Table::open(&self.storage, &root)
+            .map_err(|err| format!("opening dataset {id}: {err}"))?;
+        let Some(delta) = table
+            .delta_table()
+            .await
+            .map_err(|err| format!("reading dataset {id}: {err}"))?
+        else {
+            return Ok(());
+        };
+        delta
+            .update_datafusion_session(&context.state())
+            .map_err(|err| format!("reading dataset {id}: {err}"))?;
+        let provider = delta
+            .table_provider()
+            .await
+            .map_err(|err| format!("reading dataset {id}: {err}"))?;
+        context
+            .register_table(name, provider)
+            .map_err(|err| format!("registering table {name}: {err}"))?;
+        Ok(())
+    }
+}
+
+/// Binds the wire endpoint's listener.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
+
+/// Accepts wire sessions until `stop` completes; each session is served on its own task
+/// with its own handlers, dropped (with its tables) when the connection ends.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<QueryService>,
+    stop: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let handlers = Arc::new(Connection::new(Arc::clone(&service)));
+                tokio::spawn(async move {
+                    if let Err(err) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        tracing::debug!(%peer, error = %err, "wire session ended with an error");
+                    }
+                });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accepting a wire session failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One connection's handlers: its login and, once logged in, its session.
+struct Connection {
+    startup: Arc<Login>,
+    queries: Arc<Queries>,
+}
+
+impl Connection {
+    fn new(service: Arc<QueryService>) -> Self {
+        let session = Arc::new(OnceLock::new());
+        Self {
+            startup: Arc::new(Login {
+                service: Arc::clone(&service),
+                session: Arc::clone(&session),
+            }),
+            queries: Arc::new(Queries { service, session }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+}
+
+fn refusal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_owned(),
+        code.to_owned(),
+        message,
+    )))
+}
+
+/// Cleartext-password login: user = org id, password = an API token for that org, database
+/// = `<sandbox>:all` or `<sandbox>` (spec §11.1).
+struct Login {
+    service: Arc<QueryService>,
+    session: Arc<OnceLock<Arc<DfSessionService>>>,
+}
+
+impl Login {
+    async fn log_in(
+        &self,
+        user: Option<&str>,
+        database: Option<&str>,
+        password: &str,
+    ) -> PgWireResult<Arc<DfSessionService>> {
+        let org = user.unwrap_or_default();
+        match self.service.auth.check_token(password, org) {
+            Ok(()) => {}
+            Err(InletAuthError::Invalid) => {
+                return Err(refusal(
+                    "28P01",
+                    format!(
+                        "password authentication failed for user \"{org}\": the password must be an API token accepted by this server"
+                    ),
+                ));
+            }
+            Err(InletAuthError::NotEntitled) => {
+                return Err(refusal(
+                    "28000",
+                    format!("the token is not entitled to organization \"{org}\""),
+                ));
+            }
+        }
+        let database = database.unwrap_or_default();
+        let sandbox = database.strip_suffix(":all").unwrap_or(database);
+        let tenant = Tenant::parse(org, sandbox).map_err(|err| {
+            refusal(
+                "3D000",
+                format!("database \"{database}\" does not exist: name a sandbox as <sandbox>:all, e.g. prod:all ({err})"),
+            )
+        })?;
+        self.service.session(&tenant).await.map_err(|reason| {
+            tracing::error!(org = %tenant.org(), sandbox = %tenant.sandbox(), %reason, "a wire session could not be set up");
+            refusal(
+                "58000",
+                format!("the session's tables could not be read: {reason}"),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Login {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?;
+                let login = LoginInfo::from_client_info(client);
+                let (user, database) = (
+                    login.user().map(str::to_owned),
+                    login.database().map(str::to_owned),
+                );
+                let session = self
+                    .log_in(user.as_deref(), database.as_deref(), &password.password)
+                    .await?;
+                let _ = self.session.set(session);
+                let (pid, secret) = self.service.keys.generate(client);
+                client.set_pid_and_secret_key(pid, secret);
+                let mut parameters = DefaultServerParameterProvider::default();
+                parameters.server_version = "14.0".to_owned();
+                finish_authentication(client, &parameters).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs a logged-in session's statements through its own DataFusion context.
+struct Queries {
+    service: Arc<QueryService>,
+    session: Arc<OnceLock<Arc<DfSessionService>>>,
+}
+
+impl Queries {
+    fn current(&self) -> &Arc<DfSessionService> {
+        self.session.get().unwrap_or(&self.service.anonymous)
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.current().query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows).await
+    }
+}

@@ -1,0 +1,185 @@
+//! The Query Service's PostgreSQL wire endpoint (spec §11) through a real PostgreSQL client:
+//! login with org id + token, SQL over the ingested rows, and the tenant wall.
+
+use std::time::Duration;
+
+use crate::crash::{TENANT, TOKEN, event_dataset, new_batch, rows, upload, wait_for};
+use crate::{ORG, Server, send};
+
+const ORG_B: &str = "B0B0B0B0B0B0B0B0B0B0B0B0@AdobeOrg";
+const TOKEN_B: &str = "org-b-token";
+
+/// The rows of a simple-protocol statement as text (None for NULL), or the server's
+/// SQLSTATE and message.
+fn sql(
+    address: &str,
+    user: &str,
+    password: &str,
+    database: &str,
+    statement: &str,
+) -> Result<Vec<Vec<Option<String>>>, (String, String)> {
+    let (host, port) = address.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{user}' password='{password}' dbname='{database}' connect_timeout=10"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let failure = |err: tokio_postgres::Error| {
+            let code = err
+                .code()
+                .map(|code| code.code().to_owned())
+                .unwrap_or_default();
+            let message = err
+                .as_db_error()
+                .map_or_else(|| err.to_string(), |db| db.message().to_owned());
+            (code, message)
+        };
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .map_err(failure)?;
+        let driver = tokio::spawn(connection);
+        let messages = client.simple_query(statement).await.map_err(failure)?;
+        drop(client);
+        let _ = driver.await;
+        Ok(messages
+            .into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+fn text(rows: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    rows.iter()
+        .map(|row| row.iter().map(|cell| Some((*cell).to_owned())).collect())
+        .collect()
+}
+
+#[test]
+fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = format!(
+        "[{{token = \"{TOKEN}\", orgs = [\"{ORG}\"]}}, {{token = \"{TOKEN_B}\", orgs = [\"{ORG_B}\"]}}]"
+    );
+    let server = Server::start_with_env(dir.path(), &[], &[("LAKEPORT__AUTH__TOKENS", tokens)]);
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let mut conn = server.conn();
+    let dataset = event_dataset(&mut conn);
+    let id = new_batch(&mut conn, &dataset);
+    upload(&mut conn, &id, &dataset, "rows.json", &rows(5, 0));
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let done = wait_for(
+        &mut conn,
+        &id,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(60),
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    let detail = send(
+        &mut conn,
+        TOKEN,
+        "GET",
+        &format!("/data/foundation/catalog/dataSets/{dataset}"),
+        None,
+    )
+    .json();
+    let table = detail[&dataset]["tags"]["adobe/pqs/table"][0]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("dataset has a table name: {detail}"));
+    let ns = format!("_{TENANT}");
+    let a = |statement: &str| sql(&wire, ORG, TOKEN, "prod:all", statement);
+
+    assert_eq!(
+        a(&format!("SELECT count(*) FROM {table}")),
+        Ok(text(&[&["5"]]))
+    );
+    // XDM objects are structs, reached with dots as in AEP.
+    assert_eq!(
+        a(&format!(
+            "SELECT _id, {ns}.n, {ns}.text FROM {table} ORDER BY _id"
+        )),
+        Ok((0..5)
+            .map(|i| {
+                vec![
+                    Some(format!("e{i}")),
+                    Some(i.to_string()),
+                    Some("some text to make the row a little longer".to_owned()),
+                ]
+            })
+            .collect())
+    );
+    assert_eq!(
+        a(&format!(
+            "SELECT {ns}.n % 2 AS parity, count(*) AS c, sum({ns}.n) AS s FROM {table} WHERE {ns}.n >= 1 GROUP BY 1 ORDER BY 1"
+        )),
+        Ok(text(&[&["0", "2", "6"], &["1", "2", "4"]]))
+    );
+    // A bare sandbox name is the same database.
+    assert_eq!(
+        sql(
+            &wire,
+            ORG,
+            TOKEN,
+            "prod",
+            &format!("SELECT count(*) FROM {table}")
+        ),
+        Ok(text(&[&["5"]]))
+    );
+    assert_eq!(
+        a("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"),
+        Ok(text(&[&[table.as_str()]]))
+    );
+
+    // Org B, with its own token, sees no table of org A: not by name, not in listings.
+    let b = |statement: &str| sql(&wire, ORG_B, TOKEN_B, "prod:all", statement);
+    let refused = b(&format!("SELECT count(*) FROM {table}")).unwrap_err();
+    assert!(refused.1.contains(&table), "{refused:?}");
+    assert_eq!(
+        b("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"),
+        Ok(vec![])
+    );
+    assert_eq!(
+        b(&format!(
+            "SELECT relname FROM pg_catalog.pg_class WHERE relname = '{table}'"
+        )),
+        Ok(vec![])
+    );
+    // Nor does org A in another sandbox.
+    assert_eq!(
+        sql(
+            &wire,
+            ORG,
+            TOKEN,
+            "dev:all",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ),
+        Ok(vec![])
+    );
+
+    // Refused logins: a wrong password, a token of another org, a database that is no sandbox.
+    let wrong = sql(&wire, ORG, "not-a-token", "prod:all", "SELECT 1").unwrap_err();
+    assert_eq!(wrong.0, "28P01", "{wrong:?}");
+    let other = sql(&wire, ORG_B, TOKEN, "prod:all", "SELECT 1").unwrap_err();
+    assert_eq!(other.0, "28000", "{other:?}");
+    let database = sql(&wire, ORG, TOKEN, "no such db!", "SELECT 1").unwrap_err();
+    assert_eq!(database.0, "3D000", "{database:?}");
+}
