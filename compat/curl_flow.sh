@@ -106,7 +106,8 @@ done
 ok "3 streamed records landed in batch stream:$dataset:1"
 
 # Query Service (spec §11): psql (Debian's postgresql-client) logs in with the org id and the
-# token, lists the dataset's table with \dt and SELECTs the rows just ingested.
+# token, lists the dataset's table with \dt and SELECTs the rows just ingested: the batch's
+# 100 (points 1..100) and the 3 streamed ones (points 1..3).
 if [ -n "${LAKEPORT_QUERY_PORT:-}" ]; then
   if ! command -v psql >/dev/null 2>&1; then
     apt-get update -qq
@@ -116,7 +117,7 @@ if [ -n "${LAKEPORT_QUERY_PORT:-}" ]; then
   pq() { PGPASSWORD="$TOKEN" psql "host=127.0.0.1 port=$LAKEPORT_QUERY_PORT user=$ORG dbname=prod:all" -X -v ON_ERROR_STOP=1 "$@"; }
   pq -c '\dt' | grep -qw "$table" || fail "psql \\dt does not list $table"
   got=$(pq -Atc "SELECT count(*), sum(_$TENANT.points), min(_$TENANT.\"loyaltyId\") FROM $table WHERE _$TENANT.points > 0")
-  [ "$got" = "100|5050|L-1" ] || fail "psql SELECT returned '$got', expected 100|5050|L-1"
+  [ "$got" = "103|5056|L-1" ] || fail "psql SELECT returned '$got', expected 103|5056|L-1"
   ok "psql: \\dt lists $table, SELECT over _$TENANT.points returns $got"
 fi
 echo "curl flow: all checks passed"

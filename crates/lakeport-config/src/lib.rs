@@ -345,6 +345,9 @@ pub struct QueryConfig {
     /// The wire endpoint's address. 5433, not PostgreSQL's 5432: a local PostgreSQL (often
     /// the metastore itself) usually holds that one.
     pub listen: String,
+    /// Logged-in wire sessions at most, all organizations together; one more is refused
+    /// with 53300 `Session Limit Reached`.
+    pub max_sessions: usize,
 }
 
 impl Default for QueryConfig {
@@ -352,6 +355,7 @@ impl Default for QueryConfig {
         Self {
             enabled: true,
             listen: "127.0.0.1:5433".to_owned(),
+            max_sessions: 100,
         }
     }
 }
@@ -491,6 +495,13 @@ impl Config {
                 ),
             })?;
         if self.query.enabled {
+            if self.query.max_sessions == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "query.max_sessions",
+                    reason: "must be at least 1 (query.enabled = false turns the endpoint off)"
+                        .to_owned(),
+                });
+            }
             self.query
                 .listen
                 .parse::<SocketAddr>()

@@ -38,6 +38,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The catalog a session's tables live in (`datafusion.public.<table>`).
 const CATALOG: &str = "datafusion";
@@ -52,13 +53,22 @@ pub struct QueryService {
     storage: Storage,
     /// The handler of sessions that have not logged in yet: no tables at all.
     anonymous: Arc<DfSessionService>,
+    /// One permit per logged-in session (`query.max_sessions`).
+    sessions: Arc<Semaphore>,
     keys: RandomPidSecretKeyGenerator,
 }
 
 impl QueryService {
-    /// Builds the service over the server's token rules, metastore and storage.
-    pub fn new(auth: Auth, metastore: Arc<dyn Metastore>, storage: Storage) -> Self {
+    /// Builds the service over the server's token rules, metastore and storage, with room
+    /// for `max_sessions` logged-in sessions.
+    pub fn new(
+        auth: Auth,
+        metastore: Arc<dyn Metastore>,
+        storage: Storage,
+        max_sessions: usize,
+    ) -> Self {
         Self {
+            sessions: Arc::new(Semaphore::new(max_sessions)),
             auth,
             metastore,
             storage,
@@ -193,6 +203,7 @@ impl Connection {
             startup: Arc::new(Login {
                 service: Arc::clone(&service),
                 session: Arc::clone(&session),
+                permit: OnceLock::new(),
             }),
             queries: Arc::new(Queries { service, session }),
         }
@@ -226,6 +237,8 @@ fn refusal(code: &str, message: String) -> PgWireError {
 struct Login {
     service: Arc<QueryService>,
     session: Arc<OnceLock<Arc<DfSessionService>>>,
+    /// The session's place under `query.max_sessions`, freed with the connection.
+    permit: OnceLock<OwnedSemaphorePermit>,
 }
 
 impl Login {
@@ -253,6 +266,15 @@ impl Login {
                 ));
             }
         }
+        let permit = Arc::clone(&self.service.sessions)
+            .try_acquire_owned()
+            .map_err(|_| {
+                refusal(
+                    "53300",
+                    "Session Limit Reached: the server holds query.max_sessions sessions; close one or retry later".to_owned(),
+                )
+            })?;
+        let _ = self.permit.set(permit);
         let database = database.unwrap_or_default();
         let sandbox = database.strip_suffix(":all").unwrap_or(database);
         let tenant = Tenant::parse(org, sandbox).map_err(|err| {

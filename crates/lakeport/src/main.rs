@@ -302,6 +302,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             lakeport_api::context::Auth::from_config(&config.auth),
             Arc::clone(&metastore),
             storage.clone(),
+            config.query.max_sessions,
         ));
         let mut query_stopped = stopped.clone();
         tokio::spawn(lakeport_query::serve(listener, service, async move {

@@ -183,3 +183,54 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
     let database = sql(&wire, ORG, TOKEN, "no such db!", "SELECT 1").unwrap_err();
     assert_eq!(database.0, "3D000", "{database:?}");
 }
+
+#[test]
+fn sessions_over_query_max_sessions_are_refused_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        &["--token", TOKEN],
+        &[("LAKEPORT__QUERY__MAX_SESSIONS", "1".to_owned())],
+    );
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let (host, port) = wire.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (first, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let refused = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("a second session is refused");
+        assert_eq!(
+            refused.code().map(|code| code.code()),
+            Some("53300"),
+            "{refused:?}"
+        );
+        // The first session still works, and once it closes its place is free again.
+        assert!(first.simple_query("SELECT 1").await.is_ok());
+        drop(first);
+        let _ = driver.await;
+        let started = std::time::Instant::now();
+        loop {
+            match tokio_postgres::connect(&config, tokio_postgres::NoTls).await {
+                Ok(_) => break,
+                Err(err) => assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the closed session's place was not freed: {err:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
