@@ -133,6 +133,39 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
         )),
         Ok(text(&[&["0", "2", "6"], &["1", "2", "4"]]))
     );
+    // The extended protocol (prepared statements with parameters, as JDBC and psycopg 3 send).
+    let (host, port) = wire.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
+    );
+    let extended = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let driver = tokio::spawn(connection);
+            let rows = client
+                .query(
+                    &format!("SELECT _id FROM {table} WHERE {ns}.n >= $1 ORDER BY _id"),
+                    &[&3i64],
+                )
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .map(|row| row.get::<_, String>(0))
+                        .collect::<Vec<_>>()
+                });
+            drop(client);
+            let _ = driver.await;
+            rows
+        });
+    assert_eq!(
+        extended.map_err(|err| format!("{err:?}")),
+        Ok(vec!["e3".to_owned(), "e4".to_owned()])
+    );
     // A bare sandbox name is the same database.
     assert_eq!(
         sql(
