@@ -2,8 +2,11 @@
 
 Every 4xx must carry the problem body of spec §1.6 (`type`, `status`, `title`, `detail`,
 with `type` = http://ns.adobe.com/aep/errors/<PREFIX>-<NNNN>-<HTTP> and `status` equal to
-the HTTP status). The gateway's refusals of the auth headers are the one documented
-exception (spec §1.2): 400, 401 or 403 with the flat body `{"error_code", "message"}`.
+the HTTP status). Two documented exceptions: the gateway's refusals of the auth headers
+(spec §1.2: 400, 401 or 403 with the flat body `{"error_code", "message"}`), and the
+streaming inlets under /collection (spec §10.2/§10.4), which answer Adobe's Data Collection
+problem: a data-collection-service `type`, `status` equal to the HTTP status, `title` and
+`report.message`.
 """
 
 import json
@@ -12,6 +15,18 @@ import re
 import schemathesis
 
 PROBLEM_TYPE = re.compile(r"^http://ns\.adobe\.com/aep/errors/[A-Z]+-[0-9]{4}-([0-9]{3})$")
+COLLECTION_TYPE = re.compile(r"^https?://ns\.adobe\.com/adobecloud/problem/data-collection-service")
+
+
+def collection_problem(status, body):
+    """Checks the Data Collection problem shape of the streaming inlets."""
+    if not COLLECTION_TYPE.match(str(body.get("type", ""))):
+        raise AssertionError(f"{status} inlet problem type is not a data-collection-service URI: {body}")
+    if body.get("status") != status or not body.get("title"):
+        raise AssertionError(f"{status} inlet problem lacks a matching status or a title: {body}")
+    report = body.get("report")
+    if not isinstance(report, dict) or not isinstance(report.get("message"), str) or not report["message"]:
+        raise AssertionError(f"{status} inlet problem lacks report.message: {body}")
 
 
 @schemathesis.check
@@ -29,6 +44,10 @@ def problem_json_on_4xx(ctx, response, case):
     if not isinstance(body, dict):
         raise AssertionError(f"{status} body is not a JSON object")
     if status in (400, 401, 403) and set(body) == {"error_code", "message"}:
+        return None
+    path = str(getattr(case, "path", "") or getattr(case.operation, "path", ""))
+    if path.startswith("/collection/"):
+        collection_problem(status, body)
         return None
     missing = [key for key in ("type", "status", "title", "detail") if key not in body]
     if missing:
