@@ -4,9 +4,9 @@ Every 4xx must carry the problem body of spec §1.6 (`type`, `status`, `title`, 
 with `type` = http://ns.adobe.com/aep/errors/<PREFIX>-<NNNN>-<HTTP> and `status` equal to
 the HTTP status). Two documented exceptions: the gateway's refusals of the auth headers
 (spec §1.2: 400, 401 or 403 with the flat body `{"error_code", "message"}`), and the
-streaming inlets under /collection (spec §10.2/§10.4), which answer Adobe's Data Collection
-problem: a data-collection-service `type`, `status` equal to the HTTP status, `title` and
-`report.message`.
+streaming inlets under /collection (spec §10.2/§10.4), whose own refusals are Adobe's Data
+Collection problem: a data-collection-service `type`, `status` equal to the HTTP status,
+`title` and `report.message`.
 """
 
 import json
@@ -46,7 +46,9 @@ def problem_json_on_4xx(ctx, response, case):
     if status in (400, 401, 403) and set(body) == {"error_code", "message"}:
         return None
     path = str(getattr(case, "path", "") or getattr(case.operation, "path", ""))
-    if path.startswith("/collection/"):
+    # The inlets' own refusals use Adobe's Data Collection shape; the router's (405 for an
+    # unserved method) stay §1.6 problems, checked below.
+    if path.startswith("/collection/") and COLLECTION_TYPE.match(str(body.get("type", ""))):
         collection_problem(status, body)
         return None
     missing = [key for key in ("type", "status", "title", "detail") if key not in body]
