@@ -76,6 +76,21 @@ fn storage_failure(err: &MetastoreError) -> Response {
     response
 }
 
+/// Opens the inlet of a collection call, then decodes its query string: a query the
+/// decoder refuses (a NUL, %00) is a 400 naming the inlet, never silently ignored.
+async fn open_request(
+    state: &AppState,
+    inlet_id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(Inlet, Vec<(String, String)>), Response> {
+    let inlet = open_inlet(state, inlet_id, headers).await?;
+    match extract::query_pairs(crate::error::Service::Gateway, query) {
+        Ok(pairs) => Ok((inlet, pairs)),
+        Err(err) => Err(bad_request(message_text(inlet_id, &inlet, &err.detail))),
+    }
+}
+
 /// Looks up the inlet and checks its credentials.
 async fn open_inlet(
     state: &AppState,
@@ -492,10 +507,8 @@ async fn send_message(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let pairs =
-        extract::query_pairs(crate::error::Service::Gateway, query.as_deref()).unwrap_or_default();
-    let inlet = match open_inlet(&state, &inlet_id, &headers).await {
-        Ok(inlet) => inlet,
+    let (inlet, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await {
+        Ok(opened) => opened,
         Err(response) => return response,
     };
     let validate = match sync_validation(&pairs) {
@@ -581,10 +594,8 @@ async fn send_messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let pairs =
-        extract::query_pairs(crate::error::Service::Gateway, query.as_deref()).unwrap_or_default();
-    let inlet = match open_inlet(&state, &inlet_id, &headers).await {
-        Ok(inlet) => inlet,
+    let (inlet, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await {
+        Ok(opened) => opened,
         Err(response) => return response,
     };
     let document = match read_body(&state, &headers, body).await {

@@ -263,6 +263,24 @@ async fn sync_validation_reports_at_most_five_violations_and_unknown_properties(
         .send()
         .await;
     assert_eq!(reply.status, 400, "{}", reply.text);
+    // So is a query holding a NUL, on both endpoints: it used to be ignored whole, and
+    // validation silently skipped.
+    for path in [
+        format!("/collection/{inlet}?syncValidation=true&a=%00"),
+        format!("/collection/{inlet}?syncValidation=%00"),
+        format!("/collection/batch/{inlet}?x-adobe-flow-id=%00"),
+    ] {
+        let reply = collect(&app, &path)
+            .json(envelope(&schema, None, entity(4)))
+            .send()
+            .await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text);
+        let message = reply.body["report"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("inletId: [{inlet}]")),
+            "{path}: {message}"
+        );
+    }
     app.flush_streams().await;
     assert!(dataset_batches(&app, &dataset).await.is_empty());
 
