@@ -16,6 +16,7 @@
 
 mod arrow_value;
 mod columns;
+mod direct;
 mod error;
 mod format;
 mod output;
@@ -23,6 +24,8 @@ mod preview;
 mod process;
 mod read;
 mod schema;
+#[doc(hidden)]
+pub mod stage;
 
 pub use error::{FileError, ProcessError, SetupError, WriteError};
 pub use format::{Charset, CsvOptions, FileFormat};
@@ -31,5 +34,7 @@ pub use preview::{
     DEFAULT_PREVIEW_BYTES, DEFAULT_PREVIEW_ROWS, Preview, PreviewLimits, parquet_rows, preview,
     preview_stream,
 };
-pub use process::{BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, FileStats, ProcessOptions};
+pub use process::{
+    BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, Engine, FileStats, ProcessOptions,
+};
 pub use schema::{MappingError, XDM_TYPE_METADATA_KEY, arrow_field, arrow_schema};

@@ -427,3 +427,105 @@ impl Drop for EncodeStage {
         }
     }
 }
+
+/// Record batches that may wait for the writing thread before the decoding side blocks: two
+/// batches of up to 4096 rows, so that decoding goes on while one is encoded.
+const BATCH_QUEUE: usize = 2;
+
+/// Parquet encoding and writing on a thread of their own, fed with record batches built by
+/// the decoding side (the column engine): the caller decodes, validates and builds columns
+/// while this stage encodes earlier batches. Batches keep their order; memory stays bounded
+/// by a queue of two batches.
+pub(crate) struct BatchStage {
+    sender: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
+    thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BatchStage {
+    /// Starts the writing thread.
+    pub(crate) fn start(mut parts: ParquetParts) -> Result<Self, WriteError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCH_QUEUE);
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&abandoned);
+        let thread = std::thread::Builder::new()
+            .name("lakeport-parquet".to_owned())
+            .spawn(move || {
+                let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+                for batch in receiver {
+                    if stopped() {
+                        return Ok(Vec::new());
+                    }
+                    // The sender sizes batches to the room in the part; split defensively.
+                    let mut offset = 0;
+                    while offset < batch.num_rows() {
+                        let rows = (batch.num_rows() - offset).min(parts.room());
+                        parts.write(&batch.slice(offset, rows))?;
+                        offset += rows;
+                    }
+                }
+                if stopped() {
+                    return Ok(Vec::new());
+                }
+                parts.finish()
+            })
+            .map_err(|err| WriteError::Thread(format!("cannot start: {err}")))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+            abandoned,
+        })
+    }
+
+    /// Queues one record batch.
+    ///
+    /// # Errors
+    /// The writing thread's failure, reported at the first batch after it stopped.
+    pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<(), WriteError> {
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| sender.send(batch).is_ok());
+        if sent {
+            return Ok(());
+        }
+        self.sender = None;
+        match self.join() {
+            Err(err) => Err(err),
+            Ok(_) => Err(WriteError::Thread(
+                "stopped before the last batch".to_owned(),
+            )),
+        }
+    }
+
+    fn join(&mut self) -> Result<Vec<OutputFile>, WriteError> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(WriteError::Thread("panicked".to_owned()))),
+            None => Err(WriteError::Thread("already stopped".to_owned())),
+        }
+    }
+
+    /// Closes the parts and returns them, in order.
+    ///
+    /// # Errors
+    /// The writing thread's failure.
+    pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        self.sender = None;
+        self.join()
+    }
+}
+
+impl Drop for BatchStage {
+    /// An unfinished stage stops its thread and waits for it, so that nothing writes into
+    /// the output directory once the caller has moved on.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.abandoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.sender = None;
+            let _ = self.join();
+        }
+    }
+}

@@ -13,9 +13,12 @@ use lakeport_domain::xdm::validate::{
 use serde_json::{Map, Value, json};
 
 use crate::columns::{check_parquet_columns, map_csv_header};
+use crate::direct::{Offered, RowBuilder};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
-use crate::output::{EncodeStage, JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker};
+use crate::output::{
+    BatchStage, EncodeStage, JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker,
+};
 use crate::read::csv::{CsvFile, Next};
 use crate::read::{self, Flow, RowSink};
 use crate::schema::arrow_schema;
@@ -48,6 +51,25 @@ pub struct ProcessOptions {
     /// The largest row a JSON line, JSON array element or CSV record may be, in bytes; a
     /// larger one is a parsing error of that row, never held in memory (AEP: 1 MB).
     pub max_row_bytes: usize,
+    /// How validated rows become Arrow record batches.
+    pub engine: Engine,
+}
+
+/// How validated rows become Arrow record batches; both write the same Parquet parts and
+/// the same diagnostics (the differential test compares them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Straight into Arrow columns: JSON Lines rows are parsed onto a token tape and
+    /// validated and converted in one walk, without a `serde_json::Value` per row (only a
+    /// row the walk does not accept is decided by the row validator); rows of other formats
+    /// are validated as values and appended to the same columns. Parquet is encoded on a
+    /// second thread.
+    #[default]
+    Columns,
+    /// The previous path: every row becomes a `serde_json::Value`, is validated, and is
+    /// serialised again by arrow-json on the encoding thread. Kept until the column engine
+    /// has replaced it everywhere, as the reference of the differential test.
+    Rows,
 }
 
 /// The default row limit: AEP's published maximum size of a single record, 1 MB.
@@ -62,6 +84,7 @@ impl Default for ProcessOptions {
             max_fields_per_row: 10_000,
             unknown_fields: UnknownFields::Drop,
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
+            engine: Engine::default(),
         }
     }
 }
@@ -120,9 +143,67 @@ pub struct BatchProcessor {
 /// The row path shared by every file of the batch.
 struct Pipeline {
     validator: Validator,
-    encode: EncodeStage,
+    output: Output,
     rejects: Rejects,
     output_records: u64,
+}
+
+/// Where validated rows go.
+enum Output {
+    /// [`Engine::Rows`]: values to arrow-json on the encoding thread.
+    Rows(EncodeStage),
+    /// [`Engine::Columns`]: columns built here, record batches to the writing thread.
+    Columns(Box<ColumnOutput>),
+}
+
+struct ColumnOutput {
+    builder: RowBuilder,
+    stage: BatchStage,
+    /// Rows per record batch at most.
+    chunk_rows: usize,
+    rows_per_part: u64,
+    /// Rows handed to the writing thread so far.
+    sent: u64,
+}
+
+impl ColumnOutput {
+    /// Sends the built rows once they fill a record batch, or the rest of the current part
+    /// (so that batches, and the Parquet pages written from them, fall where the row
+    /// engine's did).
+    fn flush_if_full(&mut self) -> Result<(), WriteError> {
+        let room = self.rows_per_part - self.sent % self.rows_per_part;
+        if (self.builder.rows() as u64) < room.min(self.chunk_rows as u64) {
+            return Ok(());
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        if self.builder.rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.builder.finish().map_err(WriteError::Encode)?;
+        self.sent += batch.num_rows() as u64;
+        self.stage.push(batch)
+    }
+}
+
+impl Pipeline {
+    /// Writes one row the validator accepted and converted.
+    fn accept(&mut self, converted: Value) -> Result<(), WriteError> {
+        match &mut self.output {
+            Output::Rows(encode) => encode.push(converted)?,
+            Output::Columns(columns) => {
+                columns
+                    .builder
+                    .converted_row(&self.validator, &converted)
+                    .map_err(WriteError::Thread)?;
+                columns.flush_if_full()?;
+            }
+        }
+        self.output_records += 1;
+        Ok(())
+    }
 }
 
 impl BatchProcessor {
@@ -156,16 +237,36 @@ impl BatchProcessor {
         let arrow = Arc::new(arrow_schema(full_schema)?);
         prepare_out_dir(out_dir)?;
         let chunk_rows = ENCODE_CHUNK_ROWS.min(options.rows_per_row_group);
-        let encoder = RowEncoder::new(arrow.clone(), chunk_rows)
-            .map_err(|err| SetupError::Options(format!("cannot build the row encoder: {err}")))?;
         let parts = ParquetParts::new(
             out_dir,
-            arrow,
+            arrow.clone(),
             options.rows_per_row_group,
             options.rows_per_part,
         );
-        let encode = EncodeStage::start(encoder, parts, chunk_rows)
-            .map_err(|err| SetupError::Options(err.to_string()))?;
+        let output = match options.engine {
+            Engine::Rows => {
+                let encoder = RowEncoder::new(arrow, chunk_rows).map_err(|err| {
+                    SetupError::Options(format!("cannot build the row encoder: {err}"))
+                })?;
+                Output::Rows(
+                    EncodeStage::start(encoder, parts, chunk_rows)
+                        .map_err(|err| SetupError::Options(err.to_string()))?,
+                )
+            }
+            Engine::Columns => {
+                let builder = RowBuilder::new(&validator, arrow).map_err(|err| {
+                    SetupError::Options(format!("cannot build the Arrow columns: {err}"))
+                })?;
+                Output::Columns(Box::new(ColumnOutput {
+                    builder,
+                    stage: BatchStage::start(parts)
+                        .map_err(|err| SetupError::Options(err.to_string()))?,
+                    chunk_rows,
+                    rows_per_part: options.rows_per_part as u64,
+                    sent: 0,
+                }))
+            }
+        };
         let max_lines = options.rows_per_part as u64;
         let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
         let input_files = options
@@ -176,7 +277,7 @@ impl BatchProcessor {
             out_dir: out_dir.to_owned(),
             pipeline: Pipeline {
                 validator,
-                encode,
+                output,
                 rejects,
                 output_records: 0,
             },
@@ -266,12 +367,18 @@ impl BatchProcessor {
     /// [`WriteError`] when a file cannot be written or closed.
     pub fn finish(self) -> Result<BatchOutput, WriteError> {
         let Pipeline {
-            encode,
+            output,
             rejects,
             output_records,
             ..
         } = self.pipeline;
-        let parts = encode.finish()?;
+        let parts = match output {
+            Output::Rows(encode) => encode.finish()?,
+            Output::Columns(mut columns) => {
+                columns.flush()?;
+                columns.stage.finish()?
+            }
+        };
         let rejected = rejects.finish(&self.out_dir)?;
         let mut meta = rejected.meta;
         if let Some(input_files) = self.input_files {
@@ -440,10 +547,7 @@ impl RowSink for FileRows<'_> {
         self.stats.input_records += 1;
         let pipeline = &mut *self.pipeline;
         match pipeline.validator.validate(row, self.source) {
-            Ok(converted) => {
-                pipeline.encode.push(converted)?;
-                pipeline.output_records += 1;
-            }
+            Ok(converted) => pipeline.accept(converted)?,
             Err(violations) => {
                 self.stats.failed_records += 1;
                 pipeline
@@ -459,6 +563,25 @@ impl RowSink for FileRows<'_> {
         self.stats.failed_records += 1;
         self.pipeline.rejects.corrupt(raw, message, self.name)?;
         Ok(Flow::Continue)
+    }
+
+    /// With the column engine, parses the row onto a tape and walks it into the columns;
+    /// only a row the walk does not accept becomes a `Value` for the validator.
+    fn json_line(&mut self, text: &[u8], line_number: u64) -> Result<Flow, ProcessError> {
+        let Output::Columns(columns) = &mut self.pipeline.output else {
+            return read::json_line_as_value(self, text, line_number);
+        };
+        match columns.builder.json_row(&self.pipeline.validator, text) {
+            Ok(Offered::Accepted) => {
+                self.stats.input_records += 1;
+                self.pipeline.output_records += 1;
+                columns.flush_if_full()?;
+                Ok(Flow::Continue)
+            }
+            // The validator decides (and, for a bad row, reports) from a `Value`, and the
+            // syntax error message is serde_json's for a `Value`, as before.
+            Ok(Offered::Undecided) | Err(_) => read::json_line_as_value(self, text, line_number),
+        }
     }
 }
 

@@ -29,6 +29,27 @@ pub(crate) trait RowSink {
 
     /// Takes a record that could not be decoded (`raw` as read) and why.
     fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError>;
+
+    /// Takes the text of one JSON Lines row (`line_number` counts from 1, blank lines
+    /// included). By default the row is parsed into a `Value` for [`row`](Self::row); a
+    /// sink that decodes straight into columns parses it itself.
+    fn json_line(&mut self, text: &[u8], line_number: u64) -> Result<Flow, ProcessError> {
+        json_line_as_value(self, text, line_number)
+    }
+}
+
+/// Parses a JSON Lines row into a `Value` for [`RowSink::row`], or reports it corrupt.
+pub(crate) fn json_line_as_value<S: RowSink + ?Sized>(
+    sink: &mut S,
+    text: &[u8],
+    line_number: u64,
+) -> Result<Flow, ProcessError> {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(row) => sink.row(row, &|| {
+            serde_json::from_slice(text).expect("the line parsed a moment ago")
+        }),
+        Err(err) => sink.corrupt(text, format!("line {line_number} is not valid JSON: {err}")),
+    }
 }
 
 /// The buffer size for input files; large enough that syscalls don't dominate.

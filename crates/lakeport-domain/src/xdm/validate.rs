@@ -12,6 +12,7 @@ mod compile;
 mod formats;
 mod node;
 mod pattern;
+pub mod plan;
 mod walk;
 
 #[cfg(test)]
@@ -248,6 +249,12 @@ impl Validator {
     pub fn compile_with(schema: &Value, options: ValidatorOptions) -> Result<Self, SchemaError> {
         let root = compile::compile_root(schema)?;
         Ok(Self { root, options })
+    }
+
+    /// Returns the root object of the compiled schema, for decoders that convert values
+    /// straight into columns (see [`plan`]).
+    pub fn root(&self) -> plan::ObjectFields<'_> {
+        plan::ObjectFields::new(self.root.as_object())
     }
 
     /// Returns the options the validator was compiled with.

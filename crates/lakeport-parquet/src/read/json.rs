@@ -61,14 +61,7 @@ pub(crate) fn read_lines(
                     continue;
                 }
                 rows += 1;
-                match serde_json::from_slice::<Value>(text) {
-                    Ok(row) => sink.row(row, &|| {
-                        serde_json::from_slice(text).expect("the line parsed a moment ago")
-                    })?,
-                    Err(err) => {
-                        sink.corrupt(text, format!("line {line_number} is not valid JSON: {err}"))?
-                    }
-                }
+                sink.json_line(text, line_number)?
             }
         };
         if flow == Flow::Stop {

@@ -2,6 +2,7 @@
 //! back with parquet's reader.
 
 mod csv_input;
+mod differential;
 mod file_errors;
 mod json_input;
 mod parquet_input;

@@ -192,6 +192,15 @@ impl EnumSet {
             (Self::Values(values), value) => values.contains(value),
         }
     }
+
+    /// Whether a string value is allowed, without building a `Value` for it.
+    pub fn contains_str(&self, text: &str) -> bool {
+        match self {
+            Self::Strings(strings) => strings.iter().any(|allowed| **allowed == *text),
+            Self::HashedStrings(strings) => strings.contains(text),
+            Self::Values(values) => values.iter().any(|value| value.as_str() == Some(text)),
+        }
+    }
 }
 
 /// The string formats that are checked; other `format` values are ignored.
@@ -224,6 +233,17 @@ pub(super) enum BoundSide {
 impl BoundSide {
     pub(super) fn is_exclusive(self) -> bool {
         matches!(self, Self::ExclusiveMinimum | Self::ExclusiveMaximum)
+    }
+
+    /// Whether a value that compares to the limit as `ordering` satisfies this bound.
+    pub(super) fn accepts(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering;
+        match self {
+            Self::Minimum => ordering != Ordering::Less,
+            Self::Maximum => ordering != Ordering::Greater,
+            Self::ExclusiveMinimum => ordering == Ordering::Greater,
+            Self::ExclusiveMaximum => ordering == Ordering::Less,
+        }
     }
 
     pub fn keyword(self) -> &'static str {

@@ -473,19 +473,13 @@ impl Walk {
                 (None, Some(float)) => compare_float(float, bound.limit),
                 (None, None) => continue,
             };
-            let (fails, relation) = match bound.side {
-                BoundSide::Minimum => (ordering == Ordering::Less, "less than the minimum"),
-                BoundSide::Maximum => (ordering == Ordering::Greater, "greater than the maximum"),
-                BoundSide::ExclusiveMinimum => (
-                    ordering != Ordering::Greater,
-                    "not greater than the exclusive minimum",
-                ),
-                BoundSide::ExclusiveMaximum => (
-                    ordering != Ordering::Less,
-                    "not less than the exclusive maximum",
-                ),
+            let relation = match bound.side {
+                BoundSide::Minimum => "less than the minimum",
+                BoundSide::Maximum => "greater than the maximum",
+                BoundSide::ExclusiveMinimum => "not greater than the exclusive minimum",
+                BoundSide::ExclusiveMaximum => "not less than the exclusive maximum",
             };
-            if fails {
+            if !bound.side.accepts(ordering) {
                 let implied = match bound.implied_by {
                     Some(width) => format!(" of {}", width.name()),
                     None => String::new(),
@@ -616,13 +610,13 @@ fn count_nested(value: &Value) -> usize {
     count
 }
 
-enum IntegerError {
+pub(super) enum IntegerError {
     NotAnInteger,
     Overflow,
 }
 
 /// Parses an optionally signed run of ASCII digits.
-fn parse_integer(text: &str) -> Result<i64, IntegerError> {
+pub(super) fn parse_integer(text: &str) -> Result<i64, IntegerError> {
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(IntegerError::NotAnInteger);
@@ -632,7 +626,7 @@ fn parse_integer(text: &str) -> Result<i64, IntegerError> {
 }
 
 /// Converts an integral double in the i64 range.
-fn integer_of_float(float: f64) -> Result<i64, IntegerError> {
+pub(super) fn integer_of_float(float: f64) -> Result<i64, IntegerError> {
     if float.fract() != 0.0 {
         return Err(IntegerError::NotAnInteger);
     }
@@ -644,14 +638,14 @@ fn integer_of_float(float: f64) -> Result<i64, IntegerError> {
     }
 }
 
-enum NumberError {
+pub(super) enum NumberError {
     NotANumber,
     Overflow,
 }
 
 /// Parses JSON number syntax, also allowing a leading `+` and leading zeros (as integers do);
 /// a result too large for a double is an overflow.
-fn parse_number(text: &str) -> Result<f64, NumberError> {
+pub(super) fn parse_number(text: &str) -> Result<f64, NumberError> {
     let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
     let bytes = unsigned.as_bytes();
     let integer_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -688,7 +682,7 @@ fn parse_number(text: &str) -> Result<f64, NumberError> {
 }
 
 /// Compares an integer with a bound exactly.
-fn compare_integer(value: i64, limit: Limit) -> Ordering {
+pub(super) fn compare_integer(value: i64, limit: Limit) -> Ordering {
     match limit {
         Limit::Integer(limit) => value.cmp(&limit),
         Limit::Float(limit) => {
@@ -707,7 +701,7 @@ fn compare_integer(value: i64, limit: Limit) -> Ordering {
     }
 }
 
-fn compare_float(value: f64, limit: Limit) -> Ordering {
+pub(super) fn compare_float(value: f64, limit: Limit) -> Ordering {
     let limit = match limit {
         Limit::Integer(limit) => limit as f64,
         Limit::Float(limit) => limit,

@@ -1,0 +1,507 @@
+//! Column builders shaped like the dataset's Arrow schema, that the row walker appends
+//! converted values to and that roll back to a row boundary when a row turns out bad.
+
+use std::sync::Arc;
+
+use arrow_array::types::{
+    ArrowPrimitiveType, Date32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
+};
+use arrow_array::{
+    ArrayRef, BooleanArray, ListArray, MapArray, PrimitiveArray, RecordBatch, StringArray,
+    StructArray,
+};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
+use lakeport_domain::xdm::validate::Validator;
+use lakeport_domain::xdm::validate::plan::{Field, FieldKind, ObjectFields};
+
+use super::tape::Tape;
+
+/// Builds the validity bits of a column.
+type Validity = BooleanBufferBuilder;
+
+/// A primitive column: values and validity.
+#[derive(Debug)]
+pub(crate) struct Primitive<T> {
+    values: Vec<T>,
+    valid: Validity,
+}
+
+impl<T: arrow_buffer::ArrowNativeType> Primitive<T> {
+    fn new() -> Self {
+        Self {
+            values: Vec::new(),
+            valid: Validity::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) {
+        self.values.push(value);
+        self.valid.append(true);
+    }
+
+    fn push_null(&mut self) {
+        self.values.push(T::default());
+        self.valid.append(false);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+        self.valid.truncate(len);
+    }
+
+    fn finish<P: ArrowPrimitiveType<Native = T>>(&mut self, data_type: &DataType) -> ArrayRef {
+        let capacity = self.values.len();
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(capacity));
+        let array = PrimitiveArray::<P>::new(ScalarBuffer::from(values), nulls(&mut self.valid))
+            .with_data_type(data_type.clone());
+        Arc::new(array)
+    }
+}
+
+/// A UTF-8 column.
+#[derive(Debug)]
+pub(crate) struct Utf8 {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+    valid: Validity,
+}
+
+impl Utf8 {
+    fn new() -> Self {
+        Self {
+            offsets: vec![0],
+            data: Vec::new(),
+            valid: Validity::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, text: &str) -> Result<(), Overflow> {
+        self.data.extend_from_slice(text.as_bytes());
+        let end = i32::try_from(self.data.len()).map_err(|_| Overflow)?;
+        self.offsets.push(end);
+        self.valid.append(true);
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        self.offsets
+            .push(*self.offsets.last().expect("offsets start with 0"));
+        self.valid.append(false);
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        self.data.truncate(self.offsets[len] as usize);
+        self.valid.truncate(len);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let capacity = self.data.capacity();
+        let data = std::mem::replace(&mut self.data, Vec::with_capacity(capacity));
+        let array = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(data),
+            nulls(&mut self.valid),
+        )?;
+        Ok(Arc::new(array))
+    }
+}
+
+/// A column's 32-bit offsets ran out: more than 2 GiB of text or items in one record batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Overflow;
+
+/// One column, shaped like its Arrow type.
+#[derive(Debug)]
+pub(crate) enum Column {
+    /// A field that holds no data (an object without properties): values are checked, not
+    /// stored.
+    Void,
+    Utf8(Utf8),
+    Int8(Primitive<i8>),
+    Int16(Primitive<i16>),
+    Int32(Primitive<i32>),
+    Int64(Primitive<i64>),
+    Float64(Primitive<f64>),
+    Boolean {
+        values: BooleanBufferBuilder,
+        valid: Validity,
+    },
+    Date32(Primitive<i32>),
+    Timestamp(Primitive<i64>, DataType),
+    Struct(StructColumn),
+    List {
+        offsets: Vec<i32>,
+        valid: Validity,
+        items: Box<Column>,
+        field: FieldRef,
+    },
+    Map {
+        offsets: Vec<i32>,
+        valid: Validity,
+        keys: Utf8,
+        values: Box<Column>,
+        entries: FieldRef,
+    },
+}
+
+/// The properties of an object: one slot per declared property, in schema order.
+#[derive(Debug)]
+pub(crate) struct StructColumn {
+    pub(crate) slots: Vec<Slot>,
+    valid: Validity,
+    len: usize,
+    /// The Arrow fields, and for each the position of its slot.
+    fields: Fields,
+    field_slots: Vec<usize>,
+}
+
+/// The column of one declared property and its default as a tape.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) column: Column,
+    pub(crate) default: Option<Tape>,
+}
+
+impl Column {
+    /// Builds the column of `field` for the Arrow type it was mapped to (`None` when the
+    /// mapping dropped it for holding no data).
+    fn new(field: Field<'_>, data_type: Option<&DataType>) -> Result<Self, String> {
+        let Some(data_type) = data_type else {
+            return Ok(Self::Void);
+        };
+        let mismatch =
+            || format!("the Arrow type {data_type} does not fit the compiled field {field:?}");
+        Ok(match (field.kind(), data_type) {
+            (FieldKind::String, DataType::Utf8) => Self::Utf8(Utf8::new()),
+            (FieldKind::Integer(_), DataType::Int8) => Self::Int8(Primitive::new()),
+            (FieldKind::Integer(_), DataType::Int16) => Self::Int16(Primitive::new()),
+            (FieldKind::Integer(_), DataType::Int32) => Self::Int32(Primitive::new()),
+            (FieldKind::Integer(_), DataType::Int64) => Self::Int64(Primitive::new()),
+            (FieldKind::Number, DataType::Float64) => Self::Float64(Primitive::new()),
+            (FieldKind::Boolean, DataType::Boolean) => Self::Boolean {
+                values: BooleanBufferBuilder::new(0),
+                valid: Validity::new(0),
+            },
+            (FieldKind::Date, DataType::Date32) => Self::Date32(Primitive::new()),
+            (FieldKind::DateTime, DataType::Timestamp(..)) => {
+                Self::Timestamp(Primitive::new(), data_type.clone())
+            }
+            (FieldKind::Object(object), DataType::Struct(fields)) => {
+                Self::Struct(StructColumn::new(object, fields)?)
+            }
+            (FieldKind::Array(items), DataType::List(element)) => Self::List {
+                offsets: vec![0],
+                valid: Validity::new(0),
+                items: Box::new(Self::new(items, Some(element.data_type()))?),
+                field: element.clone(),
+            },
+            (FieldKind::Map(values), DataType::Map(entries, _)) => {
+                let DataType::Struct(entry_fields) = entries.data_type() else {
+                    return Err(mismatch());
+                };
+                let value_type = entry_fields.get(1).map(|value| value.data_type());
+                Self::Map {
+                    offsets: vec![0],
+                    valid: Validity::new(0),
+                    keys: Utf8::new(),
+                    values: Box::new(Self::new(values, value_type)?),
+                    entries: entries.clone(),
+                }
+            }
+            _ => return Err(mismatch()),
+        })
+    }
+
+    /// Returns how many values the column holds.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Void => 0,
+            Self::Utf8(column) => column.len(),
+            Self::Int8(column) => column.values.len(),
+            Self::Int16(column) => column.values.len(),
+            Self::Int32(column) | Self::Date32(column) => column.values.len(),
+            Self::Int64(column) | Self::Timestamp(column, _) => column.values.len(),
+            Self::Float64(column) => column.values.len(),
+            Self::Boolean { valid, .. } => valid.len(),
+            Self::Struct(column) => column.len,
+            Self::List { offsets, .. } | Self::Map { offsets, .. } => offsets.len() - 1,
+        }
+    }
+
+    /// Appends a null (an absent optional field, a null array item).
+    pub(crate) fn push_null(&mut self) {
+        match self {
+            Self::Void => {}
+            Self::Utf8(column) => column.push_null(),
+            Self::Int8(column) => column.push_null(),
+            Self::Int16(column) => column.push_null(),
+            Self::Int32(column) | Self::Date32(column) => column.push_null(),
+            Self::Int64(column) | Self::Timestamp(column, _) => column.push_null(),
+            Self::Float64(column) => column.push_null(),
+            Self::Boolean { values, valid } => {
+                values.append(false);
+                valid.append(false);
+            }
+            Self::Struct(column) => {
+                for slot in &mut column.slots {
+                    slot.column.push_null();
+                }
+                column.valid.append(false);
+                column.len += 1;
+            }
+            Self::List { offsets, valid, .. } | Self::Map { offsets, valid, .. } => {
+                offsets.push(*offsets.last().expect("offsets start with 0"));
+                valid.append(false);
+            }
+        }
+    }
+
+    /// Drops every value from `len` on: the rows after a row boundary.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        match self {
+            Self::Void => {}
+            Self::Utf8(column) => column.truncate(len),
+            Self::Int8(column) => column.truncate(len),
+            Self::Int16(column) => column.truncate(len),
+            Self::Int32(column) | Self::Date32(column) => column.truncate(len),
+            Self::Int64(column) | Self::Timestamp(column, _) => column.truncate(len),
+            Self::Float64(column) => column.truncate(len),
+            Self::Boolean { values, valid } => {
+                values.truncate(len);
+                valid.truncate(len);
+            }
+            Self::Struct(column) => column.truncate(len),
+            Self::List {
+                offsets,
+                valid,
+                items,
+                ..
+            } => {
+                offsets.truncate(len + 1);
+                valid.truncate(len);
+                items.truncate(offsets[len] as usize);
+            }
+            Self::Map {
+                offsets,
+                valid,
+                keys,
+                values,
+                ..
+            } => {
+                offsets.truncate(len + 1);
+                valid.truncate(len);
+                let entries = offsets[len] as usize;
+                keys.truncate(entries);
+                values.truncate(entries);
+            }
+        }
+    }
+
+    /// Returns the values as an Arrow array and empties the column.
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Self::Void => unreachable!("a column without data is not in the Arrow schema"),
+            Self::Utf8(column) => column.finish()?,
+            Self::Int8(column) => column.finish::<Int8Type>(&DataType::Int8),
+            Self::Int16(column) => column.finish::<Int16Type>(&DataType::Int16),
+            Self::Int32(column) => column.finish::<Int32Type>(&DataType::Int32),
+            Self::Int64(column) => column.finish::<Int64Type>(&DataType::Int64),
+            Self::Float64(column) => column.finish::<Float64Type>(&DataType::Float64),
+            Self::Date32(column) => column.finish::<Date32Type>(&DataType::Date32),
+            Self::Timestamp(column, data_type) => {
+                column.finish::<TimestampMicrosecondType>(data_type)
+            }
+            Self::Boolean { values, valid } => {
+                Arc::new(BooleanArray::new(values.finish(), nulls(valid)))
+            }
+            Self::Struct(column) => Arc::new(column.finish()?),
+            Self::List {
+                offsets,
+                valid,
+                items,
+                field,
+            } => {
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(ListArray::try_new(
+                    field.clone(),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    items.finish()?,
+                    nulls(valid),
+                )?)
+            }
+            Self::Map {
+                offsets,
+                valid,
+                keys,
+                values,
+                entries,
+            } => {
+                let offsets = std::mem::replace(offsets, vec![0]);
+                let DataType::Struct(entry_fields) = entries.data_type() else {
+                    unreachable!("checked when the column was built")
+                };
+                let entry_count = keys.len();
+                let entry_struct = StructArray::try_new_with_length(
+                    entry_fields.clone(),
+                    vec![keys.finish()?, values.finish()?],
+                    None,
+                    entry_count,
+                )?;
+                Arc::new(MapArray::try_new(
+                    entries.clone(),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    entry_struct,
+                    nulls(valid),
+                    false,
+                )?)
+            }
+        })
+    }
+}
+
+impl StructColumn {
+    fn new(object: ObjectFields<'_>, fields: &Fields) -> Result<Self, String> {
+        let mut slots = Vec::with_capacity(object.len());
+        let mut field_slots = Vec::with_capacity(fields.len());
+        for position in 0..object.len() {
+            let name = object.name(position);
+            let arrow = fields.iter().position(|field| field.name() == name);
+            let property = object.field(position);
+            let data_type = arrow.map(|index| fields[index].data_type());
+            slots.push(Slot {
+                column: Column::new(property, data_type)?,
+                default: property.default_value().map(Tape::from_value),
+            });
+            if let Some(index) = arrow {
+                field_slots.push((index, position));
+            }
+        }
+        field_slots.sort_unstable();
+        if field_slots.len() != fields.len()
+            || field_slots
+                .iter()
+                .enumerate()
+                .any(|(expected, (index, _))| *index != expected)
+        {
+            return Err("the Arrow fields do not match the compiled properties".to_owned());
+        }
+        Ok(Self {
+            slots,
+            valid: Validity::new(0),
+            len: 0,
+            fields: fields.clone(),
+            field_slots: field_slots.into_iter().map(|(_, slot)| slot).collect(),
+        })
+    }
+
+    /// Builds the column of an object that holds no data: its values are checked (required
+    /// fields, defaults, unknown fields), nothing is stored.
+    pub(crate) fn void(object: ObjectFields<'_>) -> Self {
+        Self {
+            slots: (0..object.len())
+                .map(|position| Slot {
+                    column: Column::Void,
+                    default: object.field(position).default_value().map(Tape::from_value),
+                })
+                .collect(),
+            valid: Validity::new(0),
+            len: 0,
+            fields: Fields::empty(),
+            field_slots: Vec::new(),
+        }
+    }
+
+    /// Marks one more present object; its slots must have been appended to.
+    #[inline]
+    pub(crate) fn push_present(&mut self) {
+        self.valid.append(true);
+        self.len += 1;
+    }
+
+    /// Returns how many objects the column holds.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn truncate(&mut self, len: usize) {
+        for slot in &mut self.slots {
+            slot.column.truncate(len);
+        }
+        self.valid.truncate(len);
+        self.len = self.len.min(len);
+    }
+
+    fn arrays(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
+        self.field_slots
+            .iter()
+            .map(|&slot| self.slots[slot].column.finish())
+            .collect()
+    }
+
+    fn finish(&mut self) -> Result<StructArray, ArrowError> {
+        let len = std::mem::take(&mut self.len);
+        let arrays = self.arrays()?;
+        StructArray::try_new_with_length(self.fields.clone(), arrays, nulls(&mut self.valid), len)
+    }
+}
+
+/// Takes the validity bits, leaving an empty builder; `None` when every value is valid.
+fn nulls(valid: &mut Validity) -> Option<NullBuffer> {
+    let nulls = NullBuffer::new(valid.finish());
+    (nulls.null_count() > 0).then_some(nulls)
+}
+
+/// The columns of a whole row: the dataset's top-level fields.
+#[derive(Debug)]
+pub(crate) struct RowColumns {
+    pub(crate) root: StructColumn,
+    schema: SchemaRef,
+}
+
+impl RowColumns {
+    /// Builds the columns of the mapped Arrow schema for the validator's compiled fields.
+    ///
+    /// # Errors
+    /// A message when the two do not describe the same fields (they are compiled from the
+    /// same schema, so this is a bug).
+    pub(crate) fn new(validator: &Validator, schema: SchemaRef) -> Result<Self, String> {
+        let root = StructColumn::new(validator.root(), schema.fields())?;
+        Ok(Self { root, schema })
+    }
+
+    /// Returns how many rows the columns hold.
+    pub(crate) fn rows(&self) -> usize {
+        self.root.len
+    }
+
+    /// Drops a partly appended row: everything from row `rows` on.
+    pub(crate) fn truncate(&mut self, rows: usize) {
+        self.root.truncate(rows);
+    }
+
+    /// Returns the rows as one record batch and empties the columns.
+    ///
+    /// # Errors
+    /// Arrow's error when an array cannot be built (a bug, or offsets beyond 2 GiB).
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = std::mem::take(&mut self.root.len);
+        let arrays = self.root.arrays()?;
+        // The root has no validity of its own.
+        self.root.valid.finish();
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+    }
+}

@@ -1,0 +1,540 @@
+//! The one pass over a parsed row: converts each value as the row validator would, checks it
+//! with the compiled field's predicates, and appends it to its column.
+//!
+//! The walker only ever *accepts*: anything it is not sure of — a violation, a duplicate
+//! key, an `enum` on an array, a row with too many fields — makes it give up on the row
+//! ([`Bail`]). The caller then rolls the columns back to the row's start and runs the row
+//! validator on a `Value`, which decides and reports. So a row is written by this walker
+//! only when the validator would accept it, and as the validator would convert it.
+
+use lakeport_domain::xdm::validate::plan::{self, Field, FieldKind, IntegerType, ObjectFields};
+use lakeport_domain::xdm::validate::{Source, UnknownFields};
+
+use super::columns::{Column, StructColumn};
+use super::tape::{Tape, Token, number_of};
+
+/// The walker gave up on the row: the row validator must decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bail;
+
+/// The state of walking one row.
+pub(crate) struct Walker {
+    source: Source,
+    unknown_fields: UnknownFields,
+    max_fields: usize,
+    fields: usize,
+    /// Set while appending a value the validator has already accepted and converted (a
+    /// default, or a row the validator decided): checks and field counts are skipped.
+    trusted: bool,
+    /// Scratch text for numbers converted to strings and canonical date-times.
+    scratch: String,
+}
+
+impl Walker {
+    pub(crate) fn new(source: Source, unknown_fields: UnknownFields, max_fields: usize) -> Self {
+        Self {
+            source,
+            unknown_fields,
+            max_fields,
+            fields: 0,
+            trusted: false,
+            scratch: String::new(),
+        }
+    }
+
+    /// Appends the row at the start of `tape` to `root`, checking it; on [`Bail`] the
+    /// columns hold a partial row the caller must truncate.
+    pub(crate) fn row(
+        &mut self,
+        fields: ObjectFields<'_>,
+        root: &mut StructColumn,
+        tape: &Tape,
+    ) -> Result<(), Bail> {
+        self.fields = 0;
+        self.trusted = false;
+        self.object(fields, root, tape, 0)
+    }
+
+    /// Appends a row the validator accepted and converted.
+    pub(crate) fn converted_row(
+        &mut self,
+        fields: ObjectFields<'_>,
+        root: &mut StructColumn,
+        tape: &Tape,
+    ) -> Result<(), Bail> {
+        self.fields = 0;
+        self.trusted = true;
+        let appended = self.object(fields, root, tape, 0);
+        self.trusted = false;
+        appended
+    }
+
+    #[inline]
+    fn count_field(&mut self) -> Result<(), Bail> {
+        if self.trusted {
+            return Ok(());
+        }
+        self.fields += 1;
+        if self.fields > self.max_fields {
+            return Err(Bail);
+        }
+        Ok(())
+    }
+
+    /// Appends the object at `at` as one entry of `column` (every slot gets a value or a
+    /// null).
+    fn object(
+        &mut self,
+        fields: ObjectFields<'_>,
+        column: &mut StructColumn,
+        tape: &Tape,
+        at: usize,
+    ) -> Result<(), Bail> {
+        let Token::Object { len, .. } = tape.token(at) else {
+            return Err(Bail);
+        };
+        let row_len = column.len();
+        let mut seen = Bits::default();
+        let mut cursor = 0;
+        let mut key_at = at + 1;
+        for _ in 0..len {
+            let value_at = key_at + 1;
+            let next = tape.skip(value_at);
+            self.count_field()?;
+            let name = tape.key(key_at);
+            match fields.find(name, &mut cursor) {
+                None => {
+                    if !self.trusted {
+                        if self.unknown_fields == UnknownFields::Reject {
+                            return Err(Bail);
+                        }
+                        self.fields += tape.nested_fields(value_at);
+                        if self.fields > self.max_fields {
+                            return Err(Bail);
+                        }
+                    }
+                }
+                Some(position) => {
+                    // A repeated key: serde_json keeps the last value at the first
+                    // position; let the validator's `Value` settle it.
+                    if !seen.insert(position) {
+                        return Err(Bail);
+                    }
+                    let field = fields.field(position);
+                    let slot = &mut column.slots[position];
+                    if matches!(tape.token(value_at), Token::Null) {
+                        if fields.is_required(position) {
+                            let Some(default) = &slot.default else {
+                                return Err(Bail);
+                            };
+                            self.default(field, &mut slot.column, default)?;
+                        } else {
+                            seen.remove(position);
+                            seen.mark_null(position);
+                        }
+                    } else {
+                        self.value(field, &mut slot.column, tape, value_at)?;
+                    }
+                }
+            }
+            key_at = next;
+        }
+        for &position in fields.required() {
+            if seen.contains(position) || seen.is_null(position) {
+                continue;
+            }
+            let slot = &mut column.slots[position];
+            let Some(default) = &slot.default else {
+                return Err(Bail);
+            };
+            let field = fields.field(position);
+            self.default(field, &mut slot.column, default)?;
+            seen.insert(position);
+        }
+        for slot in &mut column.slots {
+            if slot.column.len() == row_len {
+                slot.column.push_null();
+            }
+        }
+        column.push_present();
+        Ok(())
+    }
+
+    /// Appends a field's default, which the validator converted when it compiled the schema.
+    fn default(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        default: &Tape,
+    ) -> Result<(), Bail> {
+        let trusted = std::mem::replace(&mut self.trusted, true);
+        let appended = self.value(field, column, default, 0);
+        self.trusted = trusted;
+        appended
+    }
+
+    /// Converts, checks and appends the value at `at` (never null).
+    fn value(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        tape: &Tape,
+        at: usize,
+    ) -> Result<(), Bail> {
+        let token = tape.token(at);
+        let check = !self.trusted && field.has_checks();
+        match field.kind() {
+            FieldKind::String => {
+                let text = match token {
+                    Token::Str { start, end } => tape.str(start, end),
+                    Token::PosInt(_) | Token::NegInt(_) | Token::Float(_) => {
+                        // Numbers render as serde_json renders them (`5`, `2.5`, `1e300`).
+                        self.scratch.clear();
+                        let number = number_of(token).ok_or(Bail)?;
+                        self.scratch.push_str(&number.to_string());
+                        &self.scratch
+                    }
+                    _ => return Err(Bail),
+                };
+                if check && !field.accepts_str(text) {
+                    return Err(Bail);
+                }
+                match column {
+                    Column::Utf8(utf8) => utf8.push(text).map_err(|_| Bail),
+                    _ => Ok(()),
+                }
+            }
+            FieldKind::Integer(width) => {
+                let integer = match token {
+                    Token::PosInt(value) => i64::try_from(value).map_err(|_| Bail)?,
+                    Token::NegInt(value) => value,
+                    Token::Float(value) => plan::integer_from_float(value).ok_or(Bail)?,
+                    Token::Str { start, end } => {
+                        plan::integer_from_str(tape.str(start, end)).ok_or(Bail)?
+                    }
+                    _ => return Err(Bail),
+                };
+                if check && !field.accepts_integer(integer) {
+                    return Err(Bail);
+                }
+                push_integer(column, width, integer)
+            }
+            FieldKind::Number => {
+                let float = match token {
+                    Token::PosInt(value) => value as f64,
+                    Token::NegInt(value) => value as f64,
+                    Token::Float(value) => value,
+                    Token::Str { start, end } => {
+                        plan::number_from_str(tape.str(start, end)).ok_or(Bail)?
+                    }
+                    _ => return Err(Bail),
+                };
+                if check && !field.accepts_float(float) {
+                    return Err(Bail);
+                }
+                if let Column::Float64(floats) = column {
+                    floats.push(float);
+                }
+                Ok(())
+            }
+            FieldKind::Boolean => {
+                let flag = match token {
+                    Token::Bool(flag) => flag,
+                    Token::Str { start, end } if self.source == Source::Csv => {
+                        match tape.str(start, end) {
+                            "true" => true,
+                            "false" => false,
+                            _ => return Err(Bail),
+                        }
+                    }
+                    _ => return Err(Bail),
+                };
+                if check && !field.accepts_bool(flag) {
+                    return Err(Bail);
+                }
+                if let Column::Boolean { values, valid } = column {
+                    values.append(flag);
+                    valid.append(true);
+                }
+                Ok(())
+            }
+            FieldKind::Date => {
+                let days = match token {
+                    Token::Str { start, end } => {
+                        let text = tape.str(start, end);
+                        let days = lakeport_domain::xdm::validate::parse_date(text).ok_or(Bail)?;
+                        if check && !field.accepts_str(text) {
+                            return Err(Bail);
+                        }
+                        days
+                    }
+                    Token::PosInt(_) | Token::NegInt(_) => {
+                        let millis = epoch_millis(token)?;
+                        let days = plan::date_from_epoch_millis(millis).ok_or(Bail)?;
+                        if check && !field.accepts_str(&plan::render_date(days)) {
+                            return Err(Bail);
+                        }
+                        days
+                    }
+                    _ => return Err(Bail),
+                };
+                if let Column::Date32(dates) = column {
+                    dates.push(days);
+                }
+                Ok(())
+            }
+            FieldKind::DateTime => {
+                let micros = match token {
+                    Token::Str { start, end } => {
+                        lakeport_domain::xdm::validate::parse_date_time(tape.str(start, end))
+                            .ok_or(Bail)?
+                    }
+                    Token::PosInt(_) | Token::NegInt(_) => {
+                        plan::date_time_from_epoch_millis(epoch_millis(token)?).ok_or(Bail)?
+                    }
+                    _ => return Err(Bail),
+                };
+                // Checks see the canonical text the validator converts the value to.
+                if check && !field.accepts_str(&plan::render_date_time(micros)) {
+                    return Err(Bail);
+                }
+                if let Column::Timestamp(stamps, _) = column {
+                    stamps.push(micros);
+                }
+                Ok(())
+            }
+            FieldKind::Object(fields) => {
+                if check && !field.accepts_object() {
+                    return Err(Bail);
+                }
+                match column {
+                    Column::Struct(structure) => self.object(fields, structure, tape, at),
+                    _ => self.object(fields, &mut void_struct(fields), tape, at),
+                }
+            }
+            FieldKind::Map(values) => {
+                if check && !field.accepts_object() {
+                    return Err(Bail);
+                }
+                self.map(values, column, tape, at)
+            }
+            FieldKind::Array(items) => self.array(field, items, column, tape, at),
+        }
+    }
+
+    /// Appends a map: null entries are dropped, keys must be distinct.
+    fn map(
+        &mut self,
+        values: Field<'_>,
+        column: &mut Column,
+        tape: &Tape,
+        at: usize,
+    ) -> Result<(), Bail> {
+        let Token::Object { len, .. } = tape.token(at) else {
+            return Err(Bail);
+        };
+        if !self.trusted && has_repeated_key(tape, at, len as usize) {
+            return Err(Bail);
+        }
+        let mut key_at = at + 1;
+        let mut entries = 0usize;
+        for _ in 0..len {
+            let value_at = key_at + 1;
+            let next = tape.skip(value_at);
+            self.count_field()?;
+            if !matches!(tape.token(value_at), Token::Null) {
+                match column {
+                    Column::Map {
+                        keys,
+                        values: value_column,
+                        ..
+                    } => {
+                        keys.push(tape.key(key_at)).map_err(|_| Bail)?;
+                        self.value(values, value_column, tape, value_at)?;
+                    }
+                    _ => self.value(values, &mut Column::Void, tape, value_at)?,
+                }
+                entries += 1;
+            }
+            key_at = next;
+        }
+        if let Column::Map { offsets, valid, .. } = column {
+            let last = *offsets.last().expect("offsets start with 0");
+            let end = usize::try_from(last).unwrap_or(usize::MAX) + entries;
+            offsets.push(i32::try_from(end).map_err(|_| Bail)?);
+            valid.append(true);
+        }
+        Ok(())
+    }
+
+    /// Appends an array: null items are kept.
+    fn array(
+        &mut self,
+        field: Field<'_>,
+        items: Field<'_>,
+        column: &mut Column,
+        tape: &Tape,
+        at: usize,
+    ) -> Result<(), Bail> {
+        let Token::Array { len, .. } = tape.token(at) else {
+            return Err(Bail);
+        };
+        if !self.trusted && field.has_checks() && field.accepts_items(len as usize) != Some(true) {
+            return Err(Bail);
+        }
+        let mut item_at = at + 1;
+        for _ in 0..len {
+            self.count_field()?;
+            let is_null = matches!(tape.token(item_at), Token::Null);
+            match column {
+                Column::List {
+                    items: item_column, ..
+                } => {
+                    if is_null {
+                        item_column.push_null();
+                    } else {
+                        self.value(items, item_column, tape, item_at)?;
+                    }
+                }
+                _ if is_null => {}
+                _ => self.value(items, &mut Column::Void, tape, item_at)?,
+            }
+            item_at = tape.skip(item_at);
+        }
+        if let Column::List { offsets, valid, .. } = column {
+            let last = *offsets.last().expect("offsets start with 0");
+            let end = usize::try_from(last).unwrap_or(usize::MAX) + len as usize;
+            offsets.push(i32::try_from(end).map_err(|_| Bail)?);
+            valid.append(true);
+        }
+        Ok(())
+    }
+}
+
+/// A struct column that stores nothing, for checking an object that holds no data.
+fn void_struct(fields: ObjectFields<'_>) -> StructColumn {
+    StructColumn::void(fields)
+}
+
+/// Returns the integer of a number token for epoch milliseconds; doubles are refused.
+fn epoch_millis(token: Token) -> Result<i64, Bail> {
+    match token {
+        Token::PosInt(value) => i64::try_from(value).map_err(|_| Bail),
+        Token::NegInt(value) => Ok(value),
+        _ => Err(Bail),
+    }
+}
+
+fn push_integer(column: &mut Column, width: IntegerType, integer: i64) -> Result<(), Bail> {
+    match (column, width) {
+        (Column::Int8(values), IntegerType::Byte) => {
+            values.push(i8::try_from(integer).map_err(|_| Bail)?);
+        }
+        (Column::Int16(values), IntegerType::Short) => {
+            values.push(i16::try_from(integer).map_err(|_| Bail)?);
+        }
+        (Column::Int32(values), IntegerType::Int) => {
+            values.push(i32::try_from(integer).map_err(|_| Bail)?);
+        }
+        (Column::Int64(values), IntegerType::Long) => values.push(integer),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether the object at `at` repeats a key (its `len` entries).
+fn has_repeated_key(tape: &Tape, at: usize, len: usize) -> bool {
+    const INLINE: usize = 16;
+    if len < 2 {
+        return false;
+    }
+    if len <= INLINE {
+        let mut keys = [""; INLINE];
+        let mut key_at = at + 1;
+        for index in 0..len {
+            let key = tape.key(key_at);
+            if keys[..index].contains(&key) {
+                return true;
+            }
+            keys[index] = key;
+            key_at = tape.skip(key_at + 1);
+        }
+        return false;
+    }
+    let mut distinct = std::collections::HashSet::with_capacity(len);
+    let mut key_at = at + 1;
+    for _ in 0..len {
+        if !distinct.insert(tape.key(key_at)) {
+            return true;
+        }
+        key_at = tape.skip(key_at + 1);
+    }
+    false
+}
+
+/// Which properties of an object were present (and which were null); inline for the
+/// first 64.
+#[derive(Default)]
+struct Bits {
+    present: u64,
+    null: u64,
+    high: Vec<(u64, u64)>,
+}
+
+impl Bits {
+    fn word(&mut self, position: usize) -> (&mut u64, &mut u64, u64) {
+        let bit = 1u64 << (position % 64);
+        if position < 64 {
+            return (&mut self.present, &mut self.null, bit);
+        }
+        let index = position / 64 - 1;
+        if self.high.len() <= index {
+            self.high.resize(index + 1, (0, 0));
+        }
+        let (present, null) = &mut self.high[index];
+        (present, null, bit)
+    }
+
+    fn peek(&self, position: usize) -> (u64, u64, u64) {
+        let bit = 1u64 << (position % 64);
+        if position < 64 {
+            return (self.present, self.null, bit);
+        }
+        let (present, null) = self
+            .high
+            .get(position / 64 - 1)
+            .copied()
+            .unwrap_or_default();
+        (present, null, bit)
+    }
+
+    /// Marks a property present; `false` when it was already present or null.
+    fn insert(&mut self, position: usize) -> bool {
+        let (present, null, bit) = self.word(position);
+        if (*present | *null) & bit != 0 {
+            return false;
+        }
+        *present |= bit;
+        true
+    }
+
+    fn remove(&mut self, position: usize) {
+        let (present, _, bit) = self.word(position);
+        *present &= !bit;
+    }
+
+    fn mark_null(&mut self, position: usize) {
+        let (_, null, bit) = self.word(position);
+        *null |= bit;
+    }
+
+    fn contains(&self, position: usize) -> bool {
+        let (present, _, bit) = self.peek(position);
+        present & bit != 0
+    }
+
+    fn is_null(&self, position: usize) -> bool {
+        let (_, null, bit) = self.peek(position);
+        null & bit != 0
+    }
+}
