@@ -180,6 +180,10 @@ pub fn open_storage(
                 .secret_access_key
                 .as_ref()
                 .map(|secret| secret.expose().to_owned()),
+            session_token: settings
+                .session_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
             virtual_hosted_style: settings.virtual_hosted_style,
             allow_http: settings.allow_http,
         },

@@ -59,7 +59,9 @@ impl Default for StreamConfig {
 ///
 /// For `s3://` URLs, every setting left unset falls back to the usual AWS environment
 /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`), read by
+/// [`Config::load`] ([`StorageConfig::fill_from_aws_environment`]); the storage crate reads
+/// no environment.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
@@ -75,12 +77,50 @@ pub struct StorageConfig {
     pub access_key_id: Option<String>,
     /// S3 secret access key.
     pub secret_access_key: Option<SecretString>,
+    /// S3 session token of temporary credentials.
+    pub session_token: Option<SecretString>,
     /// Address buckets as `bucket.host` instead of the default path style (`host/bucket`),
     /// which self-hosted servers expect.
     pub virtual_hosted_style: bool,
     /// Allow a plain `http://` endpoint (by default: allowed exactly when `endpoint` says
     /// `http://`).
     pub allow_http: Option<bool>,
+}
+
+impl StorageConfig {
+    /// Fills every S3 setting still unset from the AWS variables of `environment`
+    /// (`AWS_ENDPOINT_URL` before `AWS_ENDPOINT`, `AWS_REGION` before `AWS_DEFAULT_REGION`).
+    pub fn fill_from_aws_environment(
+        &mut self,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) {
+        let aws: std::collections::HashMap<String, String> = environment
+            .into_iter()
+            .filter(|(name, value)| name.starts_with("AWS_") && !value.is_empty())
+            .collect();
+        let first = |names: &[&str]| names.iter().find_map(|name| aws.get(*name).cloned());
+        let secret = |name: &str| aws.get(name).map(|value| SecretString::new(value));
+        self.endpoint = self
+            .endpoint
+            .take()
+            .or_else(|| first(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]));
+        self.region = self
+            .region
+            .take()
+            .or_else(|| first(&["AWS_REGION", "AWS_DEFAULT_REGION"]));
+        self.access_key_id = self
+            .access_key_id
+            .take()
+            .or_else(|| first(&["AWS_ACCESS_KEY_ID"]));
+        self.secret_access_key = self
+            .secret_access_key
+            .take()
+            .or_else(|| secret("AWS_SECRET_ACCESS_KEY"));
+        self.session_token = self
+            .session_token
+            .take()
+            .or_else(|| secret("AWS_SESSION_TOKEN"));
+    }
 }
 
 /// Batch ingestion limits and workers (spec §1.8, §6).
@@ -442,7 +482,8 @@ const MAX_ROW_BYTES_CEILING: u64 = 1 << 30;
 
 impl Config {
     /// Loads the configuration: defaults, then the TOML file (if any), then every
-    /// `LAKEPORT__SECTION__KEY` variable of `environment`, then validation.
+    /// `LAKEPORT__SECTION__KEY` variable of `environment`, then the `AWS_*` variables of
+    /// `environment` for the S3 settings still unset, then validation.
     ///
     /// # Errors
     /// Says which file, variable or key is wrong and what values are allowed.
@@ -464,7 +505,12 @@ impl Config {
                     })?
             }
         };
+        let mut aws = Vec::new();
         for (name, value) in environment {
+            if name.starts_with("AWS_") {
+                aws.push((name, value));
+                continue;
+            }
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
@@ -472,9 +518,10 @@ impl Config {
         }
         // Deserialize from text so that errors quote the offending key and value.
         let merged = toml::to_string(&table).map_err(|err| ConfigError::Shape(err.to_string()))?;
-        let config: Config = toml::from_str(&merged).map_err(|err: toml::de::Error| {
+        let mut config: Config = toml::from_str(&merged).map_err(|err: toml::de::Error| {
             ConfigError::Shape(err.to_string().trim_end().to_owned())
         })?;
+        config.storage.fill_from_aws_environment(aws);
         config.validate()?;
         Ok(config)
     }
@@ -624,7 +671,9 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 key: "storage.endpoint",
-                reason: format!("{endpoint:?} must start with http:// or https://"),
+                reason: format!(
+                    "{endpoint:?} must start with http:// or https:// (it falls back to AWS_ENDPOINT_URL)"
+                ),
             });
         }
         if !(1..=MAX_ROW_BYTES_CEILING).contains(&self.ingest.max_row_bytes) {
@@ -949,6 +998,47 @@ mod tests {
             let err = Config::load(None, env(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn aws_variables_fill_the_s3_settings_left_unset() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("LAKEPORT__STORAGE__URL", "s3://lake/prod"),
+                ("LAKEPORT__STORAGE__REGION", "garage"),
+                ("AWS_REGION", "us-west-2"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_ENDPOINT", "http://127.0.0.1:3901"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:3900"),
+                ("AWS_ACCESS_KEY_ID", "GK0123"),
+                ("AWS_SECRET_ACCESS_KEY", "s3cret"),
+                ("AWS_SESSION_TOKEN", "t0ken"),
+            ]),
+        )
+        .unwrap();
+        let storage = &config.storage;
+        assert_eq!(storage.region.as_deref(), Some("garage"));
+        assert_eq!(storage.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(storage.access_key_id.as_deref(), Some("GK0123"));
+        assert_eq!(
+            storage.secret_access_key.as_ref().map(SecretString::expose),
+            Some("s3cret")
+        );
+        assert_eq!(
+            storage.session_token.as_ref().map(SecretString::expose),
+            Some("t0ken")
+        );
+        let shown = config.redacted_toml();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+
+        let config = Config::load(None, env(&[("AWS_DEFAULT_REGION", "eu-west-1")])).unwrap();
+        assert_eq!(config.storage.region.as_deref(), Some("eu-west-1"));
+        let err = Config::load(None, env(&[("AWS_ENDPOINT_URL", "127.0.0.1:3900")])).unwrap_err();
+        assert!(err.to_string().contains("storage.endpoint"), "{err}");
     }
 
     #[test]

@@ -66,16 +66,18 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-/// How to reach an S3-compatible server. Every field left unset falls back to the usual
-/// AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
+/// How to reach an S3-compatible server: everything is given here (the configuration
+/// crate resolves the `AWS_*` environment variables); this crate reads no environment.
 #[derive(Clone, Default)]
 pub struct S3Settings {
     /// `http://host:port` of a self-hosted server; unset means AWS.
     pub endpoint: Option<String>,
+    /// Unset means `us-east-1`.
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// The session token of temporary credentials.
+    pub session_token: Option<String>,
     /// `bucket.host` addressing instead of path style (`host/bucket`).
     pub virtual_hosted_style: bool,
     /// Allow `http://`; by default allowed exactly when the endpoint is `http://`.
@@ -91,6 +93,10 @@ impl std::fmt::Debug for S3Settings {
             .field(
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
             )
             .field("virtual_hosted_style", &self.virtual_hosted_style)
             .field("allow_http", &self.allow_http)
@@ -112,7 +118,8 @@ pub struct Storage {
 
 impl Storage {
     /// Opens storage from a URL: `file:///absolute/dir` (created if missing), or
-    /// `s3://bucket[/prefix]` configured from the AWS environment variables alone.
+    /// `s3://bucket[/prefix]` on AWS with default settings (no credentials but those of the
+    /// instance or web identity the S3 client finds itself).
     ///
     /// # Errors
     /// An unsupported scheme or a directory that cannot be created.
@@ -158,7 +165,7 @@ impl Storage {
         if bucket.is_empty() {
             return Err(bad("the bucket name is missing".to_owned()));
         }
-        let mut builder = AmazonS3Builder::from_env()
+        let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(s3.virtual_hosted_style)
             .with_client_options(
@@ -172,9 +179,7 @@ impl Storage {
         }
         let endpoint_is_http = s3
             .endpoint
-            .clone()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-            .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+            .as_deref()
             .is_some_and(|endpoint| endpoint.starts_with("http://"));
         builder = builder.with_allow_http(s3.allow_http.unwrap_or(endpoint_is_http));
         if let Some(region) = &s3.region {
@@ -185,6 +190,9 @@ impl Storage {
         }
         if let Some(secret) = &s3.secret_access_key {
             builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = &s3.session_token {
+            builder = builder.with_token(token);
         }
         let s3_store: Arc<dyn ObjectStore> = Arc::new(
             builder

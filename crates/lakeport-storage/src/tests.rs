@@ -90,8 +90,12 @@ fn stores() -> Vec<(Storage, Option<tempfile::TempDir>)> {
             .unwrap()
             .as_nanos();
         let url = format!("s3://{bucket}/storage-test-{}-{nanos}", std::process::id());
+        let variable = |name: &str| std::env::var(name).ok();
         let settings = S3Settings {
             endpoint: Some(endpoint),
+            region: variable("AWS_REGION"),
+            access_key_id: variable("AWS_ACCESS_KEY_ID"),
+            secret_access_key: variable("AWS_SECRET_ACCESS_KEY"),
             ..S3Settings::default()
         };
         stores.push((Storage::open_with(&url, &settings).unwrap(), None));

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use lakeport_config::{Config, SecretString};
+use lakeport_config::Config;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -80,12 +80,7 @@ impl Remote {
 pub fn configure_s3(config: &mut Config, endpoint: &str, url: &str) {
     config.storage.url = Some(url.to_owned());
     config.storage.endpoint = Some(endpoint.to_owned());
-    if let Ok(key) = std::env::var("AWS_ACCESS_KEY_ID") {
-        config.storage.access_key_id = Some(key);
-    }
-    if let Ok(secret) = std::env::var("AWS_SECRET_ACCESS_KEY") {
-        config.storage.secret_access_key = Some(SecretString::new(&secret));
-    }
+    config.storage.fill_from_aws_environment(std::env::vars());
 }
 
 impl Drop for Remote {

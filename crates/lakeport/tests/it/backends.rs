@@ -120,14 +120,11 @@ impl Objects {
             .find(|(name, _)| *name == "LAKEPORT__STORAGE__URL")
             .map(|(_, url)| url.clone())
             .unwrap();
-        lakeport_storage::Storage::open_with(
-            &url,
-            &lakeport_storage::S3Settings {
-                endpoint: std::env::var("TEST_S3_ENDPOINT").ok(),
-                ..lakeport_storage::S3Settings::default()
-            },
-        )
-        .unwrap()
+        let mut config = lakeport_config::Config::default();
+        config.storage.url = Some(url);
+        config.storage.endpoint = std::env::var("TEST_S3_ENDPOINT").ok();
+        config.storage.fill_from_aws_environment(std::env::vars());
+        lakeport_api::open_storage(&config).unwrap()
     }
 }
 
