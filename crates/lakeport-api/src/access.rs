@@ -18,7 +18,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use lakeport_domain::ids::BatchId;
+use lakeport_domain::catalog;
+use lakeport_domain::ids::{BatchId, DatasetId};
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
 use lakeport_domain::{Doc, now_millis};
 use lakeport_metastore::StoredDatasetFile;
@@ -294,7 +295,7 @@ fn file_id(file: &StoredDatasetFile) -> &str {
 /// A dataset file is served while it is valid (its batch was not reverted or replaced)
 /// and was written by promotion (client-registered Catalog files have no bytes here).
 fn is_downloadable(file: &StoredDatasetFile) -> bool {
-    file.doc.get("isValid") != Some(&Value::Bool(false)) && !file.location.is_empty()
+    catalog::file_is_valid(&file.doc) && !file.location.is_empty()
 }
 
 /// A dataset file that can be downloaded: its storage key and physical file name.
@@ -384,15 +385,9 @@ async fn head_file(
     let file_id = extract::id(SERVICE, &file)?;
     let query = access_query(raw.as_deref())?;
     let Some(path) = &query.path else {
-        return Err(ApiError::new(
-            SERVICE,
-            9002,
-            StatusCode::BAD_REQUEST,
-            "Path missing",
-            format!(
-                "HEAD needs the file name: /files/{file_id}?path=<name>; GET /files/{file_id} lists it"
-            ),
-        ));
+        return Err(ApiError::path_missing(format!(
+            "HEAD needs the file name: /files/{file_id}?path=<name>; GET /files/{file_id} lists it"
+        )));
     };
     let physical = physical_file(&state, &ctx, &file_id).await?;
     if *path != physical.name {
@@ -526,13 +521,9 @@ async fn download(
             last - first + 1,
         ),
         ByteRange::Unsatisfiable => {
-            let mut response = ApiError::new(
-                SERVICE,
-                9003,
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "Range not satisfiable",
-                format!("{what} has {total} bytes; the requested range starts at or past its end"),
-            )
+            let mut response = ApiError::range_not_satisfiable(format!(
+                "{what} has {total} bytes; the requested range starts at or past its end"
+            ))
             .into_response();
             response.headers_mut().insert(
                 header::CONTENT_RANGE,
@@ -845,14 +836,10 @@ async fn preview_dataset(
     ctx: RequestContext,
     Path(dataset): Path<String>,
 ) -> Result<Response, ApiError> {
-    let dataset_id = extract::id(SERVICE, &dataset)?;
+    let dataset_id = extract::dataset_id(SERVICE, &dataset)?;
     let found = state
         .metastore()
-        .get(
-            &ctx.tenant,
-            ObjectKind::Dataset,
-            std::slice::from_ref(&dataset_id),
-        )
+        .get(&ctx.tenant, ObjectKind::Dataset, &[dataset_id.to_string()])
         .await
         .map_err(metastore_error)?;
     if found.is_empty() {
@@ -861,87 +848,98 @@ async fn preview_dataset(
         )));
     }
     let Some(reader) = state.row_reader().cloned() else {
-        return Err(ApiError::new(
-            SERVICE,
-            9005,
-            StatusCode::NOT_IMPLEMENTED,
-            "Preview unavailable",
-            "this server has no Parquet reader",
-        ));
-    };
-    let limits = PageLimits {
-        default_limit: MAX_PAGE as u32,
-        max_limit: MAX_PAGE as u32,
-        reject_over_max: false,
+        return Err(ApiError::row_reader_missing());
     };
     let mut rows: Vec<Value> = Vec::new();
     let mut start = 0u64;
-    while rows.len() < PREVIEW_ROWS {
-        let params: Vec<(String, String)> = [
-            ("dataSetId", dataset_id.clone()),
-            ("isValid", "true".to_owned()),
-            ("orderBy", "desc:created".to_owned()),
-            ("start", start.to_string()),
-            ("limit", MAX_PAGE.to_string()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        let list_query = ListQuery::parse(ObjectKind::DatasetFile, &params, limits)
-            .map_err(|err| ApiError::internal(SERVICE, &err))?;
-        let mut docs = state
-            .metastore()
-            .list(&ctx.tenant, ObjectKind::DatasetFile, &list_query)
-            .await
-            .map_err(metastore_error)?;
-        let page = docs.len() as u64;
-        // Newest batch first; a batch's parts in their order.
-        docs.sort_by(|a, b| {
-            let created = |doc: &Doc| doc.get("created").and_then(Value::as_i64).unwrap_or(0);
-            let id = |doc: &Doc| {
-                doc.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            created(b)
-                .cmp(&created(a))
-                .then_with(|| natural_order(&id(a), &id(b)))
-        });
-        for doc in docs {
+    loop {
+        let page = valid_files_newest_first(&state, &ctx, &dataset_id, start).await?;
+        let more = page.len() as u64 == MAX_PAGE;
+        for doc in page {
             if rows.len() >= PREVIEW_ROWS {
                 break;
             }
-            let Some(id) = doc.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            let Some(stored) = state
-                .metastore()
-                .dataset_file(&ctx.tenant, id)
-                .await
-                .map_err(metastore_error)?
-                .filter(is_downloadable)
-            else {
-                continue;
-            };
-            let key = parse_key(&stored.location)?;
-            let local = state
-                .storage()
-                .readable_file(&key, state.scratch_dir())
-                .await
-                .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
-            let name = key.filename().unwrap_or_default().to_owned();
-            let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
-                .await
-                .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?;
-            rows.extend(part);
+            let wanted = PREVIEW_ROWS - rows.len();
+            rows.extend(file_rows(&state, &ctx, &reader, &doc, wanted).await?);
         }
-        if page < MAX_PAGE {
+        if rows.len() >= PREVIEW_ROWS || !more {
             break;
         }
         start += MAX_PAGE;
     }
     Ok(Json(json!({"data": rows})).into_response())
+}
+
+/// One page (from `start`, [`MAX_PAGE`] long) of a dataset's valid files: the newest
+/// batch's first, a batch's parts in their order.
+async fn valid_files_newest_first(
+    state: &AppState,
+    ctx: &RequestContext,
+    dataset_id: &DatasetId,
+    start: u64,
+) -> Result<Vec<Doc>, ApiError> {
+    let limits = PageLimits {
+        default_limit: MAX_PAGE as u32,
+        max_limit: MAX_PAGE as u32,
+        reject_over_max: false,
+    };
+    let params: Vec<(String, String)> = [
+        ("dataSetId", dataset_id.to_string()),
+        ("isValid", "true".to_owned()),
+        ("orderBy", "desc:created".to_owned()),
+        ("start", start.to_string()),
+        ("limit", MAX_PAGE.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    let list_query = ListQuery::parse(ObjectKind::DatasetFile, &params, limits)
+        .map_err(|err| ApiError::internal(SERVICE, &err))?;
+    let mut docs = state
+        .metastore()
+        .list(&ctx.tenant, ObjectKind::DatasetFile, &list_query)
+        .await
+        .map_err(metastore_error)?;
+    let created = |doc: &Doc| doc.get("created").and_then(Value::as_i64).unwrap_or(0);
+    let id = |doc: &Doc| catalog::object_id(doc).unwrap_or_default().to_owned();
+    docs.sort_by(|a, b| {
+        created(b)
+            .cmp(&created(a))
+            .then_with(|| natural_order(&id(a), &id(b)))
+    });
+    Ok(docs)
+}
+
+/// Up to `limit` rows of one dataset file (none when it is not downloadable).
+async fn file_rows(
+    state: &AppState,
+    ctx: &RequestContext,
+    reader: &Arc<dyn RowReader>,
+    doc: &Doc,
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
+    let Some(id) = catalog::object_id(doc) else {
+        return Ok(Vec::new());
+    };
+    let Some(stored) = state
+        .metastore()
+        .dataset_file(&ctx.tenant, id)
+        .await
+        .map_err(metastore_error)?
+        .filter(is_downloadable)
+    else {
+        return Ok(Vec::new());
+    };
+    let key = parse_key(&stored.location)?;
+    let local = state
+        .storage()
+        .readable_file(&key, state.scratch_dir())
+        .await
+        .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
+    let name = key.filename().unwrap_or_default().to_owned();
+    read_rows(Arc::clone(reader), name, local, limit)
+        .await
+        .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))
 }
 
 async fn read_rows(

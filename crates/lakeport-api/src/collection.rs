@@ -28,11 +28,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::context::InletAuthError;
+use crate::error::InletProblem;
 use crate::extract;
 
-const INLET_PROBLEM: &str = "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet";
-const AUTH_PROBLEM: &str =
-    "https://ns.adobe.com/adobecloud/problem/data-collection-service-authorization";
 /// The most violations a sync-validation report lists (spec §10.3).
 const MAX_REPORTED_VIOLATIONS: usize = 5;
 
@@ -42,38 +40,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/collection/batch/{inlet_id}", post(send_messages))
 }
 
-/// A DCS-shaped error answer.
-fn problem(status: StatusCode, kind: &str, title: &str, message: impl Into<String>) -> Response {
-    let body = json!({
-        "type": kind,
-        "status": status.as_u16(),
-        "title": title,
-        "report": {"message": message.into()},
-    });
-    (status, Json(body)).into_response()
-}
-
 fn bad_request(message: impl Into<String>) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        INLET_PROBLEM,
-        "Invalid XDM Message Format",
-        message,
-    )
+    InletProblem::invalid_message(message).into_response()
 }
 
 fn storage_failure(err: &MetastoreError) -> Response {
     tracing::error!(error = %err, "stream records could not be stored; nothing was acknowledged");
-    let mut response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        INLET_PROBLEM,
-        "Service Unavailable",
-        "The records could not be stored durably; nothing was acknowledged. Retry the request.",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    response
+    InletProblem::unavailable().into_response()
 }
 
 /// Opens the inlet of a collection call, then decodes its query string: a query the
@@ -98,14 +71,10 @@ async fn open_inlet(
     headers: &HeaderMap,
 ) -> Result<Inlet, Response> {
     let unknown = || {
-        problem(
-            StatusCode::NOT_FOUND,
-            INLET_PROBLEM,
-            "Inlet not found",
-            format!(
-                "inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"
-            ),
-        )
+        InletProblem::inlet_not_found(format!(
+            "inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"
+        ))
+        .into_response()
     };
     // Inlet ids are 64 lower-case hex characters: anything else cannot exist.
     if inlet_id.len() != 64
@@ -134,23 +103,17 @@ async fn open_inlet(
             // Adobe writes `status` as a string and sometimes answers 403 for expired tokens;
             // Lakeport sends the integer 401 (spec §10.4).
             Err(InletAuthError::Invalid) => {
-                return Err(problem(
-                    StatusCode::UNAUTHORIZED,
-                    AUTH_PROBLEM,
-                    "Authorization",
+                return Err(InletProblem::unauthorized(
                     "This inlet requires authentication: send Authorization: Bearer <a valid access token>",
-                ));
+                )
+                .into_response());
             }
             Err(InletAuthError::NotEntitled) => {
-                return Err(problem(
-                    StatusCode::FORBIDDEN,
-                    AUTH_PROBLEM,
-                    "Authorization",
-                    format!(
-                        "The access token is not entitled to organization {}, which owns this inlet",
-                        inlet.tenant.org()
-                    ),
-                ));
+                return Err(InletProblem::not_entitled(format!(
+                    "The access token is not entitled to organization {}, which owns this inlet",
+                    inlet.tenant.org()
+                ))
+                .into_response());
             }
         }
     }
@@ -172,27 +135,23 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             || media == "text/json"
             || (media.starts_with("application/") && media.ends_with("+json"));
         if !json {
-            return Err(problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INLET_PROBLEM,
-                "Unsupported Media Type",
-                format!(
-                    "Content-Type {media:?} is not supported; send application/json (Smile bodies are not supported)"
-                ),
-            ));
+            return Err(InletProblem::unsupported_media_type(format!(
+                "Content-Type {media:?} is not supported; send application/json (Smile bodies are not supported)"
+            ))
+            .into_response());
         }
     }
     let limit = state.stream_config().max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
         if extract::is_length_limit(&err) {
-            problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INLET_PROBLEM,
-                "Payload Too Large",
-                format!("the request body exceeds {limit} bytes; send fewer or smaller messages per request"),
-            )
+            InletProblem::too_large(format!(
+                "the request body exceeds {limit} bytes; send fewer or smaller messages per request"
+            ))
+            .into_response()
         } else {
-            bad_request(format!("the request body could not be read to the end: {err}"))
+            bad_request(format!(
+                "the request body could not be read to the end: {err}"
+            ))
         }
     })?;
     let value: Value = serde_json::from_slice(&bytes)
@@ -539,16 +498,11 @@ async fn send_message(
         };
         if let Err(violations) = validator.validate(checked.entity.clone(), Source::Json) {
             // A failing message is dropped, never logged (spec §10.3).
-            let body = json!({
-                "type": INLET_PROBLEM,
-                "status": 400,
-                "title": "Invalid XDM Message Format",
-                "report": {
-                    "message": message_text(&inlet_id, &inlet, "Message is invalid"),
-                    "cause": {"_streamingValidation": streaming_report(&violations)},
-                },
-            });
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            return InletProblem::invalid_record(
+                message_text(&inlet_id, &inlet, "Message is invalid"),
+                streaming_report(&violations),
+            )
+            .into_response();
         }
         sync = json!({"status": "pass"});
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lakeport_config::AuthConfig;
@@ -90,11 +90,7 @@ impl Auth {
     /// Returns the gateway error of spec §1.2 for the first header that fails.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<(Tenant, Actor), GatewayError> {
         let Some(authorization) = single_header(headers, "authorization")? else {
-            return Err(GatewayError::new(
-                StatusCode::FORBIDDEN,
-                "403010",
-                "OAuth token is missing",
-            ));
+            return Err(GatewayError::token_missing());
         };
         let token = authorization
             .strip_prefix("Bearer ")
@@ -106,70 +102,46 @@ impl Auth {
             .iter()
             .find(|rule| constant_time_eq(rule.token.as_bytes(), token.as_bytes()))
         else {
-            return Err(GatewayError::new(
-                StatusCode::UNAUTHORIZED,
-                "401013",
-                "OAuth token is not valid",
-            ));
+            return Err(GatewayError::token_invalid());
         };
         let api_key = match single_header(headers, "x-api-key")? {
             Some(key) if !key.is_empty() => key,
             _ => {
-                return Err(GatewayError::new(
-                    StatusCode::FORBIDDEN,
-                    "403000",
-                    "Api Key is required",
-                ));
+                return Err(GatewayError::api_key_required());
             }
         };
         if !self.api_keys.is_empty() && !self.api_keys.iter().any(|allowed| allowed == &api_key) {
-            return Err(GatewayError::new(
-                StatusCode::FORBIDDEN,
-                "403003",
-                "Api Key is invalid",
-            ));
+            return Err(GatewayError::api_key_invalid());
         }
         let Some(org) = single_header(headers, "x-gw-ims-org-id")? else {
-            return Err(GatewayError::new(
-                StatusCode::BAD_REQUEST,
-                "400003",
+            return Err(GatewayError::invalid_header(
                 "Missing header: x-gw-ims-org-id must name the IMS organization, e.g. A1B2C3D4E5F6A7B8C9D0E1F2@AdobeOrg",
             ));
         };
         let sandbox = match single_header(headers, "x-sandbox-name")? {
             Some(sandbox) => sandbox,
             None if self.require_sandbox_header => {
-                return Err(GatewayError::new(
-                    StatusCode::BAD_REQUEST,
-                    "400003",
+                return Err(GatewayError::invalid_header(
                     "Missing header: x-sandbox-name must name the sandbox, e.g. prod",
                 ));
             }
             None => Tenant::DEFAULT_SANDBOX.to_owned(),
         };
         let tenant = Tenant::parse(&org, &sandbox).map_err(|err| match err {
-            TenantError::MalformedOrg(_) => GatewayError::new(
-                StatusCode::FORBIDDEN,
-                "403027",
-                format!("User region is missing: {err}"),
-            ),
-            TenantError::MalformedSandbox(_) => GatewayError::new(
-                StatusCode::BAD_REQUEST,
-                "400003",
-                format!("Invalid header: {err}"),
-            ),
+            TenantError::MalformedOrg(_) => {
+                GatewayError::user_region_missing(format!("User region is missing: {err}"))
+            }
+            TenantError::MalformedSandbox(_) => {
+                GatewayError::invalid_header(format!("Invalid header: {err}"))
+            }
         })?;
         if let Some(orgs) = &rule.orgs
             && !orgs.iter().any(|allowed| allowed == tenant.org())
         {
-            return Err(GatewayError::new(
-                StatusCode::FORBIDDEN,
-                "403025",
-                format!(
-                    "Profile is not valid: the token is not entitled to organization {}",
-                    tenant.org()
-                ),
-            ));
+            return Err(GatewayError::profile_not_valid(format!(
+                "Profile is not valid: the token is not entitled to organization {}",
+                tenant.org()
+            )));
         }
         let user = rule
             .user
@@ -246,11 +218,7 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Gate
     let mut value: Option<String> = None;
     for raw in headers.get_all(name) {
         let text = raw.to_str().map_err(|_| {
-            GatewayError::new(
-                StatusCode::BAD_REQUEST,
-                "400003",
-                format!("Invalid header: {name} is not visible ASCII"),
-            )
+            GatewayError::invalid_header(format!("Invalid header: {name} is not visible ASCII"))
         })?;
         let parts: Vec<&str> = if name == "authorization" {
             vec![text.trim()]
@@ -263,13 +231,9 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Gate
         for part in parts {
             match &value {
                 Some(seen) if seen != part => {
-                    return Err(GatewayError::new(
-                        StatusCode::BAD_REQUEST,
-                        "400003",
-                        format!(
-                            "Invalid header: {name} was sent more than once with different values"
-                        ),
-                    ));
+                    return Err(GatewayError::invalid_header(format!(
+                        "Invalid header: {name} was sent more than once with different values"
+                    )));
                 }
                 _ => value = Some(part.to_owned()),
             }
@@ -328,14 +292,7 @@ pub async fn render_problems(mut request: Request, next: Next) -> Response {
         .path_and_query()
         .map_or(0, |pq| pq.as_str().len());
     let mut response = if target_length > MAX_URL_LENGTH {
-        ApiError::new(
-            Service::Gateway,
-            9414,
-            StatusCode::URI_TOO_LONG,
-            "URI too long",
-            format!("the request target is {target_length} characters; at most {MAX_URL_LENGTH} are accepted"),
-        )
-        .into_response()
+        ApiError::uri_too_long(target_length, MAX_URL_LENGTH).into_response()
     } else {
         next.run(request).await
     };
@@ -444,37 +401,7 @@ async fn bare_error_to_problem(path: &str, response: Response) -> Response {
     } else {
         text
     };
-    let problem = match parts.status {
-        StatusCode::BAD_REQUEST if detail.starts_with("Invalid URL") => ApiError::invalid_query(
-            service,
-            format!("the request path cannot be decoded: {detail}"),
-        ),
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
-            ApiError::invalid_body(service, detail)
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::content_type(service, detail),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            service,
-            9016,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload too large",
-            detail,
-        ),
-        status if status.is_server_error() => {
-            let cause = std::io::Error::other(detail);
-            let mut problem = ApiError::internal(service, &cause);
-            problem.status = status;
-            problem.code = format!("{}-9999-{}", service.prefix(), status.as_u16());
-            problem
-        }
-        status => ApiError::new(
-            service,
-            9000 + status.as_u16(),
-            status,
-            status.canonical_reason().unwrap_or("Request failed"),
-            detail,
-        ),
-    };
+    let problem = ApiError::from_bare_status(service, parts.status, detail);
     let mut rendered = problem.into_response();
     for (name, value) in &parts.headers {
         if name != "content-type" && name != "content-length" {

@@ -54,8 +54,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// Returns an error with a project-assigned code number of a service.
-    pub fn new(
+    /// Returns an error with a project-assigned code number of a service. Private: every
+    /// status and code is chosen in this module, by a named constructor.
+    fn new(
         service: Service,
         number: u16,
         status: StatusCode,
@@ -322,6 +323,331 @@ impl ApiError {
     }
 }
 
+/// The named errors of the services: each picks its code number, status and title here;
+/// handlers only say what went wrong (`detail`).
+impl ApiError {
+    /// 404: no route matches the path.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            Service::Gateway,
+            9404,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("no route matches {path}"),
+        )
+    }
+
+    /// 405: the route exists, the method does not.
+    pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> Self {
+        Self::new(
+            Service::Gateway,
+            9405,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            format!("{method} is not supported on {path}"),
+        )
+    }
+
+    /// 414: the request target is longer than `max` characters.
+    pub fn uri_too_long(length: usize, max: usize) -> Self {
+        Self::new(
+            Service::Gateway,
+            9414,
+            StatusCode::URI_TOO_LONG,
+            "URI too long",
+            format!("the request target is {length} characters; at most {max} are accepted"),
+        )
+    }
+
+    /// 413: a request body over its limit.
+    pub fn payload_too_large(service: Service, detail: impl Into<String>) -> Self {
+        Self::new(
+            service,
+            9016,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            detail,
+        )
+    }
+
+    /// The problem for an error that an extractor or another layer answered with a bare
+    /// status: the same status (a 422 of a body extractor becomes a 400), `detail` its text.
+    pub fn from_bare_status(service: Service, status: StatusCode, detail: String) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST if detail.starts_with("Invalid URL") => Self::invalid_query(
+                service,
+                format!("the request path cannot be decoded: {detail}"),
+            ),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                Self::invalid_body(service, detail)
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::content_type(service, detail),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large(service, detail),
+            status if status.is_server_error() => {
+                let cause = std::io::Error::other(detail);
+                let mut problem = Self::internal(service, &cause);
+                problem.status = status;
+                problem.code = format!("{}-9999-{}", service.prefix(), status.as_u16());
+                problem
+            }
+            status => Self::new(
+                service,
+                9000 + status.as_u16(),
+                status,
+                status.canonical_reason().unwrap_or("Request failed"),
+                detail,
+            ),
+        }
+    }
+
+    /// Catalog 400: a dataset's `schemaRef.id` names no schema of the sandbox.
+    pub fn unknown_schema(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Catalog,
+            9003,
+            StatusCode::BAD_REQUEST,
+            "Unknown schema",
+            detail,
+        )
+    }
+
+    /// Registry 403: a write to the read-only global container.
+    pub fn read_only_container(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            9008,
+            StatusCode::FORBIDDEN,
+            "Read-only container",
+            detail,
+        )
+    }
+
+    /// Registry 400: a list call with an `Accept` header it cannot answer.
+    pub fn invalid_accept(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            1006,
+            StatusCode::BAD_REQUEST,
+            "Invalid Accept header",
+            detail,
+        )
+    }
+
+    /// Registry 400: a lookup's `Accept` header without the major version.
+    pub fn accept_version_missing(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            1007,
+            StatusCode::BAD_REQUEST,
+            "Missing version in Accept header",
+            detail,
+        )
+    }
+
+    /// Registry 406: no representation the `Accept` header allows.
+    pub fn not_acceptable(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            9009,
+            StatusCode::NOT_ACCEPTABLE,
+            "Not acceptable",
+            detail,
+        )
+    }
+
+    /// Registry 400: a change that would break a schema in use.
+    pub fn breaking_schema_change(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            9003,
+            StatusCode::BAD_REQUEST,
+            "Breaking schema change",
+            detail,
+        )
+    }
+
+    /// Registry 400: a resource that a dataset or another resource still uses.
+    pub fn resource_in_use(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Registry,
+            9004,
+            StatusCode::BAD_REQUEST,
+            "Resource in use",
+            detail,
+        )
+    }
+
+    /// Ingest 400: an upload body that ended early.
+    pub fn incomplete_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9006,
+            StatusCode::BAD_REQUEST,
+            "Incomplete body",
+            detail,
+        )
+    }
+
+    /// Ingest 413: an upload over the single-request limit.
+    pub fn upload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9008,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            detail,
+        )
+    }
+
+    /// Ingest 400: an `action` the call does not know.
+    pub fn invalid_action(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9010,
+            StatusCode::BAD_REQUEST,
+            "Invalid action",
+            detail,
+        )
+    }
+
+    /// Ingest 400: a file path that cannot name a file of a batch.
+    pub fn invalid_file_path(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9017,
+            StatusCode::BAD_REQUEST,
+            "Invalid file path",
+            detail,
+        )
+    }
+
+    /// Ingest 415: file bytes sent with another media type than `application/octet-stream`.
+    pub fn upload_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9004,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            detail,
+        )
+    }
+
+    /// Ingest 400: a completed chunked upload whose chunks do not tile the file.
+    pub fn chunks_do_not_tile(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9007,
+            StatusCode::BAD_REQUEST,
+            "Chunks do not tile the file",
+            detail,
+        )
+    }
+
+    /// Ingest 400: a chunk's `Content-Range` that cannot be used.
+    pub fn invalid_content_range(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9006,
+            StatusCode::BAD_REQUEST,
+            "Invalid Content-Range",
+            detail,
+        )
+    }
+
+    /// Ingest 416: a chunk that ends past the largest file a batch may hold.
+    pub fn chunk_out_of_range(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9020,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Range not satisfiable",
+            detail,
+        )
+    }
+
+    /// Ingest 501: the server was built without an upload previewer.
+    pub fn previewer_missing() -> Self {
+        Self::new(
+            Service::Ingest,
+            9018,
+            StatusCode::NOT_IMPLEMENTED,
+            "Preview unavailable",
+            "this server has no previewer",
+        )
+    }
+
+    /// Ingest 415: a preview `format` other than json, parquet or csv.
+    pub fn unsupported_preview_format(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9004,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported format",
+            detail,
+        )
+    }
+
+    /// Ingest 400: an uploaded file that cannot be previewed with the given options.
+    pub fn preview_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Ingest,
+            9019,
+            StatusCode::BAD_REQUEST,
+            "Preview failed",
+            detail,
+        )
+    }
+
+    /// Data Access 400: a call that needs `?path=`.
+    pub fn path_missing(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Access,
+            9002,
+            StatusCode::BAD_REQUEST,
+            "Path missing",
+            detail,
+        )
+    }
+
+    /// Data Access 416: a `Range` that starts at or past the end of the file.
+    pub fn range_not_satisfiable(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Access,
+            9003,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Range not satisfiable",
+            detail,
+        )
+    }
+
+    /// Data Access 501: the server was built without a Parquet row reader.
+    pub fn row_reader_missing() -> Self {
+        Self::new(
+            Service::Access,
+            9005,
+            StatusCode::NOT_IMPLEMENTED,
+            "Preview unavailable",
+            "this server has no Parquet reader",
+        )
+    }
+
+    /// Flow Service 400: a request the Flow Service subset refuses.
+    pub fn flow_request(err: &lakeport_domain::flow::FlowRequestError) -> Self {
+        use lakeport_domain::flow::FlowRequestError;
+        let number = match err {
+            FlowRequestError::UnsupportedSpec(_) => 9001,
+            FlowRequestError::InvalidBody(_) => 9002,
+        };
+        Self::new(
+            Service::Flow,
+            number,
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            err.to_string(),
+        )
+    }
+}
+
 fn body_number(service: Service) -> u16 {
     match service {
         Service::Catalog => 9002,
@@ -361,12 +687,51 @@ pub struct GatewayError {
 }
 
 impl GatewayError {
-    pub fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             error_code,
             message: message.into(),
         }
+    }
+
+    /// 403 403010: no `Authorization` header.
+    pub fn token_missing() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "403010", "OAuth token is missing")
+    }
+
+    /// 401 401013: a token no rule knows.
+    pub fn token_invalid() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "401013",
+            "OAuth token is not valid",
+        )
+    }
+
+    /// 403 403000: no `x-api-key`.
+    pub fn api_key_required() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "403000", "Api Key is required")
+    }
+
+    /// 403 403003: an `x-api-key` that is not allowed.
+    pub fn api_key_invalid() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "403003", "Api Key is invalid")
+    }
+
+    /// 400 400003: a gateway header missing or malformed.
+    pub fn invalid_header(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "400003", message)
+    }
+
+    /// 403 403027: an org id that is not an IMS organization.
+    pub fn user_region_missing(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "403027", message)
+    }
+
+    /// 403 403025: a token not entitled to the organization.
+    pub fn profile_not_valid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "403025", message)
     }
 }
 
@@ -374,5 +739,134 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let body = json!({"error_code": self.error_code, "message": self.message});
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// A refusal of a streaming inlet (`/collection`), answered with the Data Collection
+/// shape (`type`, `status`, `title`, `report.message`, spec §10.4) instead of §1.6's.
+#[derive(Debug, Clone)]
+pub struct InletProblem {
+    status: StatusCode,
+    kind: &'static str,
+    title: &'static str,
+    report: serde_json::Value,
+    retry_after: bool,
+}
+
+const INLET_PROBLEM: &str = "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet";
+const INLET_AUTH_PROBLEM: &str =
+    "https://ns.adobe.com/adobecloud/problem/data-collection-service-authorization";
+
+impl InletProblem {
+    fn new(status: StatusCode, kind: &'static str, title: &'static str, message: String) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            report: json!({"message": message}),
+            retry_after: false,
+        }
+    }
+
+    /// 400: a message or request the inlet cannot take.
+    pub fn invalid_message(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            INLET_PROBLEM,
+            "Invalid XDM Message Format",
+            message.into(),
+        )
+    }
+
+    /// 400: a message that failed synchronous validation, with its `_streamingValidation`
+    /// report as the cause.
+    pub fn invalid_record(message: impl Into<String>, validation: serde_json::Value) -> Self {
+        let mut problem = Self::invalid_message(message);
+        problem.report["cause"] = json!({"_streamingValidation": validation});
+        problem
+    }
+
+    /// 404: no streaming connection has the inlet id.
+    pub fn inlet_not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            INLET_PROBLEM,
+            "Inlet not found",
+            message.into(),
+        )
+    }
+
+    /// 401: an authenticated inlet called without a valid token (Lakeport sends the integer
+    /// status; Adobe writes it as a string and sometimes answers 403).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            INLET_AUTH_PROBLEM,
+            "Authorization",
+            message.into(),
+        )
+    }
+
+    /// 403: a token not entitled to the inlet's organization.
+    pub fn not_entitled(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            INLET_AUTH_PROBLEM,
+            "Authorization",
+            message.into(),
+        )
+    }
+
+    /// 415: a body that is not JSON.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            INLET_PROBLEM,
+            "Unsupported Media Type",
+            message.into(),
+        )
+    }
+
+    /// 413: a body over `stream.max_body_bytes`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            INLET_PROBLEM,
+            "Payload Too Large",
+            message.into(),
+        )
+    }
+
+    /// 503 with `Retry-After: 1`: the records could not be stored durably.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: true,
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                INLET_PROBLEM,
+                "Service Unavailable",
+                "The records could not be stored durably; nothing was acknowledged. Retry the request."
+                    .to_owned(),
+            )
+        }
+    }
+}
+
+impl IntoResponse for InletProblem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": self.kind,
+            "status": self.status.as_u16(),
+            "title": self.title,
+            "report": self.report,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

@@ -1,8 +1,8 @@
 //! Reading requests: query pairs, JSON bodies with their content type, and id lists.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
-use lakeport_domain::ids::{BatchId, DatasetId, check_client_id};
+use axum::http::HeaderMap;
+use lakeport_domain::ids::{BatchId, DatasetId, ResourceId, check_client_id};
 use serde_json::Value;
 
 use crate::error::{ApiError, Service};
@@ -75,11 +75,8 @@ pub async fn json_body(
         .await
         .map_err(|err| {
             if is_length_limit(&err) {
-                ApiError::new(
+                ApiError::payload_too_large(
                     service,
-                    9016,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Payload too large",
                     format!("the JSON body exceeds {MAX_JSON_BODY} bytes"),
                 )
             } else {
@@ -229,6 +226,15 @@ pub fn batch_id(service: Service, segment: &str) -> Result<BatchId, ApiError> {
 /// The segment is not a valid id (400).
 pub fn dataset_id(service: Service, segment: &str) -> Result<DatasetId, ApiError> {
     id(service, segment).map(DatasetId::from)
+}
+
+/// Parses a Schema Registry id path segment (a `$id` URI, decoded, or a `meta:altId`).
+///
+/// # Errors
+/// The segment is not a valid resource id (400).
+pub fn resource_id(service: Service, segment: &str) -> Result<ResourceId, ApiError> {
+    ResourceId::parse(segment)
+        .map_err(|reason| ApiError::invalid_query(service, format!("invalid id in path: {reason}")))
 }
 
 /// Returns true when the request carries `Pragma: validate-only`.

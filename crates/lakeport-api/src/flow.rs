@@ -35,12 +35,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 fn kind_of(segment: &str) -> Result<FlowKind, ApiError> {
     FlowKind::from_path(segment).ok_or_else(|| {
-        ApiError::new(
-            SERVICE,
-            9005,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            format!(
+        ApiError::not_found(SERVICE, format!(
                 "the Flow Service subset has no collection {segment:?}; it serves connectionSpecs, connections, sourceConnections, targetConnections and flows"
             ),
         )
@@ -48,27 +43,14 @@ fn kind_of(segment: &str) -> Result<FlowKind, ApiError> {
 }
 
 fn not_found(kind: FlowKind, id: &str) -> ApiError {
-    ApiError::new(
+    ApiError::not_found(
         SERVICE,
-        9005,
-        StatusCode::NOT_FOUND,
-        "Not found",
         format!("{} {id} does not exist in this sandbox", kind.noun()),
     )
 }
 
 fn request_error(err: &FlowRequestError) -> ApiError {
-    let number = match err {
-        FlowRequestError::UnsupportedSpec(_) => 9001,
-        FlowRequestError::InvalidBody(_) => 9002,
-    };
-    ApiError::new(
-        SERVICE,
-        number,
-        StatusCode::BAD_REQUEST,
-        "Invalid request",
-        err.to_string(),
-    )
+    ApiError::flow_request(err)
 }
 
 fn metastore_error(err: lakeport_metastore::MetastoreError) -> ApiError {
@@ -87,12 +69,7 @@ async fn get_connection_spec(Path(id): Path<String>) -> Result<Response, ApiErro
         .into_iter()
         .find(|spec| spec["id"] == id.as_str())
         .ok_or_else(|| {
-            ApiError::new(
-                SERVICE,
-                9005,
-                StatusCode::NOT_FOUND,
-                "Not found",
-                format!(
+            ApiError::not_found(SERVICE, format!(
                     "connection spec {id} is not known; Lakeport has {} (HTTP API streaming) and {} (data lake)",
                     flow::STREAMING_SPEC_ID,
                     flow::DATALAKE_SPEC_ID

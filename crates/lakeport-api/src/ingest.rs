@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, TryStreamExt};
-use lakeport_domain::catalog::import::NewImportBatch;
+use lakeport_domain::catalog::{self, import::NewImportBatch};
 use lakeport_domain::ids::{BatchId, DatasetId, new_ulid};
 use lakeport_domain::ingest::{self, Chunk};
 use lakeport_domain::now_millis;
-use lakeport_domain::status::BatchAction;
+use lakeport_domain::status::{BatchAction, BatchStatus};
 use lakeport_metastore::{BatchFile, UploadLimits};
 use lakeport_storage::{Key, StorageError, keys};
 use rand::RngCore;
@@ -103,27 +103,17 @@ fn metastore_error(err: lakeport_metastore::MetastoreError) -> ApiError {
 fn storage_error(err: StorageError, limit: u64) -> ApiError {
     match err {
         StorageError::TooLarge { .. } => too_large(limit),
-        StorageError::Body(reason) => ApiError::new(
-            SERVICE,
-            9006,
-            StatusCode::BAD_REQUEST,
-            "Incomplete body",
-            format!("the upload body could not be read to the end: {reason}"),
-        ),
+        StorageError::Body(reason) => ApiError::incomplete_body(format!(
+            "the upload body could not be read to the end: {reason}"
+        )),
         err => ApiError::from_storage(SERVICE, &err),
     }
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        SERVICE,
-        9008,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Payload too large",
-        format!(
-            "the body exceeds {limit} bytes; upload larger files in chunks (action=INITIALIZE, PATCH with Content-Range, action=COMPLETE)"
-        ),
-    )
+    ApiError::upload_too_large(format!(
+        "the body exceeds {limit} bytes; upload larger files in chunks (action=INITIALIZE, PATCH with Content-Range, action=COMPLETE)"
+    ))
 }
 
 fn new_upload_id() -> String {
@@ -187,13 +177,7 @@ fn unknown_action(value: Option<&str>, allowed: &str) -> ApiError {
         None => format!("the action query parameter is required: action={allowed}"),
         Some(value) => format!("action {value:?} is not one of {allowed}"),
     };
-    ApiError::new(
-        SERVICE,
-        9010,
-        StatusCode::BAD_REQUEST,
-        "Invalid action",
-        detail,
-    )
+    ApiError::invalid_action(detail)
 }
 
 /// `POST /batches/{batch}?action=COMPLETE|ABORT|FAIL|REVERT` (spec §3.7): 200, empty body.
@@ -234,7 +218,7 @@ async fn signal_batch(
     tracing::info!(
         batch.id = %batch_id,
         batch.action = %action,
-        batch.status = batch.get("status").and_then(|s| s.as_str()).unwrap_or_default(),
+        batch.status = catalog::batch_status(&batch).map(BatchStatus::as_str).unwrap_or_default(),
         tenant.org = ctx.tenant.org(),
         "batch signalled"
     );
@@ -251,15 +235,7 @@ struct FileTarget {
 fn file_target(batch: &str, dataset: &str, path: &str) -> Result<FileTarget, ApiError> {
     let batch_id = extract::batch_id(SERVICE, batch)?;
     let dataset_id = extract::dataset_id(SERVICE, dataset)?;
-    keys::check_file_path(path).map_err(|err| {
-        ApiError::new(
-            SERVICE,
-            9017,
-            StatusCode::BAD_REQUEST,
-            "Invalid file path",
-            err.to_string(),
-        )
-    })?;
+    keys::check_file_path(path).map_err(|err| ApiError::invalid_file_path(err.to_string()))?;
     Ok(FileTarget {
         batch_id,
         dataset_id,
@@ -279,16 +255,10 @@ fn require_octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
     if media_type.as_deref() == Some("application/octet-stream") {
         Ok(())
     } else {
-        Err(ApiError::new(
-            SERVICE,
-            9004,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported media type",
-            format!(
-                "file bytes must be sent with Content-Type: application/octet-stream, not {}",
-                content_type.map_or_else(|| "no Content-Type".to_owned(), |v| format!("{v:?}"))
-            ),
-        ))
+        Err(ApiError::upload_media_type(format!(
+            "file bytes must be sent with Content-Type: application/octet-stream, not {}",
+            content_type.map_or_else(|| "no Content-Type".to_owned(), |v| format!("{v:?}"))
+        )))
     }
 }
 
@@ -475,15 +445,8 @@ async fn complete_upload(
         .await
         .map_err(metastore_error)?;
     let (upload_id, chunks) = chunked_file(state, ctx, target).await?;
-    let total = ingest::check_tiling(&chunks).map_err(|reason| {
-        ApiError::new(
-            SERVICE,
-            9007,
-            StatusCode::BAD_REQUEST,
-            "Chunks do not tile the file",
-            format!("{}: {reason}", target.path),
-        )
-    })?;
+    let total = ingest::check_tiling(&chunks)
+        .map_err(|reason| ApiError::chunks_do_not_tile(format!("{}: {reason}", target.path)))?;
     // Stitch the chunks, in order, into one staged file under a fresh upload id.
     let stitched_id = new_upload_id();
     let key = target.staged_key(ctx, &stitched_id);
@@ -546,15 +509,7 @@ async fn upload_chunk(
 ) -> Result<Response, ApiError> {
     let target = file_target(&batch, &dataset, &path)?;
     require_octet_stream(&headers)?;
-    let bad_range = |detail: String| {
-        ApiError::new(
-            SERVICE,
-            9006,
-            StatusCode::BAD_REQUEST,
-            "Invalid Content-Range",
-            detail,
-        )
-    };
+    let bad_range = |detail: String| ApiError::invalid_content_range(detail);
     let header = headers
         .get("content-range")
         .and_then(|v| v.to_str().ok())
@@ -564,16 +519,10 @@ async fn upload_chunk(
     let chunk = ingest::parse_content_range(header).map_err(bad_range)?;
     let max_file = state.ingest_config().max_batch_bytes;
     if chunk.last >= max_file {
-        return Err(ApiError::new(
-            SERVICE,
-            9020,
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "Range not satisfiable",
-            format!(
-                "{header:?} ends at byte {}; a file in a batch holds at most {max_file} bytes",
-                chunk.last
-            ),
-        ));
+        return Err(ApiError::chunk_out_of_range(format!(
+            "{header:?} ends at byte {}; a file in a batch holds at most {max_file} bytes",
+            chunk.last
+        )));
     }
     let limit = state.ingest_config().max_chunk_bytes;
     if chunk.len() > limit {
@@ -671,7 +620,19 @@ async fn preview(
 ) -> Result<Response, ApiError> {
     let batch_id = extract::batch_id(SERVICE, &batch)?;
     let dataset_id = extract::dataset_id(SERVICE, &dataset)?;
-    let params = extract::query_pairs(SERVICE, query.as_deref())?;
+    let (input_format, rows) = preview_options(query.as_deref())?;
+    check_batch_of_dataset(&state, &ctx, &batch_id, &dataset_id).await?;
+    let Some(previewer) = state.previewer().cloned() else {
+        return Err(ApiError::previewer_missing());
+    };
+    let table = preview_files(&state, &ctx, previewer, &batch_id, &input_format, rows).await?;
+    Ok(Json(render_preview(input_format, &table)).into_response())
+}
+
+/// Reads the preview's query: the format options (shaped like a batch's `inputFormat`)
+/// and how many rows (`nrow`: 100 by default, at most 1,000).
+fn preview_options(query: Option<&str>) -> Result<(Value, usize), ApiError> {
+    let params = extract::query_pairs(SERVICE, query)?;
     let param = |name: &str| {
         params
             .iter()
@@ -687,13 +648,9 @@ async fn preview(
         })?
         .to_ascii_lowercase();
     if !matches!(format.as_str(), "json" | "parquet" | "csv") {
-        return Err(ApiError::new(
-            SERVICE,
-            9004,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported format",
-            format!("format {format:?} cannot be previewed; use json, parquet or csv"),
-        ));
+        return Err(ApiError::unsupported_preview_format(format!(
+            "format {format:?} cannot be previewed; use json, parquet or csv"
+        )));
     }
     let bool_param = |name: &str, default: bool| -> Result<bool, ApiError> {
         match param(name).map(|v| v.to_ascii_lowercase()) {
@@ -729,6 +686,16 @@ async fn preview(
     ] {
         input_format[name] = json!(param(name).unwrap_or_else(|| default.to_owned()));
     }
+    Ok((input_format, rows))
+}
+
+/// A 404 unless the batch exists and belongs to the dataset.
+async fn check_batch_of_dataset(
+    state: &AppState,
+    ctx: &RequestContext,
+    batch_id: &BatchId,
+    dataset_id: &DatasetId,
+) -> Result<(), ApiError> {
     let batch_doc = state
         .metastore()
         .get(
@@ -744,24 +711,28 @@ async fn preview(
             format!("batch {batch_id} does not exist in this sandbox"),
         ));
     };
-    if lakeport_domain::catalog::batch_dataset_id(batch_doc) != Some(dataset_id.as_str()) {
+    if catalog::batch_dataset_id(batch_doc) != Some(dataset_id.as_str()) {
         return Err(ApiError::not_found(
             SERVICE,
             format!("batch {batch_id} has no dataset {dataset_id}"),
         ));
     }
-    let Some(previewer) = state.previewer().cloned() else {
-        return Err(ApiError::new(
-            SERVICE,
-            9018,
-            StatusCode::NOT_IMPLEMENTED,
-            "Preview unavailable",
-            "this server has no previewer",
-        ));
-    };
+    Ok(())
+}
+
+/// Previews the batch's uploaded files in order until `rows` rows or
+/// [`PREVIEW_MAX_BYTES`] of cell text are reached.
+async fn preview_files(
+    state: &AppState,
+    ctx: &RequestContext,
+    previewer: Arc<dyn Previewer>,
+    batch_id: &BatchId,
+    input_format: &Value,
+    rows: usize,
+) -> Result<PreviewTable, ApiError> {
     let files = state
         .metastore()
-        .batch_files(&ctx.tenant, &batch_id)
+        .batch_files(&ctx.tenant, batch_id)
         .await
         .map_err(metastore_error)?;
     // Parquet needs its footer, at the end: a remote Parquet file is copied, others streamed.
@@ -777,7 +748,7 @@ async fn preview(
         let key = keys::staged_file(
             ctx.tenant.org(),
             ctx.tenant.sandbox(),
-            &batch_id,
+            batch_id,
             &file.upload_id,
         );
         let opened = if state.storage().is_local() || is_parquet {
@@ -793,8 +764,8 @@ async fn preview(
                 .await
                 .map(|(reader, _)| PreviewInput::Stream(reader))
         };
-        let local = match opened {
-            Ok(local) => local,
+        let input = match opened {
+            Ok(input) => input,
             Err(StorageError::NotFound { .. }) => continue,
             Err(err) => return Err(ApiError::from_storage(SERVICE, &err)),
         };
@@ -805,21 +776,18 @@ async fn preview(
                 .unwrap_or(usize::MAX),
             max_bytes: budget,
         };
-        let part = run_preview(previewer.clone(), file.path.clone(), local, request)
+        let part = run_preview(previewer.clone(), file.path.clone(), input, request)
             .await
-            .map_err(|reason| {
-                ApiError::new(
-                    SERVICE,
-                    9019,
-                    StatusCode::BAD_REQUEST,
-                    "Preview failed",
-                    format!("{}: {reason}", file.path),
-                )
-            })?;
+            .map_err(|reason| ApiError::preview_failed(format!("{}: {reason}", file.path)))?;
         let bytes: usize = part.rows.iter().flatten().flatten().map(String::len).sum();
         budget = budget.saturating_sub(bytes);
         merge_preview(&mut table, part);
     }
+    Ok(table)
+}
+
+/// The preview's answer: the format options, the columns and the rows keyed by column id.
+fn render_preview(input_format: Value, table: &PreviewTable) -> Value {
     let columns: Vec<Value> = table
         .columns
         .iter()
@@ -840,10 +808,7 @@ async fn preview(
             Value::Object(object)
         })
         .collect();
-    Ok(Json(
-        json!({"formatParams": input_format, "preview": {"columns": columns, "rows": rendered}}),
-    )
-    .into_response())
+    json!({"formatParams": input_format, "preview": {"columns": columns, "rows": rendered}})
 }
 
 async fn run_preview(

@@ -36,7 +36,7 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 use crate::context::{Auth, authenticate, render_problems};
-use crate::error::{ApiError, Service};
+use crate::error::ApiError;
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -272,21 +272,9 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        Service::Gateway,
-        9404,
-        StatusCode::NOT_FOUND,
-        "Not found",
-        format!("no route matches {}", uri.path()),
-    )
+    ApiError::no_route(uri.path())
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        Service::Gateway,
-        9405,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed",
-        format!("{method} is not supported on {}", uri.path()),
-    )
+    ApiError::method_not_allowed(&method, uri.path())
 }

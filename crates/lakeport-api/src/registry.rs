@@ -9,6 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lakeport_domain::ids::ResourceId;
 use lakeport_domain::query::{Filter, ListQuery, ObjectKind, PageLimits, Value as QueryValue};
 use lakeport_domain::xdm::registry::{
     self, RegistryContext, RegistryError, ResourceKind, builtin, builtins, check_additive, kind_of,
@@ -78,11 +79,7 @@ fn kind(segment: &str) -> Result<ResourceKind, ApiError> {
 fn writable(container: Container) -> Result<(), ApiError> {
     match container {
         Container::Tenant => Ok(()),
-        Container::Global => Err(ApiError::new(
-            SERVICE,
-            9008,
-            StatusCode::FORBIDDEN,
-            "Read-only container",
+        Container::Global => Err(ApiError::read_only_container(
             "the global container holds Adobe's built-in resources and is read-only; write to /tenant",
         )),
     }
@@ -133,26 +130,14 @@ fn list_representation(headers: &HeaderMap) -> Result<Representation, ApiError> 
     {
         Some("-id") => Ok(Representation::Summary),
         Some("") => Ok(Representation::Raw { text: true }),
-        _ => Err(ApiError::new(
-            SERVICE,
-            1006,
-            StatusCode::BAD_REQUEST,
-            "Invalid Accept header",
+        _ => Err(ApiError::invalid_accept(
             "a list call needs Accept: application/vnd.adobe.xed-id+json (summaries) or application/vnd.adobe.xed+json (full resources)",
         )),
     }
 }
 
 fn lookup_representation(headers: &HeaderMap) -> Result<Representation, ApiError> {
-    let not_acceptable = |detail: String| {
-        ApiError::new(
-            SERVICE,
-            9009,
-            StatusCode::NOT_ACCEPTABLE,
-            "Not acceptable",
-            detail,
-        )
-    };
+    let not_acceptable = |detail: String| ApiError::not_acceptable(detail);
     let Some((variant, version)) = parse_accept(headers) else {
         return Err(not_acceptable(
             "a lookup needs Accept: application/vnd.adobe.xed[-full|-notext|-full-notext]+json; version=1".to_owned(),
@@ -160,11 +145,7 @@ fn lookup_representation(headers: &HeaderMap) -> Result<Representation, ApiError
     };
     match version.as_deref() {
         None => {
-            return Err(ApiError::new(
-                SERVICE,
-                1007,
-                StatusCode::BAD_REQUEST,
-                "Missing version in Accept header",
+            return Err(ApiError::accept_version_missing(
                 "a lookup's Accept header must carry the major version, e.g. application/vnd.adobe.xed-full+json; version=1",
             ));
         }
@@ -435,7 +416,7 @@ async fn find_resource(
     ctx: &RequestContext,
     container: Container,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
 ) -> Result<Doc, ApiError> {
     let found = match container {
         Container::Global => builtin(id).cloned(),
@@ -471,6 +452,7 @@ async fn get_resource(
 ) -> Result<Response, ApiError> {
     let container = container(&container_segment)?;
     let kind = kind(&kind_segment)?;
+    let id = extract::resource_id(SERVICE, &id)?;
     let representation = lookup_representation(&headers)?;
     // A lookup in the tenant container also finds the global built-ins, as AEP answers
     // aepp's SchemaManager/ClassManager, which look up a schema's class and field groups
@@ -543,6 +525,14 @@ async fn create_resource(
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
+/// The `$id` a found resource is stored under (a lookup may have used its `meta:altId`).
+fn stored_id(found: &Doc, asked: &ResourceId) -> ResourceId {
+    found
+        .get("$id")
+        .and_then(Value::as_str)
+        .map_or_else(|| asked.clone(), ResourceId::from)
+}
+
 /// How a resource is being changed.
 enum Change {
     Replace(Value),
@@ -559,7 +549,8 @@ async fn change_resource(
 ) -> Result<Response, ApiError> {
     writable(container(container_segment)?)?;
     let kind = kind(kind_segment)?;
-    let current = find_resource(state, ctx, Container::Tenant, kind, id).await?;
+    let id = extract::resource_id(SERVICE, id)?;
+    let current = find_resource(state, ctx, Container::Tenant, kind, &id).await?;
     let refs = match &change {
         Change::Replace(body) | Change::Patch(body) => references::refs_in(body),
     };
@@ -585,11 +576,7 @@ async fn change_resource(
         .and_then(Value::as_str)
         .unwrap_or("1.0")
         .to_owned();
-    let resource_id = current
-        .get("$id")
-        .and_then(Value::as_str)
-        .unwrap_or(id)
-        .to_owned();
+    let resource_id = stored_id(&current, &id);
     let doc = state
         .metastore()
         .replace_resource(&ctx.tenant, &resource_id, &version, next)
@@ -703,13 +690,7 @@ async fn check_evolution(
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::new(
-            SERVICE,
-            9003,
-            StatusCode::BAD_REQUEST,
-            "Breaking schema change",
-            problems.join(" | "),
-        ))
+        Err(ApiError::breaking_schema_change(problems.join(" | ")))
     }
 }
 
@@ -761,23 +742,12 @@ async fn delete_resource(
 ) -> Result<Response, ApiError> {
     writable(container(&container_segment)?)?;
     let kind = kind(&kind_segment)?;
+    let id = extract::resource_id(SERVICE, &id)?;
     let current = find_resource(&state, &ctx, Container::Tenant, kind, &id).await?;
-    let resource_id = current
-        .get("$id")
-        .and_then(Value::as_str)
-        .unwrap_or(&id)
-        .to_owned();
-    let in_use = |detail: String| {
-        ApiError::new(
-            SERVICE,
-            9004,
-            StatusCode::BAD_REQUEST,
-            "Resource in use",
-            detail,
-        )
-    };
+    let resource_id = stored_id(&current, &id);
+    let in_use = |detail: String| ApiError::resource_in_use(detail);
     if kind == ResourceKind::Schema {
-        let datasets = datasets_using(&state, &ctx, vec![resource_id.clone()]).await?;
+        let datasets = datasets_using(&state, &ctx, vec![resource_id.to_string()]).await?;
         if let Some(dataset) = datasets.first() {
             return Err(in_use(format!(
                 "schema {resource_id} is used by dataset {}; delete or re-point the dataset first",

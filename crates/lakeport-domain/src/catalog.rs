@@ -412,6 +412,76 @@ pub fn batch_status(batch: &Doc) -> Option<BatchStatus> {
     batch.get("status")?.as_str()?.parse().ok()
 }
 
+/// Returns the id of the XDM schema a dataset conforms to (`schemaRef.id`).
+pub fn dataset_schema_id(dataset: &Doc) -> Option<&str> {
+    dataset.get("schemaRef")?.get("id")?.as_str()
+}
+
+/// Returns the id of a dataset's view (`viewId`).
+pub fn dataset_view_id(dataset: &Doc) -> Option<&str> {
+    dataset.get("viewId")?.as_str()
+}
+
+/// Returns the name a dataset's table is queried by (its `adobe/pqs/table` tag).
+pub fn dataset_table_name(dataset: &Doc) -> Option<&str> {
+    tag_values(dataset, TABLE_NAME_TAG).next()
+}
+
+/// Returns the values of one of an object's `tags` (a tag holds a list of strings).
+pub fn tag_values<'a>(doc: &'a Doc, tag: &str) -> impl Iterator<Item = &'a str> {
+    doc.get("tags")
+        .and_then(|tags| tags.get(tag))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// Returns whether a dataset file is valid: only a file marked `isValid: false` is not.
+pub fn file_is_valid(file: &Doc) -> bool {
+    file.get("isValid") != Some(&Value::Bool(false))
+}
+
+/// Folds `status`, `metrics` and `errors` of related objects into the batch's own fields
+/// (`?aggregate=true`, spec §2.3 item 13).
+pub fn aggregate_related(batch: &mut Doc) {
+    let related: Vec<Value> = batch
+        .get("relatedObjects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for object in related {
+        if let Some(status) = object.get("status")
+            && !batch.contains_key("status")
+        {
+            batch.insert("status".into(), status.clone());
+        }
+        if let Some(Value::Array(errors)) = object.get("errors") {
+            let root = batch.entry("errors").or_insert_with(|| json!([]));
+            if let Value::Array(root) = root {
+                root.extend(errors.iter().cloned());
+            }
+        }
+        if let Some(Value::Object(metrics)) = object.get("metrics") {
+            let root = batch
+                .entry("metrics")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(root) = root {
+                for (name, value) in metrics {
+                    let sum = root.get(name).and_then(Value::as_f64).unwrap_or(0.0)
+                        + value.as_f64().unwrap_or(0.0);
+                    let merged = if sum.fract() == 0.0 && sum.abs() < 9e15 {
+                        json!(sum as i64)
+                    } else {
+                        json!(sum)
+                    };
+                    root.insert(name.clone(), merged);
+                }
+            }
+        }
+    }
+}
+
 /// Returns the `id` of a stored object.
 pub fn object_id(doc: &Doc) -> Option<&str> {
     doc.get("id")?.as_str()

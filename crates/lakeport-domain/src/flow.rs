@@ -352,6 +352,18 @@ pub fn inlet_id_of(doc: &Doc) -> Option<&str> {
     doc.get("auth")?.get("params")?.get("inletId")?.as_str()
 }
 
+/// Returns when a Flow Service object was created (`createdAt`, epoch milliseconds).
+pub fn created_at(doc: &Doc) -> i64 {
+    doc.get("createdAt")
+        .and_then(Value::as_i64)
+        .unwrap_or_default()
+}
+
+/// Returns the base connection a source connection reads from (`baseConnectionId`).
+pub fn base_connection_id(doc: &Doc) -> Option<&str> {
+    doc.get("baseConnectionId")?.as_str()
+}
+
 /// Returns the ids a flow document names under `key` (`sourceConnectionIds`, …).
 pub fn ids_of<'a>(doc: &'a Doc, key: &str) -> Vec<&'a str> {
     doc.get(key)
@@ -461,11 +473,7 @@ pub fn segment_batch_request(dataset_id: &str, segment: i64) -> NewImportBatch {
 
 /// Returns whether a batch was made by the streaming flusher (tag `lakeport/source`).
 pub fn is_stream_batch(batch: &Doc) -> bool {
-    batch
-        .get("tags")
-        .and_then(|tags| tags.get("lakeport/source"))
-        .and_then(Value::as_array)
-        .is_some_and(|values| values.iter().any(|value| value == "streaming"))
+    crate::catalog::tag_values(batch, "lakeport/source").any(|value| value == "streaming")
 }
 
 /// The file name of a segment's records in its batch.

@@ -137,17 +137,21 @@ pub fn check_client_id(id: &str) -> Result<(), String> {
 /// Declares an id type: a string id that cannot be passed where another kind of id is meant.
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident) => {
+        typed_id!($(#[$doc])* $name, check_client_id);
+    };
+    ($(#[$doc:meta])* $name:ident, $check:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
 
         impl $name {
-            /// Parses an id received from a client (see [`check_client_id`]).
+            /// Parses an id received from a client ([`check_client_id`], or the type's own
+            /// check).
             ///
             /// # Errors
             /// Returns a message that says what is wrong with the id.
             pub fn parse(id: &str) -> Result<Self, String> {
-                check_client_id(id)?;
+                $check(id)?;
                 Ok(Self(id.to_owned()))
             }
 
@@ -205,6 +209,38 @@ typed_id!(
     /// A dataset's id (24 lower-case hex characters when Lakeport made it).
     DatasetId
 );
+typed_id!(
+    /// A Schema Registry resource's id: its `$id` (a URI, so it holds slashes) or its
+    /// `meta:altId`. A schema's id (a dataset's `schemaRef.id`) is one.
+    ResourceId,
+    check_resource_id
+);
+
+/// The longest resource id accepted (a `$id` is a URI of the tenant's namespace).
+pub const MAX_RESOURCE_ID_CHARS: usize = 1024;
+
+/// Checks a Schema Registry id received from a client: non-empty, at most
+/// [`MAX_RESOURCE_ID_CHARS`] characters, without control characters or white space.
+///
+/// # Errors
+/// Returns a message that says what is wrong with the id.
+pub fn check_resource_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("an id must not be empty".to_owned());
+    }
+    let chars = id.chars().count();
+    if chars > MAX_RESOURCE_ID_CHARS {
+        return Err(format!(
+            "id is {chars} characters long; at most {MAX_RESOURCE_ID_CHARS} are allowed"
+        ));
+    }
+    if let Some(bad) = id.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "id {id:?} contains the character {bad:?}, which ids may not contain"
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -236,6 +272,18 @@ mod tests {
         assert!(early.bytes().all(|b| CROCKFORD.contains(&b)));
         assert!(early < late);
         assert!(new_ulid().starts_with('0'));
+    }
+
+    #[test]
+    fn resource_ids_are_checked() {
+        let id = ResourceId::parse("https://ns.adobe.com/acme/schemas/a1").unwrap();
+        assert_eq!(id, "https://ns.adobe.com/acme/schemas/a1");
+        assert!(ResourceId::parse("_acme.schemas.a1").is_ok());
+        assert!(ResourceId::parse("").is_err());
+        assert!(ResourceId::parse("a\0b").is_err());
+        assert!(ResourceId::parse("a b").is_err());
+        assert!(ResourceId::parse(&"x".repeat(MAX_RESOURCE_ID_CHARS + 1)).is_err());
+        assert!(BatchId::parse("https://ns.adobe.com/x").is_err());
     }
 
     #[test]

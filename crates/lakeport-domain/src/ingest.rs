@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::Doc;
-use crate::catalog::{WriteContext, touch};
+use crate::catalog::{self, WriteContext, touch};
 use crate::status::{BatchAction, BatchStatus, CompletionRequested, InvalidTransition, Transition};
 use crate::tenant::Tenant;
 
@@ -299,22 +299,13 @@ pub fn threshold(batch: &Doc, dataset: &Doc) -> f64 {
     if let Some(percent) = batch.get("partialIngestionPercent").and_then(Value::as_f64) {
         return percent;
     }
-    if let Some(percent) = batch
-        .get("tags")
-        .and_then(|t| t.get("acp_partialIngestionPercent"))
-        .and_then(|v| v.get(0))
-        .and_then(Value::as_str)
+    if let Some(percent) = catalog::tag_values(batch, "acp_partialIngestionPercent")
+        .next()
         .and_then(|s| s.parse::<f64>().ok())
     {
         return percent;
     }
-    dataset
-        .get("tags")
-        .and_then(|t| t.get("partialBatchIngestion"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+    catalog::tag_values(dataset, "partialBatchIngestion")
         .find_map(|item| item.strip_prefix("errorThresholdPercentage:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0.0)
@@ -324,10 +315,7 @@ pub fn threshold(batch: &Doc, dataset: &Doc) -> f64 {
 /// the dataset's `enableErrorDiagnostics` (spec §7.3).
 pub fn diagnostics_enabled(batch: &Doc, dataset: &Doc) -> bool {
     let flag = |doc: &Doc| doc.get("enableErrorDiagnostics").and_then(Value::as_bool) == Some(true);
-    let tagged = batch
-        .get("tags")
-        .and_then(|t| t.get("acp_enableErrorDiagnostics"))
-        .is_some_and(|v| v.get(0).and_then(Value::as_str) == Some("true"));
+    let tagged = catalog::tag_values(batch, "acp_enableErrorDiagnostics").next() == Some("true");
     threshold(batch, dataset) > 0.0 || flag(batch) || flag(dataset) || tagged
 }
 

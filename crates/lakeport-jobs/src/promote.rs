@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use lakeport_domain::catalog;
 use lakeport_domain::ingest::{self, FileLevelError, Job, ProcessedCounts};
 use lakeport_domain::query::ObjectKind;
+use lakeport_domain::status::BatchStatus;
 use lakeport_domain::xdm::resolve::resolve;
 use lakeport_domain::{Doc, HasKind, now_millis};
 use lakeport_metastore::references::{self, NeighbourhoodError};
@@ -129,22 +131,7 @@ async fn replaced_batches(
     job: &Job,
     batch: &Doc,
 ) -> Result<Vec<String>, JobError> {
-    fn predecessors(batch: &Doc) -> (Vec<String>, bool) {
-        let Some(replay) = batch.get("replay") else {
-            return (Vec::new(), false);
-        };
-        let all = replay.get("predecessorListingType").and_then(Value::as_str) == Some("ALL");
-        let ids = replay
-            .get("predecessors")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
-        (ids, all)
-    }
-    let (mut pending, transitive) = predecessors(batch);
+    let (mut pending, transitive) = catalog::replay_predecessors(batch);
     let mut seen: Vec<String> = Vec::new();
     while !pending.is_empty() && seen.len() < MAX_REPLACED_BATCHES {
         let ids: Vec<String> = pending.drain(..).filter(|id| !seen.contains(id)).collect();
@@ -155,7 +142,7 @@ async fn replaced_batches(
                 .get(&job.tenant, ObjectKind::Batch, &ids)
                 .await?
             {
-                pending.extend(predecessors(&predecessor).0);
+                pending.extend(catalog::replay_predecessors(&predecessor).0);
             }
         }
     }
@@ -171,6 +158,8 @@ enum Processed {
     Output(BatchOutput, ProcessedCounts, Value),
 }
 
+/// Promotes one batch: process its files, upload what came out, commit the promoted files
+/// to the dataset's Delta table, then record the outcome in the Catalog.
 pub(crate) async fn run(
     ctx: &JobContext,
     job: &Job,
@@ -184,19 +173,10 @@ pub(crate) async fn run(
         .get("started")
         .and_then(Value::as_i64)
         .unwrap_or_else(now_millis);
-    let dataset_id = lakeport_domain::catalog::batch_dataset_id(&batch)
+    let dataset_id = catalog::batch_dataset_id(&batch)
         .unwrap_or_default()
         .to_owned();
-    let dataset = ctx
-        .metastore
-        .get(
-            &job.tenant,
-            ObjectKind::Dataset,
-            std::slice::from_ref(&dataset_id),
-        )
-        .await?
-        .into_iter()
-        .next();
+    let dataset = load_dataset(ctx, job, &dataset_id).await?;
     let work = ctx
         .work_dir
         .join(format!("job-{}-attempt-{}", job.id, job.attempt));
@@ -211,76 +191,11 @@ pub(crate) async fn run(
         ),
         Some(dataset) => process(ctx, job, &batch, dataset, &work).await?,
     };
-    let empty = Doc::new();
-    let dataset = dataset.as_ref().unwrap_or(&empty);
-    let threshold = ingest::threshold(&batch, dataset);
-    let diagnostics = ingest::diagnostics_enabled(&batch, dataset);
-    let attempt_root = keys::attempt(
-        job.tenant.org(),
-        job.tenant.sandbox(),
-        &dataset_id,
-        &job.batch_id,
-        job.attempt,
-    );
-    let (outcome, counts, mut files, diagnostics_location, diagnostics_files, full_schema) =
-        match processed {
-            Processed::FileErrors(errors, counts) => (
-                ingest::decide(&counts, &errors, threshold, diagnostics),
-                counts,
-                Vec::new(),
-                None,
-                Vec::new(),
-                None,
-            ),
-            Processed::Output(output, counts, full_schema) => {
-                let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
-                let out_dir = work.join("out");
-                let mut files = Vec::new();
-                if outcome.promote {
-                    for part in &output.parts {
-                        let key = keys::attempt_file(
-                            &attempt_root,
-                            &format!("data/{}", part.relative_path),
-                        );
-                        ctx.storage
-                            .put_file(&key, &out_dir.join(&part.relative_path))
-                            .await?;
-                        files.push(NewDatasetFile {
-                            name: part.relative_path.clone(),
-                            location: key.to_string(),
-                            records: part.records,
-                            size: part.bytes,
-                        });
-                    }
-                }
-                let mut diagnostics_location = None;
-                let mut diagnostics_files = Vec::new();
-                if !output.failed.is_empty() || !output.meta.is_empty() {
-                    for file in output.failed.iter().chain(&output.meta) {
-                        let key = keys::attempt_file(&attempt_root, &file.relative_path);
-                        ctx.storage
-                            .put_file(&key, &out_dir.join(&file.relative_path))
-                            .await?;
-                        diagnostics_files.push(DiagnosticsFile {
-                            path: file.relative_path.clone(),
-                            size: file.bytes,
-                        });
-                    }
-                    diagnostics_location = Some(attempt_root.to_string());
-                }
-                (
-                    outcome,
-                    counts,
-                    files,
-                    diagnostics_location,
-                    diagnostics_files,
-                    Some(full_schema),
-                )
-            }
-        };
+    let dataset = dataset.unwrap_or_default();
+    let mut published = publish(ctx, job, &batch, &dataset, &dataset_id, processed, &work).await?;
     // A promoted batch is one Delta commit, made before the Catalog's (which records its
     // version), while this worker holds the lease.
-    let table_commit = match (&full_schema, outcome.promote) {
+    let table_commit = match (&published.full_schema, published.outcome.promote) {
         (Some(full_schema), true) => {
             let committed = commit_to_table(
                 ctx,
@@ -288,61 +203,185 @@ pub(crate) async fn run(
                 &batch,
                 &dataset_id,
                 full_schema,
-                &files,
+                &published.files,
                 lease_lost,
             )
             .await?;
             if committed.found {
                 // A crashed attempt committed the batch: the Catalog names its files.
-                files = committed_files(&committed)?;
+                published.files = committed_files(&committed)?;
             }
             Some(committed.version)
         }
         _ => None,
     };
-    let completed = now_millis();
-    let mut batch_fields = ingest::processed_fields(&counts, &outcome, started, completed);
+    let counts = published.counts.clone();
+    let committed = record_promotion(ctx, job, published, started, table_commit).await?;
+    let status = catalog::batch_status(&committed);
     if let Some(version) = table_commit {
-        batch_fields.insert(TABLE_VERSION_FIELD.into(), version.into());
-    }
-    let promotion = Promotion {
-        batch_fields,
-        files,
-        diagnostics_location,
-        diagnostics_files,
-        // Replaced predecessors become inactive in the promotion's transaction, which also
-        // enqueues the collection of their data after the grace period.
-        cleanup_delay_ms: i64::try_from(ctx.config.deleted_data_grace_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
-    };
-    let committed = ctx
-        .metastore
-        .complete_promotion(job, promotion, completed)
-        .await?;
-    let status = committed
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if let Some(version) = table_commit {
-        let mut latest = version;
-        if status != lakeport_domain::status::BatchStatus::Success.as_str() {
-            // The producer aborted the batch between the two commits: take it back out.
-            latest = remove_from_table(ctx, job, &dataset_id)
-                .await?
-                .unwrap_or(version);
-        }
-        crate::record_table_version(ctx, &job.tenant, &dataset_id, latest).await;
+        settle_table(ctx, job, &dataset_id, version, status).await?;
     }
     tracing::info!(
         batch.id = %job.batch_id,
         dataset.id = %dataset_id,
-        batch.status = status,
+        batch.status = status.map(BatchStatus::as_str).unwrap_or_default(),
         records.input = counts.input_records,
         records.failed = counts.failed_records,
         size_bytes = counts.input_bytes,
         "batch processed"
     );
     remove_dir(&work);
+    Ok(())
+}
+
+/// The batch's dataset, if it still exists.
+async fn load_dataset(
+    ctx: &JobContext,
+    job: &Job,
+    dataset_id: &str,
+) -> Result<Option<Doc>, JobError> {
+    Ok(ctx
+        .metastore
+        .get(&job.tenant, ObjectKind::Dataset, &[dataset_id.to_owned()])
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The outcome of processing, with its outputs uploaded under the attempt's prefix.
+struct Published {
+    outcome: ingest::Outcome,
+    counts: ProcessedCounts,
+    /// The Parquet parts to promote (none unless `outcome.promote`).
+    files: Vec<NewDatasetFile>,
+    diagnostics_location: Option<String>,
+    diagnostics_files: Vec<DiagnosticsFile>,
+    /// The resolved schema, when every file could be read.
+    full_schema: Option<Value>,
+}
+
+/// Decides the batch's outcome (spec §7.3–§7.4) and uploads its outputs: the Parquet parts
+/// when it is promoted, the rejected rows and diagnostics in any case.
+async fn publish(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+    dataset: &Doc,
+    dataset_id: &str,
+    processed: Processed,
+    work: &Path,
+) -> Result<Published, JobError> {
+    let threshold = ingest::threshold(batch, dataset);
+    let diagnostics = ingest::diagnostics_enabled(batch, dataset);
+    let (output, counts, full_schema) = match processed {
+        Processed::FileErrors(errors, counts) => {
+            return Ok(Published {
+                outcome: ingest::decide(&counts, &errors, threshold, diagnostics),
+                counts,
+                files: Vec::new(),
+                diagnostics_location: None,
+                diagnostics_files: Vec::new(),
+                full_schema: None,
+            });
+        }
+        Processed::Output(output, counts, full_schema) => (output, counts, full_schema),
+    };
+    let outcome = ingest::decide(&counts, &[], threshold, diagnostics);
+    let attempt_root = keys::attempt(
+        job.tenant.org(),
+        job.tenant.sandbox(),
+        dataset_id,
+        &job.batch_id,
+        job.attempt,
+    );
+    let out_dir = work.join("out");
+    let mut files = Vec::new();
+    if outcome.promote {
+        for part in &output.parts {
+            let key = keys::attempt_file(&attempt_root, &format!("data/{}", part.relative_path));
+            ctx.storage
+                .put_file(&key, &out_dir.join(&part.relative_path))
+                .await?;
+            files.push(NewDatasetFile {
+                name: part.relative_path.clone(),
+                location: key.to_string(),
+                records: part.records,
+                size: part.bytes,
+            });
+        }
+    }
+    let mut diagnostics_location = None;
+    let mut diagnostics_files = Vec::new();
+    if !output.failed.is_empty() || !output.meta.is_empty() {
+        for file in output.failed.iter().chain(&output.meta) {
+            let key = keys::attempt_file(&attempt_root, &file.relative_path);
+            ctx.storage
+                .put_file(&key, &out_dir.join(&file.relative_path))
+                .await?;
+            diagnostics_files.push(DiagnosticsFile {
+                path: file.relative_path.clone(),
+                size: file.bytes,
+            });
+        }
+        diagnostics_location = Some(attempt_root.to_string());
+    }
+    Ok(Published {
+        outcome,
+        counts,
+        files,
+        diagnostics_location,
+        diagnostics_files,
+        full_schema: Some(full_schema),
+    })
+}
+
+/// Records the outcome in the Catalog in one transaction (the batch's fields, its dataset
+/// files and diagnostics, the replaced predecessors); returns the batch as committed.
+async fn record_promotion(
+    ctx: &JobContext,
+    job: &Job,
+    published: Published,
+    started: i64,
+    table_commit: Option<u64>,
+) -> Result<Doc, JobError> {
+    let completed = now_millis();
+    let mut batch_fields =
+        ingest::processed_fields(&published.counts, &published.outcome, started, completed);
+    if let Some(version) = table_commit {
+        batch_fields.insert(TABLE_VERSION_FIELD.into(), version.into());
+    }
+    let promotion = Promotion {
+        batch_fields,
+        files: published.files,
+        diagnostics_location: published.diagnostics_location,
+        diagnostics_files: published.diagnostics_files,
+        // Replaced predecessors become inactive in the promotion's transaction, which also
+        // enqueues the collection of their data after the grace period.
+        cleanup_delay_ms: i64::try_from(ctx.config.deleted_data_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+    };
+    Ok(ctx
+        .metastore
+        .complete_promotion(job, promotion, completed)
+        .await?)
+}
+
+/// Records the table's version on the dataset once the Catalog committed; a batch the
+/// producer aborted between the two commits is taken back out of the table first.
+async fn settle_table(
+    ctx: &JobContext,
+    job: &Job,
+    dataset_id: &str,
+    version: u64,
+    status: Option<BatchStatus>,
+) -> Result<(), JobError> {
+    let mut latest = version;
+    if status != Some(BatchStatus::Success) {
+        latest = remove_from_table(ctx, job, dataset_id)
+            .await?
+            .unwrap_or(version);
+    }
+    crate::record_table_version(ctx, &job.tenant, dataset_id, latest).await;
     Ok(())
 }
 
@@ -382,11 +421,7 @@ async fn full_schema(
     job: &Job,
     dataset: &Doc,
 ) -> Result<Result<Value, FileLevelError>, JobError> {
-    let Some(schema_id) = dataset
-        .get("schemaRef")
-        .and_then(|r| r.get("id"))
-        .and_then(Value::as_str)
-    else {
+    let Some(schema_id) = catalog::dataset_schema_id(dataset) else {
         return Ok(Err(FileLevelError {
             code: "INGEST-9204-400".into(),
             description:
@@ -426,6 +461,8 @@ async fn full_schema(
         }))
 }
 
+/// Validates and converts the batch's files into Parquet parts and rejected rows under
+/// `work/out`.
 async fn process(
     ctx: &JobContext,
     job: &Job,
@@ -433,23 +470,55 @@ async fn process(
     dataset: &Doc,
     work: &Path,
 ) -> Result<Processed, JobError> {
-    let fail = |code: &str, description: String| {
-        Ok(Processed::FileErrors(
-            vec![FileLevelError {
-                code: code.to_owned(),
-                description,
-            }],
-            ProcessedCounts::default(),
-        ))
-    };
-    let schema = match full_schema(ctx, job, dataset).await? {
-        Ok(schema) => schema,
+    let inputs = match prepare(ctx, job, batch, dataset).await? {
+        Ok(inputs) => inputs,
         Err(error) => {
             return Ok(Processed::FileErrors(
                 vec![error],
                 ProcessedCounts::default(),
             ));
         }
+    };
+    let out_dir = work.join("out");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
+    let runtime = tokio::runtime::Handle::current();
+    let storage = ctx.storage.clone();
+    let fetch_dir = work.join("in");
+    tokio::task::spawn_blocking(move || {
+        process_files(inputs, &storage, &runtime, &out_dir, &fetch_dir)
+    })
+    .await
+    .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?
+}
+
+/// What processing reads: the resolved schema, the format and the staged files.
+struct Inputs {
+    schema: Value,
+    format: FileFormat,
+    /// Each file's path in the batch and its staged key, in upload order.
+    files: Vec<(String, lakeport_storage::Key)>,
+    bytes: u64,
+    options: ProcessOptions,
+}
+
+/// Resolves the schema and the format and lists the staged files; a batch that cannot be
+/// processed gets its file-level error instead.
+async fn prepare(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+    dataset: &Doc,
+) -> Result<Result<Inputs, FileLevelError>, JobError> {
+    let fail = |code: &str, description: String| {
+        Ok(Err(FileLevelError {
+            code: code.to_owned(),
+            description,
+        }))
+    };
+    let schema = match full_schema(ctx, job, dataset).await? {
+        Ok(schema) => schema,
+        Err(error) => return Ok(Err(error)),
     };
     let input_format = batch.get("inputFormat").cloned().unwrap_or(Value::Null);
     let format = match FileFormat::from_input_format(&input_format, dataset.get("fileDescription"))
@@ -475,18 +544,6 @@ async fn process(
             ),
         );
     }
-    let inputs: Vec<(String, lakeport_storage::Key)> = files
-        .iter()
-        .map(|file| {
-            let key = keys::staged_file(
-                job.tenant.org(),
-                job.tenant.sandbox(),
-                &job.batch_id,
-                &file.upload_id,
-            );
-            (file.path.clone(), key)
-        })
-        .collect();
     if files.is_empty() {
         return fail(
             "INGEST-9203-400",
@@ -505,103 +562,125 @@ async fn process(
         },
         ..ProcessOptions::default()
     };
-    let out_dir = work.join("out");
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
-    let input_bytes: u64 = files.iter().map(|f| f.size).sum();
-    let input_files = files.len() as u64;
-    let runtime = tokio::runtime::Handle::current();
-    let storage = ctx.storage.clone();
-    let fetch_dir = work.join("in");
-    tokio::task::spawn_blocking(move || -> Result<Processed, JobError> {
-        let mut processor = match BatchProcessor::new(&schema, &out_dir, options) {
-            Ok(processor) => processor,
-            // Scratch-directory trouble is the server's, not the data's: retry.
-            Err(err) if err.kind() == lakeport_domain::ErrorKind::Internal => {
-                return Err(JobError::Io(format!(
-                    "preparing the batch processor: {err}"
-                )));
-            }
-            Err(err) => {
-                return Ok(Processed::FileErrors(
-                    vec![FileLevelError {
-                        code: "INGEST-9204-400".into(),
-                        description: format!(
-                            "The dataset's schema cannot be used for ingestion: {err}"
-                        ),
-                    }],
-                    ProcessedCounts::default(),
-                ));
-            }
-        };
-        let mut file_errors = Vec::new();
-        // Read in place on a local directory. From a remote store, JSON and CSV files are
-        // streamed into the decoder; Parquet files (whose footer comes last) are copied into
-        // the scratch directory and deleted once processed, the next one fetched while the
-        // current one is processed, so at most two copies exist at a time.
-        let streamed = !storage.is_local() && !matches!(format, FileFormat::Parquet);
-        let fetch = |key: &lakeport_storage::Key| {
-            let (storage, key, dir) = (storage.clone(), key.clone(), fetch_dir.clone());
-            AbortOnDrop(runtime.spawn(async move { storage.readable_file(&key, &dir).await }))
-        };
-        let mut next = inputs
-            .first()
-            .filter(|_| !streamed)
-            .map(|(_, key)| fetch(key));
-        for (index, (name, key)) in inputs.iter().enumerate() {
-            let read_error = |err: &dyn std::fmt::Display| {
-                JobError::Io(format!("reading staged file {key}: {err}"))
-            };
-            let processed = if streamed {
-                let (reader, size) = runtime
-                    .block_on(storage.blocking_reader(key))
-                    .map_err(|err| read_error(&err))?;
-                processor.process_stream(name, Box::new(reader), size, &format)
-            } else {
-                let Some(mut fetched) = next.take() else {
-                    return Err(read_error(&"no fetch was started"));
-                };
-                let file = runtime
-                    .block_on(&mut fetched.0)
-                    .map_err(|err| read_error(&err))?
-                    .map_err(|err| read_error(&err))?;
-                next = inputs.get(index + 1).map(|(_, key)| fetch(key));
-                processor.process_file(name, file.path(), &format)
-            };
-            match processed {
-                Ok(_) => {}
-                Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
-                    code: err.code().to_owned(),
-                    description: err.to_string(),
-                }),
-                Err(err) => return Err(JobError::Io(err.to_string())),
-            }
+    Ok(Ok(Inputs {
+        schema,
+        format,
+        bytes: files.iter().map(|f| f.size).sum(),
+        files: files
+            .iter()
+            .map(|file| {
+                let key = keys::staged_file(
+                    job.tenant.org(),
+                    job.tenant.sandbox(),
+                    &job.batch_id,
+                    &file.upload_id,
+                );
+                (file.path.clone(), key)
+            })
+            .collect(),
+        options,
+    }))
+}
+
+/// Runs the batch processor over every input (blocking: call it off the runtime).
+fn process_files(
+    inputs: Inputs,
+    storage: &lakeport_storage::Storage,
+    runtime: &tokio::runtime::Handle,
+    out_dir: &Path,
+    fetch_dir: &Path,
+) -> Result<Processed, JobError> {
+    let Inputs {
+        schema,
+        format,
+        files,
+        bytes,
+        options,
+    } = inputs;
+    let mut processor = match BatchProcessor::new(&schema, out_dir, options) {
+        Ok(processor) => processor,
+        // Scratch-directory trouble is the server's, not the data's: retry.
+        Err(err) if err.kind() == lakeport_domain::ErrorKind::Internal => {
+            return Err(JobError::Io(format!(
+                "preparing the batch processor: {err}"
+            )));
         }
-        let output = processor
-            .finish()
-            .map_err(|err| JobError::Io(format!("writing outputs: {err}")))?;
-        let counts = ProcessedCounts {
-            input_files,
-            input_bytes,
-            input_records: output.input_records,
-            failed_records: output.failed_records,
-            output_records: output.output_records,
-            output_bytes: output.output_bytes,
-            output_files: output.parts.len() as u64,
-            error_counts: output
-                .error_counts
-                .iter()
-                .map(|(code, rows)| (code.clone(), *rows))
-                .collect(),
-        };
-        if file_errors.is_empty() {
-            Ok(Processed::Output(output, counts, schema))
+        Err(err) => {
+            return Ok(Processed::FileErrors(
+                vec![FileLevelError {
+                    code: "INGEST-9204-400".into(),
+                    description: format!(
+                        "The dataset's schema cannot be used for ingestion: {err}"
+                    ),
+                }],
+                ProcessedCounts::default(),
+            ));
+        }
+    };
+    let mut file_errors = Vec::new();
+    // Read in place on a local directory. From a remote store, JSON and CSV files are
+    // streamed into the decoder; Parquet files (whose footer comes last) are copied into
+    // the scratch directory and deleted once processed, the next one fetched while the
+    // current one is processed, so at most two copies exist at a time.
+    let streamed = !storage.is_local() && !matches!(format, FileFormat::Parquet);
+    let fetch = |key: &lakeport_storage::Key| {
+        let (storage, key, dir) = (storage.clone(), key.clone(), fetch_dir.to_owned());
+        AbortOnDrop(runtime.spawn(async move { storage.readable_file(&key, &dir).await }))
+    };
+    let mut next = files
+        .first()
+        .filter(|_| !streamed)
+        .map(|(_, key)| fetch(key));
+    for (index, (name, key)) in files.iter().enumerate() {
+        let read_error =
+            |err: &dyn std::fmt::Display| JobError::Io(format!("reading staged file {key}: {err}"));
+        let processed = if streamed {
+            let (reader, size) = runtime
+                .block_on(storage.blocking_reader(key))
+                .map_err(|err| read_error(&err))?;
+            processor.process_stream(name, Box::new(reader), size, &format)
         } else {
-            Ok(Processed::FileErrors(file_errors, counts))
+            let Some(mut fetched) = next.take() else {
+                return Err(read_error(&"no fetch was started"));
+            };
+            let file = runtime
+                .block_on(&mut fetched.0)
+                .map_err(|err| read_error(&err))?
+                .map_err(|err| read_error(&err))?;
+            next = files.get(index + 1).map(|(_, key)| fetch(key));
+            processor.process_file(name, file.path(), &format)
+        };
+        match processed {
+            Ok(_) => {}
+            Err(ProcessError::File(err)) => file_errors.push(FileLevelError {
+                code: err.code().to_owned(),
+                description: err.to_string(),
+            }),
+            Err(err) => return Err(JobError::Io(err.to_string())),
         }
-    })
-    .await
-    .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?
+    }
+    let output = processor
+        .finish()
+        .map_err(|err| JobError::Io(format!("writing outputs: {err}")))?;
+    let counts = ProcessedCounts {
+        input_files: files.len() as u64,
+        input_bytes: bytes,
+        input_records: output.input_records,
+        failed_records: output.failed_records,
+        output_records: output.output_records,
+        output_bytes: output.output_bytes,
+        output_files: output.parts.len() as u64,
+        error_counts: output
+            .error_counts
+            .iter()
+            .map(|(code, rows)| (code.clone(), *rows))
+            .collect(),
+    };
+    if file_errors.is_empty() {
+        Ok(Processed::Output(output, counts, schema))
+    } else {
+        Ok(Processed::FileErrors(file_errors, counts))
+    }
 }
 
 /// A spawned task that is cancelled when its handle goes away (a prefetch whose batch

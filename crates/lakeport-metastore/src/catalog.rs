@@ -125,7 +125,7 @@ pub(crate) async fn store<C: Conn>(
         ObjectKind::Batch => (
             &["status", "dataset_id", "external_id"],
             vec![
-                Some(field_str(doc, "status").unwrap_or("loading")),
+                Some(catalog::batch_status(doc).map_or("loading", BatchStatus::as_str)),
                 catalog::batch_dataset_id(doc),
                 Some(catalog::batch_external_id(doc).unwrap_or(id)),
             ],

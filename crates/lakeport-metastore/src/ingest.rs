@@ -15,7 +15,7 @@ use lakeport_domain::tenant::Tenant;
 use serde_json::{Value, json};
 
 use crate::backend::{Conn, FixedSql, Lock, fetch, fetch_one, fetch_opt, parse_doc};
-use crate::catalog::{StoreMode, field_str, load, record_on_dataset, store};
+use crate::catalog::{StoreMode, load, record_on_dataset, store};
 use crate::sql::Dialect;
 use crate::{
     BatchFile, DiagnosticsFile, ExpiredDiagnostics, MetastoreError, NewDatasetFile, Promotion,
@@ -283,7 +283,7 @@ async fn invalidate_files<C: Conn>(
     .await?;
     for text in texts {
         let mut file = parse_doc(&text)?;
-        if file.get("isValid") == Some(&json!(false)) {
+        if !catalog::file_is_valid(&file) {
             continue;
         }
         file.insert("isValid".into(), json!(false));
@@ -581,7 +581,7 @@ async fn insert_dataset_files<C: Conn>(
     let dataset_id = catalog::batch_dataset_id(batch).unwrap_or_default();
     let view_id = load(conn, tenant, ObjectKind::Dataset, dataset_id, Lock::None)
         .await?
-        .and_then(|dataset| field_str(&dataset, "viewId").map(str::to_owned))
+        .and_then(|dataset| catalog::dataset_view_id(&dataset).map(str::to_owned))
         .unwrap_or_default();
     let actor = catalog::creator(batch);
     for (index, file) in files.iter().enumerate() {

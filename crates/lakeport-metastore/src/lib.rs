@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
 use lakeport_domain::flow::{FlowKind, InletFlow, Reference};
-use lakeport_domain::ids::{BatchId, DatasetId};
+use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
 use lakeport_domain::ingest::{Chunk, Job};
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::status::{BatchAction, InvalidTransition};
@@ -388,7 +388,11 @@ pub trait Metastore: Send + Sync + 'static {
     ) -> Result<Doc, MetastoreError>;
 
     /// Returns the tenant's resource whose `$id` or `meta:altId` is `id`.
-    async fn get_resource(&self, tenant: &Tenant, id: &str) -> Result<Option<Doc>, MetastoreError>;
+    async fn get_resource(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<Option<Doc>, MetastoreError>;
 
     /// Returns the tenant's resources (of one kind, or all), oldest first.
     async fn list_resources(
@@ -411,13 +415,17 @@ pub trait Metastore: Send + Sync + 'static {
     async fn replace_resource(
         &self,
         tenant: &Tenant,
-        id: &str,
+        id: &ResourceId,
         expected_version: &str,
         doc: Doc,
     ) -> Result<Doc, MetastoreError>;
 
     /// Deletes a resource; returns false when it did not exist.
-    async fn delete_resource(&self, tenant: &Tenant, id: &str) -> Result<bool, MetastoreError>;
+    async fn delete_resource(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<bool, MetastoreError>;
 
     /// Checks that a batch exists, belongs to `dataset_id` and is `loading` (spec §3.2).
     async fn upload_target(

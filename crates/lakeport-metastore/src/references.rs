@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use lakeport_domain::Doc;
+use lakeport_domain::ids::ResourceId;
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::{builtin, external_refs, external_refs_in};
 use serde_json::Value;
@@ -179,7 +180,11 @@ async fn load_closure(
         }
         let found = match builtin(&reference) {
             Some(doc) => Some(doc.clone()),
-            None => store.get_resource(tenant, &reference).await?,
+            None => {
+                store
+                    .get_resource(tenant, &ResourceId::from(&reference))
+                    .await?
+            }
         };
         let Some(doc) = found else {
             missing.insert(reference);

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::Actor;
 use lakeport_domain::catalog::import::NewImportBatch;
-use lakeport_domain::ids::{BatchId, DatasetId};
+use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
 use lakeport_domain::ingest::{Chunk, Job, JobKind};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::{ListQuery, ObjectKind};
@@ -154,7 +154,11 @@ impl<B: Backend> Metastore for SqlStore<B> {
         }))
     }
 
-    async fn get_resource(&self, tenant: &Tenant, id: &str) -> Result<Option<Doc>, MetastoreError> {
+    async fn get_resource(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<Option<Doc>, MetastoreError> {
         run!(self.read("reading a resource", [tenant, id], |conn| {
             registry::get(conn, &tenant, &id)
         }))
@@ -185,7 +189,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
     async fn replace_resource(
         &self,
         tenant: &Tenant,
-        id: &str,
+        id: &ResourceId,
         expected_version: &str,
         doc: Doc,
     ) -> Result<Doc, MetastoreError> {
@@ -196,7 +200,11 @@ impl<B: Backend> Metastore for SqlStore<B> {
         ))
     }
 
-    async fn delete_resource(&self, tenant: &Tenant, id: &str) -> Result<bool, MetastoreError> {
+    async fn delete_resource(
+        &self,
+        tenant: &Tenant,
+        id: &ResourceId,
+    ) -> Result<bool, MetastoreError> {
         run!(self.write("deleting a resource", [tenant, id], |conn| {
             registry::delete(conn, &tenant, &id)
         }))

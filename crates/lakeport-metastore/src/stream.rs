@@ -94,10 +94,7 @@ async fn check_reference<C: Conn>(
                     "params.dataSetId {dataset_id} names no dataset in this sandbox"
                 )));
             };
-            let dataset_schema = dataset
-                .get("schemaRef")
-                .and_then(|schema| schema.get("id"))
-                .and_then(Value::as_str);
+            let dataset_schema = lakeport_domain::catalog::dataset_schema_id(&dataset);
             match (schema_id, dataset_schema) {
                 (Some(asked), Some(actual)) if asked != actual => Err(bad_reference(format!(
                     "data.schema.id {asked} is not the schema of dataset {dataset_id} ({actual})"
@@ -153,15 +150,10 @@ pub(crate) async fn insert_object<C: Conn>(
             flow::MAX_OBJECTS_PER_KIND
         )));
     }
-    let id = doc
-        .get("id")
-        .and_then(Value::as_str)
+    let id = lakeport_domain::catalog::object_id(&doc)
         .unwrap_or_default()
         .to_owned();
-    let created = doc
-        .get("createdAt")
-        .and_then(Value::as_i64)
-        .unwrap_or_default();
+    let created = flow::created_at(&doc);
     let inlet = flow::inlet_id_of(&doc).map(str::to_owned);
     let text = encode_doc(&doc)?;
     conn.execute(
@@ -204,9 +196,7 @@ pub(crate) async fn delete_object<C: Conn>(
                 continue;
             };
             let uses = match kind {
-                FlowKind::Connection => {
-                    doc.get("baseConnectionId").and_then(Value::as_str) == Some(id)
-                }
+                FlowKind::Connection => flow::base_connection_id(&doc) == Some(id),
                 FlowKind::SourceConnection => {
                     flow::ids_of(&doc, "sourceConnectionIds").contains(&id)
                 }
@@ -248,9 +238,7 @@ pub(crate) async fn inlet<C: Conn>(
     };
     let tenant = tenant_of(&org, &sandbox)?;
     let connection = parse_doc(&text)?;
-    let connection_id = connection
-        .get("id")
-        .and_then(Value::as_str)
+    let connection_id = lakeport_domain::catalog::object_id(&connection)
         .unwrap_or_default()
         .to_owned();
     let sources = list_objects(conn, &tenant, FlowKind::SourceConnection).await?;

@@ -17,7 +17,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use futures::{Sink, SinkExt as _};
 use lakeport_api::context::{Auth, InletAuthError};
 use lakeport_domain::Doc;
-use lakeport_domain::catalog::TABLE_NAME_TAG;
+use lakeport_domain::catalog;
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::tenant::Tenant;
 use lakeport_metastore::Metastore;
@@ -117,15 +117,10 @@ impl QueryService {
         tenant: &Tenant,
         dataset: &Doc,
     ) -> Result<(), String> {
-        let Some(id) = dataset.get("id").and_then(serde_json::Value::as_str) else {
+        let Some(id) = catalog::object_id(dataset) else {
             return Ok(());
         };
-        let Some(name) = dataset
-            .get("tags")
-            .and_then(|tags| tags.get(TABLE_NAME_TAG))
-            .and_then(|values| values.get(0))
-            .and_then(serde_json::Value::as_str)
-        else {
+        let Some(name) = catalog::dataset_table_name(dataset) else {
             return Ok(());
         };
         let root = lakeport_lake::dataset_root(tenant.org(), tenant.sandbox(), id);

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lakeport_domain::catalog::{self, WriteContext};
 use lakeport_domain::ids::new_ulid;
+use lakeport_domain::now_millis;
 use lakeport_domain::query::ObjectKind;
-use lakeport_domain::{Doc, now_millis};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -130,46 +130,6 @@ async fn delete_batch(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     delete_object(&state, &ctx, KIND, &id).await
-}
-
-/// Folds `status`, `metrics` and `errors` of related objects into the batch's own fields
-/// (`?aggregate=true`, spec §2.3 item 13).
-pub(super) fn aggregate_related(batch: &mut Doc) {
-    let related: Vec<Value> = batch
-        .get("relatedObjects")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for object in related {
-        if let Some(status) = object.get("status")
-            && !batch.contains_key("status")
-        {
-            batch.insert("status".into(), status.clone());
-        }
-        if let Some(Value::Array(errors)) = object.get("errors") {
-            let root = batch.entry("errors").or_insert_with(|| json!([]));
-            if let Value::Array(root) = root {
-                root.extend(errors.iter().cloned());
-            }
-        }
-        if let Some(Value::Object(metrics)) = object.get("metrics") {
-            let root = batch
-                .entry("metrics")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(root) = root {
-                for (name, value) in metrics {
-                    let sum = root.get(name).and_then(Value::as_f64).unwrap_or(0.0)
-                        + value.as_f64().unwrap_or(0.0);
-                    let merged = if sum.fract() == 0.0 && sum.abs() < 9e15 {
-                        json!(sum as i64)
-                    } else {
-                        json!(sum)
-                    };
-                    root.insert(name.clone(), merged);
-                }
-            }
-        }
-    }
 }
 
 /// `GET /lastBatches`: the last batch of each dataset (spec §2.3 item 18).

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use lakeport_domain::catalog::{self, WriteContext};
-use lakeport_domain::ids::new_object_id;
+use lakeport_domain::ids::{ResourceId, new_object_id};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::ObjectKind;
 use rand::Rng;
@@ -191,7 +191,7 @@ async fn list_view_files(
             format!("dataset {id} does not exist in this sandbox"),
         ));
     };
-    if dataset.get("viewId").and_then(Value::as_str) != Some(view_id.as_str()) {
+    if catalog::dataset_view_id(dataset) != Some(view_id.as_str()) {
         return Err(ApiError::not_found(
             SERVICE,
             format!("dataset {id} has no view {view_id}"),
@@ -218,18 +218,18 @@ pub(super) async fn check_schema_ref(
     ctx: &RequestContext,
     doc: &lakeport_domain::Doc,
 ) -> Result<Option<lakeport_domain::Doc>, ApiError> {
-    let Some(schema_id) = doc
-        .get("schemaRef")
-        .and_then(|schema_ref| schema_ref.get("id"))
-        .and_then(Value::as_str)
-    else {
+    let Some(schema_id) = catalog::dataset_schema_id(doc) else {
         return Ok(None);
     };
-    let found = state
-        .metastore()
-        .get_resource(&ctx.tenant, schema_id)
-        .await
-        .map_err(metastore_error)?;
+    // An id no resource can have (empty, a control character) names no schema.
+    let found = match ResourceId::parse(schema_id) {
+        Ok(id) => state
+            .metastore()
+            .get_resource(&ctx.tenant, &id)
+            .await
+            .map_err(metastore_error)?,
+        Err(_) => None,
+    };
     let is_schema = found
         .as_ref()
         .and_then(lakeport_domain::xdm::registry::kind_of)
@@ -237,15 +237,9 @@ pub(super) async fn check_schema_ref(
     if is_schema {
         Ok(found)
     } else {
-        Err(ApiError::new(
-            SERVICE,
-            9003,
-            StatusCode::BAD_REQUEST,
-            "Unknown schema",
-            format!(
-                "schemaRef.id {schema_id:?} does not name a schema in this sandbox's Schema Registry; create it with POST /data/foundation/schemaregistry/tenant/schemas first"
-            ),
-        ))
+        Err(ApiError::unknown_schema(format!(
+            "schemaRef.id {schema_id:?} does not name a schema in this sandbox's Schema Registry; create it with POST /data/foundation/schemaregistry/tenant/schemas first"
+        )))
     }
 }
 

@@ -50,7 +50,7 @@ fn reference(kind: ObjectKind, id: &str) -> Value {
 }
 
 fn version_headers(response: &mut Response, doc: &Doc) {
-    if let Some(version) = doc.get("version").and_then(Value::as_str)
+    if let Some(version) = catalog::object_version(doc)
         && let Ok(value) = HeaderValue::from_str(&format!("\"{version}\""))
     {
         // Adobe's docs spell it `E-Tag`; send both (spec §8 item 10).
@@ -63,11 +63,7 @@ fn version_headers(response: &mut Response, doc: &Doc) {
 fn render_map(docs: Vec<Doc>, properties: Option<&[String]>) -> Value {
     let mut map = serde_json::Map::with_capacity(docs.len());
     for doc in docs {
-        let id = doc
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let id = catalog::object_id(&doc).unwrap_or_default().to_owned();
         let shown = match properties {
             Some(fields) => catalog::project(&doc, fields),
             None => doc,
@@ -209,7 +205,7 @@ async fn get_objects(
         ));
     }
     if aggregate && kind == ObjectKind::Batch {
-        docs.iter_mut().for_each(batches::aggregate_related);
+        docs.iter_mut().for_each(catalog::aggregate_related);
     }
     let single = (docs.len() == 1 && ids.len() == 1).then(|| docs[0].clone());
     let mut response = Json(render_map(docs, properties.as_deref())).into_response();

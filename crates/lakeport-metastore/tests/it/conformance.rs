@@ -2,7 +2,7 @@
 
 use lakeport_domain::catalog::import::NewImportBatch;
 use lakeport_domain::catalog::{Actor, Mutation, WriteContext, apply_mutation, as_object};
-use lakeport_domain::ids::{BatchId, DatasetId};
+use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
 use lakeport_domain::status::BatchAction;
 use lakeport_domain::tenant::Tenant;
@@ -858,19 +858,25 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
         .unwrap();
 
     let by_id = store
-        .get_resource(&acme, "https://ns.adobe.com/acme/schemas/a1")
+        .get_resource(
+            &acme,
+            &ResourceId::from("https://ns.adobe.com/acme/schemas/a1"),
+        )
         .await
         .unwrap()
         .unwrap();
     let by_alt = store
-        .get_resource(&acme, "_acme.schemas.a1")
+        .get_resource(&acme, &ResourceId::from("_acme.schemas.a1"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_id, by_alt);
     assert!(
         store
-            .get_resource(&tenant("ACME", "dev"), "_acme.schemas.a1")
+            .get_resource(
+                &tenant("ACME", "dev"),
+                &ResourceId::from("_acme.schemas.a1")
+            )
             .await
             .unwrap()
             .is_none()
@@ -882,7 +888,7 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
     assert_eq!(schemas.len(), 1);
     assert_eq!(store.list_resources(&acme, None).await.unwrap().len(), 2);
 
-    let id = "https://ns.adobe.com/acme/schemas/a1";
+    let id = &ResourceId::from("https://ns.adobe.com/acme/schemas/a1");
     let replaced = store
         .replace_resource(
             &acme,
@@ -904,7 +910,7 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
     let err = store
         .replace_resource(
             &acme,
-            "https://ns.adobe.com/acme/schemas/zz",
+            &ResourceId::from("https://ns.adobe.com/acme/schemas/zz"),
             "1.0",
             resource("schemas", "zz", "x", "1.1"),
         )
@@ -918,19 +924,22 @@ pub async fn registry_resources_round_trip_with_unique_titles(store: &dyn Metast
 
     assert!(
         !store
-            .delete_resource(&other, "https://ns.adobe.com/acme/mixins/b2")
+            .delete_resource(
+                &other,
+                &ResourceId::from("https://ns.adobe.com/acme/mixins/b2")
+            )
             .await
             .unwrap()
     );
     assert!(
         store
-            .delete_resource(&acme, "_acme.mixins.b2")
+            .delete_resource(&acme, &ResourceId::from("_acme.mixins.b2"))
             .await
             .unwrap()
     );
     assert!(
         store
-            .get_resource(&acme, "_acme.mixins.b2")
+            .get_resource(&acme, &ResourceId::from("_acme.mixins.b2"))
             .await
             .unwrap()
             .is_none()
