@@ -41,6 +41,8 @@ HEADERS = {
 
 
 BINARY = ROOT / "target" / "release" / "lakeport"
+# `--taskset 0` pins the server to one CPU, for a comparison with DuckDB on one thread.
+TASKSET = None
 
 
 class Server:
@@ -50,8 +52,9 @@ class Server:
         if not binary.exists():
             sys.exit("build first: cargo build --release")
         env = dict(os.environ, RUST_LOG="warn")
+        pinned = ["taskset", "-c", TASKSET] if TASKSET else []
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--token", TOKEN],
+            pinned + [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--token", TOKEN],
             stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         self.address = line.split("http://")[1].split()[0]
@@ -236,7 +239,7 @@ def download_test(server: Server, workdir: pathlib.Path, rows: int):
 
 
 def main():
-    global BINARY
+    global BINARY, TASKSET
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--big-rows", type=int, default=0)
@@ -246,7 +249,10 @@ def main():
     parser.add_argument("--skip-formats", action="store_true", help="skip the per-format ingest comparison")
     parser.add_argument("--skip-duckdb", action="store_true", help="skip the DuckDB reference runs")
     parser.add_argument("--binary", help="the lakeport binary to measure (default: target/release/lakeport)")
+    parser.add_argument("--taskset", help="run the server pinned to these CPUs (taskset -c), e.g. 0 for one core")
+    parser.add_argument("--formats", default="json,csv,parquet", help="the input formats to measure")
     args = parser.parse_args()
+    TASKSET = args.taskset
     if args.binary:
         BINARY = pathlib.Path(args.binary)
     workdir = pathlib.Path(args.workdir)
@@ -259,11 +265,14 @@ def main():
         dataset = setup_dataset(server)
         metastore = os.environ.get("LAKEPORT__METASTORE__URL", "sqlite (embedded)").split("@")[-1]
         storage = os.environ.get("LAKEPORT__STORAGE__URL", "local directory (embedded)")
-        print(f"lakeport ingest benchmark, {args.rows} rows; 1 worker; release build; "
+        pinned = f"server pinned to CPUs {TASKSET}" if TASKSET else "server on every CPU"
+        print(f"lakeport ingest benchmark, {args.rows} rows; 1 worker; release build; {pinned}; "
               f"metastore {metastore}; storage {storage}")
         print("| format | input MB | rows | upload s | upload→success s | MB/s (lakeport) | MB/s DuckDB 1 thread | MB/s DuckDB 2 threads |")
         print("|---|---|---|---|---|---|---|---|")
-        formats = [] if args.skip_formats else [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")]
+        wanted = args.formats.split(",")
+        formats = [] if args.skip_formats else [
+            (path, fmt) for path, fmt in [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")] if fmt in wanted]
         for path, fmt in formats:
             result = ingest(server, dataset, path, fmt)
             reference_1 = float("nan") if args.skip_duckdb else duckdb_reference(path, fmt, 1)

@@ -7,7 +7,8 @@
 //! With a PATH (or `LAKEPORT_BENCH_EVENTS`), decodes that JSON Lines file. Without one, it
 //! generates 200,000 rows with `../shared/bench/gen_events.py` (relative to the workspace
 //! root), once clean and once with `--bad-every 10`. The lines are read into memory first;
-//! the clock sees decoding and building only.
+//! the clock sees decoding and building only. Besides wall time it reports the thread's time
+//! on a CPU (`/proc/thread-self/schedstat`), which stays meaningful on a loaded machine.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -85,10 +86,12 @@ fn measure(schema: &Value, input: &Path) {
     );
     for engine in [StageEngine::Columns, StageEngine::Rows] {
         let mut times = Vec::with_capacity(PASSES);
+        let mut cpu_times = Vec::with_capacity(PASSES);
         let mut rejected = 0;
         for _ in 0..PASSES {
             let mut stage = DecodeStage::new(schema, engine, CHUNK_ROWS).expect("schema compiles");
             let started = Instant::now();
+            let cpu_started = cpu_time();
             for chunk in lines.chunks(CHUNK_ROWS) {
                 for line in chunk {
                     stage.push_line(black_box(line));
@@ -96,18 +99,43 @@ fn measure(schema: &Value, input: &Path) {
                 black_box(stage.flush());
             }
             times.push(started.elapsed());
+            cpu_times.push(cpu_time().saturating_sub(cpu_started));
             rejected = stage.rejected();
         }
         times.sort();
-        report(engine, &times, lines.len(), text.len(), rejected);
+        cpu_times.sort();
+        report(engine, "wall", &times, lines.len(), text.len(), rejected);
+        report(
+            engine,
+            "on-CPU",
+            &cpu_times,
+            lines.len(),
+            text.len(),
+            rejected,
+        );
     }
 }
 
-fn report(engine: StageEngine, times: &[Duration], rows: usize, bytes: usize, rejected: u64) {
+/// Returns how long this thread has run on a CPU (zero where the kernel does not say).
+fn cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+fn report(
+    engine: StageEngine,
+    clock: &str,
+    times: &[Duration],
+    rows: usize,
+    bytes: usize,
+    rejected: u64,
+) {
     for (label, time) in [("best", times[0]), ("median", times[times.len() / 2])] {
         let seconds = time.as_secs_f64();
         println!(
-            "  {engine:?} {label:>6} of {PASSES}: {:>9.0} rows/s {:>7.1} MB/s ({:.0} ns/row, {rejected} rejected)",
+            "  {engine:?} {clock:>6} {label:>6} of {PASSES}: {:>9.0} rows/s {:>7.1} MB/s ({:.0} ns/row, {rejected} rejected)",
             rows as f64 / seconds,
             bytes as f64 / 1e6 / seconds,
             seconds * 1e9 / rows as f64,
