@@ -831,12 +831,48 @@ async fn get_meta(
 
 /// `GET /datasets/{datasetId}/preview` (spec §4 item 6): up to 100 rows of the dataset's
 /// valid files, newest first.
+/// The table version a dataset preview reads (spec §12, time travel).
+enum AsOf {
+    /// `asOfBatch=<batchId>`: the version the batch's commit produced.
+    Batch(String),
+    /// `version=<n>`.
+    Version(u64),
+}
+
+impl AsOf {
+    fn parse(params: &[(String, String)]) -> Result<Option<Self>, ApiError> {
+        let find = |name: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        match (find("asOfBatch"), find("version")) {
+            (Some(_), Some(_)) => Err(ApiError::invalid_query(
+                SERVICE,
+                "give either asOfBatch or version, not both",
+            )),
+            (Some(batch), None) => Ok(Some(Self::Batch(extract::id(SERVICE, batch)?))),
+            (None, Some(version)) => version.trim().parse::<u64>().map(|v| Some(Self::Version(v))).map_err(|_| {
+                ApiError::invalid_query(
+                    SERVICE,
+                    format!("query parameter \"version\": {version:?} is not a table version (a non-negative integer)"),
+                )
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 async fn preview_dataset(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path(dataset): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let dataset_id = extract::dataset_id(SERVICE, &dataset)?;
+    let params = extract::query_pairs(SERVICE, query.as_deref())?;
+    let as_of = AsOf::parse(&params)?;
     let found = state
         .metastore()
         .get(&ctx.tenant, ObjectKind::Dataset, &[dataset_id.to_string()])
@@ -850,6 +886,9 @@ async fn preview_dataset(
     let Some(reader) = state.row_reader().cloned() else {
         return Err(ApiError::row_reader_missing());
     };
+    if let Some(as_of) = as_of {
+        return preview_as_of(&state, &ctx, dataset_id.as_str(), as_of, reader).await;
+    }
     let mut rows: Vec<Value> = Vec::new();
     let mut start = 0u64;
     loop {
@@ -940,6 +979,96 @@ async fn file_rows(
     read_rows(Arc::clone(reader), name, local, limit)
         .await
         .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))
+}
+
+/// The dataset preview as of a table version: rows of the files live at that version,
+/// newest batch first, with the version read.
+async fn preview_as_of(
+    state: &AppState,
+    ctx: &RequestContext,
+    dataset_id: &str,
+    as_of: AsOf,
+    reader: Arc<dyn RowReader>,
+) -> Result<Response, ApiError> {
+    let Some(tables) = state.tables().cloned() else {
+        return Err(ApiError::tables_missing());
+    };
+    let version = match as_of {
+        AsOf::Version(version) => version,
+        AsOf::Batch(batch_id) => {
+            let batch = state
+                .metastore()
+                .get(
+                    &ctx.tenant,
+                    ObjectKind::Batch,
+                    std::slice::from_ref(&batch_id),
+                )
+                .await
+                .map_err(metastore_error)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    not_found(format!("batch {batch_id} does not exist in this sandbox"))
+                })?;
+            if lakeport_domain::catalog::batch_dataset_id(&batch) != Some(dataset_id) {
+                return Err(ApiError::invalid_query(
+                    SERVICE,
+                    format!(
+                        "query parameter \"asOfBatch\": batch {batch_id} is not a batch of dataset {dataset_id}"
+                    ),
+                ));
+            }
+            batch
+                .get("tableVersion")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    let status = batch.get("status").and_then(Value::as_str).unwrap_or("unknown");
+                    ApiError::invalid_query(
+                        SERVICE,
+                        format!("query parameter \"asOfBatch\": batch {batch_id} ({status}) was never committed to the dataset's table; only successful batches were"),
+                    )
+                })?
+        }
+    };
+    let (version, mut keys) = tables
+        .files(&ctx.tenant, dataset_id, Some(version))
+        .await
+        .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?
+        .ok_or_else(|| {
+            not_found(format!(
+                "dataset {dataset_id}'s table has no version {version}"
+            ))
+        })?;
+    // Newest batch first (batch ids grow with time), a batch's parts in their order.
+    let batch_of = |key: &Key| -> String {
+        let text = key.to_string();
+        text.split_once("/batches/")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    keys.sort_by(|a, b| {
+        batch_of(b)
+            .cmp(&batch_of(a))
+            .then_with(|| natural_order(a.as_ref(), b.as_ref()))
+    });
+    let mut rows: Vec<Value> = Vec::new();
+    for key in keys {
+        if rows.len() >= PREVIEW_ROWS {
+            break;
+        }
+        let local = state
+            .storage()
+            .readable_file(&key, state.scratch_dir())
+            .await
+            .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
+        let name = key.filename().unwrap_or_default().to_owned();
+        let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
+            .await
+            .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?;
+        rows.extend(part);
+    }
+    Ok(Json(json!({"data": rows, "version": version})).into_response())
 }
 
 async fn read_rows(

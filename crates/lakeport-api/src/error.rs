@@ -631,6 +631,18 @@ impl ApiError {
         )
     }
 
+    /// Data Access 501: the server reads no Delta tables, so a preview as of a version
+    /// cannot be served.
+    pub fn tables_missing() -> Self {
+        Self::new(
+            Service::Access,
+            9005,
+            StatusCode::NOT_IMPLEMENTED,
+            "Preview unavailable",
+            "this server reads no Delta tables",
+        )
+    }
+
     /// Flow Service 400: a request the Flow Service subset refuses.
     pub fn flow_request(err: &lakeport_domain::flow::FlowRequestError) -> Self {
         use lakeport_domain::flow::FlowRequestError;

@@ -57,6 +57,37 @@ struct Inner {
     stream: lakeport_config::StreamConfig,
     previewer: Option<Arc<dyn ingest::Previewer>>,
     row_reader: Option<Arc<dyn access::RowReader>>,
+    tables: Option<Arc<dyn Tables>>,
+}
+
+/// The datasets' Delta tables (spec §12), which the binary wires in so that this crate
+/// never compiles delta-rs or Arrow.
+#[async_trait::async_trait]
+pub trait Tables: Send + Sync {
+    /// Creates the empty table of a new dataset (version 0) and returns its version; None
+    /// when the dataset has no usable schema yet (its first promotion creates the table).
+    async fn create(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+        dataset: &lakeport_domain::Doc,
+    ) -> Result<Option<u64>, String>;
+
+    /// Deletes a dataset's table, its log and files; returns how many objects went.
+    async fn delete(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+    ) -> Result<u64, String>;
+
+    /// Returns the version read and the keys of the files live at `version` (the latest
+    /// when None), or None when the table or that version does not exist.
+    async fn files(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<(u64, Vec<lakeport_storage::Key>)>, String>;
 }
 
 impl AppState {
@@ -86,6 +117,7 @@ impl AppState {
             stream: config.stream.clone(),
             previewer,
             row_reader: None,
+            tables: None,
         }))
     }
 
@@ -95,6 +127,19 @@ impl AppState {
         let mut inner = Arc::unwrap_or_clone(self.0);
         inner.row_reader = Some(reader);
         Self(Arc::new(inner))
+    }
+
+    /// Returns the state with the datasets' Delta tables.
+    #[must_use]
+    pub fn with_tables(self, tables: Arc<dyn Tables>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.tables = Some(tables);
+        Self(Arc::new(inner))
+    }
+
+    /// Returns the datasets' Delta tables, when the binary wired them in.
+    pub fn tables(&self) -> Option<&Arc<dyn Tables>> {
+        self.0.tables.as_ref()
     }
 
     /// Returns the Parquet reader of the dataset preview, when the binary wired one in.

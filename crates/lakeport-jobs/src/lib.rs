@@ -9,6 +9,7 @@
 
 mod promote;
 mod stream;
+pub mod tables;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +84,55 @@ async fn record_table_version(
         .await
     {
         tracing::warn!(dataset.id = %dataset_id, table.version = version, error = %err, "could not record the table version on the dataset");
+    }
+}
+
+/// How long a job waits for a dataset's table lock before it gives up (and is retried).
+const TABLE_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Takes the dataset's table lock for the job (spec §12: one commit at a time per table, by
+/// a lease holder), waiting while another job holds it. Fails when the job's lease is lost
+/// meanwhile, or after [`TABLE_LOCK_WAIT`].
+async fn lock_table(
+    ctx: &JobContext,
+    job: &Job,
+    dataset_id: &lakeport_domain::ids::DatasetId,
+    lease_lost: &AtomicBool,
+) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if lease_lost.load(Ordering::SeqCst) {
+            return Err(JobError::Io(
+                "the job's lease was lost before the table commit".to_owned(),
+            ));
+        }
+        if ctx
+            .metastore
+            .lock_table(job, dataset_id, now_millis())
+            .await?
+        {
+            let waited = started.elapsed();
+            if waited > Duration::from_millis(500) {
+                tracing::info!(job.id = job.id, dataset.id = %dataset_id, waited_ms = waited.as_millis() as u64, "table lock taken after a wait");
+            }
+            return Ok(());
+        }
+        if started.elapsed() > TABLE_LOCK_WAIT {
+            return Err(JobError::Io(format!(
+                "the table of dataset {dataset_id} stayed locked by another job for {} s",
+                TABLE_LOCK_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Releases the job's table lock; a failure is logged (the lock ends with the job's lease).
+async fn unlock_table(ctx: &JobContext, job: &Job, dataset_id: &lakeport_domain::ids::DatasetId) {
+    if let Err(err) = ctx.metastore.unlock_table(job, dataset_id).await {
+        tracing::warn!(job.id = job.id, dataset.id = %dataset_id, error = %err, "could not release a table lock; it ends with the job's lease");
     }
 }
 
@@ -315,7 +365,7 @@ impl Runner {
         let heartbeat = self.spawn_heartbeat(&job, lease_ms, Arc::clone(&lease_lost));
         let result = match job.kind {
             JobKind::PromoteBatch => promote::run(&self.ctx, &job, &lease_lost).await,
-            JobKind::CleanupBatch => self.cleanup(&job).await,
+            JobKind::CleanupBatch => self.cleanup(&job, &lease_lost).await,
             JobKind::FlushSegment => stream::flush(&self.ctx, &job).await,
         };
         heartbeat.abort();
@@ -391,7 +441,7 @@ impl Runner {
     /// Removes what a batch no longer needs: its staged uploads, the outputs of attempts
     /// that were never committed, and — once it is `inactive` (reverted or replaced) — all
     /// of its data, after which it becomes `deleted`.
-    async fn cleanup(&self, job: &Job) -> Result<(), JobError> {
+    async fn cleanup(&self, job: &Job, lease_lost: &AtomicBool) -> Result<(), JobError> {
         let (org, sandbox) = (job.tenant.org(), job.tenant.sandbox());
         let staged = self
             .ctx
@@ -419,10 +469,15 @@ impl Runner {
                     &self.ctx.storage,
                     &lakeport_lake::dataset_root(org, sandbox, dataset_id),
                 )?;
-                if let Some(version) = table.remove_batch(&job.batch_id).await? {
+                let locked = lakeport_domain::ids::DatasetId::from(dataset_id.to_owned());
+                lock_table(&self.ctx, job, &locked, lease_lost).await?;
+                let removed = table.remove_batch(&job.batch_id).await;
+                if let Ok(Some(version)) = &removed {
                     tracing::info!(batch.id = %job.batch_id, dataset.id = %dataset_id, table.version = version, "batch removed from the dataset's table");
-                    record_table_version(&self.ctx, &job.tenant, dataset_id, version).await;
+                    record_table_version(&self.ctx, &job.tenant, dataset_id, *version).await;
                 }
+                unlock_table(&self.ctx, job, &locked).await;
+                removed?;
             }
             // A batch made inactive is collected after the grace period (half of it, against
             // clocks that disagree); REVERT also runs this job at once, for the table.

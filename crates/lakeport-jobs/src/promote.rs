@@ -50,9 +50,9 @@ async fn commit_to_table(
         })
         .collect::<Result<Vec<_>, JobError>>()?;
     let replaces = replaced_batches(ctx, job, batch).await?;
-    // Only the lease holder commits: a worker whose heartbeat found the lease taken stops
-    // here, and the one that took the job over commits (or finds this commit) instead. No
-    // metastore write comes between processing and the table commit.
+    // Only the lease holder commits, under the dataset's table lock (taken by the caller):
+    // a worker whose heartbeat found the lease taken stops here, and the one that took the
+    // job over commits (or finds this commit) instead.
     if lease_lost.load(Ordering::SeqCst) {
         return Err(JobError::Io(
             "the job's lease was lost before the table commit".to_owned(),
@@ -192,16 +192,62 @@ pub(crate) async fn run(
         Some(dataset) => process(ctx, job, &batch, dataset, &work).await?,
     };
     let dataset = dataset.unwrap_or_default();
-    let mut published = publish(ctx, job, &batch, &dataset, &dataset_id, processed, &work).await?;
-    // A promoted batch is one Delta commit, made before the Catalog's (which records its
-    // version), while this worker holds the lease.
+    let published = publish(ctx, job, &batch, &dataset, &dataset_id, processed, &work).await?;
+    // The dataset's table lock is held from before the Delta commit until the Catalog commit
+    // and the dataset's version are written, so versions are recorded in the order made.
+    let locked = match (&published.full_schema, published.outcome.promote) {
+        (Some(_), true) => {
+            let locked = lakeport_domain::ids::DatasetId::from(dataset_id.clone());
+            crate::lock_table(ctx, job, &locked, lease_lost).await?;
+            Some(locked)
+        }
+        _ => None,
+    };
+    let finished = commit(
+        ctx,
+        job,
+        &batch,
+        &dataset_id,
+        published,
+        started,
+        lease_lost,
+    )
+    .await;
+    if let Some(locked) = &locked {
+        crate::unlock_table(ctx, job, locked).await;
+    }
+    let (counts, status) = finished?;
+    tracing::info!(
+        batch.id = %job.batch_id,
+        dataset.id = %dataset_id,
+        batch.status = status.map(BatchStatus::as_str).unwrap_or_default(),
+        records.input = counts.input_records,
+        records.failed = counts.failed_records,
+        size_bytes = counts.input_bytes,
+        "batch processed"
+    );
+    remove_dir(&work);
+    Ok(())
+}
+
+/// Commits a published batch: the Delta commit (when promoted), made before the Catalog's
+/// (which records its version) while this worker holds the lease, then the Catalog's.
+async fn commit(
+    ctx: &JobContext,
+    job: &Job,
+    batch: &Doc,
+    dataset_id: &str,
+    mut published: Published,
+    started: i64,
+    lease_lost: &AtomicBool,
+) -> Result<(ProcessedCounts, Option<BatchStatus>), JobError> {
     let table_commit = match (&published.full_schema, published.outcome.promote) {
         (Some(full_schema), true) => {
             let committed = commit_to_table(
                 ctx,
                 job,
-                &batch,
-                &dataset_id,
+                batch,
+                dataset_id,
                 full_schema,
                 &published.files,
                 lease_lost,
@@ -219,19 +265,9 @@ pub(crate) async fn run(
     let committed = record_promotion(ctx, job, published, started, table_commit).await?;
     let status = catalog::batch_status(&committed);
     if let Some(version) = table_commit {
-        settle_table(ctx, job, &dataset_id, version, status).await?;
+        settle_table(ctx, job, dataset_id, version, status).await?;
     }
-    tracing::info!(
-        batch.id = %job.batch_id,
-        dataset.id = %dataset_id,
-        batch.status = status.map(BatchStatus::as_str).unwrap_or_default(),
-        records.input = counts.input_records,
-        records.failed = counts.failed_records,
-        size_bytes = counts.input_bytes,
-        "batch processed"
-    );
-    remove_dir(&work);
-    Ok(())
+    Ok((counts, status))
 }
 
 /// The batch's dataset, if it still exists.
@@ -416,9 +452,9 @@ fn remove_dir(dir: &Path) {
 }
 
 /// Resolves the dataset's schema (tenant resources plus built-ins).
-async fn full_schema(
-    ctx: &JobContext,
-    job: &Job,
+pub(crate) async fn full_schema(
+    metastore: &dyn lakeport_metastore::Metastore,
+    tenant: &lakeport_domain::tenant::Tenant,
     dataset: &Doc,
 ) -> Result<Result<Value, FileLevelError>, JobError> {
     let Some(schema_id) = catalog::dataset_schema_id(dataset) else {
@@ -430,22 +466,17 @@ async fn full_schema(
         }));
     };
     // Only the schema and what it refers to are read, not the tenant's whole registry.
-    let resources = match references::referenced(
-        ctx.metastore.as_ref(),
-        &job.tenant,
-        vec![schema_id.to_owned()],
-    )
-    .await
-    {
-        Ok(resources) => resources,
-        Err(NeighbourhoodError::Metastore(err)) => return Err(err.into()),
-        Err(too_large @ NeighbourhoodError::TooLarge) => {
-            return Ok(Err(FileLevelError {
-                code: "INGEST-9204-400".into(),
-                description: format!("The dataset's schema cannot be resolved: {too_large}"),
-            }));
-        }
-    };
+    let resources =
+        match references::referenced(metastore, tenant, vec![schema_id.to_owned()]).await {
+            Ok(resources) => resources,
+            Err(NeighbourhoodError::Metastore(err)) => return Err(err.into()),
+            Err(too_large @ NeighbourhoodError::TooLarge) => {
+                return Ok(Err(FileLevelError {
+                    code: "INGEST-9204-400".into(),
+                    description: format!("The dataset's schema cannot be resolved: {too_large}"),
+                }));
+            }
+        };
     let find = |id: &str| resources.find(id);
     let Some(schema) = find(schema_id) else {
         return Ok(Err(FileLevelError {
@@ -516,7 +547,7 @@ async fn prepare(
             description,
         }))
     };
-    let schema = match full_schema(ctx, job, dataset).await? {
+    let schema = match full_schema(ctx.metastore.as_ref(), &job.tenant, dataset).await? {
         Ok(schema) => schema,
         Err(error) => return Ok(Err(error)),
     };

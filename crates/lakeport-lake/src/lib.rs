@@ -107,6 +107,7 @@ pub struct Table {
     root: Key,
     location: String,
     log_store: LogStoreRef,
+    storage: Storage,
 }
 
 /// Returns the dataset's table root in the lake.
@@ -139,7 +140,43 @@ impl Table {
             root: root.clone(),
             location,
             log_store,
+            storage: storage.clone(),
         })
+    }
+
+    /// Creates the empty table of a new dataset (version 0: protocol and metadata) unless
+    /// it exists; returns its latest version.
+    ///
+    /// # Errors
+    /// The log cannot be read or written, or the schema has no Delta equivalent.
+    pub async fn create(&self, schema: &arrow_schema::Schema) -> Result<u64, LakeError> {
+        let schema = self.delta_schema(schema)?;
+        let table = self.create_or_load(&schema).await?;
+        Ok(table.version().unwrap_or_default())
+    }
+
+    /// Deletes the table: its log and every data file under its root. Returns how many
+    /// objects were deleted.
+    ///
+    /// # Errors
+    /// The storage refused a listing or a deletion.
+    pub async fn delete(&self) -> Result<u64, LakeError> {
+        // The log first: once it is gone no engine sees a table there, whatever is left.
+        let failed = |err: lakeport_storage::StorageError| LakeError::Log {
+            location: self.location.clone(),
+            reason: format!("deleting the table: {err}"),
+        };
+        let log = self
+            .storage
+            .delete_prefix(&self.root.clone().join("_delta_log"))
+            .await
+            .map_err(failed)?;
+        let rest = self
+            .storage
+            .delete_prefix(&self.root)
+            .await
+            .map_err(failed)?;
+        Ok(log + rest)
     }
 
     /// Returns the table's URL (`file:///…` or `s3://bucket/…`), as engines open it.

@@ -524,3 +524,35 @@ pub(crate) async fn create_import_batch<C: Conn>(
     insert_in(conn, tenant, ObjectKind::Batch, &doc, Some(dataset)).await?;
     Ok(doc)
 }
+
+/// Returns up to `limit` datasets of every tenant after `after` (org, sandbox, id), in that
+/// order: a start-up conversion walks every dataset once, a page at a time.
+pub(crate) async fn all_datasets<C: Conn>(
+    conn: &mut C,
+    after: &(String, String, String),
+    limit: u32,
+) -> Result<Vec<(Tenant, Doc)>, MetastoreError> {
+    let sql = format!(
+        "SELECT org, sandbox, {} FROM datasets
+         WHERE org > $1 OR (org = $1 AND sandbox > $2) OR (org = $1 AND sandbox = $2 AND id > $3)
+         ORDER BY org, sandbox, id LIMIT $4",
+        C::Dialect::BODY
+    );
+    let limit = i64::from(limit);
+    let rows: Vec<(String, String, String)> = fetch(
+        conn,
+        "reading every tenant's datasets",
+        &sql,
+        &[&after.0, &after.1, &after.2, &limit],
+    )
+    .await?;
+    rows.into_iter()
+        .map(|(org, sandbox, text)| {
+            let tenant = Tenant::parse(&org, &sandbox).map_err(|err| MetastoreError::Backend {
+                doing: "reading a dataset's tenant",
+                source: Box::new(err),
+            })?;
+            Ok((tenant, parse_doc(&text)?))
+        })
+        .collect()
+}

@@ -885,3 +885,82 @@ pub(crate) async fn clear_diagnostics<C: Conn>(
         .await?;
     Ok(changed > 0)
 }
+
+/// Takes the lock on a dataset's Delta table for a job whose lease its worker holds (spec
+/// §12: the metastore is each table's commit coordinator). The lock is free when no job
+/// holds it, or when the job that took it is no longer running under that worker's
+/// unexpired lease (it finished, was retried, or its worker died), so a crashed holder
+/// never blocks the table for longer than its lease. Returns false while another job holds
+/// it.
+pub(crate) async fn lock_table<C: Conn>(
+    conn: &mut C,
+    job: &Job,
+    dataset_id: &str,
+    now: i64,
+) -> Result<bool, MetastoreError> {
+    ensure_lease(conn, job).await?;
+    let tenant = &job.tenant;
+    let sql = format!(
+        "SELECT job_id, worker FROM table_locks WHERE org = $1 AND sandbox = $2 AND dataset_id = $3{}",
+        C::Dialect::lock(Lock::Update)
+    );
+    let holder: Option<(i64, String)> = fetch_opt(
+        conn,
+        "reading a table lock",
+        &sql,
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id],
+    )
+    .await?;
+    let Some((holder_job, holder_worker)) = holder else {
+        let inserted = conn
+            .execute(
+                "taking a table lock",
+                "INSERT INTO table_locks (org, sandbox, dataset_id, job_id, worker, since) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (org, sandbox, dataset_id) DO NOTHING",
+                &[&tenant.org(), &tenant.sandbox(), &dataset_id, &job.id, &job.worker, &now],
+            )
+            .await?;
+        // Zero rows: another transaction took it first.
+        return Ok(inserted > 0);
+    };
+    if holder_job == job.id && holder_worker == job.worker {
+        return Ok(true);
+    }
+    let lease: Option<(String, Option<String>, Option<i64>)> = fetch_opt(
+        conn,
+        "checking a table lock's holder",
+        "SELECT status, lease_owner, lease_until FROM jobs WHERE id = $1",
+        &[&holder_job],
+    )
+    .await?;
+    let held = lease.is_some_and(|(status, owner, until)| {
+        status == "running"
+            && owner.as_deref() == Some(holder_worker.as_str())
+            && until.is_some_and(|until| until >= now)
+    });
+    if held {
+        return Ok(false);
+    }
+    conn.execute(
+        "taking over a table lock",
+        "UPDATE table_locks SET job_id = $1, worker = $2, since = $3 WHERE org = $4 AND sandbox = $5 AND dataset_id = $6",
+        &[&job.id, &job.worker, &now, &tenant.org(), &tenant.sandbox(), &dataset_id],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Releases a job's lock on a dataset's table (a no-op when it no longer holds it).
+pub(crate) async fn unlock_table<C: Conn>(
+    conn: &mut C,
+    job: &Job,
+    dataset_id: &str,
+) -> Result<(), MetastoreError> {
+    conn.execute(
+        "releasing a table lock",
+        "DELETE FROM table_locks WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND job_id = $4 AND worker = $5",
+        &[&job.tenant.org(), &job.tenant.sandbox(), &dataset_id, &job.id, &job.worker],
+    )
+    .await?;
+    Ok(())
+}

@@ -514,6 +514,30 @@ pub trait Metastore: Send + Sync + 'static {
     /// Extends a job's lease; false when the worker no longer holds it.
     async fn renew_lease(&self, job: &Job, until: i64) -> Result<bool, MetastoreError>;
 
+    /// Returns up to `limit` datasets of every tenant after `after` (org, sandbox, id; three
+    /// empty strings for the first page), ordered so: the start-up conversion of datasets to
+    /// Delta tables walks them all once.
+    async fn all_datasets(
+        &self,
+        after: &(String, String, String),
+        limit: u32,
+    ) -> Result<Vec<(Tenant, Doc)>, MetastoreError>;
+
+    /// Takes the lock on a dataset's Delta table for `job`, whose lease the worker must hold
+    /// (else `LostLease`): the metastore is each table's commit coordinator (spec §12), so
+    /// one commit at a time is written to a table, by a lease holder. Returns false while
+    /// another job holds the lock. The lock ends with [`Metastore::unlock_table`] or with
+    /// the holder's lease (the job done, retried, or its lease expired).
+    async fn lock_table(
+        &self,
+        job: &Job,
+        dataset_id: &DatasetId,
+        now: i64,
+    ) -> Result<bool, MetastoreError>;
+
+    /// Releases `job`'s lock on a dataset's table (a no-op when it holds none).
+    async fn unlock_table(&self, job: &Job, dataset_id: &DatasetId) -> Result<(), MetastoreError>;
+
     /// Moves a batch to `processing` for a job; `None` when there is nothing to process
     /// (the batch was aborted or already finished), in which case the job is done.
     async fn begin_processing(&self, job: &Job, now: i64) -> Result<Option<Doc>, MetastoreError>;

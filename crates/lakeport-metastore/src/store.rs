@@ -364,6 +364,39 @@ impl<B: Backend> Metastore for SqlStore<B> {
         }))
     }
 
+    async fn all_datasets(
+        &self,
+        after: &(String, String, String),
+        limit: u32,
+    ) -> Result<Vec<(Tenant, Doc)>, MetastoreError> {
+        run!(
+            self.read("reading every tenant's datasets", [after], |conn| {
+                catalog::all_datasets(conn, &after, limit)
+            })
+        )
+    }
+
+    async fn lock_table(
+        &self,
+        job: &Job,
+        dataset_id: &DatasetId,
+        now: i64,
+    ) -> Result<bool, MetastoreError> {
+        run!(
+            self.write("taking a table lock", [job, dataset_id], |conn| {
+                ingest::lock_table(conn, &job, dataset_id.as_str(), now)
+            })
+        )
+    }
+
+    async fn unlock_table(&self, job: &Job, dataset_id: &DatasetId) -> Result<(), MetastoreError> {
+        run!(
+            self.write("releasing a table lock", [job, dataset_id], |conn| {
+                ingest::unlock_table(conn, &job, dataset_id.as_str())
+            })
+        )
+    }
+
     async fn begin_processing(&self, job: &Job, now: i64) -> Result<Option<Doc>, MetastoreError> {
         run!(self.write("beginning to process a batch", [job], |conn| {
             ingest::begin_processing(conn, &job, now)

@@ -37,6 +37,7 @@ pub const API_KEY: &str = "acme_ingest_client";
 pub struct TestApp {
     app: App,
     runner: lakeport_jobs::Runner,
+    jobs: lakeport_jobs::JobContext,
     storage: lakeport_storage::Storage,
     metastore: Arc<dyn lakeport_metastore::Metastore>,
     /// Dropped before `dir`: the PostgreSQL database and the S3 prefix of this app.
@@ -205,18 +206,24 @@ impl TestApp {
             storage.clone(),
             Some(Arc::new(ParquetPreviewer)),
         )
-        .with_row_reader(Arc::new(ParquetPreviewer));
-        let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
+        .with_row_reader(Arc::new(ParquetPreviewer))
+        .with_tables(Arc::new(DeltaTables {
+            metastore: Arc::clone(&metastore),
+            storage: storage.clone(),
+        }));
+        let jobs = lakeport_jobs::JobContext {
             metastore: Arc::clone(&metastore),
             storage: storage.clone(),
             work_dir: config.work_dir(),
             config: config.ingest.clone(),
             stream: config.stream.clone(),
             worker_id: "test-worker".to_owned(),
-        });
+        };
+        let runner = lakeport_jobs::Runner::new(jobs.clone());
         Self {
             app: app(state),
             runner,
+            jobs,
             storage,
             metastore,
             _remote: remote,
@@ -235,6 +242,15 @@ impl TestApp {
     /// Runs queued jobs until none is runnable; returns how many ran.
     pub async fn run_jobs(&self) -> usize {
         self.runner.run_until_idle().await.unwrap()
+    }
+
+    /// Returns another worker on the same metastore and storage, named `worker_id` in job
+    /// leases (tests run several at once).
+    pub fn worker(&self, worker_id: &str) -> lakeport_jobs::Runner {
+        lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
+            worker_id: worker_id.to_owned(),
+            ..self.jobs.clone()
+        })
     }
 
     /// Seals every open stream segment and runs jobs until none is runnable.
@@ -663,6 +679,53 @@ impl TestApp {
             rows.extend(read_parquet(file.path()));
         }
         rows
+    }
+}
+
+/// The datasets' Delta tables behind the test router, as the binary wires them.
+struct DeltaTables {
+    metastore: Arc<dyn lakeport_metastore::Metastore>,
+    storage: lakeport_storage::Storage,
+}
+
+#[async_trait::async_trait]
+impl lakeport_api::Tables for DeltaTables {
+    async fn create(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+        dataset: &lakeport_domain::Doc,
+    ) -> Result<Option<u64>, String> {
+        lakeport_jobs::tables::create_table(
+            self.metastore.as_ref(),
+            &self.storage,
+            tenant,
+            dataset_id,
+            dataset,
+        )
+        .await
+        .map_err(|err| err.to_string())
+    }
+
+    async fn delete(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+    ) -> Result<u64, String> {
+        lakeport_jobs::tables::delete_table(&self.storage, tenant, dataset_id)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    async fn files(
+        &self,
+        tenant: &lakeport_domain::tenant::Tenant,
+        dataset_id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<(u64, Vec<lakeport_storage::Key>)>, String> {
+        lakeport_jobs::tables::table_files(&self.storage, tenant, dataset_id, version)
+            .await
+            .map_err(|err| err.to_string())
     }
 }
 

@@ -17,6 +17,7 @@ use rand::RngCore;
 mod cli;
 mod listener;
 mod previewer;
+mod tables;
 
 /// Lakeport: a self-hostable batch-ingestion service and data catalog that speaks the
 /// Adobe Experience Platform APIs.
@@ -156,7 +157,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         config.server.data_dir.display()
                     )
                 })?;
-                open_metastore(&config).await?;
+                let metastore = open_metastore(&config).await?;
+                let storage = open_storage(&config).await?;
+                convert_tables(metastore.as_ref(), &storage).await?;
                 tracing::info!("metastore is up to date");
                 Ok(())
             })
@@ -195,6 +198,25 @@ async fn open_metastore(config: &Config) -> anyhow::Result<Arc<dyn Metastore>> {
     lakeport_metastore::open(&url, options)
         .await
         .with_context(|| format!("opening the metastore at {}", redact_url_password(&url)))
+}
+
+/// Converts the datasets promoted before they were Delta tables (an upgrade): each gets its
+/// table, its history written as commits, before this node serves or takes jobs.
+async fn convert_tables(
+    metastore: &dyn Metastore,
+    storage: &lakeport_storage::Storage,
+) -> anyhow::Result<()> {
+    let converted = lakeport_jobs::tables::convert_datasets(metastore, storage)
+        .await
+        .context("converting datasets to Delta tables")?;
+    if converted.datasets > 0 {
+        tracing::info!(
+            datasets = converted.datasets,
+            commits = converted.commits,
+            "datasets converted to Delta tables"
+        );
+    }
+    Ok(())
 }
 
 fn token_path(data_dir: &Path) -> PathBuf {
@@ -252,13 +274,18 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
     let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
     let storage = open_storage(&config).await?;
+    convert_tables(metastore.as_ref(), &storage).await?;
     let state = lakeport_api::AppState::new(
         &config,
         Arc::clone(&metastore),
         storage.clone(),
         Some(Arc::new(previewer::ParquetPreviewer)),
     )
-    .with_row_reader(Arc::new(previewer::ParquetPreviewer));
+    .with_row_reader(Arc::new(previewer::ParquetPreviewer))
+    .with_tables(Arc::new(tables::DeltaTables {
+        metastore: Arc::clone(&metastore),
+        storage: storage.clone(),
+    }));
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -406,6 +433,7 @@ async fn work(config: Config) -> anyhow::Result<()> {
     })?;
     let metastore: Arc<dyn lakeport_metastore::Metastore> = open_metastore(&config).await?;
     let storage = open_storage(&config).await?;
+    convert_tables(metastore.as_ref(), &storage).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let count = config.ingest.workers.max(1);
     let workers = spawn_workers(&config, metastore, storage, count, &stopped);

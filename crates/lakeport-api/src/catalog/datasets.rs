@@ -15,8 +15,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::{
-    SERVICE, UpdateMode, created, delete_object, get_objects, list_objects, metastore_error,
-    update_object,
+    SERVICE, UpdateMode, created, delete_object_reporting, get_objects, list_objects,
+    metastore_error, update_object,
 };
 use crate::AppState;
 use crate::context::RequestContext;
@@ -24,6 +24,8 @@ use crate::error::ApiError;
 use crate::extract;
 
 const KIND: ObjectKind = ObjectKind::Dataset;
+/// The dataset field holding its table's latest version (spec §12).
+const TABLE_VERSION_FIELD: &str = "tableVersion";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -102,11 +104,28 @@ async fn create_dataset(
     if extract::validate_only(&headers) {
         return Ok((StatusCode::OK, Json(json!([]))).into_response());
     }
-    state
-        .metastore()
-        .insert(&ctx.tenant, KIND, doc)
-        .await
-        .map_err(metastore_error)?;
+    // The dataset's (empty) Delta table exists when the dataset appears (spec §12); a table
+    // that cannot be made now is made by the first promotion.
+    let tables = state.tables().cloned();
+    if let Some(tables) = &tables {
+        match tables.create(&ctx.tenant, &id, &doc).await {
+            Ok(Some(version)) => {
+                doc.insert(TABLE_VERSION_FIELD.into(), json!(version));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(dataset.id = %id, error = %err, "could not create the dataset's table; its first promotion creates it");
+            }
+        }
+    }
+    if let Err(err) = state.metastore().insert(&ctx.tenant, KIND, doc).await {
+        if let Some(tables) = &tables
+            && let Err(cleanup) = tables.delete(&ctx.tenant, &id).await
+        {
+            tracing::warn!(dataset.id = %id, error = %cleanup, "could not delete the table of a dataset that was not created");
+        }
+        return Err(metastore_error(err));
+    }
     tracing::info!(dataset.id = %id, tenant.org = ctx.tenant.org(), tenant.sandbox = ctx.tenant.sandbox(), "dataset created");
     Ok(created(&state, &headers, KIND, &id))
 }
@@ -164,7 +183,18 @@ async fn delete_dataset(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let response = delete_object(&state, &ctx, KIND, &id).await?;
+    let (response, deleted) = delete_object_reporting(&state, &ctx, KIND, &id).await?;
+    // Deleting a dataset deletes its table (spec §12).
+    if deleted && let Some(tables) = state.tables() {
+        match tables.delete(&ctx.tenant, &id).await {
+            Ok(objects) => {
+                tracing::info!(dataset.id = %id, objects, "dataset table deleted");
+            }
+            Err(err) => {
+                tracing::warn!(dataset.id = %id, error = %err, "could not delete the dataset's table");
+            }
+        }
+    }
     tracing::info!(dataset.id = %id, tenant.org = ctx.tenant.org(), "dataset delete handled");
     Ok(response)
 }

@@ -327,6 +327,18 @@ async fn delete_object(
     kind: ObjectKind,
     id_segment: &str,
 ) -> Result<Response, ApiError> {
+    Ok(delete_object_reporting(state, ctx, kind, id_segment)
+        .await?
+        .0)
+}
+
+/// Deletes an object; returns the response and whether the object existed.
+async fn delete_object_reporting(
+    state: &AppState,
+    ctx: &RequestContext,
+    kind: ObjectKind,
+    id_segment: &str,
+) -> Result<(Response, bool), ApiError> {
     let id = extract::id(SERVICE, id_segment)?;
     let deleted = state
         .metastore()
@@ -338,7 +350,7 @@ async fn delete_object(
     } else {
         json!([])
     };
-    Ok(Json(body).into_response())
+    Ok((Json(body).into_response(), deleted))
 }
 
 /// Answers a create: 201, the reference array and `Location` (spec §1.5).

@@ -185,3 +185,368 @@ async fn each_successful_batch_is_one_delta_commit_and_revert_and_replay_remove_
         .await;
     assert_eq!(access.status, StatusCode::OK, "{}", access.text);
 }
+
+/// The metastore is each table's commit coordinator (spec §12): four workers promoting the
+/// batches of one dataset at once (on PostgreSQL + S3 in CI) make a gap-free version
+/// sequence with exactly one commit per batch, and each batch's Catalog `tableVersion` is
+/// the version of its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_commit_each_batch_once_in_a_gap_free_version_sequence() {
+    const BATCHES: usize = 16;
+    const WORKERS: usize = 4;
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("concurrent").await;
+    let mut batches = Vec::new();
+    for index in 0..BATCHES {
+        let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let rows: Vec<Value> = (0..3).map(|row| event(index * 3 + row)).collect();
+        app.upload(&batch, &dataset, "rows.json", &lines(&rows))
+            .await;
+        let reply = app.signal(&batch, "COMPLETE").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        batches.push(batch);
+    }
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|index| {
+            let worker = app.worker(&format!("worker-{index}"));
+            tokio::spawn(async move { worker.run_until_idle().await.unwrap() })
+        })
+        .collect();
+    let mut ran = Vec::new();
+    for worker in workers {
+        ran.push(worker.await.unwrap());
+    }
+    assert!(
+        ran.iter().filter(|&&jobs| jobs > 0).count() > 1,
+        "the batches were not promoted by several workers: {ran:?}"
+    );
+    // Whatever a worker that stopped early left (clean-ups) runs now.
+    app.run_jobs().await;
+
+    let table = table(&app, &dataset);
+    let commits = table.commits().await.unwrap();
+    let versions: Vec<u64> = commits.iter().map(|commit| commit.version).collect();
+    assert_eq!(versions, (0..=BATCHES as u64).collect::<Vec<_>>());
+    assert_eq!(commits[0].batch_id, None, "version 0 creates the table");
+    let mut committed: Vec<&str> = Vec::new();
+    for commit in &commits[1..] {
+        assert_eq!(commit.operation.as_deref(), Some(PROMOTE), "{commit:?}");
+        assert_eq!((commit.added.len(), commit.removed.len()), (1, 0));
+        let batch = commit.batch_id.as_deref().unwrap();
+        committed.push(batch);
+        assert_eq!(
+            app.batch(batch).await["tableVersion"],
+            commit.version,
+            "the Catalog records the version of {batch}'s commit"
+        );
+    }
+    committed.sort_unstable();
+    let mut expected: Vec<&str> = batches.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(committed, expected, "one commit per batch");
+    assert_eq!(
+        dataset_doc(&app, &dataset).await["tableVersion"],
+        BATCHES as u64
+    );
+    let all: Vec<&str> = batches.iter().map(String::as_str).collect();
+    assert_eq!(
+        table_rows(&app, &table, None).await,
+        batch_rows(&app, &all).await
+    );
+    assert_eq!(table_rows(&app, &table, None).await.len(), BATCHES * 3);
+}
+
+/// Spec §12: a dataset's empty table exists as soon as the dataset does (version 0, the
+/// dataset's columns, recorded as `tableVersion` 0), and deleting the dataset deletes it.
+#[tokio::test]
+async fn a_dataset_s_table_is_created_with_it_and_deleted_with_it() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("lifecycle").await;
+    let table = table(&app, &dataset);
+    assert_eq!(table.version().await.unwrap(), Some(0));
+    assert_eq!(dataset_doc(&app, &dataset).await["tableVersion"], 0);
+    let delta = table.delta_table().await.unwrap().unwrap();
+    let columns: Vec<String> = delta
+        .snapshot()
+        .unwrap()
+        .schema()
+        .fields()
+        .map(|field| field.name().clone())
+        .collect();
+    assert!(
+        columns.contains(&"_id".to_owned()) && columns.contains(&ns()),
+        "{columns:?}"
+    );
+    let (_, done) = ingest(&app, &dataset, json!({}), &[event(1)]).await;
+    assert_eq!(done["tableVersion"], 1);
+
+    let reply = app
+        .delete(&format!("/data/foundation/catalog/dataSets/{dataset}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(table.version().await.unwrap(), None);
+    let root = lakeport_lake::dataset_root(ORG_A, "prod", &dataset);
+    assert_eq!(
+        app.storage().list_keys(&root).await.unwrap(),
+        Vec::<lakeport_storage::Key>::new(),
+        "nothing is left under the table's root"
+    );
+    // A dataset that never existed: nothing to delete, nothing deleted elsewhere.
+    let other = app.create_event_dataset("kept").await;
+    let reply = app
+        .delete("/data/foundation/catalog/dataSets/5f0000000000000000000000")
+        .send()
+        .await;
+    assert!(
+        reply.status.is_success() || reply.status == StatusCode::NOT_FOUND,
+        "{}",
+        reply.text
+    );
+    assert_eq!(table_of(&app, &other).version().await.unwrap(), Some(0));
+}
+
+fn table_of(app: &TestApp, dataset: &str) -> Table {
+    table(app, dataset)
+}
+
+/// Time travel (spec §12): the dataset preview reads the table as of a batch's commit or a
+/// version, and refuses what it cannot read with a 4xx.
+#[tokio::test]
+async fn the_dataset_preview_reads_the_table_as_of_a_batch_or_a_version() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("travel").await;
+    let (first, _) = ingest(&app, &dataset, json!({}), &[event(1), event(2)]).await;
+    let (second, done) = ingest(&app, &dataset, json!({}), &[event(3)]).await;
+    assert_eq!(done["tableVersion"], 2);
+    let mut bad = event(4);
+    bad[ns()]["memberId"] = json!("bad");
+    let (failed, done) = ingest(&app, &dataset, json!({}), &[bad]).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(app.signal(&first, "REVERT").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    assert_eq!(dataset_doc(&app, &dataset).await["tableVersion"], 3);
+
+    let preview = |query: String| {
+        let app = &app;
+        let dataset = dataset.clone();
+        async move {
+            app.get(&format!(
+                "/data/foundation/export/datasets/{dataset}/preview{query}"
+            ))
+            .send()
+            .await
+        }
+    };
+    let ids = |reply: &Reply| -> Vec<String> {
+        let mut ids: Vec<String> = reply.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let cases = [
+        (format!("?asOfBatch={first}"), 1, vec!["evt-1", "evt-2"]),
+        (
+            format!("?asOfBatch={second}"),
+            2,
+            vec!["evt-1", "evt-2", "evt-3"],
+        ),
+        ("?version=0".to_owned(), 0, vec![]),
+        ("?version=1".to_owned(), 1, vec!["evt-1", "evt-2"]),
+        ("?version=3".to_owned(), 3, vec!["evt-3"]),
+    ];
+    for (query, version, expected) in cases {
+        let reply = preview(query.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text);
+        assert_eq!(reply.body["version"], version, "{query}");
+        assert_eq!(ids(&reply), expected, "{query}");
+    }
+    // The rows are the rows Data Access serves for those batches.
+    let reply = preview(format!("?asOfBatch={second}")).await;
+    let mut rows = reply.body["data"].as_array().unwrap().clone();
+    rows.sort_by_key(|row| row["_id"].as_str().unwrap().to_owned());
+    // (The preview renders timestamps as RFC 3339 with microseconds; the rest is equal.)
+    let without_time = |rows: Vec<Value>| -> Vec<Value> {
+        rows.into_iter()
+            .map(|mut row| {
+                assert!(row["timestamp"].is_string(), "{row}");
+                row.as_object_mut().unwrap().remove("timestamp");
+                row
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_time(rows),
+        without_time(batch_rows(&app, &[&first, &second]).await)
+    );
+    // Without an as-of: the latest, as before.
+    let reply = preview(String::new()).await;
+    assert_eq!(ids(&reply), ["evt-3"]);
+
+    for (query, status) in [
+        ("?version=4".to_owned(), StatusCode::NOT_FOUND),
+        ("?version=-1".to_owned(), StatusCode::BAD_REQUEST),
+        ("?version=one".to_owned(), StatusCode::BAD_REQUEST),
+        (format!("?asOfBatch={failed}"), StatusCode::BAD_REQUEST),
+        (
+            format!("?asOfBatch={first}&version=1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "?asOfBatch=01AAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        ("?asOfBatch=a%00b".to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        let reply = preview(query.clone()).await;
+        assert_eq!(reply.status, status, "{query}: {}", reply.text);
+        assert!(reply.body["title"].is_string(), "{query}: {}", reply.text);
+    }
+    // Another dataset's batch is refused, and another tenant sees no such dataset.
+    let other = app.create_event_dataset("elsewhere").await;
+    let reply = app
+        .get(&format!(
+            "/data/foundation/export/datasets/{other}/preview?asOfBatch={second}"
+        ))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    let reply = app
+        .get(&format!(
+            "/data/foundation/export/datasets/{dataset}/preview?version=1"
+        ))
+        .tenant(ORG_B, "prod")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+}
+
+/// An upgrade loses nothing: datasets promoted before they were Delta tables (simulated by
+/// removing the log and the recorded versions) are converted on start, their history
+/// written as commits — one per promoted batch, in order, a replay removing what it
+/// replaced, reverted batches removed — and the table holds what Data Access serves.
+#[tokio::test]
+async fn datasets_promoted_before_delta_are_converted_with_their_history() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("upgrade").await;
+    let (first, _) = ingest(&app, &dataset, json!({}), &[event(1), event(2)]).await;
+    let (second, _) = ingest(&app, &dataset, json!({}), &[event(3)]).await;
+    let replay_body = json!({"replay": {"predecessors": [first], "reason": "replace"}});
+    let (replay, _) = ingest(&app, &dataset, replay_body, &[event(4)]).await;
+    let (reverted, _) = ingest(&app, &dataset, json!({}), &[event(5)]).await;
+    assert_eq!(app.signal(&reverted, "REVERT").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    let empty = app.create_event_dataset("empty").await;
+
+    // The pre-Delta state: no log, no recorded versions, no format tag.
+    let tenant = lakeport_domain::tenant::Tenant::parse(ORG_A, "prod").unwrap();
+    for id in [&dataset, &empty] {
+        let root = lakeport_lake::dataset_root(ORG_A, "prod", id);
+        app.storage()
+            .delete_prefix(&root.clone().join("_delta_log"))
+            .await
+            .unwrap();
+        strip(
+            &app,
+            &tenant,
+            lakeport_domain::query::ObjectKind::Dataset,
+            id,
+        )
+        .await;
+    }
+    for batch in [&first, &second, &replay, &reverted] {
+        strip(
+            &app,
+            &tenant,
+            lakeport_domain::query::ObjectKind::Batch,
+            batch,
+        )
+        .await;
+    }
+    assert_eq!(table(&app, &dataset).version().await.unwrap(), None);
+
+    let converted =
+        lakeport_jobs::tables::convert_datasets(app.metastore().as_ref(), app.storage())
+            .await
+            .unwrap();
+    assert_eq!(converted.datasets, 2);
+    // first, second, replay and reverted promoted; the reverted one removed.
+    assert_eq!(converted.commits, 5);
+    let table = table(&app, &dataset);
+    type Owned = (u64, Option<String>, Option<String>, usize, usize);
+    let summary: Vec<Owned> = table
+        .commits()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            (
+                c.version,
+                c.operation,
+                c.batch_id,
+                c.added.len(),
+                c.removed.len(),
+            )
+        })
+        .collect();
+    let promote = Some(PROMOTE.to_owned());
+    assert_eq!(
+        summary,
+        [
+            (0, None, None, 0, 0),
+            (1, promote.clone(), Some(first.clone()), 1, 0),
+            (2, promote.clone(), Some(second.clone()), 1, 0),
+            (3, promote.clone(), Some(replay.clone()), 1, 1),
+            (4, promote, Some(reverted.clone()), 1, 0),
+            (5, Some(REVERT.to_owned()), Some(reverted.clone()), 0, 1),
+        ]
+    );
+    assert_eq!(
+        table_rows(&app, &table, None).await,
+        batch_rows(&app, &[&second, &replay]).await
+    );
+    for (batch, version) in [(&first, 1), (&second, 2), (&replay, 3), (&reverted, 4)] {
+        assert_eq!(app.batch(batch).await["tableVersion"], version, "{batch}");
+    }
+    let doc = dataset_doc(&app, &dataset).await;
+    assert_eq!(doc["tableVersion"], 5);
+    assert_eq!(doc["tags"]["adobe/siphon/table/format"], json!(["delta"]));
+    assert_eq!(dataset_doc(&app, &empty).await["tableVersion"], 0);
+    assert_eq!(table_of(&app, &empty).version().await.unwrap(), Some(0));
+
+    // Converted once: a second start changes nothing; new batches continue the log.
+    let again = lakeport_jobs::tables::convert_datasets(app.metastore().as_ref(), app.storage())
+        .await
+        .unwrap();
+    assert_eq!(again, lakeport_jobs::tables::Converted::default());
+    let (next, done) = ingest(&app, &dataset, json!({}), &[event(6)]).await;
+    assert_eq!(done["tableVersion"], 6, "{next}");
+}
+
+/// Removes what a Delta-era Lakeport records on a Catalog object.
+async fn strip(
+    app: &TestApp,
+    tenant: &lakeport_domain::tenant::Tenant,
+    kind: lakeport_domain::query::ObjectKind,
+    id: &str,
+) {
+    let change: lakeport_metastore::DocChange = Box::new(|doc: &lakeport_domain::Doc| {
+        let mut next = doc.clone();
+        next.remove("tableVersion");
+        if let Some(Value::Object(tags)) = next.get_mut("tags") {
+            tags.remove("adobe/siphon/table/format");
+        }
+        Ok(next)
+    });
+    app.metastore()
+        .update(tenant, kind, id, Default::default(), change)
+        .await
+        .unwrap();
+}

@@ -131,7 +131,24 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     (4, "diagnostics retention", RETENTION_MIGRATION),
     (5, "diagnostics files", DIAGNOSTICS_FILES_MIGRATION),
     (6, "streaming", STREAMING_MIGRATION),
+    (7, "table commit locks", TABLE_LOCKS_MIGRATION),
 ];
+
+/// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
+/// dataset's row names the job (and its worker) that may commit now; the lock is held only
+/// while that job is running under that worker's unexpired lease.
+const TABLE_LOCKS_MIGRATION: &str = r#"
+CREATE TABLE table_locks (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    UNIQUE (org, sandbox, dataset_id)
+);
+CREATE INDEX table_locks_by_job ON table_locks (job_id);
+"#;
 
 /// Streaming (spec §10): Flow Service objects (a base connection's inlet id is unique
 /// across tenants), each dataset's open segment, the append log and the sealed segments.

@@ -2367,3 +2367,64 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
         .unwrap();
     assert_eq!((segment.records.len(), segment.done), (1, false));
 }
+
+/// A dataset's table lock (spec §12) is held by one job at a time, only by a worker holding
+/// the job's lease, and ends when it is released, the job finishes, or its lease expires.
+pub async fn table_locks_are_held_by_one_lease_holder_per_dataset(store: &dyn Metastore) {
+    use lakeport_domain::ids::DatasetId;
+    let acme = tenant("ACME", "prod");
+    for (id, name) in [("D1", "one"), ("D2", "two")] {
+        store
+            .insert(&acme, ObjectKind::Dataset, dataset_doc(id, name, 1))
+            .await
+            .unwrap();
+    }
+    let request = NewImportBatch::parse(json!({"datasetId": "D1"})).unwrap();
+    for id in ["B1", "B2", "B3"] {
+        store
+            .create_import_batch(&acme, &request, &BatchId::from(id), &actor(), 1)
+            .await
+            .unwrap();
+        store
+            .signal_batch(
+                &acme,
+                &BatchId::from(id),
+                BatchAction::Complete,
+                &actor(),
+                2,
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let (d1, d2) = (DatasetId::from("D1"), DatasetId::from("D2"));
+    let first = store.claim_job("w1", 1000, 10).await.unwrap().unwrap();
+    let second = store.claim_job("w2", 1000, 10).await.unwrap().unwrap();
+    assert!(store.lock_table(&first, &d1, 11).await.unwrap());
+    // Taking it again is a no-op; another job waits; other datasets are independent.
+    assert!(store.lock_table(&first, &d1, 12).await.unwrap());
+    assert!(!store.lock_table(&second, &d1, 12).await.unwrap());
+    assert!(store.lock_table(&second, &d2, 12).await.unwrap());
+    store.unlock_table(&second, &d2).await.unwrap();
+    store.unlock_table(&first, &d1).await.unwrap();
+    assert!(store.lock_table(&second, &d1, 13).await.unwrap());
+    assert!(!store.lock_table(&first, &d1, 14).await.unwrap());
+    // Releasing a lock one does not hold changes nothing.
+    store.unlock_table(&first, &d1).await.unwrap();
+    assert!(!store.lock_table(&first, &d1, 15).await.unwrap());
+    // The holder's lease expires (its worker died): another job takes the table over, and
+    // the old holder, its lease gone, can no longer take any lock.
+    let third = store.claim_job("w3", 1000, 10).await.unwrap().unwrap();
+    assert!(!store.lock_table(&third, &d1, 1010).await.unwrap());
+    assert!(store.renew_lease(&third, 5000).await.unwrap());
+    assert!(store.lock_table(&third, &d1, 1011).await.unwrap());
+    let reclaimed = store.claim_job("w4", 1000, 1012).await.unwrap().unwrap();
+    assert!(matches!(
+        store.lock_table(&first, &d2, 1012).await,
+        Err(MetastoreError::LostLease { .. })
+    ));
+    assert!(!store.lock_table(&reclaimed, &d1, 1013).await.unwrap());
+    // A finished holder holds nothing.
+    store.finish_job(&third, 1014).await.unwrap();
+    assert!(store.lock_table(&reclaimed, &d1, 1015).await.unwrap());
+}

@@ -534,7 +534,8 @@ fn sigterm_with_a_backlog_stops_in_time_and_loses_nothing() {
 }
 
 /// Kills the server between a batch's Delta commit and its Catalog commit (the test holds
-/// the embedded SQLite database's write lock, so the worker waits right there): after a
+/// the embedded SQLite database's write lock from the moment the worker holds the dataset's
+/// table lock, so the worker commits to the table and then waits right there): after a
 /// restart the retry finds the table's commit for the batch, writes no second `add`, and the
 /// Catalog names the files the table holds.
 #[test]
@@ -548,28 +549,30 @@ fn a_batch_killed_between_its_table_commit_and_its_catalog_commit_is_committed_o
     let short_lease = || vec![("LAKEPORT__INGEST__LEASE_SECS", "2".to_owned())];
     let server = backends.start_with(dir.path(), short_lease());
     let mut conn = server.conn();
-    let dataset = event_dataset(&mut conn);
-    let id = new_batch(&mut conn, &dataset);
     let total = 60_000;
-    upload(&mut conn, &id, &dataset, "rows.json", &rows(total, 0));
-    let reply = send(
-        &mut conn,
-        TOKEN,
-        "POST",
-        &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
-        None,
-    );
-    assert_eq!(reply.status, 200);
-    wait_for(
-        &mut conn,
-        &id,
-        |status| status == "processing",
-        Duration::from_secs(30),
-    );
-    // From here no metastore write finishes: the worker processes the batch, commits it to
-    // the table, then waits for the lock to write the Catalog.
-    let catalog = rusqlite::Connection::open(dir.path().join("catalog.db")).unwrap();
-    catalog.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The write lock is taken between two of the worker's transactions (the table lock,
+    // then the Catalog commit); a run in which the test came too late is tried again with a
+    // new dataset.
+    let mut staged = None;
+    for _ in 0..5 {
+        let dataset = event_dataset(&mut conn);
+        let id = new_batch(&mut conn, &dataset);
+        upload(&mut conn, &id, &dataset, "rows.json", &rows(total, 0));
+        let reply = send(
+            &mut conn,
+            TOKEN,
+            "POST",
+            &format!("/data/foundation/import/batches/{id}?action=COMPLETE"),
+            None,
+        );
+        assert_eq!(reply.status, 200);
+        if let Some(catalog) = hold_catalog_after_table_lock(&dir.path().join("catalog.db"), &id) {
+            staged = Some((dataset, id, catalog));
+            break;
+        }
+    }
+    let (dataset, id, catalog) =
+        staged.expect("the worker was never caught holding the table lock");
     let root = lakeport_lake::dataset_root(crate::ORG, "prod", &dataset);
     let storage = backends.storage(dir.path());
     let table = lakeport_lake::Table::open(&storage, &root).unwrap();
@@ -639,4 +642,53 @@ fn a_batch_killed_between_its_table_commit_and_its_catalog_commit_is_committed_o
         "the table's files were kept"
     );
     server.kill_9();
+}
+
+/// Waits until the worker promoting `batch` holds its dataset's table lock, then takes the
+/// SQLite database's write lock and returns the connection holding it; None when the batch
+/// was committed to the Catalog before the test got there.
+fn hold_catalog_after_table_lock(
+    path: &std::path::Path,
+    batch: &str,
+) -> Option<rusqlite::Connection> {
+    let catalog = rusqlite::Connection::open(path).unwrap();
+    catalog.busy_timeout(Duration::from_secs(10)).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let locked: i64 = catalog
+            .query_row(
+                "SELECT count(*) FROM table_locks l JOIN jobs j ON j.id = l.job_id
+                 WHERE j.batch_id = ?1 AND j.status = 'running'",
+                [batch],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if locked > 0 {
+            catalog.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let status: String = catalog
+                .query_row(
+                    "SELECT json_extract(doc, '$.status') FROM batches WHERE id = ?1",
+                    [batch],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            if status == "processing" {
+                return Some(catalog);
+            }
+            catalog.execute_batch("ROLLBACK").unwrap();
+            return None;
+        }
+        let status: Option<String> = catalog
+            .query_row(
+                "SELECT json_extract(doc, '$.status') FROM batches WHERE id = ?1",
+                [batch],
+                |row| row.get(0),
+            )
+            .ok();
+        if status.as_deref() == Some("success") {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the batch {batch} never reached the table commit");
 }

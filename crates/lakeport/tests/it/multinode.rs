@@ -21,7 +21,9 @@ fn node(data: &std::path::Path, database: &Database, objects: &Objects, workers:
 
 /// 50 batches created and uploaded through alternating nodes and completed concurrently:
 /// every batch ends `success` exactly once, with no duplicate dataset files and no job left
-/// claimed.
+/// claimed. Four workers (two per node) commit to the dataset's one Delta table at once, and
+/// the metastore's table lock makes its log a gap-free sequence of one commit per batch
+/// (spec §12), each the version the batch's Catalog entry records.
 #[test]
 fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
     let Some(database) = Database::create("multinode") else {
@@ -30,8 +32,8 @@ fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let objects = Objects::create();
     let nodes = [
-        node(dirs[0].path(), &database, &objects, 1),
-        node(dirs[1].path(), &database, &objects, 1),
+        node(dirs[0].path(), &database, &objects, 2),
+        node(dirs[1].path(), &database, &objects, 2),
     ];
     let mut conns = [nodes[0].conn(), nodes[1].conn()];
     let dataset = event_dataset(&mut conns[0]);
@@ -65,6 +67,7 @@ fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
             });
         }
     });
+    let mut versions = Vec::new();
     for (index, batch) in batches.iter().enumerate() {
         let done = wait_for(
             &mut conns[index % 2],
@@ -83,7 +86,41 @@ fn two_nodes_on_one_database_promote_every_batch_exactly_once() {
             1,
             "exactly one dataset file for {batch}: {files:?}"
         );
+        versions.push((done["tableVersion"].as_u64().unwrap(), batch.clone()));
     }
+    // The _delta_log, read back: version 0 creates the table, then one commit per batch,
+    // no version missing, none twice, each the one the Catalog recorded.
+    let storage = objects.storage();
+    let table = lakeport_lake::Table::open(
+        &storage,
+        &lakeport_lake::dataset_root(crate::ORG, "prod", &dataset),
+    )
+    .unwrap();
+    let commits = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(table.commits())
+        .unwrap();
+    assert_eq!(
+        commits.iter().map(|c| c.version).collect::<Vec<_>>(),
+        (0..=50).collect::<Vec<u64>>(),
+        "a gap-free version sequence"
+    );
+    let mut logged: Vec<(u64, String)> = commits[1..]
+        .iter()
+        .map(|commit| {
+            assert_eq!(commit.operation.as_deref(), Some(lakeport_lake::PROMOTE));
+            assert_eq!(commit.added.len(), 1, "{commit:?}");
+            (commit.version, commit.batch_id.clone().unwrap())
+        })
+        .collect();
+    logged.sort();
+    versions.sort();
+    assert_eq!(
+        logged, versions,
+        "one commit per batch, at the version the Catalog records"
+    );
     assert_eq!(
         psql(
             &database.url,
