@@ -345,6 +345,17 @@ impl Client {
         Ok(Dataset { id, doc })
     }
 
+    /// Returns up to 100 rows of a dataset (Data Access preview); `query` may hold
+    /// `asOfBatch` or `version` to read the dataset's table as it was then.
+    pub fn preview_dataset(&self, id: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let path = format!(
+            "{EXPORT}/datasets/{}/preview{}",
+            encode_component(id),
+            query_string(query)
+        );
+        self.get_json(&path, None)
+    }
+
     /// Lists batches; `query` holds Catalog parameters (`dataSet`, `status`, `limit`, …).
     pub fn list_batches(&self, query: &[(&str, &str)]) -> Result<Vec<Batch>, ClientError> {
         let path = format!("{CATALOG}/batches{}", query_string(query));

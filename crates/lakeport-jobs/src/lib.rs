@@ -24,6 +24,8 @@ use lakeport_domain::status::BatchStatus;
 use lakeport_metastore::Metastore;
 use lakeport_storage::{Storage, keys};
 
+pub use lakeport_lake::TableCache;
+
 /// What a worker needs.
 #[derive(Clone)]
 pub struct JobContext {
@@ -35,6 +37,8 @@ pub struct JobContext {
     pub stream: lakeport_config::StreamConfig,
     /// Identifies this worker in job leases.
     pub worker_id: String,
+    /// The node's loaded Delta tables, shared by its workers.
+    pub tables: TableCache,
 }
 
 /// Why a job failed; every failure here is treated as transient and retried.
@@ -468,7 +472,8 @@ impl Runner {
                 let table = lakeport_lake::Table::open(
                     &self.ctx.storage,
                     &lakeport_lake::dataset_root(org, sandbox, dataset_id),
-                )?;
+                )?
+                .with_cache(&self.ctx.tables);
                 let locked = lakeport_domain::ids::DatasetId::from(dataset_id.to_owned());
                 lock_table(&self.ctx, job, &locked, lease_lost).await?;
                 let removed = table.remove_batch(&job.batch_id).await;

@@ -61,7 +61,8 @@ async fn commit_to_table(
     let table = lakeport_lake::Table::open(
         &ctx.storage,
         &lakeport_lake::dataset_root(job.tenant.org(), job.tenant.sandbox(), dataset_id),
-    )?;
+    )?
+    .with_cache(&ctx.tables);
     let created_ms = batch.get("created").and_then(Value::as_i64).unwrap_or(0);
     let started = std::time::Instant::now();
     let committed = table
@@ -96,7 +97,8 @@ async fn remove_from_table(
     let table = lakeport_lake::Table::open(
         &ctx.storage,
         &lakeport_lake::dataset_root(job.tenant.org(), job.tenant.sandbox(), dataset_id),
-    )?;
+    )?
+    .with_cache(&ctx.tables);
     Ok(table.remove_batch(&job.batch_id).await?)
 }
 

@@ -14,7 +14,7 @@
 //! depends on `lakeport-storage` and never on the metastore or the API.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -22,6 +22,7 @@ use deltalake_core::kernel::{Action, Add, MetadataExt as _, Remove, StructType};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
 use futures::TryStreamExt as _;
 use lakeport_storage::{Key, Storage};
@@ -47,6 +48,8 @@ const CHECKPOINT_INTERVAL: &str = "10";
 const CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
 /// The most commits searched for a batch's earlier commit.
 const MAX_COMMITS_SEARCHED: u64 = 10_000;
+/// The most tables whose state a [`TableCache`] keeps.
+const TABLES_CACHED: usize = 128;
 
 /// Why a table operation failed; every failure is transient for the job that meets it.
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +105,71 @@ pub struct Committed {
     pub found: bool,
 }
 
+/// The latest loaded state of recently used tables, shared by a node's workers: the next
+/// commit to a table reads only the log entries written since (by any node) instead of its
+/// last checkpoint and every commit after it. At most [`TABLES_CACHED`] tables are kept.
+#[derive(Clone, Default)]
+pub struct TableCache {
+    states: Arc<Mutex<HashMap<String, DeltaTableState>>>,
+}
+
+impl TableCache {
+    /// Returns an empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, location: &str) -> Option<DeltaTableState> {
+        let states = self
+            .states
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        states.get(location).cloned()
+    }
+
+    fn put(&self, location: &str, state: DeltaTableState) {
+        let mut states = self
+            .states
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if states.len() >= TABLES_CACHED && !states.contains_key(location) {
+            // Any table makes room: the next commit to it loads it again.
+            if let Some(evicted) = states.keys().next().cloned() {
+                states.remove(&evicted);
+            }
+        }
+        states.insert(location.to_owned(), state);
+    }
+
+    fn forget(&self, location: &str) {
+        let mut states = self
+            .states
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        states.remove(location);
+    }
+
+    /// Returns how many tables are cached.
+    pub fn len(&self) -> usize {
+        self.states
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// Returns true when no table is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One dataset's Delta table.
 pub struct Table {
     root: Key,
     location: String,
     log_store: LogStoreRef,
     storage: Storage,
+    cache: Option<TableCache>,
 }
 
 /// Returns the dataset's table root in the lake.
@@ -141,7 +203,15 @@ impl Table {
             location,
             log_store,
             storage: storage.clone(),
+            cache: None,
         })
+    }
+
+    /// Keeps the table's state in `cache` between calls (see [`TableCache`]).
+    #[must_use]
+    pub fn with_cache(mut self, cache: &TableCache) -> Self {
+        self.cache = Some(cache.clone());
+        self
     }
 
     /// Creates the empty table of a new dataset (version 0: protocol and metadata) unless
@@ -161,6 +231,9 @@ impl Table {
     /// # Errors
     /// The storage refused a listing or a deletion.
     pub async fn delete(&self) -> Result<u64, LakeError> {
+        if let Some(cache) = &self.cache {
+            cache.forget(&self.location);
+        }
         // The log first: once it is gone no engine sees a table there, whatever is left.
         let failed = |err: lakeport_storage::StorageError| LakeError::Log {
             location: self.location.clone(),
@@ -192,8 +265,27 @@ impl Table {
         }
     }
 
-    /// Loads the latest version, or None when the table has no commit yet.
+    /// Loads the latest version, or None when the table has no commit yet. A cached state
+    /// is brought up to date with the commits made since it was cached.
     async fn load(&self) -> Result<Option<DeltaTable>, LakeError> {
+        if let Some(cache) = &self.cache
+            && let Some(state) = cache.get(&self.location)
+        {
+            let mut table = DeltaTable::new(Arc::clone(&self.log_store));
+            table.state = Some(state);
+            match table.update_incremental(None).await {
+                Ok(()) => {
+                    self.remember(&table);
+                    return Ok(Some(table));
+                }
+                Err(err) => {
+                    // The log moved in a way an update cannot follow (the table was
+                    // deleted, its log expired): read it afresh.
+                    tracing::debug!(table = %self.location, error = %err, "cached table state dropped");
+                    cache.forget(&self.location);
+                }
+            }
+        }
         let exists = self
             .log_store
             .is_delta_table_location()
@@ -204,7 +296,14 @@ impl Table {
         }
         let mut table = DeltaTable::new(Arc::clone(&self.log_store));
         table.load().await.map_err(self.error("loading the log"))?;
+        self.remember(&table);
         Ok(Some(table))
+    }
+
+    fn remember(&self, table: &DeltaTable) {
+        if let (Some(cache), Some(state)) = (&self.cache, &table.state) {
+            cache.put(&self.location, state.clone());
+        }
     }
 
     /// Returns the delta-rs table at its latest version, or None before the first commit,
@@ -247,7 +346,10 @@ impl Table {
             .with_save_mode(SaveMode::Ignore)
             .await;
         match created {
-            Ok(table) => Ok(table),
+            Ok(table) => {
+                self.remember(&table);
+                Ok(table)
+            }
             // Another worker created it first: use theirs.
             Err(_) if self.load().await?.is_some() => {
                 self.load().await?.ok_or_else(|| LakeError::Log {
@@ -372,6 +474,9 @@ impl Table {
             .build(Some(snapshot), Arc::clone(&self.log_store), operation)
             .await
             .map_err(self.error("committing"))?;
+        if let Some(cache) = &self.cache {
+            cache.put(&self.location, finalized.snapshot());
+        }
         Ok(finalized.version())
     }
 

@@ -213,3 +213,53 @@ async fn revert_and_replay_remove_files_and_new_columns_update_the_schema() {
         ]
     );
 }
+
+/// Two nodes, each with its own cache, commit to one table in turn, past a checkpoint: each
+/// node's cached state follows the other's commits, so versions stay gap-free, every batch
+/// is committed once, and a replay removes the files the other node added.
+#[tokio::test]
+async fn cached_tables_follow_the_commits_of_another_node() {
+    let (dir, storage, root) = setup();
+    let caches = [TableCache::new(), TableCache::new()];
+    let schema = schema(false);
+    for index in 0..13u32 {
+        let cache = &caches[(index % 2) as usize];
+        let table = Table::open(&storage, &root).unwrap().with_cache(cache);
+        let batch = format!("B{index}");
+        let files = [file(&root, &batch, 1, 1)];
+        // The last batch replays the one before it, committed by the other node.
+        let replaces = if index == 12 {
+            vec!["B11".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let committed = table
+            .commit_batch(&BatchCommit {
+                batch_id: &batch,
+                schema: &schema,
+                files: &files,
+                replaces: &replaces,
+                created_ms: 0,
+                retry: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(committed.version, u64::from(index) + 1);
+    }
+    assert!(caches.iter().all(|cache| cache.len() == 1));
+    let commits = log(dir.path(), &root);
+    assert_eq!(commits.len(), 14, "{commits:?}");
+    assert_eq!(
+        commits[13].3,
+        vec!["batches/B11/attempt-1/data/part-00001.parquet".to_owned()]
+    );
+    let uncached = Table::open(&storage, &root).unwrap();
+    let live = uncached.live_files(None).await.unwrap();
+    assert_eq!(live.len(), 12, "{live:?}");
+    assert!(!live.iter().any(|path| path.contains("/B11/")));
+
+    // Deleting the table through a cached handle forgets its state.
+    let table = Table::open(&storage, &root).unwrap().with_cache(&caches[0]);
+    table.delete().await.unwrap();
+    assert!(caches[0].is_empty());
+}

@@ -218,6 +218,7 @@ impl TestApp {
             config: config.ingest.clone(),
             stream: config.stream.clone(),
             worker_id: "test-worker".to_owned(),
+            tables: lakeport_jobs::TableCache::new(),
         };
         let runner = lakeport_jobs::Runner::new(jobs.clone());
         Self {
@@ -245,10 +246,12 @@ impl TestApp {
     }
 
     /// Returns another worker on the same metastore and storage, named `worker_id` in job
-    /// leases (tests run several at once).
+    /// leases (tests run several at once). It has its own table cache, as a worker of
+    /// another node would.
     pub fn worker(&self, worker_id: &str) -> lakeport_jobs::Runner {
         lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
             worker_id: worker_id.to_owned(),
+            tables: lakeport_jobs::TableCache::new(),
             ..self.jobs.clone()
         })
     }

@@ -401,6 +401,7 @@ fn spawn_workers(
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakeport".to_owned());
+    let tables = lakeport_jobs::TableCache::new();
     (0..count)
         .map(|index| {
             let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
@@ -410,6 +411,7 @@ fn spawn_workers(
                 config: config.ingest.clone(),
                 stream: config.stream.clone(),
                 worker_id: format!("{host}-{}-{index}", std::process::id()),
+                tables: tables.clone(),
             });
             let mut stopped = stopped.clone();
             let grace = std::time::Duration::from_secs(config.server.shutdown_timeout_secs);

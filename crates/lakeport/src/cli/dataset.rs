@@ -1,4 +1,4 @@
-//! `lakeport dataset create|list|show`: Catalog datasets.
+//! `lakeport dataset create|list|show|read`: Catalog datasets and their rows.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -39,6 +39,18 @@ pub enum DatasetCommand {
         /// Dataset id.
         id: String,
     },
+    /// Prints up to 100 rows of a dataset as JSON Lines (Data Access preview), now or as
+    /// they were after a batch or at a version of its Delta table.
+    Read {
+        /// Dataset id.
+        id: String,
+        /// Reads the table as the commit of this (successful) batch left it.
+        #[arg(long, conflicts_with = "version")]
+        as_of_batch: Option<String>,
+        /// Reads the table at this Delta version.
+        #[arg(long)]
+        version: Option<u64>,
+    },
 }
 
 pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
@@ -57,6 +69,11 @@ pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
         ),
         DatasetCommand::List { limit, name } => list(ctx, *limit, name.as_deref()),
         DatasetCommand::Show { id } => show(ctx, id),
+        DatasetCommand::Read {
+            id,
+            as_of_batch,
+            version,
+        } => read(ctx, id, as_of_batch.as_deref(), *version),
     }
 }
 
@@ -186,5 +203,32 @@ fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
     }
     out.line("");
     super::batch::print_batch_table(out, &batches, "no batches yet");
+    Ok(())
+}
+
+fn read(
+    ctx: &Context,
+    id: &str,
+    as_of_batch: Option<&str>,
+    version: Option<u64>,
+) -> anyhow::Result<()> {
+    let version = version.map(|version| version.to_string());
+    let mut query = Vec::new();
+    if let Some(batch) = as_of_batch {
+        query.push(("asOfBatch", batch));
+    }
+    if let Some(version) = &version {
+        query.push(("version", version.as_str()));
+    }
+    let answer = ctx
+        .client
+        .preview_dataset(id, &query)
+        .with_context(|| format!("reading the rows of dataset {id}"))?;
+    if ctx.out.json {
+        return ctx.out.print_json(&answer);
+    }
+    for row in answer["data"].as_array().into_iter().flatten() {
+        ctx.out.line(row.to_string());
+    }
     Ok(())
 }

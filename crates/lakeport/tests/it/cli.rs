@@ -589,3 +589,52 @@ fn stream_sends_a_json_lines_file_to_an_inlet_and_summarizes() {
     });
     assert_eq!(landed(&mut conn), 1201);
 }
+
+#[test]
+fn dataset_read_prints_the_rows_now_and_as_of_an_earlier_batch_or_version() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("timetravel");
+    let mut batches = Vec::new();
+    for (index, member) in [(1, "M-001"), (2, "M-002")] {
+        let file = format!("rows-{index}.jsonl");
+        write_lines(&env.path(&file), &[event(&ns, index, member, 10)]);
+        let report = env
+            .lakeport(&["ingest", &file, "--dataset", &dataset, "--wait", "--json"])
+            .ok()
+            .json();
+        batches.push(report["batches"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let members = |run: &Run| -> Vec<String> {
+        let mut members: Vec<String> = run
+            .stdout
+            .lines()
+            .map(|line| {
+                let row: Value = serde_json::from_str(line).unwrap();
+                row[&ns]["memberId"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        members.sort();
+        members
+    };
+    let now = env.lakeport(&["dataset", "read", &dataset]).ok();
+    assert_eq!(members(&now), ["M-001", "M-002"], "{now:#?}");
+    let first = env
+        .lakeport(&["dataset", "read", &dataset, "--as-of-batch", &batches[0]])
+        .ok();
+    assert_eq!(members(&first), ["M-001"], "{first:#?}");
+    // Version 0 is the empty table made with the dataset; 1 holds the first batch.
+    let by_version = env
+        .lakeport(&["dataset", "read", &dataset, "--version", "1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(by_version["version"], 1, "{by_version}");
+    assert_eq!(
+        by_version["data"].as_array().unwrap().len(),
+        1,
+        "{by_version}"
+    );
+    // A version past the latest is the server's 404, said in one line.
+    let missing = env.lakeport(&["dataset", "read", &dataset, "--version", "99"]);
+    assert_eq!(missing.code, Some(1), "{missing:#?}");
+    assert!(missing.stderr.contains("99"), "{missing:#?}");
+}
