@@ -43,6 +43,11 @@ pub const REVERT: &str = "revert";
 
 /// Commits are checkpointed every this many versions (Delta's default, spec §12).
 const CHECKPOINT_INTERVAL: &str = "10";
+/// `delta.dataSkippingNumIndexedCols` of every table: Lakeport's `add` stats hold
+/// numRecords only.
+const NO_INDEXED_COLUMNS: &str = "0";
+/// [`CHECKPOINT_INTERVAL`] as a number.
+const CHECKPOINT_EVERY: u64 = 10;
 /// How far a node's clock may be behind another's: commits this much older than the batch
 /// are still searched for it.
 const CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
@@ -343,6 +348,13 @@ impl Table {
                 TableProperty::CheckpointInterval,
                 Some(CHECKPOINT_INTERVAL),
             )
+            // Lakeport's `add` stats hold numRecords only, so no column is declared for
+            // data skipping: readers (and delta-rs after every commit) then parse a stats
+            // schema of one field instead of min/max/nullCount for each of the first 32.
+            .with_configuration_property(
+                TableProperty::DataSkippingNumIndexedCols,
+                Some(NO_INDEXED_COLUMNS),
+            )
             .with_save_mode(SaveMode::Ignore)
             .await;
         match created {
@@ -382,12 +394,23 @@ impl Table {
             .snapshot()
             .map_err(self.error("reading the snapshot"))?;
         let mut actions = Vec::new();
-        if snapshot.schema().as_ref() != &schema {
+        let indexed = TableProperty::DataSkippingNumIndexedCols.as_ref();
+        let unindexed = snapshot
+            .metadata()
+            .configuration()
+            .get(indexed)
+            .map(String::as_str)
+            == Some(NO_INDEXED_COLUMNS);
+        if snapshot.schema().as_ref() != &schema || !unindexed {
+            // A new column, or a table made before it declared no stats columns.
             let metadata = snapshot
                 .metadata()
                 .clone()
                 .with_schema(&schema)
-                .map_err(|err| self.error("updating the schema")(err.into()))?;
+                .and_then(|metadata| {
+                    metadata.add_config_key(indexed.to_owned(), NO_INDEXED_COLUMNS.to_owned())
+                })
+                .map_err(|err| self.error("updating the metadata")(err.into()))?;
             actions.push(Action::Metadata(metadata));
         }
         let now = lakeport_now();
@@ -465,10 +488,15 @@ impl Table {
         let snapshot = table
             .snapshot()
             .map_err(self.error("reading the snapshot"))?;
-        let properties = CommitProperties::default().with_metadata([
-            (BATCH_ID_KEY.to_owned(), Value::from(batch_id)),
-            (OPERATION_KEY.to_owned(), Value::from(what)),
-        ]);
+        // Expired log entries are looked for (a listing of the whole log) only with the
+        // commits that write a checkpoint, not with every commit.
+        let checkpoint_due = (snapshot.version() + 2).is_multiple_of(CHECKPOINT_EVERY);
+        let properties = CommitProperties::default()
+            .with_metadata([
+                (BATCH_ID_KEY.to_owned(), Value::from(batch_id)),
+                (OPERATION_KEY.to_owned(), Value::from(what)),
+            ])
+            .with_cleanup_expired_logs(Some(checkpoint_due));
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), Arc::clone(&self.log_store), operation)
