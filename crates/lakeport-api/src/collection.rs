@@ -5,7 +5,6 @@
 //! Answers use the Data Collection Core Service shapes (`type`, `status`, `title`,
 //! `report.message`), not the problem body of §1.6.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -23,16 +22,20 @@ use lakeport_domain::xdm::resolve::resolve;
 use lakeport_domain::xdm::validate::{
     Source, UnknownFields, Validator, ValidatorOptions, Violation,
 };
-use lakeport_metastore::{Inlet, MetastoreError, NewStreamRecord};
+use lakeport_metastore::{AppendOutcome, Inlet, MetastoreError, NewStreamRecord, StreamAppend};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::context::InletAuthError;
 use crate::error::InletProblem;
 use crate::extract;
+use crate::inlets::{AppendError, CachedInlet};
 
 /// The most violations a sync-validation report lists (spec §10.3).
 const MAX_REPORTED_VIOLATIONS: usize = 5;
+/// How often a request routes its records again after its append found the routing stale
+/// (the tenant's Flow Service objects changed meanwhile) before answering 503.
+const ROUTING_ATTEMPTS: usize = 3;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -56,20 +59,24 @@ async fn open_request(
     inlet_id: &str,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> Result<(Inlet, Vec<(String, String)>), Response> {
-    let inlet = open_inlet(state, inlet_id, headers).await?;
+) -> Result<(Arc<CachedInlet>, Vec<(String, String)>), Response> {
+    let entry = open_inlet(state, inlet_id, headers).await?;
     match extract::query_pairs(crate::error::Service::Gateway, query) {
-        Ok(pairs) => Ok((inlet, pairs)),
-        Err(err) => Err(bad_request(message_text(inlet_id, &inlet, &err.detail))),
+        Ok(pairs) => Ok((entry, pairs)),
+        Err(err) => Err(bad_request(message_text(
+            inlet_id,
+            &entry.inlet,
+            &err.detail,
+        ))),
     }
 }
 
-/// Looks up the inlet and checks its credentials.
+/// Looks up the inlet (through the cache) and checks its credentials.
 async fn open_inlet(
     state: &AppState,
     inlet_id: &str,
     headers: &HeaderMap,
-) -> Result<Inlet, Response> {
+) -> Result<Arc<CachedInlet>, Response> {
     let unknown = || {
         InletProblem::inlet_not_found(format!(
             "inletId: [{inlet_id}] no streaming connection has this inlet; it was never created or has been deleted"
@@ -84,12 +91,13 @@ async fn open_inlet(
     {
         return Err(unknown());
     }
-    let inlet = state
-        .metastore()
-        .inlet(inlet_id)
+    let entry = state
+        .inlet_cache()
+        .get(state.metastore(), inlet_id)
         .await
         .map_err(|err| storage_failure(&err))?
         .ok_or_else(unknown)?;
+    let inlet = &entry.inlet;
     let required = inlet
         .connection
         .get("auth")
@@ -117,7 +125,7 @@ async fn open_inlet(
             }
         }
     }
-    Ok(inlet)
+    Ok(entry)
 }
 
 /// Reads the body: at most `stream.max_body_bytes`, JSON (or no `Content-Type`).
@@ -184,36 +192,30 @@ fn flow_header(headers: &HeaderMap, pairs: &[(String, String)]) -> Option<String
 }
 
 /// A message that passed the checks of spec §10.2.
-struct Checked {
+struct Checked<'m> {
     dataset: Arc<Doc>,
     dataset_id: String,
-    entity: Value,
+    entity: &'m Value,
 }
 
-/// Datasets read once per request.
-#[derive(Default)]
-struct Datasets(HashMap<String, Option<Arc<Doc>>>);
-
-impl Datasets {
-    async fn get(
-        &mut self,
-        state: &AppState,
-        inlet: &Inlet,
-        id: &str,
-    ) -> Result<Option<Arc<Doc>>, MetastoreError> {
-        if let Some(found) = self.0.get(id) {
-            return Ok(found.clone());
-        }
-        let found = state
-            .metastore()
-            .get(&inlet.tenant, ObjectKind::Dataset, &[id.to_owned()])
-            .await?
-            .into_iter()
-            .next()
-            .map(Arc::new);
-        self.0.insert(id.to_owned(), found.clone());
-        Ok(found)
+/// Returns a dataset of the inlet's tenant, looked up once per cached inlet.
+async fn dataset_of(
+    state: &AppState,
+    entry: &CachedInlet,
+    id: &str,
+) -> Result<Option<Arc<Doc>>, MetastoreError> {
+    if let Some(found) = entry.dataset(id) {
+        return Ok(found);
     }
+    let found = state
+        .metastore()
+        .get(&entry.inlet.tenant, ObjectKind::Dataset, &[id.to_owned()])
+        .await?
+        .into_iter()
+        .next()
+        .map(Arc::new);
+    entry.remember_dataset(id, found.clone());
+    Ok(found)
 }
 
 /// Why a message was refused: its reason, or a failure of the metastore.
@@ -237,13 +239,13 @@ fn dataset_schema_id(dataset: &Doc) -> Option<&str> {
 }
 
 /// Runs the checks (1)–(5) of spec §10.2 on one message.
-async fn check_message(
+async fn check_message<'m>(
     state: &AppState,
-    inlet: &Inlet,
-    datasets: &mut Datasets,
-    message: &Value,
+    entry: &CachedInlet,
+    message: &'m Value,
     flow_from_header: Option<&str>,
-) -> Result<Checked, Refusal> {
+) -> Result<Checked<'m>, Refusal> {
+    let inlet = &entry.inlet;
     let refuse = |reason: &str| Refusal::Message(reason.to_owned());
     let raw = inlet
         .connection
@@ -256,7 +258,7 @@ async fn check_message(
         if !message.is_object() {
             return Err(refuse("a raw inlet takes a JSON object per message"));
         }
-        (None, message.clone())
+        (None, message)
     } else {
         let header = message.get("header").filter(|header| header.is_object());
         let body = message.get("body").filter(|body| body.is_object());
@@ -274,7 +276,7 @@ async fn check_message(
             ));
         }
         // The body's schema must agree with the header's.
-        (Some((header, body)), entity.clone())
+        (Some((header, body)), entity)
     };
     let named_dataset = header
         .and_then(|(header, _)| header.get("datasetId"))
@@ -323,7 +325,7 @@ async fn check_message(
     else {
         return Err(refuse("the flow has no target dataset"));
     };
-    let Some(dataset) = datasets.get(state, inlet, &dataset_id).await? else {
+    let Some(dataset) = dataset_of(state, entry, &dataset_id).await? else {
         return Err(Refusal::Message(format!(
             "dataset {dataset_id} does not exist in the inlet's organization and sandbox"
         )));
@@ -454,8 +456,58 @@ fn sync_validation(pairs: &[(String, String)]) -> Result<bool, String> {
     }
 }
 
-fn xaction_id(received: i64, sequence: i64) -> String {
-    format!("{received}:0001:{sequence}")
+/// Returns the dataset's streaming validator, compiled once per cached inlet.
+async fn cached_validator(
+    state: &AppState,
+    entry: &CachedInlet,
+    dataset_id: &str,
+    dataset: &Doc,
+) -> Result<Arc<Result<Validator, String>>, MetastoreError> {
+    if let Some(validator) = entry.validator(dataset_id) {
+        return Ok(validator);
+    }
+    let validator = Arc::new(streaming_validator(state, &entry.inlet, dataset).await?);
+    entry.remember_validator(dataset_id, Arc::clone(&validator));
+    Ok(validator)
+}
+
+/// Appends one request's records through the group committer, routed with `entry`'s
+/// Flow Service generation. `Ok(None)`: the routing was stale, nothing was appended.
+async fn append(
+    state: &AppState,
+    inlet_id: &str,
+    entry: &Arc<CachedInlet>,
+    records: Vec<NewStreamRecord>,
+) -> Result<Option<Vec<lakeport_metastore::AppendedRecord>>, Response> {
+    let group = StreamAppend {
+        tenant: entry.inlet.tenant.clone(),
+        generation: Some(entry.inlet.generation),
+        records,
+    };
+    match state.appender().append(group).await {
+        Ok(AppendOutcome::Appended(positions)) => Ok(Some(positions)),
+        Ok(AppendOutcome::Stale) => {
+            state.inlet_cache().invalidate(inlet_id, entry);
+            Ok(None)
+        }
+        Err(AppendError::Full(reason)) => {
+            tracing::debug!(inlet.id = %inlet_id, "{reason}");
+            Err(InletProblem::busy(reason).into_response())
+        }
+        Err(AppendError::Store(err)) => Err(storage_failure(&err)),
+    }
+}
+
+fn routing_kept_changing() -> Response {
+    InletProblem::busy(
+        "The inlet's flows changed while the records were being stored; nothing was acknowledged. Retry the request.",
+    )
+    .into_response()
+}
+
+/// `<receivedTimeMs>:<node>:<chunk>.<line>` (opaque to clients, spec §10.2).
+fn xaction_id(received: i64, position: lakeport_metastore::AppendedRecord) -> String {
+    format!("{received}:0001:{}.{}", position.chunk, position.line)
 }
 
 /// `POST /collection/{inletId}`: one message.
@@ -466,13 +518,14 @@ async fn send_message(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (inlet, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await {
+    let (mut entry, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await
+    {
         Ok(opened) => opened,
         Err(response) => return response,
     };
     let validate = match sync_validation(&pairs) {
         Ok(validate) => validate,
-        Err(reason) => return bad_request(message_text(&inlet_id, &inlet, &reason)),
+        Err(reason) => return bad_request(message_text(&inlet_id, &entry.inlet, &reason)),
     };
     let message = match read_body(&state, &headers, body).await {
         Ok(message) => message,
@@ -480,54 +533,66 @@ async fn send_message(
     };
     let received = now_millis();
     let flow = flow_header(&headers, &pairs);
-    let mut datasets = Datasets::default();
-    let checked =
-        match check_message(&state, &inlet, &mut datasets, &message, flow.as_deref()).await {
+    for attempt in 1..=ROUTING_ATTEMPTS {
+        if attempt > 1 {
+            entry = match open_inlet(&state, &inlet_id, &headers).await {
+                Ok(entry) => entry,
+                Err(response) => return response,
+            };
+        }
+        let inlet = &entry.inlet;
+        let checked = match check_message(&state, &entry, &message, flow.as_deref()).await {
             Ok(checked) => checked,
             Err(Refusal::Message(reason)) => {
-                return bad_request(message_text(&inlet_id, &inlet, &reason));
+                return bad_request(message_text(&inlet_id, inlet, &reason));
             }
             Err(Refusal::Store(err)) => return storage_failure(&err),
         };
-    let mut sync = json!({"skipped": true});
-    if validate {
-        let validator = match streaming_validator(&state, &inlet, &checked.dataset).await {
-            Ok(Ok(validator)) => validator,
-            Ok(Err(reason)) => return bad_request(message_text(&inlet_id, &inlet, &reason)),
-            Err(err) => return storage_failure(&err),
-        };
-        if let Err(violations) = validator.validate(checked.entity.clone(), Source::Json) {
-            // A failing message is dropped, never logged (spec §10.3).
-            return InletProblem::invalid_record(
-                message_text(&inlet_id, &inlet, "Message is invalid"),
-                streaming_report(&violations),
-            )
-            .into_response();
+        let mut sync = json!({"skipped": true});
+        if validate {
+            let validator =
+                match cached_validator(&state, &entry, &checked.dataset_id, &checked.dataset).await
+                {
+                    Ok(validator) => validator,
+                    Err(err) => return storage_failure(&err),
+                };
+            let validator = match validator.as_ref() {
+                Ok(validator) => validator,
+                Err(reason) => return bad_request(message_text(&inlet_id, inlet, reason)),
+            };
+            if let Err(violations) = validator.validate(checked.entity.clone(), Source::Json) {
+                // A failing message is dropped, never logged (spec §10.3).
+                return InletProblem::invalid_record(
+                    message_text(&inlet_id, inlet, "Message is invalid"),
+                    streaming_report(&violations),
+                )
+                .into_response();
+            }
+            sync = json!({"status": "pass"});
         }
-        sync = json!({"status": "pass"});
+        let record = NewStreamRecord {
+            dataset_id: checked.dataset_id,
+            connection_id: connection_id(inlet),
+            received,
+            body: checked.entity.to_string(),
+        };
+        let positions = match append(&state, &inlet_id, &entry, vec![record]).await {
+            Ok(Some(positions)) => positions,
+            Ok(None) => continue,
+            Err(response) => return response,
+        };
+        let Some(position) = positions.first().copied() else {
+            return routing_kept_changing();
+        };
+        return Json(json!({
+            "inletId": inlet_id,
+            "xactionId": xaction_id(received, position),
+            "receivedTimeMs": received,
+            "syncValidation": sync,
+        }))
+        .into_response();
     }
-    let record = NewStreamRecord {
-        dataset_id: checked.dataset_id,
-        connection_id: connection_id(&inlet),
-        received,
-        body: checked.entity.to_string(),
-    };
-    let sequence = match state
-        .metastore()
-        .append_stream_records(&inlet.tenant, vec![record], received)
-        .await
-    {
-        Ok(sequence) => sequence,
-        Err(err) => return storage_failure(&err),
-    };
-    let xaction = xaction_id(received, sequence.first().copied().unwrap_or_default());
-    Json(json!({
-        "inletId": inlet_id,
-        "xactionId": xaction,
-        "receivedTimeMs": received,
-        "syncValidation": sync,
-    }))
-    .into_response()
+    routing_kept_changing()
 }
 
 fn connection_id(inlet: &Inlet) -> String {
@@ -548,7 +613,8 @@ async fn send_messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (inlet, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await {
+    let (mut entry, pairs) = match open_request(&state, &inlet_id, query.as_deref(), &headers).await
+    {
         Ok(opened) => opened,
         Err(response) => return response,
     };
@@ -559,50 +625,59 @@ async fn send_messages(
     let Some(messages) = document.get("messages").and_then(Value::as_array) else {
         return bad_request(message_text(
             &inlet_id,
-            &inlet,
+            &entry.inlet,
             "the body must be {\"messages\": [message, …]}",
         ));
     };
     let received = now_millis();
     let request_id = lakeport_domain::ids::new_uuid();
     let flow = flow_header(&headers, &pairs);
-    let mut datasets = Datasets::default();
-    let mut responses: Vec<Value> = Vec::with_capacity(messages.len());
-    let mut records = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        match check_message(&state, &inlet, &mut datasets, message, flow.as_deref()).await {
-            Ok(checked) => {
-                records.push(NewStreamRecord {
-                    dataset_id: checked.dataset_id,
-                    connection_id: connection_id(&inlet),
-                    received,
-                    body: checked.entity.to_string(),
-                });
-                responses.push(json!({"xactionId": format!("{request_id}:{index}")}));
-            }
-            Err(Refusal::Message(reason)) => responses.push(json!({
-                "statusCode": 400,
-                "message": message_text(&inlet_id, &inlet, &reason),
-            })),
-            Err(Refusal::Store(err)) => return storage_failure(&err),
+    for attempt in 1..=ROUTING_ATTEMPTS {
+        if attempt > 1 {
+            entry = match open_inlet(&state, &inlet_id, &headers).await {
+                Ok(entry) => entry,
+                Err(response) => return response,
+            };
         }
+        let inlet = &entry.inlet;
+        let connection = connection_id(inlet);
+        let mut responses: Vec<Value> = Vec::with_capacity(messages.len());
+        let mut records = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match check_message(&state, &entry, message, flow.as_deref()).await {
+                Ok(checked) => {
+                    records.push(NewStreamRecord {
+                        dataset_id: checked.dataset_id,
+                        connection_id: connection.clone(),
+                        received,
+                        body: checked.entity.to_string(),
+                    });
+                    responses.push(json!({"xactionId": format!("{request_id}:{index}")}));
+                }
+                Err(Refusal::Message(reason)) => responses.push(json!({
+                    "statusCode": 400,
+                    "message": message_text(&inlet_id, inlet, &reason),
+                })),
+                Err(Refusal::Store(err)) => return storage_failure(&err),
+            }
+        }
+        if !records.is_empty() {
+            match append(&state, &inlet_id, &entry, records).await {
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(response) => return response,
+            }
+        }
+        return (
+            StatusCode::MULTI_STATUS,
+            Json(json!({
+                "inletId": inlet_id,
+                "batchId": request_id,
+                "receivedTimeMs": received,
+                "responses": responses,
+            })),
+        )
+            .into_response();
     }
-    if !records.is_empty()
-        && let Err(err) = state
-            .metastore()
-            .append_stream_records(&inlet.tenant, records, received)
-            .await
-    {
-        return storage_failure(&err);
-    }
-    (
-        StatusCode::MULTI_STATUS,
-        Json(json!({
-            "inletId": inlet_id,
-            "batchId": request_id,
-            "receivedTimeMs": received,
-            "responses": responses,
-        })),
-    )
-        .into_response()
+    routing_kept_changing()
 }

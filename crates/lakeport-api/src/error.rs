@@ -851,14 +851,21 @@ impl InletProblem {
 
     /// 503 with `Retry-After: 1`: the records could not be stored durably.
     pub fn unavailable() -> Self {
+        Self::busy(
+            "The records could not be stored durably; nothing was acknowledged. Retry the request.",
+        )
+    }
+
+    /// 503 with `Retry-After: 1` and the reason nothing was acknowledged (the append queue
+    /// is full, the routing kept changing): the client retries the whole request.
+    pub fn busy(message: impl Into<String>) -> Self {
         Self {
             retry_after: true,
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 INLET_PROBLEM,
                 "Service Unavailable",
-                "The records could not be stored durably; nothing was acknowledged. Retry the request."
-                    .to_owned(),
+                message.into(),
             )
         }
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod flow;
 pub mod ingest;
+mod inlets;
 pub mod openapi;
 pub mod registry;
 
@@ -58,6 +59,8 @@ struct Inner {
     previewer: Option<Arc<dyn ingest::Previewer>>,
     row_reader: Option<Arc<dyn access::RowReader>>,
     tables: Option<Arc<dyn Tables>>,
+    inlet_cache: Arc<inlets::InletCache>,
+    appender: Arc<inlets::Appender>,
 }
 
 /// The datasets' Delta tables (spec §12), which the binary wires in so that this crate
@@ -100,6 +103,14 @@ impl AppState {
     ) -> Self {
         let lake_root = storage.url_of(&lakeport_storage::Key::from("lake"));
         let scratch_dir = config.work_dir().join("api");
+        let inlet_cache = Arc::new(inlets::InletCache::new(std::time::Duration::from_millis(
+            config.stream.cache_ttl_ms,
+        )));
+        let appender = Arc::new(inlets::Appender::new(
+            Arc::clone(&metastore),
+            config.stream.max_queued_requests,
+            config.stream.max_queued_bytes,
+        ));
         Self(Arc::new(Inner {
             metastore,
             auth: Auth::from_config(&config.auth),
@@ -118,6 +129,8 @@ impl AppState {
             previewer,
             row_reader: None,
             tables: None,
+            inlet_cache,
+            appender,
         }))
     }
 
@@ -160,6 +173,16 @@ impl AppState {
     /// Returns the streaming settings.
     pub fn stream_config(&self) -> &lakeport_config::StreamConfig {
         &self.0.stream
+    }
+
+    /// Returns the cache of resolved streaming inlets.
+    pub(crate) fn inlet_cache(&self) -> &inlets::InletCache {
+        &self.0.inlet_cache
+    }
+
+    /// Returns the group committer of the streaming inlets.
+    pub(crate) fn appender(&self) -> &inlets::Appender {
+        &self.0.appender
     }
 
     /// Returns the upload previewer, when the binary wired one in.
@@ -242,6 +265,7 @@ pub type App = NormalizePath<Router>;
 /// Builds the complete HTTP service.
 pub fn app(state: AppState) -> App {
     let authenticated = from_fn_with_state(state.clone(), authenticate);
+    let noting_writes = from_fn_with_state(state.clone(), note_writes);
     // The documents need no credentials, like /health; each is serialized once.
     let full_document = axum::body::Bytes::from_static(openapi::DOCUMENT.as_bytes());
     let mut router = Router::new().route("/health", get(health)).route(
@@ -258,7 +282,9 @@ pub fn app(state: AppState) -> App {
     let router = router
         .nest(
             "/data/foundation/catalog",
-            catalog::routes().route_layer(authenticated.clone()),
+            catalog::routes()
+                .route_layer(authenticated.clone())
+                .route_layer(noting_writes.clone()),
         )
         .nest(
             "/data/foundation/import",
@@ -270,11 +296,15 @@ pub fn app(state: AppState) -> App {
         )
         .nest(
             flow::BASE_PATH,
-            flow::routes().route_layer(authenticated.clone()),
+            flow::routes()
+                .route_layer(authenticated.clone())
+                .route_layer(noting_writes.clone()),
         )
         .nest(
             "/data/foundation/schemaregistry",
-            registry::routes().route_layer(authenticated),
+            registry::routes()
+                .route_layer(authenticated)
+                .route_layer(noting_writes),
         )
         // Inlets check their own credentials (spec §10.4), not the gateway's headers.
         .merge(collection::routes())
@@ -288,6 +318,25 @@ pub fn app(state: AppState) -> App {
         )
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Empties the inlet cache after a successful write through the Catalog, Schema Registry
+/// or Flow Service routes, so that this node's inlets see a deleted dataset, a changed
+/// schema or a deleted flow at once (other nodes within `stream.cache_ttl_ms`).
+async fn note_writes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if !reads && response.status().is_success() {
+        state.inlet_cache().invalidate_all();
+    }
+    response
 }
 
 /// Keeps Data Access downloads out of gzip: their `Content-Length` and byte ranges

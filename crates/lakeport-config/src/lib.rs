@@ -38,10 +38,29 @@ pub struct StreamConfig {
     /// Largest request body of `/collection/{inletId}` and `/collection/batch/{inletId}`
     /// (AEP: 1 MB, taken as 1,048,576 bytes); larger is a 413.
     pub max_body_bytes: usize,
-    /// A dataset's open segment becomes a batch once its oldest record is this old.
+    /// A dataset's open segment becomes a batch once its oldest record is this old: the
+    /// spec's name (§10.3), a duration such as `"5s"`, `"250ms"` or `"2m"`, or a number of
+    /// seconds. When set it wins over `flush_interval_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_interval: Option<DurationValue>,
+    /// The same in milliseconds, the older name (used when `flush_interval` is unset).
     pub flush_interval_ms: u64,
     /// … or once it holds this many bytes.
     pub flush_bytes: u64,
+    /// How long an inlet's resolution (connection, flows, target datasets, compiled
+    /// validators) is reused before it is read again; 0 reads it on every request. Writes
+    /// through this node's Catalog, Schema Registry and Flow Service routes drop it at
+    /// once, and a changed flow never routes a record (each append checks the tenant's
+    /// Flow Service generation), so the TTL bounds only how long another node's dataset or
+    /// schema change takes to show here.
+    pub cache_ttl_ms: u64,
+    /// The most inlet requests of this node waiting for (or in) a group commit; one more
+    /// is answered 503 with `Retry-After: 1` and nothing is acknowledged.
+    pub max_queued_requests: usize,
+    /// The most record bytes of this node waiting for (or in) a group commit; a request
+    /// that would go over is answered 503 (a request larger than the whole budget counts
+    /// as the whole budget: it is taken only while nothing else is queued).
+    pub max_queued_bytes: usize,
 }
 
 impl Default for StreamConfig {
@@ -49,9 +68,64 @@ impl Default for StreamConfig {
         Self {
             origin: None,
             max_body_bytes: 1024 * 1024,
+            flush_interval: None,
             flush_interval_ms: 5000,
             flush_bytes: 64 * 1024 * 1024,
+            cache_ttl_ms: 1000,
+            max_queued_requests: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+impl StreamConfig {
+    /// Returns the flush interval in milliseconds (`flush_interval`, else
+    /// `flush_interval_ms`); an unreadable `flush_interval` is refused by validation.
+    pub fn flush_interval_ms(&self) -> u64 {
+        self.flush_interval
+            .as_ref()
+            .and_then(|value| value.millis().ok())
+            .unwrap_or(self.flush_interval_ms)
+    }
+}
+
+/// A duration setting: a number of seconds, or text with a unit (`ms`, `s`, `m`, `h`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationValue {
+    /// Returns the duration in milliseconds, or why the text is not one.
+    ///
+    /// # Errors
+    /// Text without a number followed by one of the units `ms`, `s`, `m`, `h`.
+    pub fn millis(&self) -> Result<u64, String> {
+        let text = match self {
+            Self::Seconds(seconds) => return Ok(seconds.saturating_mul(1000)),
+            Self::Text(text) => text.trim(),
+        };
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+        let scale = match unit.trim() {
+            "" | "s" => 1000,
+            "ms" => 1,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            other => {
+                return Err(format!(
+                    "{text:?} has the unit {other:?}; use ms, s, m or h (\"5s\", \"250ms\")"
+                ));
+            }
+        };
+        Ok(number.saturating_mul(scale))
     }
 }
 
@@ -589,10 +663,20 @@ impl Config {
                 reason: format!("{origin:?} must start with http:// or https://"),
             });
         }
-        if self.stream.max_body_bytes == 0 || self.stream.flush_bytes == 0 {
+        if let Some(interval) = &self.stream.flush_interval {
+            interval.millis().map_err(|reason| ConfigError::Invalid {
+                key: "stream.flush_interval",
+                reason,
+            })?;
+        }
+        if self.stream.max_body_bytes == 0
+            || self.stream.flush_bytes == 0
+            || self.stream.max_queued_requests == 0
+            || self.stream.max_queued_bytes == 0
+        {
             return Err(ConfigError::Invalid {
                 key: "stream",
-                reason: "stream.max_body_bytes and stream.flush_bytes must be at least 1"
+                reason: "stream.max_body_bytes, stream.flush_bytes, stream.max_queued_requests and stream.max_queued_bytes must be at least 1"
                     .to_owned(),
             });
         }
@@ -801,6 +885,41 @@ mod tests {
         );
         assert_eq!(config.ingest.diagnostics_retention_secs, 2_592_000);
         assert_eq!(config.ingest.max_row_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn the_flush_interval_takes_the_spec_name_with_a_unit_and_the_old_name_in_ms() {
+        let interval = |pairs: &[(&str, &str)]| {
+            Config::load(None, env(pairs)).map(|config| config.stream.flush_interval_ms())
+        };
+        assert_eq!(interval(&[]).unwrap(), 5000);
+        assert_eq!(
+            interval(&[("LAKEPORT__STREAM__FLUSH_INTERVAL_MS", "300")]).unwrap(),
+            300
+        );
+        for (value, millis) in [("2s", 2000), ("250ms", 250), ("1m", 60_000), ("3", 3000)] {
+            assert_eq!(
+                interval(&[
+                    ("LAKEPORT__STREAM__FLUSH_INTERVAL", value),
+                    ("LAKEPORT__STREAM__FLUSH_INTERVAL_MS", "300"),
+                ])
+                .unwrap(),
+                millis,
+                "{value}"
+            );
+        }
+        for bad in ["soon", "5 weeks", "-1s"] {
+            let err = interval(&[("LAKEPORT__STREAM__FLUSH_INTERVAL", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("stream.flush_interval"),
+                "{bad}: {err}"
+            );
+        }
+        let path = std::env::temp_dir().join(format!("lakeport-flush-{}.toml", std::process::id()));
+        std::fs::write(&path, "[stream]\nflush_interval = \"750ms\"\n").unwrap();
+        let loaded = Config::load(Some(&path), env(&[]));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.unwrap().stream.flush_interval_ms(), 750);
     }
 
     #[test]

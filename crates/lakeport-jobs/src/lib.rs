@@ -180,6 +180,7 @@ impl Runner {
         let mut last_abandon = None;
         let mut last_expiry = None;
         let mut last_seal = None;
+        let mut last_requeue = None;
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
         loop {
             if due(&mut last_abandon, ABANDON_EVERY) {
@@ -194,6 +195,11 @@ impl Runner {
                 && let Err(err) = stream::seal_due(&self.ctx, now_millis()).await
             {
                 tracing::warn!(error = %err, "could not seal stream segments");
+            }
+            if due(&mut last_requeue, ABANDON_EVERY)
+                && let Err(err) = stream::requeue_stalled(&self.ctx, now_millis()).await
+            {
+                tracing::warn!(error = %err, "could not look for stalled stream segments");
             }
             let mut job = std::pin::pin!(self.run_one());
             let outcome = tokio::select! {

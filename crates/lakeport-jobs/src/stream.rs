@@ -47,7 +47,7 @@ pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         batch.id = %job.batch_id,
         dataset.id = %segment.dataset_id,
         stream.segment = segment.segment,
-        records = segment.records.len(),
+        records = segment.record_count,
         size_bytes = size,
         submitted = created,
         "stream segment flushed into a batch"
@@ -59,7 +59,7 @@ pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
 /// Seals the open segments due at `now` (oldest record at least `flush_interval_ms` old, or
 /// `flush_bytes` reached); returns how many were sealed.
 pub(crate) async fn seal_due(ctx: &JobContext, now: i64) -> Result<usize, JobError> {
-    let interval = i64::try_from(ctx.stream.flush_interval_ms).unwrap_or(i64::MAX);
+    let interval = i64::try_from(ctx.stream.flush_interval_ms()).unwrap_or(i64::MAX);
     let sealed = ctx
         .metastore
         .seal_stream_segments(now.saturating_sub(interval), ctx.stream.flush_bytes, now)
@@ -76,4 +76,27 @@ pub(crate) async fn seal_due(ctx: &JobContext, now: i64) -> Result<usize, JobErr
         );
     }
     Ok(sealed.len())
+}
+
+/// How long a sealed segment may sit without a flush job before it is given a new one.
+const STALLED_AFTER_MS: i64 = 60_000;
+
+/// Gives a new flush job to each sealed segment whose job failed for good (it has no
+/// batch and no live job), so that its acknowledged records still land; returns how many.
+pub(crate) async fn requeue_stalled(ctx: &JobContext, now: i64) -> Result<usize, JobError> {
+    let requeued = ctx
+        .metastore
+        .requeue_stalled_segments(now.saturating_sub(STALLED_AFTER_MS), now)
+        .await?;
+    for segment in &requeued {
+        tracing::warn!(
+            batch.id = %segment.batch_id,
+            dataset.id = %segment.dataset_id,
+            tenant.org = segment.tenant.org(),
+            stream.segment = segment.segment,
+            records = segment.records,
+            "stream segment had no flush job left; flushing it again"
+        );
+    }
+    Ok(requeued.len())
 }

@@ -435,6 +435,10 @@ pub(crate) async fn delete<C: Conn>(
     if kind == ObjectKind::Dataset {
         mark_batches_deleted(conn, tenant, id, actor).await?;
     }
+    if kind == ObjectKind::Batch {
+        // A streamed segment whose batch is deleted is done: no later flush recreates it.
+        crate::stream::mark_done(conn, tenant, id).await?;
+    }
     Ok(true)
 }
 

@@ -219,6 +219,10 @@ pub struct Inlet {
     pub tenant: Tenant,
     pub connection: Doc,
     pub flows: Vec<InletFlow>,
+    /// The tenant's Flow Service generation when this was read: every create or delete of
+    /// a Flow Service object in the tenant advances it, so an append made with a cached
+    /// inlet can check, inside its own transaction, that the routing it used still holds.
+    pub generation: i64,
 }
 
 /// A record accepted by an inlet, to append to its dataset's log.
@@ -230,6 +234,34 @@ pub struct NewStreamRecord {
     pub received: i64,
     /// The entity as one line of JSON.
     pub body: String,
+}
+
+/// One request's records, appended together with other requests' in one transaction
+/// (group commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAppend {
+    pub tenant: Tenant,
+    /// The Flow Service generation the records were routed with ([`Inlet::generation`]);
+    /// when the tenant's has moved on, none of them is appended. `None` skips the check.
+    pub generation: Option<i64>,
+    pub records: Vec<NewStreamRecord>,
+}
+
+/// Where an appended record is in the log: the chunk row that holds it and its line there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedRecord {
+    pub chunk: i64,
+    pub line: u32,
+}
+
+/// What became of one [`StreamAppend`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended; one position per record, in order.
+    Appended(Vec<AppendedRecord>),
+    /// Nothing appended: the tenant's Flow Service objects changed since the routing was
+    /// read. Read the inlet again and retry.
+    Stale,
 }
 
 /// A segment sealed by [`Metastore::seal_stream_segments`].
@@ -253,8 +285,11 @@ pub struct StreamSegment {
     pub done: bool,
     /// The base connections whose records it holds.
     pub connections: Vec<String>,
-    /// The entities, one JSON text each, in append order.
+    /// The entities as JSON Lines chunks in append order: each chunk holds one or more
+    /// entities, one per line, without a final newline.
     pub records: Vec<String>,
+    /// How many entities the chunks hold.
+    pub record_count: u64,
 }
 
 /// How [`open`] sets up a backend.
@@ -667,14 +702,36 @@ pub trait Metastore: Send + Sync + 'static {
     /// Returns the inlet with this id, whichever tenant owns it.
     async fn inlet(&self, inlet_id: &str) -> Result<Option<Inlet>, MetastoreError>;
 
-    /// Appends records to their datasets' logs in one transaction; returns their sequence
-    /// numbers. Once this returns, the records are as durable as any commit.
+    /// Appends several requests' records to their datasets' logs in one transaction (one
+    /// commit, one fsync); returns one outcome per request, in order. Records of one
+    /// tenant, dataset and connection share a chunk row. Once this returns, the appended
+    /// records are as durable as any commit.
+    async fn append_stream_groups(
+        &self,
+        groups: Vec<StreamAppend>,
+        now: i64,
+    ) -> Result<Vec<AppendOutcome>, MetastoreError>;
+
+    /// Appends one request's records without a generation check; returns their positions.
     async fn append_stream_records(
         &self,
         tenant: &Tenant,
         records: Vec<NewStreamRecord>,
         now: i64,
-    ) -> Result<Vec<i64>, MetastoreError>;
+    ) -> Result<Vec<AppendedRecord>, MetastoreError> {
+        let group = StreamAppend {
+            tenant: tenant.clone(),
+            generation: None,
+            records,
+        };
+        match self.append_stream_groups(vec![group], now).await?.pop() {
+            Some(AppendOutcome::Appended(positions)) => Ok(positions),
+            _ => Err(MetastoreError::Backend {
+                doing: "appending stream records",
+                source: "an unchecked append was reported stale".into(),
+            }),
+        }
+    }
 
     /// Seals the open segments whose oldest record arrived at or before `opened_before`
     /// or that hold `max_bytes` or more, and enqueues their flush jobs.
@@ -682,6 +739,16 @@ pub trait Metastore: Send + Sync + 'static {
         &self,
         opened_before: i64,
         max_bytes: u64,
+        now: i64,
+    ) -> Result<Vec<SealedSegment>, MetastoreError>;
+
+    /// Enqueues a new flush job for each segment sealed at or before `sealed_before` that
+    /// is not done, has no batch yet and no queued or running flush job (its job failed
+    /// for good, say object storage was down through every retry), so its acknowledged
+    /// records still land; returns those segments (at most 100 per call).
+    async fn requeue_stalled_segments(
+        &self,
+        sealed_before: i64,
         now: i64,
     ) -> Result<Vec<SealedSegment>, MetastoreError>;
 

@@ -15,11 +15,11 @@ use lakeport_domain::xdm::registry::ResourceKind;
 
 use crate::backend::{Backend, Conn, Lock};
 use crate::catalog::{self, PendingChange};
+use crate::{AppendOutcome, Inlet, SealedSegment, StreamAppend, StreamSegment, stream};
 use crate::{
     BatchFile, DiagnosticsFile, DocChange, ExpiredDiagnostics, Metastore, MetastoreError,
     Promotion, StoredDatasetFile, UpdateOptions, UploadLimits, ingest, registry,
 };
-use crate::{Inlet, NewStreamRecord, SealedSegment, StreamSegment, stream};
 use lakeport_domain::flow::{FlowKind, Reference};
 
 /// A metastore over one SQL backend ([`crate::sqlite::SqliteMetastore`],
@@ -577,17 +577,17 @@ impl<B: Backend> Metastore for SqlStore<B> {
         }))
     }
 
-    async fn append_stream_records(
+    async fn append_stream_groups(
         &self,
-        tenant: &Tenant,
-        records: Vec<NewStreamRecord>,
+        groups: Vec<StreamAppend>,
         now: i64,
-    ) -> Result<Vec<i64>, MetastoreError> {
-        run!(
-            self.write("appending stream records", [tenant, records], |conn| {
-                stream::append(conn, &tenant, &records, now)
-            })
-        )
+    ) -> Result<Vec<AppendOutcome>, MetastoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        run!(self.write("appending stream records", [groups], |conn| {
+            stream::append(conn, &groups, now)
+        }))
     }
 
     async fn seal_stream_segments(
@@ -600,6 +600,18 @@ impl<B: Backend> Metastore for SqlStore<B> {
         run!(self.write("sealing stream segments", [], |conn| {
             stream::seal_due(conn, opened_before, max_bytes, 100, now)
         }))
+    }
+
+    async fn requeue_stalled_segments(
+        &self,
+        sealed_before: i64,
+        now: i64,
+    ) -> Result<Vec<SealedSegment>, MetastoreError> {
+        run!(
+            self.write("requeueing stalled stream segments", [], |conn| {
+                stream::requeue_stalled(conn, sealed_before, 100, now)
+            })
+        )
     }
 
     async fn stream_segment(

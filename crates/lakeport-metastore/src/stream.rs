@@ -6,6 +6,8 @@
 //! **Locks** (PostgreSQL): an append and a seal both take the dataset's `stream_datasets`
 //! row first, so a seal sees every record appended before it and none half-appended.
 
+use std::collections::HashMap;
+
 use lakeport_domain::flow::{self, FlowKind, Reference};
 use lakeport_domain::ingest::JobKind;
 use lakeport_domain::query::ObjectKind;
@@ -17,7 +19,10 @@ use serde_json::Value;
 use crate::backend::{Conn, FixedSql, Lock, encode_doc, fetch, fetch_one, fetch_opt, parse_doc};
 use crate::catalog::{self, load};
 use crate::ingest::{enqueue_job, to_i64};
-use crate::{Inlet, MetastoreError, NewStreamRecord, SealedSegment, StreamSegment};
+use crate::{
+    AppendOutcome, AppendedRecord, Inlet, MetastoreError, SealedSegment, StreamAppend,
+    StreamSegment,
+};
 
 fn tenant_of(org: &str, sandbox: &str) -> Result<Tenant, MetastoreError> {
     Tenant::parse(org, sandbox).map_err(|err| MetastoreError::Backend {
@@ -156,6 +161,7 @@ pub(crate) async fn insert_object<C: Conn>(
     let created = flow::created_at(&doc);
     let inlet = flow::inlet_id_of(&doc).map(str::to_owned);
     let text = encode_doc(&doc)?;
+    advance_generation(conn, tenant).await?;
     conn.execute(
         "storing a flow object",
         "INSERT INTO flow_objects (org, sandbox, kind, id, created, inlet_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -218,6 +224,9 @@ pub(crate) async fn delete_object<C: Conn>(
             &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &id],
         )
         .await?;
+    if deleted > 0 {
+        advance_generation(conn, tenant).await?;
+    }
     Ok(deleted > 0)
 }
 
@@ -226,17 +235,32 @@ pub(crate) async fn inlet<C: Conn>(
     conn: &mut C,
     inlet_id: &str,
 ) -> Result<Option<Inlet>, MetastoreError> {
-    let row: Option<(String, String, String)> = fetch_opt(
+    let owner: Option<(String, String)> = fetch_opt(
         conn,
         "finding an inlet",
-        "SELECT org, sandbox, body FROM flow_objects WHERE inlet_id = $1",
+        "SELECT org, sandbox FROM flow_objects WHERE inlet_id = $1",
         &[&inlet_id],
     )
     .await?;
-    let Some((org, sandbox, text)) = row else {
+    let Some((org, sandbox)) = owner else {
         return Ok(None);
     };
     let tenant = tenant_of(&org, &sandbox)?;
+    // The generation before every object is read (on PostgreSQL each statement sees the
+    // commits made before it): a change committed after this reading makes the inlet stale,
+    // one committed before it is in what is read next.
+    let generation = generation(conn, &tenant, Lock::None).await?;
+    let text: Option<String> = fetch_opt(
+        conn,
+        "reading an inlet's connection",
+        "SELECT body FROM flow_objects WHERE inlet_id = $1 AND org = $2 AND sandbox = $3",
+        &[&inlet_id, &tenant.org(), &tenant.sandbox()],
+    )
+    .await?;
+    let Some(text) = text else {
+        // Deleted between the two reads.
+        return Ok(None);
+    };
     let connection = parse_doc(&text)?;
     let connection_id = lakeport_domain::catalog::object_id(&connection)
         .unwrap_or_default()
@@ -249,48 +273,175 @@ pub(crate) async fn inlet<C: Conn>(
         tenant,
         connection,
         flows,
+        generation,
     }))
 }
 
-/// Appends records to their datasets' open segments; returns their sequence numbers.
-pub(crate) async fn append<C: Conn>(
+/// Returns the tenant's Flow Service generation (0 before its first object).
+async fn generation<C: Conn>(
     conn: &mut C,
     tenant: &Tenant,
-    records: &[NewStreamRecord],
+    lock: Lock,
+) -> Result<i64, MetastoreError> {
+    let sql = format!(
+        "SELECT generation FROM flow_generations WHERE org = $1 AND sandbox = $2{}",
+        C::Dialect::lock(lock)
+    );
+    let found: Option<i64> = fetch_opt(
+        conn,
+        "reading a Flow Service generation",
+        &sql,
+        &[&tenant.org(), &tenant.sandbox()],
+    )
+    .await?;
+    Ok(found.unwrap_or(0))
+}
+
+/// Advances the tenant's Flow Service generation (in the transaction that changes one of
+/// its objects), so appends routed with an older reading are refused as stale.
+async fn advance_generation<C: Conn>(conn: &mut C, tenant: &Tenant) -> Result<(), MetastoreError> {
+    conn.execute(
+        "advancing a Flow Service generation",
+        "INSERT INTO flow_generations (org, sandbox, generation) VALUES ($1, $2, 1)
+         ON CONFLICT (org, sandbox) DO UPDATE SET generation = flow_generations.generation + 1",
+        &[&tenant.org(), &tenant.sandbox()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Appends several requests' records in one transaction. Each tenant's generation is read
+/// first (PostgreSQL: `FOR SHARE`, so a concurrent Flow Service change waits for this
+/// commit or this append sees it); a request routed with an older generation is `Stale`
+/// and appends nothing. The records of one tenant, dataset and connection become one chunk
+/// row (JSON Lines), whatever request they came from, in request order.
+pub(crate) async fn append<C: Conn>(
+    conn: &mut C,
+    groups: &[StreamAppend],
     now: i64,
-) -> Result<Vec<i64>, MetastoreError> {
-    let mut datasets: Vec<(&str, i64)> = Vec::new();
-    for record in records {
-        let size = to_i64(record.body.len() as u64);
-        match datasets.iter_mut().find(|(id, _)| *id == record.dataset_id) {
-            Some((_, bytes)) => *bytes += size,
-            None => datasets.push((&record.dataset_id, size)),
+) -> Result<Vec<AppendOutcome>, MetastoreError> {
+    // Generations, tenants in one order (no deadlock between concurrent appends).
+    let mut tenants: Vec<&Tenant> = groups
+        .iter()
+        .filter(|group| group.generation.is_some())
+        .map(|group| &group.tenant)
+        .collect();
+    tenants.sort_unstable_by(|a, b| (a.org(), a.sandbox()).cmp(&(b.org(), b.sandbox())));
+    tenants.dedup();
+    let mut current: Vec<(&Tenant, i64)> = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        current.push((tenant, generation(conn, tenant, Lock::Share).await?));
+    }
+    let fresh: Vec<bool> = groups
+        .iter()
+        .map(|group| {
+            group.generation.is_none_or(|expected| {
+                current
+                    .iter()
+                    .any(|(tenant, now)| *tenant == &group.tenant && *now == expected)
+            })
+        })
+        .collect();
+    // Chunks keyed by (tenant, dataset, connection), in first-seen order; each holds the
+    // (group, record) positions it carries.
+    struct Chunk<'a> {
+        tenant: &'a Tenant,
+        dataset_id: &'a str,
+        connection_id: &'a str,
+        received: i64,
+        body: String,
+        lines: u32,
+        members: Vec<(usize, usize)>,
+    }
+    let mut chunks: Vec<Chunk<'_>> = Vec::new();
+    let mut chunk_of: HashMap<(&Tenant, &str, &str), usize> = HashMap::new();
+    for (index, group) in groups.iter().enumerate() {
+        if !fresh[index] {
+            continue;
+        }
+        for (position, record) in group.records.iter().enumerate() {
+            let key = (
+                &group.tenant,
+                record.dataset_id.as_str(),
+                record.connection_id.as_str(),
+            );
+            let at = *chunk_of.entry(key).or_insert_with(|| {
+                chunks.push(Chunk {
+                    tenant: &group.tenant,
+                    dataset_id: &record.dataset_id,
+                    connection_id: &record.connection_id,
+                    received: record.received,
+                    body: String::new(),
+                    lines: 0,
+                    members: Vec::new(),
+                });
+                chunks.len() - 1
+            });
+            let chunk = &mut chunks[at];
+            if chunk.lines > 0 {
+                chunk.body.push('\n');
+            }
+            chunk.body.push_str(&record.body);
+            chunk.received = chunk.received.min(record.received);
+            chunk.members.push((index, position));
+            chunk.lines += 1;
         }
     }
     // The dataset rows first, in one order, so that concurrent appends do not deadlock.
+    let mut datasets: Vec<(&str, &str, &str, i64)> = Vec::new();
+    for chunk in &chunks {
+        let size = to_i64(chunk.body.len() as u64);
+        let key = (chunk.tenant.org(), chunk.tenant.sandbox(), chunk.dataset_id);
+        match datasets
+            .iter_mut()
+            .find(|(org, sandbox, id, _)| (*org, *sandbox, *id) == key)
+        {
+            Some((.., bytes)) => *bytes += size,
+            None => datasets.push((key.0, key.1, key.2, size)),
+        }
+    }
     datasets.sort_unstable();
-    for (dataset_id, bytes) in &datasets {
+    for (org, sandbox, dataset_id, bytes) in &datasets {
         conn.execute(
             "opening a stream segment",
             "INSERT INTO stream_datasets (org, sandbox, dataset_id, next_segment, open_since, open_bytes) VALUES ($1, $2, $3, 1, $4, $5)
              ON CONFLICT (org, sandbox, dataset_id) DO UPDATE SET open_since = COALESCE(stream_datasets.open_since, excluded.open_since), open_bytes = stream_datasets.open_bytes + excluded.open_bytes",
-            &[&tenant.org(), &tenant.sandbox(), dataset_id, &now, bytes],
+            &[org, sandbox, dataset_id, &now, bytes],
         )
         .await?;
     }
-    let mut sequence = Vec::with_capacity(records.len());
-    for record in records {
-        let size = to_i64(record.body.len() as u64);
+    let mut positions: Vec<Vec<AppendedRecord>> = groups
+        .iter()
+        .map(|group| vec![AppendedRecord { chunk: 0, line: 0 }; group.records.len()])
+        .collect();
+    for chunk in &chunks {
+        let size = to_i64(chunk.body.len() as u64);
+        let lines = i64::from(chunk.lines);
         let id: i64 = fetch_one(
             conn,
-            "appending a stream record",
-            "INSERT INTO stream_records (org, sandbox, dataset_id, segment, received, connection_id, size, body) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7) RETURNING id",
-            &[&tenant.org(), &tenant.sandbox(), &record.dataset_id, &record.received, &record.connection_id, &size, &record.body],
+            "appending stream records",
+            "INSERT INTO stream_records (org, sandbox, dataset_id, segment, received, connection_id, size, records, body) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8) RETURNING id",
+            &[&chunk.tenant.org(), &chunk.tenant.sandbox(), &chunk.dataset_id, &chunk.received, &chunk.connection_id, &size, &lines, &chunk.body],
         )
         .await?;
-        sequence.push(id);
+        for (line, (group, record)) in chunk.members.iter().enumerate() {
+            positions[*group][*record] = AppendedRecord {
+                chunk: id,
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+            };
+        }
     }
-    Ok(sequence)
+    Ok(positions
+        .into_iter()
+        .zip(fresh)
+        .map(|(positions, fresh)| {
+            if fresh {
+                AppendOutcome::Appended(positions)
+            } else {
+                AppendOutcome::Stale
+            }
+        })
+        .collect())
 }
 
 /// Seals every open segment whose oldest record arrived at or before `opened_before` or
@@ -350,7 +501,7 @@ pub(crate) async fn seal_due<C: Conn>(
         let (records, bytes): (i64, i64) = fetch_one(
             conn,
             "measuring a sealed segment",
-            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4",
+            "SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4",
             &[&org, &sandbox, &dataset_id, &segment],
         )
         .await?;
@@ -372,6 +523,41 @@ pub(crate) async fn seal_due<C: Conn>(
         });
     }
     Ok(sealed)
+}
+
+/// Enqueues a flush job again for sealed segments left without one (see
+/// `Metastore::requeue_stalled_segments`).
+pub(crate) async fn requeue_stalled<C: Conn>(
+    conn: &mut C,
+    sealed_before: i64,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<SealedSegment>, MetastoreError> {
+    let stalled: Vec<(String, String, String, i64, String, i64, i64)> = fetch(
+        conn,
+        "finding stalled stream segments",
+        "SELECT s.org, s.sandbox, s.dataset_id, s.segment, s.batch_id, s.records, s.bytes FROM stream_segments s
+         WHERE s.done = 0 AND s.created <= $1
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org = s.org AND j.sandbox = s.sandbox AND j.batch_id = s.batch_id AND j.kind = $2 AND j.status IN ('queued', 'running'))
+           AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.org = s.org AND b.sandbox = s.sandbox AND b.id = s.batch_id)
+         ORDER BY s.created, s.segment LIMIT $3",
+        &[&sealed_before, &JobKind::FlushSegment.as_str(), &limit],
+    )
+    .await?;
+    let mut requeued = Vec::with_capacity(stalled.len());
+    for (org, sandbox, dataset_id, segment, batch_id, records, bytes) in stalled {
+        let tenant = tenant_of(&org, &sandbox)?;
+        enqueue_job(conn, &tenant, JobKind::FlushSegment, &batch_id, now, now).await?;
+        requeued.push(SealedSegment {
+            tenant,
+            dataset_id,
+            segment,
+            batch_id,
+            records: u64::try_from(records).unwrap_or_default(),
+            bytes: u64::try_from(bytes).unwrap_or_default(),
+        });
+    }
+    Ok(requeued)
 }
 
 type SegmentRow = (String, i64, i64);
@@ -405,19 +591,21 @@ pub(crate) async fn segment<C: Conn>(
     else {
         return Ok(None);
     };
-    let rows: Vec<(String, String)> = fetch(
+    let rows: Vec<(String, i64, String)> = fetch(
         conn,
         "reading a segment's records",
-        "SELECT connection_id, body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4 ORDER BY id",
+        "SELECT connection_id, records, body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4 ORDER BY id",
         &[&tenant.org(), &tenant.sandbox(), &dataset_id, &segment],
     )
     .await?;
     let mut connections: Vec<String> = Vec::new();
     let mut records = Vec::with_capacity(rows.len());
-    for (connection, body) in rows {
+    let mut record_count = 0u64;
+    for (connection, lines, body) in rows {
         if !connections.contains(&connection) {
             connections.push(connection);
         }
+        record_count += u64::try_from(lines).unwrap_or_default();
         records.push(body);
     }
     Ok(Some(StreamSegment {
@@ -427,6 +615,7 @@ pub(crate) async fn segment<C: Conn>(
         done: done != 0,
         connections,
         records,
+        record_count,
     }))
 }
 

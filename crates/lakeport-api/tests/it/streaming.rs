@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{CATALOG_BATCHES, ORG_A, ORG_B, TENANT_A, TOKEN, TOKEN_B_ONLY, TestApp};
+use crate::support::{CATALOG_BATCHES, FLOW, ORG_A, ORG_B, TENANT_A, TOKEN, TOKEN_B_ONLY, TestApp};
 
 const EXPORT: &str = "/data/foundation/export";
 
@@ -550,4 +550,252 @@ async fn raw_inlets_take_plain_objects_and_mapping_flows_are_refused_clearly() {
             .unwrap()
             .contains("does not support yet")
     );
+}
+
+/// Returns the streaming chain's (source connection, base connection) ids.
+async fn chain_ids(app: &TestApp) -> (String, String) {
+    let sources = app.get(&format!("{FLOW}/sourceConnections")).send().await;
+    let source = &sources.body["items"][0];
+    (
+        source["id"].as_str().unwrap().to_owned(),
+        source["baseConnectionId"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn deleting_a_flow_or_its_connection_stops_a_warm_inlet_at_once() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, flow) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+    let path = format!("/collection/{inlet}");
+    // The inlet's routing is cached by the first message.
+    for index in 0..3 {
+        let reply = collect(&app, &path)
+            .json(envelope(&schema, None, entity(index)))
+            .send()
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let deleted = app.delete(&format!("{FLOW}/flows/{flow}")).send().await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let reply = collect(&app, &path)
+        .json(envelope(&schema, None, entity(3)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(reply.text.contains("has no flow yet"), "{}", reply.text);
+    let (source, base) = chain_ids(&app).await;
+    for deleted in [
+        format!("{FLOW}/sourceConnections/{source}"),
+        format!("{FLOW}/connections/{base}"),
+    ] {
+        let reply = app.delete(&deleted).send().await;
+        assert_eq!(reply.status, 204, "{deleted}: {}", reply.text);
+    }
+    for path in [path.clone(), format!("/collection/batch/{inlet}")] {
+        let reply = collect(&app, &path)
+            .json(json!({"messages": [envelope(&schema, None, entity(4))]}))
+            .send()
+            .await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text);
+    }
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].1["recordCount"], 3, "{}", batches[0].1);
+}
+
+/// Another node deletes the flow (here: straight through the metastore, so this node's
+/// routes never see the write and its cached routing is stale): the append transaction
+/// finds the tenant's Flow Service generation moved on, the message is routed again and
+/// refused, and nothing lands.
+#[tokio::test]
+async fn a_flow_deleted_by_another_node_routes_no_record_through_a_cached_inlet() {
+    use lakeport_domain::flow::FlowKind;
+    use lakeport_domain::tenant::Tenant;
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, flow) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+    let single = format!("/collection/{inlet}");
+    let batch = format!("/collection/batch/{inlet}");
+    let reply = collect(&app, &single)
+        .json(envelope(&schema, None, entity(1)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let tenant = Tenant::parse(ORG_A, "prod").unwrap();
+    assert!(
+        app.metastore()
+            .delete_flow_object(&tenant, FlowKind::Flow, &flow)
+            .await
+            .unwrap()
+    );
+    let reply = collect(&app, &single)
+        .json(envelope(&schema, None, entity(2)))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(reply.text.contains("has no flow yet"), "{}", reply.text);
+    let reply = collect(&app, &batch)
+        .json(json!({"messages": [envelope(&schema, None, entity(3))]}))
+        .send()
+        .await;
+    assert_eq!(reply.status, 207, "{}", reply.text);
+    assert_eq!(
+        reply.body["responses"][0]["statusCode"], 400,
+        "{}",
+        reply.text
+    );
+    app.flush_streams().await;
+    let batches = dataset_batches(&app, &dataset).await;
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].1["recordCount"], 1, "{}", batches[0].1);
+}
+
+/// Concurrent senders share group commits; each acknowledged record lands once.
+#[tokio::test]
+async fn concurrent_senders_are_each_acknowledged_and_land_exactly_once() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+    let single = format!("/collection/{inlet}");
+    let batch = format!("/collection/batch/{inlet}");
+    let singles = (0..64).map(|index| {
+        collect(&app, &single)
+            .json(envelope(&schema, None, entity(index)))
+            .send()
+    });
+    let batches = (0..8).map(|request| {
+        let messages: Vec<Value> = (0..10)
+            .map(|index| envelope(&schema, None, entity(1000 + request * 10 + index)))
+            .collect();
+        collect(&app, &batch)
+            .json(json!({"messages": messages}))
+            .send()
+    });
+    let (singles, batches) = futures::join!(
+        futures::future::join_all(singles),
+        futures::future::join_all(batches)
+    );
+    let mut xactions = std::collections::BTreeSet::new();
+    for reply in &singles {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(xactions.insert(reply.body["xactionId"].as_str().unwrap().to_owned()));
+    }
+    for reply in &batches {
+        assert_eq!(reply.status, 207, "{}", reply.text);
+        let responses = reply.body["responses"].as_array().unwrap();
+        assert!(
+            responses.iter().all(|r| r.get("xactionId").is_some()),
+            "{}",
+            reply.text
+        );
+    }
+    app.flush_streams().await;
+    let landed = dataset_batches(&app, &dataset).await;
+    let records: u64 = landed
+        .iter()
+        .map(|(_, batch)| batch["recordCount"].as_u64().unwrap_or_default())
+        .sum();
+    assert_eq!(records, 64 + 80, "{landed:?}");
+}
+
+/// The group-commit queue is bounded (`stream.max_queued_requests`,
+/// `stream.max_queued_bytes`): a burst over either bound is answered 503 at once in the
+/// Data Collection shape with `Retry-After`, only the acknowledged records land, and the
+/// queue takes requests again once it drained.
+#[tokio::test]
+async fn a_full_append_queue_answers_503_and_lands_only_what_it_acknowledged() {
+    let app = TestApp::with_config(|config| {
+        config.stream.max_queued_requests = 4;
+        config.stream.max_queued_bytes = 64 * 1024;
+        // The routing stays cached: the burst's requests reach the queue without a read.
+        config.stream.cache_ttl_ms = 600_000;
+    })
+    .await;
+    let dataset = app.create_event_dataset("events").await;
+    let schema = schema_of(&app, &dataset).await;
+    let (inlet, _) = app
+        .create_streaming_flow(&dataset, json!({"name": "web"}))
+        .await;
+    let single = format!("/collection/{inlet}");
+    let batch = format!("/collection/batch/{inlet}");
+    let warm = collect(&app, &single)
+        .json(envelope(&schema, None, entity(0)))
+        .send()
+        .await;
+    assert_eq!(warm.status, 200, "{}", warm.text);
+    let mut acknowledged = 1u64;
+
+    let check_refusal = |reply: &crate::support::Reply, setting: &str| {
+        assert_eq!(reply.status, 503, "{}", reply.text);
+        assert_eq!(
+            reply.body["type"],
+            "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet"
+        );
+        assert_eq!(reply.body["status"], 503, "{}", reply.text);
+        assert_eq!(reply.body["title"], "Service Unavailable", "{}", reply.text);
+        let message = reply.body["report"]["message"].as_str().unwrap();
+        assert!(message.contains(setting), "{message}");
+        assert!(message.contains("nothing was acknowledged"), "{message}");
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    };
+
+    // 100 single messages at once against a queue of 4 requests.
+    let replies = futures::future::join_all((1..=100).map(|index| {
+        collect(&app, &single)
+            .json(envelope(&schema, None, entity(index)))
+            .send()
+    }))
+    .await;
+    let accepted = replies.iter().filter(|reply| reply.status == 200).count();
+    let refused: Vec<_> = replies.iter().filter(|reply| reply.status != 200).collect();
+    assert!(accepted >= 1 && !refused.is_empty(), "{accepted} accepted");
+    for reply in &refused {
+        check_refusal(reply, "stream.max_queued_requests");
+    }
+    acknowledged += accepted as u64;
+
+    // Batches of about 30 KB each against 64 KB of queued bytes.
+    let messages: Vec<Value> = (0..150)
+        .map(|index| envelope(&schema, None, entity(1000 + index)))
+        .collect();
+    let replies = futures::future::join_all((0..8).map(|_| {
+        collect(&app, &batch)
+            .json(json!({"messages": messages}))
+            .send()
+    }))
+    .await;
+    let accepted = replies.iter().filter(|reply| reply.status == 207).count();
+    let refused: Vec<_> = replies.iter().filter(|reply| reply.status != 207).collect();
+    assert!(accepted >= 1 && !refused.is_empty(), "{accepted} accepted");
+    for reply in &refused {
+        check_refusal(reply, "stream.max_queued_bytes");
+    }
+    acknowledged += 150 * accepted as u64;
+
+    // Drained: the queue takes a request again.
+    let after = collect(&app, &single)
+        .json(envelope(&schema, None, entity(5000)))
+        .send()
+        .await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    acknowledged += 1;
+
+    app.flush_streams().await;
+    let landed = dataset_batches(&app, &dataset).await;
+    let records: u64 = landed
+        .iter()
+        .map(|(_, batch)| batch["recordCount"].as_u64().unwrap_or_default())
+        .sum();
+    assert_eq!(records, acknowledged, "{landed:?}");
 }

@@ -132,6 +132,11 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     (5, "diagnostics files", DIAGNOSTICS_FILES_MIGRATION),
     (6, "streaming", STREAMING_MIGRATION),
     (7, "table commit locks", TABLE_LOCKS_MIGRATION),
+    (
+        8,
+        "stream chunks and flow generations",
+        STREAM_CHUNKS_MIGRATION,
+    ),
 ];
 
 /// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
@@ -148,6 +153,22 @@ CREATE TABLE table_locks (
     UNIQUE (org, sandbox, dataset_id)
 );
 CREATE INDEX table_locks_by_job ON table_locks (job_id);
+"#;
+
+/// Group commit (spec §10.3): a `stream_records` row holds a chunk of one or more records
+/// (JSON Lines), and each tenant's Flow Service generation lets an append made with a
+/// cached inlet see, in its own transaction, whether the routing changed.
+const STREAM_CHUNKS_MIGRATION: &str = r#"
+ALTER TABLE stream_records ADD COLUMN records INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE flow_generations (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    UNIQUE (org, sandbox)
+);
+INSERT INTO flow_generations (org, sandbox, generation) SELECT DISTINCT org, sandbox, 1 FROM flow_objects;
+CREATE INDEX stream_segments_pending ON stream_segments (created) WHERE done = 0;
+CREATE INDEX jobs_by_batch ON jobs (org, sandbox, batch_id);
 "#;
 
 /// Streaming (spec §10): Flow Service objects (a base connection's inlet id is unique

@@ -2240,8 +2240,10 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
         )
         .await
         .unwrap();
+    // One request's records for one dataset share a chunk row, one line each.
     assert_eq!(first.len(), 2);
-    assert!(first[0] < first[1]);
+    assert_eq!((first[0].chunk, first[0].line), (first[1].chunk, 0));
+    assert_eq!(first[1].line, 1);
     // Not due yet: neither old enough nor big enough.
     assert!(
         store
@@ -2255,7 +2257,7 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     let segment_one = sealed[0].clone();
     assert_eq!(
         (segment_one.segment, segment_one.records, segment_one.bytes),
-        (1, 2, 14)
+        (1, 2, 15)
     );
     // Records appended after the seal open segment 2, sealed by size.
     store
@@ -2277,8 +2279,11 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(segment.records, vec!["{\"n\":1}", "{\"n\":2}"]);
-    assert_eq!((segment.segment, segment.done), (1, false));
+    assert_eq!(segment.records, vec!["{\"n\":1}\n{\"n\":2}"]);
+    assert_eq!(
+        (segment.segment, segment.done, segment.record_count),
+        (1, false, 2)
+    );
     assert!(
         store
             .stream_segment(&tenant("ACME", "dev"), &segment_one.batch_id)
@@ -2427,4 +2432,246 @@ pub async fn table_locks_are_held_by_one_lease_holder_per_dataset(store: &dyn Me
     // A finished holder holds nothing.
     store.finish_job(&third, 1014).await.unwrap();
     assert!(store.lock_table(&reclaimed, &d1, 1015).await.unwrap());
+}
+
+/// A sealed segment whose flush job failed for good gets a new job; one with a live job,
+/// a batch or done status does not.
+pub async fn stalled_stream_segments_get_a_new_flush_job(store: &dyn Metastore) {
+    use lakeport_domain::ingest::JobKind;
+    use lakeport_metastore::NewStreamRecord;
+    let acme = tenant("ACME", "prod");
+    store
+        .insert(&acme, ObjectKind::Dataset, dataset_doc("D1", "one", 1))
+        .await
+        .unwrap();
+    let record = NewStreamRecord {
+        dataset_id: "D1".into(),
+        connection_id: "C1".into(),
+        received: 100,
+        body: "{\"n\":1}".into(),
+    };
+    store
+        .append_stream_records(&acme, vec![record], 100)
+        .await
+        .unwrap();
+    let sealed = store.seal_stream_segments(100, 1 << 20, 101).await.unwrap();
+    let batch_id = sealed[0].batch_id.clone();
+    // Its job is queued: nothing to requeue.
+    assert!(
+        store
+            .requeue_stalled_segments(1000, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let job = store.claim_job("w1", 1000, 200).await.unwrap().unwrap();
+    assert_eq!(job.kind, JobKind::FlushSegment);
+    // Running: still nothing. Failed for good: a new job, once; only when old enough.
+    assert!(
+        store
+            .requeue_stalled_segments(1000, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .retry_job(&job, "storage down", 300, 1, 300)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .requeue_stalled_segments(100, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let requeued = store.requeue_stalled_segments(1000, 1000).await.unwrap();
+    assert_eq!(
+        requeued
+            .iter()
+            .map(|s| (s.batch_id.as_str(), s.records))
+            .collect::<Vec<_>>(),
+        vec![(batch_id.as_str(), 1)]
+    );
+    assert!(
+        store
+            .requeue_stalled_segments(1000, 1001)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_job("w1", 1000, 1002).await.unwrap().unwrap();
+    assert_eq!(
+        (again.kind, again.batch_id.as_str()),
+        (JobKind::FlushSegment, batch_id.as_str())
+    );
+    // Once its batch exists (submitted), it is not stalled whatever its job does.
+    assert!(
+        store
+            .submit_stream_segment(&acme, &again.batch_id, "u1", 7, 1003)
+            .await
+            .unwrap()
+    );
+    store
+        .retry_job(&again, "gone", 1004, 1, 1004)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .requeue_stalled_segments(i64::MAX, 1005)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Its batch deleted (by a user, before promotion): the segment is done and its records
+    // dropped, so no later flush recreates the batch.
+    assert!(
+        store
+            .delete(&acme, ObjectKind::Batch, &again.batch_id, &actor())
+            .await
+            .unwrap()
+    );
+    let segment = store.stream_segment(&acme, &again.batch_id).await.unwrap();
+    assert!(
+        segment
+            .as_ref()
+            .is_none_or(|segment| segment.done && segment.records.is_empty()),
+        "{segment:?}"
+    );
+    assert!(
+        store
+            .requeue_stalled_segments(i64::MAX, 1006)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Group commit: several requests, of several tenants, in one transaction; a request
+/// routed with an old Flow Service generation appends nothing, the others land.
+pub async fn stream_group_appends_refuse_stale_routing(store: &dyn Metastore) {
+    use lakeport_domain::flow::{FlowKind, Reference};
+    use lakeport_metastore::{AppendOutcome, NewStreamRecord, StreamAppend};
+    let acme = tenant("ACME", "prod");
+    let globex = tenant("GLOBEX", "prod");
+    for (owner, dataset) in [(&acme, "D1"), (&globex, "D2")] {
+        store
+            .insert(owner, ObjectKind::Dataset, dataset_doc(dataset, dataset, 1))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::Connection,
+            json!({"id": "C1", "createdAt": 1, "auth": {"params": {"inletId": "cd34"}}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            &Reference::None,
+        )
+        .await
+        .unwrap();
+    let inlet = store.inlet("cd34").await.unwrap().unwrap();
+    let record = |dataset: &str, body: &str| NewStreamRecord {
+        dataset_id: dataset.into(),
+        connection_id: "C1".into(),
+        received: 10,
+        body: body.into(),
+    };
+    let group = |owner: &Tenant, generation: Option<i64>, records| StreamAppend {
+        tenant: owner.clone(),
+        generation,
+        records,
+    };
+    let outcomes = store
+        .append_stream_groups(
+            vec![
+                group(
+                    &acme,
+                    Some(inlet.generation),
+                    vec![record("D1", "{\"a\":1}")],
+                ),
+                group(&globex, None, vec![record("D2", "{\"g\":1}")]),
+                group(
+                    &acme,
+                    Some(inlet.generation),
+                    vec![record("D1", "{\"a\":2}")],
+                ),
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    let AppendOutcome::Appended(one) = &outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    let AppendOutcome::Appended(three) = &outcomes[2] else {
+        panic!("{outcomes:?}")
+    };
+    // Two requests of one tenant, dataset and connection: one chunk, in request order.
+    assert_eq!((one[0].chunk, one[0].line), (three[0].chunk, 0));
+    assert_eq!(three[0].line, 1);
+    assert!(matches!(outcomes[1], AppendOutcome::Appended(_)));
+
+    // A new object moves the generation on: the old reading is stale, nothing lands.
+    store
+        .insert_flow_object(
+            &acme,
+            FlowKind::Connection,
+            json!({"id": "C2", "createdAt": 2})
+                .as_object()
+                .unwrap()
+                .clone(),
+            &Reference::None,
+        )
+        .await
+        .unwrap();
+    let outcomes = store
+        .append_stream_groups(
+            vec![
+                group(
+                    &acme,
+                    Some(inlet.generation),
+                    vec![record("D1", "{\"a\":3}")],
+                ),
+                group(&globex, None, vec![record("D2", "{\"g\":2}")]),
+            ],
+            11,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes[0], AppendOutcome::Stale);
+    assert!(matches!(outcomes[1], AppendOutcome::Appended(_)));
+    let fresh = store.inlet("cd34").await.unwrap().unwrap();
+    assert!(fresh.generation > inlet.generation);
+    // A deletion moves it on too.
+    store
+        .delete_flow_object(&acme, FlowKind::Connection, "C2")
+        .await
+        .unwrap();
+    let outcomes = store
+        .append_stream_groups(
+            vec![group(
+                &acme,
+                Some(fresh.generation),
+                vec![record("D1", "{\"a\":4}")],
+            )],
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![AppendOutcome::Stale]);
+
+    let sealed = store.seal_stream_segments(i64::MAX, 1, 13).await.unwrap();
+    let d1 = sealed.iter().find(|s| s.dataset_id == "D1").unwrap();
+    let segment = store
+        .stream_segment(&acme, &d1.batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(segment.records, vec!["{\"a\":1}\n{\"a\":2}"]);
+    assert_eq!(segment.record_count, 2);
+    let d2 = sealed.iter().find(|s| s.dataset_id == "D2").unwrap();
+    assert_eq!((d2.records, d2.tenant.org()), (2, globex.org()));
 }

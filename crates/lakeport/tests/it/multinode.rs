@@ -201,3 +201,156 @@ fn another_node_finishes_a_batch_whose_worker_was_killed() {
     assert_eq!(attempts, "2", "the killed attempt and the rescuing one");
     drop(rescuer);
 }
+
+/// Four senders stream to two nodes (two send single messages, two batches of five) while
+/// both nodes' workers seal and flush: every acknowledged record lands exactly once (ids
+/// read back through Data Access). Then the flow is deleted through node 0, and node 1,
+/// whose cache still holds the inlet's routing, routes no further record.
+#[test]
+fn two_nodes_accept_streamed_records_and_each_lands_exactly_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use crate::stream::{landed_ids, message, stream_batches, streaming_inlet};
+
+    let Some(database) = Database::create("multistream") else {
+        return;
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let objects = Objects::create();
+    let start = |dir: &std::path::Path| {
+        let mut env = vec![
+            ("LAKEPORT__METASTORE__URL", database.url.clone()),
+            ("LAKEPORT__INGEST__WORKERS", "1".to_owned()),
+            ("LAKEPORT__STREAM__FLUSH_INTERVAL", "300ms".to_owned()),
+        ];
+        env.extend(objects.env.iter().cloned());
+        Server::start_with_env(dir, &["--token", TOKEN], &env)
+    };
+    let nodes = [start(dirs[0].path()), start(dirs[1].path())];
+    let mut conns = [nodes[0].conn(), nodes[1].conn()];
+    let dataset = event_dataset(&mut conns[0]);
+    let inlet = streaming_inlet(&mut conns[0], TOKEN, &dataset);
+    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for sender in 0..4 {
+            let address = nodes[sender % 2].address.clone();
+            let (inlet, acked, next) = (inlet.clone(), Arc::clone(&acked), Arc::clone(&next));
+            scope.spawn(move || {
+                let mut conn = crate::http::Conn::connect(&address).unwrap();
+                let per_request = if sender < 2 { 1 } else { 5 };
+                for _ in 0..100 {
+                    let first = next.fetch_add(per_request, Ordering::Relaxed);
+                    let numbers: Vec<usize> = (first..first + per_request).collect();
+                    let (path, body) = if per_request == 1 {
+                        (format!("/collection/{inlet}"), message(first))
+                    } else {
+                        let messages: Vec<String> = numbers.iter().map(|n| message(*n)).collect();
+                        (
+                            format!("/collection/batch/{inlet}"),
+                            format!("{{\"messages\": [{}]}}", messages.join(",")),
+                        )
+                    };
+                    let reply = conn
+                        .request(
+                            "POST",
+                            &path,
+                            &[("content-type", "application/json")],
+                            Some(&body),
+                        )
+                        .unwrap();
+                    assert!(
+                        reply.status == 200 || reply.status == 207,
+                        "{}: {}",
+                        reply.status,
+                        reply.body
+                    );
+                    if reply.status == 207 {
+                        let answers = reply.json()["responses"].as_array().unwrap().clone();
+                        assert!(
+                            answers.iter().all(|a| a.get("xactionId").is_some()),
+                            "{}",
+                            reply.body
+                        );
+                    }
+                    acked.lock().unwrap().extend(numbers);
+                }
+            });
+        }
+    });
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 2 * 100 + 2 * 500);
+    let landed = |conn: &mut crate::http::Conn| {
+        let batches = stream_batches(conn, &dataset);
+        let settled = batches
+            .iter()
+            .all(|(_, status, _)| status == "success" || status == "failed");
+        let records: u64 = batches
+            .iter()
+            .filter(|(_, s, _)| s == "success")
+            .map(|(_, _, n)| n)
+            .sum();
+        settled && records >= acked.len() as u64
+    };
+    crate::crash::wait_until(Duration::from_secs(180), || landed(&mut conns[1]));
+    let batches = stream_batches(&mut conns[1], &dataset);
+    assert!(
+        batches.iter().all(|(_, status, _)| status == "success"),
+        "{batches:?}"
+    );
+    let mut ids: Vec<String> = Vec::new();
+    for (batch, _, _) in &batches {
+        ids.extend(landed_ids(&mut conns[(ids.len()) % 2], batch));
+    }
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "a record landed twice");
+    assert_eq!(ids.len(), acked.len(), "{batches:?}");
+    for n in &acked {
+        assert!(
+            sorted.binary_search(&format!("s{n}")).is_ok(),
+            "s{n} is missing"
+        );
+    }
+
+    // Node 1 routes a message (its cache now holds the inlet, for a second), then the flow
+    // is deleted through node 0.
+    let warm = conns[1]
+        .request(
+            "POST",
+            &format!("/collection/{inlet}"),
+            &[("content-type", "application/json")],
+            Some(&message(999_999)),
+        )
+        .unwrap();
+    assert_eq!(warm.status, 200, "{}", warm.body);
+    let flows = crate::send(
+        &mut conns[0],
+        TOKEN,
+        "GET",
+        "/data/foundation/flowservice/flows",
+        None,
+    )
+    .json();
+    let flow = flows["items"][0]["id"].as_str().unwrap().to_owned();
+    let deleted = crate::send(
+        &mut conns[0],
+        TOKEN,
+        "DELETE",
+        &format!("/data/foundation/flowservice/flows/{flow}"),
+        None,
+    );
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let reply = conns[1]
+        .request(
+            "POST",
+            &format!("/collection/{inlet}"),
+            &[("content-type", "application/json")],
+            Some(&message(1_000_000)),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("has no flow yet"), "{}", reply.body);
+}

@@ -68,7 +68,7 @@ pub(crate) fn streaming_inlet(conn: &mut Conn, token: &str, dataset: &str) -> St
     inlet
 }
 
-fn message(n: usize) -> String {
+pub(crate) fn message(n: usize) -> String {
     json!({"header": {"source": {"name": "crash"}}, "body": {"xdmEntity": {
         "_id": format!("s{n}"), "timestamp": "2024-05-01T12:00:00Z",
         format!("_{TENANT}"): {"n": n, "text": "streamed"}}}})
@@ -76,7 +76,7 @@ fn message(n: usize) -> String {
 }
 
 /// The streaming batches of the dataset: (id, status, recordCount).
-fn stream_batches(conn: &mut Conn, dataset: &str) -> Vec<(String, String, u64)> {
+pub(crate) fn stream_batches(conn: &mut Conn, dataset: &str) -> Vec<(String, String, u64)> {
     let reply = send(
         conn,
         TOKEN,
@@ -100,7 +100,7 @@ fn stream_batches(conn: &mut Conn, dataset: &str) -> Vec<(String, String, u64)> 
 }
 
 /// Reads the `_id`s of a batch's rows back through Data Access (Parquet downloads).
-fn landed_ids(conn: &mut Conn, batch: &str) -> Vec<String> {
+pub(crate) fn landed_ids(conn: &mut Conn, batch: &str) -> Vec<String> {
     let owned = crate::headers(TOKEN);
     let list: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let files = send(
