@@ -281,7 +281,8 @@ pub struct StreamSegment {
     pub dataset_id: String,
     pub segment: i64,
     pub batch_id: String,
-    /// True once its batch is terminal (its records are then gone).
+    /// True once its batch is terminal (its records are then gone). Only rows made before
+    /// done segments were deleted have it: a segment is now forgotten when it is done.
     pub done: bool,
     /// The base connections whose records it holds.
     pub connections: Vec<String>,
@@ -752,7 +753,8 @@ pub trait Metastore: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<SealedSegment>, MetastoreError>;
 
-    /// Returns the segment whose batch id is `batch_id`, with its records.
+    /// Returns the segment whose batch id is `batch_id`, with its records; `None` once it
+    /// is done (its batch terminal or deleted: the row and its records are gone).
     async fn stream_segment(
         &self,
         tenant: &Tenant,

@@ -630,9 +630,12 @@ pub(crate) async fn mark_done<C: Conn>(
     else {
         return Ok(());
     };
+    // A done segment is forgotten, row and records, so the log does not grow with the
+    // segments it ever had: its batch exists or was deleted, a late flush job finds no
+    // segment and stops, and segment numbers come from `stream_datasets`, never reused.
     conn.execute(
-        "marking a stream segment done",
-        "UPDATE stream_segments SET done = 1 WHERE org = $1 AND sandbox = $2 AND batch_id = $3",
+        "forgetting a done stream segment",
+        "DELETE FROM stream_segments WHERE org = $1 AND sandbox = $2 AND batch_id = $3",
         &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
