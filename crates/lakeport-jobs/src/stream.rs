@@ -27,17 +27,19 @@ pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         return Ok(());
     };
     let upload_id = format!("segment-{}", segment.segment);
-    let mut text =
-        String::with_capacity(segment.records.iter().map(|record| record.len() + 1).sum());
-    for record in &segment.records {
-        text.push_str(record);
-        text.push('\n');
-    }
-    let size = text.len() as u64;
+    let size: u64 = segment
+        .records
+        .iter()
+        .map(|chunk| chunk.len() as u64 + 1)
+        .sum();
     let key = keys::staged_file(tenant.org(), tenant.sandbox(), &job.batch_id, &upload_id);
-    let body = futures::stream::once(async move {
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text))
-    });
+    // The chunks are moved into the upload one by one (each gets its final newline), not
+    // copied into one more buffer the size of the segment.
+    let chunks: Vec<String> = segment.records;
+    let body = futures::stream::iter(chunks.into_iter().map(|mut chunk| {
+        chunk.push('\n');
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))
+    }));
     ctx.storage.put_stream(&key, body, u64::MAX).await?;
     let created = ctx
         .metastore
