@@ -35,9 +35,9 @@ QUERIES = {
     ),
     "distinct count": f"SELECT count(DISTINCT {NS}.identity.\"crmId\") FROM {{t}}",
     "time range": (
-        "SELECT eventType, count(*) FROM {t} "
+        "SELECT \"eventType\", count(*) FROM {t} "
         "WHERE timestamp >= TIMESTAMP '2024-03-01' AND timestamp < TIMESTAMP '2024-04-01' "
-        "GROUP BY eventType ORDER BY eventType"
+        "GROUP BY \"eventType\" ORDER BY \"eventType\""
     ),
 }
 
@@ -88,7 +88,9 @@ def main():
         print(f"ingested {total} rows in {time.monotonic() - started:.0f} s")
         doc = server.request("GET", f"/data/foundation/catalog/dataSets/{dataset}")[dataset]
         table = doc["tags"]["adobe/pqs/table"][0]
-        files = sorted(str(path) for path in data_dir.rglob(f"datasets/{dataset}/**/*.parquet"))
+        # The batches' data files (no batch is reverted or replayed here, so all are live);
+        # not the log's checkpoints.
+        files = sorted(str(path) for path in data_dir.rglob(f"datasets/{dataset}/batches/**/*.parquet"))
         print(f"table {table}: {len(files)} Parquet files, {sum(os.path.getsize(f) for f in files) / 1e6:.0f} MB")
 
         def psql(sql):
@@ -108,7 +110,8 @@ def main():
         con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({file_list})")
 
         def duck(sql):
-            rows = con.execute(sql).fetchall()
+            # DuckDB reads `_ns.field` as table `_ns`: qualify struct paths with the view.
+            rows = con.execute(sql.replace(f"{NS}.", f"t.{NS}.")).fetchall()
             return "\n".join("|".join(format_value(v) for v in row) for row in rows)
 
         print(f"\npsql login + `SELECT 1`: {login * 1000:.0f} ms (median of {args.repeat}); "

@@ -94,10 +94,19 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// A delta-rs target whose warnings only restate how Lakeport's tables are configured.
+const QUIET_TARGET: &str = "deltalake_core::kernel::snapshot::stats_projection=error";
+
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lakeport's tables declare no data-skipping columns (their stats hold numRecords only),
+    // which delta-rs reports as a warning for every filtered column of every query.
+    let filter = match QUIET_TARGET.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
