@@ -25,6 +25,8 @@ pub enum Service {
     Access,
     /// The Flow Service subset (`FLOW`, project-assigned, spec §10).
     Flow,
+    /// The Query Service (`QS`, project-assigned, spec §11).
+    Query,
     Gateway,
 }
 
@@ -36,6 +38,7 @@ impl Service {
             Self::Registry => "XDM",
             Self::Access => "DAS",
             Self::Flow => "FLOW",
+            Self::Query => "QS",
             Self::Gateway => "LAKEPORT",
         }
     }
@@ -102,6 +105,7 @@ impl ApiError {
             Service::Catalog => 9001,
             Service::Registry => 9002,
             Service::Access => 9004,
+            Service::Query => 9001,
             _ => 9015,
         };
         Self::new(
@@ -171,9 +175,12 @@ impl ApiError {
     pub fn from_metastore(service: Service, err: MetastoreError) -> Self {
         match (&err, service) {
             (MetastoreError::InvalidDocument(inner), _) => Self::from_document(service, inner),
-            (MetastoreError::NotFound { .. } | MetastoreError::ResourceNotFound { .. }, _) => {
-                Self::not_found(service, err.to_string())
-            }
+            (
+                MetastoreError::NotFound { .. }
+                | MetastoreError::ResourceNotFound { .. }
+                | MetastoreError::QsNotFound { .. },
+                _,
+            ) => Self::not_found(service, err.to_string()),
             (MetastoreError::DuplicateTitle { .. }, _) => {
                 // Adobe answers a duplicate title with XDM-3005 (spec §1.6, §5.3).
                 Self::new(
@@ -203,6 +210,13 @@ impl ApiError {
                 9002,
                 StatusCode::BAD_REQUEST,
                 "Dataset differs from the batch's dataset",
+                err.to_string(),
+            ),
+            (MetastoreError::LimitExceeded(_), Service::Query) => Self::new(
+                service,
+                9010,
+                StatusCode::BAD_REQUEST,
+                "Limit exceeded",
                 err.to_string(),
             ),
             (MetastoreError::LimitExceeded(_), _) => Self::new(
@@ -242,6 +256,20 @@ impl ApiError {
                 err.to_string(),
             ),
             (MetastoreError::LostLease { .. }, _) => Self::internal(service, &err),
+            (MetastoreError::StateConflict(_), _) => Self::new(
+                service,
+                9008,
+                StatusCode::CONFLICT,
+                "Conflict",
+                err.to_string(),
+            ),
+            (MetastoreError::TooManyRequests(_), _) => Self::new(
+                service,
+                9009,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                err.to_string(),
+            ),
             (MetastoreError::ConcurrentChange { .. }, _) => Self::new(
                 service,
                 9007,
@@ -644,6 +672,51 @@ impl ApiError {
     }
 
     /// Flow Service 400: a request the Flow Service subset refuses.
+    /// Returns a 400 for a Query Service request body that is not valid for the call.
+    pub fn qs_invalid_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Query,
+            9001,
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            detail,
+        )
+    }
+
+    /// Returns a 400 for SQL the engine refuses (syntax, unknown table or column, a
+    /// statement the Query Service does not run).
+    pub fn invalid_sql(detail: impl Into<String>) -> Self {
+        Self::new(
+            Service::Query,
+            9002,
+            StatusCode::BAD_REQUEST,
+            "Invalid SQL",
+            detail,
+        )
+    }
+
+    /// Returns a 503 when the server runs no SQL engine behind the Query Service.
+    pub fn query_engine_missing() -> Self {
+        Self::new(
+            Service::Query,
+            9503,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Query engine unavailable",
+            "this server runs no SQL engine (a build without the Query Service)",
+        )
+    }
+
+    /// Returns a 503 for connection parameters when the wire endpoint is turned off.
+    pub fn wire_endpoint_off() -> Self {
+        Self::new(
+            Service::Query,
+            9504,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Wire endpoint off",
+            "the PostgreSQL wire endpoint is turned off on this server (query.enabled = false)",
+        )
+    }
+
     pub fn flow_request(err: &lakeport_domain::flow::FlowRequestError) -> Self {
         use lakeport_domain::flow::FlowRequestError;
         let number = match err {

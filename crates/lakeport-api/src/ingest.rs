@@ -132,7 +132,7 @@ fn limits(state: &AppState) -> UploadLimits {
 
 /// `POST /batches`: creates a batch in `loading` and answers 201 with the bare batch
 /// object, exactly as Adobe's "Create a batch" page shows (spec §3.1).
-async fn create_batch(
+pub(crate) async fn create_batch(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
@@ -181,7 +181,7 @@ fn unknown_action(value: Option<&str>, allowed: &str) -> ApiError {
 }
 
 /// `POST /batches/{batch}?action=COMPLETE|ABORT|FAIL|REVERT` (spec §3.7): 200, empty body.
-async fn signal_batch(
+pub(crate) async fn signal_batch(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path(batch): Path<String>,
@@ -304,7 +304,7 @@ async fn discard(state: &AppState, prefix: &Key) {
 }
 
 /// `PUT /batches/{b}/datasets/{d}/files/{path}` (spec §3.2): 200, empty body.
-async fn upload_file(
+pub(crate) async fn upload_file(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path((batch, dataset, path)): Path<(String, String, String)>,

@@ -16,6 +16,7 @@ pub mod flow;
 pub mod ingest;
 mod inlets;
 pub mod openapi;
+pub mod query;
 pub mod registry;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ struct Inner {
     tables: Option<Arc<dyn Tables>>,
     inlet_cache: Arc<inlets::InletCache>,
     appender: Arc<inlets::Appender>,
+    query_config: lakeport_config::QueryConfig,
+    query: Option<query::QueryWiring>,
 }
 
 /// The datasets' Delta tables (spec §12), which the binary wires in so that this crate
@@ -131,7 +134,32 @@ impl AppState {
             tables: None,
             inlet_cache,
             appender,
+            query_config: config.query.clone(),
+            query: None,
         }))
+    }
+
+    /// Returns the state with the SQL engine behind the Query Service's REST API, and the
+    /// port its wire endpoint listens on (`None` when it is off).
+    #[must_use]
+    pub fn with_query_engine(
+        self,
+        engine: Arc<dyn query::QueryEngine>,
+        wire_port: Option<u16>,
+    ) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.query = Some(query::QueryWiring { engine, wire_port });
+        Self(Arc::new(inner))
+    }
+
+    /// Returns the SQL engine, when the binary wired one in.
+    pub fn query(&self) -> Option<&query::QueryWiring> {
+        self.0.query.as_ref()
+    }
+
+    /// Returns the Query Service settings.
+    pub fn query_config(&self) -> &lakeport_config::QueryConfig {
+        &self.0.query_config
     }
 
     /// Returns the state with the Parquet reader behind the Data Access dataset preview.
@@ -299,6 +327,10 @@ pub fn app(state: AppState) -> App {
             flow::routes()
                 .route_layer(authenticated.clone())
                 .route_layer(noting_writes.clone()),
+        )
+        .nest(
+            query::BASE_PATH,
+            query::routes().route_layer(authenticated.clone()),
         )
         .nest(
             "/data/foundation/schemaregistry",

@@ -488,7 +488,7 @@ fn new_hex() -> String {
 }
 
 /// `POST /tenant/{kind}`: 201 with the stored resource.
-async fn create_resource(
+pub(crate) async fn create_resource(
     State(state): State<AppState>,
     ctx: RequestContext,
     Path((container_segment, kind_segment)): Path<(String, String)>,

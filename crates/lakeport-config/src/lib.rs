@@ -462,6 +462,21 @@ pub struct QueryConfig {
     /// Logged-in wire sessions at most, all organizations together; one more is refused
     /// with 53300 `Session Limit Reached`.
     pub max_sessions: usize,
+    /// The host `GET /connection_parameters` names for the wire endpoint; unset: the
+    /// listen address's host, or the HTTP request's host when it listens on all addresses.
+    pub public_host: Option<String>,
+    /// The port `GET /connection_parameters` names; unset: the port the endpoint listens on.
+    pub public_port: Option<u16>,
+    /// REST queries of one organization submitted or in progress at once; one more is
+    /// refused with 429.
+    pub max_running_per_org: u64,
+    /// How long a REST `SELECT` may run before it ends in `TIMEOUT` (Adobe: 10 minutes).
+    pub select_timeout_secs: u64,
+    /// How long a CTAS or INSERT INTO may run, its batch's promotion included (Adobe: 24 h).
+    pub write_timeout_secs: u64,
+    /// The largest result a CTAS or INSERT INTO may write (JSON Lines bytes in the scratch
+    /// directory before they become a batch); a larger one ends the query FAILED (54000).
+    pub max_result_bytes: u64,
 }
 
 impl Default for QueryConfig {
@@ -470,6 +485,12 @@ impl Default for QueryConfig {
             enabled: true,
             listen: "127.0.0.1:5433".to_owned(),
             max_sessions: 100,
+            public_host: None,
+            public_port: None,
+            max_running_per_org: 32,
+            select_timeout_secs: 600,
+            write_timeout_secs: 86_400,
+            max_result_bytes: 50 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -633,6 +654,19 @@ impl Config {
                         self.query.listen
                     ),
                 })?;
+        }
+        for (key, value) in [
+            ("query.max_running_per_org", self.query.max_running_per_org),
+            ("query.select_timeout_secs", self.query.select_timeout_secs),
+            ("query.write_timeout_secs", self.query.write_timeout_secs),
+            ("query.max_result_bytes", self.query.max_result_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".to_owned(),
+                });
+            }
         }
         if self.server.header_timeout_secs == 0
             || self.server.idle_timeout_secs == 0

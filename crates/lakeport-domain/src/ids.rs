@@ -216,6 +216,35 @@ typed_id!(
     check_resource_id
 );
 
+typed_id!(
+    /// A Query Service query's or query template's id (a UUID when Lakeport made it).
+    QsObjectId,
+    check_qs_object_id
+);
+
+/// The longest query or template id accepted.
+pub const MAX_QS_OBJECT_ID_CHARS: usize = 64;
+
+/// Checks a query or template id received from a client: 1 to [`MAX_QS_OBJECT_ID_CHARS`]
+/// ASCII letters, digits, `-` and `_` (a UUID is one).
+///
+/// # Errors
+/// Returns a message that says what is wrong with the id.
+pub fn check_qs_object_id(id: &str) -> Result<(), String> {
+    let valid = !id.is_empty()
+        && id.len() <= MAX_QS_OBJECT_ID_CHARS
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a query or template id (1 to {MAX_QS_OBJECT_ID_CHARS} letters, digits, - and _)"
+        ))
+    }
+}
+
 /// The longest resource id accepted (a `$id` is a URI of the tenant's namespace).
 pub const MAX_RESOURCE_ID_CHARS: usize = 1024;
 

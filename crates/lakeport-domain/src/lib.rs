@@ -10,6 +10,7 @@ pub mod flow;
 pub mod ids;
 pub mod ingest;
 pub mod query;
+pub mod queryservice;
 pub mod status;
 pub mod tenant;
 pub mod xdm;

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use lakeport_domain::catalog::import::{NewImportBatch, ReplayError};
 use lakeport_domain::catalog::{Actor, DocumentError};
 use lakeport_domain::flow::{FlowKind, InletFlow, Reference};
-use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
+use lakeport_domain::ids::{BatchId, DatasetId, QsObjectId, ResourceId};
 use lakeport_domain::ingest::{Chunk, Job};
 use lakeport_domain::query::{ListQuery, ObjectKind};
+use lakeport_domain::queryservice::{QsKind, QsListing};
 use lakeport_domain::status::{BatchAction, InvalidTransition};
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::xdm::registry::ResourceKind;
@@ -24,6 +25,7 @@ mod catalog;
 mod ingest;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod queries;
 pub mod references;
 mod registry;
 mod sql;
@@ -92,6 +94,14 @@ pub enum MetastoreError {
     /// A Flow Service object is still used by another one.
     #[error("{0}")]
     InUse(String),
+    #[error("{} {id} does not exist in this sandbox", kind.noun())]
+    QsNotFound { kind: QsKind, id: QsObjectId },
+    /// The object's state does not allow the change (cancelling a finished query).
+    #[error("{0}")]
+    StateConflict(String),
+    /// A cap on concurrent work is reached; retrying later may succeed.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("job {job_id} is no longer leased by this worker")]
     LostLease { job_id: i64 },
     #[error("the metastore is unavailable: {0}")]
@@ -108,6 +118,7 @@ impl HasKind for MetastoreError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::NotFound { .. }
+            | Self::QsNotFound { .. }
             | Self::ResourceNotFound { .. }
             | Self::UploadNotStarted { .. } => ErrorKind::NotFound,
             Self::BatchNotLoading { .. }
@@ -117,7 +128,8 @@ impl HasKind for MetastoreError {
             | Self::InvalidQuery(_)
             | Self::InvalidReference(_)
             | Self::InUse(_) => ErrorKind::InvalidInput,
-            Self::LostLease { .. } => ErrorKind::Conflict,
+            Self::LostLease { .. } | Self::StateConflict(_) => ErrorKind::Conflict,
+            Self::TooManyRequests(_) => ErrorKind::Unavailable,
             // AEP answers conflicts of ids and externalIds with 400 (spec §3.1).
             Self::AlreadyExists { .. }
             | Self::DuplicateExternalId { .. }
@@ -770,6 +782,51 @@ pub trait Metastore: Send + Sync + 'static {
         upload_id: &str,
         size: u64,
         now: i64,
+    ) -> Result<bool, MetastoreError>;
+
+    /// Stores a new Query Service object (its `id`, `created` and `updated` set) after
+    /// checking `cap` in the same transaction.
+    async fn insert_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        doc: Doc,
+        cap: queries::QsCap,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Returns one Query Service object of the tenant.
+    async fn get_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
+    ) -> Result<Option<Doc>, MetastoreError>;
+
+    /// Returns one page of a listing in its order, plus one more object when a next page
+    /// exists.
+    async fn list_qs_objects(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        listing: &QsListing,
+    ) -> Result<Vec<Doc>, MetastoreError>;
+
+    /// Replaces an object with what `change` makes of its current state, in one
+    /// transaction; returns the object as it now is.
+    async fn update_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
+        change: queries::QsChange,
+    ) -> Result<Doc, MetastoreError>;
+
+    /// Deletes an object; false when it did not exist.
+    async fn delete_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
     ) -> Result<bool, MetastoreError>;
 
     /// Checks that the backend answers; used by `/health`.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::Actor;
 use lakeport_domain::catalog::import::NewImportBatch;
-use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
+use lakeport_domain::ids::{BatchId, DatasetId, QsObjectId, ResourceId};
 use lakeport_domain::ingest::{Chunk, Job, JobKind};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::{ListQuery, ObjectKind};
@@ -21,6 +21,9 @@ use crate::{
     Promotion, StoredDatasetFile, UpdateOptions, UploadLimits, ingest, registry,
 };
 use lakeport_domain::flow::{FlowKind, Reference};
+use lakeport_domain::queryservice::{QsKind, QsListing};
+
+use crate::queries;
 
 /// A metastore over one SQL backend ([`crate::sqlite::SqliteMetastore`],
 /// [`crate::postgres::PostgresMetastore`]).
@@ -523,6 +526,67 @@ impl<B: Backend> Metastore for SqlStore<B> {
                 ingest::clear_diagnostics(conn, &tenant, &batch_id)
             })
         )
+    }
+
+    async fn insert_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        doc: Doc,
+        cap: queries::QsCap,
+    ) -> Result<Doc, MetastoreError> {
+        run!(self.write("storing a query object", [tenant, doc], |conn| {
+            queries::insert(conn, &tenant, kind, doc, cap)
+        }))
+    }
+
+    async fn get_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
+    ) -> Result<Option<Doc>, MetastoreError> {
+        run!(self.read("reading a query object", [tenant, id], |conn| {
+            queries::get(conn, &tenant, kind, &id, Lock::None)
+        }))
+    }
+
+    async fn list_qs_objects(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        listing: &QsListing,
+    ) -> Result<Vec<Doc>, MetastoreError> {
+        run!(
+            self.read("listing query objects", [tenant, listing], |conn| {
+                queries::list(conn, &tenant, kind, &listing)
+            })
+        )
+    }
+
+    async fn update_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
+        change: queries::QsChange,
+    ) -> Result<Doc, MetastoreError> {
+        run!(
+            self.write("updating a query object", [tenant, id, change], |conn| {
+                queries::update(conn, &tenant, kind, &id, &change)
+            })
+        )
+    }
+
+    async fn delete_qs_object(
+        &self,
+        tenant: &Tenant,
+        kind: QsKind,
+        id: &QsObjectId,
+    ) -> Result<bool, MetastoreError> {
+        run!(self.write("deleting a query object", [tenant, id], |conn| {
+            queries::delete(conn, &tenant, kind, &id)
+        }))
     }
 
     async fn insert_flow_object(

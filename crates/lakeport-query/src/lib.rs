@@ -40,6 +40,11 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod rest;
+mod stubs;
+
+pub use rest::{parse_statement, sqlstate};
+
 /// The catalog a session's tables live in (`datafusion.public.<table>`).
 const CATALOG: &str = "datafusion";
 
@@ -53,6 +58,8 @@ pub struct QueryService {
     storage: Storage,
     /// The handler of sessions that have not logged in yet: no tables at all.
     anonymous: Arc<DfSessionService>,
+    /// The read-only `qsaccel` tables aepp's InteractiveQuery classes read (spec §11.2).
+    stubs: Arc<DfSessionService>,
     /// One permit per logged-in session (`query.max_sessions`).
     sessions: Arc<Semaphore>,
     keys: RandomPidSecretKeyGenerator,
@@ -73,6 +80,7 @@ impl QueryService {
             metastore,
             storage,
             anonymous: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
+            stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context()))),
             keys: RandomPidSecretKeyGenerator::default(),
         }
     }
@@ -84,6 +92,42 @@ impl QueryService {
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
         setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
             .map_err(|err| format!("setting up pg_catalog: {err}"))?;
+        self.tables().register_tables(&context, tenant).await?;
+        Ok(Arc::new(DfSessionService::new(Arc::new(context))))
+    }
+
+    /// Returns where the tenants' tables come from.
+    fn tables(&self) -> Tables {
+        Tables {
+            metastore: Arc::clone(&self.metastore),
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+/// Where the tenants' tables come from: the Catalog's datasets and their Delta tables.
+#[derive(Clone)]
+struct Tables {
+    metastore: Arc<dyn Metastore>,
+    storage: Storage,
+}
+
+impl Tables {
+    /// Builds a DataFusion context holding only the tenant's dataset tables (the REST API's).
+    async fn context(&self, tenant: &Tenant) -> Result<SessionContext, String> {
+        let context =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        self.register_tables(&context, tenant).await?;
+        Ok(context)
+    }
+
+    /// Registers the tenant's dataset tables (those with a Delta commit), each under its
+    /// `adobe/pqs/table` name.
+    async fn register_tables(
+        &self,
+        context: &SessionContext,
+        tenant: &Tenant,
+    ) -> Result<(), String> {
         let mut start = 0u64;
         loop {
             let query = ListQuery {
@@ -99,14 +143,14 @@ impl QueryService {
                 .await
                 .map_err(|err| format!("listing the datasets: {err}"))?;
             for dataset in &page {
-                self.register(&context, tenant, dataset).await?;
+                self.register(context, tenant, dataset).await?;
             }
             if page.len() < DATASET_PAGE as usize {
                 break;
             }
             start += u64::from(DATASET_PAGE);
         }
-        Ok(Arc::new(DfSessionService::new(Arc::new(context))))
+        Ok(())
     }
 
     /// Registers one dataset's Delta table under its `adobe/pqs/table` name; a dataset without
@@ -355,6 +399,11 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // Three-part names reach only the stubs (spec §11.3), in a context of their own that
+        // keeps identifiers as written (aepp filters on `MERGE_POLICY_ID` unquoted).
+        if self.session.get().is_some() && stubs::mentions(query) {
+            return SimpleQueryHandler::do_query(self.service.stubs.as_ref(), client, query).await;
+        }
         SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
     }
 }

@@ -34,6 +34,15 @@ pub const ORG_A: &str = "A1B2C3D4E5F6A7B8C9D0E1F2@AdobeOrg";
 pub const ORG_B: &str = "B0B0B0B0B0B0B0B0B0B0B0B0@AdobeOrg";
 pub const API_KEY: &str = "acme_ingest_client";
 
+/// Makes the SQL engine of a [`TestApp`] and names the port of its wire endpoint.
+pub type QueryEngineFactory = Box<
+    dyn FnOnce(
+        &Config,
+        Arc<dyn lakeport_metastore::Metastore>,
+        lakeport_storage::Storage,
+    ) -> (Arc<dyn lakeport_api::query::QueryEngine>, Option<u16>),
+>;
+
 pub struct TestApp {
     app: App,
     runner: lakeport_jobs::Runner,
@@ -172,6 +181,23 @@ impl TestApp {
     }
 
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::with_engine(adjust, None).await
+    }
+
+    /// Builds the app with the SQL engine `engine` makes from the configuration, metastore
+    /// and storage behind the Query Service's REST API, its wire endpoint said to listen on
+    /// `port` (the `lakeport-query` tests wire in DataFusion this way).
+    pub async fn with_query_engine(
+        adjust: impl FnOnce(&mut Config),
+        engine: QueryEngineFactory,
+    ) -> Self {
+        Self::with_engine(adjust, Some(engine)).await
+    }
+
+    async fn with_engine(
+        adjust: impl FnOnce(&mut Config),
+        engine: Option<QueryEngineFactory>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
@@ -211,6 +237,13 @@ impl TestApp {
             metastore: Arc::clone(&metastore),
             storage: storage.clone(),
         }));
+        let state = match engine {
+            Some(make) => {
+                let (engine, port) = make(&config, Arc::clone(&metastore), storage.clone());
+                state.with_query_engine(engine, port)
+            }
+            None => state,
+        };
         let jobs = lakeport_jobs::JobContext {
             metastore: Arc::clone(&metastore),
             storage: storage.clone(),

@@ -322,6 +322,23 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // One engine for the wire endpoint and the REST API's queries.
+    let query_service = Arc::new(lakeport_query::QueryService::new(
+        lakeport_api::context::Auth::from_config(&config.auth),
+        Arc::clone(&metastore),
+        storage.clone(),
+        config.query.max_sessions,
+    ));
+    let wire_port = match &query_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .context("reading the bound address")?
+                .port(),
+        ),
+        None => None,
+    };
+    let state = state.with_query_engine(Arc::clone(&query_service) as _, wire_port);
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
     }
@@ -334,12 +351,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     if let Some(listener) = query_listener {
-        let service = Arc::new(lakeport_query::QueryService::new(
-            lakeport_api::context::Auth::from_config(&config.auth),
-            Arc::clone(&metastore),
-            storage.clone(),
-            config.query.max_sessions,
-        ));
+        let service = query_service;
         let mut query_stopped = stopped.clone();
         tokio::spawn(lakeport_query::serve(listener, service, async move {
             let _ = query_stopped.wait_for(|stop| *stop).await;

@@ -50,7 +50,7 @@ async fn list_datasets(
     list_objects(&state, &ctx, KIND, query.as_deref(), &headers).await
 }
 
-async fn create_dataset(
+pub(crate) async fn create_dataset(
     State(state): State<AppState>,
     ctx: RequestContext,
     RawQuery(query): RawQuery,

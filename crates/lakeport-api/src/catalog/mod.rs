@@ -2,7 +2,7 @@
 //! files and `lastBatches`, with the query conventions of §2.2.
 
 mod batches;
-mod datasets;
+pub(crate) mod datasets;
 mod files;
 
 use axum::Json;

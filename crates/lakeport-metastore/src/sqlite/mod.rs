@@ -137,6 +137,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
         "stream chunks and flow generations",
         STREAM_CHUNKS_MIGRATION,
     ),
+    (9, "query service", QUERY_SERVICE_MIGRATION),
 ];
 
 /// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
@@ -169,6 +170,28 @@ CREATE TABLE flow_generations (
 INSERT INTO flow_generations (org, sandbox, generation) SELECT DISTINCT org, sandbox, 1 FROM flow_objects;
 CREATE INDEX stream_segments_pending ON stream_segments (created) WHERE done = 0;
 CREATE INDEX jobs_by_batch ON jobs (org, sandbox, batch_id);
+"#;
+
+/// The Query Service (spec §11.4): queries and query templates with the columns their
+/// listings filter and sort on.
+const QUERY_SERVICE_MIGRATION: &str = r#"
+CREATE TABLE qs_objects (
+    org TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    state TEXT,
+    deleted INTEGER NOT NULL,
+    hidden INTEGER NOT NULL,
+    name TEXT,
+    body TEXT NOT NULL,
+    UNIQUE (org, sandbox, kind, id)
+);
+CREATE INDEX qs_objects_by_created ON qs_objects (org, sandbox, kind, created, id);
+CREATE INDEX qs_objects_by_updated ON qs_objects (org, sandbox, kind, updated, id);
+CREATE INDEX qs_objects_running ON qs_objects (org, kind, state);
 "#;
 
 /// Streaming (spec §10): Flow Service objects (a base connection's inlet id is unique

@@ -2,13 +2,16 @@
 
 use lakeport_domain::catalog::import::NewImportBatch;
 use lakeport_domain::catalog::{Actor, Mutation, WriteContext, apply_mutation, as_object};
-use lakeport_domain::ids::{BatchId, DatasetId, ResourceId};
+use lakeport_domain::ids::{BatchId, DatasetId, QsObjectId, ResourceId};
 use lakeport_domain::query::{ListQuery, ObjectKind, PageLimits};
+use lakeport_domain::queryservice::{QsKind, QsListing};
 use lakeport_domain::status::BatchAction;
 use lakeport_domain::tenant::Tenant;
 use lakeport_domain::{Doc, ErrorKind, HasKind};
+use lakeport_metastore::queries::{QsCap, QsChange};
 use lakeport_metastore::{Metastore, MetastoreError, Promotion, UpdateOptions};
 use serde_json::json;
+use std::sync::Arc;
 
 pub fn tenant(org: &str, sandbox: &str) -> Tenant {
     Tenant::parse(&format!("{org}@AdobeOrg"), sandbox).unwrap()
@@ -2671,4 +2674,290 @@ pub async fn stream_group_appends_refuse_stale_routing(store: &dyn Metastore) {
     assert_eq!(segment.record_count, 2);
     let d2 = sealed.iter().find(|s| s.dataset_id == "D2").unwrap();
     assert_eq!((d2.records, d2.tenant.org()), (2, globex.org()));
+}
+
+fn qs_doc(id: &str, state: &str, created_ms: i64, name: &str) -> Doc {
+    let at = |ms: i64| format!("2024-01-01T00:00:{:02}.{:03}Z", ms / 1000, ms % 1000);
+    as_object(json!({"id": id, "name": name, "state": state, "created": at(created_ms), "updated": at(created_ms)}))
+        .unwrap()
+}
+
+fn qs_listing(kind: QsKind, pairs: &[(&str, &str)]) -> QsListing {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    QsListing::parse(kind, &pairs).unwrap()
+}
+
+async fn qs_ids(
+    store: &dyn Metastore,
+    tenant: &Tenant,
+    kind: QsKind,
+    pairs: &[(&str, &str)],
+) -> Vec<String> {
+    store
+        .list_qs_objects(tenant, kind, &qs_listing(kind, pairs))
+        .await
+        .unwrap()
+        .iter()
+        .map(|doc| doc["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub async fn query_service_objects_list_update_cap_and_stay_in_their_tenant(store: &dyn Metastore) {
+    let a = tenant("QSA", "prod");
+    let b = tenant("QSB", "prod");
+    let running = QsCap::RunningPerOrg {
+        max: 3,
+        stale_before: 0,
+    };
+    for (index, state) in ["SUCCESS", "IN_PROGRESS", "FAILED", "SUBMITTED"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("q{index}");
+        let ms = 1000 * (index as i64 + 1);
+        store
+            .insert_qs_object(&a, QsKind::Query, qs_doc(&id, state, ms, &id), running)
+            .await
+            .unwrap();
+    }
+    // Two are running; a third fits, a fourth does not; other orgs are not counted.
+    store
+        .insert_qs_object(
+            &a,
+            QsKind::Query,
+            qs_doc("q4", "SUBMITTED", 5000, "q4"),
+            running,
+        )
+        .await
+        .unwrap();
+    let refused = store
+        .insert_qs_object(
+            &a,
+            QsKind::Query,
+            qs_doc("q5", "SUBMITTED", 6000, "q5"),
+            running,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, MetastoreError::TooManyRequests(_)),
+        "{refused}"
+    );
+    store
+        .insert_qs_object(
+            &b,
+            QsKind::Query,
+            qs_doc("q5", "SUBMITTED", 6000, "q5"),
+            running,
+        )
+        .await
+        .unwrap();
+    // Queries whose heartbeat is older than stale_before do not count.
+    store
+        .insert_qs_object(
+            &a,
+            QsKind::Query,
+            qs_doc("q6", "SUBMITTED", 6000, "q6"),
+            QsCap::RunningPerOrg {
+                max: 3,
+                // 2024-01-01T00:00:02.500Z: q1's heartbeat is older.
+                stale_before: 1_704_067_202_500,
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        qs_ids(store, &a, QsKind::Query, &[]).await,
+        ["q6", "q4", "q3", "q2", "q1", "q0"]
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[("orderby", "+created"), ("limit", "2")]
+        )
+        .await,
+        ["q0", "q1", "q2"],
+        "a page holds one more object when a next page exists"
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[
+                ("orderby", "+created"),
+                ("limit", "2"),
+                ("start", "2024-01-01T00:00:02.000Z")
+            ]
+        )
+        .await,
+        ["q2", "q3", "q4"]
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[("start", "2024-01-01T00:00:06.000Z"), ("startId", "q6")]
+        )
+        .await,
+        ["q4", "q3", "q2", "q1", "q0"]
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[("property", "state!=SUBMITTED,created>=2024-01-01T00:00:02Z")]
+        )
+        .await,
+        ["q2", "q1"]
+    );
+    assert_eq!(
+        qs_ids(store, &a, QsKind::Query, &[("property", "id~6")]).await,
+        ["q6"]
+    );
+    assert_eq!(
+        qs_ids(store, &a, QsKind::Query, &[("start", "4")]).await,
+        ["q1", "q0"]
+    );
+    assert_eq!(qs_ids(store, &b, QsKind::Query, &[]).await, ["q5"]);
+
+    // Updates rewrite the listing columns; a change may decline; others' ids do not exist.
+    let change: QsChange = Arc::new(|doc: &Doc| {
+        let mut next = doc.clone();
+        next.insert("state".into(), json!("KILLED"));
+        next.insert("softDeleted".into(), json!(true));
+        next.insert("updated".into(), json!("2024-01-01T00:00:09.000Z"));
+        Ok(Some(next))
+    });
+    let killed = store
+        .update_qs_object(
+            &a,
+            QsKind::Query,
+            &QsObjectId::from("q4"),
+            Arc::clone(&change),
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed["state"], "KILLED");
+    assert_eq!(
+        qs_ids(store, &a, QsKind::Query, &[("property", "state==KILLED")]).await,
+        Vec::<String>::new(),
+        "soft-deleted queries are left out by default"
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[
+                ("property", "state==KILLED"),
+                ("excludeSoftDeleted", "false")
+            ]
+        )
+        .await,
+        ["q4"]
+    );
+    assert_eq!(
+        qs_ids(
+            store,
+            &a,
+            QsKind::Query,
+            &[
+                ("orderby", "-updated"),
+                ("excludeSoftDeleted", "false"),
+                ("limit", "1")
+            ]
+        )
+        .await,
+        ["q4", "q6"]
+    );
+    let unchanged = store
+        .update_qs_object(
+            &a,
+            QsKind::Query,
+            &QsObjectId::from("q0"),
+            Arc::new(|_: &Doc| Ok(None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unchanged["state"], "SUCCESS");
+    let missing = store
+        .update_qs_object(&b, QsKind::Query, &QsObjectId::from("q4"), change)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    assert!(
+        store
+            .get_qs_object(&b, QsKind::Query, &QsObjectId::from("q4"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .get_qs_object(&a, QsKind::Query, &QsObjectId::from("q4"))
+            .await
+            .unwrap()
+            .unwrap()["state"],
+        "KILLED"
+    );
+
+    // Templates: their own kind, a per-sandbox cap, name filters, deletion.
+    let cap = QsCap::PerSandbox(2);
+    let mut template = qs_doc("t1", "", 1000, "daily loyalty");
+    template.remove("state");
+    store
+        .insert_qs_object(&a, QsKind::Template, template.clone(), cap)
+        .await
+        .unwrap();
+    template.insert("id".into(), json!("t2"));
+    template.insert("name".into(), json!("weekly"));
+    store
+        .insert_qs_object(&a, QsKind::Template, template.clone(), cap)
+        .await
+        .unwrap();
+    template.insert("id".into(), json!("t3"));
+    let full = store
+        .insert_qs_object(&a, QsKind::Template, template, cap)
+        .await
+        .unwrap_err();
+    assert!(matches!(full, MetastoreError::LimitExceeded(_)), "{full}");
+    assert_eq!(
+        qs_ids(store, &a, QsKind::Template, &[("property", "name~loyal")]).await,
+        ["t1"]
+    );
+    assert!(
+        store
+            .get_qs_object(&a, QsKind::Query, &QsObjectId::from("t1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .delete_qs_object(&b, QsKind::Template, &QsObjectId::from("t1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_qs_object(&a, QsKind::Template, &QsObjectId::from("t1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_qs_object(&a, QsKind::Template, &QsObjectId::from("t1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -173,6 +173,7 @@ conformance!(
     table_locks_are_held_by_one_lease_holder_per_dataset,
     stream_group_appends_refuse_stale_routing,
     stalled_stream_segments_get_a_new_flush_job,
+    query_service_objects_list_update_cap_and_stay_in_their_tenant,
 );
 
 #[tokio::test]

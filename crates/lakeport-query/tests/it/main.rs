@@ -1,0 +1,5 @@
+//! HTTP tests of the Query Service's REST API (spec §11.4): the real router with DataFusion
+//! wired in, over a real metastore and storage; queries run as background jobs that the tests
+//! poll, draining the ingestion jobs their CTAS and INSERT INTO batches need.
+
+mod rest;
