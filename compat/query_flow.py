@@ -11,7 +11,8 @@ Ingests rows into a fresh dataset, then:
     wire, equal the rows ingested; insertIntoParameters appends to it;
   - query templates: createQueryTemplate, getTemplates, getTemplate, a query from the
     template, deleteTemplate;
-  - psycopg2 logs in with org id + token, lists the tables and SELECTs the ingested rows;
+  - psycopg2 logs in with org id + token, lists the tables and SELECTs the ingested rows,
+    and reads the CTAS table with SNAPSHOT AS OF its first batch;
   - InteractiveQuery2(connection()) connects (its constructor reads the qsaccel stubs) and
     its query() returns the rows as a DataFrame.
 
@@ -156,6 +157,7 @@ def main():
     expect(done.get("state") == "SUCCESS" and done.get("isCTAS") is True, f"the CTAS ended {done}")
     created_dataset = done["_links"]["created_dataset"]["id"]
     ok(f"QueryService.createQuery(ctasParameters): dataset {created_dataset}, {done['rowCount']} rows")
+    ctas_batch = call("GET", f"/data/foundation/catalog/dataSets/{created_dataset}")[created_dataset]["lastBatchId"]
     inserted = qs.createQuery(name="compat insert", dbname="prod:all",
                               sql=f"SELECT _id AS id, {ns}.member AS member, {ns}.points AS points FROM {table} WHERE _id = 'q0'",
                               insertIntoParameters={"datasetName": ctas_name})
@@ -191,7 +193,11 @@ def main():
             ctas_rows = sorted(cursor.fetchall())
             with_insert = sorted(expected + [expected[0]])
             expect(ctas_rows == with_insert, f"the CTAS table holds {ctas_rows}, expected {with_insert}")
-    ok(f"psycopg2: {len(tables)} tables listed, the ingested rows and the CTAS rows read back equal")
+            # SNAPSHOT (spec §11.3): the CTAS table as of its first batch, before the INSERT INTO.
+            cursor.execute(f"SELECT count(*) FROM {ctas_name} SNAPSHOT AS OF '{ctas_batch}'")
+            as_of = cursor.fetchone()[0]
+            expect(as_of == len(expected), f"SNAPSHOT AS OF the CTAS batch counted {as_of}")
+    ok(f"psycopg2: {len(tables)} tables listed, the ingested rows and the CTAS rows read back equal, SNAPSHOT AS OF the CTAS batch")
 
     interactive = queryservice.InteractiveQuery2(conn)
     frame = interactive.query(f"SELECT _id, {ns}.member AS member, {ns}.points AS points FROM {table} ORDER BY _id")

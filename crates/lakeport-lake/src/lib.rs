@@ -320,6 +320,26 @@ impl Table {
         self.load().await
     }
 
+    /// Returns the delta-rs table at `version`, or None when the table has no commit yet or
+    /// no such version (SNAPSHOT clauses of the Query Service).
+    ///
+    /// # Errors
+    /// The log cannot be read, or that version's log entries are gone.
+    pub async fn delta_table_at(&self, version: u64) -> Result<Option<DeltaTable>, LakeError> {
+        let Some(latest) = self.version().await? else {
+            return Ok(None);
+        };
+        if version > latest {
+            return Ok(None);
+        }
+        let mut table = DeltaTable::new(Arc::clone(&self.log_store));
+        table
+            .load_version(version)
+            .await
+            .map_err(self.error("loading the log"))?;
+        Ok(Some(table))
+    }
+
     /// Returns the latest version, or None when the table has no commit yet.
     ///
     /// # Errors

@@ -10,12 +10,14 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use datafusion::common::TableReference;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use futures::{Sink, SinkExt as _};
 use lakeport_api::context::{Auth, InletAuthError};
+use lakeport_api::query::SqlError;
 use lakeport_domain::Doc;
 use lakeport_domain::catalog;
 use lakeport_domain::query::{ListQuery, ObjectKind};
@@ -41,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod rest;
+mod snapshot;
 mod stubs;
 
 pub use rest::{parse_statement, sqlstate};
@@ -87,13 +90,18 @@ impl QueryService {
 
     /// Builds the session of `tenant`: pg_catalog and information_schema over a context that
     /// holds only the tenant's dataset tables (those with a Delta commit).
-    async fn session(&self, tenant: &Tenant) -> Result<Arc<DfSessionService>, String> {
+    async fn session(&self, tenant: &Tenant) -> Result<Session, String> {
         let context =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
         setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
             .map_err(|err| format!("setting up pg_catalog: {err}"))?;
         self.tables().register_tables(&context, tenant).await?;
-        Ok(Arc::new(DfSessionService::new(Arc::new(context))))
+        let context = Arc::new(context);
+        Ok(Session {
+            handler: Arc::new(DfSessionService::new(Arc::clone(&context))),
+            context,
+            tenant: tenant.clone(),
+        })
     }
 
     /// Returns where the tenants' tables come from.
@@ -151,6 +159,140 @@ impl Tables {
             start += u64::from(DATASET_PAGE);
         }
         Ok(())
+    }
+
+    /// Registers the versioned tables `sql` reads (`<table>@v<N>`, `<table>@b<batch>`, made
+    /// by [`snapshot::rewrite`]), each the tenant's dataset table at that version; returns
+    /// the names registered.
+    ///
+    /// # Errors
+    /// 42601 when `sql` does not parse; 42P01 for a table that is not the tenant's; 22023
+    /// for a batch that is not the table's or was never committed, or a version the table
+    /// does not have.
+    async fn register_snapshots(
+        &self,
+        context: &SessionContext,
+        tenant: &Tenant,
+        sql: &str,
+    ) -> Result<Vec<String>, SqlError> {
+        use datafusion::sql::parser::DFParser;
+        use datafusion::sql::resolve::resolve_table_references;
+        use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+            .map_err(|err| SqlError::new("42601", format!("syntax error: {err}")))?;
+        let mut registered = Vec::new();
+        for statement in &statements {
+            let (tables, _) = resolve_table_references(statement, true)
+                .map_err(|err| SqlError::new(rest::sqlstate(&err), err.to_string()))?;
+            for reference in tables {
+                let name = reference.table();
+                let Some((table, point)) = snapshot::versioned(name) else {
+                    continue;
+                };
+                if registered.iter().any(|done| done == name)
+                    || context
+                        .table_exist(TableReference::bare(name))
+                        .unwrap_or(false)
+                {
+                    continue;
+                }
+                let provider = self.snapshot(tenant, table, &point, context).await?;
+                context
+                    .register_table(TableReference::bare(name), provider)
+                    .map_err(|err| SqlError::new("58000", format!("registering {name}: {err}")))?;
+                registered.push(name.to_owned());
+            }
+        }
+        Ok(registered)
+    }
+
+    /// Returns the tenant's table `table` at `point` as a DataFusion table.
+    async fn snapshot(
+        &self,
+        tenant: &Tenant,
+        table: &str,
+        point: &snapshot::Point,
+        context: &SessionContext,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, SqlError> {
+        let system = |doing: &str, err: &dyn std::fmt::Display| {
+            SqlError::new("58000", format!("{doing}: {err}"))
+        };
+        let params = vec![
+            (
+                "tags".to_owned(),
+                format!("{}:{table}", catalog::TABLE_NAME_TAG),
+            ),
+            ("limit".to_owned(), "1".to_owned()),
+        ];
+        let missing = || SqlError::new("42P01", format!("relation \"{table}\" does not exist"));
+        let query = ListQuery::parse(ObjectKind::Dataset, &params, Default::default())
+            .map_err(|_| missing())?;
+        let found = self
+            .metastore
+            .list(tenant, ObjectKind::Dataset, &query)
+            .await
+            .map_err(|err| system("looking up the table", &err))?;
+        let dataset_id = found
+            .first()
+            .and_then(catalog::object_id)
+            .map(str::to_owned)
+            .ok_or_else(missing)?;
+        let version = match point {
+            snapshot::Point::Version(version) => *version,
+            snapshot::Point::Batch(batch_id) => {
+                let batch = self
+                    .metastore
+                    .get(tenant, ObjectKind::Batch, std::slice::from_ref(batch_id))
+                    .await
+                    .map_err(|err| system("reading the batch", &err))?
+                    .into_iter()
+                    .next()
+                    .filter(|batch| catalog::batch_dataset_id(batch) == Some(dataset_id.as_str()))
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            "22023",
+                            format!(
+                                "snapshot {batch_id}: no batch of table \"{table}\" has that id"
+                            ),
+                        )
+                    })?;
+                batch
+                    .get("tableVersion")
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            "22023",
+                            format!("snapshot {batch_id}: the batch was never committed to table \"{table}\" (only successful batches are)"),
+                        )
+                    })?
+            }
+        };
+        let root = lakeport_lake::dataset_root(tenant.org(), tenant.sandbox(), &dataset_id);
+        let lake = lakeport_lake::Table::open(&self.storage, &root)
+            .map_err(|err| system("opening the table", &err))?;
+        let delta = lake
+            .delta_table_at(version)
+            .await
+            .map_err(|err| {
+                SqlError::new(
+                    "22023",
+                    format!("snapshot {version} of table \"{table}\" cannot be read: {err}"),
+                )
+            })?
+            .ok_or_else(|| {
+                SqlError::new(
+                    "22023",
+                    format!("table \"{table}\" has no version {version}"),
+                )
+            })?;
+        delta
+            .update_datafusion_session(&context.state())
+            .map_err(|err| system("reading the table", &err))?;
+        let provider = delta
+            .table_provider()
+            .await
+            .map_err(|err| system("reading the table", &err))?;
+        Ok(provider)
     }
 
     /// Registers one dataset's Delta table under its `adobe/pqs/table` name; a dataset without
@@ -229,6 +371,13 @@ pub async fn serve(
     }
 }
 
+/// A logged-in session: its statements' handler over its own context, and its tenant.
+struct Session {
+    handler: Arc<DfSessionService>,
+    context: Arc<SessionContext>,
+    tenant: Tenant,
+}
+
 /// One connection's handlers: its login and, once logged in, its session.
 struct Connection {
     startup: Arc<Login>,
@@ -275,7 +424,7 @@ fn refusal(code: &str, message: String) -> PgWireError {
 /// = `<sandbox>:all` or `<sandbox>` (spec §11.1).
 struct Login {
     service: Arc<QueryService>,
-    session: Arc<OnceLock<Arc<DfSessionService>>>,
+    session: Arc<OnceLock<Session>>,
     /// The session's place under `query.max_sessions`, freed with the connection.
     permit: OnceLock<OwnedSemaphorePermit>,
 }
@@ -286,7 +435,7 @@ impl Login {
         user: Option<&str>,
         database: Option<&str>,
         password: &str,
-    ) -> PgWireResult<Arc<DfSessionService>> {
+    ) -> PgWireResult<Session> {
         let org = user.unwrap_or_default();
         match self.service.auth.check_token(password, org) {
             Ok(()) => {}
@@ -381,13 +530,23 @@ impl StartupHandler for Login {
 /// Runs a logged-in session's statements through its own DataFusion context.
 struct Queries {
     service: Arc<QueryService>,
-    session: Arc<OnceLock<Arc<DfSessionService>>>,
+    session: Arc<OnceLock<Session>>,
 }
 
 impl Queries {
     fn current(&self) -> &Arc<DfSessionService> {
-        self.session.get().unwrap_or(&self.service.anonymous)
+        self.session
+            .get()
+            .map_or(&self.service.anonymous, |session| &session.handler)
     }
+}
+
+fn statement_error(err: &SqlError) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        err.code.clone(),
+        err.message.clone(),
+    )))
 }
 
 #[async_trait]
@@ -403,6 +562,29 @@ impl SimpleQueryHandler for Queries {
         // keeps identifiers as written (aepp filters on `MERGE_POLICY_ID` unquoted).
         if self.session.get().is_some() && stubs::mentions(query) {
             return SimpleQueryHandler::do_query(self.service.stubs.as_ref(), client, query).await;
+        }
+        // SNAPSHOT clauses read versioned tables registered for this statement only.
+        if let Some(session) = self.session.get()
+            && snapshot::mentions(query)
+        {
+            let rewritten = snapshot::rewrite(query).map_err(|err| statement_error(&err))?;
+            let registered = self
+                .service
+                .tables()
+                .register_snapshots(&session.context, &session.tenant, &rewritten)
+                .await
+                .map_err(|err| statement_error(&err))?;
+            let result =
+                SimpleQueryHandler::do_query(session.handler.as_ref(), client, &rewritten).await;
+            for name in registered {
+                if let Err(err) = session
+                    .context
+                    .deregister_table(TableReference::bare(name.as_str()))
+                {
+                    tracing::warn!(table = %name, error = %err, "could not drop a snapshot table");
+                }
+            }
+            return result;
         }
         SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
     }

@@ -120,9 +120,9 @@ fn tables_read(query: &datafusion::sql::sqlparser::ast::Query) -> Result<Vec<Str
         .into_iter()
         .filter(|table| !functions.iter().any(|name| name == table.table()))
         .filter_map(|table| match table {
-            TableReference::Bare { table } => Some(table.to_string()),
+            TableReference::Bare { table } => Some(crate::snapshot::base_table(&table).to_owned()),
             TableReference::Partial { schema, table } if schema.as_ref() == "public" => {
-                Some(table.to_string())
+                Some(crate::snapshot::base_table(&table).to_owned())
             }
             _ => None,
         })
@@ -131,7 +131,8 @@ fn tables_read(query: &datafusion::sql::sqlparser::ast::Query) -> Result<Vec<Str
 
 /// Parses one statement of the REST API (spec §11.3).
 pub fn parse_statement(sql: &str) -> Result<Parsed, SqlError> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    let sql = crate::snapshot::rewrite(sql)?;
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
         .map_err(|err| SqlError::new("42601", format!("syntax error: {err}")))?;
     let [statement] = statements.as_slice() else {
         return Err(SqlError::new(
@@ -513,6 +514,7 @@ async fn run_select(
             .context(&tenant)
             .await
             .map_err(|reason| SqlError::new("58000", reason))?;
+        tables.register_snapshots(&context, &tenant, select).await?;
         let frame = context.sql(select).await.map_err(|err| df_error(&err))?;
         let schema: Schema = frame.schema().as_arrow().clone();
         if let Some(target) = target {

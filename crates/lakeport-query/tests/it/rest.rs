@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakeport_api::context::Auth;
-use lakeport_api::query::{QueryEngine, ResultFiles};
+use lakeport_api::query::{QueryEngine, ResultFiles, Statement};
 use lakeport_domain::tenant::Tenant;
 use lakeport_query::QueryService;
 use lakeport_test_support::*;
@@ -131,8 +131,14 @@ async fn rows(app: &TestApp, select: &str) -> Vec<Value> {
         max_total_bytes: 1 << 30,
     };
     let tenant = Tenant::parse(ORG_A, "prod").unwrap();
+    // As the REST API does: parsed (SNAPSHOT clauses rewritten) first.
+    let Statement::Select { sql: select } =
+        lakeport_query::parse_statement(select).unwrap().statement
+    else {
+        panic!("{select} is not a SELECT");
+    };
     let outcome = engine
-        .run(&tenant, select, None, Some(&files))
+        .run(&tenant, &select, None, Some(&files))
         .await
         .unwrap();
     let mut rows: Vec<Value> = outcome
@@ -803,4 +809,133 @@ async fn connection_parameters_name_the_wire_endpoint_and_the_callers_token() {
         json!({"version": 1, "username": ORG_A, "dbName": "dev:all", "host": "127.0.0.1",
                "port": 15433, "token": TOKEN, "compressedToken": TOKEN, "websocketHost": "127.0.0.1"})
     );
+}
+
+/// The ids a SELECT returns, sorted.
+async fn ids(app: &TestApp, select: &str) -> Vec<String> {
+    let mut ids: Vec<String> = rows(app, select)
+        .await
+        .iter()
+        .map(|row| row["_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_clauses_read_a_table_as_of_a_batch_or_version_and_between_them() {
+    let app = app().await;
+    let id = app.create_event_dataset("Travel").await;
+    let first = ingest(&app, &id, &[event(0), event(1)]).await;
+    let second = ingest(&app, &id, &[event(2)]).await;
+    let third = ingest(&app, &id, &[event(3), event(4)]).await;
+    // REVERT removes the second batch's rows from the table now, not from its history.
+    let reply = app.signal(&second, "REVERT").await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    app.run_jobs().await;
+    let table = dataset(&app, &id).await["tags"]["adobe/pqs/table"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cases: [(String, &[&str]); 9] = [
+        (
+            format!("SELECT _id FROM {table}"),
+            &["e0", "e1", "e3", "e4"],
+        ),
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT AS OF '{first}'"),
+            &["e0", "e1"],
+        ),
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT AS OF '{second}'"),
+            &["e0", "e1", "e2"],
+        ),
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT AS OF '{third}'"),
+            &["e0", "e1", "e2", "e3", "e4"],
+        ),
+        // The dataset's empty table is version 0; the first batch made version 1.
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT AS OF 1"),
+            &["e0", "e1"],
+        ),
+        (format!("SELECT _id FROM {table} SNAPSHOT AS OF 0"), &[]),
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT SINCE '{first}'"),
+            &["e3", "e4"],
+        ),
+        (
+            format!("SELECT _id FROM {table} SNAPSHOT BETWEEN '{first}' AND '{third}'"),
+            &["e2", "e3", "e4"],
+        ),
+        (
+            format!(
+                "SELECT t._id FROM public.{table} SNAPSHOT BETWEEN HEAD AND '{second}' AS t WHERE t._id <> 'e0'"
+            ),
+            &["e1", "e2"],
+        ),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(ids(&app, &sql).await, expected, "{sql}");
+    }
+
+    // Through the REST API: a query and a CTAS of the table as of the first batch.
+    let query = submit(
+        &app,
+        json!({"sql": format!("SELECT _id FROM {table} SNAPSHOT AS OF '{first}'")}),
+    )
+    .await;
+    let query = finish(&app, query["id"].as_str().unwrap()).await;
+    assert_eq!(query["state"], "SUCCESS", "{query}");
+    assert_eq!(query["rowCount"], 2);
+    assert_eq!(query["_links"]["referenced_datasets"][0]["id"], id.as_str());
+    let ctas = submit(
+        &app,
+        json!({"sql": format!("CREATE TABLE as_first AS SELECT _id AS event_id FROM {table} SNAPSHOT AS OF '{first}'")}),
+    )
+    .await;
+    let ctas = finish(&app, ctas["id"].as_str().unwrap()).await;
+    assert_eq!(ctas["state"], "SUCCESS", "{ctas}");
+    assert_eq!(
+        rows(&app, "SELECT event_id FROM as_first ORDER BY event_id").await,
+        vec![json!({"event_id": "e0"}), json!({"event_id": "e1"})]
+    );
+    // Snapshot ids that name nothing the table has: FAILED with 22023.
+    let other = app.create_event_dataset("Other").await;
+    let elsewhere = ingest(&app, &other, &[event(9)]).await;
+    for snapshot in [
+        format!("'{elsewhere}'"),
+        "'NO_SUCH_BATCH'".to_owned(),
+        "99".to_owned(),
+    ] {
+        let failed = submit(
+            &app,
+            json!({"sql": format!("SELECT _id FROM {table} SNAPSHOT AS OF {snapshot}")}),
+        )
+        .await;
+        let failed = finish(&app, failed["id"].as_str().unwrap()).await;
+        assert_eq!(failed["state"], "FAILED", "{snapshot}: {failed}");
+        assert_eq!(failed["errors"][0]["code"], "22023", "{snapshot}: {failed}");
+    }
+    // Malformed clauses are refused when submitted.
+    for sql in [
+        format!("SELECT _id FROM {table} SNAPSHOT AS OF HEAD"),
+        format!("SELECT _id FROM {table} SNAPSHOT FROM 1"),
+        format!("SELECT _id FROM {table} SNAPSHOT AS OF 'bad id'"),
+    ] {
+        let reply = app
+            .post(&format!("{QS}/queries"))
+            .json(json!({"sql": sql}))
+            .send()
+            .await;
+        reply.problem(400, "QS-9002-400");
+    }
+    // Another org cannot read the table through a snapshot either.
+    let reply = app
+        .post(&format!("{QS}/queries"))
+        .tenant(ORG_B, "prod")
+        .json(json!({"sql": format!("SELECT _id FROM {table} SNAPSHOT AS OF '{first}'")}))
+        .send()
+        .await;
+    assert!(reply.problem(400, "QS-9002-400").contains("42P01"));
 }

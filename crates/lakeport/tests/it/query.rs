@@ -182,8 +182,54 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
         Ok(text(&[&[table.as_str()]]))
     );
 
+    // SNAPSHOT (spec §11.3): after a second batch, the table as of the first batch, the
+    // rows since it, and a snapshot id that names no batch of the table.
+    let second = new_batch(&mut conn, &dataset);
+    upload(&mut conn, &second, &dataset, "more.json", &rows(2, 5));
+    let reply = send(
+        &mut conn,
+        TOKEN,
+        "POST",
+        &format!("/data/foundation/import/batches/{second}?action=COMPLETE"),
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let done = wait_for(
+        &mut conn,
+        &second,
+        |status| status == "success" || status == "failed",
+        Duration::from_secs(60),
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(
+        a(&format!("SELECT count(*) FROM {table}")),
+        Ok(text(&[&["7"]]))
+    );
+    assert_eq!(
+        a(&format!(
+            "SELECT count(*) FROM {table} SNAPSHOT AS OF '{id}'"
+        )),
+        Ok(text(&[&["5"]]))
+    );
+    assert_eq!(
+        a(&format!(
+            "SELECT t._id FROM {table} SNAPSHOT SINCE '{id}' t ORDER BY t._id"
+        )),
+        Ok(text(&[&["e5"], &["e6"]]))
+    );
+    let unknown = a(&format!(
+        "SELECT count(*) FROM {table} SNAPSHOT AS OF 'NOT_A_BATCH'"
+    ))
+    .unwrap_err();
+    assert_eq!(unknown.0, "22023", "{unknown:?}");
+
     // Org B, with its own token, sees no table of org A: not by name, not in listings.
     let b = |statement: &str| sql(&wire, ORG_B, TOKEN_B, "prod:all", statement);
+    let refused = b(&format!(
+        "SELECT count(*) FROM {table} SNAPSHOT AS OF '{id}'"
+    ))
+    .unwrap_err();
+    assert_eq!(refused.0, "42P01", "{refused:?}");
     let refused = b(&format!("SELECT count(*) FROM {table}")).unwrap_err();
     assert!(refused.1.contains(&table), "{refused:?}");
     assert_eq!(
