@@ -646,21 +646,37 @@ async fn list_queries(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    list_objects(&state, &ctx, query, &headers, QsKind::Query, render_query).await
+}
+
+/// One page of the caller's queries or templates, rendered by `render`.
+async fn list_objects(
+    state: &AppState,
+    ctx: &RequestContext,
+    query: Option<String>,
+    headers: &HeaderMap,
+    kind: QsKind,
+    render: fn(&AppState, &HeaderMap, Doc) -> Value,
+) -> Result<Response, ApiError> {
+    let (path, items_key) = match kind {
+        QsKind::Query => ("/queries", "queries"),
+        QsKind::Template => ("/query-templates", "templates"),
+    };
     let params = extract::query_pairs(SERVICE, query.as_deref())?;
-    let listing = QsListing::parse(QsKind::Query, &params).map_err(|err| request_error(&err))?;
+    let listing = QsListing::parse(kind, &params).map_err(|err| request_error(&err))?;
     let docs = state
         .metastore()
-        .list_qs_objects(&ctx.tenant, QsKind::Query, &listing)
+        .list_qs_objects(&ctx.tenant, kind, &listing)
         .await
         .map_err(metastore_error)?;
     let body = listing_page(
-        &origin(&state, &headers),
-        "/queries",
-        "queries",
+        &origin(state, headers),
+        path,
+        items_key,
         &listing,
         &params,
         docs,
-        |doc| render_query(&state, &headers, doc),
+        |doc| render(state, headers, doc),
     );
     Ok(Json(body).into_response())
 }
@@ -1431,23 +1447,15 @@ async fn list_templates(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = extract::query_pairs(SERVICE, query.as_deref())?;
-    let listing = QsListing::parse(QsKind::Template, &params).map_err(|err| request_error(&err))?;
-    let docs = state
-        .metastore()
-        .list_qs_objects(&ctx.tenant, QsKind::Template, &listing)
-        .await
-        .map_err(metastore_error)?;
-    let body = listing_page(
-        &origin(&state, &headers),
-        "/query-templates",
-        "templates",
-        &listing,
-        &params,
-        docs,
-        |doc| render_template(&state, &headers, doc),
-    );
-    Ok(Json(body).into_response())
+    list_objects(
+        &state,
+        &ctx,
+        query,
+        &headers,
+        QsKind::Template,
+        render_template,
+    )
+    .await
 }
 
 /// `GET /query-templates/{id}`.
