@@ -470,13 +470,21 @@ pub struct QueryConfig {
     /// REST queries of one organization submitted or in progress at once; one more is
     /// refused with 429.
     pub max_running_per_org: u64,
-    /// How long a REST `SELECT` may run before it ends in `TIMEOUT` (Adobe: 10 minutes).
+    /// How long a `SELECT` may run: a REST query then ends in `TIMEOUT`, a wire statement
+    /// in SQLSTATE 57014 (Adobe: 10 minutes).
     pub select_timeout_secs: u64,
     /// How long a CTAS or INSERT INTO may run, its batch's promotion included (Adobe: 24 h).
     pub write_timeout_secs: u64,
     /// The largest result a CTAS or INSERT INTO may write (JSON Lines bytes in the scratch
     /// directory before they become a batch); a larger one ends the query FAILED (54000).
     pub max_result_bytes: u64,
+    /// Memory all running queries of this node may hold at once (wire sessions and REST
+    /// queries share one pool). Sorts, joins and grouping spill to disk beyond their share;
+    /// a query that still needs more fails with SQLSTATE 53200.
+    pub max_memory_bytes: u64,
+    /// Disk the queries' spill files may take at once, in the system's temporary directory;
+    /// a query that would spill more fails with SQLSTATE 53200.
+    pub max_spill_bytes: u64,
 }
 
 impl Default for QueryConfig {
@@ -491,6 +499,8 @@ impl Default for QueryConfig {
             select_timeout_secs: 600,
             write_timeout_secs: 86_400,
             max_result_bytes: 50 * 1024 * 1024 * 1024,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            max_spill_bytes: 20 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -660,6 +670,8 @@ impl Config {
             ("query.select_timeout_secs", self.query.select_timeout_secs),
             ("query.write_timeout_secs", self.query.write_timeout_secs),
             ("query.max_result_bytes", self.query.max_result_bytes),
+            ("query.max_memory_bytes", self.query.max_memory_bytes),
+            ("query.max_spill_bytes", self.query.max_spill_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

@@ -7,17 +7,23 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::common::TableReference;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
-use futures::{Sink, SinkExt as _};
+use futures::{Sink, SinkExt as _, StreamExt as _};
 use lakeport_api::context::{Auth, InletAuthError};
 use lakeport_api::query::SqlError;
+use lakeport_config::QueryConfig;
 use lakeport_domain::Doc;
 use lakeport_domain::catalog;
 use lakeport_domain::query::{ListQuery, ObjectKind};
@@ -30,7 +36,7 @@ use pgwire::api::auth::{
 };
 use pgwire::api::portal::Portal;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::Response;
+use pgwire::api::results::{QueryResponse, Response};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
@@ -59,6 +65,10 @@ pub struct QueryService {
     auth: Auth,
     metastore: Arc<dyn Metastore>,
     storage: Storage,
+    /// The node's one memory pool and spill directory, shared by every session and REST
+    /// query (`query.max_memory_bytes`, `query.max_spill_bytes`).
+    runtime: Arc<RuntimeEnv>,
+    limits: Limits,
     /// The handler of sessions that have not logged in yet: no tables at all.
     anonymous: Arc<DfSessionService>,
     /// The read-only `qsaccel` tables aepp's InteractiveQuery classes read (spec §11.2).
@@ -68,31 +78,56 @@ pub struct QueryService {
     keys: RandomPidSecretKeyGenerator,
 }
 
+/// The bounds a wire statement runs under, named as the settings that set them.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    statement_timeout: Duration,
+}
+
 impl QueryService {
-    /// Builds the service over the server's token rules, metastore and storage, with room
-    /// for `max_sessions` logged-in sessions.
+    /// Builds the service over the server's token rules, metastore and storage, with the
+    /// bounds of `config`: logged-in sessions, query memory, spill disk, statement time.
+    ///
+    /// # Errors
+    /// When DataFusion's runtime (memory pool, spill directory) cannot be set up.
     pub fn new(
         auth: Auth,
         metastore: Arc<dyn Metastore>,
         storage: Storage,
-        max_sessions: usize,
-    ) -> Self {
-        Self {
-            sessions: Arc::new(Semaphore::new(max_sessions)),
+        config: &QueryConfig,
+    ) -> Result<Self, String> {
+        let memory = usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX);
+        // The five largest consumers are named when the pool is exhausted.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(memory),
+            NonZeroUsize::MIN.saturating_add(4),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_max_temp_directory_size(config.max_spill_bytes)
+            .build_arc()
+            .map_err(|err| format!("setting up the query runtime: {err}"))?;
+        Ok(Self {
+            sessions: Arc::new(Semaphore::new(config.max_sessions)),
             auth,
             metastore,
             storage,
-            anonymous: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
-            stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context()))),
+            anonymous: Arc::new(DfSessionService::new(Arc::new(
+                SessionContext::new_with_config_rt(SessionConfig::new(), Arc::clone(&runtime)),
+            ))),
+            stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context(&runtime)))),
             keys: RandomPidSecretKeyGenerator::default(),
-        }
+            limits: Limits {
+                statement_timeout: Duration::from_secs(config.select_timeout_secs),
+            },
+            runtime,
+        })
     }
 
     /// Builds the session of `tenant`: pg_catalog and information_schema over a context that
     /// holds only the tenant's dataset tables (those with a Delta commit).
     async fn session(&self, tenant: &Tenant) -> Result<Session, String> {
-        let context =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let context = new_context(&self.runtime);
         setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
             .map_err(|err| format!("setting up pg_catalog: {err}"))?;
         self.tables().register_tables(&context, tenant).await?;
@@ -109,8 +144,17 @@ impl QueryService {
         Tables {
             metastore: Arc::clone(&self.metastore),
             storage: self.storage.clone(),
+            runtime: Arc::clone(&self.runtime),
         }
     }
+}
+
+/// A context with `information_schema`, running in the node's shared query runtime.
+fn new_context(runtime: &Arc<RuntimeEnv>) -> SessionContext {
+    SessionContext::new_with_config_rt(
+        SessionConfig::new().with_information_schema(true),
+        Arc::clone(runtime),
+    )
 }
 
 /// Where the tenants' tables come from: the Catalog's datasets and their Delta tables.
@@ -118,13 +162,13 @@ impl QueryService {
 struct Tables {
     metastore: Arc<dyn Metastore>,
     storage: Storage,
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl Tables {
     /// Builds a DataFusion context holding only the tenant's dataset tables (the REST API's).
     async fn context(&self, tenant: &Tenant) -> Result<SessionContext, String> {
-        let context =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let context = new_context(&self.runtime);
         self.register_tables(&context, tenant).await?;
         Ok(context)
     }
@@ -541,6 +585,71 @@ impl Queries {
     }
 }
 
+impl Limits {
+    /// Runs one statement of a session: its planning and every row it streams must be done
+    /// by `query.select_timeout_secs` (57014 after), and DataFusion's errors get their
+    /// SQLSTATE (pgwire would answer XX000 for all of them).
+    async fn run<T>(
+        self,
+        statement: impl Future<Output = PgWireResult<T>>,
+        responses: impl FnOnce(T, &dyn Fn(Response) -> Response) -> T,
+    ) -> PgWireResult<T> {
+        let deadline = tokio::time::Instant::now() + self.statement_timeout;
+        let planned = tokio::time::timeout_at(deadline, statement)
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(wire_error)?;
+        Ok(responses(planned, &|response| match response {
+            Response::Query(rows) => Response::Query(self.bound_rows(rows, deadline)),
+            other => other,
+        }))
+    }
+
+    /// The rows of `response`, each due by `deadline`; the first error ends them.
+    fn bound_rows(
+        self,
+        mut response: QueryResponse,
+        deadline: tokio::time::Instant,
+    ) -> QueryResponse {
+        let rows = std::mem::replace(&mut response.data_rows, Box::pin(futures::stream::empty()));
+        response.data_rows = Box::pin(futures::stream::unfold(
+            Some(rows),
+            move |rows| async move {
+                let mut rows = rows?;
+                match tokio::time::timeout_at(deadline, rows.next()).await {
+                    Ok(Some(Ok(row))) => Some((Ok(row), Some(rows))),
+                    Ok(Some(Err(err))) => Some((Err(wire_error(err)), None)),
+                    Ok(None) => None,
+                    // Dropping the rows stops DataFusion's execution.
+                    Err(_) => Some((Err(self.timed_out()), None)),
+                }
+            },
+        ));
+        response
+    }
+
+    fn timed_out(self) -> PgWireError {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_owned(),
+            "57014".to_owned(),
+            format!(
+                "canceling statement due to statement timeout: it ran longer than query.select_timeout_secs ({} s)",
+                self.statement_timeout.as_secs()
+            ),
+        )))
+    }
+}
+
+/// A DataFusion error with the SQLSTATE and message the REST API gives it.
+fn wire_error(err: PgWireError) -> PgWireError {
+    if let PgWireError::ApiError(inner) = &err
+        && let Some(failure) = inner.downcast_ref::<DataFusionError>()
+    {
+        return statement_error(&rest::df_error(failure));
+    }
+    err
+}
+
 fn statement_error(err: &SqlError) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
@@ -552,6 +661,23 @@ fn statement_error(err: &SqlError) -> PgWireError {
 #[async_trait]
 impl SimpleQueryHandler for Queries {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let limits = self.service.limits;
+        limits
+            .run(self.simple(client, query), |responses, bound| {
+                responses.into_iter().map(bound).collect()
+            })
+            .await
+    }
+}
+
+impl Queries {
+    async fn simple<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -611,6 +737,12 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows).await
+        let limits = self.service.limits;
+        limits
+            .run(
+                ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows),
+                |response, bound| bound(response),
+            )
+            .await
     }
 }

@@ -56,8 +56,29 @@ pub fn sqlstate(err: &DataFusionError) -> &'static str {
     }
 }
 
-fn df_error(err: &DataFusionError) -> SqlError {
-    SqlError::new(sqlstate(err), err.to_string())
+/// A DataFusion error as the SQLSTATE and message a client gets; a full memory pool
+/// (53200) or spill directory (53100, which DataFusion reports as an I/O error) names the
+/// setting that bounds it.
+pub(crate) fn df_error(err: &DataFusionError) -> SqlError {
+    let message = err.to_string();
+    if message.contains("disk space during the spilling process has exceeded") {
+        return SqlError::new(
+            "53100",
+            format!(
+                "the query needs more spill disk than this server gives its queries (query.max_spill_bytes): {message}"
+            ),
+        );
+    }
+    let code = sqlstate(err);
+    if code == "53200" {
+        return SqlError::new(
+            code,
+            format!(
+                "the query needs more memory than this server gives its queries (query.max_memory_bytes): {message}"
+            ),
+        );
+    }
+    SqlError::new(code, message)
 }
 
 fn name_of(name: &ObjectName) -> Result<String, SqlError> {

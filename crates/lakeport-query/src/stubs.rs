@@ -11,6 +11,7 @@ use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Returns true when a statement names the stub catalog.
@@ -29,10 +30,10 @@ fn table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Arc<MemTable> {
 
 /// Returns a context holding only the stub tables; identifiers are not folded to lower
 /// case, so the upper-case column names resolve unquoted.
-pub(crate) fn context() -> SessionContext {
+pub(crate) fn context(runtime: &Arc<RuntimeEnv>) -> SessionContext {
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.enable_ident_normalization = false;
-    let context = SessionContext::new_with_config(config);
+    let context = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
     let schema = MemorySchemaProvider::new();
     let policies = table(
         vec![

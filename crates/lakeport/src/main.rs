@@ -323,12 +323,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         None
     };
     // One engine for the wire endpoint and the REST API's queries.
-    let query_service = Arc::new(lakeport_query::QueryService::new(
-        lakeport_api::context::Auth::from_config(&config.auth),
-        Arc::clone(&metastore),
-        storage.clone(),
-        config.query.max_sessions,
-    ));
+    let query_service = Arc::new(
+        lakeport_query::QueryService::new(
+            lakeport_api::context::Auth::from_config(&config.auth),
+            Arc::clone(&metastore),
+            storage.clone(),
+            &config.query,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
     let wire_port = match &query_listener {
         Some(listener) => Some(
             listener

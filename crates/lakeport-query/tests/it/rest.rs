@@ -14,8 +14,13 @@ async fn app_with(adjust: impl FnOnce(&mut lakeport_config::Config)) -> TestApp 
     TestApp::with_query_engine(
         adjust,
         Box::new(|config, metastore, storage| {
-            let service =
-                QueryService::new(Auth::from_config(&config.auth), metastore, storage, 10);
+            let service = QueryService::new(
+                Auth::from_config(&config.auth),
+                metastore,
+                storage,
+                &config.query,
+            )
+            .unwrap();
             (Arc::new(service) as Arc<dyn QueryEngine>, Some(15433))
         }),
     )
@@ -122,8 +127,9 @@ async fn rows(app: &TestApp, select: &str) -> Vec<Value> {
         Auth::from_config(&lakeport_config::Config::default().auth),
         Arc::clone(app.metastore()),
         app.storage().clone(),
-        1,
-    );
+        &lakeport_config::Config::default().query,
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let files = ResultFiles {
         dir: dir.path().to_owned(),
@@ -424,6 +430,29 @@ async fn a_query_past_its_time_limit_ends_in_timeout_and_running_queries_are_cap
     assert_eq!(done["errors"][0]["code"], "53400");
     // The cap counts running queries only.
     let next = submit(&app, json!({"sql": "SELECT 1"})).await;
+    let next = finish(&app, next["id"].as_str().unwrap()).await;
+    assert_eq!(next["state"], "SUCCESS", "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_outgrows_the_memory_pool_fails_with_53200_and_the_next_one_runs() {
+    let app = app_with(|config| config.query.max_memory_bytes = 8 << 20).await;
+    let greedy = submit(
+        &app,
+        json!({"sql": "SELECT cardinality(array_agg(value)) FROM generate_series(1, 20000000)"}),
+    )
+    .await;
+    let done = finish(&app, greedy["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "FAILED", "{done}");
+    assert_eq!(done["errors"][0]["code"], "53200", "{done}");
+    let message = done["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("query.max_memory_bytes"), "{message}");
+    // The failed query gave its memory back.
+    let next = submit(
+        &app,
+        json!({"sql": "SELECT count(*) FROM generate_series(1, 1000)"}),
+    )
+    .await;
     let next = finish(&app, next["id"].as_str().unwrap()).await;
     assert_eq!(next["state"], "SUCCESS", "{next}");
 }

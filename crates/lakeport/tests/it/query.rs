@@ -313,3 +313,81 @@ fn sessions_over_query_max_sessions_are_refused_until_one_closes() {
         }
     });
 }
+
+#[test]
+fn statements_are_bounded_by_the_memory_pool_and_the_spill_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        &["--token", TOKEN],
+        &[
+            ("LAKEPORT__QUERY__MAX_MEMORY_BYTES", (16 << 20).to_string()),
+            ("LAKEPORT__QUERY__MAX_SPILL_BYTES", (256 << 20).to_string()),
+        ],
+    );
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let run = |statement: &str| sql(&wire, ORG, TOKEN, "prod:all", statement);
+
+    // An aggregate state that cannot spill outgrows the pool: 53200, naming the setting.
+    let exhausted =
+        run("SELECT cardinality(array_agg(value)) FROM generate_series(1, 20000000)").unwrap_err();
+    assert_eq!(exhausted.0, "53200", "{exhausted:?}");
+    assert!(
+        exhausted.1.contains("query.max_memory_bytes"),
+        "{exhausted:?}"
+    );
+    // A sort larger than the pool spills to disk and completes.
+    let sorted = run(
+        "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY value DESC) AS r FROM generate_series(1, 3000000))",
+    )
+    .unwrap();
+    assert_eq!(sorted, text(&[&["3000000"]]));
+    // The session's place and the pool are free again.
+    assert_eq!(run("SELECT 1").unwrap(), text(&[&["1"]]));
+}
+
+#[test]
+fn a_statement_past_the_spill_limit_fails_and_one_past_the_timeout_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        &["--token", TOKEN],
+        &[
+            ("LAKEPORT__QUERY__MAX_MEMORY_BYTES", (16 << 20).to_string()),
+            ("LAKEPORT__QUERY__MAX_SPILL_BYTES", (1 << 20).to_string()),
+            ("LAKEPORT__QUERY__SELECT_TIMEOUT_SECS", "1".to_owned()),
+        ],
+    );
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    // The sort that spills 20+ MB above finds no room on disk.
+    let full = sql(
+        &wire,
+        ORG,
+        TOKEN,
+        "prod:all",
+        "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY value DESC) AS r FROM generate_series(1, 3000000))",
+    )
+    .unwrap_err();
+    assert_eq!(full.0, "53100", "{full:?}");
+    assert!(full.1.contains("query.max_spill_bytes"), "{full:?}");
+    let started = std::time::Instant::now();
+    let cancelled = sql(
+        &wire,
+        ORG,
+        TOKEN,
+        "prod:all",
+        "SELECT count(*) FROM generate_series(1, 100000000000)",
+    )
+    .unwrap_err();
+    assert_eq!(cancelled.0, "57014", "{cancelled:?}");
+    assert!(
+        cancelled.1.contains("query.select_timeout_secs"),
+        "{cancelled:?}"
+    );
+    // Cancelled, not run to the end (which takes hours).
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
