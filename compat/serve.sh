@@ -5,10 +5,16 @@
 #                                     (exported as LAKEPORT_QUERY_PORT)
 start_lakeport() {
   local port=$1 token=$2
-  cargo build --quiet -p lakeport
+  # CI names the binary its test build made (LAKEPORT_BIN); a `cargo build -p lakeport`
+  # there would resolve other features and compile much of the workspace again.
+  local binary=${LAKEPORT_BIN:-}
+  if [ -z "$binary" ]; then
+    cargo build --quiet -p lakeport
+    binary=./target/debug/lakeport
+  fi
   data=$(mktemp -d)
   export LAKEPORT_QUERY_PORT=$((port + 1))
-  LAKEPORT__QUERY__LISTEN="127.0.0.1:$LAKEPORT_QUERY_PORT" ./target/debug/lakeport serve --listen "127.0.0.1:$port" --data-dir "$data" --token "$token" > "$data/server.log" 2>&1 &
+  LAKEPORT__QUERY__LISTEN="127.0.0.1:$LAKEPORT_QUERY_PORT" "$binary" serve --listen "127.0.0.1:$port" --data-dir "$data" --token "$token" > "$data/server.log" 2>&1 &
   pid=$!
   trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
   for _ in $(seq 1 100); do
