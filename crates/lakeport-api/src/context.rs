@@ -208,6 +208,30 @@ impl Auth {
     }
 }
 
+/// The organizations a token may act for, as the console's sign-in offers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entitlement {
+    /// Any organization (`orgs = ["*"]`).
+    AnyOrg,
+    /// Only these.
+    Orgs(Vec<String>),
+}
+
+impl Auth {
+    /// Returns what `token` (without its `Bearer ` prefix) is entitled to, or None when it
+    /// matches no configured token. Requests made with it still pass [`Auth::authenticate`].
+    pub fn entitlement(&self, token: &str) -> Option<Entitlement> {
+        let rule = self
+            .tokens
+            .iter()
+            .find(|rule| constant_time_eq(rule.token.as_bytes(), token.trim().as_bytes()))?;
+        Some(match &rule.orgs {
+            Some(orgs) => Entitlement::Orgs(orgs.clone()),
+            None => Entitlement::AnyOrg,
+        })
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

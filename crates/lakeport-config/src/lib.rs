@@ -25,6 +25,74 @@ pub struct Config {
     pub stream: StreamConfig,
     pub log: LogConfig,
     pub query: QueryConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The web console `lakeport serve` mounts next to the APIs.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether `lakeport serve` serves the console.
+    pub enabled: bool,
+    /// Where: an absolute path of one or more segments of `a-z`, `0-9`, `-` and `_`, not
+    /// under `/data` (the APIs), e.g. `/console`.
+    pub path: String,
+    /// How long a signed-in session lasts without being used.
+    pub session_idle_secs: u64,
+    /// Signed-in sessions at most, all users together; the least recently used one is
+    /// signed out to make room for a new one.
+    pub max_sessions: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/console".to_owned(),
+            session_idle_secs: 8 * 3600,
+            max_sessions: 10_000,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Checks the mount path and the session limits.
+    ///
+    /// # Errors
+    /// Names the invalid key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let path = self.path.as_str();
+        let segments_ok = path.len() <= 64
+            && path.starts_with('/')
+            && path[1..].split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    })
+            });
+        let first = path
+            .get(1..)
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if !segments_ok || matches!(first, "data" | "health" | "openapi.json" | "collection") {
+            return Err(ConfigError::Invalid {
+                key: "console.path",
+                reason: format!(
+                    "{path:?} must be an absolute path of at most 64 characters made of segments of a-z, 0-9, - and _, without a trailing slash, and not under /data, /collection or /health, e.g. /console"
+                ),
+            });
+        }
+        if self.session_idle_secs == 0 || self.max_sessions == 0 {
+            return Err(ConfigError::Invalid {
+                key: "console",
+                reason: "console.session_idle_secs and console.max_sessions must be at least 1"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Streaming ingestion (spec §10): inlet limits and how often the append log becomes
@@ -680,6 +748,9 @@ impl Config {
                 });
             }
         }
+        if self.console.enabled {
+            self.console.validate()?;
+        }
         if self.server.header_timeout_secs == 0
             || self.server.idle_timeout_secs == 0
             || self.server.max_connections == 0
@@ -931,6 +1002,40 @@ mod tests {
         );
         assert_eq!(config.ingest.diagnostics_retention_secs, 2_592_000);
         assert_eq!(config.ingest.max_row_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn the_console_path_is_checked() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        let config = load(&[]).unwrap();
+        assert!(config.console.enabled);
+        assert_eq!(config.console.path, "/console");
+        assert_eq!(
+            load(&[("LAKEPORT__CONSOLE__PATH", "/ui/lake-port")])
+                .unwrap()
+                .console
+                .path,
+            "/ui/lake-port"
+        );
+        for bad in [
+            "console",
+            "/",
+            "/console/",
+            "/data/console",
+            "/Console",
+            "/a b",
+            "/a//b",
+        ] {
+            let err = load(&[("LAKEPORT__CONSOLE__PATH", bad)]).unwrap_err();
+            assert!(err.to_string().contains("console.path"), "{bad}: {err}");
+        }
+        // Off, the path is not looked at.
+        load(&[
+            ("LAKEPORT__CONSOLE__ENABLED", "false"),
+            ("LAKEPORT__CONSOLE__PATH", "/data"),
+        ])
+        .unwrap();
+        assert!(load(&[("LAKEPORT__CONSOLE__MAX_SESSIONS", "0")]).is_err());
     }
 
     #[test]

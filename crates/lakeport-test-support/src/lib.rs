@@ -45,6 +45,8 @@ pub type QueryEngineFactory = Box<
 
 pub struct TestApp {
     app: App,
+    state: AppState,
+    config: Config,
     runner: lakeport_jobs::Runner,
     jobs: lakeport_jobs::JobContext,
     storage: lakeport_storage::Storage,
@@ -255,7 +257,9 @@ impl TestApp {
         };
         let runner = lakeport_jobs::Runner::new(jobs.clone());
         Self {
-            app: app(state),
+            app: app(state.clone()),
+            state,
+            config,
             runner,
             jobs,
             storage,
@@ -297,6 +301,22 @@ impl TestApp {
     /// Runs the worker's diagnostics retention sweep once; returns how many batches it swept.
     pub async fn expire_diagnostics(&self) -> usize {
         self.runner.expire_diagnostics().await.unwrap()
+    }
+
+    /// Returns the API router (a clone; it shares the app's state), for services that call
+    /// it in-process, as the console does.
+    pub fn api(&self) -> App {
+        self.app.clone()
+    }
+
+    /// Returns the state the handlers share.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Returns the configuration the app was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Returns the object storage.

@@ -50,7 +50,7 @@ impl Limits {
 /// finish their requests.
 pub async fn serve(
     listener: TcpListener,
-    app: lakeport_api::App,
+    app: axum::Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {

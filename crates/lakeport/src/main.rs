@@ -344,6 +344,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let state = state.with_query_engine(Arc::clone(&query_service) as _, wire_port);
     if let Some((token, created)) = &generated_token {
         print_welcome(address, &data_dir, token, *created);
+        if config.console.enabled {
+            println!(
+                "Or open the web console at http://{address}{}/ and sign in with this token.\n",
+                config.console.path
+            );
+        }
     }
     // One signal stops both at once: the listener drains its connections while each worker
     // finishes the job in hand, both within server.shutdown_timeout_secs.
@@ -361,7 +367,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }));
     }
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
-    let app = lakeport_api::app(state);
+    let auth = state.auth().clone();
+    let api = lakeport_api::app(state);
+    let app = if config.console.enabled {
+        tracing::info!(path = %config.console.path, "web console enabled");
+        lakeport_console::mount(api, auth, &config.console)
+    } else {
+        axum::Router::new().fallback_service(api)
+    };
     let mut http_stopped = stopped.clone();
     listener::serve(
         listener,
