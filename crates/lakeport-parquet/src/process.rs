@@ -7,13 +7,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
 use lakeport_domain::xdm::validate::{
     Source, UnknownFields, Validator, ValidatorOptions, Violation, ViolationCode,
 };
 use serde_json::{Map, Value, json};
 
+use crate::arrow_value::{dates_from_timestamps, without_dictionaries};
 use crate::columns::{check_parquet_columns, map_csv_header};
-use crate::direct::{Offered, RowBuilder};
+use crate::direct::{Offered, RowBuilder, check_batch};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
 use crate::output::{
@@ -158,6 +161,8 @@ enum Output {
 
 struct ColumnOutput {
     builder: RowBuilder,
+    /// The dataset's Arrow schema.
+    schema: SchemaRef,
     stage: BatchStage,
     /// Rows per record batch at most.
     chunk_rows: usize,
@@ -185,6 +190,23 @@ impl ColumnOutput {
         let batch = self.builder.finish().map_err(WriteError::Encode)?;
         self.sent += batch.num_rows() as u64;
         self.stage.push(batch)
+    }
+
+    /// Sends a record batch of validated rows built elsewhere (after the rows built here),
+    /// in pieces of at most a record batch that never straddle a part.
+    fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        self.flush()?;
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let room = self.rows_per_part - self.sent % self.rows_per_part;
+            let rows = (batch.num_rows() - offset)
+                .min(self.chunk_rows)
+                .min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.stage.push(batch.slice(offset, rows))?;
+            self.sent += rows as u64;
+            offset += rows;
+        }
+        Ok(())
     }
 }
 
@@ -254,11 +276,12 @@ impl BatchProcessor {
                 )
             }
             Engine::Columns => {
-                let builder = RowBuilder::new(&validator, arrow).map_err(|err| {
+                let builder = RowBuilder::new(&validator, arrow.clone()).map_err(|err| {
                     SetupError::Options(format!("cannot build the Arrow columns: {err}"))
                 })?;
                 Output::Columns(Box::new(ColumnOutput {
                     builder,
+                    schema: arrow,
                     stage: BatchStage::start(parts)
                         .map_err(|err| SetupError::Options(err.to_string()))?,
                     chunk_rows,
@@ -443,6 +466,20 @@ fn read_input(
             rows.stats.input_bytes = size;
             check_parquet_columns(schema, builder.schema())
                 .map_err(|reason| not_in_schema(name, reason))?;
+            if matches!(rows.pipeline.output, Output::Columns(_)) {
+                let reader =
+                    read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
+                let mut row_number = 0;
+                for batch in reader {
+                    let batch = batch
+                        .and_then(without_dictionaries)
+                        .and_then(|batch| dates_from_timestamps(batch, schema))
+                        .map_err(|err| read::parquet::undecodable_batch(name, &err))?;
+                    rows.parquet_batch(&batch, row_number, max_row_bytes)?;
+                    row_number += batch.num_rows() as u64;
+                }
+                return Ok(());
+            }
             return read::parquet::read(
                 builder,
                 name,
@@ -582,6 +619,150 @@ impl RowSink for FileRows<'_> {
             // syntax error message is serde_json's for a `Value`, as before.
             Ok(Offered::Undecided) | Err(_) => read::json_line_as_value(self, text, line_number),
         }
+    }
+}
+
+impl FileRows<'_> {
+    /// Takes one record batch of a Parquet file (its first row is row `row_number + 1`)
+    /// with the column engine: the columns are converted and checked as columns, the rows
+    /// that pass go to the output as they are, and only the undecided rows become values
+    /// for the row validator (which accepts them or writes their diagnostics as ever).
+    fn parquet_batch(
+        &mut self,
+        batch: &RecordBatch,
+        row_number: u64,
+        max_row_bytes: usize,
+    ) -> Result<(), ProcessError> {
+        let Pipeline {
+            validator,
+            output,
+            rejects,
+            output_records,
+        } = &mut *self.pipeline;
+        let Output::Columns(columns) = output else {
+            return Err(WriteError::Thread("the column engine is not in use".to_owned()).into());
+        };
+        let rows = batch.num_rows();
+        let checked = check_batch(
+            validator,
+            columns.schema.fields(),
+            batch.schema_ref().fields(),
+            batch.columns(),
+            rows,
+            max_row_bytes,
+        )
+        .map_err(WriteError::Encode)?;
+        // Rows of earlier files go first.
+        columns.flush()?;
+        let mut accepted = vec![false; rows];
+        let mut decided = 0;
+        for (index, &undecided) in checked.undecided.iter().enumerate() {
+            if !undecided {
+                decided += 1;
+                continue;
+            }
+            let mut sink = Undecided {
+                validator,
+                builder: &mut columns.builder,
+                rejects,
+                stats: &mut self.stats,
+                name: self.name,
+                accepted: false,
+            };
+            read::parquet::read_row(
+                batch,
+                index,
+                row_number + index as u64 + 1,
+                max_row_bytes,
+                &mut sink,
+            )?;
+            accepted[index] = sink.accepted;
+        }
+        self.stats.input_records += decided as u64;
+        let arrays: Vec<ArrayRef> = if decided == rows {
+            checked.columns
+        } else if columns.builder.rows() == 0 {
+            let keep = BooleanArray::from(
+                checked
+                    .undecided
+                    .iter()
+                    .map(|&undecided| !undecided)
+                    .collect::<Vec<_>>(),
+            );
+            checked
+                .columns
+                .iter()
+                .map(|column| arrow_select::filter::filter(column.as_ref(), &keep))
+                .collect::<Result<_, _>>()
+                .map_err(WriteError::Encode)?
+        } else {
+            // Interleave the rows the row validator accepted, in file order.
+            let extra = columns.builder.finish().map_err(WriteError::Encode)?;
+            let mut next = 0;
+            let mut picks = Vec::with_capacity(decided + extra.num_rows());
+            for (index, &accepted) in accepted.iter().enumerate() {
+                if !checked.undecided[index] {
+                    picks.push((0, index));
+                } else if accepted {
+                    picks.push((1, next));
+                    next += 1;
+                }
+            }
+            checked
+                .columns
+                .iter()
+                .zip(extra.columns())
+                .map(|(converted, extra)| {
+                    arrow_select::interleave::interleave(
+                        &[converted.as_ref(), extra.as_ref()],
+                        &picks,
+                    )
+                })
+                .collect::<Result<_, _>>()
+                .map_err(WriteError::Encode)?
+        };
+        let output =
+            RecordBatch::try_new(columns.schema.clone(), arrays).map_err(WriteError::Encode)?;
+        *output_records += output.num_rows() as u64;
+        columns.push_batch(&output)?;
+        Ok(())
+    }
+}
+
+/// The sink of the undecided rows of a Parquet record batch: the row validator decides;
+/// accepted rows are built into columns, to be merged with the batch's other rows.
+struct Undecided<'a> {
+    validator: &'a Validator,
+    builder: &'a mut RowBuilder,
+    rejects: &'a mut Rejects,
+    stats: &'a mut FileStats,
+    name: &'a str,
+    accepted: bool,
+}
+
+impl RowSink for Undecided<'_> {
+    fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        self.stats.input_records += 1;
+        match self.validator.validate(row, Source::Parquet) {
+            Ok(converted) => {
+                self.builder
+                    .converted_row(self.validator, &converted)
+                    .map_err(WriteError::Thread)?;
+                self.accepted = true;
+            }
+            Err(violations) => {
+                self.stats.failed_records += 1;
+                self.rejects.invalid(original(), &violations, self.name)?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        self.stats.input_records += 1;
+        self.stats.failed_records += 1;
+        self.rejects.corrupt(raw, message, self.name)?;
+        Ok(Flow::Continue)
     }
 }
 

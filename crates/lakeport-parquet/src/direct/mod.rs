@@ -5,6 +5,7 @@
 //! same diagnostics as ever; rows decoded by other readers (CSV, Parquet, JSON arrays) reach
 //! the same columns once validated.
 
+mod batch;
 mod columns;
 mod tape;
 mod walk;
@@ -17,6 +18,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use lakeport_domain::xdm::validate::{Source, Validator};
 use serde_json::Value;
 
+pub(crate) use batch::check_batch;
 use columns::RowColumns;
 pub(crate) use tape::Tape;
 use walk::Walker;

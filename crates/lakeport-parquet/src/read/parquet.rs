@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, FieldRef, Schema};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::{Encoding, PageType};
 use serde_json::Value;
@@ -138,6 +139,36 @@ pub(crate) fn read(
     max_row_bytes: usize,
     sink: &mut impl RowSink,
 ) -> Result<(), ProcessError> {
+    let reader = reader(builder, name, batch_rows, max_row_bytes)?;
+    let mut row_number: u64 = 0;
+    for batch in reader {
+        let batch = batch
+            .and_then(without_dictionaries)
+            .and_then(|batch| match schema {
+                Some(schema) => dates_from_timestamps(batch, schema),
+                None => Ok(batch),
+            })
+            .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
+        if read_batch(&batch, &mut row_number, max_row_bytes, sink)? == Flow::Stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the row groups against `max_row_bytes` (see [`read`]) and returns the record
+/// batch reader, sized by bytes as [`read`] describes.
+///
+/// # Errors
+///
+/// `INGEST-9201-400` when a row group is too large for its rows or the reader cannot be
+/// built.
+pub(crate) fn reader(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    name: &str,
+    batch_rows: usize,
+    max_row_bytes: usize,
+) -> Result<ParquetRecordBatchReader, ProcessError> {
     let mut widest: u64 = 1;
     for (index, group) in builder.metadata().row_groups().iter().enumerate() {
         let rows = u64::try_from(group.num_rows()).unwrap_or(0).max(1);
@@ -162,24 +193,15 @@ pub(crate) fn read(
         widest = widest.max(per_row);
     }
     let by_bytes = usize::try_from(BATCH_BYTES / widest).unwrap_or(usize::MAX);
-    let reader = builder
+    builder
         .with_batch_size(batch_rows.min(by_bytes).max(1))
         .build()
-        .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
-    let mut row_number: u64 = 0;
-    for batch in reader {
-        let batch = batch
-            .and_then(without_dictionaries)
-            .and_then(|batch| match schema {
-                Some(schema) => dates_from_timestamps(batch, schema),
-                None => Ok(batch),
-            })
-            .map_err(|err| undecodable(name, FORMAT, err.to_string()))?;
-        if read_batch(&batch, &mut row_number, max_row_bytes, sink)? == Flow::Stop {
-            break;
-        }
-    }
-    Ok(())
+        .map_err(|err| undecodable(name, FORMAT, err.to_string()))
+}
+
+/// Returns the file-level error of a record batch that cannot be decoded.
+pub(crate) fn undecodable_batch(name: &str, err: &arrow_schema::ArrowError) -> ProcessError {
+    undecodable(name, FORMAT, err.to_string())
 }
 
 fn read_batch(
@@ -190,31 +212,42 @@ fn read_batch(
 ) -> Result<Flow, ProcessError> {
     for index in 0..batch.num_rows() {
         *row_number += 1;
-        let row = row_object(batch, index);
-        let size = row.as_ref().map_or(0, |row| json_size(row.values()));
-        let flow = match row {
-            Ok(_) if size > max_row_bytes => sink.corrupt(
-                format!("row {row_number}").as_bytes(),
-                oversized(
-                    &format!("row {row_number}"),
-                    size as u64,
-                    max_row_bytes,
-                    false,
-                ),
-            )?,
-            Ok(row) => sink.row(Value::Object(row), &|| {
-                Value::Object(row_object(batch, index).unwrap_or_default())
-            })?,
-            Err(reason) => sink.corrupt(
-                format!("row {row_number}").as_bytes(),
-                format!("row {row_number} cannot be decoded: {reason}"),
-            )?,
-        };
-        if flow == Flow::Stop {
+        if read_row(batch, index, *row_number, max_row_bytes, sink)? == Flow::Stop {
             return Ok(Flow::Stop);
         }
     }
     Ok(Flow::Continue)
+}
+
+/// Hands row `index` of `batch` (row `row_number` of the file, from 1) to the sink as a JSON
+/// object, or as a corrupt row when it is larger than `max_row_bytes` or cannot be read.
+pub(crate) fn read_row(
+    batch: &RecordBatch,
+    index: usize,
+    row_number: u64,
+    max_row_bytes: usize,
+    sink: &mut impl RowSink,
+) -> Result<Flow, ProcessError> {
+    let row = row_object(batch, index);
+    let size = row.as_ref().map_or(0, |row| json_size(row.values()));
+    match row {
+        Ok(_) if size > max_row_bytes => sink.corrupt(
+            format!("row {row_number}").as_bytes(),
+            oversized(
+                &format!("row {row_number}"),
+                size as u64,
+                max_row_bytes,
+                false,
+            ),
+        ),
+        Ok(row) => sink.row(Value::Object(row), &|| {
+            Value::Object(row_object(batch, index).unwrap_or_default())
+        }),
+        Err(reason) => sink.corrupt(
+            format!("row {row_number}").as_bytes(),
+            format!("row {row_number} cannot be decoded: {reason}"),
+        ),
+    }
 }
 
 /// Returns about how many bytes `values` take as compact JSON (strings unescaped), without
