@@ -5,10 +5,11 @@
 //! The protocol is pgwire's, the SQL planning, `pg_catalog` and session statements are
 //! datafusion-postgres's; this crate decides who logs in and which tables a session sees.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +35,7 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication,
     protocol_negotiation, save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::Portal;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{QueryResponse, Response};
@@ -43,10 +45,11 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 mod rest;
 mod snapshot;
@@ -76,6 +79,9 @@ pub struct QueryService {
     /// One permit per logged-in session (`query.max_sessions`).
     sessions: Arc<Semaphore>,
     keys: RandomPidSecretKeyGenerator,
+    /// The logged-in sessions by backend pid: the secret key a CancelRequest must bring, and
+    /// the signal that ends the session's running statement.
+    cancels: Cancels,
 }
 
 /// The bounds a wire statement runs under, named as the settings that set them.
@@ -117,6 +123,7 @@ impl QueryService {
             ))),
             stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context(&runtime)))),
             keys: RandomPidSecretKeyGenerator::default(),
+            cancels: Arc::default(),
             limits: Limits {
                 statement_timeout: Duration::from_secs(config.select_timeout_secs),
             },
@@ -422,22 +429,97 @@ struct Session {
     tenant: Tenant,
 }
 
+/// The logged-in sessions by backend pid: secret key and cancel signal.
+type Cancels = Arc<Mutex<HashMap<i32, (SecretKey, watch::Sender<u64>)>>>;
+
+/// A logged-in session's place in [`QueryService::cancels`], left when the connection ends.
+struct Cancellable {
+    pid: i32,
+    cancels: Cancels,
+    signal: watch::Receiver<u64>,
+}
+
+impl Cancellable {
+    fn register(service: &QueryService, pid: i32, secret: SecretKey) -> Self {
+        let (sender, signal) = watch::channel(0);
+        let mut cancels = service
+            .cancels
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cancels.insert(pid, (secret, sender));
+        Self {
+            pid,
+            cancels: Arc::clone(&service.cancels),
+            signal,
+        }
+    }
+}
+
+impl Drop for Cancellable {
+    fn drop(&mut self) {
+        let mut cancels = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cancels.remove(&self.pid);
+    }
+}
+
+/// Answers CancelRequest (psql's Ctrl-C, `cancel_query` of drivers): the session with that
+/// pid and secret key ends its running statement with 57014; anything else is ignored, as
+/// PostgreSQL does.
+struct Canceller {
+    service: Arc<QueryService>,
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let cancels = self
+            .service
+            .cancels
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match cancels.get(&request.pid) {
+            // By value: the cancel's own connection may decode a 4-byte key as bytes.
+            Some((secret, signal)) if secret.eq_value(&request.secret_key) => {
+                signal.send_modify(|count| *count += 1);
+                tracing::info!(
+                    pid = request.pid,
+                    "a wire statement was cancelled by its client"
+                );
+            }
+            _ => tracing::debug!(pid = request.pid, "a CancelRequest matched no session"),
+        }
+    }
+}
+
 /// One connection's handlers: its login and, once logged in, its session.
 struct Connection {
     startup: Arc<Login>,
     queries: Arc<Queries>,
+    canceller: Arc<Canceller>,
 }
 
 impl Connection {
     fn new(service: Arc<QueryService>) -> Self {
         let session = Arc::new(OnceLock::new());
+        let cancellable = Arc::new(OnceLock::new());
         Self {
             startup: Arc::new(Login {
                 service: Arc::clone(&service),
                 session: Arc::clone(&session),
+                cancellable: Arc::clone(&cancellable),
                 permit: OnceLock::new(),
             }),
-            queries: Arc::new(Queries { service, session }),
+            canceller: Arc::new(Canceller {
+                service: Arc::clone(&service),
+            }),
+            queries: Arc::new(Queries {
+                service,
+                session,
+                cancellable,
+            }),
         }
     }
 }
@@ -454,6 +536,10 @@ impl PgWireServerHandlers for Connection {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.canceller)
+    }
 }
 
 fn refusal(code: &str, message: String) -> PgWireError {
@@ -469,6 +555,7 @@ fn refusal(code: &str, message: String) -> PgWireError {
 struct Login {
     service: Arc<QueryService>,
     session: Arc<OnceLock<Session>>,
+    cancellable: Arc<OnceLock<Cancellable>>,
     /// The session's place under `query.max_sessions`, freed with the connection.
     permit: OnceLock<OwnedSemaphorePermit>,
 }
@@ -560,6 +647,9 @@ impl StartupHandler for Login {
                     .await?;
                 let _ = self.session.set(session);
                 let (pid, secret) = self.service.keys.generate(client);
+                let _ =
+                    self.cancellable
+                        .set(Cancellable::register(&self.service, pid, secret.clone()));
                 client.set_pid_and_secret_key(pid, secret);
                 let mut parameters = DefaultServerParameterProvider::default();
                 parameters.server_version = "14.0".to_owned();
@@ -575,9 +665,19 @@ impl StartupHandler for Login {
 struct Queries {
     service: Arc<QueryService>,
     session: Arc<OnceLock<Session>>,
+    cancellable: Arc<OnceLock<Cancellable>>,
 }
 
 impl Queries {
+    /// The session's cancel signal, as of now: only a cancel sent from here on counts.
+    fn cancel_signal(&self) -> Option<watch::Receiver<u64>> {
+        self.cancellable.get().map(|cancellable| {
+            let mut signal = cancellable.signal.clone();
+            signal.mark_unchanged();
+            signal
+        })
+    }
+
     fn current(&self) -> &Arc<DfSessionService> {
         self.session
             .get()
@@ -591,36 +691,48 @@ impl Limits {
     /// SQLSTATE (pgwire would answer XX000 for all of them).
     async fn run<T>(
         self,
+        cancel: Option<watch::Receiver<u64>>,
         statement: impl Future<Output = PgWireResult<T>>,
         responses: impl FnOnce(T, &dyn Fn(Response) -> Response) -> T,
     ) -> PgWireResult<T> {
         let deadline = tokio::time::Instant::now() + self.statement_timeout;
-        let planned = tokio::time::timeout_at(deadline, statement)
-            .await
-            .map_err(|_| self.timed_out())?
-            .map_err(wire_error)?;
+        let mut signal = cancel.clone();
+        let planned = tokio::select! {
+            planned = tokio::time::timeout_at(deadline, statement) => planned
+                .map_err(|_| self.timed_out())?
+                .map_err(wire_error)?,
+            () = cancelled(&mut signal) => return Err(cancelled_by_client()),
+        };
         Ok(responses(planned, &|response| match response {
-            Response::Query(rows) => Response::Query(self.bound_rows(rows, deadline)),
+            Response::Query(rows) => {
+                Response::Query(self.bound_rows(rows, deadline, cancel.clone()))
+            }
             other => other,
         }))
     }
 
-    /// The rows of `response`, each due by `deadline`; the first error ends them.
+    /// The rows of `response`, each due by `deadline` and before a cancel; the first error
+    /// ends them.
     fn bound_rows(
         self,
         mut response: QueryResponse,
         deadline: tokio::time::Instant,
+        cancel: Option<watch::Receiver<u64>>,
     ) -> QueryResponse {
         let rows = std::mem::replace(&mut response.data_rows, Box::pin(futures::stream::empty()));
         response.data_rows = Box::pin(futures::stream::unfold(
-            Some(rows),
-            move |rows| async move {
-                let mut rows = rows?;
-                match tokio::time::timeout_at(deadline, rows.next()).await {
-                    Ok(Some(Ok(row))) => Some((Ok(row), Some(rows))),
+            Some((rows, cancel)),
+            move |state| async move {
+                let (mut rows, mut cancel) = state?;
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline, rows.next()) => next,
+                    // Dropping the rows stops DataFusion's execution.
+                    () = cancelled(&mut cancel) => return Some((Err(cancelled_by_client()), None)),
+                };
+                match next {
+                    Ok(Some(Ok(row))) => Some((Ok(row), Some((rows, cancel)))),
                     Ok(Some(Err(err))) => Some((Err(wire_error(err)), None)),
                     Ok(None) => None,
-                    // Dropping the rows stops DataFusion's execution.
                     Err(_) => Some((Err(self.timed_out()), None)),
                 }
             },
@@ -638,6 +750,24 @@ impl Limits {
             ),
         )))
     }
+}
+
+/// Resolves once the session is sent a cancel; never without a signal.
+async fn cancelled(signal: &mut Option<watch::Receiver<u64>>) {
+    if let Some(receiver) = signal
+        && receiver.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+fn cancelled_by_client() -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        "57014".to_owned(),
+        "canceling statement due to user request".to_owned(),
+    )))
 }
 
 /// A DataFusion error with the SQLSTATE and message the REST API gives it.
@@ -669,9 +799,11 @@ impl SimpleQueryHandler for Queries {
     {
         let limits = self.service.limits;
         limits
-            .run(self.simple(client, query), |responses, bound| {
-                responses.into_iter().map(bound).collect()
-            })
+            .run(
+                self.cancel_signal(),
+                self.simple(client, query),
+                |responses, bound| responses.into_iter().map(bound).collect(),
+            )
             .await
     }
 }
@@ -740,6 +872,7 @@ impl ExtendedQueryHandler for Queries {
         let limits = self.service.limits;
         limits
             .run(
+                self.cancel_signal(),
                 ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows),
                 |response, bound| bound(response),
             )

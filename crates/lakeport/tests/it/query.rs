@@ -391,3 +391,56 @@ fn a_statement_past_the_spill_limit_fails_and_one_past_the_timeout_is_cancelled(
     // Cancelled, not run to the end (which takes hours).
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn a_cancel_request_ends_the_running_statement_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(dir.path(), &["--token", TOKEN], &[]);
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let (host, port) = wire.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        // A cancel while nothing runs is ignored, as PostgreSQL does.
+        let cancel = client.cancel_token();
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        assert!(client.simple_query("SELECT 1").await.is_ok());
+        // psql's Ctrl-C: a second connection sends the session's pid and secret key.
+        let started = std::time::Instant::now();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        });
+        let err = client
+            .simple_query("SELECT count(*) FROM generate_series(1, 100000000000)")
+            .await
+            .expect_err("the statement is cancelled, not run for hours");
+        canceller.await.unwrap();
+        assert_eq!(err.code().map(|code| code.code()), Some("57014"), "{err:?}");
+        assert!(
+            err.as_db_error()
+                .is_some_and(|db| db.message().contains("user request")),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        // The session goes on.
+        let rows = client.simple_query("SELECT 2").await.unwrap();
+        assert!(rows.iter().any(|message| matches!(
+            message,
+            tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("2")
+        )));
+        drop(client);
+        let _ = driver.await;
+    });
+}
