@@ -211,8 +211,8 @@ pub fn status(status: &str) -> Markup {
 pub fn pager(prev: Option<String>, next: Option<String>, label: &str) -> Markup {
     html! {
         nav.pager aria-label=(label) {
-            @if let Some(href) = prev { a rel="prev" href=(href) { "← Newer" } }
-            @else { span.disabled { "← Newer" } }
+            @if let Some(href) = prev { a rel="first" href=(href) { "← Newest" } }
+            @else { span.disabled { "← Newest" } }
             @if let Some(href) = next { a rel="next" href=(href) { "Older →" } }
             @else { span.disabled { "Older →" } }
         }

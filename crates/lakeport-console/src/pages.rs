@@ -58,6 +58,46 @@ fn paging(params: &HashMap<String, String>, prefix: &str, default: u64) -> Pagin
     }
 }
 
+/// Where a page of a dataset's batches starts, newest first, without an offset scan: the
+/// batches created before `before` (ms), after skipping `skip` of them — the rows of the
+/// previous pages that share the boundary's `created` (a tie group; usually none).
+#[derive(Debug, PartialEq, Eq)]
+struct Cursor {
+    before: Option<i64>,
+    skip: u64,
+}
+
+impl Cursor {
+    fn from_params(params: &HashMap<String, String>) -> Self {
+        Self {
+            before: params.get("before").and_then(|v| v.trim().parse().ok()),
+            skip: params
+                .get("skip")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(MAX_START),
+        }
+    }
+
+    /// The cursor of the page after `rows` (this page, newest first).
+    fn next<T>(&self, rows: &[(String, T)], created: impl Fn(&T) -> Option<i64>) -> Option<Self> {
+        let last = created(&rows.last()?.1)?;
+        let ties = rows
+            .iter()
+            .filter(|(_, row)| created(row) == Some(last))
+            .count() as u64;
+        let carried = if self.before == Some(last + 1) {
+            self.skip
+        } else {
+            0
+        };
+        Some(Self {
+            before: Some(last + 1),
+            skip: ties + carried,
+        })
+    }
+}
+
 fn frame<'a>(console: &'a Shared, session: &'a Session, title: &'a str) -> Frame<'a> {
     Frame {
         base: &console.base,
@@ -188,7 +228,7 @@ pub async fn datasets(
         }
         link(base, "/datasets", &params)
     };
-    let prev = (page.start > 0).then(|| here(page.start.saturating_sub(page.limit)));
+    let prev = (page.start > 0).then(|| here(0));
     let next = more.then(|| here(page.start + page.limit));
     let body = html! {
         div.heading {
@@ -210,7 +250,12 @@ pub async fn datasets(
                         @let last_batch = doc["lastBatchId"].as_str().and_then(|b| last.get(b));
                         tr {
                             td { a href={ (base) "/datasets/" (enc(id)) } { (display_name(doc, id)) } div.sub { code { (id) } } }
-                            td { (schema_title(text(&doc["schemaRef"], "id"))) }
+                            td {
+                                @let schema_id = text(&doc["schemaRef"], "id");
+                                @if schema_id.is_empty() { "—" } @else {
+                                    a href=(link(base, "/schema", &[("id", schema_id.to_owned())])) title=(schema_id) { (schema_title(schema_id)) }
+                                }
+                            }
                             td {
                                 (html::status(text(doc, "lastBatchStatus")))
                                 @if let Some(batch) = doc["lastBatchId"].as_str() {
@@ -293,22 +338,23 @@ pub async fn dataset(
     };
     let params = query_pairs(raw.as_deref());
     let page = paging(&params, "", 20);
+    let cursor = Cursor::from_params(&params);
     let doc = match catalog_object(&console, &session, "dataSets", &id, None).await {
         Ok(doc) => doc,
         Err(failure) => return console.failure(&session, "dataset", failure),
     };
     let batch_properties = "status,created,completed,recordCount,failedRecordCount,size";
-    let batches_uri = link(
-        CATALOG,
-        "/batches",
-        &[
-            ("dataSet", id.clone()),
-            ("orderBy", "desc:created".to_owned()),
-            ("start", page.start.to_string()),
-            ("limit", (page.limit + 1).to_string()),
-            ("properties", batch_properties.to_owned()),
-        ],
-    );
+    let mut batches_query = vec![
+        ("dataSet", id.clone()),
+        ("orderBy", "desc:created".to_owned()),
+        ("start", cursor.skip.to_string()),
+        ("limit", (page.limit + 1).to_string()),
+        ("properties", batch_properties.to_owned()),
+    ];
+    if let Some(before) = cursor.before {
+        batches_query.push(("createdBefore", before.to_string()));
+    }
+    let batches_uri = link(CATALOG, "/batches", &batches_query);
     let chart_uri = link(
         CATALOG,
         "/batches",
@@ -365,18 +411,29 @@ pub async fn dataset(
     } else {
         format!("SELECT * FROM {table} LIMIT 10")
     };
-    let here = |start: u64| {
-        link(
-            base,
-            &format!("/datasets/{}", enc(&id)),
-            &[
-                ("start", start.to_string()),
+    let first_page = link(
+        base,
+        &format!("/datasets/{}", enc(&id)),
+        &[("limit", page.limit.to_string())],
+    );
+    let prev = (cursor.before.is_some() || cursor.skip > 0).then_some(first_page);
+    let next = if more {
+        cursor.next(&batches, |b| ms(b, "created")).map(|next| {
+            let mut params = vec![
+                (
+                    "before",
+                    next.before.map(|b| b.to_string()).unwrap_or_default(),
+                ),
                 ("limit", page.limit.to_string()),
-            ],
-        )
+            ];
+            if next.skip > 0 {
+                params.push(("skip", next.skip.to_string()));
+            }
+            link(base, &format!("/datasets/{}", enc(&id)), &params)
+        })
+    } else {
+        None
     };
-    let prev = (page.start > 0).then(|| here(page.start.saturating_sub(page.limit)));
-    let next = more.then(|| here(page.start + page.limit));
     let name = display_name(&doc, &id);
     let body = html! {
         nav.crumbs aria-label="Breadcrumb" { a href={ (base) "/datasets" } { "Datasets" } " / " span { (name) } }
@@ -1187,6 +1244,42 @@ mod tests {
         assert_eq!(name_filter("a,b"), "*a*b*");
         assert_eq!(name_filter("!x"), "*!x*");
         assert_eq!(name_filter("**"), "*");
+    }
+
+    #[test]
+    fn the_next_page_starts_after_the_last_row_and_its_ties() {
+        let rows = |created: &[i64]| -> Vec<(String, i64)> {
+            created.iter().map(|c| (String::new(), *c)).collect()
+        };
+        let first = Cursor {
+            before: None,
+            skip: 0,
+        };
+        let next = first.next(&rows(&[9, 8, 7, 7]), |c| Some(*c)).unwrap();
+        assert_eq!(
+            next,
+            Cursor {
+                before: Some(8),
+                skip: 2
+            }
+        );
+        // A page inside one tie group carries the skip forward.
+        let again = next.next(&rows(&[7, 7]), |c| Some(*c)).unwrap();
+        assert_eq!(
+            again,
+            Cursor {
+                before: Some(8),
+                skip: 4
+            }
+        );
+        let later = again.next(&rows(&[7, 5]), |c| Some(*c)).unwrap();
+        assert_eq!(
+            later,
+            Cursor {
+                before: Some(6),
+                skip: 1
+            }
+        );
     }
 
     #[test]

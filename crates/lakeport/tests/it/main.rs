@@ -196,6 +196,73 @@ fn first_start_generates_a_token_and_prints_a_working_curl() {
 }
 
 #[test]
+fn serve_mounts_the_web_console_where_configured_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|line| line.contains(&format!("http://{}/console/", server.address))),
+        "{:#?}",
+        server.banner
+    );
+    let mut conn = server.conn();
+    let signin = conn.request("GET", "/console/signin", &[], None).unwrap();
+    assert_eq!(signin.status, 200, "{}", signin.body);
+    assert!(
+        signin
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(signin.body.contains("name=\"token\""));
+    let css = conn
+        .request("GET", "/console/assets/console.css", &[], None)
+        .unwrap();
+    assert_eq!(css.status, 200);
+    let datasets = conn.request("GET", "/console/datasets", &[], None).unwrap();
+    assert_eq!(
+        (datasets.status, datasets.header("location")),
+        (303, Some("/console/signin"))
+    );
+    server.terminate();
+
+    let moved = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[("LAKEPORT__CONSOLE__PATH", "/ui".to_owned())],
+    );
+    let mut conn = moved.conn();
+    assert_eq!(
+        conn.request("GET", "/ui/signin", &[], None).unwrap().status,
+        200
+    );
+    assert_eq!(
+        conn.request("GET", "/console/signin", &[], None)
+            .unwrap()
+            .status,
+        404
+    );
+    moved.terminate();
+
+    let off = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[("LAKEPORT__CONSOLE__ENABLED", "false".to_owned())],
+    );
+    let mut conn = off.conn();
+    let gone = conn.request("GET", "/console/signin", &[], None).unwrap();
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert!(
+        gone.body.contains("\"status\":404"),
+        "the API's problem: {}",
+        gone.body
+    );
+    off.kill_9();
+}
+
+#[test]
 fn objects_survive_kill_9_right_after_the_answer_and_graceful_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let token = "durability-token";
