@@ -42,6 +42,7 @@ pub fn page(frame: &Frame<'_>, body: &Markup) -> Markup {
                             nav aria-label="Main" {
                                 a href={ (base) "/datasets" } { "Datasets" }
                                 a href={ (base) "/schemas" } { "Schemas" }
+                                a href={ (base) "/inlets" } { "Streaming" }
                             }
                             span.tenant title="Organization and sandbox" {
                                 span.org { (org) } " / " span.sandbox { (sandbox) }

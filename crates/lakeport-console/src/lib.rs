@@ -17,6 +17,7 @@ mod api;
 mod chart;
 mod forms;
 mod html;
+mod inlets;
 mod pages;
 mod session;
 mod upload;
@@ -136,6 +137,8 @@ pub fn router(console: Console) -> Router {
         )
         .route("/batches/{id}/download/{kind}", get(pages::download))
         .route("/files/{id}", get(pages::dataset_file))
+        .route("/inlets", get(inlets::list))
+        .route("/inlets/{id}", get(inlets::show).post(inlets::send))
         .route("/schemas", get(pages::schemas))
         .route("/schema", get(pages::schema))
         .fallback(unknown_page)

@@ -517,3 +517,79 @@ async fn schemas_and_field_groups_are_listed_and_shown_as_trees() {
         tree.text
     );
 }
+
+#[tokio::test]
+async fn a_test_message_to_an_inlet_shows_its_violations_or_passes() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("orders").await;
+    let (inlet, _flow) = app
+        .create_streaming_flow(
+            &dataset,
+            json!({"name": "inlet", "authenticationRequired": false}),
+        )
+        .await;
+    let mut client = Client::new(mounted(&app));
+    let csrf = client.sign_in(TOKEN, ORG_A).await;
+    let list = client.get(&format!("{BASE}/inlets")).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert!(list.text.contains(&inlet), "{}", list.text);
+    let start = list.text.find("/console/inlets/").unwrap();
+    let href: String = list.text[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let page = client.get(&href).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("<textarea"), "{}", page.text);
+
+    let mut bad = crate::event(1);
+    bad[crate::ns()]["points"] = json!(-5);
+    let message = json!({"header": {"imsOrgId": ORG_A}, "body": {"xdmEntity": bad}}).to_string();
+    let rejected = client
+        .post_form(&href, &[("csrf", &csrf), ("message", &message)])
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.text);
+    assert!(rejected.text.contains("rejected"), "{}", rejected.text);
+    assert!(
+        rejected.text.contains("minimum") && rejected.text.contains("points"),
+        "{}",
+        rejected.text
+    );
+    let good =
+        json!({"header": {"imsOrgId": ORG_A}, "body": {"xdmEntity": crate::event(2)}}).to_string();
+    let accepted = client
+        .post_form(&href, &[("csrf", &csrf), ("message", &good)])
+        .await;
+    assert!(accepted.text.contains("accepted"), "{}", accepted.text);
+    let refused = client.post_form(&href, &[("message", &good)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.flush_streams().await;
+    let batches = app
+        .get(&format!(
+            "/data/foundation/catalog/batches?dataSet={dataset}"
+        ))
+        .send()
+        .await;
+    let counts: Vec<u64> = batches
+        .body
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|b| b["recordCount"].as_u64())
+        .collect();
+    assert_eq!(
+        counts,
+        [1],
+        "only the passing message was ingested: {}",
+        batches.text
+    );
+
+    // Another organization's session does not reach this connection.
+    let mut b = Client::new(mounted(&app));
+    let b_csrf = b.sign_in(TOKEN_B_ONLY, ORG_B).await;
+    assert_eq!(b.get(&href).await.status, StatusCode::NOT_FOUND);
+    let sent = b
+        .post_form(&href, &[("csrf", &b_csrf), ("message", &good)])
+        .await;
+    assert_eq!(sent.status, StatusCode::NOT_FOUND);
+}
