@@ -26,6 +26,8 @@ pub const MAX_PAGE: u64 = 50;
 pub const MAX_START: u64 = 1_000_000;
 /// Longest dataset search text.
 const MAX_SEARCH: usize = 100;
+/// Dataset files the dataset page sums for its row count and size.
+const FILES_SUMMED: u64 = 100;
 /// Batches the dataset page's chart shows.
 const CHART_BATCHES: u64 = 100;
 /// Rejected rows the batch page shows, and the bytes of failed-row files it reads for them.
@@ -367,9 +369,20 @@ pub async fn dataset(
     );
     let schema_id = text(&doc["schemaRef"], "id").to_owned();
     let schema_uri = format!("{REGISTRY}/tenant/schemas/{}", enc(&schema_id));
-    let (batches, chart_batches, schema) = tokio::join!(
+    let files_uri = link(
+        CATALOG,
+        "/dataSetFiles",
+        &[
+            ("dataSetId", id.clone()),
+            ("isValid", "true".to_owned()),
+            ("limit", FILES_SUMMED.to_string()),
+            ("properties", "records,size".to_owned()),
+        ],
+    );
+    let (batches, chart_batches, files, schema) = tokio::join!(
         console.api.get_json(&session, &batches_uri),
         console.api.get_json(&session, &chart_uri),
+        console.api.get_json(&session, &files_uri),
         async {
             if schema_id.is_empty() {
                 Err(ApiFailure::NotFound)
@@ -388,6 +401,16 @@ pub async fn dataset(
     };
     let more = batches.len() as u64 > page.limit;
     batches.truncate(page.limit as usize);
+    // Rows and bytes of the live data: the valid dataset files, summed over the first
+    // FILES_SUMMED (a lower bound past that).
+    let (rows, size, files_capped) = match &files {
+        Ok(Value::Object(map)) => (
+            map.values().filter_map(|f| num(f, "records")).sum::<u64>(),
+            map.values().filter_map(|f| num(f, "size")).sum::<u64>(),
+            map.len() as u64 >= FILES_SUMMED,
+        ),
+        _ => (0, 0, false),
+    };
     let bars: Vec<chart::Bar> = match chart_batches {
         Ok(Value::Object(map)) => map
             .into_iter()
@@ -456,6 +479,8 @@ pub async fn dataset(
                 (html::status(text(&doc, "lastBatchStatus")))
                 @if let Some(batch) = doc["lastBatchId"].as_str() { " " a href={ (base) "/batches/" (enc(batch)) } { code { (batch) } } }
             }
+            dt { "Rows" } dd { @if files_capped { "≥ " } (html::count(Some(rows))) @if files_capped { span.sub { " (the first " (FILES_SUMMED) " files)" } } }
+            dt { "Size" } dd { @if files_capped { "≥ " } (html::bytes(Some(size))) }
             dt { "Created" } dd { (html::time(ms(&doc, "created"))) }
             dt { "Table" } dd { @if table.is_empty() { "— (created by the first ingested batch)" } @else { code { (table) } } }
         }

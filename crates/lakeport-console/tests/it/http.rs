@@ -138,6 +138,11 @@ async fn upload_shows_rejected_rows_with_their_violations_and_revert_needs_the_f
     assert!(dataset_page.text.contains(&batch));
     assert!(dataset_page.text.contains("<svg class=\"chart\""));
     assert!(
+        dataset_page.text.contains("<dt>Rows</dt><dd>7</dd>"),
+        "{}",
+        dataset_page.text
+    );
+    assert!(
         dataset_page.text.contains("SELECT * FROM orders LIMIT 10"),
         "{}",
         dataset_page.text
