@@ -137,7 +137,9 @@ impl QueryService {
         let context = new_context(&self.runtime);
         setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
             .map_err(|err| format!("setting up pg_catalog: {err}"))?;
-        self.tables().register_tables(&context, tenant).await?;
+        self.tables()
+            .register_tables(&context, tenant, None)
+            .await?;
         let context = Arc::new(context);
         Ok(Session {
             handler: Arc::new(DfSessionService::new(Arc::clone(&context))),
@@ -154,6 +156,35 @@ impl QueryService {
             runtime: Arc::clone(&self.runtime),
         }
     }
+}
+
+/// The table names `sql` reads, without CTE names, as the planner resolves them (unquoted
+/// names folded to lower case); `public.<table>` counts as `<table>`.
+fn referenced_tables(sql: &str) -> Result<Vec<String>, SqlError> {
+    use datafusion::sql::parser::DFParser;
+    use datafusion::sql::resolve::resolve_table_references;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+        .map_err(|err| SqlError::new("42601", format!("syntax error: {err}")))?;
+    let mut names = Vec::new();
+    for statement in &statements {
+        let (tables, _ctes) =
+            resolve_table_references(statement, true).map_err(|err| rest::df_error(&err))?;
+        for table in tables {
+            let name = match &table {
+                TableReference::Bare { table } => table.to_string(),
+                TableReference::Partial { schema, table } if schema.as_ref() == "public" => {
+                    table.to_string()
+                }
+                _ => continue,
+            };
+            let base = snapshot::base_table(&name).to_owned();
+            if !names.contains(&base) {
+                names.push(base);
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// A context with `information_schema`, running in the node's shared query runtime.
@@ -173,20 +204,34 @@ struct Tables {
 }
 
 impl Tables {
-    /// Builds a DataFusion context holding only the tenant's dataset tables (the REST API's).
-    async fn context(&self, tenant: &Tenant) -> Result<SessionContext, String> {
+    /// Builds a DataFusion context for one REST statement: the tenant's dataset tables that
+    /// `sql` names, and `also` (an INSERT's target); only those tables' Delta logs are read.
+    async fn context(
+        &self,
+        tenant: &Tenant,
+        sql: &str,
+        also: Option<&str>,
+    ) -> Result<SessionContext, SqlError> {
+        let mut names = referenced_tables(sql)?;
+        names.extend(also.map(str::to_owned));
         let context = new_context(&self.runtime);
-        self.register_tables(&context, tenant).await?;
+        self.register_tables(&context, tenant, Some(&names))
+            .await
+            .map_err(|reason| SqlError::new("58000", reason))?;
         Ok(context)
     }
 
     /// Registers the tenant's dataset tables (those with a Delta commit), each under its
-    /// `adobe/pqs/table` name.
+    /// `adobe/pqs/table` name; with `only`, just the tables of those names.
     async fn register_tables(
         &self,
         context: &SessionContext,
         tenant: &Tenant,
+        only: Option<&[String]>,
     ) -> Result<(), String> {
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(());
+        }
         let mut start = 0u64;
         loop {
             let query = ListQuery {
@@ -202,7 +247,13 @@ impl Tables {
                 .await
                 .map_err(|err| format!("listing the datasets: {err}"))?;
             for dataset in &page {
-                self.register(context, tenant, dataset).await?;
+                let wanted = only.is_none_or(|names| {
+                    catalog::dataset_table_name(dataset)
+                        .is_some_and(|name| names.iter().any(|wanted| wanted == name))
+                });
+                if wanted {
+                    self.register(context, tenant, dataset).await?;
+                }
             }
             if page.len() < DATASET_PAGE as usize {
                 break;

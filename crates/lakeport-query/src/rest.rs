@@ -531,10 +531,7 @@ async fn run_select(
 ) -> Result<SelectOutcome, SqlError> {
     let (select, target, files) = (select.as_str(), target.as_deref(), files.as_ref());
     {
-        let context = tables
-            .context(&tenant)
-            .await
-            .map_err(|reason| SqlError::new("58000", reason))?;
+        let context = tables.context(&tenant, select, target).await?;
         tables.register_snapshots(&context, &tenant, select).await?;
         let frame = context.sql(select).await.map_err(|err| df_error(&err))?;
         let schema: Schema = frame.schema().as_arrow().clone();

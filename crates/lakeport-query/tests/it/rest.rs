@@ -458,6 +458,54 @@ async fn a_query_that_outgrows_the_memory_pool_fails_with_53200_and_the_next_one
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_reads_only_the_tables_it_names() {
+    let app = app().await;
+    let (_, table) = events(&app).await;
+    // A second dataset of the sandbox whose Delta log cannot be read.
+    let broken = app.create_event_dataset("Broken Events").await;
+    ingest(&app, &broken, &[event(0)]).await;
+    let broken_table = dataset(&app, &broken).await["tags"]["adobe/pqs/table"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = lakeport_storage::keys::dataset(ORG_A, "prod", &broken).join("_delta_log");
+    let commits = app.storage().list_keys(&log).await.unwrap();
+    assert!(!commits.is_empty());
+    for commit in commits.iter().filter(|key| key.as_ref().ends_with(".json")) {
+        use object_store::ObjectStoreExt as _;
+        app.storage()
+            .store()
+            .put(commit, b"not a Delta commit\n".to_vec().into())
+            .await
+            .unwrap();
+    }
+    // A query of the first table never opens the second one.
+    let fine = submit(
+        &app,
+        json!({"sql": format!("WITH t AS (SELECT * FROM public.{table}) SELECT count(*) FROM t")}),
+    )
+    .await;
+    let fine = finish(&app, fine["id"].as_str().unwrap()).await;
+    assert_eq!(fine["state"], "SUCCESS", "{fine}");
+    // The broken one fails, naming its dataset.
+    let bad = submit(
+        &app,
+        json!({"sql": format!("SELECT count(*) FROM {broken_table}")}),
+    )
+    .await;
+    let bad = finish(&app, bad["id"].as_str().unwrap()).await;
+    assert_eq!(bad["state"], "FAILED", "{bad}");
+    assert_eq!(bad["errors"][0]["code"], "58000", "{bad}");
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&broken),
+        "{bad}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_page_with_next_links_filter_and_check_their_parameters() {
     let app = app().await;
     let mut ids = Vec::new();
