@@ -28,8 +28,13 @@ pub async fn home(State(console): State<Shared>, headers: HeaderMap) -> Response
 
 fn cookie_header(console: &Shared, name: &str, value: &str, max_age: Option<u64>) -> String {
     let age = max_age.map_or(String::new(), |secs| format!("; Max-Age={secs}"));
+    let secure = if console.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
-        "{name}={value}; Path={}/; HttpOnly; SameSite=Strict{age}",
+        "{name}={value}; Path={}/; HttpOnly; SameSite=Strict{secure}{age}",
         console.base
     )
 }

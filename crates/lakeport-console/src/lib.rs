@@ -50,6 +50,8 @@ pub struct Console {
     auth: Auth,
     sessions: Sessions,
     base: String,
+    /// Whether cookies carry `Secure` (the server is reached over https).
+    secure_cookies: bool,
 }
 
 type Shared = Arc<Console>;
@@ -65,6 +67,7 @@ impl Console {
                 config.max_sessions,
             ),
             base: config.path.clone(),
+            secure_cookies: false,
         }
     }
 
@@ -147,9 +150,11 @@ pub fn router(console: Console) -> Router {
 }
 
 /// The API with the console mounted at `config.path` next to it (the console's own paths
-/// first, everything else to the API).
-pub fn mount(api: App, auth: Auth, config: &ConsoleConfig) -> Router {
-    let console = Console::new(api.clone(), auth, config);
+/// first, everything else to the API). `secure_cookies`: the browser reaches the server over
+/// https (`server.public_origin`), so cookies are marked `Secure`.
+pub fn mount(api: App, auth: Auth, config: &ConsoleConfig, secure_cookies: bool) -> Router {
+    let mut console = Console::new(api.clone(), auth, config);
+    console.secure_cookies = secure_cookies;
     let path = config.path.clone();
     let slash = format!("{path}/");
     Router::new()

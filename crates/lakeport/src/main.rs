@@ -371,7 +371,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let api = lakeport_api::app(state);
     let app = if config.console.enabled {
         tracing::info!(path = %config.console.path, "web console enabled");
-        lakeport_console::mount(api, auth, &config.console)
+        let https = config
+            .server
+            .public_origin
+            .as_deref()
+            .is_some_and(|origin| origin.starts_with("https://"));
+        lakeport_console::mount(api, auth, &config.console, https)
     } else {
         axum::Router::new().fallback_service(api)
     };

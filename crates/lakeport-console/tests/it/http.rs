@@ -598,3 +598,28 @@ async fn a_test_message_to_an_inlet_shows_its_violations_or_passes() {
         .await;
     assert_eq!(sent.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn cookies_are_http_only_strict_and_secure_behind_https() {
+    use tower::ServiceExt;
+    let app = TestApp::new().await;
+    for secure in [false, true] {
+        let router = lakeport_console::mount(
+            app.api(),
+            app.state().auth().clone(),
+            &lakeport_config::ConsoleConfig::default(),
+            secure,
+        );
+        let request = axum::http::Request::get(format!("{BASE}/signin"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+        assert!(cookie.contains("Path=/console/"), "{cookie}");
+    }
+}

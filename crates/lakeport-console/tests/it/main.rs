@@ -23,6 +23,7 @@ pub fn mounted(app: &TestApp) -> Router {
         app.api(),
         app.state().auth().clone(),
         &ConsoleConfig::default(),
+        false,
     )
 }
 
