@@ -58,6 +58,23 @@ fn sql(
     })
 }
 
+/// The connection string of an org-A session on `server`'s wire endpoint, and a runtime to
+/// drive tokio-postgres in.
+fn org_session(server: &Server) -> (String, tokio::runtime::Runtime) {
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let (host, port) = wire.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (config, runtime)
+}
+
 fn text(rows: &[&[&str]]) -> Vec<Vec<Option<String>>> {
     rows.iter()
         .map(|row| row.iter().map(|cell| Some((*cell).to_owned())).collect())
@@ -271,17 +288,7 @@ fn sessions_over_query_max_sessions_are_refused_until_one_closes() {
         &["--token", TOKEN],
         &[("LAKEPORT__QUERY__MAX_SESSIONS", "1".to_owned())],
     );
-    let wire = server
-        .query_address()
-        .expect("the wire endpoint is announced");
-    let (host, port) = wire.split_once(':').unwrap();
-    let config = format!(
-        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (config, runtime) = org_session(&server);
     runtime.block_on(async move {
         let (first, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
             .await
@@ -396,17 +403,7 @@ fn a_statement_past_the_spill_limit_fails_and_one_past_the_timeout_is_cancelled(
 fn a_cancel_request_ends_the_running_statement_and_the_session_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_env(dir.path(), &["--token", TOKEN], &[]);
-    let wire = server
-        .query_address()
-        .expect("the wire endpoint is announced");
-    let (host, port) = wire.split_once(':').unwrap();
-    let config = format!(
-        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' connect_timeout=10"
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (config, runtime) = org_session(&server);
     runtime.block_on(async move {
         let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
             .await
