@@ -121,35 +121,17 @@ pub fn not_found(base: &str, session: Option<&Session>, what: &str) -> Response 
     )
 }
 
-/// Milliseconds since the epoch as `2026-12-04 18:22:44 UTC`.
+/// Milliseconds since the epoch as `2026-12-04 18:22:44 UTC` (the API's RFC 3339 form,
+/// without the milliseconds).
 pub fn time(ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return "—".to_owned();
     };
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let stamp = lakeport_api::context::rfc3339(ms);
+    match stamp.split_once('T') {
+        Some((date, clock)) => format!("{date} {} UTC", clock.get(..8).unwrap_or(clock)),
+        None => stamp,
+    }
 }
 
 /// Bytes as `12.3 MiB`.
