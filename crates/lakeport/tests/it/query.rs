@@ -409,10 +409,9 @@ fn a_cancel_request_ends_the_running_statement_and_the_session_goes_on() {
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        // A cancel while nothing runs is ignored, as PostgreSQL does.
+        // (A cancel sent while nothing runs is not tested: cancel_query returns before the
+        // server has handled it, so it may land on the next statement, as with PostgreSQL.)
         let cancel = client.cancel_token();
-        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
-        assert!(client.simple_query("SELECT 1").await.is_ok());
         // psql's Ctrl-C: a second connection sends the session's pid and secret key.
         let started = std::time::Instant::now();
         let canceller = tokio::spawn(async move {
