@@ -123,6 +123,19 @@ pub struct SelectOutcome {
     pub files: Vec<PathBuf>,
 }
 
+/// The first rows of a SELECT, as the web console's SQL page shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// The result's column names, in order (possibly repeated, as SQL allows).
+    pub columns: Vec<String>,
+    /// At most the asked number of rows, each a value per column (JSON, as the REST API
+    /// and Data Access show values).
+    pub rows: Vec<Vec<Value>>,
+    /// True when the statement had more rows (or more bytes) than were returned; the rest
+    /// was never read.
+    pub truncated: bool,
+}
+
 /// The SQL engine behind the REST API; the binary wires in DataFusion.
 #[async_trait::async_trait]
 pub trait QueryEngine: Send + Sync + 'static {
@@ -146,6 +159,20 @@ pub trait QueryEngine: Send + Sync + 'static {
         target: Option<&str>,
         files: Option<&ResultFiles>,
     ) -> Result<SelectOutcome, SqlError>;
+
+    /// Runs a SELECT over the tenant's tables and returns its first `max_rows` rows, stopping
+    /// earlier once they hold `max_bytes` of JSON; the rest of the result is not computed
+    /// beyond what the engine already had in hand.
+    ///
+    /// # Errors
+    /// As [`QueryEngine::run`].
+    async fn sample(
+        &self,
+        tenant: &Tenant,
+        select: &str,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<Sample, SqlError>;
 }
 
 /// The engine and where its wire endpoint listens, as `AppState` holds them.

@@ -212,7 +212,7 @@ fn main() {
         let storage = lakeport_api::open_storage(&config).unwrap();
         let state = lakeport_api::AppState::new(&config, metastore, storage, None);
         let auth = state.auth().clone();
-        let router = lakeport_console::mount(lakeport_api::app(state), auth, &ConsoleConfig::default(), false);
+        let router = lakeport_console::mount(lakeport_api::app(state), auth, &ConsoleConfig::default(), false, None);
 
         let group = api_post(&router, "/data/foundation/schemaregistry/tenant/fieldgroups", &json!({
             "title": "bench fields", "type": "object",

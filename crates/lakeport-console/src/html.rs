@@ -43,6 +43,7 @@ pub fn page(frame: &Frame<'_>, body: &Markup) -> Markup {
                                 a href={ (base) "/datasets" } { "Datasets" }
                                 a href={ (base) "/schemas" } { "Schemas" }
                                 a href={ (base) "/inlets" } { "Streaming" }
+                                a href={ (base) "/sql" } { "SQL" }
                             }
                             span.tenant title="Organization and sandbox" {
                                 span.org { (org) } " / " span.sandbox { (sandbox) }

@@ -20,6 +20,7 @@ mod html;
 mod inlets;
 mod pages;
 mod session;
+mod sql;
 mod upload;
 
 use std::collections::HashMap;
@@ -52,6 +53,16 @@ pub struct Console {
     base: String,
     /// Whether cookies carry `Secure` (the server is reached over https).
     secure_cookies: bool,
+    /// The engine the SQL page runs SELECTs on; `None`: the page says there is none.
+    sql: Option<SqlEngine>,
+}
+
+/// The SQL engine of the node (the one behind the Query Service) and how long a SELECT
+/// from the SQL page may run (`query.select_timeout_secs`).
+#[derive(Clone)]
+pub struct SqlEngine {
+    pub engine: Arc<dyn lakeport_api::query::QueryEngine>,
+    pub timeout: Duration,
 }
 
 type Shared = Arc<Console>;
@@ -68,6 +79,7 @@ impl Console {
             ),
             base: config.path.clone(),
             secure_cookies: false,
+            sql: None,
         }
     }
 
@@ -144,6 +156,7 @@ pub fn router(console: Console) -> Router {
         .route("/inlets/{id}", get(inlets::show).post(inlets::send))
         .route("/schemas", get(pages::schemas))
         .route("/schema", get(pages::schema))
+        .route("/sql", get(sql::form).post(sql::run))
         .fallback(unknown_page)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(shared)
@@ -151,10 +164,18 @@ pub fn router(console: Console) -> Router {
 
 /// The API with the console mounted at `config.path` next to it (the console's own paths
 /// first, everything else to the API). `secure_cookies`: the browser reaches the server over
-/// https (`server.public_origin`), so cookies are marked `Secure`.
-pub fn mount(api: App, auth: Auth, config: &ConsoleConfig, secure_cookies: bool) -> Router {
+/// https (`server.public_origin`), so cookies are marked `Secure`. `sql`: the engine the SQL
+/// page runs on, when the node has one.
+pub fn mount(
+    api: App,
+    auth: Auth,
+    config: &ConsoleConfig,
+    secure_cookies: bool,
+    sql: Option<SqlEngine>,
+) -> Router {
     let mut console = Console::new(api.clone(), auth, config);
     console.secure_cookies = secure_cookies;
+    console.sql = sql;
     let path = config.path.clone();
     let slash = format!("{path}/");
     Router::new()

@@ -487,11 +487,12 @@ pub async fn dataset(
         @if !sql.is_empty() {
             section {
                 h2 { "Query it" }
-                p.hint { "With " code { "psql" } " on the Query Service's wire endpoint, or the Query Service API:" }
+                p.hint { "On the SQL page, with " code { "psql" } " on the Query Service's wire endpoint, or with the Query Service API:" }
                 div.copy {
                     pre #sql { code { (sql) } }
                     button type="button" data-copy="sql" hidden { "Copy" }
                 }
+                p { a href=(link(base, "/sql", &[("sql", sql.clone())])) { "Run it on the SQL page" } }
             }
         }
         section {

@@ -11,7 +11,9 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::common::TableReference;
+use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionContext;
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
     CreateTableOptions, Expr, ObjectName, SqlOption, Statement as SqlStatement, TableObject,
@@ -20,7 +22,9 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::StreamExt as _;
-use lakeport_api::query::{Parsed, QueryEngine, ResultFiles, SelectOutcome, SqlError, Statement};
+use lakeport_api::query::{
+    Parsed, QueryEngine, ResultFiles, Sample, SelectOutcome, SqlError, Statement,
+};
 use lakeport_domain::tenant::Tenant;
 use serde_json::{Map, Value, json};
 
@@ -486,6 +490,29 @@ impl QueryEngine for QueryService {
             )),
         }
     }
+
+    async fn sample(
+        &self,
+        tenant: &Tenant,
+        select: &str,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<Sample, SqlError> {
+        let task = Task(runtime().spawn(sample_select(
+            self.tables(),
+            tenant.clone(),
+            select.to_owned(),
+            max_rows,
+            max_bytes,
+        )));
+        match task.await {
+            Ok(sample) => sample,
+            Err(err) => Err(SqlError::new(
+                "XX000",
+                format!("the query's task failed: {err}"),
+            )),
+        }
+    }
 }
 
 /// The runtime REST queries execute on: as many threads as the machine has cores, apart
@@ -531,9 +558,7 @@ async fn run_select(
 ) -> Result<SelectOutcome, SqlError> {
     let (select, target, files) = (select.as_str(), target.as_deref(), files.as_ref());
     {
-        let context = tables.context(&tenant, select, target).await?;
-        tables.register_snapshots(&context, &tenant, select).await?;
-        let frame = context.sql(select).await.map_err(|err| df_error(&err))?;
+        let (context, frame) = plan(&tables, &tenant, select, target).await?;
         let schema: Schema = frame.schema().as_arrow().clone();
         if let Some(target) = target {
             // The target's table exists once its dataset has a batch; before, its columns
@@ -580,6 +605,123 @@ async fn run_select(
             files,
         })
     }
+}
+
+/// Plans a SELECT over the tenant's tables (those it names, and `target`).
+async fn plan(
+    tables: &crate::Tables,
+    tenant: &Tenant,
+    select: &str,
+    target: Option<&str>,
+) -> Result<(SessionContext, DataFrame), SqlError> {
+    let context = tables.context(tenant, select, target).await?;
+    tables.register_snapshots(&context, tenant, select).await?;
+    let frame = context.sql(select).await.map_err(|err| df_error(&err))?;
+    Ok((context, frame))
+}
+
+async fn sample_select(
+    tables: crate::Tables,
+    tenant: Tenant,
+    select: String,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Result<Sample, SqlError> {
+    let (_context, frame) = plan(&tables, &tenant, &select, None).await?;
+    let schema = frame.schema().as_arrow().clone();
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    // Written under positional names, so that repeated column names keep their own values.
+    let written = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| written_field(field).with_name(format!("c{i}")))
+            .collect::<Vec<_>>(),
+    ));
+    let mut sample = Sample {
+        columns,
+        ..Sample::default()
+    };
+    let mut bytes = 0usize;
+    let mut stream = frame.execute_stream().await.map_err(|err| df_error(&err))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|err| df_error(&err))?;
+        let wanted = max_rows - sample.rows.len();
+        let batch = if batch.num_rows() > wanted {
+            sample.truncated = true;
+            batch.slice(0, wanted)
+        } else {
+            batch
+        };
+        for row in json_rows(&batch, &written)? {
+            bytes += row.iter().map(|v| v.to_string().len()).sum::<usize>();
+            if bytes > max_bytes {
+                sample.truncated = true;
+                return Ok(sample);
+            }
+            sample.rows.push(row);
+        }
+        if sample.truncated || sample.rows.len() == max_rows {
+            // One more row tells whether the result goes on; it is not kept.
+            if !sample.truncated {
+                sample.truncated = next_row_exists(&mut stream).await?;
+            }
+            return Ok(sample);
+        }
+    }
+    Ok(sample)
+}
+
+/// Reads on until a row comes (true) or the stream ends (false).
+async fn next_row_exists(
+    stream: &mut datafusion::physical_plan::SendableRecordBatchStream,
+) -> Result<bool, SqlError> {
+    while let Some(batch) = stream.next().await {
+        if batch.map_err(|err| df_error(&err))?.num_rows() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The rows of a batch as JSON values, one per column of `written`.
+fn json_rows(batch: &RecordBatch, written: &SchemaRef) -> Result<Vec<Vec<Value>>, SqlError> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .zip(written.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    let batch = RecordBatch::try_new(Arc::clone(written), columns)
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    let mut writer = arrow_json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow_json::writer::JsonArray>(Vec::new());
+    writer
+        .write(&batch)
+        .and_then(|()| writer.finish())
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    let objects: Vec<Map<String, Value>> = serde_json::from_slice(&writer.into_inner())
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    Ok(objects
+        .into_iter()
+        .map(|mut object| {
+            (0..written.fields().len())
+                .map(|i| object.remove(&format!("c{i}")).unwrap_or(Value::Null))
+                .collect()
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -368,6 +368,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let auth = state.auth().clone();
+    let sql = state.query().map(|wiring| lakeport_console::SqlEngine {
+        engine: Arc::clone(&wiring.engine),
+        timeout: std::time::Duration::from_secs(config.query.select_timeout_secs),
+    });
     let api = lakeport_api::app(state);
     let app = if config.console.enabled {
         tracing::info!(path = %config.console.path, "web console enabled");
@@ -376,7 +380,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             .public_origin
             .as_deref()
             .is_some_and(|origin| origin.starts_with("https://"));
-        lakeport_console::mount(api, auth, &config.console, https)
+        lakeport_console::mount(api, auth, &config.console, https, sql)
     } else {
         axum::Router::new().fallback_service(api)
     };

@@ -609,6 +609,7 @@ async fn cookies_are_http_only_strict_and_secure_behind_https() {
             app.state().auth().clone(),
             &lakeport_config::ConsoleConfig::default(),
             secure,
+            None,
         );
         let request = axum::http::Request::get(format!("{BASE}/signin"))
             .body(axum::body::Body::empty())

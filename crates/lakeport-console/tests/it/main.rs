@@ -24,6 +24,7 @@ pub fn mounted(app: &TestApp) -> Router {
         app.state().auth().clone(),
         &ConsoleConfig::default(),
         false,
+        None,
     )
 }
 

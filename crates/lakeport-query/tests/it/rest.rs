@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 const QS: &str = "/data/foundation/query";
 
-async fn app_with(adjust: impl FnOnce(&mut lakeport_config::Config)) -> TestApp {
+pub(crate) async fn app_with(adjust: impl FnOnce(&mut lakeport_config::Config)) -> TestApp {
     TestApp::with_query_engine(
         adjust,
         Box::new(|config, metastore, storage| {
@@ -27,15 +27,15 @@ async fn app_with(adjust: impl FnOnce(&mut lakeport_config::Config)) -> TestApp 
     .await
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     app_with(|_| {}).await
 }
 
-fn ns() -> String {
+pub(crate) fn ns() -> String {
     format!("_{TENANT_A}")
 }
 
-fn event(index: usize) -> Value {
+pub(crate) fn event(index: usize) -> Value {
     json!({
         "_id": format!("e{index}"),
         "timestamp": "2024-03-01T10:00:00Z",
@@ -45,7 +45,7 @@ fn event(index: usize) -> Value {
 }
 
 /// Ingests rows through the Batch Ingestion API and returns the batch id.
-async fn ingest(app: &TestApp, dataset: &str, rows: &[Value]) -> String {
+pub(crate) async fn ingest(app: &TestApp, dataset: &str, rows: &[Value]) -> String {
     let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
         .as_str()
         .unwrap()
@@ -60,14 +60,14 @@ async fn ingest(app: &TestApp, dataset: &str, rows: &[Value]) -> String {
     batch
 }
 
-async fn dataset(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn dataset(app: &TestApp, id: &str) -> Value {
     let reply = app.get(&format!("{CATALOG_DATASETS}/{id}")).send().await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
     reply.body[id].clone()
 }
 
 /// An event dataset with five ingested rows; returns (dataset id, table name).
-async fn events(app: &TestApp) -> (String, String) {
+pub(crate) async fn events(app: &TestApp) -> (String, String) {
     let id = app.create_event_dataset("Loyalty Events").await;
     ingest(app, &id, &(0..5).map(event).collect::<Vec<_>>()).await;
     let table = dataset(app, &id).await["tags"]["adobe/pqs/table"][0]
@@ -357,7 +357,7 @@ async fn ctas_parameters_name_the_dataset_as_aepp_sends_them() {
 }
 
 /// A statement that runs for minutes (ten billion generated rows, aggregated batch by batch).
-fn slow_sql() -> Value {
+pub(crate) fn slow_sql() -> Value {
     json!({"sql": "SELECT sum(value % 7) FROM generate_series(1, 10000000000)"})
 }
 
