@@ -2,7 +2,7 @@
 //! validate each row, write passing rows as Parquet parts and rejected rows (with reasons)
 //! as JSON Lines.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::arrow_value::{dates_from_timestamps, without_dictionaries};
 use crate::columns::{check_parquet_columns, map_csv_header};
-use crate::direct::{Offered, RowBuilder, check_batch};
+use crate::direct::{Checked, CsvColumns, Offered, RowBuilder, check_batch};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
 use crate::output::{
@@ -64,9 +64,11 @@ pub struct ProcessOptions {
 pub enum Engine {
     /// Straight into Arrow columns: JSON Lines rows are parsed onto a token tape and
     /// validated and converted in one walk, without a `serde_json::Value` per row (only a
-    /// row the walk does not accept is decided by the row validator); rows of other formats
-    /// are validated as values and appended to the same columns. Parquet is encoded on a
-    /// second thread.
+    /// row the walk does not accept is decided by the row validator); Parquet record
+    /// batches and chunks of CSV records (as text columns) are converted and checked column
+    /// by column, and only their undecided rows become values for the row validator; JSON
+    /// arrays are validated as values and appended to the same columns. Parquet is encoded
+    /// on a second thread.
     #[default]
     Columns,
     /// The previous path: every row becomes a `serde_json::Value`, is validated, and is
@@ -169,44 +171,101 @@ struct ColumnOutput {
     rows_per_part: u64,
     /// Rows handed to the writing thread so far.
     sent: u64,
+    /// Record batches of validated rows waiting to be sent (before the rows in `builder`).
+    pending: VecDeque<RecordBatch>,
+    pending_rows: usize,
 }
 
 impl ColumnOutput {
-    /// Sends the built rows once they fill a record batch, or the rest of the current part
-    /// (so that batches, and the Parquet pages written from them, fall where the row
-    /// engine's did).
-    fn flush_if_full(&mut self) -> Result<(), WriteError> {
+    /// The rows of the next record batch to send: a full batch, or the rest of the current
+    /// part. Batches are cut at the same rows as the row engine's (every `chunk_rows` rows,
+    /// and at part ends), so that the Parquet pages written from them are the same.
+    fn target(&self) -> usize {
         let room = self.rows_per_part - self.sent % self.rows_per_part;
-        if (self.builder.rows() as u64) < room.min(self.chunk_rows as u64) {
-            return Ok(());
-        }
-        self.flush()
+        usize::try_from(room).map_or(self.chunk_rows, |room| room.min(self.chunk_rows))
     }
 
+    /// Returns how many more validated rows fill the next record batch.
+    fn wanted(&self) -> usize {
+        self.target()
+            .saturating_sub(self.pending_rows + self.builder.rows())
+    }
+
+    /// Sends the waiting rows once they fill a record batch.
+    fn flush_if_full(&mut self) -> Result<(), WriteError> {
+        if self.pending_rows + self.builder.rows() < self.target() {
+            return Ok(());
+        }
+        self.stash()?;
+        self.send(false)
+    }
+
+    /// Sends every waiting row.
     fn flush(&mut self) -> Result<(), WriteError> {
-        if self.builder.rows() == 0 {
-            return Ok(());
-        }
-        let batch = self.builder.finish().map_err(WriteError::Encode)?;
-        self.sent += batch.num_rows() as u64;
-        self.stage.push(batch)
+        self.stash()?;
+        self.send(true)
     }
 
-    /// Sends a record batch of validated rows built elsewhere (after the rows built here),
-    /// in pieces of at most a record batch that never straddle a part.
-    fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
-        self.flush()?;
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let room = self.rows_per_part - self.sent % self.rows_per_part;
-            let rows = (batch.num_rows() - offset)
-                .min(self.chunk_rows)
-                .min(usize::try_from(room).unwrap_or(usize::MAX));
-            self.stage.push(batch.slice(offset, rows))?;
-            self.sent += rows as u64;
-            offset += rows;
+    /// Moves the rows built here to the waiting batches.
+    fn stash(&mut self) -> Result<(), WriteError> {
+        if self.builder.rows() > 0 {
+            let batch = self.builder.finish().map_err(WriteError::Encode)?;
+            self.pending_rows += batch.num_rows();
+            self.pending.push_back(batch);
         }
         Ok(())
+    }
+
+    /// Queues a record batch of validated rows built elsewhere (after the rows built here)
+    /// and sends what fills record batches.
+    fn push_batch(&mut self, batch: RecordBatch) -> Result<(), WriteError> {
+        self.stash()?;
+        if batch.num_rows() > 0 {
+            self.pending_rows += batch.num_rows();
+            self.pending.push_back(batch);
+        }
+        self.send(false)
+    }
+
+    /// Sends full record batches of the waiting rows, and with `all` the rest too.
+    fn send(&mut self, all: bool) -> Result<(), WriteError> {
+        loop {
+            let target = self.target();
+            if self.pending_rows == 0 || (!all && self.pending_rows < target) {
+                return Ok(());
+            }
+            let rows = target.min(self.pending_rows);
+            let batch = self.take(rows)?;
+            self.sent += rows as u64;
+            self.stage.push(batch)?;
+        }
+    }
+
+    /// Takes the first `rows` waiting rows as one record batch (copied only when they span
+    /// batches).
+    fn take(&mut self, rows: usize) -> Result<RecordBatch, WriteError> {
+        let mut pieces = Vec::new();
+        let mut needed = rows;
+        while needed > 0 {
+            let Some(front) = self.pending.pop_front() else {
+                break;
+            };
+            let available = front.num_rows();
+            if available > needed {
+                pieces.push(front.slice(0, needed));
+                self.pending
+                    .push_front(front.slice(needed, available - needed));
+                needed = 0;
+            } else {
+                needed -= available;
+                pieces.push(front);
+            }
+        }
+        self.pending_rows -= rows - needed;
+        if pieces.len() == 1 {
+            return Ok(pieces.pop().expect("one piece"));
+        }
+        arrow_select::concat::concat_batches(&self.schema, &pieces).map_err(WriteError::Encode)
     }
 }
 
@@ -287,6 +346,8 @@ impl BatchProcessor {
                     chunk_rows,
                     rows_per_part: options.rows_per_part as u64,
                     sent: 0,
+                    pending: VecDeque::new(),
+                    pending_rows: 0,
                 }))
             }
         };
@@ -523,6 +584,9 @@ fn read_input(
             }
             let paths = map_csv_header(schema, csv.header())
                 .map_err(|reason| not_in_schema(name, reason))?;
+            if matches!(rows.pipeline.output, Output::Columns(_)) {
+                return rows.csv_columns(&mut csv, &paths);
+            }
             let mut values = Vec::with_capacity(paths.len());
             loop {
                 match csv.next(&mut values)? {
@@ -645,6 +709,7 @@ impl FileRows<'_> {
         let rows = batch.num_rows();
         let checked = check_batch(
             validator,
+            Source::Parquet,
             columns.schema.fields(),
             batch.schema_ref().fields(),
             batch.columns(),
@@ -653,7 +718,7 @@ impl FileRows<'_> {
         )
         .map_err(WriteError::Encode)?;
         // Rows of earlier files go first.
-        columns.flush()?;
+        columns.stash()?;
         let mut accepted = vec![false; rows];
         let mut decided = 0;
         for (index, &undecided) in checked.undecided.iter().enumerate() {
@@ -663,6 +728,7 @@ impl FileRows<'_> {
             }
             let mut sink = Undecided {
                 validator,
+                source: Source::Parquet,
                 builder: &mut columns.builder,
                 rejects,
                 stats: &mut self.stats,
@@ -679,60 +745,241 @@ impl FileRows<'_> {
             accepted[index] = sink.accepted;
         }
         self.stats.input_records += decided as u64;
-        let arrays: Vec<ArrayRef> = if decided == rows {
-            checked.columns
-        } else if columns.builder.rows() == 0 {
-            let keep = BooleanArray::from(
-                checked
-                    .undecided
-                    .iter()
-                    .map(|&undecided| !undecided)
-                    .collect::<Vec<_>>(),
-            );
-            checked
-                .columns
-                .iter()
-                .map(|column| arrow_select::filter::filter(column.as_ref(), &keep))
-                .collect::<Result<_, _>>()
-                .map_err(WriteError::Encode)?
-        } else {
-            // Interleave the rows the row validator accepted, in file order.
-            let extra = columns.builder.finish().map_err(WriteError::Encode)?;
-            let mut next = 0;
-            let mut picks = Vec::with_capacity(decided + extra.num_rows());
-            for (index, &accepted) in accepted.iter().enumerate() {
-                if !checked.undecided[index] {
-                    picks.push((0, index));
-                } else if accepted {
-                    picks.push((1, next));
-                    next += 1;
-                }
-            }
-            checked
-                .columns
-                .iter()
-                .zip(extra.columns())
-                .map(|(converted, extra)| {
-                    arrow_select::interleave::interleave(
-                        &[converted.as_ref(), extra.as_ref()],
-                        &picks,
-                    )
-                })
-                .collect::<Result<_, _>>()
-                .map_err(WriteError::Encode)?
-        };
-        let output =
-            RecordBatch::try_new(columns.schema.clone(), arrays).map_err(WriteError::Encode)?;
+        let output = merge_checked(columns, checked, &accepted).map_err(WriteError::Encode)?;
         *output_records += output.num_rows() as u64;
-        columns.push_batch(&output)?;
+        columns.push_batch(output)?;
         Ok(())
     }
+
+    /// Reads a CSV file with the column engine: records are gathered into text columns a
+    /// chunk at a time (about a record batch of output, at most [`CSV_CHUNK_BYTES`] of
+    /// text), each chunk is converted and checked as columns like a Parquet record batch,
+    /// and only its undecided rows become values for the row validator, in file order with
+    /// the corrupt records.
+    fn csv_columns(
+        &mut self,
+        csv: &mut CsvFile,
+        paths: &[Vec<String>],
+    ) -> Result<(), ProcessError> {
+        let mut chunk = CsvChunkState {
+            columns: CsvColumns::new(paths),
+            events: Vec::new(),
+            held: 0,
+        };
+        loop {
+            let wanted = match &self.pipeline.output {
+                Output::Columns(columns) => columns.wanted().max(CSV_CHUNK_MIN_ROWS),
+                Output::Rows(_) => CSV_CHUNK_MIN_ROWS,
+            };
+            let next = match csv.next_text() {
+                Ok(next) => next,
+                Err(err) => {
+                    // Rows read before a file-level error stay counted and written.
+                    self.csv_chunk(&mut chunk, paths)?;
+                    return Err(err);
+                }
+            };
+            match next {
+                Next::End => return self.csv_chunk(&mut chunk, paths),
+                Next::Values => {
+                    let text = csv.text();
+                    if text.bytes() > CSV_CHUNK_BYTES {
+                        // A record this large goes the row way (text columns are bounded
+                        // by 32-bit offsets).
+                        self.csv_chunk(&mut chunk, paths)?;
+                        let values: Vec<Option<String>> = text
+                            .fields()
+                            .map(|field| field.map(str::to_owned))
+                            .collect();
+                        let row = csv_row(paths, &mut values.clone());
+                        self.row(row, &|| csv_row(paths, &mut values.clone()))?;
+                        continue;
+                    }
+                    if chunk.held + text.bytes() > CSV_CHUNK_BYTES {
+                        self.csv_chunk(&mut chunk, paths)?;
+                    }
+                    chunk.held += text.bytes();
+                    chunk.columns.push(text.fields());
+                    chunk.events.push(CsvEvent::Row);
+                }
+                Next::Corrupt { raw, message } | Next::Oversized { raw, message } => {
+                    chunk.held += raw.len() + message.len();
+                    chunk.events.push(CsvEvent::Corrupt { raw, message });
+                    if chunk.held > CSV_CHUNK_BYTES {
+                        self.csv_chunk(&mut chunk, paths)?;
+                    }
+                }
+            }
+            if chunk.columns.rows() >= wanted || chunk.events.len() >= CSV_CHUNK_MAX_EVENTS {
+                self.csv_chunk(&mut chunk, paths)?;
+            }
+        }
+    }
+
+    /// Validates the records gathered in `chunk` and empties it.
+    fn csv_chunk(
+        &mut self,
+        chunk: &mut CsvChunkState,
+        paths: &[Vec<String>],
+    ) -> Result<(), ProcessError> {
+        chunk.held = 0;
+        if chunk.events.is_empty() {
+            return Ok(());
+        }
+        let Pipeline {
+            validator,
+            output,
+            rejects,
+            output_records,
+        } = &mut *self.pipeline;
+        let Output::Columns(columns) = output else {
+            return Err(WriteError::Thread("the column engine is not in use".to_owned()).into());
+        };
+        let rows = chunk.columns.rows();
+        let data = chunk.columns.finish().map_err(WriteError::Encode)?;
+        // The CSV row path applies no JSON size limit: the reader bounds the record.
+        let checked = check_batch(
+            validator,
+            Source::Csv,
+            columns.schema.fields(),
+            &data.fields,
+            &data.columns,
+            rows,
+            usize::MAX,
+        )
+        .map_err(WriteError::Encode)?;
+        columns.stash()?;
+        let mut accepted = vec![false; rows];
+        let mut index = 0;
+        for event in chunk.events.drain(..) {
+            self.stats.input_records += 1;
+            let row = match event {
+                CsvEvent::Corrupt { raw, message } => {
+                    self.stats.failed_records += 1;
+                    rejects.corrupt(&raw, message, self.name)?;
+                    continue;
+                }
+                CsvEvent::Row => {
+                    index += 1;
+                    index - 1
+                }
+            };
+            if !checked.undecided[row] {
+                continue;
+            }
+            let value = csv_row(paths, &mut data.values(row));
+            match validator.validate(value, Source::Csv) {
+                Ok(converted) => {
+                    columns
+                        .builder
+                        .converted_row(validator, &converted)
+                        .map_err(WriteError::Thread)?;
+                    accepted[row] = true;
+                }
+                Err(violations) => {
+                    self.stats.failed_records += 1;
+                    let original = csv_row(paths, &mut data.values(row));
+                    rejects.invalid(original, &violations, self.name)?;
+                }
+            }
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let output = merge_checked(columns, checked, &accepted).map_err(WriteError::Encode)?;
+        *output_records += output.num_rows() as u64;
+        columns.push_batch(output)?;
+        Ok(())
+    }
+}
+
+/// CSV records gathered for the column engine, with the corrupt ones in between.
+struct CsvChunkState {
+    columns: CsvColumns,
+    events: Vec<CsvEvent>,
+    /// The bytes of text and corrupt records held.
+    held: usize,
+}
+
+/// One record of a CSV chunk, in file order.
+enum CsvEvent {
+    /// The next row of the chunk's columns.
+    Row,
+    Corrupt {
+        raw: Vec<u8>,
+        message: String,
+    },
+}
+
+/// The most text a CSV chunk holds before it is validated (a larger record goes the row
+/// way on its own).
+const CSV_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// The fewest records a CSV chunk gathers, however few rows the next record batch needs.
+const CSV_CHUNK_MIN_ROWS: usize = 512;
+
+/// The most records (corrupt ones included) a CSV chunk holds.
+const CSV_CHUNK_MAX_EVENTS: usize = 2 * ENCODE_CHUNK_ROWS;
+
+/// Returns the rows of a columnar check in input order: the rows it decided, and the
+/// undecided rows the row validator `accepted` (built in `columns.builder` meanwhile, in
+/// order); the other undecided rows are left out.
+fn merge_checked(
+    columns: &mut ColumnOutput,
+    checked: Checked,
+    accepted: &[bool],
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let rows = checked.undecided.len();
+    let decided = checked
+        .undecided
+        .iter()
+        .filter(|&&undecided| !undecided)
+        .count();
+    let arrays: Vec<ArrayRef> = if decided == rows {
+        checked.columns
+    } else if columns.builder.rows() == 0 {
+        let keep = BooleanArray::from(
+            checked
+                .undecided
+                .iter()
+                .map(|&undecided| !undecided)
+                .collect::<Vec<_>>(),
+        );
+        checked
+            .columns
+            .iter()
+            .map(|column| arrow_select::filter::filter(column.as_ref(), &keep))
+            .collect::<Result<_, _>>()?
+    } else {
+        // Interleave the rows the row validator accepted, in input order.
+        let extra = columns.builder.finish()?;
+        let mut next = 0;
+        let mut picks = Vec::with_capacity(decided + extra.num_rows());
+        for (index, &accepted) in accepted.iter().enumerate() {
+            if !checked.undecided[index] {
+                picks.push((0, index));
+            } else if accepted {
+                picks.push((1, next));
+                next += 1;
+            }
+        }
+        checked
+            .columns
+            .iter()
+            .zip(extra.columns())
+            .map(|(converted, extra)| {
+                arrow_select::interleave::interleave(&[converted.as_ref(), extra.as_ref()], &picks)
+            })
+            .collect::<Result<_, _>>()?
+    };
+    RecordBatch::try_new(columns.schema.clone(), arrays)
 }
 
 /// The sink of the undecided rows of a Parquet record batch: the row validator decides;
 /// accepted rows are built into columns, to be merged with the batch's other rows.
 struct Undecided<'a> {
     validator: &'a Validator,
+    source: Source,
     builder: &'a mut RowBuilder,
     rejects: &'a mut Rejects,
     stats: &'a mut FileStats,
@@ -743,7 +990,7 @@ struct Undecided<'a> {
 impl RowSink for Undecided<'_> {
     fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
         self.stats.input_records += 1;
-        match self.validator.validate(row, Source::Parquet) {
+        match self.validator.validate(row, self.source) {
             Ok(converted) => {
                 self.builder
                     .converted_row(self.validator, &converted)

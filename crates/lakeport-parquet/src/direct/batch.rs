@@ -29,7 +29,7 @@ use arrow_array::{
 use arrow_buffer::{BooleanBufferBuilder, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, TimeUnit};
 use lakeport_domain::xdm::validate::plan::{self, Field, FieldKind, IntegerType, ObjectFields};
-use lakeport_domain::xdm::validate::{Validator, parse_date, parse_date_time};
+use lakeport_domain::xdm::validate::{Source, Validator, parse_date, parse_date_time};
 use serde_json::Number;
 
 use crate::arrow_value::{format_date, format_timestamp};
@@ -53,14 +53,17 @@ pub(crate) struct Checked {
 }
 
 /// Converts and checks every column of `batch` (a Parquet file's columns, checked to be in
-/// the schema) for the fields of `target` (the dataset's Arrow schema). A row whose fields
-/// or estimated JSON size could pass `max_row_bytes` or the validator's field limit is
-/// undecided, so the row path applies those limits.
+/// the schema, or the text columns of CSV records) for the fields of `target` (the
+/// dataset's Arrow schema), with the conversions of `source` (CSV text converts to
+/// booleans, other text does not). A row whose fields or estimated JSON size could pass
+/// `max_row_bytes` or the validator's field limit is undecided, so the row path applies
+/// those limits.
 ///
 /// # Errors
 /// Arrow's error when an array cannot be built (a bug).
 pub(crate) fn check_batch(
     validator: &Validator,
+    source: Source,
     target: &Fields,
     file: &Fields,
     columns: &[ArrayRef],
@@ -71,6 +74,7 @@ pub(crate) fn check_batch(
         undecided: vec![false; rows],
         fields: vec![0; rows],
         bytes: vec![0; rows],
+        text_booleans: source == Source::Csv,
     };
     let identity: Vec<u32> = (0..rows)
         .map(|row| u32::try_from(row).unwrap_or(DEAD))
@@ -96,6 +100,8 @@ struct State {
     fields: Vec<usize>,
     /// An upper bound of the row path's JSON size estimate.
     bytes: Vec<u64>,
+    /// Whether `true` and `false` text converts to booleans (CSV).
+    text_booleans: bool,
 }
 
 impl State {
@@ -396,7 +402,7 @@ impl State {
         array: &dyn Array,
         rows: &[u32],
     ) -> Result<ArrayRef, ArrowError> {
-        let Some((converted, bad)) = convert_leaf(field, target, array)? else {
+        let Some((converted, bad)) = convert_leaf(field, target, array, self.text_booleans)? else {
             return Ok(self.unsupported(target, array, rows));
         };
         let sizes = text_sizes(array);
@@ -666,13 +672,15 @@ fn convert_leaf(
     field: Field<'_>,
     target: &DataType,
     array: &dyn Array,
+    text_booleans: bool,
 ) -> Result<Option<(ArrayRef, Vec<bool>)>, ArrowError> {
     if let DataType::Dictionary(_, _) = array.data_type() {
         let dictionary = array.as_any_dictionary();
         if dictionary.values().null_count() > 0 {
             return Ok(None);
         }
-        let Some((values, bad_values)) = convert_leaf(field, target, dictionary.values().as_ref())?
+        let Some((values, bad_values)) =
+            convert_leaf(field, target, dictionary.values().as_ref(), text_booleans)?
         else {
             return Ok(None);
         };
@@ -764,6 +772,28 @@ fn convert_leaf(
             })
         }
         (FieldKind::Boolean, DataType::Boolean) => {
+            if let (Values::Text(text), true) = (&values, text_booleans) {
+                let mut flags = arrow_array::builder::BooleanBuilder::with_capacity(len);
+                for (index, bad) in bad.iter_mut().enumerate() {
+                    let flag = match text.is_valid(index).then(|| text.value(index)) {
+                        None => None,
+                        Some("true") => Some(true),
+                        Some("false") => Some(false),
+                        Some(_) => {
+                            *bad = true;
+                            None
+                        }
+                    };
+                    if let Some(flag) = flag
+                        && checks
+                        && !field.accepts_bool(flag)
+                    {
+                        *bad = true;
+                    }
+                    flags.append_option(flag);
+                }
+                return Ok(Some((Arc::new(flags.finish()), bad)));
+            }
             let Values::Bool(flags) = &values else {
                 bad = (0..len).map(|index| array.is_valid(index)).collect();
                 return Ok(Some((new_null_array(target, len), bad)));

@@ -7,6 +7,7 @@
 
 mod batch;
 mod columns;
+mod csv;
 mod tape;
 mod walk;
 
@@ -18,8 +19,9 @@ use arrow_schema::{ArrowError, SchemaRef};
 use lakeport_domain::xdm::validate::{Source, Validator};
 use serde_json::Value;
 
-pub(crate) use batch::check_batch;
+pub(crate) use batch::{Checked, check_batch};
 use columns::RowColumns;
+pub(crate) use csv::CsvColumns;
 pub(crate) use tape::Tape;
 use walk::Walker;
 

@@ -41,6 +41,36 @@ pub(crate) struct CsvFile {
     first_record: Option<Record>,
     /// Whether record 0 is data (no header row), for 1-based record numbers in messages.
     first_record_is_data: bool,
+    /// The decoded text of the record last read by [`CsvFile::next_text`], and where each
+    /// field ends in it.
+    text: String,
+    text_ends: Vec<usize>,
+}
+
+/// The decoded fields of one record, borrowed from the reader.
+pub(crate) struct RecordText<'a> {
+    text: &'a str,
+    ends: &'a [usize],
+    null_marker: Option<&'a str>,
+}
+
+impl RecordText<'_> {
+    /// Returns the bytes of text the record holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Returns each field, `None` for an empty field or the null marker (as
+    /// [`CsvFile::next`] reads them).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = Option<&str>> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let field = &self.text[start..end];
+            start = end;
+            let is_null = field.is_empty() || self.null_marker == Some(field);
+            (!is_null).then_some(field)
+        })
+    }
 }
 
 /// The fields of one record: their bytes back to back and where each ends.
@@ -137,6 +167,8 @@ impl CsvFile {
             records: 0,
             first_record: None,
             first_record_is_data: !options.header,
+            text: String::new(),
+            text_ends: Vec::new(),
         };
         let mut first = Record::default();
         match file.read(&mut first)? {
@@ -210,10 +242,98 @@ impl CsvFile {
         record: &mut Record,
         values: &mut Vec<Option<String>>,
     ) -> Result<Next, ProcessError> {
+        if let Some(done) = self.fetch(record)? {
+            return Ok(done);
+        }
+        let position = self.position();
+        for (column, field) in record.iter().enumerate() {
+            let text = decode(field, self.charset)
+                .ok_or_else(|| self.undecodable_field(position, column))?;
+            let is_null = text.is_empty() || self.null_marker.as_deref() == Some(text.as_ref());
+            values.push((!is_null).then(|| text.into_owned()));
+        }
+        Ok(self.check_width(record, position))
+    }
+
+    /// Reads the next record like [`next`](Self::next), without a `String` per field: after
+    /// [`Next::Values`], [`text`](Self::text) holds the record's fields, all in the declared
+    /// charset and one per column. The checks, their order and the messages are `next`'s.
+    ///
+    /// # Errors
+    ///
+    /// As [`next`](Self::next).
+    pub(crate) fn next_text(&mut self) -> Result<Next, ProcessError> {
+        let mut record = std::mem::take(&mut self.record);
+        let result = self.next_text_into(&mut record);
+        self.record = record;
+        result
+    }
+
+    fn next_text_into(&mut self, record: &mut Record) -> Result<Next, ProcessError> {
+        if let Some(done) = self.fetch(record)? {
+            return Ok(done);
+        }
+        let position = self.position();
+        let end = record.ends[..record.len].last().copied().unwrap_or(0);
+        let bytes = &record.fields[..end];
+        let ends = &record.ends[..record.len];
+        self.text.clear();
+        self.text_ends.clear();
+        let whole = match self.charset {
+            Charset::Utf8 => std::str::from_utf8(bytes)
+                .ok()
+                .filter(|text| ends.iter().all(|&end| text.is_char_boundary(end))),
+            Charset::UsAscii => bytes
+                .is_ascii()
+                .then(|| std::str::from_utf8(bytes).expect("ASCII is UTF-8")),
+            Charset::Latin1 => {
+                if bytes.is_ascii() {
+                    Some(std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
+                } else {
+                    let mut start = 0;
+                    for &end in ends {
+                        self.text
+                            .extend(bytes[start..end].iter().map(|&byte| char::from(byte)));
+                        self.text_ends.push(self.text.len());
+                        start = end;
+                    }
+                    None
+                }
+            }
+        };
+        match whole {
+            Some(text) => {
+                self.text.push_str(text);
+                self.text_ends.extend_from_slice(ends);
+            }
+            None if self.text_ends.len() == ends.len() => {}
+            None => {
+                // Some field is not in the charset: the first one is the error, as in `next`.
+                let column = record
+                    .iter()
+                    .position(|field| decode(field, self.charset).is_none())
+                    .unwrap_or(0);
+                return Err(self.undecodable_field(position, column));
+            }
+        }
+        Ok(self.check_width(record, position))
+    }
+
+    /// Returns the fields of the record last read by [`next_text`](Self::next_text).
+    pub(crate) fn text(&self) -> RecordText<'_> {
+        RecordText {
+            text: &self.text,
+            ends: &self.text_ends,
+            null_marker: self.null_marker.as_deref(),
+        }
+    }
+
+    /// Reads the next record into `record`; `Some` when there is none, or it is oversized.
+    fn fetch(&mut self, record: &mut Record) -> Result<Option<Next>, ProcessError> {
         match self.first_record.take() {
             Some(first) => *record = first,
             None => match self.read(record)? {
-                Read::End => return Ok(Next::End),
+                Read::End => return Ok(Some(Next::End)),
                 Read::Record => {}
                 Read::Oversized { bytes, to_end } => {
                     let position = self.position();
@@ -227,37 +347,38 @@ impl CsvFile {
                         message.push_str(" (is a quoted field left open?)");
                     }
                     let raw = self.prefix.trim_ascii_start().to_vec();
-                    return Ok(Next::Oversized { raw, message });
+                    return Ok(Some(Next::Oversized { raw, message }));
                 }
             },
         }
-        let position = self.position();
-        for (column, field) in record.iter().enumerate() {
-            let text = decode(field, self.charset).ok_or_else(|| {
-                undecodable(
-                    &self.name,
-                    FORMAT,
-                    format!(
-                        "record {position}, column {} is not {} text",
-                        column + 1,
-                        self.charset.as_str()
-                    ),
-                )
-            })?;
-            let is_null = text.is_empty() || self.null_marker.as_deref() == Some(text.as_ref());
-            values.push((!is_null).then(|| text.into_owned()));
-        }
+        Ok(None)
+    }
+
+    fn undecodable_field(&self, position: u64, column: usize) -> ProcessError {
+        undecodable(
+            &self.name,
+            FORMAT,
+            format!(
+                "record {position}, column {} is not {} text",
+                column + 1,
+                self.charset.as_str()
+            ),
+        )
+    }
+
+    /// `Values` for a record of one field per column, else the corrupt row.
+    fn check_width(&self, record: &Record, position: u64) -> Next {
         if record.len() != self.header.len() {
-            return Ok(Next::Corrupt {
+            return Next::Corrupt {
                 raw: self.raw(record),
                 message: format!(
                     "record {position} has {} fields, the header has {}",
                     record.len(),
                     self.header.len()
                 ),
-            });
+            };
         }
-        Ok(Next::Values)
+        Next::Values
     }
 
     /// Returns the 1-based number of the record last read: records, not lines, as quoted

@@ -409,7 +409,7 @@ impl Rng {
 }
 
 /// A JSON Lines file of `rows` generated rows; `bom` starts it with a byte-order mark.
-fn json_lines(seed: u64, rows: usize, bad_percent: usize, bom: bool) -> Vec<u8> {
+pub(crate) fn json_lines(seed: u64, rows: usize, bad_percent: usize, bom: bool) -> Vec<u8> {
     let mut rng = Rng(seed);
     let mut file = Vec::new();
     if bom {

@@ -3,6 +3,7 @@
 
 mod csv_input;
 mod differential;
+mod differential_csv;
 mod differential_parquet;
 mod file_errors;
 mod json_input;
