@@ -165,6 +165,16 @@ async fn execute(engine: &SqlEngine, session: &Session, sql: &str) -> Outcome {
 
 fn rows(sample: &Sample, elapsed: Duration) -> Markup {
     let count = sample.rows.len();
+    // A column of numbers is right-aligned, its heading too.
+    let numeric: Vec<bool> = (0..sample.columns.len())
+        .map(|i| {
+            sample.rows.iter().any(|row| row[i].is_number())
+                && sample
+                    .rows
+                    .iter()
+                    .all(|row| row[i].is_number() || row[i].is_null())
+        })
+        .collect();
     html! {
         p.hint {
             (count) " " @if count == 1 { "row" } @else { "rows" }
@@ -173,7 +183,7 @@ fn rows(sample: &Sample, elapsed: Duration) -> Markup {
         }
         div.scroll {
             table.list.result {
-                thead { tr { @for column in &sample.columns { th scope="col" { (column) } } } }
+                thead { tr { @for (column, numeric) in sample.columns.iter().zip(&numeric) { th.num[*numeric] scope="col" { (column) } } } }
                 tbody {
                     @for row in &sample.rows {
                         tr { @for value in row { (cell(value)) } }

@@ -12,6 +12,8 @@
 #![expect(clippy::missing_panics_doc, reason = "test helpers panic on purpose")]
 
 mod backends;
+#[cfg(feature = "browser")]
+pub mod browser;
 
 pub use backends::configure_s3;
 

@@ -1,6 +1,7 @@
 //! The web console's SQL page over the real router, the real engine and ingested rows: a
 //! signed-in session runs a SELECT and sees its rows; the page caps the rows it shows,
-//! refuses what it does not run, and walls tenants as the wire endpoint does.
+//! refuses what it does not run, and walls tenants as the wire endpoint does; and the same
+//! in headless Chromium (see `lakeport_test_support::browser`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
+use lakeport_test_support::browser::{self, Locator, click, screenshot, serve, wait_for_text};
 use lakeport_test_support::*;
 use tower::ServiceExt;
 
@@ -177,7 +179,7 @@ async fn the_sql_page_shows_a_selects_rows_capped_and_its_errors() {
         )
         .await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("<th scope=\"col\">points</th>"), "{page}");
+    assert!(page.contains("scope=\"col\">points</th>"), "{page}");
     assert!(page.contains("4 rows"), "{page}");
     assert_eq!(
         cells(&page),
@@ -287,4 +289,54 @@ async fn the_sql_page_walls_tenants_and_stops_a_select_at_its_time_limit() {
     assert_eq!(status, 422, "{page}");
     assert!(page.contains("ERROR 57014"), "{page}");
     assert!(page.contains("query.select_timeout_secs"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_runs_a_select_from_a_dataset_page_in_chromium() {
+    let Some(browser) = browser::Browser::start().await else {
+        return;
+    };
+    let app = app().await;
+    let (id, table) = events(&app).await;
+    let (origin, server) = serve(mounted(&app, Duration::from_secs(60))).await;
+    browser.sign_in(&origin, TOKEN, ORG_A, false).await;
+    let client = &browser.client;
+
+    // The dataset page's link opens the SQL page with the dataset's query filled in.
+    client
+        .goto(&format!("{origin}/console/datasets/{id}"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::LinkText("Run it on the SQL page"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let area = client.wait().for_element(Locator::Id("sql")).await.unwrap();
+    assert_eq!(
+        area.prop("value").await.unwrap(),
+        Some(format!("SELECT * FROM {table} LIMIT 10"))
+    );
+    area.clear().await.unwrap();
+    area.send_keys(&format!(
+        "SELECT {ns}.tier AS tier, count(*) AS events, sum({ns}.points) AS points\nFROM {table}\nGROUP BY 1 ORDER BY 1",
+        ns = ns()
+    ))
+    .await
+    .unwrap();
+    click(client, "form.sql button[type=submit]").await;
+    wait_for_text(client, "2 rows", 20).await;
+    let mut cells = Vec::new();
+    for cell in client
+        .find_all(Locator::Css("table.result tbody td"))
+        .await
+        .unwrap()
+    {
+        cells.push(cell.text().await.unwrap());
+    }
+    assert_eq!(cells, ["gold", "3", "60", "silver", "2", "40"]);
+    screenshot(client, "sql").await;
+    server.abort();
 }
