@@ -3,6 +3,10 @@
 //! sealed into numbered segments, each submitted as one Catalog batch and marked done by
 //! the transaction that makes that batch terminal.
 //!
+//! **Segments are id ranges.** A segment is its dataset's records with `after_id < id <=
+//! last_id`; a dataset's open segment is its records after `sealed_through`. Sealing writes
+//! two small rows and never touches the records, so it costs the same for 1 KB or 64 MB.
+//!
 //! **Locks** (PostgreSQL): an append and a seal both take the dataset's `stream_datasets`
 //! row first, so a seal sees every record appended before it and none half-appended.
 
@@ -388,25 +392,29 @@ pub(crate) async fn append<C: Conn>(
         }
     }
     // The dataset rows first, in one order, so that concurrent appends do not deadlock.
-    let mut datasets: Vec<(&str, &str, &str, i64)> = Vec::new();
+    let mut datasets: Vec<(&str, &str, &str, i64, i64)> = Vec::new();
     for chunk in &chunks {
         let size = to_i64(chunk.body.len() as u64);
+        let lines = i64::from(chunk.lines);
         let key = (chunk.tenant.org(), chunk.tenant.sandbox(), chunk.dataset_id);
         match datasets
             .iter_mut()
-            .find(|(org, sandbox, id, _)| (*org, *sandbox, *id) == key)
+            .find(|(org, sandbox, id, ..)| (*org, *sandbox, *id) == key)
         {
-            Some((.., bytes)) => *bytes += size,
-            None => datasets.push((key.0, key.1, key.2, size)),
+            Some((.., bytes, records)) => {
+                *bytes += size;
+                *records += lines;
+            }
+            None => datasets.push((key.0, key.1, key.2, size, lines)),
         }
     }
     datasets.sort_unstable();
-    for (org, sandbox, dataset_id, bytes) in &datasets {
+    for (org, sandbox, dataset_id, bytes, records) in &datasets {
         conn.execute(
             "opening a stream segment",
-            "INSERT INTO stream_datasets (org, sandbox, dataset_id, next_segment, open_since, open_bytes) VALUES ($1, $2, $3, 1, $4, $5)
-             ON CONFLICT (org, sandbox, dataset_id) DO UPDATE SET open_since = COALESCE(stream_datasets.open_since, excluded.open_since), open_bytes = stream_datasets.open_bytes + excluded.open_bytes",
-            &[org, sandbox, dataset_id, &now, bytes],
+            "INSERT INTO stream_datasets (org, sandbox, dataset_id, next_segment, open_since, open_bytes, open_records, sealed_through) VALUES ($1, $2, $3, 1, $4, $5, $6, 0)
+             ON CONFLICT (org, sandbox, dataset_id) DO UPDATE SET open_since = COALESCE(stream_datasets.open_since, excluded.open_since), open_bytes = stream_datasets.open_bytes + excluded.open_bytes, open_records = stream_datasets.open_records + excluded.open_records",
+            &[org, sandbox, dataset_id, &now, bytes, records],
         )
         .await?;
     }
@@ -465,10 +473,10 @@ pub(crate) async fn seal_due<C: Conn>(
     for (org, sandbox, dataset_id) in due {
         let tenant = tenant_of(&org, &sandbox)?;
         let sql = format!(
-            "SELECT next_segment, open_since, open_bytes FROM stream_datasets WHERE org = $1 AND sandbox = $2 AND dataset_id = $3{}",
+            "SELECT next_segment, open_since, open_bytes, open_records, sealed_through FROM stream_datasets WHERE org = $1 AND sandbox = $2 AND dataset_id = $3{}",
             C::Dialect::lock(Lock::Update)
         );
-        let row: Option<(i64, Option<i64>, i64)> = fetch_opt(
+        let row: Option<(i64, Option<i64>, i64, i64, i64)> = fetch_opt(
             conn,
             "locking a stream dataset",
             &sql,
@@ -476,40 +484,35 @@ pub(crate) async fn seal_due<C: Conn>(
         )
         .await?;
         // Another node sealed it since the scan.
-        let Some((segment, Some(open_since), open_bytes)) = row else {
+        let Some((segment, Some(open_since), bytes, records, after_id)) = row else {
             continue;
         };
-        if open_since > opened_before && open_bytes < max_bytes {
+        if open_since > opened_before && bytes < max_bytes {
             continue;
         }
-        let moved = conn
-            .execute(
-                "sealing a stream segment",
-                "UPDATE stream_records SET segment = $4 WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment IS NULL",
-                &[&org, &sandbox, &dataset_id, &segment],
-            )
-            .await?;
+        // Appends to this dataset wait for its row (locked above), so every record up to
+        // the last one is committed and none will come with a smaller id.
+        let last_id: Option<i64> = fetch_opt(
+            conn,
+            "finding a segment's last record",
+            "SELECT id FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 ORDER BY id DESC LIMIT 1",
+            &[&org, &sandbox, &dataset_id, &after_id],
+        )
+        .await?;
         conn.execute(
             "advancing a dataset's segment number",
-            "UPDATE stream_datasets SET next_segment = $4, open_since = NULL, open_bytes = 0 WHERE org = $1 AND sandbox = $2 AND dataset_id = $3",
-            &[&org, &sandbox, &dataset_id, &(segment + 1)],
+            "UPDATE stream_datasets SET next_segment = $4, open_since = NULL, open_bytes = 0, open_records = 0, sealed_through = $5 WHERE org = $1 AND sandbox = $2 AND dataset_id = $3",
+            &[&org, &sandbox, &dataset_id, &(segment + 1), &last_id.unwrap_or(after_id)],
         )
         .await?;
-        if moved == 0 {
+        let Some(last_id) = last_id else {
             continue;
-        }
-        let (records, bytes): (i64, i64) = fetch_one(
-            conn,
-            "measuring a sealed segment",
-            "SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4",
-            &[&org, &sandbox, &dataset_id, &segment],
-        )
-        .await?;
+        };
         let batch_id = ids::new_ulid();
         conn.execute(
             "recording a sealed segment",
-            "INSERT INTO stream_segments (org, sandbox, dataset_id, segment, batch_id, records, bytes, done, created) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
-            &[&org, &sandbox, &dataset_id, &segment, &batch_id, &records, &bytes, &now],
+            "INSERT INTO stream_segments (org, sandbox, dataset_id, segment, batch_id, records, bytes, done, created, after_id, last_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)",
+            &[&org, &sandbox, &dataset_id, &segment, &batch_id, &records, &bytes, &now, &after_id, &last_id],
         )
         .await?;
         enqueue_job(conn, &tenant, JobKind::FlushSegment, &batch_id, now, now).await?;
@@ -560,7 +563,9 @@ pub(crate) async fn requeue_stalled<C: Conn>(
     Ok(requeued)
 }
 
-type SegmentRow = (String, i64, i64);
+/// A sealed segment's row: its dataset, number, whether it is done, and its records' ids
+/// (after, through).
+type SegmentRow = (String, i64, i64, i64, i64);
 
 async fn segment_row<C: Conn>(
     conn: &mut C,
@@ -569,7 +574,7 @@ async fn segment_row<C: Conn>(
     lock: Lock,
 ) -> Result<Option<SegmentRow>, MetastoreError> {
     let sql = format!(
-        "SELECT dataset_id, segment, done FROM stream_segments WHERE org = $1 AND sandbox = $2 AND batch_id = $3{}",
+        "SELECT dataset_id, segment, done, after_id, last_id FROM stream_segments WHERE org = $1 AND sandbox = $2 AND batch_id = $3{}",
         C::Dialect::lock(lock)
     );
     fetch_opt(
@@ -587,15 +592,16 @@ pub(crate) async fn segment<C: Conn>(
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<Option<StreamSegment>, MetastoreError> {
-    let Some((dataset_id, segment, done)) = segment_row(conn, tenant, batch_id, Lock::None).await?
+    let Some((dataset_id, segment, done, after_id, last_id)) =
+        segment_row(conn, tenant, batch_id, Lock::None).await?
     else {
         return Ok(None);
     };
     let rows: Vec<(String, i64, String)> = fetch(
         conn,
         "reading a segment's records",
-        "SELECT connection_id, records, body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4 ORDER BY id",
-        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &segment],
+        "SELECT connection_id, records, body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5 ORDER BY id",
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &after_id, &last_id],
     )
     .await?;
     let mut connections: Vec<String> = Vec::new();
@@ -626,7 +632,8 @@ pub(crate) async fn mark_done<C: Conn>(
     tenant: &Tenant,
     batch_id: &str,
 ) -> Result<(), MetastoreError> {
-    let Some((dataset_id, segment, _)) = segment_row(conn, tenant, batch_id, Lock::Update).await?
+    let Some((dataset_id, _, _, after_id, last_id)) =
+        segment_row(conn, tenant, batch_id, Lock::Update).await?
     else {
         return Ok(());
     };
@@ -641,8 +648,8 @@ pub(crate) async fn mark_done<C: Conn>(
     .await?;
     conn.execute(
         "dropping a done segment's records",
-        "DELETE FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4",
-        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &segment],
+        "DELETE FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5",
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &after_id, &last_id],
     )
     .await?;
     Ok(())
@@ -660,7 +667,7 @@ pub(crate) async fn submit<C: Conn>(
     size: u64,
     now: i64,
 ) -> Result<bool, MetastoreError> {
-    let Some((dataset_id, segment, done)) =
+    let Some((dataset_id, segment, done, after_id, last_id)) =
         segment_row(conn, tenant, batch_id, Lock::Update).await?
     else {
         return Ok(false);
@@ -687,8 +694,8 @@ pub(crate) async fn submit<C: Conn>(
     let connections: Vec<String> = fetch(
         conn,
         "listing a segment's connections",
-        "SELECT DISTINCT connection_id FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND segment = $4 ORDER BY connection_id",
-        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &segment],
+        "SELECT DISTINCT connection_id FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5 ORDER BY connection_id",
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &after_id, &last_id],
     )
     .await?;
     if let Some(Value::Array(related)) = batch.get_mut("relatedObjects") {

@@ -160,6 +160,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
         STREAM_CHUNKS_MIGRATION,
     ),
     (9, "query service", QUERY_SERVICE_MIGRATION),
+    (10, "stream segments as id ranges", STREAM_RANGES_MIGRATION),
 ];
 
 /// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
@@ -192,6 +193,29 @@ CREATE TABLE flow_generations (
 INSERT INTO flow_generations (org, sandbox, generation) SELECT DISTINCT org, sandbox, 1 FROM flow_objects;
 CREATE INDEX stream_segments_pending ON stream_segments (created) WHERE done = 0;
 CREATE INDEX jobs_by_batch ON jobs (org, sandbox, batch_id);
+"#;
+
+/// Sealed segments as id ranges (spec §10.3): sealing a segment records the last record id it
+/// takes instead of rewriting every record it holds (which, in SQLite, rewrote the whole
+/// segment's bytes inside the writer's transaction, and appends waited behind it). A
+/// dataset's open segment is its records after `sealed_through`; `open_records` counts them.
+/// Segments sealed before keep their records: their ranges are read from them.
+const STREAM_RANGES_MIGRATION: &str = r#"
+ALTER TABLE stream_datasets ADD COLUMN sealed_through BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE stream_datasets ADD COLUMN open_records BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE stream_segments ADD COLUMN after_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE stream_segments ADD COLUMN last_id BIGINT NOT NULL DEFAULT 0;
+UPDATE stream_segments SET
+    after_id = COALESCE((SELECT MIN(r.id) - 1 FROM stream_records r WHERE r.org = stream_segments.org AND r.sandbox = stream_segments.sandbox AND r.dataset_id = stream_segments.dataset_id AND r.segment = stream_segments.segment), 0),
+    last_id = COALESCE((SELECT MAX(r.id) FROM stream_records r WHERE r.org = stream_segments.org AND r.sandbox = stream_segments.sandbox AND r.dataset_id = stream_segments.dataset_id AND r.segment = stream_segments.segment), 0);
+UPDATE stream_datasets SET
+    sealed_through = COALESCE(
+        (SELECT MIN(r.id) - 1 FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id AND r.segment IS NULL),
+        (SELECT MAX(r.id) FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id),
+        0),
+    open_records = COALESCE((SELECT SUM(r.records) FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id AND r.segment IS NULL), 0);
+DROP INDEX stream_records_by_segment;
+CREATE INDEX stream_records_by_dataset ON stream_records (org, sandbox, dataset_id, id);
 "#;
 
 /// The Query Service (spec §11.4): queries and query templates with the columns their

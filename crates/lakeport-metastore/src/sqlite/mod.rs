@@ -138,6 +138,7 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
         STREAM_CHUNKS_MIGRATION,
     ),
     (9, "query service", QUERY_SERVICE_MIGRATION),
+    (10, "stream segments as id ranges", STREAM_RANGES_MIGRATION),
 ];
 
 /// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
@@ -170,6 +171,29 @@ CREATE TABLE flow_generations (
 INSERT INTO flow_generations (org, sandbox, generation) SELECT DISTINCT org, sandbox, 1 FROM flow_objects;
 CREATE INDEX stream_segments_pending ON stream_segments (created) WHERE done = 0;
 CREATE INDEX jobs_by_batch ON jobs (org, sandbox, batch_id);
+"#;
+
+/// Sealed segments as id ranges (spec §10.3): sealing a segment records the last record id it
+/// takes instead of rewriting every record it holds (which, in SQLite, rewrote the whole
+/// segment's bytes inside the writer's transaction, and appends waited behind it). A
+/// dataset's open segment is its records after `sealed_through`; `open_records` counts them.
+/// Segments sealed before keep their records: their ranges are read from them.
+const STREAM_RANGES_MIGRATION: &str = r#"
+ALTER TABLE stream_datasets ADD COLUMN sealed_through INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stream_datasets ADD COLUMN open_records INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stream_segments ADD COLUMN after_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stream_segments ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0;
+UPDATE stream_segments SET
+    after_id = COALESCE((SELECT MIN(r.id) - 1 FROM stream_records r WHERE r.org = stream_segments.org AND r.sandbox = stream_segments.sandbox AND r.dataset_id = stream_segments.dataset_id AND r.segment = stream_segments.segment), 0),
+    last_id = COALESCE((SELECT MAX(r.id) FROM stream_records r WHERE r.org = stream_segments.org AND r.sandbox = stream_segments.sandbox AND r.dataset_id = stream_segments.dataset_id AND r.segment = stream_segments.segment), 0);
+UPDATE stream_datasets SET
+    sealed_through = COALESCE(
+        (SELECT MIN(r.id) - 1 FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id AND r.segment IS NULL),
+        (SELECT MAX(r.id) FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id),
+        0),
+    open_records = COALESCE((SELECT SUM(r.records) FROM stream_records r WHERE r.org = stream_datasets.org AND r.sandbox = stream_datasets.sandbox AND r.dataset_id = stream_datasets.dataset_id AND r.segment IS NULL), 0);
+DROP INDEX stream_records_by_segment;
+CREATE INDEX stream_records_by_dataset ON stream_records (org, sandbox, dataset_id, id);
 "#;
 
 /// The Query Service (spec §11.4): queries and query templates with the columns their
@@ -691,5 +715,56 @@ impl Conn for Connection {
             .downcast_ref::<rusqlite::Error>()?
             .sqlite_error_code()?;
         (code == rusqlite::ErrorCode::ConstraintViolation).then_some("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log written before segments were id ranges: a sealed segment (its records marked
+    /// with its number), records of an older done segment already dropped, and an open
+    /// segment; another dataset's records interleaved.
+    #[test]
+    fn the_range_migration_keeps_sealed_and_open_records_apart() {
+        let conn = Connection::open_in_memory().unwrap();
+        let ranges = MIGRATIONS.iter().position(|(v, ..)| *v == 10).unwrap();
+        for (_, _, script) in &MIGRATIONS[..ranges] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO stream_datasets (org, sandbox, dataset_id, next_segment, open_since, open_bytes) VALUES ('o', 'prod', 'd1', 4, 500, 20), ('o', 'prod', 'd2', 1, 500, 5), ('o', 'prod', 'd3', 2, NULL, 0);
+             INSERT INTO stream_records (id, org, sandbox, dataset_id, segment, received, connection_id, size, records, body) VALUES
+               (10, 'o', 'prod', 'd1', 3, 1, 'c', 5, 2, 'a'), (11, 'o', 'prod', 'd2', NULL, 1, 'c', 5, 1, 'x'),
+               (12, 'o', 'prod', 'd1', 3, 1, 'c', 5, 1, 'b'), (13, 'o', 'prod', 'd1', NULL, 1, 'c', 10, 3, 'c'),
+               (14, 'o', 'prod', 'd1', NULL, 1, 'c', 10, 4, 'd');
+             INSERT INTO stream_segments (org, sandbox, dataset_id, segment, batch_id, records, bytes, done, created) VALUES
+               ('o', 'prod', 'd1', 3, 'B3', 3, 10, 0, 1);",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[ranges].2).unwrap();
+        let segment: (i64, i64) = conn
+            .query_row(
+                "SELECT after_id, last_id FROM stream_segments WHERE batch_id = 'B3'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(segment, (9, 12), "segment 3 is ids 10..=12 of d1");
+        let open = |dataset: &str| -> (i64, i64) {
+            conn.query_row(
+                "SELECT sealed_through, open_records FROM stream_datasets WHERE dataset_id = ?1",
+                [dataset],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            open("d1"),
+            (12, 7),
+            "d1's open segment is ids 13 and 14, 3 + 4 records"
+        );
+        assert_eq!(open("d2"), (10, 1));
+        assert_eq!(open("d3"), (0, 0), "no records at all");
     }
 }
