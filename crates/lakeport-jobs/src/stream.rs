@@ -9,6 +9,10 @@ use lakeport_storage::keys;
 
 use crate::{JobContext, JobError};
 
+/// Bytes of records one read of a segment takes: a flush holds about this much of it in
+/// memory at a time, whatever the segment's size (`stream.flush_bytes`).
+const PAGE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Writes the segment's records as one JSON Lines file under the batch's staging prefix
 /// and submits the batch (created, file recorded, completed: one transaction). Safe to run
 /// twice: a submitted or done segment is left alone, and the staged key is fixed by the
@@ -16,7 +20,10 @@ use crate::{JobContext, JobError};
 pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     let tenant = &job.tenant;
     let now = now_millis();
-    let segment = ctx.metastore.stream_segment(tenant, &job.batch_id).await?;
+    let segment = ctx
+        .metastore
+        .stream_segment(tenant, &job.batch_id, None, PAGE_BYTES)
+        .await?;
     let submitted = !ctx
         .metastore
         .get(tenant, ObjectKind::Batch, &[job.batch_id.to_string()])
@@ -27,20 +34,42 @@ pub(crate) async fn flush(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         return Ok(());
     };
     let upload_id = format!("segment-{}", segment.segment);
-    let size: u64 = segment
-        .records
-        .iter()
-        .map(|chunk| chunk.len() as u64 + 1)
-        .sum();
     let key = keys::staged_file(tenant.org(), tenant.sandbox(), &job.batch_id, &upload_id);
-    // The chunks are moved into the upload one by one (each gets its final newline), not
-    // copied into one more buffer the size of the segment.
-    let chunks: Vec<String> = segment.records;
-    let body = futures::stream::iter(chunks.into_iter().map(|mut chunk| {
-        chunk.push('\n');
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))
-    }));
-    ctx.storage.put_stream(&key, body, u64::MAX).await?;
+    // Page by page: each page is read when the upload wants it and becomes one buffer
+    // (every chunk with its final newline).
+    let metastore = std::sync::Arc::clone(&ctx.metastore);
+    let batch_id = job.batch_id.to_string();
+    let first = Some((segment.records, segment.next_after));
+    let body = futures::stream::try_unfold(first, move |page| {
+        let (metastore, tenant, batch_id) = (metastore.clone(), tenant.clone(), batch_id.clone());
+        async move {
+            let Some((chunks, next_after)) = page else {
+                return Ok(None);
+            };
+            let mut buffer = Vec::with_capacity(chunks.iter().map(|chunk| chunk.len() + 1).sum());
+            for chunk in chunks {
+                buffer.extend_from_slice(chunk.as_bytes());
+                buffer.push(b'\n');
+            }
+            let following = match next_after {
+                None => None,
+                Some(after) => {
+                    let next = metastore
+                        .stream_segment(&tenant, &batch_id, Some(after), PAGE_BYTES)
+                        .await?
+                        .ok_or(lakeport_metastore::MetastoreError::StateConflict(
+                            "the stream segment was dropped while it was read".to_owned(),
+                        ))?;
+                    Some((next.records, next.next_after))
+                }
+            };
+            Ok::<_, lakeport_metastore::MetastoreError>(Some((
+                bytes::Bytes::from(buffer),
+                following,
+            )))
+        }
+    });
+    let size = ctx.storage.put_stream(&key, body, u64::MAX).await?;
     let created = ctx
         .metastore
         .submit_stream_segment(tenant, &job.batch_id, &upload_id, size, now_millis())

@@ -296,12 +296,12 @@ pub struct StreamSegment {
     /// True once its batch is terminal (its records are then gone). Only rows made before
     /// done segments were deleted have it: a segment is now forgotten when it is done.
     pub done: bool,
-    /// The base connections whose records it holds.
-    pub connections: Vec<String>,
-    /// The entities as JSON Lines chunks in append order: each chunk holds one or more
-    /// entities, one per line, without a final newline.
+    /// One page of the entities as JSON Lines chunks in append order: each chunk holds one
+    /// or more entities, one per line, without a final newline.
     pub records: Vec<String>,
-    /// How many entities the chunks hold.
+    /// Where the next page starts (pass it as `after`); `None` once this page is the last.
+    pub next_after: Option<i64>,
+    /// How many entities the whole segment holds.
     pub record_count: u64,
 }
 
@@ -765,12 +765,16 @@ pub trait Metastore: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<SealedSegment>, MetastoreError>;
 
-    /// Returns the segment whose batch id is `batch_id`, with its records; `None` once it
-    /// is done (its batch terminal or deleted: the row and its records are gone).
+    /// Returns the segment whose batch id is `batch_id` with one page of its records: those
+    /// after `after` (`None`: from its first), as many as fit in `max_bytes` (at least one
+    /// chunk). `None` once it is done (its batch terminal or deleted: the row and its
+    /// records are gone).
     async fn stream_segment(
         &self,
         tenant: &Tenant,
         batch_id: &str,
+        after: Option<i64>,
+        max_bytes: u64,
     ) -> Result<Option<StreamSegment>, MetastoreError>;
 
     /// Creates a segment's batch with its staged file and completes it, in one

@@ -682,10 +682,12 @@ impl<B: Backend> Metastore for SqlStore<B> {
         &self,
         tenant: &Tenant,
         batch_id: &str,
+        after: Option<i64>,
+        max_bytes: u64,
     ) -> Result<Option<StreamSegment>, MetastoreError> {
         run!(
             self.read("reading a stream segment", [tenant, batch_id], |conn| {
-                stream::segment(conn, &tenant, &batch_id)
+                stream::segment(conn, &tenant, &batch_id, after, max_bytes)
             })
         )
     }

@@ -586,42 +586,73 @@ async fn segment_row<C: Conn>(
     .await
 }
 
-/// Returns the segment that becomes batch `batch_id`, with its records in order.
+/// The most chunks (append-log rows) one page of a segment holds; it also stops at its
+/// byte budget.
+const PAGE_CHUNKS: i64 = 256;
+
+/// Returns the segment that becomes batch `batch_id` with one page of its records in order:
+/// those after `after`, up to `max_bytes` (at least one chunk).
 pub(crate) async fn segment<C: Conn>(
     conn: &mut C,
     tenant: &Tenant,
     batch_id: &str,
+    after: Option<i64>,
+    max_bytes: u64,
 ) -> Result<Option<StreamSegment>, MetastoreError> {
-    let Some((dataset_id, segment, done, after_id, last_id)) =
-        segment_row(conn, tenant, batch_id, Lock::None).await?
-    else {
-        return Ok(None);
-    };
-    let rows: Vec<(String, i64, String)> = fetch(
+    let sql = "SELECT dataset_id, segment, done, after_id, last_id, records FROM stream_segments WHERE org = $1 AND sandbox = $2 AND batch_id = $3";
+    let row: Option<(String, i64, i64, i64, i64, i64)> = fetch_opt(
         conn,
-        "reading a segment's records",
-        "SELECT connection_id, records, body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5 ORDER BY id",
-        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &after_id, &last_id],
+        "reading a stream segment",
+        sql,
+        &[&tenant.org(), &tenant.sandbox(), &batch_id],
     )
     .await?;
-    let mut connections: Vec<String> = Vec::new();
-    let mut records = Vec::with_capacity(rows.len());
-    let mut record_count = 0u64;
-    for (connection, lines, body) in rows {
-        if !connections.contains(&connection) {
-            connections.push(connection);
+    let Some((dataset_id, segment, done, after_id, last_id, record_count)) = row else {
+        return Ok(None);
+    };
+    let from = after.unwrap_or(after_id).max(after_id);
+    // Sizes first (no bodies), to choose where the page ends; then only those bodies.
+    let sizes: Vec<(i64, i64)> = fetch(
+        conn,
+        "measuring a segment's records",
+        "SELECT id, size FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5 ORDER BY id LIMIT $6",
+        &[&tenant.org(), &tenant.sandbox(), &dataset_id, &from, &last_id, &PAGE_CHUNKS],
+    )
+    .await?;
+    let mut bytes = 0u64;
+    let mut taken = 0usize;
+    let mut through = from;
+    for (id, size) in &sizes {
+        bytes += u64::try_from(*size).unwrap_or_default();
+        taken += 1;
+        through = *id;
+        if bytes >= max_bytes {
+            break;
         }
-        record_count += u64::try_from(lines).unwrap_or_default();
-        records.push(body);
     }
+    let records: Vec<String> = if taken == 0 {
+        Vec::new()
+    } else {
+        fetch(
+            conn,
+            "reading a segment's records",
+            "SELECT body FROM stream_records WHERE org = $1 AND sandbox = $2 AND dataset_id = $3 AND id > $4 AND id <= $5 ORDER BY id",
+            &[&tenant.org(), &tenant.sandbox(), &dataset_id, &from, &through],
+        )
+        .await?
+    };
+    // More follow unless this page reached `last_id` or took every row there was.
+    let reached_end = through == last_id
+        || (taken == sizes.len() && i64::try_from(sizes.len()).unwrap_or(i64::MAX) < PAGE_CHUNKS);
+    let next_after = (!reached_end).then_some(through);
     Ok(Some(StreamSegment {
         dataset_id,
         segment,
         batch_id: batch_id.to_owned(),
         done: done != 0,
-        connections,
         records,
-        record_count,
+        next_after,
+        record_count: u64::try_from(record_count).unwrap_or_default(),
     }))
 }
 

@@ -2221,6 +2221,80 @@ pub async fn flow_objects_check_references_tenancy_and_use(store: &dyn Metastore
     assert!(store.inlet("ab12").await.unwrap().is_none());
 }
 
+pub async fn stream_segments_are_read_in_pages_of_their_own_records(store: &dyn Metastore) {
+    use lakeport_metastore::NewStreamRecord;
+    let acme = tenant("ACME", "prod");
+    for id in ["D1", "D2"] {
+        store
+            .insert(&acme, ObjectKind::Dataset, dataset_doc(id, id, 1))
+            .await
+            .unwrap();
+    }
+    let record = |dataset: &str, n: usize| NewStreamRecord {
+        dataset_id: dataset.into(),
+        connection_id: "C1".into(),
+        received: 100,
+        body: format!("{{\"n\":{n:03}}}"),
+    };
+    // 300 appends of one record each to D1 (300 chunk rows, 9 bytes each), with D2's
+    // records between them: more rows than one page takes, and ids that are not D1's.
+    for n in 0..300 {
+        store
+            .append_stream_records(&acme, vec![record("D1", n), record("D2", n)], 100)
+            .await
+            .unwrap();
+    }
+    let sealed = store.seal_stream_segments(i64::MAX, 1, 101).await.unwrap();
+    let d1 = sealed.iter().find(|s| s.dataset_id == "D1").unwrap();
+    assert_eq!((d1.records, d1.bytes), (300, 2700));
+    // Records appended after the seal belong to the next segment, not to this one.
+    store
+        .append_stream_records(&acme, vec![record("D1", 999)], 102)
+        .await
+        .unwrap();
+    for budget in [1u64, 100, 1 << 20] {
+        let mut read = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .stream_segment(&acme, &d1.batch_id, after, budget)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!page.records.is_empty(), "a page holds at least one chunk");
+            assert_eq!(page.record_count, 300);
+            read.extend(page.records);
+            pages += 1;
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..300).map(|n| format!("{{\"n\":{n:03}}}")).collect();
+        assert_eq!(
+            read, expected,
+            "budget {budget}: every record once, in order"
+        );
+        let fewest = match budget {
+            1 => 300,
+            100 => 25,
+            _ => 2,
+        };
+        assert!(pages >= fewest, "budget {budget}: {pages} pages");
+    }
+    let next = store.seal_stream_segments(i64::MAX, 1, 103).await.unwrap();
+    let page = store
+        .stream_segment(&acme, &next[0].batch_id, None, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (page.records, page.next_after),
+        (vec!["{\"n\":999}".to_owned()], None)
+    );
+}
+
 pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Metastore) {
     use lakeport_domain::ingest::JobKind;
     use lakeport_metastore::NewStreamRecord;
@@ -2278,7 +2352,7 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     );
 
     let segment = store
-        .stream_segment(&acme, &segment_one.batch_id)
+        .stream_segment(&acme, &segment_one.batch_id, None, 1 << 20)
         .await
         .unwrap()
         .unwrap();
@@ -2287,9 +2361,10 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
         (segment.segment, segment.done, segment.record_count),
         (1, false, 2)
     );
+    assert_eq!(segment.next_after, None, "one page holds it all");
     assert!(
         store
-            .stream_segment(&tenant("ACME", "dev"), &segment_one.batch_id)
+            .stream_segment(&tenant("ACME", "dev"), &segment_one.batch_id, None, 1 << 20)
             .await
             .unwrap()
             .is_none()
@@ -2358,7 +2433,7 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     // nothing submits its batch again.
     assert_eq!(
         store
-            .stream_segment(&acme, &segment_one.batch_id)
+            .stream_segment(&acme, &segment_one.batch_id, None, 1 << 20)
             .await
             .unwrap(),
         None
@@ -2371,7 +2446,7 @@ pub async fn stream_segments_are_sealed_submitted_and_done_once(store: &dyn Meta
     );
     // Segment 2 still has its record.
     let segment = store
-        .stream_segment(&acme, &flush_two.batch_id)
+        .stream_segment(&acme, &flush_two.batch_id, None, 1 << 20)
         .await
         .unwrap()
         .unwrap();
@@ -2536,7 +2611,10 @@ pub async fn stalled_stream_segments_get_a_new_flush_job(store: &dyn Metastore) 
             .await
             .unwrap()
     );
-    let segment = store.stream_segment(&acme, &again.batch_id).await.unwrap();
+    let segment = store
+        .stream_segment(&acme, &again.batch_id, None, 1 << 20)
+        .await
+        .unwrap();
     assert_eq!(segment, None);
     assert!(
         store
@@ -2666,7 +2744,7 @@ pub async fn stream_group_appends_refuse_stale_routing(store: &dyn Metastore) {
     let sealed = store.seal_stream_segments(i64::MAX, 1, 13).await.unwrap();
     let d1 = sealed.iter().find(|s| s.dataset_id == "D1").unwrap();
     let segment = store
-        .stream_segment(&acme, &d1.batch_id)
+        .stream_segment(&acme, &d1.batch_id, None, 1 << 20)
         .await
         .unwrap()
         .unwrap();

@@ -170,6 +170,7 @@ conformance!(
     concurrent_writes_behave_as_if_serialized,
     flow_objects_check_references_tenancy_and_use,
     stream_segments_are_sealed_submitted_and_done_once,
+    stream_segments_are_read_in_pages_of_their_own_records,
     table_locks_are_held_by_one_lease_holder_per_dataset,
     stream_group_appends_refuse_stale_routing,
     stalled_stream_segments_get_a_new_flush_job,
