@@ -202,13 +202,7 @@ fn csrf_ok(session: &Session, form: &HashMap<String, String>) -> bool {
 }
 
 fn csrf_refused(console: &Shared, session: Option<&Session>) -> Response {
-    html::error_page(
-        &console.base,
-        session,
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form did not come from your current session. Reload the page and try again.",
-    )
+    console.form_expired(session)
 }
 
 pub async fn choose_tenant(
@@ -396,20 +390,16 @@ pub async fn action(
     let Some(action) = Action::parse(&action) else {
         return console.not_found(Some(&session), "page");
     };
-    let form = match read_form(body).await {
-        Ok(form) => form,
-        Err(status) => {
-            return html::error_page(
-                &console.base,
-                Some(&session),
-                status,
-                "Form refused",
-                form_error(status).unwrap_or_default(),
-            );
-        }
-    };
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&console, Some(&session));
+    if let Err(page) = console
+        .session_form(
+            &session,
+            body,
+            "Form refused",
+            "The form is too large or could not be read.",
+        )
+        .await
+    {
+        return page;
     }
     let uri = format!(
         "/data/foundation/import/batches/{}?action={}",

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiFailure, enc};
 use crate::html::{self, Frame};
-use crate::session::{self, Session};
-use crate::{Id, Shared, query_pairs, read_form};
+use crate::session::Session;
+use crate::{Id, Shared, query_pairs};
 
 const FLOW: &str = "/data/foundation/flowservice";
 
@@ -193,33 +193,21 @@ pub async fn send(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let form = match read_form(body).await {
-        Ok(form) => form,
-        Err(status) => {
-            return html::error_page(
-                &console.base,
-                Some(&session),
-                status,
-                "Message refused",
-                &format!(
-                    "A test message holds at most {} bytes here.",
-                    crate::MAX_FORM_BYTES
-                ),
-            );
-        }
-    };
-    if !form
-        .get("csrf")
-        .is_some_and(|token| session::same_secret(token, &session.csrf))
+    let form = match console
+        .session_form(
+            &session,
+            body,
+            "Message refused",
+            &format!(
+                "A test message holds at most {} bytes here.",
+                crate::MAX_FORM_BYTES
+            ),
+        )
+        .await
     {
-        return html::error_page(
-            &console.base,
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form did not come from your current session. Reload the page and try again.",
-        );
-    }
+        Ok(form) => form,
+        Err(page) => return page,
+    };
     let message = form.get("message").cloned().unwrap_or_default();
     let response = console
         .api

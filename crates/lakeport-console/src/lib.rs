@@ -92,6 +92,40 @@ impl Console {
         }
     }
 
+    /// Reads the urlencoded form a signed-in session posted: at most [`MAX_FORM_BYTES`],
+    /// carrying the session's form token. A form that is too large or unreadable gets an
+    /// error page titled `refused` saying `detail`; one without the token is refused.
+    async fn session_form(
+        &self,
+        session: &Session,
+        body: Body,
+        refused: &str,
+        detail: &str,
+    ) -> Result<HashMap<String, String>, Response> {
+        let form = read_form(body).await.map_err(|status| {
+            html::error_page(&self.base, Some(session), status, refused, detail)
+        })?;
+        if form
+            .get("csrf")
+            .is_some_and(|token| session::same_secret(token, &session.csrf))
+        {
+            Ok(form)
+        } else {
+            Err(self.form_expired(Some(session)))
+        }
+    }
+
+    /// The page for a form that did not come from the current session.
+    fn form_expired(&self, session: Option<&Session>) -> Response {
+        html::error_page(
+            &self.base,
+            session,
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form did not come from your current session. Reload the page and try again.",
+        )
+    }
+
     fn not_found(&self, session: Option<&Session>, what: &str) -> Response {
         html::not_found(&self.base, session, what)
     }

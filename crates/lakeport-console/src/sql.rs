@@ -16,8 +16,8 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::html::{self, Frame};
-use crate::session::{self, Session};
-use crate::{Shared, SqlEngine, query_pairs, read_form};
+use crate::session::Session;
+use crate::{Shared, SqlEngine, query_pairs};
 
 /// Rows the page shows at most.
 pub const MAX_ROWS: usize = 100;
@@ -52,30 +52,18 @@ pub async fn run(State(console): State<Shared>, headers: HeaderMap, body: Body) 
         Ok(session) => session,
         Err(redirect) => return redirect,
     };
-    let form = match read_form(body).await {
-        Ok(form) => form,
-        Err(status) => {
-            return html::error_page(
-                &console.base,
-                Some(&session),
-                status,
-                "Statement refused",
-                &format!("The SQL page takes statements of at most {MAX_SQL_CHARS} characters."),
-            );
-        }
-    };
-    if !form
-        .get("csrf")
-        .is_some_and(|token| session::same_secret(token, &session.csrf))
+    let form = match console
+        .session_form(
+            &session,
+            body,
+            "Statement refused",
+            &format!("The SQL page takes statements of at most {MAX_SQL_CHARS} characters."),
+        )
+        .await
     {
-        return html::error_page(
-            &console.base,
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form did not come from your current session. Reload the page and try again.",
-        );
-    }
+        Ok(form) => form,
+        Err(page) => return page,
+    };
     let sql = form.get("sql").map(|s| s.trim()).unwrap_or_default();
     let Some(engine) = console.sql.as_ref() else {
         return page(

@@ -342,6 +342,26 @@ fn written_fields(fields: &Fields) -> Fields {
     fields.iter().map(|field| written_field(field)).collect()
 }
 
+/// A result batch under `schema`: its columns cast to the written types, renamed as the
+/// schema names them.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, SqlError> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))
+}
+
 /// JSON Lines files in a directory, a new one started once one reaches its size.
 struct RollingWriter {
     files: ResultFiles,
@@ -390,21 +410,7 @@ impl RollingWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(Arc::clone(column))
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
-            .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+        let batch = conform(batch, &self.schema)?;
         if self.current.is_none() {
             let path = self
                 .files
@@ -690,21 +696,7 @@ fn json_rows(batch: &RecordBatch, written: &SchemaRef) -> Result<Vec<Vec<Value>>
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .zip(written.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(Arc::clone(column))
-            } else {
-                cast(column, field.data_type())
-            }
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
-    let batch = RecordBatch::try_new(Arc::clone(written), columns)
-        .map_err(|err| SqlError::new("22000", format!("converting the result: {err}")))?;
+    let batch = conform(batch, written)?;
     let mut writer = arrow_json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, arrow_json::writer::JsonArray>(Vec::new());
