@@ -54,6 +54,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 mod rest;
 mod snapshot;
 mod stubs;
+mod table;
 
 pub use rest::{parse_statement, sqlstate};
 
@@ -387,14 +388,9 @@ impl Tables {
                     format!("table \"{table}\" has no version {version}"),
                 )
             })?;
-        delta
-            .update_datafusion_session(&context.state())
-            .map_err(|err| system("reading the table", &err))?;
-        let provider = delta
-            .table_provider()
+        table::provider(&delta, &context.state())
             .await
-            .map_err(|err| system("reading the table", &err))?;
-        Ok(provider)
+            .map_err(|err| system("reading the table", &err))
     }
 
     /// Registers one dataset's Delta table under its `adobe/pqs/table` name; a dataset without
@@ -421,11 +417,7 @@ impl Tables {
         else {
             return Ok(());
         };
-        delta
-            .update_datafusion_session(&context.state())
-            .map_err(|err| format!("reading dataset {id}: {err}"))?;
-        let provider = delta
-            .table_provider()
+        let provider = table::provider(&delta, &context.state())
             .await
             .map_err(|err| format!("reading dataset {id}: {err}"))?;
         context

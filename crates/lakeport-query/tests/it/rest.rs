@@ -123,6 +123,18 @@ async fn finish_as(app: &TestApp, org: &str, id: &str) -> Value {
 /// Reads a table's rows back through a second engine over the same metastore and storage,
 /// as JSON objects sorted by their text.
 async fn rows(app: &TestApp, select: &str) -> Vec<Value> {
+    // As the REST API does: parsed (SNAPSHOT clauses rewritten) first.
+    let Statement::Select { sql: select } =
+        lakeport_query::parse_statement(select).unwrap().statement
+    else {
+        panic!("{select} is not a SELECT");
+    };
+    engine_rows(app, &select).await
+}
+
+/// Runs `sql` as it is (no REST parsing: EXPLAIN too) on a second engine over the same
+/// metastore and storage; returns its rows as JSON objects sorted by their text.
+async fn engine_rows(app: &TestApp, sql: &str) -> Vec<Value> {
     let engine = QueryService::new(
         Auth::from_config(&lakeport_config::Config::default().auth),
         Arc::clone(app.metastore()),
@@ -137,16 +149,7 @@ async fn rows(app: &TestApp, select: &str) -> Vec<Value> {
         max_total_bytes: 1 << 30,
     };
     let tenant = Tenant::parse(ORG_A, "prod").unwrap();
-    // As the REST API does: parsed (SNAPSHOT clauses rewritten) first.
-    let Statement::Select { sql: select } =
-        lakeport_query::parse_statement(select).unwrap().statement
-    else {
-        panic!("{select} is not a SELECT");
-    };
-    let outcome = engine
-        .run(&tenant, &select, None, Some(&files))
-        .await
-        .unwrap();
+    let outcome = engine.run(&tenant, sql, None, Some(&files)).await.unwrap();
     let mut rows: Vec<Value> = outcome
         .files
         .iter()
@@ -955,6 +958,40 @@ async fn snapshot_clauses_read_a_table_as_of_a_batch_or_version_and_between_them
     for (sql, expected) in cases {
         assert_eq!(ids(&app, &sql).await, expected, "{sql}");
     }
+    // Counts come from the live files' numRecords: the reverted batch's file is not live.
+    let count = |sql: String| {
+        let app = &app;
+        async move { rows(app, &sql).await }
+    };
+    assert_eq!(
+        count(format!("SELECT count(*) AS n FROM {table}")).await,
+        [json!({"n": 4})]
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) AS n FROM {table} SNAPSHOT AS OF '{third}'"
+        ))
+        .await,
+        [json!({"n": 5})]
+    );
+    // Nested fields read from the leaves, now and as of a batch before the REVERT.
+    let ns = ns();
+    assert_eq!(
+        ids(
+            &app,
+            &format!("SELECT _id FROM {table} WHERE {ns}.tier = 'gold'")
+        )
+        .await,
+        ["e0", "e4"]
+    );
+    assert_eq!(
+        ids(
+            &app,
+            &format!("SELECT _id FROM {table} SNAPSHOT AS OF '{second}' WHERE {ns}.tier = 'gold'")
+        )
+        .await,
+        ["e0", "e2"]
+    );
 
     // Through the REST API: a query and a CTAS of the table as of the first batch.
     let query = submit(
@@ -1015,4 +1052,153 @@ async fn snapshot_clauses_read_a_table_as_of_a_batch_or_version_and_between_them
         .send()
         .await;
     assert!(reply.problem(400, "QS-9002-400").contains("42P01"));
+}
+
+/// The plan text of an EXPLAIN [ANALYZE] statement, one plan row after another.
+async fn plan_of(app: &TestApp, explain: &str) -> String {
+    engine_rows(app, explain)
+        .await
+        .iter()
+        .map(|row| format!("{}\n", row["plan"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// The `bytes_scanned` metric of the Parquet scan of an EXPLAIN ANALYZE.
+async fn bytes_scanned(app: &TestApp, select: &str) -> u64 {
+    let plan = plan_of(app, &format!("EXPLAIN ANALYZE {select}")).await;
+    let scan = plan
+        .lines()
+        .find(|line| line.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no Parquet scan in {plan}"));
+    let value = scan
+        .split("bytes_scanned=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no bytes_scanned in {scan}"));
+    let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+    assert!(
+        value[digits.len()..].starts_with([',', ' ', ']']),
+        "bytes_scanned is a plain number: {scan}"
+    );
+    digits.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_field_is_read_from_its_own_parquet_leaves_only() {
+    let app = app().await;
+    let (_, table) = events(&app).await;
+    let ns = ns();
+    let select = format!("SELECT avg({ns}.points) AS avg FROM {table} WHERE {ns}.tier = 'gold'");
+    assert_eq!(rows(&app, &select).await, vec![json!({"avg": 20.0})]);
+
+    // The Parquet scan itself takes the fields out of the struct (so its reader builds a
+    // leaf mask), instead of a projection above a scan of the whole `_<tenant>` column.
+    let plan = plan_of(&app, &format!("EXPLAIN {select}")).await;
+    let scan = plan
+        .lines()
+        .find(|line| line.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no Parquet scan in {plan}"));
+    assert!(
+        scan.contains("get_field") && scan.contains("points") && scan.contains("tier"),
+        "the scan computes the fields: {plan}"
+    );
+    assert!(!scan.contains("memberId"), "{plan}");
+    assert!(!plan.contains("DeltaScan"), "{plan}");
+
+    // And reads fewer bytes for one leaf than for the whole struct, and for the struct than
+    // for every column.
+    let leaf = bytes_scanned(&app, &format!("SELECT {ns}.points FROM {table}")).await;
+    let two = bytes_scanned(
+        &app,
+        &format!("SELECT {ns}.points, {ns}.address.city FROM {table}"),
+    )
+    .await;
+    let whole = bytes_scanned(&app, &format!("SELECT {ns} FROM {table}")).await;
+    let all = bytes_scanned(&app, &format!("SELECT * FROM {table}")).await;
+    assert!(
+        0 < leaf && leaf < two && two < whole && whole < all,
+        "bytes scanned: one leaf {leaf}, two leaves {two}, the struct {whole}, every column {all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_added_to_the_schema_later_read_as_null_in_older_files() {
+    let app = app().await;
+    let id = app.create_event_dataset("Evolving").await;
+    let first = ingest(&app, &id, &[event(0), event(1)]).await;
+    // The dataset's field group gains a field and a field of a nested object.
+    let schema_id = dataset(&app, &id).await["schemaRef"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let encode = |id: &str| id.replace(':', "%3A").replace('/', "%2F");
+    let schema = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema_id)))
+        .header("accept", XED)
+        .send()
+        .await;
+    assert_eq!(schema.status.as_u16(), 200, "{}", schema.text);
+    let group_id = schema.body["allOf"][1]["$ref"].as_str().unwrap().to_owned();
+    let ns = ns();
+    let reply = app
+        .patch(&format!("{REGISTRY}/tenant/fieldgroups/{}", encode(&group_id)))
+        .json(json!([
+            {"op": "add", "path": format!("/definitions/d/properties/{ns}/properties/level"),
+             "value": {"type": "string"}},
+            {"op": "add",
+             "path": format!("/definitions/d/properties/{ns}/properties/address/properties/country"),
+             "value": {"type": "string"}}
+        ]))
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    let mut newer = event(2);
+    newer[&ns]["level"] = json!("vip");
+    newer[&ns]["address"] = json!({"city": "Basel", "country": "CH"});
+    ingest(&app, &id, &[newer]).await;
+    let table = dataset(&app, &id).await["tags"]["adobe/pqs/table"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        rows(
+            &app,
+            &format!(
+                "SELECT _id, {ns}.level AS level, {ns}.address.country AS country, {ns}.points AS points FROM {table}"
+            )
+        )
+        .await,
+        vec![
+            json!({"_id": "e0", "points": 0}),
+            json!({"_id": "e1", "points": 10}),
+            json!({"_id": "e2", "level": "vip", "country": "CH", "points": 20}),
+        ]
+    );
+    assert_eq!(
+        ids(
+            &app,
+            &format!(
+                "SELECT _id FROM {table} WHERE {ns}.level IS NULL AND {ns}.address.country IS NULL"
+            )
+        )
+        .await,
+        ["e0", "e1"]
+    );
+    assert_eq!(
+        ids(
+            &app,
+            &format!("SELECT _id FROM {table} WHERE {ns}.address.country = 'CH'")
+        )
+        .await,
+        ["e2"]
+    );
+    // As of the first batch the table has the older schema: the new field is not there.
+    assert_eq!(
+        ids(
+            &app,
+            &format!("SELECT _id FROM {table} SNAPSHOT AS OF '{first}' WHERE {ns}.points >= 0")
+        )
+        .await,
+        ["e0", "e1"]
+    );
 }
