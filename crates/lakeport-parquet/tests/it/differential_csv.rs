@@ -545,3 +545,35 @@ fn csv_between_json_files_and_a_namespace_schema_give_identical_output() {
     assert!(outcome.output.output_records > 500, "{:?}", outcome.output);
     assert!(outcome.output.failed_records > 100, "{:?}", outcome.output);
 }
+
+#[test]
+fn csv_records_of_megabytes_give_identical_output() {
+    // Records of 3 MB fill a chunk's 8 MiB of text after two; a 9 MB record is more than a
+    // chunk holds and goes the row way on its own; the rest are ordinary.
+    let options = ProcessOptions {
+        diagnostics: true,
+        max_row_bytes: 12 * 1024 * 1024,
+        ..ProcessOptions::default()
+    };
+    let mut text = String::from("_id,timestamp,note,attributes.a\n");
+    for row in 0..40 {
+        let size = match row % 10 {
+            3 | 4 | 5 => 3_000_000,
+            7 if row == 17 => 9_000_000,
+            _ => 10,
+        };
+        let note = if row % 4 == 0 { "hi" } else { "x" };
+        text.push_str(&format!(
+            "{},2024-05-01T10:20:30Z,{note},{}\n",
+            "i".repeat(size),
+            if row % 3 == 0 { "toolongvalue" } else { "ok" }
+        ));
+    }
+    let outcome = same_outcome(
+        "differential.schema.json",
+        &options,
+        &[csv_input("large.csv", text)],
+    );
+    assert!(outcome.output.output_records > 5, "{:?}", outcome.output);
+    assert!(outcome.output.failed_records > 5, "{:?}", outcome.output);
+}
