@@ -558,7 +558,7 @@ fn csv_records_of_megabytes_give_identical_output() {
     let mut text = String::from("_id,timestamp,note,attributes.a\n");
     for row in 0..40 {
         let size = match row % 10 {
-            3 | 4 | 5 => 3_000_000,
+            3..=5 => 3_000_000,
             7 if row == 17 => 9_000_000,
             _ => 10,
         };
