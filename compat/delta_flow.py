@@ -3,7 +3,9 @@
 Ingests batches (one partial), replays one and reverts another through the APIs, then reads
 the dataset's table at its `basePath` with the `deltalake` and `polars` packages from PyPI,
 at the latest version and at an earlier `version=`, and checks that they return exactly the
-rows the Data Access API serves (now, and before the replay and the revert).
+rows the Data Access API serves (now, and before the replay and the revert). Then compacts
+the table (Lakeport's optimize job) and reverts a batch inside the compacted file, reading
+the table again after each.
 
 Usage: LAKEPORT_URL=http://127.0.0.1:8080 LAKEPORT_TOKEN=... python3 compat/delta_flow.py
 On S3 the credentials and the endpoint come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -123,6 +125,18 @@ def wait_table_version(dataset, version):
     fail(f"dataset {dataset} never showed tableVersion {version}: {dataset_doc(dataset)}")
 
 
+def wait_job(dataset, job):
+    """Follows a table job (optimize, vacuum) until it is done."""
+    for _ in range(300):
+        if job["status"] == "done":
+            return job
+        if job["status"] == "failed":
+            fail(f"{job['operation']} job failed: {job.get('error')}")
+        time.sleep(0.2)
+        job = call_json("GET", f"/data/foundation/catalog/dataSets/{dataset}/jobs/{job['id']}")
+    fail(f"{job['operation']} job {job['id']} never finished: {job}")
+
+
 def sort_rows(rows):
     return sorted(rows, key=lambda r: r["_id"])
 
@@ -226,6 +240,25 @@ def main():
     if named[:1] + sorted(named[1:4]) + named[4:] != expected:
         fail(f"history {named} != {expected}")
     ok("history: one commit per successful batch, then the replay and the revert")
+
+    # Compaction (Lakeport's optimize job): the same rows from one file, older versions intact.
+    job = wait_job(dataset, call_json("POST", f"/data/foundation/catalog/dataSets/{dataset}/optimize"))
+    uris = deltalake.DeltaTable(location, storage_options=storage_options(location)).file_uris()
+    files = [uri.split("/datasets/", 1)[-1].split("/", 1)[-1] for uri in uris]
+    if job["result"]["filesAdded"] != 1 or len(files) != 1 or not files[0].startswith("compacted/"):
+        fail(f"optimize did {job['result']}, live files {files}")
+    ok(f"optimize compacted {job['result']['filesRemoved']} files into {files[0]} (version {job['result']['version']})")
+    same("deltalake (after optimize)", read_with_deltalake(location), after)
+    same("polars (after optimize)", read_with_polars(location), after)
+    same(f"deltalake (version={earlier}, before optimize)", read_with_deltalake(location, earlier), before)
+    # A REVERT of a batch inside the compacted file puts the other batches' files back.
+    call("POST", f"/data/foundation/import/batches/{partial}?action=REVERT")
+    wait_table_version(dataset, job["result"]["version"] + 1)
+    final = access_rows(dataset)
+    if [r["_id"] for r in final] != ["r1"]:
+        fail(f"Data Access serves {[r['_id'] for r in final]} after reverting {partial}")
+    same("deltalake (revert after optimize)", read_with_deltalake(location), final)
+    same("polars (revert after optimize)", read_with_polars(location), final)
 
 
 if __name__ == "__main__":

@@ -356,6 +356,29 @@ impl Client {
         self.get_json(&path, None)
     }
 
+    /// Queues a maintenance job on a dataset's table (`optimize` or `vacuum`, a Lakeport
+    /// extension) and returns the job (`id`, `status`, …); a job of that kind already
+    /// pending is returned instead of a new one.
+    pub fn queue_table_job(&self, id: &str, operation: &str) -> Result<Value, ClientError> {
+        let path = format!(
+            "{CATALOG}/dataSets/{}/{}",
+            encode_component(id),
+            encode_component(operation)
+        );
+        // Queuing twice returns the pending job, so a retry is safe.
+        self.post_json(&path, &Value::Object(Default::default()), Retry::Always)
+    }
+
+    /// Returns a dataset table job: its `status` and, once `done`, its `result`.
+    pub fn table_job(&self, id: &str, job_id: &str) -> Result<Value, ClientError> {
+        let path = format!(
+            "{CATALOG}/dataSets/{}/jobs/{}",
+            encode_component(id),
+            encode_component(job_id)
+        );
+        self.get_json(&path, None)
+    }
+
     /// Lists batches; `query` holds Catalog parameters (`dataSet`, `status`, `limit`, …).
     pub fn list_batches(&self, query: &[(&str, &str)]) -> Result<Vec<Batch>, ClientError> {
         let path = format!("{CATALOG}/batches{}", query_string(query));

@@ -297,6 +297,12 @@ pub struct IngestConfig {
     /// after its `completed` time; afterwards Data Access answers 404 and the worker
     /// deletes them (spec §1.8, §7.5: 30 days).
     pub diagnostics_retention_secs: u64,
+    /// `lakeport dataset optimize` rewrites a table's batch files smaller than half of
+    /// this into files of about this size (spec §12).
+    pub optimize_target_bytes: u64,
+    /// `lakeport dataset vacuum` deletes the compacted files that no table version of
+    /// this period reads (Delta's default: 7 days); older versions then fail to read.
+    pub vacuum_retention_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -314,6 +320,8 @@ impl Default for IngestConfig {
             work_dir: None,
             deleted_data_grace_secs: 3600,
             diagnostics_retention_secs: 30 * 24 * 3600,
+            optimize_target_bytes: 128 * 1024 * 1024,
+            vacuum_retention_secs: 7 * 24 * 3600,
         }
     }
 }

@@ -226,15 +226,27 @@ pub enum JobKind {
     CleanupBatch,
     /// Turn a sealed stream segment into its Catalog batch (spec §10.3).
     FlushSegment,
+    /// Compact a dataset table's small files (spec §12); the job's subject is the dataset.
+    OptimizeTable,
+    /// Delete the compacted files no version within the retention period reads; the job's
+    /// subject is the dataset.
+    VacuumTable,
 }
 
 impl JobKind {
+    /// Returns true for the jobs whose subject is a dataset's table, not a batch.
+    pub fn is_table_job(self) -> bool {
+        matches!(self, Self::OptimizeTable | Self::VacuumTable)
+    }
+
     /// Returns the name stored in the job table.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PromoteBatch => "promote_batch",
             Self::CleanupBatch => "cleanup_batch",
             Self::FlushSegment => "flush_segment",
+            Self::OptimizeTable => "optimize_table",
+            Self::VacuumTable => "vacuum_table",
         }
     }
 
@@ -244,6 +256,8 @@ impl JobKind {
             "promote_batch" => Some(Self::PromoteBatch),
             "cleanup_batch" => Some(Self::CleanupBatch),
             "flush_segment" => Some(Self::FlushSegment),
+            "optimize_table" => Some(Self::OptimizeTable),
+            "vacuum_table" => Some(Self::VacuumTable),
             _ => None,
         }
     }
@@ -255,12 +269,39 @@ pub struct Job {
     pub id: i64,
     pub kind: JobKind,
     pub tenant: Tenant,
-    /// The batch the job is about.
+    /// The batch the job is about; for a table job ([`JobKind::is_table_job`]), the
+    /// dataset's id (read it with [`Job::dataset_id`]).
     pub batch_id: crate::ids::BatchId,
     /// 1 for the first run, 2 for the first retry, …
     pub attempt: u32,
     /// The worker holding the lease.
     pub worker: String,
+}
+
+impl Job {
+    /// The dataset a table job is about (None for a batch job).
+    pub fn dataset_id(&self) -> Option<crate::ids::DatasetId> {
+        self.kind
+            .is_table_job()
+            .then(|| crate::ids::DatasetId::from(self.batch_id.to_string()))
+    }
+}
+
+/// A dataset's table job as the API shows it (`lakeport dataset optimize|vacuum`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableJob {
+    pub id: i64,
+    pub kind: JobKind,
+    pub dataset_id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub error: Option<String>,
+    /// What the job did, as JSON, once `done`.
+    pub result: Option<String>,
+    pub created: i64,
+    pub updated: i64,
 }
 
 /// The counts of a processed batch.

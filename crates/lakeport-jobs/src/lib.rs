@@ -7,6 +7,7 @@
 //! committing transaction makes visible). It sits on top of `domain`, `metastore`,
 //! `storage` and `parquet`; nothing but the binary depends on it.
 
+mod maintain;
 mod promote;
 mod stream;
 pub mod tables;
@@ -377,6 +378,9 @@ impl Runner {
             JobKind::PromoteBatch => promote::run(&self.ctx, &job, &lease_lost).await,
             JobKind::CleanupBatch => self.cleanup(&job, &lease_lost).await,
             JobKind::FlushSegment => stream::flush(&self.ctx, &job).await,
+            JobKind::OptimizeTable | JobKind::VacuumTable => {
+                maintain::run(&self.ctx, &job, &lease_lost).await
+            }
         };
         heartbeat.abort();
         match result {

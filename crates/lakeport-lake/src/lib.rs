@@ -26,6 +26,7 @@ use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
 use futures::TryStreamExt as _;
 use lakeport_storage::{Key, Storage};
+use object_store::ObjectStoreExt as _;
 use object_store::prefix::PrefixStore;
 use serde_json::{Value, json};
 
@@ -40,6 +41,13 @@ pub const OPERATION_KEY: &str = "lakeportOperation";
 pub const PROMOTE: &str = "promote";
 /// A batch's files were removed (REVERT, or its data collected).
 pub const REVERT: &str = "revert";
+/// Small files were rewritten as fewer, larger ones ([`Table::commit_compaction`]).
+pub const OPTIMIZE: &str = "optimize";
+/// The folder under a table's root that compaction writes its files to.
+pub const COMPACTED_DIR: &str = "compacted";
+/// The suffix of the object, next to a compacted file, that lists the files whose rows it
+/// holds (its parts): a REVERT or replay of one of their batches puts the others back.
+const PARTS_SUFFIX: &str = ".parts.json";
 
 /// Commits are checkpointed every this many versions (Delta's default, spec §12).
 const CHECKPOINT_INTERVAL: &str = "10";
@@ -108,6 +116,24 @@ pub struct Committed {
     pub files: Vec<DataFile>,
     /// True when the commit was already in the log (a retry after a crash).
     pub found: bool,
+}
+
+/// A compacted file to commit: its key, size and rows, and the live batch files whose rows
+/// it holds, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    pub file: DataFile,
+    pub parts: Vec<DataFile>,
+}
+
+/// What [`Table::vacuum`] deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vacuumed {
+    /// Compacted files (and their parts lists) deleted.
+    pub files: u64,
+    pub bytes: u64,
+    /// Compacted files no longer live but removed too recently to delete.
+    pub retained: u64,
 }
 
 /// The latest loaded state of recently used tables, shared by a node's workers: the next
@@ -445,7 +471,7 @@ impl Table {
                 ..Add::default()
             }));
         }
-        let removes = self
+        let (removes, restores) = self
             .removes_of(&table, batch.replaces.iter().map(String::as_str), now)
             .await?;
         let operation = if removes.is_empty() {
@@ -462,8 +488,9 @@ impl Table {
             }
         };
         actions.extend(removes.into_iter().map(Action::Remove));
+        actions.extend(restores.into_iter().map(Action::Add));
         let version = self
-            .commit(&table, actions, operation, batch.batch_id, PROMOTE)
+            .commit(&table, actions, operation, Some(batch.batch_id), PROMOTE)
             .await?;
         Ok(Committed {
             version,
@@ -482,7 +509,7 @@ impl Table {
         let Some(table) = self.load().await? else {
             return Ok(None);
         };
-        let removes = self
+        let (removes, restores) = self
             .removes_of(&table, std::iter::once(batch_id), lakeport_now())
             .await?;
         if removes.is_empty() {
@@ -491,10 +518,274 @@ impl Table {
         let operation = DeltaOperation::Delete {
             predicate: Some(batches_predicate(&[batch_id.to_owned()])),
         };
-        let actions = removes.into_iter().map(Action::Remove).collect();
-        self.commit(&table, actions, operation, batch_id, REVERT)
+        let actions = removes
+            .into_iter()
+            .map(Action::Remove)
+            .chain(restores.into_iter().map(Action::Add))
+            .collect();
+        self.commit(&table, actions, operation, Some(batch_id), REVERT)
             .await
             .map(Some)
+    }
+
+    /// Returns the latest version and its live files, in path order (batch files sort by
+    /// their batch's creation), or None before the table's first commit.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub async fn live_data_files(&self) -> Result<Option<(u64, Vec<DataFile>)>, LakeError> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let mut files: Vec<DataFile> = snapshot
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .map_ok(|file| DataFile {
+                key: self.absolute(&file.path()),
+                size: u64::try_from(file.size()).unwrap_or_default(),
+                records: file.num_records().unwrap_or_default() as u64,
+            })
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))?;
+        files.sort_by(|a, b| a.key.as_ref().cmp(b.key.as_ref()));
+        Ok(Some((snapshot.version(), files)))
+    }
+
+    /// Returns the key for a new compacted file named `name` (under [`COMPACTED_DIR`]).
+    pub fn compacted_key(&self, name: &str) -> Key {
+        self.root.clone().join(COMPACTED_DIR).join(name)
+    }
+
+    /// Returns true when a key is a batch's own file (under `batches/`), which compaction
+    /// may take as a part; compacted files are never parts again.
+    pub fn is_batch_file(&self, key: &Key) -> bool {
+        self.relative(key)
+            .is_ok_and(|path| path.starts_with("batches/"))
+    }
+
+    /// Commits compacted files in place of their parts: one version with a `remove` of
+    /// every part and an `add` of every compacted file, none of them a data change (the
+    /// rows are the same). Each compacted file's parts list is written next to it first.
+    /// Returns the version.
+    ///
+    /// # Errors
+    /// A part is no longer live (the table changed since the compaction was planned: the
+    /// caller holds the table lock, so only another writer's commit can cause this), or the
+    /// log or the parts list cannot be written.
+    pub async fn commit_compaction(
+        &self,
+        compactions: &[Compaction],
+        target_size: u64,
+    ) -> Result<u64, LakeError> {
+        let table = self.load().await?.ok_or_else(|| LakeError::Log {
+            location: self.location.clone(),
+            reason: "the table has no commit to compact".to_owned(),
+        })?;
+        let snapshot = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let live: std::collections::HashSet<String> = snapshot
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .map_ok(|file| file.path().into_owned())
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))?;
+        let now = lakeport_now();
+        let mut actions = Vec::new();
+        for compaction in compactions {
+            let mut parts = Vec::with_capacity(compaction.parts.len());
+            for part in &compaction.parts {
+                let path = self.relative(&part.key)?;
+                if !live.contains(&path) {
+                    return Err(LakeError::Log {
+                        location: self.location.clone(),
+                        reason: format!(
+                            "{path} is no longer live: the table changed while it was compacted"
+                        ),
+                    });
+                }
+                actions.push(Action::Remove(Remove {
+                    path: path.clone(),
+                    data_change: false,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: Some(HashMap::new()),
+                    size: Some(i64::try_from(part.size).unwrap_or(i64::MAX)),
+                    ..Remove::default()
+                }));
+                parts.push(json!({"path": path, "size": part.size, "records": part.records}));
+            }
+            let path = self.relative(&compaction.file.key)?;
+            let list = json!({ "parts": parts }).to_string();
+            self.storage
+                .store()
+                .put(
+                    &self.absolute(&format!("{path}{PARTS_SUFFIX}")),
+                    object_store::PutPayload::from(list.into_bytes()),
+                )
+                .await
+                .map_err(|err| LakeError::Log {
+                    location: self.location.clone(),
+                    reason: format!("writing the parts list of {path}: {err}"),
+                })?;
+            actions.push(Action::Add(Add {
+                path,
+                partition_values: HashMap::new(),
+                size: i64::try_from(compaction.file.size).unwrap_or(i64::MAX),
+                modification_time: now,
+                data_change: false,
+                stats: Some(json!({ "numRecords": compaction.file.records }).to_string()),
+                ..Add::default()
+            }));
+        }
+        let operation = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: i64::try_from(target_size).unwrap_or(i64::MAX),
+        };
+        self.commit(&table, actions, operation, None, OPTIMIZE)
+            .await
+    }
+
+    /// Deletes the compacted files that no version since `cutoff_ms` can read: files no
+    /// longer live that were removed before it (by a REVERT or replay of one of their
+    /// batches), and files a compaction wrote but never committed (it crashed) that are
+    /// older than it, each with its parts list. Batch files are never deleted here: they
+    /// belong to their batches, which the Catalog's clean-up collects.
+    ///
+    /// # Errors
+    /// The log cannot be read, or the storage refused a listing or a deletion.
+    pub async fn vacuum(&self, cutoff_ms: i64) -> Result<Vacuumed, LakeError> {
+        let Some(table) = self.load().await? else {
+            return Ok(Vacuumed::default());
+        };
+        let state = table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?;
+        let live: std::collections::HashSet<String> = state
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .map_ok(|file| file.path().into_owned())
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))?;
+        let removed_at: HashMap<String, i64> = state
+            .all_tombstones(self.log_store.as_ref())
+            .map_ok(|tombstone| {
+                (
+                    tombstone.path().into_owned(),
+                    tombstone.deletion_timestamp().unwrap_or_default(),
+                )
+            })
+            .try_collect()
+            .await
+            .map_err(self.error("listing the removed files"))?;
+        let storage_error = |doing: &str, err: object_store::Error| LakeError::Log {
+            location: self.location.clone(),
+            reason: format!("{doing}: {err}"),
+        };
+        let mut listing = self
+            .storage
+            .store()
+            .list(Some(&self.root.clone().join(COMPACTED_DIR)));
+        let mut files = Vec::new();
+        let mut lists = HashMap::new();
+        while let Some(meta) = listing
+            .try_next()
+            .await
+            .map_err(|err| storage_error("listing compacted files", err))?
+        {
+            let path = self.relative(&meta.location)?;
+            let modified = meta.last_modified.timestamp_millis();
+            match path.strip_suffix(PARTS_SUFFIX) {
+                Some(file) => {
+                    lists.insert(file.to_owned(), (meta.location, modified));
+                }
+                None => files.push((path, meta.location, meta.size, modified)),
+            }
+        }
+        let mut vacuumed = Vacuumed::default();
+        for (path, key, size, modified) in files {
+            let list = lists.remove(&path);
+            if live.contains(&path) {
+                continue;
+            }
+            // Removed by a commit, or never committed: its own age then.
+            let gone_since = removed_at.get(&path).copied().unwrap_or(modified);
+            if gone_since >= cutoff_ms {
+                vacuumed.retained += 1;
+                continue;
+            }
+            // The data first: a parts list left by a crash here is collected next time.
+            self.storage
+                .store()
+                .delete(&key)
+                .await
+                .map_err(|err| storage_error("deleting a compacted file", err))?;
+            if let Some((list, _)) = list {
+                self.storage
+                    .store()
+                    .delete(&list)
+                    .await
+                    .map_err(|err| storage_error("deleting a parts list", err))?;
+            }
+            vacuumed.files += 1;
+            vacuumed.bytes += size;
+        }
+        // Parts lists whose compacted file is gone (a crash between the two deletions, or
+        // before the file was written).
+        for (path, (list, modified)) in lists {
+            if !live.contains(&path) && modified < cutoff_ms {
+                self.storage
+                    .store()
+                    .delete(&list)
+                    .await
+                    .map_err(|err| storage_error("deleting a parts list", err))?;
+            }
+        }
+        tracing::info!(table = %self.location, deleted = vacuumed.files, bytes = vacuumed.bytes, retained = vacuumed.retained, "table vacuumed");
+        Ok(vacuumed)
+    }
+
+    /// Reads the parts list written next to a compacted file.
+    async fn parts_of(&self, path: &str) -> Result<Vec<DataFile>, LakeError> {
+        let failed = |reason: String| LakeError::Log {
+            location: self.location.clone(),
+            reason: format!("the parts list of {path}: {reason}"),
+        };
+        let bytes = self
+            .storage
+            .store()
+            .get(&self.absolute(&format!("{path}{PARTS_SUFFIX}")))
+            .await
+            .map_err(|err| failed(err.to_string()))?
+            .bytes()
+            .await
+            .map_err(|err| failed(err.to_string()))?;
+        let list: Value =
+            serde_json::from_slice(&bytes).map_err(|err| failed(format!("not JSON: {err}")))?;
+        list.get("parts")
+            .and_then(Value::as_array)
+            .ok_or_else(|| failed("no parts array".to_owned()))?
+            .iter()
+            .map(|part| {
+                let path = part.get("path").and_then(Value::as_str);
+                let size = part.get("size").and_then(Value::as_u64);
+                let records = part.get("records").and_then(Value::as_u64);
+                match (path, size, records) {
+                    (Some(path), Some(size), Some(records)) => Ok(DataFile {
+                        key: self.absolute(path),
+                        size,
+                        records,
+                    }),
+                    _ => Err(failed(format!("a malformed part: {part}"))),
+                }
+            })
+            .collect()
     }
 
     async fn commit(
@@ -502,7 +793,7 @@ impl Table {
         table: &DeltaTable,
         actions: Vec<Action>,
         operation: DeltaOperation,
-        batch_id: &str,
+        batch_id: Option<&str>,
         what: &str,
     ) -> Result<u64, LakeError> {
         let snapshot = table
@@ -511,11 +802,12 @@ impl Table {
         // Expired log entries are looked for (a listing of the whole log) only with the
         // commits that write a checkpoint, not with every commit.
         let checkpoint_due = (snapshot.version() + 2).is_multiple_of(CHECKPOINT_EVERY);
+        let mut metadata = vec![(OPERATION_KEY.to_owned(), Value::from(what))];
+        if let Some(batch_id) = batch_id {
+            metadata.push((BATCH_ID_KEY.to_owned(), Value::from(batch_id)));
+        }
         let properties = CommitProperties::default()
-            .with_metadata([
-                (BATCH_ID_KEY.to_owned(), Value::from(batch_id)),
-                (OPERATION_KEY.to_owned(), Value::from(what)),
-            ])
+            .with_metadata(metadata)
             .with_cleanup_expired_logs(Some(checkpoint_due));
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
@@ -529,17 +821,23 @@ impl Table {
     }
 
     /// Returns `remove` actions for the live files of the given batches (their keys are
-    /// under `batches/<id>/`).
+    /// under `batches/<id>/`), and for the compacted files holding rows of theirs, with
+    /// `add` actions that put back the other parts of those compacted files.
     async fn removes_of(
         &self,
         table: &DeltaTable,
         batch_ids: impl Iterator<Item = &str>,
         now: i64,
-    ) -> Result<Vec<Remove>, LakeError> {
+    ) -> Result<(Vec<Remove>, Vec<Add>), LakeError> {
         let prefixes: Vec<String> = batch_ids.map(|id| format!("batches/{id}/")).collect();
         if prefixes.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
+        let of_batches = |path: &str| {
+            prefixes
+                .iter()
+                .any(|prefix| path.starts_with(prefix.as_str()))
+        };
         let snapshot = table
             .snapshot()
             .map_err(self.error("reading the snapshot"))?;
@@ -549,24 +847,44 @@ impl Table {
             .try_collect()
             .await
             .map_err(self.error("listing the live files"))?;
-        Ok(files
-            .iter()
-            .filter(|file| {
-                let path = file.path();
-                prefixes
-                    .iter()
-                    .any(|prefix| path.starts_with(prefix.as_str()))
-            })
-            .map(|file| Remove {
-                path: file.path().into_owned(),
-                data_change: true,
-                deletion_timestamp: Some(now),
-                extended_file_metadata: Some(true),
-                partition_values: Some(HashMap::new()),
-                size: Some(file.size()),
-                ..Remove::default()
-            })
-            .collect())
+        let remove = |path: &str, size: i64| Remove {
+            path: path.to_owned(),
+            data_change: true,
+            deletion_timestamp: Some(now),
+            extended_file_metadata: Some(true),
+            partition_values: Some(HashMap::new()),
+            size: Some(size),
+            ..Remove::default()
+        };
+        let mut removes = Vec::new();
+        let mut restores = Vec::new();
+        for file in &files {
+            let path = file.path();
+            if of_batches(&path) {
+                removes.push(remove(&path, file.size()));
+            } else if path.starts_with(COMPACTED_DIR) {
+                let parts = self.parts_of(&path).await?;
+                let (gone, kept): (Vec<_>, Vec<_>) = parts
+                    .into_iter()
+                    .partition(|part| self.relative(&part.key).is_ok_and(|p| of_batches(&p)));
+                if gone.is_empty() {
+                    continue;
+                }
+                removes.push(remove(&path, file.size()));
+                for part in kept {
+                    restores.push(Add {
+                        path: self.relative(&part.key)?,
+                        partition_values: HashMap::new(),
+                        size: i64::try_from(part.size).unwrap_or(i64::MAX),
+                        modification_time: now,
+                        data_change: true,
+                        stats: Some(json!({ "numRecords": part.records }).to_string()),
+                        ..Add::default()
+                    });
+                }
+            }
+        }
+        Ok((removes, restores))
     }
 
     /// Looks for the commit that did `what` to `batch_id`, newest first, back to the

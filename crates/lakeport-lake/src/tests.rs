@@ -263,3 +263,148 @@ async fn cached_tables_follow_the_commits_of_another_node() {
     table.delete().await.unwrap();
     assert!(caches[0].is_empty());
 }
+
+/// Compaction replaces batch files with one compacted file (no data change); a REVERT of
+/// one of its batches, or a replay of one, removes the compacted file and puts the other
+/// batches' files back; vacuum deletes only compacted files no longer live and removed
+/// before the cutoff, never batch files or live compacted ones.
+#[tokio::test]
+async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vacuum_collects_them()
+{
+    let (dir, storage, root) = setup();
+    let table = Table::open(&storage, &root).unwrap();
+    let schema = schema(false);
+    let mut files = Vec::new();
+    for batch in ["B1", "B2", "B3", "B4"] {
+        let file = file(&root, batch, 1, 1);
+        // Real objects: compaction and vacuum work on storage.
+        let path = dir.path().join(file.key.as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, vec![0u8; 100]).unwrap();
+        table
+            .commit_batch(&BatchCommit {
+                batch_id: batch,
+                schema: &schema,
+                files: std::slice::from_ref(&file),
+                replaces: &[],
+                created_ms: 0,
+                retry: false,
+            })
+            .await
+            .unwrap();
+        files.push(file);
+    }
+    let compacted = |name: &str, parts: &[DataFile]| {
+        let key = table.compacted_key(name);
+        let path = dir.path().join(key.as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, vec![0u8; 300]).unwrap();
+        Compaction {
+            file: DataFile {
+                key,
+                size: 300,
+                records: 10 * parts.len() as u64,
+            },
+            parts: parts.to_vec(),
+        }
+    };
+    // B1..B3 into one file; B4 stays.
+    let first = compacted("C1.parquet", &files[..3]);
+    assert_eq!(table.commit_compaction(&[first], 1000).await.unwrap(), 5);
+    let live = table.live_files(None).await.unwrap();
+    assert_eq!(
+        live,
+        [
+            "batches/B4/attempt-1/data/part-00001.parquet",
+            "compacted/C1.parquet"
+        ]
+    );
+    let (version, data) = table.live_data_files().await.unwrap().unwrap();
+    assert_eq!(version, 5);
+    assert_eq!(data.iter().map(|file| file.records).sum::<u64>(), 40);
+    assert_eq!(log(dir.path(), &root)[5].0, OPTIMIZE);
+
+    // A part that is no longer live cannot be compacted again.
+    let stale = compacted("C2.parquet", &files[..2]);
+    let refused = table.commit_compaction(&[stale], 1000).await.unwrap_err();
+    assert!(refused.to_string().contains("no longer live"), "{refused}");
+
+    // REVERT of B2: the compacted file goes, B1 and B3 come back.
+    assert_eq!(table.remove_batch("B2").await.unwrap(), Some(6));
+    assert_eq!(
+        table.live_files(None).await.unwrap(),
+        [
+            "batches/B1/attempt-1/data/part-00001.parquet",
+            "batches/B3/attempt-1/data/part-00001.parquet",
+            "batches/B4/attempt-1/data/part-00001.parquet",
+        ]
+    );
+    // Version 5 still reads the compacted file.
+    assert!(
+        table
+            .live_files(Some(5))
+            .await
+            .unwrap()
+            .contains(&"compacted/C1.parquet".to_owned())
+    );
+
+    // Compact again, then a replay of B4 (its only batch file is in the compacted one).
+    let second = compacted(
+        "C3.parquet",
+        &[files[0].clone(), files[2].clone(), files[3].clone()],
+    );
+    assert_eq!(table.commit_compaction(&[second], 1000).await.unwrap(), 7);
+    let replay = file(&root, "B5", 1, 1);
+    let committed = table
+        .commit_batch(&BatchCommit {
+            batch_id: "B5",
+            schema: &schema,
+            files: std::slice::from_ref(&replay),
+            replaces: &["B4".to_owned()],
+            created_ms: 0,
+            retry: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed.version, 8);
+    assert_eq!(
+        table.live_files(None).await.unwrap(),
+        [
+            "batches/B1/attempt-1/data/part-00001.parquet",
+            "batches/B3/attempt-1/data/part-00001.parquet",
+            "batches/B5/attempt-1/data/part-00001.parquet",
+        ]
+    );
+
+    // A compaction that crashed before its commit left a file and its parts list.
+    let orphan = table.compacted_key("C4.parquet");
+    std::fs::write(dir.path().join(orphan.as_ref()), b"x").unwrap();
+    let exists = |key: &str| dir.path().join(root.as_ref()).join(key).exists();
+
+    // Nothing was removed before a cutoff in the past.
+    let kept = table.vacuum(0).await.unwrap();
+    assert_eq!((kept.files, kept.retained), (0, 4));
+    assert!(exists("compacted/C1.parquet") && exists("compacted/C1.parquet.parts.json"));
+
+    // With the cutoff now, every compacted file that is not live goes, with its list.
+    let vacuumed = table.vacuum(lakeport_now() + 1).await.unwrap();
+    assert_eq!(
+        (vacuumed.files, vacuumed.bytes, vacuumed.retained),
+        (4, 901, 0)
+    );
+    for gone in [
+        "compacted/C1.parquet",
+        "compacted/C1.parquet.parts.json",
+        "compacted/C3.parquet",
+        "compacted/C3.parquet.parts.json",
+        "compacted/C2.parquet",
+        "compacted/C4.parquet",
+    ] {
+        assert!(!exists(gone), "{gone} should be deleted");
+    }
+    for batch in ["B1", "B2", "B3", "B4"] {
+        assert!(exists(&format!(
+            "batches/{batch}/attempt-1/data/part-00001.parquet"
+        )));
+    }
+}

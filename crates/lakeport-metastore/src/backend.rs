@@ -244,7 +244,7 @@ macro_rules! from_row {
     };
 }
 
-from_row!(String, i64, bool, Option<String>; (A, B) (A, B, C) (A, B, C, D) (A, B, C, D, E) (A, B, C, D, E, F) (A, B, C, D, E, F, G));
+from_row!(String, i64, bool, Option<String>; (A, B) (A, B, C) (A, B, C, D) (A, B, C, D, E) (A, B, C, D, E, F) (A, B, C, D, E, F, G) (A, B, C, D, E, F, G, H) (A, B, C, D, E, F, G, H, I));
 
 fn unexpected_row(doing: &'static str) -> MetastoreError {
     MetastoreError::Backend {

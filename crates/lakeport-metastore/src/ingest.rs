@@ -8,7 +8,7 @@
 use lakeport_domain::Doc;
 use lakeport_domain::catalog::{self, Actor, WriteContext};
 use lakeport_domain::ids::BatchId;
-use lakeport_domain::ingest::{self, Chunk, Job, JobKind, SignalEffect};
+use lakeport_domain::ingest::{self, Chunk, Job, JobKind, SignalEffect, TableJob};
 use lakeport_domain::query::ObjectKind;
 use lakeport_domain::status::{BatchAction, BatchStatus};
 use lakeport_domain::tenant::Tenant;
@@ -257,6 +257,94 @@ pub(crate) async fn enqueue_job<C: Conn>(
         "enqueueing a job",
         "INSERT INTO jobs (org, sandbox, kind, batch_id, status, attempts, run_after, created, updated) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)",
         &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &batch_id, &run_at, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Enqueues a table job (`optimize_table`, `vacuum_table`) for a dataset unless one of that
+/// kind is queued or running for it already; returns the job's id.
+pub(crate) async fn enqueue_table_job<C: Conn>(
+    conn: &mut C,
+    tenant: &Tenant,
+    kind: JobKind,
+    dataset_id: &str,
+    now: i64,
+) -> Result<i64, MetastoreError> {
+    let pending: Option<i64> = fetch_opt(
+        conn,
+        "looking for a pending table job",
+        "SELECT id FROM jobs WHERE org = $1 AND sandbox = $2 AND kind = $3 AND batch_id = $4 AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+        &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &dataset_id],
+    )
+    .await?;
+    if let Some(id) = pending {
+        return Ok(id);
+    }
+    fetch_one(
+        conn,
+        "enqueueing a table job",
+        "INSERT INTO jobs (org, sandbox, kind, batch_id, status, attempts, run_after, created, updated) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $5) RETURNING id",
+        &[&tenant.org(), &tenant.sandbox(), &kind.as_str(), &dataset_id, &now],
+    )
+    .await
+}
+
+/// Returns a dataset's table job, or None when the tenant has no such job for it.
+pub(crate) async fn table_job<C: Conn>(
+    conn: &mut C,
+    tenant: &Tenant,
+    dataset_id: &str,
+    id: i64,
+) -> Result<Option<TableJob>, MetastoreError> {
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+    );
+    let row: Option<Row> = fetch_opt(
+        conn,
+        "reading a table job",
+        "SELECT id, kind, batch_id, status, attempts, last_error, result, created, updated FROM jobs
+         WHERE id = $1 AND org = $2 AND sandbox = $3 AND batch_id = $4 AND kind IN ('optimize_table', 'vacuum_table')",
+        &[&id, &tenant.org(), &tenant.sandbox(), &dataset_id],
+    )
+    .await?;
+    Ok(row.and_then(
+        |(id, kind, dataset_id, status, attempts, error, result, created, updated)| {
+            Some(TableJob {
+                id,
+                kind: JobKind::parse(&kind)?,
+                dataset_id,
+                status,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                error,
+                result,
+                created,
+                updated,
+            })
+        },
+    ))
+}
+
+/// Marks a table job done with what it did (JSON).
+pub(crate) async fn finish_table_job<C: Conn>(
+    conn: &mut C,
+    job: &Job,
+    result: &str,
+    now: i64,
+) -> Result<(), MetastoreError> {
+    ensure_lease(conn, job).await?;
+    conn.execute(
+        "finishing a table job",
+        "UPDATE jobs SET status = 'done', result = $1, lease_owner = NULL, lease_until = NULL, updated = $2 WHERE id = $3",
+        &[&result, &now, &job.id],
     )
     .await?;
     Ok(())

@@ -624,6 +624,32 @@ pub trait Metastore: Send + Sync + 'static {
         run_at: i64,
     ) -> Result<(), MetastoreError>;
 
+    /// Enqueues a table job (compaction or vacuum) for a dataset, unless one of that kind
+    /// is queued or running for it already; returns the job's id.
+    async fn enqueue_table_job(
+        &self,
+        tenant: &Tenant,
+        kind: lakeport_domain::ingest::JobKind,
+        dataset_id: &DatasetId,
+    ) -> Result<i64, MetastoreError>;
+
+    /// Returns a dataset's table job; None when the tenant has no such job for it.
+    async fn table_job(
+        &self,
+        tenant: &Tenant,
+        dataset_id: &DatasetId,
+        id: i64,
+    ) -> Result<Option<lakeport_domain::ingest::TableJob>, MetastoreError>;
+
+    /// Marks a table job done with what it did (JSON); `LostLease` when the worker no
+    /// longer holds it.
+    async fn finish_table_job(
+        &self,
+        job: &Job,
+        result: &str,
+        now: i64,
+    ) -> Result<(), MetastoreError>;
+
     /// Moves `loading` batches created before `created_before` to `abandoned`; returns
     /// their (tenant, batch id) so their staged data can be removed.
     async fn abandon_stale_batches(

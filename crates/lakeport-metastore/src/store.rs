@@ -6,7 +6,7 @@ use lakeport_domain::Doc;
 use lakeport_domain::catalog::Actor;
 use lakeport_domain::catalog::import::NewImportBatch;
 use lakeport_domain::ids::{BatchId, DatasetId, QsObjectId, ResourceId};
-use lakeport_domain::ingest::{Chunk, Job, JobKind};
+use lakeport_domain::ingest::{Chunk, Job, JobKind, TableJob};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::status::BatchAction;
@@ -447,6 +447,44 @@ impl<B: Backend> Metastore for SqlStore<B> {
     ) -> Result<(), MetastoreError> {
         run!(self.write("enqueueing a job", [tenant, batch_id], |conn| {
             ingest::enqueue_job(conn, &tenant, kind, &batch_id, run_at, now_millis())
+        }))
+    }
+
+    async fn enqueue_table_job(
+        &self,
+        tenant: &Tenant,
+        kind: JobKind,
+        dataset_id: &DatasetId,
+    ) -> Result<i64, MetastoreError> {
+        run!(
+            self.write("enqueueing a table job", [tenant, dataset_id], |conn| {
+                ingest::enqueue_table_job(conn, &tenant, kind, dataset_id.as_str(), now_millis())
+            })
+        )
+    }
+
+    async fn table_job(
+        &self,
+        tenant: &Tenant,
+        dataset_id: &DatasetId,
+        id: i64,
+    ) -> Result<Option<TableJob>, MetastoreError> {
+        run!(
+            self.read("reading a table job", [tenant, dataset_id], |conn| {
+                ingest::table_job(conn, &tenant, dataset_id.as_str(), id)
+            })
+        )
+    }
+
+    async fn finish_table_job(
+        &self,
+        job: &Job,
+        result: &str,
+        now: i64,
+    ) -> Result<(), MetastoreError> {
+        let result = result.to_owned();
+        run!(self.write("finishing a table job", [job, result], |conn| {
+            ingest::finish_table_job(conn, &job, &result, now)
         }))
     }
 

@@ -16,6 +16,7 @@
 
 mod arrow_value;
 mod columns;
+mod compact;
 mod direct;
 mod error;
 mod format;
@@ -27,6 +28,7 @@ mod schema;
 #[doc(hidden)]
 pub mod stage;
 
+pub use compact::{compact, file_schema};
 pub use error::{FileError, ProcessError, SetupError, WriteError};
 pub use format::{Charset, CsvOptions, FileFormat};
 pub use output::OutputFile;

@@ -6,9 +6,10 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use lakeport_domain::catalog::{self, WriteContext};
-use lakeport_domain::ids::{ResourceId, new_object_id};
+use lakeport_domain::ids::{DatasetId, ResourceId, new_object_id};
+use lakeport_domain::ingest::{JobKind, TableJob};
 use lakeport_domain::now_millis;
 use lakeport_domain::query::ObjectKind;
 use rand::Rng;
@@ -39,6 +40,126 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/v2/dataSets/{id}", patch(patch_dataset_v2))
         .route("/dataSets/{id}/views/{view_id}/files", get(list_view_files))
+        .route("/dataSets/{id}/optimize", post(optimize_table))
+        .route("/dataSets/{id}/vacuum", post(vacuum_table))
+        .route("/dataSets/{id}/jobs/{job_id}", get(get_table_job))
+}
+
+/// `POST /dataSets/{id}/optimize` (a Lakeport extension, spec §12): queues the compaction
+/// of the dataset table's small files; 202 with the job.
+async fn optimize_table(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    queue_table_job(&state, &ctx, &id, JobKind::OptimizeTable).await
+}
+
+/// `POST /dataSets/{id}/vacuum` (a Lakeport extension, spec §12): queues the deletion of
+/// the compacted files no version of the retention period reads; 202 with the job.
+async fn vacuum_table(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    queue_table_job(&state, &ctx, &id, JobKind::VacuumTable).await
+}
+
+async fn queue_table_job(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    kind: JobKind,
+) -> Result<Response, ApiError> {
+    let id = extract::id(SERVICE, id)?;
+    existing_dataset(state, ctx, &id).await?;
+    let dataset_id = DatasetId::from(id);
+    let metastore = state.metastore();
+    let job_id = metastore
+        .enqueue_table_job(&ctx.tenant, kind, &dataset_id)
+        .await
+        .map_err(metastore_error)?;
+    let job = metastore
+        .table_job(&ctx.tenant, &dataset_id, job_id)
+        .await
+        .map_err(metastore_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                SERVICE,
+                format!("job {job_id} of dataset {dataset_id} vanished"),
+            )
+        })?;
+    Ok((StatusCode::ACCEPTED, Json(table_job_json(&job))).into_response())
+}
+
+/// `GET /dataSets/{id}/jobs/{jobId}`: a table job's state and, once done, what it did.
+async fn get_table_job(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((id, job_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = extract::id(SERVICE, &id)?;
+    let unknown = || ApiError::not_found(SERVICE, format!("dataset {id} has no job {job_id}"));
+    let number = job_id
+        .parse::<i64>()
+        .ok()
+        .filter(|number| *number > 0)
+        .ok_or_else(unknown)?;
+    let job = state
+        .metastore()
+        .table_job(&ctx.tenant, &DatasetId::from(id.clone()), number)
+        .await
+        .map_err(metastore_error)?
+        .ok_or_else(unknown)?;
+    Ok(Json(table_job_json(&job)).into_response())
+}
+
+fn table_job_json(job: &TableJob) -> Value {
+    let operation = match job.kind {
+        JobKind::OptimizeTable => "optimize",
+        _ => "vacuum",
+    };
+    let mut out = json!({
+        "id": job.id.to_string(),
+        "dataSetId": job.dataset_id,
+        "operation": operation,
+        "status": job.status,
+        "attempts": job.attempts,
+        "created": job.created,
+        "updated": job.updated,
+    });
+    if let Some(error) = &job.error {
+        out["error"] = json!(error);
+    }
+    if let Some(result) = job
+        .result
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    {
+        out["result"] = result;
+    }
+    out
+}
+
+/// The dataset, or the 404 that names it.
+async fn existing_dataset(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<lakeport_domain::Doc, ApiError> {
+    state
+        .metastore()
+        .get(&ctx.tenant, KIND, &[id.to_owned()])
+        .await
+        .map_err(metastore_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                SERVICE,
+                format!("dataset {id} does not exist in this sandbox"),
+            )
+        })
 }
 
 async fn list_datasets(

@@ -550,3 +550,246 @@ async fn strip(
         .await
         .unwrap();
 }
+
+fn job_path(dataset: &str, job: &Value) -> String {
+    format!(
+        "/data/foundation/catalog/dataSets/{dataset}/jobs/{}",
+        job["id"].as_str().unwrap()
+    )
+}
+
+/// Queues a table job over HTTP, runs the workers and returns the finished job.
+async fn table_job(app: &TestApp, dataset: &str, operation: &str) -> Value {
+    let queued = app
+        .post(&format!(
+            "/data/foundation/catalog/dataSets/{dataset}/{operation}"
+        ))
+        .send()
+        .await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    assert_eq!(queued.body["operation"], operation);
+    assert_eq!(queued.body["dataSetId"], dataset);
+    app.run_jobs().await;
+    let job = app.get(&job_path(dataset, &queued.body)).send().await;
+    assert_eq!(job.status, StatusCode::OK, "{}", job.text);
+    assert_eq!(job.body["status"], "done", "{}", job.text);
+    job.body
+}
+
+/// Spec §12 maintenance: optimize rewrites a table's small batch files as one compacted file
+/// (same rows, read by Data Access, the table and older versions alike); a REVERT of one of
+/// its batches puts the other batches' files back; vacuum then deletes the compacted file no
+/// version within the retention period reads. Batch files stay downloadable throughout, and
+/// another org cannot queue or read the jobs.
+#[tokio::test]
+async fn optimize_compacts_small_batch_files_and_vacuum_deletes_what_no_version_reads() {
+    let app = TestApp::with_config(|config| config.ingest.vacuum_retention_secs = 0).await;
+    let dataset = app.create_event_dataset("compacted").await;
+    let table = table(&app, &dataset);
+    let mut batches = Vec::new();
+    for index in 0..4 {
+        let rows: Vec<Value> = (0..3).map(|row| event(index * 10 + row)).collect();
+        let (batch, done) = ingest(&app, &dataset, json!({}), &rows).await;
+        assert_eq!(done["status"], "success");
+        batches.push(batch);
+    }
+    let before = table_rows(&app, &table, None).await;
+    assert_eq!(before.len(), 12);
+    assert_eq!(table.live_files(None).await.unwrap().len(), 4);
+
+    // Queuing twice while the job is pending returns the same job.
+    let path = format!("/data/foundation/catalog/dataSets/{dataset}/optimize");
+    let first = app.post(&path).send().await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    assert_eq!(first.body["status"], "queued");
+    let second = app.post(&path).send().await;
+    assert_eq!(second.body["id"], first.body["id"]);
+    // Another org sees neither the dataset nor the job.
+    let foreign = app.post(&path).tenant(ORG_B, "prod").send().await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    let foreign = app
+        .get(&job_path(&dataset, &first.body))
+        .tenant(ORG_B, "prod")
+        .send()
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    app.run_jobs().await;
+    let job = app.get(&job_path(&dataset, &first.body)).send().await;
+    assert_eq!(job.body["status"], "done", "{}", job.text);
+    let result = &job.body["result"];
+    assert_eq!(
+        (
+            &result["filesRemoved"],
+            &result["filesAdded"],
+            &result["records"]
+        ),
+        (&json!(4), &json!(1), &json!(12)),
+        "{result}"
+    );
+    let compacted_version = result["version"].as_u64().unwrap();
+    assert_eq!(compacted_version, 5);
+    assert_eq!(
+        dataset_doc(&app, &dataset).await["tableVersion"],
+        compacted_version
+    );
+    let live = table.live_files(None).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].starts_with("compacted/"), "{live:?}");
+    assert_eq!(table_rows(&app, &table, None).await, before);
+    let preview = app
+        .get(&format!(
+            "/data/foundation/export/datasets/{dataset}/preview"
+        ))
+        .send()
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.text);
+    assert_eq!(preview.body["data"].as_array().unwrap().len(), 12);
+    let commits = table.commits().await.unwrap();
+    assert_eq!(
+        commits[5].operation.as_deref(),
+        Some(lakeport_lake::OPTIMIZE)
+    );
+    assert_eq!((commits[5].added.len(), commits[5].removed.len()), (1, 4));
+
+    // Nothing is small and alone any more: a second run commits nothing.
+    let again = table_job(&app, &dataset, "optimize").await;
+    assert_eq!(again["result"]["filesRemoved"], 0, "{again}");
+    assert_eq!(table.version().await.unwrap(), Some(compacted_version));
+
+    // REVERT of the second batch: the compacted file leaves, the other batches' return.
+    assert_eq!(
+        app.signal(&batches[1], "REVERT").await.status,
+        StatusCode::OK
+    );
+    app.run_jobs().await;
+    let kept = [&batches[0], &batches[2], &batches[3]].map(String::as_str);
+    assert_eq!(
+        table_rows(&app, &table, None).await,
+        batch_rows(&app, &kept).await
+    );
+    let live = table.live_files(None).await.unwrap();
+    assert_eq!(live.len(), 3);
+    assert!(
+        live.iter().all(|path| path.starts_with("batches/")),
+        "{live:?}"
+    );
+    // The version of the compaction still reads (the file is there until vacuumed).
+    assert_eq!(
+        table_rows(&app, &table, Some(compacted_version)).await,
+        before
+    );
+
+    // Vacuum with no retention deletes the compacted file; batch files stay.
+    let vacuumed = table_job(&app, &dataset, "vacuum").await;
+    assert_eq!(vacuumed["result"]["filesDeleted"], 1, "{vacuumed}");
+    let compacted = app
+        .storage()
+        .list_keys(&table.key_of("compacted"))
+        .await
+        .unwrap();
+    assert_eq!(compacted, Vec::<lakeport_storage::Key>::new());
+    assert_eq!(
+        table_rows(&app, &table, None).await,
+        batch_rows(&app, &kept).await
+    );
+    for batch in &batches {
+        let files = app
+            .get(&format!("/data/foundation/export/batches/{batch}/files"))
+            .send()
+            .await;
+        assert_eq!(files.status, StatusCode::OK, "{}", files.text);
+    }
+
+    // Unknown datasets and jobs are 404s that say so.
+    let unknown = app
+        .post("/data/foundation/catalog/dataSets/5f0000000000000000000000/optimize")
+        .send()
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    for job in ["0", "abc", "99999999"] {
+        let missing = app
+            .get(&format!(
+                "/data/foundation/catalog/dataSets/{dataset}/jobs/{job}"
+            ))
+            .send()
+            .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+        assert!(missing.text.contains("has no job"), "{}", missing.text);
+    }
+}
+
+/// Compaction while batches are promoted by several workers (on PostgreSQL + S3 in CI):
+/// every batch lands, the versions stay gap-free with one commit per batch plus the
+/// compaction's, and the table holds exactly the batches' rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn optimize_runs_while_batches_are_promoted() {
+    const EARLY: usize = 4;
+    const LATE: usize = 6;
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("busy").await;
+    let mut batches = Vec::new();
+    for index in 0..EARLY {
+        let rows: Vec<Value> = (0..2).map(|row| event(index * 10 + row)).collect();
+        batches.push(ingest(&app, &dataset, json!({}), &rows).await.0);
+    }
+    for index in EARLY..EARLY + LATE {
+        let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let rows: Vec<Value> = (0..2).map(|row| event(index * 10 + row)).collect();
+        app.upload(&batch, &dataset, "rows.json", &lines(&rows))
+            .await;
+        assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
+        batches.push(batch);
+    }
+    let queued = app
+        .post(&format!(
+            "/data/foundation/catalog/dataSets/{dataset}/optimize"
+        ))
+        .send()
+        .await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    let workers: Vec<_> = (0..3)
+        .map(|index| {
+            let worker = app.worker(&format!("worker-{index}"));
+            tokio::spawn(async move { worker.run_until_idle().await.unwrap() })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    app.run_jobs().await;
+    let job = app.get(&job_path(&dataset, &queued.body)).send().await;
+    assert_eq!(job.body["status"], "done", "{}", job.text);
+    assert!(
+        job.body["result"]["filesRemoved"].as_u64().unwrap() >= 2,
+        "{}",
+        job.text
+    );
+
+    let table = table(&app, &dataset);
+    let commits = table.commits().await.unwrap();
+    let versions: Vec<u64> = commits.iter().map(|commit| commit.version).collect();
+    let total = (EARLY + LATE + 1) as u64;
+    assert_eq!(versions, (0..=total).collect::<Vec<_>>());
+    let optimizes = commits
+        .iter()
+        .filter(|commit| commit.operation.as_deref() == Some(lakeport_lake::OPTIMIZE))
+        .count();
+    assert_eq!(optimizes, 1);
+    for batch in &batches {
+        let done = app.batch(batch).await;
+        assert_eq!(done["status"], "success", "{done}");
+        let version = done["tableVersion"].as_u64().unwrap();
+        assert_eq!(
+            commits[version as usize].batch_id.as_deref(),
+            Some(batch.as_str())
+        );
+    }
+    let all: Vec<&str> = batches.iter().map(String::as_str).collect();
+    assert_eq!(
+        table_rows(&app, &table, None).await,
+        batch_rows(&app, &all).await
+    );
+}

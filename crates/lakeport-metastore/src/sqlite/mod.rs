@@ -139,7 +139,14 @@ CREATE INDEX xdm_resources_by_kind ON xdm_resources (org, sandbox, kind, created
     ),
     (9, "query service", QUERY_SERVICE_MIGRATION),
     (10, "stream segments as id ranges", STREAM_RANGES_MIGRATION),
+    (11, "table job results", TABLE_JOBS_MIGRATION),
 ];
+
+/// Table jobs (`lakeport dataset optimize|vacuum`, spec §12) record what they did; their
+/// `batch_id` is the dataset's id.
+const TABLE_JOBS_MIGRATION: &str = r#"
+ALTER TABLE jobs ADD COLUMN result TEXT;
+"#;
 
 /// The metastore coordinates the commits to each dataset's Delta table (spec §12): a
 /// dataset's row names the job (and its worker) that may commit now; the lock is held only

@@ -2514,6 +2514,95 @@ pub async fn table_locks_are_held_by_one_lease_holder_per_dataset(store: &dyn Me
     assert!(store.lock_table(&reclaimed, &d1, 1015).await.unwrap());
 }
 
+/// A dataset's table job (optimize, vacuum) is queued once while pending, claimed like any
+/// job with the dataset as its subject, read back only by its own tenant and dataset, and
+/// records its result when done; a finished job lets a new one be queued.
+pub async fn table_jobs_are_queued_once_and_record_their_result(store: &dyn Metastore) {
+    use lakeport_domain::ingest::JobKind;
+    let (acme, other) = (tenant("ACME", "prod"), tenant("OTHER", "prod"));
+    let (d1, d2) = (DatasetId::from("D1"), DatasetId::from("D2"));
+    let optimize = store
+        .enqueue_table_job(&acme, JobKind::OptimizeTable, &d1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_table_job(&acme, JobKind::OptimizeTable, &d1)
+            .await
+            .unwrap(),
+        optimize,
+        "a pending job of the kind is returned, not queued again"
+    );
+    let vacuum = store
+        .enqueue_table_job(&acme, JobKind::VacuumTable, &d1)
+        .await
+        .unwrap();
+    assert_ne!(vacuum, optimize);
+    let queued = store
+        .table_job(&acme, &d1, optimize)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            queued.kind,
+            queued.status.as_str(),
+            queued.attempts,
+            queued.dataset_id.as_str()
+        ),
+        (JobKind::OptimizeTable, "queued", 0, "D1")
+    );
+    // Another tenant, another dataset: no such job.
+    assert_eq!(store.table_job(&other, &d1, optimize).await.unwrap(), None);
+    assert_eq!(store.table_job(&acme, &d2, optimize).await.unwrap(), None);
+
+    let claimed = store
+        .claim_job("w1", 1000, lakeport_domain::now_millis() + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, optimize);
+    assert_eq!(claimed.dataset_id(), Some(d1.clone()));
+    assert_eq!(
+        store
+            .table_job(&acme, &d1, optimize)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "running"
+    );
+    store
+        .finish_table_job(
+            &claimed,
+            r#"{"filesRemoved":4}"#,
+            lakeport_domain::now_millis() + 2,
+        )
+        .await
+        .unwrap();
+    let done = store
+        .table_job(&acme, &d1, optimize)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.result.as_deref()),
+        ("done", Some(r#"{"filesRemoved":4}"#))
+    );
+    // Finishing again, without the lease, is refused.
+    assert!(matches!(
+        store
+            .finish_table_job(&claimed, "{}", lakeport_domain::now_millis() + 3)
+            .await,
+        Err(MetastoreError::LostLease { .. })
+    ));
+    let next = store
+        .enqueue_table_job(&acme, JobKind::OptimizeTable, &d1)
+        .await
+        .unwrap();
+    assert!(next != optimize && next != vacuum);
+}
+
 /// A sealed segment whose flush job failed for good gets a new job; one with a live job,
 /// a batch or done status does not.
 pub async fn stalled_stream_segments_get_a_new_flush_job(store: &dyn Metastore) {

@@ -172,6 +172,7 @@ conformance!(
     stream_segments_are_sealed_submitted_and_done_once,
     stream_segments_are_read_in_pages_of_their_own_records,
     table_locks_are_held_by_one_lease_holder_per_dataset,
+    table_jobs_are_queued_once_and_record_their_result,
     stream_group_appends_refuse_stale_routing,
     stalled_stream_segments_get_a_new_flush_job,
     query_service_objects_list_update_cap_and_stay_in_their_tenant,

@@ -1,4 +1,5 @@
-//! `lakeport dataset create|list|show|read`: Catalog datasets and their rows.
+//! `lakeport dataset create|list|show|read|optimize|vacuum`: Catalog datasets, their rows
+//! and the maintenance of their Delta tables.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -51,6 +52,24 @@ pub enum DatasetCommand {
         #[arg(long)]
         version: Option<u64>,
     },
+    /// Compacts the small files of a dataset's Delta table (a job on the server; safe
+    /// while ingestion continues) and waits for it.
+    Optimize(MaintainArgs),
+    /// Deletes the compacted files that no table version within the server's retention
+    /// period (`ingest.vacuum_retention_secs`) reads, and waits for it.
+    Vacuum(MaintainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MaintainArgs {
+    /// Dataset id.
+    id: String,
+    /// Queues the job and prints it without waiting.
+    #[arg(long)]
+    no_wait: bool,
+    /// Gives up waiting after this many seconds (the job goes on).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    timeout: u64,
 }
 
 pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
@@ -74,7 +93,57 @@ pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
             as_of_batch,
             version,
         } => read(ctx, id, as_of_batch.as_deref(), *version),
+        DatasetCommand::Optimize(args) => maintain(ctx, "optimize", args),
+        DatasetCommand::Vacuum(args) => maintain(ctx, "vacuum", args),
     }
+}
+
+/// Queues a table job and follows it to its end, printing each change of its status.
+fn maintain(ctx: &Context, operation: &str, args: &MaintainArgs) -> anyhow::Result<()> {
+    let id = args.id.as_str();
+    let mut job = ctx
+        .client
+        .queue_table_job(id, operation)
+        .with_context(|| format!("queuing {operation} of dataset {id}"))?;
+    let job_id = job["id"].as_str().unwrap_or_default().to_owned();
+    let started = std::time::Instant::now();
+    let mut shown = String::new();
+    loop {
+        let status = job["status"].as_str().unwrap_or_default().to_owned();
+        if status != shown && !ctx.out.json {
+            eprintln!("{operation} job {job_id} of dataset {id}: {status}");
+            shown = status.clone();
+        }
+        if args.no_wait || status == "done" || status == "failed" {
+            break;
+        }
+        if started.elapsed().as_secs() >= args.timeout {
+            anyhow::bail!(
+                "{operation} job {job_id} is still {status} after {} s; follow it with `lakeport dataset {operation} {id}` again (it returns the pending job)",
+                args.timeout
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        job = ctx
+            .client
+            .table_job(id, &job_id)
+            .with_context(|| format!("reading {operation} job {job_id} of dataset {id}"))?;
+    }
+    if ctx.out.json {
+        return ctx.out.print_json(&job);
+    }
+    if job["status"] == "failed" {
+        anyhow::bail!(
+            "{operation} job {job_id} of dataset {id} failed: {}",
+            job["error"].as_str().unwrap_or("no reason recorded")
+        );
+    }
+    if let Some(result) = job["result"].as_object() {
+        for (name, value) in result {
+            ctx.out.line(format!("{name}: {value}"));
+        }
+    }
+    Ok(())
 }
 
 fn create(

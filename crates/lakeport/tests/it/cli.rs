@@ -638,3 +638,45 @@ fn dataset_read_prints_the_rows_now_and_as_of_an_earlier_batch_or_version() {
     assert_eq!(missing.code, Some(1), "{missing:#?}");
     assert!(missing.stderr.contains("99"), "{missing:#?}");
 }
+
+/// `lakeport dataset optimize` queues the compaction on the running server, follows it and
+/// prints what it did; the rows read the same afterwards. `vacuum` runs the same way (with
+/// the default retention of 7 days nothing is old enough to delete). An unknown dataset is
+/// the server's 404 in one line.
+#[test]
+fn dataset_optimize_and_vacuum_follow_their_jobs_and_print_what_they_did() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("compaction");
+    for (index, member) in [(1, "M-001"), (2, "M-002"), (3, "M-003")] {
+        let file = format!("rows-{index}.jsonl");
+        write_lines(&env.path(&file), &[event(&ns, index, member, 10)]);
+        env.lakeport(&["ingest", &file, "--dataset", &dataset, "--wait"])
+            .ok();
+    }
+    let before = env.lakeport(&["dataset", "read", &dataset]).ok().stdout;
+    let optimized = env.lakeport(&["dataset", "optimize", &dataset]).ok();
+    assert!(optimized.stderr.contains(": done"), "{optimized:#?}");
+    assert!(
+        optimized.stdout.contains("filesRemoved: 3"),
+        "{optimized:#?}"
+    );
+    assert!(optimized.stdout.contains("filesAdded: 1"), "{optimized:#?}");
+    let mut after: Vec<&str> = Vec::new();
+    let after_text = env.lakeport(&["dataset", "read", &dataset]).ok().stdout;
+    after.extend(after_text.lines());
+    let mut expected: Vec<&str> = before.lines().collect();
+    after.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(after, expected);
+
+    let vacuumed = env
+        .lakeport(&["dataset", "vacuum", &dataset, "--json"])
+        .ok()
+        .json();
+    assert_eq!(vacuumed["status"], "done", "{vacuumed}");
+    assert_eq!(vacuumed["result"]["filesDeleted"], 0, "{vacuumed}");
+
+    let unknown = env.lakeport(&["dataset", "optimize", "5f0000000000000000000000"]);
+    assert_eq!(unknown.code, Some(1), "{unknown:#?}");
+    assert!(unknown.stderr.contains("does not exist"), "{unknown:#?}");
+}
