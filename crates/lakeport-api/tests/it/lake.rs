@@ -793,3 +793,99 @@ async fn optimize_runs_while_batches_are_promoted() {
         batch_rows(&app, &all).await
     );
 }
+
+fn encode(id: &str) -> String {
+    id.replace(':', "%3A").replace('/', "%2F")
+}
+
+/// Spec §12 schema evolution: a field added to the dataset's field group (an additive
+/// change) is a `metaData` action in the next batch's commit, so the table gains the column
+/// and earlier rows read it as null; compaction then rewrites files of each schema apart.
+#[tokio::test]
+async fn a_field_group_that_gains_a_field_widens_the_table_and_compaction_keeps_schemas_apart() {
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("evolving").await;
+    let table = table(&app, &dataset);
+    let mut batches = Vec::new();
+    for index in 0..2 {
+        let (batch, done) = ingest(&app, &dataset, json!({}), &[event(index)]).await;
+        assert_eq!(done["status"], "success");
+        batches.push(batch);
+    }
+    let schema_id = dataset_doc(&app, &dataset).await["schemaRef"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schema = app
+        .get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema_id)))
+        .header("accept", XED)
+        .send()
+        .await;
+    assert_eq!(schema.status, StatusCode::OK, "{}", schema.text);
+    let group_id = schema.body["allOf"][1]["$ref"].as_str().unwrap().to_owned();
+    let added = app
+        .patch(&format!(
+            "{REGISTRY}/tenant/fieldgroups/{}",
+            encode(&group_id)
+        ))
+        .json(json!([{
+            "op": "add",
+            "path": format!("/definitions/d/properties/{}/properties/nickname", ns()),
+            "value": {"type": "string"}
+        }]))
+        .send()
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    for index in 2..4 {
+        let mut row = event(index);
+        row[ns()]["nickname"] = json!(format!("nick-{index}"));
+        let (batch, done) = ingest(&app, &dataset, json!({}), &[row]).await;
+        assert_eq!(done["status"], "success", "{done}");
+        batches.push(batch);
+    }
+
+    // The first commit after the change carries the wider schema; the others do not.
+    let mut log = Vec::new();
+    for version in 0..=4u64 {
+        let key = table.key_of(&format!("_delta_log/{version:020}.json"));
+        log.push(String::from_utf8(app.object_bytes(&key).await).unwrap());
+    }
+    assert!(!log[2].contains("\"metaData\""));
+    assert!(log[3].contains("\"metaData\"") && log[3].contains("nickname"));
+    assert!(!log[4].contains("\"metaData\""));
+    let delta = table.delta_table().await.unwrap().unwrap();
+    let schema = delta.snapshot().unwrap().schema();
+    let namespace = schema.field(&ns()).unwrap();
+    assert!(
+        format!("{:?}", namespace.data_type()).contains("nickname"),
+        "{namespace:?}"
+    );
+    let all: Vec<&str> = batches.iter().map(String::as_str).collect();
+    let rows = table_rows(&app, &table, None).await;
+    assert_eq!(rows, batch_rows(&app, &all).await);
+    let nicknames: Vec<&Value> = rows.iter().map(|row| &row[ns()]["nickname"]).collect();
+    assert_eq!(
+        nicknames
+            .iter()
+            .filter(|nickname| nickname.is_string())
+            .count(),
+        2,
+        "{rows:?}"
+    );
+
+    // Two schemas, two compacted files.
+    let job = table_job(&app, &dataset, "optimize").await;
+    assert_eq!(
+        (&job["result"]["filesRemoved"], &job["result"]["filesAdded"]),
+        (&json!(4), &json!(2)),
+        "{job}"
+    );
+    let live = table.live_files(None).await.unwrap();
+    assert!(
+        live.iter().all(|path| path.starts_with("compacted/")),
+        "{live:?}"
+    );
+    let mut compacted = table_rows(&app, &table, None).await;
+    compacted.sort_by_key(|row| row["_id"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(compacted, rows);
+}
