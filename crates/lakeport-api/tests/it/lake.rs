@@ -855,7 +855,7 @@ async fn a_field_group_that_gains_a_field_widens_the_table_and_compaction_keeps_
     assert!(!log[4].contains("\"metaData\""));
     let delta = table.delta_table().await.unwrap().unwrap();
     let schema = delta.snapshot().unwrap().schema();
-    let namespace = schema.field(&ns()).unwrap();
+    let namespace = schema.field(ns()).unwrap();
     assert!(
         format!("{:?}", namespace.data_type()).contains("nickname"),
         "{namespace:?}"
