@@ -66,6 +66,8 @@ pub fn routes() -> Router<AppState> {
         .route("/batches/{batch}/meta", get(get_meta))
         .route("/files/{file}", get(get_file).head(head_file))
         .route("/datasets/{dataset}/preview", get(preview_dataset))
+        .route("/datasets/{dataset}/table", get(list_table_files))
+        .route("/datasets/{dataset}/table/{*path}", get(get_table_file))
 }
 
 fn metastore_error(err: lakeport_metastore::MetastoreError) -> ApiError {
@@ -990,12 +992,54 @@ async fn preview_as_of(
     as_of: AsOf,
     reader: Arc<dyn RowReader>,
 ) -> Result<Response, ApiError> {
+    let (version, mut keys) = table_keys(state, ctx, dataset_id, Some(as_of)).await?;
+    // Newest batch first (batch ids grow with time), a batch's parts in their order.
+    let batch_of = |key: &Key| -> String {
+        let text = key.to_string();
+        text.split_once("/batches/")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    keys.sort_by(|a, b| {
+        batch_of(b)
+            .cmp(&batch_of(a))
+            .then_with(|| natural_order(a.as_ref(), b.as_ref()))
+    });
+    let mut rows: Vec<Value> = Vec::new();
+    for key in keys {
+        if rows.len() >= PREVIEW_ROWS {
+            break;
+        }
+        let local = state
+            .storage()
+            .readable_file(&key, state.scratch_dir())
+            .await
+            .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
+        let name = key.filename().unwrap_or_default().to_owned();
+        let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
+            .await
+            .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?;
+        rows.extend(part);
+    }
+    Ok(Json(json!({"data": rows, "version": version})).into_response())
+}
+
+/// The version a read of the dataset's table names (the latest when `as_of` is None) and
+/// the keys of the files live at it.
+async fn table_keys(
+    state: &AppState,
+    ctx: &RequestContext,
+    dataset_id: &str,
+    as_of: Option<AsOf>,
+) -> Result<(u64, Vec<Key>), ApiError> {
     let Some(tables) = state.tables().cloned() else {
         return Err(ApiError::tables_missing());
     };
     let version = match as_of {
-        AsOf::Version(version) => version,
-        AsOf::Batch(batch_id) => {
+        None => None,
+        Some(AsOf::Version(version)) => Some(version),
+        Some(AsOf::Batch(batch_id)) => Some({
             let batch = state
                 .metastore()
                 .get(
@@ -1028,47 +1072,122 @@ async fn preview_as_of(
                         format!("query parameter \"asOfBatch\": batch {batch_id} ({status}) was never committed to the dataset's table; only successful batches were"),
                     )
                 })?
-        }
+        }),
     };
-    let (version, mut keys) = tables
-        .files(&ctx.tenant, dataset_id, Some(version))
+    tables
+        .files(&ctx.tenant, dataset_id, version)
         .await
         .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?
-        .ok_or_else(|| {
-            not_found(format!(
+        .ok_or_else(|| match version {
+            Some(version) => not_found(format!(
                 "dataset {dataset_id}'s table has no version {version}"
-            ))
-        })?;
-    // Newest batch first (batch ids grow with time), a batch's parts in their order.
-    let batch_of = |key: &Key| -> String {
-        let text = key.to_string();
-        text.split_once("/batches/")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    keys.sort_by(|a, b| {
-        batch_of(b)
-            .cmp(&batch_of(a))
-            .then_with(|| natural_order(a.as_ref(), b.as_ref()))
-    });
-    let mut rows: Vec<Value> = Vec::new();
-    for key in keys {
-        if rows.len() >= PREVIEW_ROWS {
-            break;
-        }
-        let local = state
-            .storage()
-            .readable_file(&key, state.scratch_dir())
-            .await
-            .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
-        let name = key.filename().unwrap_or_default().to_owned();
-        let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
-            .await
-            .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?;
-        rows.extend(part);
+            )),
+            None => not_found(format!("dataset {dataset_id} has no table yet")),
+        })
+}
+
+/// Checks that the dataset exists in the caller's sandbox.
+async fn existing_dataset(
+    state: &AppState,
+    ctx: &RequestContext,
+    dataset: &str,
+) -> Result<DatasetId, ApiError> {
+    let dataset_id = extract::dataset_id(SERVICE, dataset)?;
+    let found = state
+        .metastore()
+        .get(&ctx.tenant, ObjectKind::Dataset, &[dataset_id.to_string()])
+        .await
+        .map_err(metastore_error)?;
+    if found.is_empty() {
+        return Err(not_found(format!(
+            "dataset {dataset_id} does not exist in this sandbox"
+        )));
     }
-    Ok(Json(json!({"data": rows, "version": version})).into_response())
+    Ok(dataset_id)
+}
+
+/// `GET /datasets/{datasetId}/table` (a Lakeport extension, spec §12): the Parquet files of
+/// the dataset's Delta table live at the latest version, or at `version=<n>` or
+/// `asOfBatch=<batchId>`, each with its size and download link: the whole table as of then
+/// (`lakeport dataset read --output`).
+async fn list_table_files(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(dataset): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let dataset_id = existing_dataset(&state, &ctx, &dataset).await?;
+    let params = extract::query_pairs(SERVICE, query.as_deref())?;
+    let as_of = AsOf::parse(&params)?;
+    let (version, keys) = table_keys(&state, &ctx, dataset_id.as_str(), as_of).await?;
+    let root = lakeport_storage::keys::dataset(
+        ctx.tenant.org(),
+        ctx.tenant.sandbox(),
+        dataset_id.as_str(),
+    );
+    let base = format!(
+        "{BASE_PATH}/datasets/{}/table",
+        segment(dataset_id.as_str())
+    );
+    let mut files = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Some(parts) = key.prefix_match(&root) else {
+            continue;
+        };
+        let relative: Vec<String> = parts.map(|part| part.as_ref().to_owned()).collect();
+        let length = state
+            .storage()
+            .size(&key)
+            .await
+            .map_err(|err| storage_error(err, &format!("table file {}", relative.join("/"))))?;
+        let href = format!(
+            "{base}/{}",
+            relative
+                .iter()
+                .map(|part| segment(part))
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        files.push(json!({
+            "name": relative.join("/"),
+            "length": length,
+            "_links": {"self": {"href": href}},
+        }));
+    }
+    Ok(Json(json!({"version": version, "data": files})).into_response())
+}
+
+/// `GET /datasets/{datasetId}/table/{path}`: one Parquet file of the dataset's table (a
+/// batch's part or a compacted file), streamed, with byte ranges as `/files/{id}`.
+async fn get_table_file(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((dataset, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let dataset_id = existing_dataset(&state, &ctx, &dataset).await?;
+    let parts: Vec<&str> = path.split('/').collect();
+    let shaped = parts
+        .iter()
+        .all(|part| !part.is_empty() && *part != "." && *part != ".." && !part.contains('\\'))
+        && path.ends_with(".parquet")
+        && (parts.first() == Some(&"compacted")
+            || (parts.first() == Some(&"batches") && parts.iter().rev().nth(1) == Some(&"data")));
+    if !shaped {
+        return Err(not_found(format!(
+            "{path:?} is not a data file of dataset {dataset_id}'s table (batches/<id>/attempt-<n>/data/<part>.parquet or compacted/<name>.parquet)"
+        )));
+    }
+    let mut key = lakeport_storage::keys::dataset(
+        ctx.tenant.org(),
+        ctx.tenant.sandbox(),
+        dataset_id.as_str(),
+    );
+    for part in &parts {
+        key = key.join(*part);
+    }
+    let name = parts.last().copied().unwrap_or_default();
+    download(&state, &key, name, &headers, Request::Get).await
 }
 
 async fn read_rows(

@@ -562,6 +562,38 @@ impl Client {
             encode_component(file_id),
             encode_component(name)
         );
+        self.download_path(&path, dest, progress)
+    }
+
+    /// Lists the Parquet files of a dataset's Delta table (`GET /export/datasets/{id}/table`,
+    /// a Lakeport extension): `version` and `data[{name, length, _links.self.href}]`;
+    /// `query` may hold `asOfBatch` or `version`.
+    pub fn table_files(&self, id: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let path = format!(
+            "{EXPORT}/datasets/{}/table{}",
+            encode_component(id),
+            query_string(query)
+        );
+        self.get_json(&path, None)
+    }
+
+    /// Downloads what a link of the server names (a path from its root, as listings give
+    /// them) into `dest`, as [`download_file`](Self::download_file) does.
+    pub fn download_href(
+        &self,
+        href: &str,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<u64, ClientError> {
+        self.download_path(href, dest, progress)
+    }
+
+    fn download_path(
+        &self,
+        path: &str,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<u64, ClientError> {
         let partial = dest.with_file_name(format!(
             ".{}.part",
             dest.file_name()
@@ -570,7 +602,7 @@ impl Client {
         ));
         let mut attempt = 1;
         loop {
-            let mut answer = self.call("GET", &path, &[], &Payload::Empty, Retry::Always)?;
+            let mut answer = self.call("GET", path, &[], &Payload::Empty, Retry::Always)?;
             let expected = answer.body().content_length();
             let mut out = File::create(&partial)
                 .map_err(|err| ClientError::io(format!("creating {}", partial.display()), err))?;

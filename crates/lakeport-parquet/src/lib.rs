@@ -33,8 +33,8 @@ pub use error::{FileError, ProcessError, SetupError, WriteError};
 pub use format::{Charset, CsvOptions, FileFormat};
 pub use output::OutputFile;
 pub use preview::{
-    DEFAULT_PREVIEW_BYTES, DEFAULT_PREVIEW_ROWS, Preview, PreviewLimits, parquet_rows, preview,
-    preview_stream,
+    DEFAULT_PREVIEW_BYTES, DEFAULT_PREVIEW_ROWS, Preview, PreviewLimits, parquet_json_lines,
+    parquet_rows, preview, preview_stream,
 };
 pub use process::{
     BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, Engine, FileStats, ProcessOptions,

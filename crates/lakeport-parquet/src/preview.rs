@@ -341,3 +341,61 @@ impl RowSink for CollectRows<'_> {
         Err(undecodable(self.name, "Parquet", message))
     }
 }
+
+/// Writes every row of a Parquet file to `out` as JSON Lines, in the form of
+/// [`parquet_rows()`], one record batch at a time (memory holds one batch, whatever the
+/// file's size); returns how many rows were written (`lakeport dataset read --output`).
+///
+/// # Errors
+///
+/// As [`preview()`] for Parquet, or `out` refused a write.
+pub fn parquet_json_lines(
+    name: &str,
+    file: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, ProcessError> {
+    let (builder, _) = read::parquet::open(file, name)?;
+    let mut sink = WriteRows {
+        name,
+        out,
+        rows: 0,
+        line: Vec::new(),
+    };
+    read::parquet::read(
+        builder,
+        name,
+        read::parquet::BATCH_ROWS,
+        None,
+        usize::MAX,
+        &mut sink,
+    )?;
+    Ok(sink.rows)
+}
+
+struct WriteRows<'a> {
+    name: &'a str,
+    out: &'a mut dyn std::io::Write,
+    rows: u64,
+    line: Vec<u8>,
+}
+
+impl RowSink for WriteRows<'_> {
+    fn row(&mut self, row: Value, _original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &row)
+            .map_err(|err| undecodable(self.name, "Parquet", err.to_string()))?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(|source| {
+            ProcessError::Write(crate::WriteError::Io {
+                path: "the JSON Lines output".into(),
+                source,
+            })
+        })?;
+        self.rows += 1;
+        Ok(Flow::Continue)
+    }
+
+    fn corrupt(&mut self, _raw: &[u8], message: String) -> Result<Flow, ProcessError> {
+        Err(undecodable(self.name, "Parquet", message))
+    }
+}

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::output::{Table, timestamp};
+use super::transfer::Bars;
 
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
@@ -40,8 +41,9 @@ pub enum DatasetCommand {
         /// Dataset id.
         id: String,
     },
-    /// Prints up to 100 rows of a dataset as JSON Lines (Data Access preview), now or as
-    /// they were after a batch or at a version of its Delta table.
+    /// Reads a dataset's rows, now or as they were after a batch or at a version of its
+    /// Delta table: up to 100 rows printed as JSON Lines (Data Access preview), or with
+    /// --output every row, as one JSON Lines file or as the table's Parquet files.
     Read {
         /// Dataset id.
         id: String,
@@ -51,6 +53,10 @@ pub enum DatasetCommand {
         /// Reads the table at this Delta version.
         #[arg(long)]
         version: Option<u64>,
+        /// Writes every row: to a JSON Lines file when the path ends in .jsonl or .json,
+        /// else into this directory as the table's Parquet files (kept as they are).
+        #[arg(long, value_name = "PATH")]
+        output: Option<std::path::PathBuf>,
     },
     /// Compacts the small files of a dataset's Delta table (a job on the server; safe
     /// while ingestion continues) and waits for it.
@@ -92,7 +98,11 @@ pub fn run(ctx: &Context, command: &DatasetCommand) -> anyhow::Result<()> {
             id,
             as_of_batch,
             version,
-        } => read(ctx, id, as_of_batch.as_deref(), *version),
+            output,
+        } => match output {
+            Some(output) => export(ctx, id, as_of_batch.as_deref(), *version, output),
+            None => read(ctx, id, as_of_batch.as_deref(), *version),
+        },
         DatasetCommand::Optimize(args) => maintain(ctx, "optimize", args),
         DatasetCommand::Vacuum(args) => maintain(ctx, "vacuum", args),
     }
@@ -273,6 +283,152 @@ fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
     out.line("");
     super::batch::print_batch_table(out, &batches, "no batches yet");
     Ok(())
+}
+
+/// Writes every row of the dataset's table as of the given point: its live Parquet files
+/// downloaded into a directory, or their rows as one JSON Lines file.
+fn export(
+    ctx: &Context,
+    id: &str,
+    as_of_batch: Option<&str>,
+    version: Option<u64>,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    let version_text = version.map(|version| version.to_string());
+    let mut query = Vec::new();
+    if let Some(batch) = as_of_batch {
+        query.push(("asOfBatch", batch));
+    }
+    if let Some(version) = &version_text {
+        query.push(("version", version.as_str()));
+    }
+    let listing = ctx
+        .client
+        .table_files(id, &query)
+        .with_context(|| format!("listing the table files of dataset {id}"))?;
+    let read_version = listing["version"].as_u64().unwrap_or_default();
+    let files: Vec<(String, String, u64)> = listing["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|file| {
+            Some((
+                file["name"].as_str()?.to_owned(),
+                file["_links"]["self"]["href"].as_str()?.to_owned(),
+                file["length"].as_u64().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let json_lines = output
+        .extension()
+        .is_some_and(|extension| extension == "jsonl" || extension == "json");
+    let total: u64 = files.iter().map(|(_, _, length)| length).sum();
+    let bars = Bars::new(&ctx.out, total, files.len());
+    let (rows, bytes) = if json_lines {
+        write_json_lines(ctx, &bars, &files, output)?
+    } else {
+        std::fs::create_dir_all(output)
+            .with_context(|| format!("creating {}", output.display()))?;
+        let mut bytes = 0;
+        for (name, href, length) in &files {
+            let dest = output.join(name);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let progress = bars.file(name, *length);
+            let result = ctx.client.download_href(href, &dest, &progress);
+            bars.finish_file(progress, &format!("downloaded {name}"));
+            bytes += result.with_context(|| format!("downloading {name}"))?;
+        }
+        (None, bytes)
+    };
+    bars.finish();
+    let summary = json!({
+        "dataSetId": id,
+        "version": read_version,
+        "files": files.len(),
+        "bytes": bytes,
+        "rows": rows,
+        "output": output.display().to_string(),
+    });
+    if ctx.out.json {
+        return ctx.out.print_json(&summary);
+    }
+    match rows {
+        Some(rows) => ctx.out.line(format!(
+            "wrote {rows} rows of dataset {id} (table version {read_version}) to {}",
+            output.display()
+        )),
+        None => ctx.out.line(format!(
+            "wrote {} Parquet file(s) of dataset {id} (table version {read_version}) into {}",
+            files.len(),
+            output.display()
+        )),
+    }
+    Ok(())
+}
+
+/// Downloads each file to a scratch copy and appends its rows to `output` (through a
+/// temporary file renamed once complete); returns the rows and the bytes downloaded.
+fn write_json_lines(
+    ctx: &Context,
+    bars: &Bars,
+    files: &[(String, String, u64)],
+    output: &std::path::Path,
+) -> anyhow::Result<(Option<u64>, u64)> {
+    use std::io::Write as _;
+    let directory = output
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(directory)
+        .with_context(|| format!("creating {}", directory.display()))?;
+    let scratch = Scratch(directory.join(format!(
+        ".lakeport-read-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default()
+    )));
+    std::fs::create_dir(scratch.path())
+        .with_context(|| format!("creating {}", scratch.path().display()))?;
+    let partial = scratch.path().join("rows.jsonl");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?,
+    );
+    let (mut rows, mut bytes) = (0, 0);
+    for (name, href, length) in files {
+        let local = scratch.path().join("part.parquet");
+        let progress = bars.file(name, *length);
+        let result = ctx.client.download_href(href, &local, &progress);
+        bars.finish_file(progress, &format!("read {name}"));
+        bytes += result.with_context(|| format!("downloading {name}"))?;
+        rows += lakeport_parquet::parquet_json_lines(name, &local, &mut out)
+            .with_context(|| format!("reading {name}"))?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", partial.display()))?;
+    drop(out);
+    std::fs::rename(&partial, output).with_context(|| format!("writing {}", output.display()))?;
+    Ok((Some(rows), bytes))
+}
+
+/// A scratch directory removed, with what is in it, when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn read(

@@ -680,3 +680,73 @@ fn dataset_optimize_and_vacuum_follow_their_jobs_and_print_what_they_did() {
     assert_eq!(unknown.code, Some(1), "{unknown:#?}");
     assert!(unknown.stderr.contains("does not exist"), "{unknown:#?}");
 }
+
+/// `lakeport dataset read --output` writes every row of the table as of a point: as one
+/// JSON Lines file, or as the table's Parquet files in a directory.
+#[test]
+fn dataset_read_output_writes_every_row_as_json_lines_or_parquet_files() {
+    let env = Env::start();
+    let (dataset, ns) = env.loyalty_dataset("export");
+    for (index, member) in [(1, "M-001"), (2, "M-002")] {
+        let file = format!("rows-{index}.jsonl");
+        write_lines(&env.path(&file), &[event(&ns, index, member, 10)]);
+        env.lakeport(&["ingest", &file, "--dataset", &dataset, "--wait"])
+            .ok();
+    }
+    let run = env
+        .lakeport(&["dataset", "read", &dataset, "--output", "out/all.jsonl"])
+        .ok();
+    assert!(run.stdout.contains("wrote 2 rows"), "{run:#?}");
+    let text = std::fs::read_to_string(env.path("out/all.jsonl")).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(rows.iter().all(|row| row["_id"].is_string()), "{text}");
+    assert_eq!(rows.len(), 2, "{text}");
+    // No scratch left next to the output.
+    let left: Vec<_> = std::fs::read_dir(env.path("out"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let summary = env
+        .lakeport(&[
+            "dataset",
+            "read",
+            &dataset,
+            "--version",
+            "1",
+            "--output",
+            "v1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        (&summary["version"], &summary["files"]),
+        (&json!(1), &json!(1)),
+        "{summary}"
+    );
+    let mut found = Vec::new();
+    let mut stack = vec![env.path("v1")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    let file = std::fs::File::open(&found[0]).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let rows: usize = reader.map(|batch| batch.unwrap().num_rows()).sum();
+    assert_eq!(rows, 1);
+}
