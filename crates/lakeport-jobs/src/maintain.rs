@@ -43,16 +43,20 @@ pub(crate) async fn run(
             ),
         )?
         .with_cache(&ctx.tables);
-        lock_table(ctx, job, &dataset_id, lease_lost).await?;
         let outcome = match job.kind {
-            JobKind::OptimizeTable => optimize(ctx, &table, lease_lost).await,
-            _ => vacuum(ctx, &table).await,
+            JobKind::OptimizeTable => optimize(ctx, job, &dataset_id, &table, lease_lost).await?,
+            _ => {
+                // Under the lock, so that no compaction commits a file while it is deleted.
+                lock_table(ctx, job, &dataset_id, lease_lost).await?;
+                let vacuumed = vacuum(ctx, &table).await;
+                unlock_table(ctx, job, &dataset_id).await;
+                vacuumed?
+            }
         };
-        if let Ok((_, Some(version))) = &outcome {
-            record_table_version(ctx, &job.tenant, dataset_id.as_str(), *version).await;
+        if let Some(version) = outcome.1 {
+            record_table_version(ctx, &job.tenant, dataset_id.as_str(), version).await;
         }
-        unlock_table(ctx, job, &dataset_id).await;
-        outcome?.0
+        outcome.0
     } else {
         json!({"skipped": format!("dataset {dataset_id} no longer exists")})
     };
@@ -65,9 +69,14 @@ pub(crate) async fn run(
 
 /// Compacts the table's batch files smaller than half the target into files of about the
 /// target size: consecutive files (in batch order) of one schema, two or more to a file.
-/// Returns what it did and the version it committed (None when nothing was small enough).
+/// The files are read and written without the table lock, which is held only for the
+/// commit, so promotions wait for one commit, not for the rewrite; a compaction whose parts
+/// a REVERT or replay removed meanwhile is left out (its file left for vacuum).
+/// Returns what it did and the version it committed (None when nothing was committed).
 async fn optimize(
     ctx: &JobContext,
+    job: &Job,
+    dataset_id: &lakeport_domain::ids::DatasetId,
     table: &Table,
     lease_lost: &AtomicBool,
 ) -> Result<(Value, Option<u64>), JobError> {
@@ -95,17 +104,21 @@ async fn optimize(
             "the job's lease was lost before the table commit".to_owned(),
         ));
     }
-    let version = table.commit_compaction(&compactions, target).await?;
-    let parts: Vec<&DataFile> = compactions.iter().flat_map(|c| &c.parts).collect();
+    lock_table(ctx, job, dataset_id, lease_lost).await?;
+    let committed = table.commit_compaction(&compactions, target).await;
+    unlock_table(ctx, job, dataset_id).await;
+    let committed = committed?;
+    let parts: Vec<&DataFile> = committed.committed.iter().flat_map(|c| &c.parts).collect();
     let result = json!({
-        "version": version,
+        "version": committed.version,
         "filesRemoved": parts.len(),
         "bytesRemoved": parts.iter().map(|part| part.size).sum::<u64>(),
-        "filesAdded": compactions.len(),
-        "bytesAdded": compactions.iter().map(|c| c.file.size).sum::<u64>(),
-        "records": compactions.iter().map(|c| c.file.records).sum::<u64>(),
+        "filesAdded": committed.committed.len(),
+        "bytesAdded": committed.committed.iter().map(|c| c.file.size).sum::<u64>(),
+        "records": committed.committed.iter().map(|c| c.file.records).sum::<u64>(),
+        "leftOut": committed.skipped,
     });
-    Ok((result, Some(version)))
+    Ok((result, committed.version))
 }
 
 /// Groups the files and writes each group of two or more as one compacted file; at most

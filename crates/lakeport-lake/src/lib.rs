@@ -126,6 +126,17 @@ pub struct Compaction {
     pub parts: Vec<DataFile>,
 }
 
+/// What [`Table::commit_compaction`] committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionCommit {
+    /// The version written; None when every compaction was left out.
+    pub version: Option<u64>,
+    /// The compactions in that version.
+    pub committed: Vec<Compaction>,
+    /// Compactions left out because the table changed while they were written.
+    pub skipped: usize,
+}
+
 /// What [`Table::vacuum`] deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vacuumed {
@@ -570,17 +581,17 @@ impl Table {
     /// Commits compacted files in place of their parts: one version with a `remove` of
     /// every part and an `add` of every compacted file, none of them a data change (the
     /// rows are the same). Each compacted file's parts list is written next to it first.
-    /// Returns the version.
+    /// A compaction whose parts are not all live any more (a REVERT or replay committed
+    /// since it was planned) or whose file is gone is left out: its file is left for
+    /// [`Table::vacuum`]. Call it holding the table lock.
     ///
     /// # Errors
-    /// A part is no longer live (the table changed since the compaction was planned: the
-    /// caller holds the table lock, so only another writer's commit can cause this), or the
-    /// log or the parts list cannot be written.
+    /// The log, the storage or the parts list cannot be read or written.
     pub async fn commit_compaction(
         &self,
         compactions: &[Compaction],
         target_size: u64,
-    ) -> Result<u64, LakeError> {
+    ) -> Result<CompactionCommit, LakeError> {
         let table = self.load().await?.ok_or_else(|| LakeError::Log {
             location: self.location.clone(),
             reason: "the table has no commit to compact".to_owned(),
@@ -597,18 +608,26 @@ impl Table {
             .map_err(self.error("listing the live files"))?;
         let now = lakeport_now();
         let mut actions = Vec::new();
+        let mut outcome = CompactionCommit::default();
         for compaction in compactions {
-            let mut parts = Vec::with_capacity(compaction.parts.len());
-            for part in &compaction.parts {
-                let path = self.relative(&part.key)?;
-                if !live.contains(&path) {
-                    return Err(LakeError::Log {
-                        location: self.location.clone(),
-                        reason: format!(
-                            "{path} is no longer live: the table changed while it was compacted"
-                        ),
-                    });
-                }
+            let paths: Vec<String> = compaction
+                .parts
+                .iter()
+                .map(|part| self.relative(&part.key))
+                .collect::<Result<_, _>>()?;
+            let written = self
+                .storage
+                .store()
+                .head(&compaction.file.key)
+                .await
+                .is_ok();
+            if !written || paths.iter().any(|path| !live.contains(path)) {
+                tracing::info!(table = %self.location, file = %compaction.file.key, written, "compaction left out: the table changed while it was written");
+                outcome.skipped += 1;
+                continue;
+            }
+            let mut parts = Vec::with_capacity(paths.len());
+            for (part, path) in compaction.parts.iter().zip(paths) {
                 actions.push(Action::Remove(Remove {
                     path: path.clone(),
                     data_change: false,
@@ -642,13 +661,20 @@ impl Table {
                 stats: Some(json!({ "numRecords": compaction.file.records }).to_string()),
                 ..Add::default()
             }));
+            outcome.committed.push(compaction.clone());
+        }
+        if outcome.committed.is_empty() {
+            return Ok(outcome);
         }
         let operation = DeltaOperation::Optimize {
             predicate: None,
             target_size: i64::try_from(target_size).unwrap_or(i64::MAX),
         };
-        self.commit(&table, actions, operation, None, OPTIMIZE)
-            .await
+        outcome.version = Some(
+            self.commit(&table, actions, operation, None, OPTIMIZE)
+                .await?,
+        );
+        Ok(outcome)
     }
 
     /// Deletes the compacted files that no version since `cutoff_ms` can read: files no

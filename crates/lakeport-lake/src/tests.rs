@@ -310,7 +310,8 @@ async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vac
     };
     // B1..B3 into one file; B4 stays.
     let first = compacted("C1.parquet", &files[..3]);
-    assert_eq!(table.commit_compaction(&[first], 1000).await.unwrap(), 5);
+    let committed = table.commit_compaction(&[first], 1000).await.unwrap();
+    assert_eq!((committed.version, committed.skipped), (Some(5), 0));
     let live = table.live_files(None).await.unwrap();
     assert_eq!(
         live,
@@ -324,10 +325,16 @@ async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vac
     assert_eq!(data.iter().map(|file| file.records).sum::<u64>(), 40);
     assert_eq!(log(dir.path(), &root)[5].0, OPTIMIZE);
 
-    // A part that is no longer live cannot be compacted again.
+    // A compaction whose parts are no longer live (or whose file is gone) is left out.
     let stale = compacted("C2.parquet", &files[..2]);
-    let refused = table.commit_compaction(&[stale], 1000).await.unwrap_err();
-    assert!(refused.to_string().contains("no longer live"), "{refused}");
+    let mut unwritten = compacted("C9.parquet", &files[3..]);
+    unwritten.file.key = table.compacted_key("never-written.parquet");
+    let left_out = table
+        .commit_compaction(&[stale, unwritten], 1000)
+        .await
+        .unwrap();
+    assert_eq!((left_out.version, left_out.skipped), (None, 2));
+    assert_eq!(table.version().await.unwrap(), Some(5));
 
     // REVERT of B2: the compacted file goes, B1 and B3 come back.
     assert_eq!(table.remove_batch("B2").await.unwrap(), Some(6));
@@ -353,7 +360,8 @@ async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vac
         "C3.parquet",
         &[files[0].clone(), files[2].clone(), files[3].clone()],
     );
-    assert_eq!(table.commit_compaction(&[second], 1000).await.unwrap(), 7);
+    let committed = table.commit_compaction(&[second], 1000).await.unwrap();
+    assert_eq!(committed.version, Some(7));
     let replay = file(&root, "B5", 1, 1);
     let committed = table
         .commit_batch(&BatchCommit {
@@ -383,14 +391,14 @@ async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vac
 
     // Nothing was removed before a cutoff in the past.
     let kept = table.vacuum(0).await.unwrap();
-    assert_eq!((kept.files, kept.retained), (0, 4));
+    assert_eq!((kept.files, kept.retained), (0, 5));
     assert!(exists("compacted/C1.parquet") && exists("compacted/C1.parquet.parts.json"));
 
     // With the cutoff now, every compacted file that is not live goes, with its list.
     let vacuumed = table.vacuum(lakeport_now() + 1).await.unwrap();
     assert_eq!(
         (vacuumed.files, vacuumed.bytes, vacuumed.retained),
-        (4, 901, 0)
+        (5, 1201, 0)
     );
     for gone in [
         "compacted/C1.parquet",
@@ -399,6 +407,7 @@ async fn compacted_files_give_back_their_other_parts_when_a_batch_leaves_and_vac
         "compacted/C3.parquet.parts.json",
         "compacted/C2.parquet",
         "compacted/C4.parquet",
+        "compacted/C9.parquet",
     ] {
         assert!(!exists(gone), "{gone} should be deleted");
     }
