@@ -875,16 +875,7 @@ async fn preview_dataset(
     let dataset_id = extract::dataset_id(SERVICE, &dataset)?;
     let params = extract::query_pairs(SERVICE, query.as_deref())?;
     let as_of = AsOf::parse(&params)?;
-    let found = state
-        .metastore()
-        .get(&ctx.tenant, ObjectKind::Dataset, &[dataset_id.to_string()])
-        .await
-        .map_err(metastore_error)?;
-    if found.is_empty() {
-        return Err(not_found(format!(
-            "dataset {dataset_id} does not exist in this sandbox"
-        )));
-    }
+    existing_dataset(&state, &ctx, dataset_id.as_str()).await?;
     let Some(reader) = state.row_reader().cloned() else {
         return Err(ApiError::row_reader_missing());
     };

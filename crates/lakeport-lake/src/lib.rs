@@ -596,16 +596,7 @@ impl Table {
             location: self.location.clone(),
             reason: "the table has no commit to compact".to_owned(),
         })?;
-        let snapshot = table
-            .snapshot()
-            .map_err(self.error("reading the snapshot"))?;
-        let live: std::collections::HashSet<String> = snapshot
-            .snapshot()
-            .file_views(self.log_store.as_ref(), None)
-            .map_ok(|file| file.path().into_owned())
-            .try_collect()
-            .await
-            .map_err(self.error("listing the live files"))?;
+        let live = self.live_paths(&table).await?;
         let now = lakeport_now();
         let mut actions = Vec::new();
         let mut outcome = CompactionCommit::default();
@@ -692,13 +683,7 @@ impl Table {
         let state = table
             .snapshot()
             .map_err(self.error("reading the snapshot"))?;
-        let live: std::collections::HashSet<String> = state
-            .snapshot()
-            .file_views(self.log_store.as_ref(), None)
-            .map_ok(|file| file.path().into_owned())
-            .try_collect()
-            .await
-            .map_err(self.error("listing the live files"))?;
+        let live = self.live_paths(&table).await?;
         let removed_at: HashMap<String, i64> = state
             .all_tombstones(self.log_store.as_ref())
             .map_ok(|tombstone| {
@@ -775,6 +760,22 @@ impl Table {
         }
         tracing::info!(table = %self.location, deleted = vacuumed.files, bytes = vacuumed.bytes, retained = vacuumed.retained, "table vacuumed");
         Ok(vacuumed)
+    }
+
+    /// The paths of the files live in a loaded table.
+    async fn live_paths(
+        &self,
+        table: &DeltaTable,
+    ) -> Result<std::collections::HashSet<String>, LakeError> {
+        table
+            .snapshot()
+            .map_err(self.error("reading the snapshot"))?
+            .snapshot()
+            .file_views(self.log_store.as_ref(), None)
+            .map_ok(|file| file.path().into_owned())
+            .try_collect()
+            .await
+            .map_err(self.error("listing the live files"))
     }
 
     /// Reads the parts list written next to a compacted file.

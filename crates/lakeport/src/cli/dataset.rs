@@ -294,17 +294,11 @@ fn export(
     version: Option<u64>,
     output: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let version_text = version.map(|version| version.to_string());
-    let mut query = Vec::new();
-    if let Some(batch) = as_of_batch {
-        query.push(("asOfBatch", batch));
-    }
-    if let Some(version) = &version_text {
-        query.push(("version", version.as_str()));
-    }
+    let query = as_of_query(as_of_batch, version);
+    let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let listing = ctx
         .client
-        .table_files(id, &query)
+        .table_files(id, &pairs)
         .with_context(|| format!("listing the table files of dataset {id}"))?;
     let read_version = listing["version"].as_u64().unwrap_or_default();
     let files: Vec<(String, String, u64)> = listing["data"]
@@ -416,6 +410,18 @@ fn write_json_lines(
     Ok((Some(rows), bytes))
 }
 
+/// The query parameters that read a dataset's table as of a batch or a version.
+fn as_of_query(as_of_batch: Option<&str>, version: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(batch) = as_of_batch {
+        query.push(("asOfBatch", batch.to_owned()));
+    }
+    if let Some(version) = version {
+        query.push(("version", version.to_string()));
+    }
+    query
+}
+
 /// A scratch directory removed, with what is in it, when dropped.
 struct Scratch(std::path::PathBuf);
 
@@ -437,17 +443,11 @@ fn read(
     as_of_batch: Option<&str>,
     version: Option<u64>,
 ) -> anyhow::Result<()> {
-    let version = version.map(|version| version.to_string());
-    let mut query = Vec::new();
-    if let Some(batch) = as_of_batch {
-        query.push(("asOfBatch", batch));
-    }
-    if let Some(version) = &version {
-        query.push(("version", version.as_str()));
-    }
+    let query = as_of_query(as_of_batch, version);
+    let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let answer = ctx
         .client
-        .preview_dataset(id, &query)
+        .preview_dataset(id, &pairs)
         .with_context(|| format!("reading the rows of dataset {id}"))?;
     if ctx.out.json {
         return ctx.out.print_json(&answer);
