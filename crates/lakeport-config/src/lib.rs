@@ -561,6 +561,14 @@ pub struct QueryConfig {
     /// Disk the queries' spill files may take at once, in the system's temporary directory;
     /// a query that would spill more fails with SQLSTATE 53200.
     pub max_spill_bytes: u64,
+    /// PEM certificate chain the wire endpoint offers TLS with (clients' `sslmode=require`
+    /// and stricter); set together with `query.tls_key`. Unset: no TLS.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `query.tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuses sessions that did not negotiate TLS (28000), as Adobe's Query Service does;
+    /// needs `query.tls_cert` and `query.tls_key`.
+    pub tls_required: bool,
 }
 
 impl Default for QueryConfig {
@@ -577,6 +585,9 @@ impl Default for QueryConfig {
             max_result_bytes: 50 * 1024 * 1024 * 1024,
             max_memory_bytes: 2 * 1024 * 1024 * 1024,
             max_spill_bytes: 20 * 1024 * 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
         }
     }
 }
@@ -740,6 +751,18 @@ impl Config {
                         self.query.listen
                     ),
                 })?;
+            if self.query.tls_cert.is_some() != self.query.tls_key.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "query.tls_cert",
+                    reason: "query.tls_cert and query.tls_key are set together (a PEM certificate chain and its private key)".to_owned(),
+                });
+            }
+            if self.query.tls_required && self.query.tls_cert.is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "query.tls_required",
+                    reason: "needs query.tls_cert and query.tls_key".to_owned(),
+                });
+            }
         }
         for (key, value) in [
             ("query.max_running_per_org", self.query.max_running_per_org),
@@ -1194,6 +1217,25 @@ mod tests {
             "{shown}"
         );
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn wire_tls_needs_a_certificate_and_its_key_together() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs));
+        let both = load(&[
+            ("LAKEPORT__QUERY__TLS_CERT", "/etc/lakeport/wire.pem"),
+            ("LAKEPORT__QUERY__TLS_KEY", "/etc/lakeport/wire.key"),
+            ("LAKEPORT__QUERY__TLS_REQUIRED", "true"),
+        ])
+        .unwrap();
+        assert!(both.query.tls_required);
+        let alone = load(&[("LAKEPORT__QUERY__TLS_CERT", "/etc/lakeport/wire.pem")]).unwrap_err();
+        assert!(alone.to_string().contains("query.tls_cert"), "{alone}");
+        let required = load(&[("LAKEPORT__QUERY__TLS_REQUIRED", "true")]).unwrap_err();
+        assert!(
+            required.to_string().contains("query.tls_required"),
+            "{required}"
+        );
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct QueryService {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     statement_timeout: Duration,
+    /// `query.tls_required`: sessions without TLS are refused.
+    tls_required: bool,
 }
 
 impl QueryService {
@@ -127,6 +129,7 @@ impl QueryService {
             cancels: Arc::default(),
             limits: Limits {
                 statement_timeout: Duration::from_secs(config.select_timeout_secs),
+                tls_required: config.tls_required,
             },
             runtime,
         })
@@ -427,6 +430,57 @@ impl Tables {
     }
 }
 
+/// What the wire endpoint negotiates TLS with.
+pub type TlsAcceptor = pgwire::tokio::TlsAcceptor;
+
+/// Builds the wire endpoint's TLS from `query.tls_cert` (a PEM certificate chain) and
+/// `query.tls_key` (its PEM private key), with rustls's safe defaults (TLS 1.2 and 1.3) and
+/// PostgreSQL's ALPN name for clients that open with TLS directly.
+///
+/// # Errors
+/// A file cannot be read, holds no PEM certificate or key, or the key is not the
+/// certificate's.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |path: &std::path::Path, setting: &str| {
+        std::fs::read(path).map_err(|err| format!("{setting} {}: {err}", path.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read(cert, "query.tls_cert")?)
+            .collect::<Result<_, _>>()
+            .map_err(|err| {
+                format!(
+                    "query.tls_cert {}: not a PEM certificate chain: {err}",
+                    cert.display()
+                )
+            })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "query.tls_cert {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_slice(&read(key, "query.tls_key")?).map_err(|err| {
+        format!(
+            "query.tls_key {}: not a PEM private key: {err}",
+            key.display()
+        )
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| format!("setting up TLS: {err}"))?
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .map_err(|err| {
+        format!("query.tls_cert and query.tls_key do not make a usable certificate: {err}")
+    })?;
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Binds the wire endpoint's listener.
 ///
 /// # Errors
@@ -435,11 +489,13 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Accepts wire sessions until `stop` completes; each session is served on its own task
-/// with its own handlers, dropped (with its tables) when the connection ends.
+/// Accepts wire sessions until `stop` completes, offering TLS when `tls` is set; each
+/// session is served on its own task with its own handlers, dropped (with its tables) when
+/// the connection ends.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<QueryService>,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(stop);
@@ -451,8 +507,9 @@ pub async fn serve(
         match accepted {
             Ok((socket, peer)) => {
                 let handlers = Arc::new(Connection::new(Arc::clone(&service)));
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(err) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::debug!(%peer, error = %err, "wire session ended with an error");
                     }
                 });
@@ -669,6 +726,12 @@ impl StartupHandler for Login {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.service.limits.tls_required && !client.is_secure() {
+                    return Err(refusal(
+                        "28000",
+                        "SSL is required: connect with sslmode=require (this server sets query.tls_required)".to_owned(),
+                    ));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);

@@ -305,6 +305,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         data_dir.display()
     );
+    let query_tls = match (&config.query.tls_cert, &config.query.tls_key) {
+        (Some(cert), Some(key)) if config.query.enabled => {
+            Some(lakeport_query::tls_acceptor(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let query_listener = if config.query.enabled {
         let listener = lakeport_query::bind(&config.query.listen)
             .await
@@ -315,8 +321,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
                 )
             })?;
         let address = listener.local_addr().context("reading the bound address")?;
+        let tls = match (&query_tls, config.query.tls_required) {
+            (None, _) => "no TLS",
+            (Some(_), false) => "TLS offered",
+            (Some(_), true) => "TLS required",
+        };
         println!(
-            "Query Service (PostgreSQL wire) is listening on {address}: user = the org id, password = an API token, database = <sandbox>:all"
+            "Query Service (PostgreSQL wire) is listening on {address}: user = the org id, password = an API token, database = <sandbox>:all, {tls}"
         );
         Some(listener)
     } else {
@@ -362,9 +373,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     if let Some(listener) = query_listener {
         let service = query_service;
         let mut query_stopped = stopped.clone();
-        tokio::spawn(lakeport_query::serve(listener, service, async move {
-            let _ = query_stopped.wait_for(|stop| *stop).await;
-        }));
+        tokio::spawn(lakeport_query::serve(
+            listener,
+            service,
+            query_tls,
+            async move {
+                let _ = query_stopped.wait_for(|stop| *stop).await;
+            },
+        ));
     }
     let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
     let auth = state.auth().clone();

@@ -440,3 +440,65 @@ fn a_cancel_request_ends_the_running_statement_and_the_session_goes_on() {
         let _ = driver.await;
     });
 }
+
+/// `query.tls_cert` / `query.tls_key` make the wire endpoint negotiate TLS (a client that
+/// checks the certificate against its CA gets a session), and `query.tls_required` refuses a
+/// session without TLS with 28000, as Adobe's Query Service wants `sslmode=require`.
+#[test]
+fn wire_sessions_negotiate_tls_and_are_refused_without_it_when_required() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wire-tls");
+    let path = |name: &str| fixtures.join(name).display().to_string();
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[
+            ("LAKEPORT__QUERY__TLS_CERT", path("server.pem")),
+            ("LAKEPORT__QUERY__TLS_KEY", path("server.key")),
+            ("LAKEPORT__QUERY__TLS_REQUIRED", "true".to_owned()),
+            (
+                "LAKEPORT__AUTH__TOKENS",
+                format!("[{{token = \"{TOKEN}\", orgs = [\"{ORG}\"]}}]"),
+            ),
+        ],
+    );
+    let wire = server
+        .query_address()
+        .expect("the wire endpoint is announced");
+    let refused = sql(&wire, ORG, TOKEN, "prod:all", "SELECT 1").unwrap_err();
+    assert_eq!(refused.0, "28000", "{refused:?}");
+    assert!(refused.1.contains("sslmode=require"), "{refused:?}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(fixtures.join("ca.pem")).unwrap();
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let client_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let (host, port) = wire.split_once(':').unwrap();
+    let config = format!(
+        "host={host} port={port} user='{ORG}' password='{TOKEN}' dbname='prod:all' sslmode=require connect_timeout=10"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let one = runtime.block_on(async move {
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client_config);
+        let (client, connection) = tokio_postgres::connect(&config, connector).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let rows = client.query("SELECT 1 + 1", &[]).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+        rows[0].get::<_, i64>(0)
+    });
+    assert_eq!(one, 2);
+}
