@@ -31,14 +31,17 @@ use lakeport_domain::query::{ListQuery, ObjectKind};
 use lakeport_domain::tenant::Tenant;
 use lakeport_metastore::Metastore;
 use lakeport_storage::Storage;
+use pgwire::api::Type;
 use pgwire::api::auth::{
     DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication,
     protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::portal::Portal;
+use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::FieldInfo;
 use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
@@ -51,6 +54,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+mod idents;
 mod rest;
 mod snapshot;
 mod stubs;
@@ -144,11 +148,13 @@ impl QueryService {
         self.tables()
             .register_tables(&context, tenant, None)
             .await?;
+        let names = Arc::new(idents::FieldNames::of(&context).await);
         let context = Arc::new(context);
         Ok(Session {
             handler: Arc::new(DfSessionService::new(Arc::clone(&context))),
             context,
             tenant: tenant.clone(),
+            names,
         })
     }
 
@@ -527,6 +533,8 @@ struct Session {
     handler: Arc<DfSessionService>,
     context: Arc<SessionContext>,
     tenant: Tenant,
+    /// The session's tables' field names, for statements that name them in another case.
+    names: Arc<idents::FieldNames>,
 }
 
 /// The logged-in sessions by backend pid: secret key and cancel signal.
@@ -927,6 +935,15 @@ impl Queries {
         if self.session.get().is_some() && stubs::mentions(query) {
             return SimpleQueryHandler::do_query(self.service.stubs.as_ref(), client, query).await;
         }
+        // Field names in another case take the fields' spelling.
+        let folded;
+        let query = match self.session.get() {
+            Some(session) => {
+                folded = session.names.fold(query);
+                folded.as_str()
+            }
+            None => query,
+        };
         // SNAPSHOT clauses read versioned tables registered for this statement only.
         if let Some(session) = self.session.get()
             && snapshot::mentions(query)
@@ -957,10 +974,17 @@ impl Queries {
 #[async_trait]
 impl ExtendedQueryHandler for Queries {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+    type QueryParser = FoldingParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        self.current().query_parser()
+        Arc::new(FoldingParser {
+            inner: self.current().query_parser(),
+            names: self
+                .session
+                .get()
+                .map(|session| Arc::clone(&session.names))
+                .unwrap_or_default(),
+        })
     }
 
     async fn do_query<C>(
@@ -983,5 +1007,43 @@ impl ExtendedQueryHandler for Queries {
                 |response, bound| bound(response),
             )
             .await
+    }
+}
+
+/// The extended protocol's parser (JDBC, psycopg 3, DBeaver), which first gives field
+/// names written in another case the fields' spelling, as the simple protocol does.
+struct FoldingParser {
+    inner: Arc<<DfSessionService as ExtendedQueryHandler>::QueryParser>,
+    names: Arc<idents::FieldNames>,
+}
+
+#[async_trait]
+impl QueryParser for FoldingParser {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.inner
+            .parse_sql(client, &self.names.fold(sql), types)
+            .await
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(statement, column_format)
     }
 }

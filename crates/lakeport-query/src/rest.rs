@@ -622,7 +622,9 @@ async fn plan(
 ) -> Result<(SessionContext, DataFrame), SqlError> {
     let context = tables.context(tenant, select, target).await?;
     tables.register_snapshots(&context, tenant, select).await?;
-    let frame = context.sql(select).await.map_err(|err| df_error(&err))?;
+    // Field names in another case take the fields' spelling (as in Adobe's SQL).
+    let select = crate::idents::FieldNames::of(&context).await.fold(select);
+    let frame = context.sql(&select).await.map_err(|err| df_error(&err))?;
     Ok((context, frame))
 }
 

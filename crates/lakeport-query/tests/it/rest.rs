@@ -166,6 +166,31 @@ async fn engine_rows(app: &TestApp, sql: &str) -> Vec<Value> {
     rows
 }
 
+/// XDM's camel-case fields resolve unquoted and in any case, as in Adobe's SQL (Spark's
+/// names are case-insensitive); DataFusion alone folds `memberId` to an unknown `memberid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camel_case_fields_resolve_in_any_case() {
+    let app = app().await;
+    let (_, table) = events(&app).await;
+    let ns = ns();
+    let found = rows(
+        &app,
+        &format!(
+            "SELECT {ns}.memberid AS m, {ns}.memberId AS n FROM {table} WHERE {ns}.MEMBERID = 'M-001'"
+        ),
+    )
+    .await;
+    assert_eq!(found, [json!({"m": "M-001", "n": "M-001"})]);
+    // Quoted, a name is as written.
+    let submitted = submit(
+        &app,
+        json!({"dbName": "prod:all", "sql": format!("SELECT {ns}.\"memberid\" FROM {table}")}),
+    )
+    .await;
+    let done = finish(&app, submitted["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "FAILED", "{done}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_select_runs_as_a_job_to_success_and_is_listed() {
     let app = app().await;

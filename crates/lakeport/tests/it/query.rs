@@ -166,7 +166,10 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
             let driver = tokio::spawn(connection);
             let rows = client
                 .query(
-                    &format!("SELECT _id FROM {table} WHERE {ns}.n >= $1 ORDER BY _id"),
+                    // XDM's camel-case fields resolve in any case, as in Adobe's SQL.
+                    &format!(
+                        "SELECT _id FROM {table} WHERE {ns}.n >= $1 AND EVENTTYPE IS NULL ORDER BY _id"
+                    ),
                     &[&3i64],
                 )
                 .await
@@ -183,6 +186,16 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
         extended.map_err(|err| format!("{err:?}")),
         Ok(vec!["e3".to_owned(), "e4".to_owned()])
     );
+    // Unquoted camel-case field names resolve in any case (Adobe's SQL is Spark's, whose
+    // names are case-insensitive); as spelled and quoted, they resolve as before.
+    for statement in [
+        format!("SELECT count(eventtype) AS c, count(*) AS n FROM {table} WHERE eventType IS NULL"),
+        format!(
+            "SELECT count(\"eventType\") AS c, count(*) AS n FROM {table} WHERE EventType IS NULL"
+        ),
+    ] {
+        assert_eq!(a(&statement), Ok(text(&[&["0", "5"]])), "{statement}");
+    }
     // A bare sandbox name is the same database.
     assert_eq!(
         sql(
