@@ -1110,6 +1110,7 @@ async fn list_table_files(
     let dataset_id = existing_dataset(&state, &ctx, &dataset).await?;
     let params = extract::query_pairs(SERVICE, query.as_deref())?;
     let as_of = AsOf::parse(&params)?;
+    let paging = access_query(query.as_deref())?;
     let (version, keys) = table_keys(&state, &ctx, dataset_id.as_str(), as_of).await?;
     let root = lakeport_storage::keys::dataset(
         ctx.tenant.org(),
@@ -1120,17 +1121,12 @@ async fn list_table_files(
         "{BASE_PATH}/datasets/{}/table",
         segment(dataset_id.as_str())
     );
-    let mut files = Vec::with_capacity(keys.len());
+    let mut listed: Vec<(Key, Value)> = Vec::with_capacity(keys.len());
     for key in keys {
         let Some(parts) = key.prefix_match(&root) else {
             continue;
         };
         let relative: Vec<String> = parts.map(|part| part.as_ref().to_owned()).collect();
-        let length = state
-            .storage()
-            .size(&key)
-            .await
-            .map_err(|err| storage_error(err, &format!("table file {}", relative.join("/"))))?;
         let href = format!(
             "{base}/{}",
             relative
@@ -1139,13 +1135,31 @@ async fn list_table_files(
                 .collect::<Vec<_>>()
                 .join("/")
         );
-        files.push(json!({
-            "name": relative.join("/"),
-            "length": length,
-            "_links": {"self": {"href": href}},
-        }));
+        let item = json!({"name": relative.join("/"), "_links": {"self": {"href": href}}});
+        listed.push((key, item));
     }
-    Ok(Json(json!({"version": version, "data": files})).into_response())
+    // The page's keys, in the order the envelope pages the items.
+    let page_keys: Vec<Key> = listed
+        .iter()
+        .skip(usize::try_from(paging.start).unwrap_or(usize::MAX))
+        .take(usize::try_from(paging.limit).unwrap_or(usize::MAX))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let items = listed.into_iter().map(|(_, item)| item).collect();
+    // Every page reads the version the first one did, however the table moves on.
+    let mut body = envelope(items, &paging, &base, &[("version", version.to_string())]);
+    body["version"] = json!(version);
+    // Sizes only for the page's files: listing a large table costs a page of reads.
+    let page = body["data"].as_array_mut().into_iter().flatten();
+    for (file, key) in page.zip(&page_keys) {
+        let length = state
+            .storage()
+            .size(key)
+            .await
+            .map_err(|err| storage_error(err, &format!("table file {}", file["name"])))?;
+        file["length"] = json!(length);
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `GET /datasets/{datasetId}/table/{path}`: one Parquet file of the dataset's table (a

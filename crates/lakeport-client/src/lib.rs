@@ -566,8 +566,9 @@ impl Client {
     }
 
     /// Lists the Parquet files of a dataset's Delta table (`GET /export/datasets/{id}/table`,
-    /// a Lakeport extension): `version` and `data[{name, length, _links.self.href}]`;
-    /// `query` may hold `asOfBatch` or `version`.
+    /// a Lakeport extension): `version` and a page of `data[{name, length, _links.self.href}]`,
+    /// with `_links.next` while more follow ([`follow`](Self::follow) it); `query` may hold
+    /// `asOfBatch` or `version`, `start` and `limit`.
     pub fn table_files(&self, id: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
         let path = format!(
             "{EXPORT}/datasets/{}/table{}",
@@ -575,6 +576,11 @@ impl Client {
             query_string(query)
         );
         self.get_json(&path, None)
+    }
+
+    /// Reads the JSON a link of the server names (a listing's `_links.next.href`).
+    pub fn follow(&self, href: &str) -> Result<Value, ClientError> {
+        self.get_json(href, None)
     }
 
     /// Downloads what a link of the server names (a path from its root, as listings give

@@ -936,6 +936,19 @@ async fn the_table_s_files_are_listed_as_of_a_version_and_downloaded() {
     );
     let by_version = app.get(&format!("{base}?version=2")).send().await;
     assert_eq!(listed_rows(&app, &by_version.body).await.len(), 3);
+    // Pages of one file, the next link pinned to the version the first page read.
+    let first_page = app.get(&format!("{base}?asOfBatch={second}&limit=1")).send().await;
+    assert_eq!(first_page.body["_page"]["count"], 2, "{}", first_page.text);
+    assert_eq!(first_page.body["data"].as_array().unwrap().len(), 1);
+    let next = first_page.body["_links"]["next"]["href"].as_str().unwrap();
+    assert!(next.contains("version=2"), "{next}");
+    let second_page = app.get(next).send().await;
+    assert_eq!(second_page.body["data"].as_array().unwrap().len(), 1);
+    assert!(second_page.body["_links"].get("next").is_none());
+    let mut paged = listed_rows(&app, &first_page.body).await;
+    paged.extend(listed_rows(&app, &second_page.body).await);
+    paged.sort_by_key(|row| row["_id"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(paged, batch_rows(&app, &[&first, &second]).await);
 
     // A byte range of a file.
     let href = now.body["data"][0]["_links"]["self"]["href"]

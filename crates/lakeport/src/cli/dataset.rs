@@ -301,18 +301,30 @@ fn export(
         .table_files(id, &pairs)
         .with_context(|| format!("listing the table files of dataset {id}"))?;
     let read_version = listing["version"].as_u64().unwrap_or_default();
-    let files: Vec<(String, String, u64)> = listing["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|file| {
-            Some((
-                file["name"].as_str()?.to_owned(),
-                file["_links"]["self"]["href"].as_str()?.to_owned(),
-                file["length"].as_u64().unwrap_or_default(),
-            ))
-        })
-        .collect();
+    let mut files: Vec<(String, String, u64)> = Vec::new();
+    let mut page = listing;
+    loop {
+        files.extend(
+            page["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|file| {
+                    Some((
+                        file["name"].as_str()?.to_owned(),
+                        file["_links"]["self"]["href"].as_str()?.to_owned(),
+                        file["length"].as_u64().unwrap_or_default(),
+                    ))
+                }),
+        );
+        let Some(next) = page["_links"]["next"]["href"].as_str() else {
+            break;
+        };
+        page = ctx
+            .client
+            .follow(next)
+            .with_context(|| format!("listing the table files of dataset {id}"))?;
+    }
     let json_lines = output
         .extension()
         .is_some_and(|extension| extension == "jsonl" || extension == "json");
