@@ -10,7 +10,6 @@ variables and LAKEPORT__STORAGE__ENDPOINT) measures commits into S3.
 """
 import argparse
 import json
-import os
 import pathlib
 import re
 import statistics
@@ -18,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import ingest
 
@@ -42,21 +40,9 @@ def main():
     rows = workdir / "rows.json"
     subprocess.run([sys.executable, str(ingest.SHARED / "gen_events.py"), str(args.rows), str(rows),
                     "--tenant", ingest.TENANT], check=True)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [args.binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--data-dir", str(data_dir),
-             "--token", ingest.TOKEN],
-            stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, RUST_LOG="warn,lakeport_jobs=info"))
+    server = ingest.serve_logged(args.binary, PORT, data_dir, log_path, "warn,lakeport_jobs=info")
+    proc = server.proc
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        server = ingest.Server.__new__(ingest.Server)
-        server.host, server.port, server.proc = "127.0.0.1", PORT, proc
         dataset = ingest.setup_dataset(server)
         started = time.monotonic()
         for _ in range(args.batches):

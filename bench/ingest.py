@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "bench"
@@ -86,6 +87,24 @@ class Server:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
+
+
+def serve_logged(binary: str, port: int, data_dir: pathlib.Path, log_path: pathlib.Path, rust_log: str) -> Server:
+    """Starts `lakeport serve` on `port` with its output in `log_path` (benchmarks that read
+    the server's log) and returns it once /health answers."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir), "--token", TOKEN],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG=rust_log))
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    server = Server.__new__(Server)
+    server.host, server.port, server.proc = "127.0.0.1", port, proc
+    return server
 
 
 def setup_dataset(server: Server) -> str:

@@ -11,13 +11,11 @@ variables and LAKEPORT__STORAGE__ENDPOINT) measures it on S3.
 """
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import ingest
 
@@ -39,20 +37,9 @@ def main():
     rows = workdir / "rows.json"
     subprocess.run([sys.executable, str(ingest.SHARED / "gen_events.py"), str(args.rows), str(rows),
                     "--tenant", ingest.TENANT], check=True)
-    with (workdir / "server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [args.binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--data-dir", str(workdir / "data"),
-             "--token", ingest.TOKEN],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"))
+    server = ingest.serve_logged(args.binary, PORT, workdir / "data", workdir / "server.log", "warn")
+    proc = server.proc
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        server = ingest.Server.__new__(ingest.Server)
-        server.host, server.port, server.proc = "127.0.0.1", PORT, proc
         dataset = ingest.setup_dataset(server)
         for _ in range(args.batches):
             ingest.ingest(server, dataset, rows, "json")

@@ -963,9 +963,19 @@ async fn file_rows(
         return Ok(Vec::new());
     };
     let key = parse_key(&stored.location)?;
+    key_rows(state, reader, &key, limit).await
+}
+
+/// Up to `limit` rows of the Parquet file at `key`.
+async fn key_rows(
+    state: &AppState,
+    reader: &Arc<dyn RowReader>,
+    key: &Key,
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
     let local = state
         .storage()
-        .readable_file(&key, state.scratch_dir())
+        .readable_file(key, state.scratch_dir())
         .await
         .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
     let name = key.filename().unwrap_or_default().to_owned();
@@ -1002,15 +1012,7 @@ async fn preview_as_of(
         if rows.len() >= PREVIEW_ROWS {
             break;
         }
-        let local = state
-            .storage()
-            .readable_file(&key, state.scratch_dir())
-            .await
-            .map_err(|err| ApiError::from_storage(SERVICE, &err))?;
-        let name = key.filename().unwrap_or_default().to_owned();
-        let part = read_rows(reader.clone(), name, local, PREVIEW_ROWS - rows.len())
-            .await
-            .map_err(|reason| ApiError::internal(SERVICE, &std::io::Error::other(reason)))?;
+        let part = key_rows(state, &reader, &key, PREVIEW_ROWS - rows.len()).await?;
         rows.extend(part);
     }
     Ok(Json(json!({"data": rows, "version": version})).into_response())

@@ -937,7 +937,10 @@ async fn the_table_s_files_are_listed_as_of_a_version_and_downloaded() {
     let by_version = app.get(&format!("{base}?version=2")).send().await;
     assert_eq!(listed_rows(&app, &by_version.body).await.len(), 3);
     // Pages of one file, the next link pinned to the version the first page read.
-    let first_page = app.get(&format!("{base}?asOfBatch={second}&limit=1")).send().await;
+    let first_page = app
+        .get(&format!("{base}?asOfBatch={second}&limit=1"))
+        .send()
+        .await;
     assert_eq!(first_page.body["_page"]["count"], 2, "{}", first_page.text);
     assert_eq!(first_page.body["data"].as_array().unwrap().len(), 1);
     let next = first_page.body["_links"]["next"]["href"].as_str().unwrap();
