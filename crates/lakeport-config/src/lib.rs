@@ -284,6 +284,11 @@ pub struct IngestConfig {
     pub abandon_after_secs: u64,
     /// Promotion workers run inside `lakeport serve` (0: run `lakeport worker` instead).
     pub workers: u32,
+    /// The threads one worker uses for one batch: 1 runs reading, validation and Parquet
+    /// writing on one thread (for fair single-thread comparisons); 2 overlaps decoding and
+    /// Parquet writing; with more, JSON Lines files are decoded on `batch_threads - 1`
+    /// threads while a reader feeds them (1 to 64).
+    pub batch_threads: u32,
     /// Attempts before a batch whose processing keeps failing becomes `stalled`.
     pub max_attempts: u32,
     /// How long a claimed job stays leased without a heartbeat.
@@ -315,6 +320,7 @@ impl Default for IngestConfig {
             max_row_bytes: 1024 * 1024,
             abandon_after_secs: 24 * 3600,
             workers: 1,
+            batch_threads: 2,
             max_attempts: 3,
             lease_secs: 60,
             work_dir: None,
@@ -917,6 +923,12 @@ impl Config {
                 ),
             });
         }
+        if !(1..=64).contains(&self.ingest.batch_threads) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.batch_threads",
+                reason: format!("{} must be from 1 to 64", self.ingest.batch_threads),
+            });
+        }
         if self.ingest.max_attempts == 0 || self.ingest.lease_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "ingest.max_attempts",
@@ -1102,6 +1114,21 @@ mod tests {
         let loaded = Config::load(Some(&path), env(&[]));
         std::fs::remove_file(&path).unwrap();
         assert_eq!(loaded.unwrap().stream.flush_interval_ms(), 750);
+    }
+
+    #[test]
+    fn batch_threads_are_set_by_environment_and_bounded() {
+        assert_eq!(
+            Config::load(None, env(&[])).unwrap().ingest.batch_threads,
+            2
+        );
+        let config = Config::load(None, env(&[("LAKEPORT__INGEST__BATCH_THREADS", "1")])).unwrap();
+        assert_eq!(config.ingest.batch_threads, 1);
+        for bad in ["0", "65"] {
+            let err =
+                Config::load(None, env(&[("LAKEPORT__INGEST__BATCH_THREADS", bad)])).unwrap_err();
+            assert!(err.to_string().contains("ingest.batch_threads"), "{err}");
+        }
     }
 
     #[test]

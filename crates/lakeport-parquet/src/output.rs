@@ -186,6 +186,12 @@ impl RowEncoder {
     }
 }
 
+/// The largest dictionary a column chunk builds before it writes its values plain. Parquet's
+/// default (1 MiB) lets a column of unique values (ids, e-mails) hash and intern nearly a
+/// whole row group before it gives up; at 64 KiB such a column gives up early, while columns
+/// of few distinct values (types, codes, tiers) stay dictionary-encoded.
+const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// Parquet part files `part-00001.parquet`, … of at most `rows_per_part` rows each, written
 /// as Snappy-compressed row groups of at most `rows_per_row_group` rows.
 pub(crate) struct ParquetParts {
@@ -215,6 +221,7 @@ impl ParquetParts {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(rows_per_row_group))
             .set_created_by(format!("lakeport {}", env!("CARGO_PKG_VERSION")))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .build();
         Self {
             root: root.to_owned(),
@@ -437,16 +444,38 @@ const BATCH_QUEUE: usize = 2;
 /// while this stage encodes earlier batches. Batches keep their order; memory stays bounded
 /// by a queue of two batches.
 pub(crate) struct BatchStage {
+    /// With one thread in all, the parts written on the caller's thread instead.
+    inline: Option<ParquetParts>,
     sender: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
     thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Writes one record batch into the parts, split where a part ends.
+fn write_batch(parts: &mut ParquetParts, batch: &RecordBatch) -> Result<(), WriteError> {
+    // The sender sizes batches to the room in the part; split defensively.
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let rows = (batch.num_rows() - offset).min(parts.room());
+        parts.write(&batch.slice(offset, rows))?;
+        offset += rows;
+    }
+    Ok(())
+}
+
 impl BatchStage {
-    /// Starts the writing thread.
-    pub(crate) fn start(mut parts: ParquetParts) -> Result<Self, WriteError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCH_QUEUE);
+    /// Starts the writing thread, or with `threaded` false writes on the caller's thread.
+    pub(crate) fn start(mut parts: ParquetParts, threaded: bool) -> Result<Self, WriteError> {
         let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !threaded {
+            return Ok(Self {
+                inline: Some(parts),
+                sender: None,
+                thread: None,
+                abandoned,
+            });
+        }
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCH_QUEUE);
         let stop = std::sync::Arc::clone(&abandoned);
         let thread = std::thread::Builder::new()
             .name("lakeport-parquet".to_owned())
@@ -456,13 +485,7 @@ impl BatchStage {
                     if stopped() {
                         return Ok(Vec::new());
                     }
-                    // The sender sizes batches to the room in the part; split defensively.
-                    let mut offset = 0;
-                    while offset < batch.num_rows() {
-                        let rows = (batch.num_rows() - offset).min(parts.room());
-                        parts.write(&batch.slice(offset, rows))?;
-                        offset += rows;
-                    }
+                    write_batch(&mut parts, &batch)?;
                 }
                 if stopped() {
                     return Ok(Vec::new());
@@ -471,17 +494,21 @@ impl BatchStage {
             })
             .map_err(|err| WriteError::Thread(format!("cannot start: {err}")))?;
         Ok(Self {
+            inline: None,
             sender: Some(sender),
             thread: Some(thread),
             abandoned,
         })
     }
 
-    /// Queues one record batch.
+    /// Queues one record batch (or writes it, on one thread).
     ///
     /// # Errors
     /// The writing thread's failure, reported at the first batch after it stopped.
     pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<(), WriteError> {
+        if let Some(parts) = &mut self.inline {
+            return write_batch(parts, &batch);
+        }
         let sent = self
             .sender
             .as_ref()
@@ -512,6 +539,9 @@ impl BatchStage {
     /// # Errors
     /// The writing thread's failure.
     pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        if let Some(parts) = self.inline.take() {
+            return parts.finish();
+        }
         self.sender = None;
         self.join()
     }

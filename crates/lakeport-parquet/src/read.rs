@@ -196,7 +196,7 @@ pub(crate) fn read_line(
             });
         }
         any = true;
-        let newline = buffer.iter().position(|&byte| byte == b'\n');
+        let newline = memchr::memchr(b'\n', buffer);
         let content = &buffer[..newline.unwrap_or(buffer.len())];
         length += content.len() as u64;
         if !oversized {

@@ -56,6 +56,13 @@ impl Tape {
     pub(crate) fn parse(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
         self.tokens.clear();
         self.text.clear();
+        // A row checked as UTF-8 once is parsed as text, whose strings serde_json does not
+        // check again one by one; a row that is not UTF-8 gets serde_json's own error.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            ValueSeed(self).deserialize(&mut deserializer)?;
+            return deserializer.end();
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         ValueSeed(self).deserialize(&mut deserializer)?;
         deserializer.end()

@@ -520,21 +520,47 @@ fn run(engine: Engine, options: &ProcessOptions, inputs: &[Input], dir: &Path) -
 fn same_outcome(options: &ProcessOptions, inputs: &[Input]) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let rows = run(Engine::Rows, options, inputs, dir.path());
-    let columns = run(Engine::Columns, options, inputs, dir.path());
-    assert_eq!(rows.output, columns.output, "batch outputs differ");
-    assert_eq!(rows.files, columns.files, "file results differ");
+    let mut last = None;
+    // One thread in all, decoding and writing overlapped (the default), and JSON Lines
+    // decoded on three threads whose results are merged in order.
+    for threads in [1, 2, 4] {
+        let options = ProcessOptions {
+            threads,
+            ..options.clone()
+        };
+        let columns = run(
+            Engine::Columns,
+            &options,
+            inputs,
+            &dir.path().join(threads.to_string()),
+        );
+        same(&rows, &columns, threads);
+        last = Some(columns);
+    }
+    last.expect("three runs")
+}
+
+#[track_caller]
+fn same(rows: &Outcome, columns: &Outcome, threads: usize) {
+    assert_eq!(
+        rows.output, columns.output,
+        "batch outputs differ ({threads} threads)"
+    );
+    assert_eq!(
+        rows.files, columns.files,
+        "file results differ ({threads} threads)"
+    );
     for ((path, expected), (other_path, actual)) in rows.contents.iter().zip(&columns.contents) {
         assert_eq!(path, other_path);
         if expected != actual {
             panic!(
-                "{path} differs between the engines:\nrows:    {}\ncolumns: {}",
+                "{path} differs between the engines ({threads} threads):\nrows:    {}\ncolumns: {}",
                 String::from_utf8_lossy(&expected[..expected.len().min(2000)]),
                 String::from_utf8_lossy(&actual[..actual.len().min(2000)])
             );
         }
     }
     assert_eq!(rows.contents.len(), columns.contents.len());
-    columns
 }
 
 fn json_lines_input(name: &'static str, bytes: Vec<u8>) -> Input {

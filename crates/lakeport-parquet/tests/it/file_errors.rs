@@ -9,7 +9,27 @@ use crate::support::{Batch, json_lines_format, schema};
 /// Processes `bytes` as `name` and checks the file-level error's code and message.
 #[track_caller]
 fn check(schema_name: &str, name: &str, bytes: &[u8], format: &FileFormat, expected: (&str, &str)) {
-    let mut batch = Batch::new(schema_name, ProcessOptions::default());
+    // On one thread, with decoding and writing overlapped, and with JSON Lines decoded on
+    // three threads: the same error.
+    for threads in [1, 2, 4] {
+        check_with(schema_name, name, bytes, format, expected, threads);
+    }
+}
+
+#[track_caller]
+fn check_with(
+    schema_name: &str,
+    name: &str,
+    bytes: &[u8],
+    format: &FileFormat,
+    expected: (&str, &str),
+    threads: usize,
+) {
+    let options = ProcessOptions {
+        threads,
+        ..ProcessOptions::default()
+    };
+    let mut batch = Batch::new(schema_name, options);
     let actual = match batch.process(name, bytes, format) {
         Ok(stats) => panic!("{name} was accepted: {stats:?}"),
         Err(ProcessError::File(err)) => {

@@ -1,0 +1,143 @@
+//! Measures the whole file pipeline of one batch, as a worker runs it: read the file, decode,
+//! validate, convert, build Arrow, encode and write the Parquet parts and the rejected rows
+//! (no HTTP, no catalog). Reports wall time and the process's CPU time, so that the figure
+//! per core stays meaningful on a loaded machine and the overlap of the threads shows.
+//!
+//! `cargo bench -p lakeport-parquet --bench pipeline [-- PATH ...] [--threads N]`
+//!
+//! Each PATH is a `.jsonl`, `.csv` (dotted headers, as `bench/ingest.py` writes them) or
+//! `.parquet` file of `../shared/bench/gen_events.py` rows. Without one, 200,000 rows are
+//! generated as JSON Lines. `--threads` is the batch's decoding threads (default: what the
+//! processor chooses).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lakeport_parquet::{BatchProcessor, CsvOptions, FileFormat, ProcessOptions};
+use serde_json::Value;
+
+const GENERATED_ROWS: usize = 200_000;
+const PASSES: usize = 3;
+
+fn main() {
+    let mut paths = Vec::new();
+    let mut threads = None;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--threads" => {
+                let value = arguments.next().expect("--threads needs a number");
+                threads = Some(value.parse::<usize>().expect("--threads needs a number"));
+            }
+            flag if flag.starts_with("--") => {}
+            other => paths.push(PathBuf::from(other)),
+        }
+    }
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema_path = manifest_dir.join("../lakeport-domain/testdata/xdm/bench-schema.json");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(&schema_path).expect("bench schema is readable"),
+    )
+    .expect("bench schema is JSON");
+    if paths.is_empty() {
+        paths.push(generate(manifest_dir));
+    }
+    for path in paths {
+        measure(&schema, &path, threads);
+    }
+}
+
+fn generate(manifest_dir: &Path) -> PathBuf {
+    let generator = manifest_dir.join("../../../shared/bench/gen_events.py");
+    let output =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("events-{GENERATED_ROWS}-bad0.jsonl"));
+    if output.exists() {
+        return output;
+    }
+    let status = Command::new("python3")
+        .arg(&generator)
+        .arg(GENERATED_ROWS.to_string())
+        .arg(&output)
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run python3 {}: {err}", generator.display()));
+    assert!(status.success(), "{} failed", generator.display());
+    output
+}
+
+fn format_of(path: &Path) -> FileFormat {
+    match path.extension().and_then(|extension| extension.to_str()) {
+        Some("csv") => FileFormat::Csv(CsvOptions::default()),
+        Some("parquet") => FileFormat::Parquet,
+        _ => FileFormat::Json { multi_line: false },
+    }
+}
+
+fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
+    let bytes = std::fs::metadata(input)
+        .unwrap_or_else(|err| panic!("{}: {err}", input.display()))
+        .len();
+    let format = format_of(input);
+    let mut runs = Vec::with_capacity(PASSES);
+    let mut rows = 0;
+    for pass in 0..PASSES {
+        let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pipeline-out-{pass}"));
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let mut options = ProcessOptions::default();
+        if let Some(threads) = threads {
+            options.threads = threads;
+        }
+        let cpu_started = process_cpu_time();
+        let started = Instant::now();
+        let mut processor =
+            BatchProcessor::new(schema, &out_dir, options).expect("schema compiles");
+        processor
+            .process_file("input", input, &format)
+            .expect("the file is processed");
+        let output = processor.finish().expect("the batch is written");
+        runs.push((
+            started.elapsed(),
+            process_cpu_time().saturating_sub(cpu_started),
+        ));
+        rows = output.input_records;
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+    runs.sort();
+    let (wall, cpu) = runs[runs.len() / 2];
+    let megabytes = bytes as f64 / 1e6;
+    println!(
+        "{}: {rows} rows, {megabytes:.1} MB, threads {}: median of {PASSES} {:.2} s wall \
+         ({:.1} MB/s, {:.0} rows/s), {:.2} s CPU ({:.1} MB/s per CPU-second, {:.2} cores busy)",
+        input.display(),
+        threads.map_or_else(|| "default".to_owned(), |threads| threads.to_string()),
+        wall.as_secs_f64(),
+        megabytes / wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        megabytes / cpu.as_secs_f64(),
+        cpu.as_secs_f64() / wall.as_secs_f64(),
+    );
+}
+
+/// Returns the CPU time (user and system) of every thread of this process so far.
+fn process_cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // After the command name in parentheses: fields 14 and 15 are utime and stime in ticks.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|times| {
+            times
+                .iter()
+                .filter_map(|time| time.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    // The kernel's USER_HZ is 100 on every Linux Lakeport runs on.
+    Duration::from_millis(ticks * 10)
+}
