@@ -80,6 +80,7 @@ fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
     let format = format_of(input);
     let mut runs = Vec::with_capacity(PASSES);
     let mut rows = 0;
+    let mut written = 0;
     for pass in 0..PASSES {
         let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pipeline-out-{pass}"));
         let _ = std::fs::remove_dir_all(&out_dir);
@@ -100,15 +101,18 @@ fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
             process_cpu_time().saturating_sub(cpu_started),
         ));
         rows = output.input_records;
+        written = output.output_bytes;
         let _ = std::fs::remove_dir_all(&out_dir);
     }
     runs.sort();
     let (wall, cpu) = runs[runs.len() / 2];
     let megabytes = bytes as f64 / 1e6;
     println!(
-        "{}: {rows} rows, {megabytes:.1} MB, threads {}: median of {PASSES} {:.2} s wall \
-         ({:.1} MB/s, {:.0} rows/s), {:.2} s CPU ({:.1} MB/s per CPU-second, {:.2} cores busy)",
+        "{}: {rows} rows, {megabytes:.1} MB to {:.1} MB of Parquet, threads {}: median of {PASSES} {:.2} s wall \
+         ({:.1} MB/s, {:.0} rows/s), {:.2} s CPU ({:.1} MB/s per CPU-second, {:.2} cores busy), \
+         peak RSS so far {} MB",
         input.display(),
+        written as f64 / 1e6,
         threads.map_or_else(|| "default".to_owned(), |threads| threads.to_string()),
         wall.as_secs_f64(),
         megabytes / wall.as_secs_f64(),
@@ -116,6 +120,7 @@ fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
         cpu.as_secs_f64(),
         megabytes / cpu.as_secs_f64(),
         cpu.as_secs_f64() / wall.as_secs_f64(),
+        peak_rss_mb(),
     );
 }
 
@@ -140,4 +145,15 @@ fn process_cpu_time() -> Duration {
         .unwrap_or(0);
     // The kernel's USER_HZ is 100 on every Linux Lakeport runs on.
     Duration::from_millis(ticks * 10)
+}
+
+/// Returns the process's peak resident set size so far, in MB (0 where the kernel does not say).
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kilobytes| kilobytes / 1024)
 }
