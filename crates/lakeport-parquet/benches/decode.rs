@@ -1,6 +1,5 @@
 //! Measures the decoding stage of JSON Lines ingestion on one thread: parse, validate,
-//! convert and build Arrow record batches (no Parquet encoding, no IO), for the column engine
-//! batches use and for the previous row engine (`Value` + validator + arrow-json).
+//! convert and build Arrow record batches (no Parquet encoding, no IO), as batches do it.
 //!
 //! `cargo bench -p lakeport-parquet --bench decode [-- PATH | --bad-every N]`
 //!
@@ -15,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lakeport_parquet::stage::{DecodeStage, StageEngine};
+use lakeport_parquet::stage::DecodeStage;
 use serde_json::Value;
 
 const GENERATED_ROWS: usize = 200_000;
@@ -84,12 +83,12 @@ fn measure(schema: &Value, input: &Path) {
         lines.len(),
         text.len() as f64 / 1e6
     );
-    for engine in [StageEngine::Columns, StageEngine::Rows] {
+    {
         let mut times = Vec::with_capacity(PASSES);
         let mut cpu_times = Vec::with_capacity(PASSES);
         let mut rejected = 0;
         for _ in 0..PASSES {
-            let mut stage = DecodeStage::new(schema, engine, CHUNK_ROWS).expect("schema compiles");
+            let mut stage = DecodeStage::new(schema).expect("schema compiles");
             let started = Instant::now();
             let cpu_started = cpu_time();
             for chunk in lines.chunks(CHUNK_ROWS) {
@@ -104,15 +103,8 @@ fn measure(schema: &Value, input: &Path) {
         }
         times.sort();
         cpu_times.sort();
-        report(engine, "wall", &times, lines.len(), text.len(), rejected);
-        report(
-            engine,
-            "on-CPU",
-            &cpu_times,
-            lines.len(),
-            text.len(),
-            rejected,
-        );
+        report("wall", &times, lines.len(), text.len(), rejected);
+        report("on-CPU", &cpu_times, lines.len(), text.len(), rejected);
     }
 }
 
@@ -124,18 +116,11 @@ fn cpu_time() -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
-fn report(
-    engine: StageEngine,
-    clock: &str,
-    times: &[Duration],
-    rows: usize,
-    bytes: usize,
-    rejected: u64,
-) {
+fn report(clock: &str, times: &[Duration], rows: usize, bytes: usize, rejected: u64) {
     for (label, time) in [("best", times[0]), ("median", times[times.len() / 2])] {
         let seconds = time.as_secs_f64();
         println!(
-            "  {engine:?} {clock:>6} {label:>6} of {PASSES}: {:>9.0} rows/s {:>7.1} MB/s ({:.0} ns/row, {rejected} rejected)",
+            "  {clock:>6} {label:>6} of {PASSES}: {:>9.0} rows/s {:>7.1} MB/s ({:.0} ns/row, {rejected} rejected)",
             rows as f64 / seconds,
             bytes as f64 / 1e6 / seconds,
             seconds * 1e9 / rows as f64,

@@ -17,7 +17,7 @@ use arrow_array::{
     StructArray,
 };
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use serde_json::{Map, Number, Value};
 
 #[cfg(test)]
@@ -296,127 +296,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     .expect("month is 1..=12");
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// Returns `schema` with every timestamp's time zone removed. arrow-json resolves time zone
-/// names through chrono-tz, which we don't compile; it decodes zone-less timestamps as UTC,
-/// which is what the validator's canonical `…Z` strings are.
-pub(crate) fn without_time_zones(schema: &Schema) -> Schema {
-    Schema::new_with_metadata(strip_fields(schema.fields()), schema.metadata().clone())
-}
-
-fn strip_fields(fields: &Fields) -> Fields {
-    fields.iter().map(strip_field).collect()
-}
-
-fn strip_field(field: &FieldRef) -> FieldRef {
-    Arc::new(
-        Field::new(
-            field.name(),
-            strip_type(field.data_type()),
-            field.is_nullable(),
-        )
-        .with_metadata(field.metadata().clone()),
-    )
-}
-
-fn strip_type(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(*unit, None),
-        DataType::Struct(fields) => DataType::Struct(strip_fields(fields)),
-        DataType::List(element) => DataType::List(strip_field(element)),
-        DataType::LargeList(element) => DataType::LargeList(strip_field(element)),
-        DataType::Map(entries, sorted) => DataType::Map(strip_field(entries), *sorted),
-        other => other.clone(),
-    }
-}
-
-/// Returns `batch` with the types of `target`, which may differ from the batch's only by
-/// timestamp time zones (see [`without_time_zones`]). No buffer is copied.
-pub(crate) fn with_schema(
-    batch: RecordBatch,
-    target: &SchemaRef,
-) -> Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(target.fields())
-        .map(|(column, field)| retype(column.clone(), field.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(target.clone(), columns)
-}
-
-fn retype(array: ArrayRef, target: &DataType) -> Result<ArrayRef, ArrowError> {
-    if array.data_type() == target {
-        return Ok(array);
-    }
-    Ok(match target {
-        DataType::Timestamp(unit, zone) => match unit {
-            TimeUnit::Second => Arc::new(
-                array
-                    .as_primitive::<TimestampSecondType>()
-                    .clone()
-                    .with_timezone_opt(zone.clone()),
-            ),
-            TimeUnit::Millisecond => Arc::new(
-                array
-                    .as_primitive::<TimestampMillisecondType>()
-                    .clone()
-                    .with_timezone_opt(zone.clone()),
-            ),
-            TimeUnit::Microsecond => Arc::new(
-                array
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .clone()
-                    .with_timezone_opt(zone.clone()),
-            ),
-            TimeUnit::Nanosecond => Arc::new(
-                array
-                    .as_primitive::<TimestampNanosecondType>()
-                    .clone()
-                    .with_timezone_opt(zone.clone()),
-            ),
-        },
-        DataType::Struct(fields) => Arc::new(retype_struct(array.as_struct().clone(), fields)?),
-        DataType::List(element) => {
-            let (_, offsets, values, nulls) = array.as_list::<i32>().clone().into_parts();
-            let values = retype(values, element.data_type())?;
-            Arc::new(ListArray::try_new(element.clone(), offsets, values, nulls)?)
-        }
-        DataType::Map(entries, sorted) => {
-            let DataType::Struct(entry_fields) = entries.data_type() else {
-                return Err(ArrowError::SchemaError(
-                    "map entries must be a struct".to_owned(),
-                ));
-            };
-            let (_, offsets, entry_array, nulls, _) = array.as_map().clone().into_parts();
-            let entry_array = retype_struct(entry_array, entry_fields)?;
-            Arc::new(MapArray::try_new(
-                entries.clone(),
-                offsets,
-                entry_array,
-                nulls,
-                *sorted,
-            )?)
-        }
-        other => {
-            return Err(ArrowError::SchemaError(format!(
-                "cannot give a {} column the type {other}",
-                array.data_type()
-            )));
-        }
-    })
-}
-
-fn retype_struct(array: StructArray, fields: &Fields) -> Result<StructArray, ArrowError> {
-    let length = array.len();
-    let (_, columns, nulls) = array.into_parts();
-    let columns = columns
-        .into_iter()
-        .zip(fields)
-        .map(|(column, field)| retype(column, field.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    StructArray::try_new_with_length(fields.clone(), columns, nulls, length)
 }
 
 /// Returns `batch` with every timestamp column (at any depth) whose XDM field is a `date`

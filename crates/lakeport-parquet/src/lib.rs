@@ -36,7 +36,5 @@ pub use preview::{
     DEFAULT_PREVIEW_BYTES, DEFAULT_PREVIEW_ROWS, Preview, PreviewLimits, parquet_json_lines,
     parquet_rows, preview, preview_stream,
 };
-pub use process::{
-    BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, Engine, FileStats, ProcessOptions,
-};
+pub use process::{BatchOutput, BatchProcessor, DEFAULT_MAX_ROW_BYTES, FileStats, ProcessOptions};
 pub use schema::{MappingError, XDM_TYPE_METADATA_KEY, arrow_field, arrow_schema};

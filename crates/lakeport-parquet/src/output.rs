@@ -4,17 +4,14 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use crate::arrow_value::{with_schema, without_time_zones};
 use crate::error::WriteError;
 
 /// One file written under the output directory.
@@ -147,45 +144,6 @@ impl JsonLines {
     }
 }
 
-/// Turns validated rows into Arrow record batches of the mapped schema, `chunk_rows` at a
-/// time at most (arrow-json's serde path).
-pub(crate) struct RowEncoder {
-    decoder: Decoder,
-    target: SchemaRef,
-}
-
-impl RowEncoder {
-    pub(crate) fn new(target: SchemaRef, chunk_rows: usize) -> Result<Self, WriteError> {
-        let decoder = ReaderBuilder::new(Arc::new(without_time_zones(&target)))
-            .with_batch_size(chunk_rows)
-            .build_decoder()
-            .map_err(WriteError::Encode)?;
-        Ok(Self { decoder, target })
-    }
-
-    /// Buffers one validated row.
-    pub(crate) fn push(&mut self, row: &Value) -> Result<(), WriteError> {
-        self.decoder
-            .serialize(std::slice::from_ref(row))
-            .map_err(WriteError::Encode)
-    }
-
-    /// Returns how many rows are buffered.
-    pub(crate) fn buffered(&self) -> usize {
-        self.decoder.len()
-    }
-
-    /// Returns the buffered rows as one record batch of the mapped schema.
-    pub(crate) fn flush(&mut self) -> Result<Option<RecordBatch>, WriteError> {
-        match self.decoder.flush().map_err(WriteError::Encode)? {
-            Some(batch) => with_schema(batch, &self.target)
-                .map(Some)
-                .map_err(WriteError::Encode),
-            None => Ok(None),
-        }
-    }
-}
-
 /// The largest dictionary a column chunk builds before it writes its values plain. Parquet's
 /// default (1 MiB) lets a column of unique values (ids, e-mails) hash and intern nearly a
 /// whole row group before it gives up; at 64 KiB such a column gives up early, while columns
@@ -301,137 +259,6 @@ impl ParquetParts {
     pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
         self.close_current()?;
         Ok(self.done)
-    }
-}
-
-/// Rows sent to the encoding thread at a time.
-const HANDOFF_ROWS: usize = 256;
-
-/// Hand-offs that may wait for the encoding thread before the decoding side blocks: bounds
-/// the rows in flight to `HANDOFF_ROWS * (HANDOFF_QUEUE + 2)`. The encoder works in bursts
-/// (a record batch of up to 4096 rows at a time), so the queue holds two of them: the
-/// decoding side keeps going while a batch is encoded. A queue of 8 hand-offs left both
-/// threads waiting on each other (no faster than one thread); 32 gives about 1.5×.
-const HANDOFF_QUEUE: usize = 32;
-
-/// Arrow encoding and Parquet writing on a thread of their own, so that a batch uses two
-/// cores: the caller decodes and validates rows while this stage turns earlier rows into
-/// record batches and Parquet pages. Rows keep their order; memory stays bounded by a small
-/// queue of row hand-offs.
-pub(crate) struct EncodeStage {
-    pending: Vec<Value>,
-    sender: Option<std::sync::mpsc::SyncSender<Vec<Value>>>,
-    thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
-    /// Set when the stage is dropped unfinished (the batch stopped on an error): the thread
-    /// discards what is still queued instead of writing it.
-    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl EncodeStage {
-    /// Starts the encoding thread; `chunk_rows` bounds a record batch.
-    pub(crate) fn start(
-        mut encoder: RowEncoder,
-        mut parts: ParquetParts,
-        chunk_rows: usize,
-    ) -> Result<Self, WriteError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Value>>(HANDOFF_QUEUE);
-        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop = std::sync::Arc::clone(&abandoned);
-        let thread = std::thread::Builder::new()
-            .name("lakeport-encode".to_owned())
-            .spawn(move || {
-                let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
-                for rows in receiver {
-                    if stopped() {
-                        return Ok(Vec::new());
-                    }
-                    for row in rows {
-                        encoder.push(&row)?;
-                        if encoder.buffered() >= chunk_rows.min(parts.room())
-                            && let Some(batch) = encoder.flush()?
-                        {
-                            parts.write(&batch)?;
-                        }
-                    }
-                }
-                if stopped() {
-                    return Ok(Vec::new());
-                }
-                if let Some(batch) = encoder.flush()? {
-                    parts.write(&batch)?;
-                }
-                parts.finish()
-            })
-            .map_err(|err| WriteError::Thread(format!("cannot start: {err}")))?;
-        Ok(Self {
-            pending: Vec::with_capacity(HANDOFF_ROWS),
-            sender: Some(sender),
-            thread: Some(thread),
-            abandoned,
-        })
-    }
-
-    /// Queues one validated row.
-    ///
-    /// # Errors
-    /// The encoding thread's failure, reported at the first row after it stopped.
-    pub(crate) fn push(&mut self, row: Value) -> Result<(), WriteError> {
-        self.pending.push(row);
-        if self.pending.len() >= HANDOFF_ROWS {
-            self.hand_off()?;
-        }
-        Ok(())
-    }
-
-    fn hand_off(&mut self) -> Result<(), WriteError> {
-        let rows = std::mem::replace(&mut self.pending, Vec::with_capacity(HANDOFF_ROWS));
-        let sent = self
-            .sender
-            .as_ref()
-            .is_some_and(|sender| sender.send(rows).is_ok());
-        if sent {
-            return Ok(());
-        }
-        // The thread stopped early: its result says why.
-        self.sender = None;
-        match self.join() {
-            Err(err) => Err(err),
-            Ok(_) => Err(WriteError::Thread("stopped before the last row".to_owned())),
-        }
-    }
-
-    fn join(&mut self) -> Result<Vec<OutputFile>, WriteError> {
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|_| Err(WriteError::Thread("panicked".to_owned()))),
-            None => Err(WriteError::Thread("already stopped".to_owned())),
-        }
-    }
-
-    /// Encodes the last rows, closes the parts and returns them, in order.
-    ///
-    /// # Errors
-    /// The encoding thread's failure.
-    pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
-        if !self.pending.is_empty() {
-            self.hand_off()?;
-        }
-        self.sender = None;
-        self.join()
-    }
-}
-
-impl Drop for EncodeStage {
-    /// An unfinished stage stops its thread and waits for it, so that nothing writes into
-    /// the output directory once the caller has moved on (and perhaps removed it).
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.abandoned
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            self.sender = None;
-            let _ = self.join();
-        }
     }
 }
 

@@ -19,9 +19,7 @@ use crate::columns::{check_parquet_columns, map_csv_header};
 use crate::direct::{Checked, CsvColumns, Offered, RowBuilder, check_batch};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
-use crate::output::{
-    BatchStage, EncodeStage, JsonLines, OutputFile, ParquetParts, RowEncoder, write_marker,
-};
+use crate::output::{BatchStage, JsonLines, OutputFile, ParquetParts, write_marker};
 use crate::read::csv::{CsvFile, Next};
 use crate::read::{self, Flow, RowSink};
 use crate::schema::arrow_schema;
@@ -56,33 +54,12 @@ pub struct ProcessOptions {
     /// The largest row a JSON line, JSON array element or CSV record may be, in bytes; a
     /// larger one is a parsing error of that row, never held in memory (AEP: 1 MB).
     pub max_row_bytes: usize,
-    /// How validated rows become Arrow record batches.
-    pub engine: Engine,
     /// The threads one batch uses: 1 runs everything on the caller's thread (for fair
     /// single-thread comparisons); 2 (the default) decodes on the caller's thread and
     /// encodes Parquet on a second; with more, JSON Lines are decoded on `threads - 1`
     /// threads while the caller's thread reads the file and merges their results in order
     /// (other formats decode on the caller's thread). Values below 1 count as 1.
     pub threads: usize,
-}
-
-/// How validated rows become Arrow record batches; both write the same Parquet parts and
-/// the same diagnostics (the differential test compares them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Engine {
-    /// Straight into Arrow columns: JSON Lines rows are parsed onto a token tape and
-    /// validated and converted in one walk, without a `serde_json::Value` per row (only a
-    /// row the walk does not accept is decided by the row validator); Parquet record
-    /// batches and chunks of CSV records (as text columns) are converted and checked column
-    /// by column, and only their undecided rows become values for the row validator; JSON
-    /// arrays are validated as values and appended to the same columns. Parquet is encoded
-    /// on a second thread.
-    #[default]
-    Columns,
-    /// The previous path: every row becomes a `serde_json::Value`, is validated, and is
-    /// serialised again by arrow-json on the encoding thread. Kept until the column engine
-    /// has replaced it everywhere, as the reference of the differential test.
-    Rows,
 }
 
 /// The default row limit: AEP's published maximum size of a single record, 1 MB.
@@ -97,7 +74,6 @@ impl Default for ProcessOptions {
             max_fields_per_row: 10_000,
             unknown_fields: UnknownFields::Drop,
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
-            engine: Engine::default(),
             threads: 2,
         }
     }
@@ -158,19 +134,13 @@ pub struct BatchProcessor {
 /// The row path shared by every file of the batch.
 struct Pipeline {
     validator: Validator,
-    output: Output,
+    output: Box<ColumnOutput>,
     rejects: Rejects,
     output_records: u64,
 }
 
-/// Where validated rows go.
-enum Output {
-    /// [`Engine::Rows`]: values to arrow-json on the encoding thread.
-    Rows(EncodeStage),
-    /// [`Engine::Columns`]: columns built here, record batches to the writing thread.
-    Columns(Box<ColumnOutput>),
-}
-
+/// Where validated rows go: columns built on the decoding side, record batches to the
+/// writing stage.
 struct ColumnOutput {
     builder: RowBuilder,
     /// The dataset's Arrow schema.
@@ -282,16 +252,11 @@ impl ColumnOutput {
 impl Pipeline {
     /// Writes one row the validator accepted and converted.
     fn accept(&mut self, converted: Value) -> Result<(), WriteError> {
-        match &mut self.output {
-            Output::Rows(encode) => encode.push(converted)?,
-            Output::Columns(columns) => {
-                columns
-                    .builder
-                    .converted_row(&self.validator, &converted)
-                    .map_err(WriteError::Thread)?;
-                columns.flush_if_full()?;
-            }
-        }
+        self.output
+            .builder
+            .converted_row(&self.validator, &converted)
+            .map_err(WriteError::Thread)?;
+        self.output.flush_if_full()?;
         self.output_records += 1;
         Ok(())
     }
@@ -334,33 +299,19 @@ impl BatchProcessor {
             options.rows_per_row_group,
             options.rows_per_part,
         );
-        let output = match options.engine {
-            Engine::Rows => {
-                let encoder = RowEncoder::new(arrow, chunk_rows).map_err(|err| {
-                    SetupError::Options(format!("cannot build the row encoder: {err}"))
-                })?;
-                Output::Rows(
-                    EncodeStage::start(encoder, parts, chunk_rows)
-                        .map_err(|err| SetupError::Options(err.to_string()))?,
-                )
-            }
-            Engine::Columns => {
-                let builder = RowBuilder::new(&validator, arrow.clone()).map_err(|err| {
-                    SetupError::Options(format!("cannot build the Arrow columns: {err}"))
-                })?;
-                Output::Columns(Box::new(ColumnOutput {
-                    builder,
-                    schema: arrow,
-                    stage: BatchStage::start(parts, options.threads > 1)
-                        .map_err(|err| SetupError::Options(err.to_string()))?,
-                    chunk_rows,
-                    rows_per_part: options.rows_per_part as u64,
-                    sent: 0,
-                    pending: VecDeque::new(),
-                    pending_rows: 0,
-                }))
-            }
-        };
+        let builder = RowBuilder::new(&validator, arrow.clone())
+            .map_err(|err| SetupError::Options(format!("cannot build the Arrow columns: {err}")))?;
+        let output = Box::new(ColumnOutput {
+            builder,
+            schema: arrow,
+            stage: BatchStage::start(parts, options.threads > 1)
+                .map_err(|err| SetupError::Options(err.to_string()))?,
+            chunk_rows,
+            rows_per_part: options.rows_per_part as u64,
+            sent: 0,
+            pending: VecDeque::new(),
+            pending_rows: 0,
+        });
         let max_lines = options.rows_per_part as u64;
         let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
         let input_files = options
@@ -468,13 +419,9 @@ impl BatchProcessor {
             output_records,
             ..
         } = self.pipeline;
-        let parts = match output {
-            Output::Rows(encode) => encode.finish()?,
-            Output::Columns(mut columns) => {
-                columns.flush()?;
-                columns.stage.finish()?
-            }
-        };
+        let mut output = output;
+        output.flush()?;
+        let parts = output.stage.finish()?;
         let rejected = rejects.finish(&self.out_dir)?;
         let mut meta = rejected.meta;
         if let Some(input_files) = self.input_files {
@@ -540,28 +487,18 @@ fn read_input(
             rows.stats.input_bytes = size;
             check_parquet_columns(schema, builder.schema())
                 .map_err(|reason| not_in_schema(name, reason))?;
-            if matches!(rows.pipeline.output, Output::Columns(_)) {
-                let reader =
-                    read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
-                let mut row_number = 0;
-                for batch in reader {
-                    let batch = batch
-                        .and_then(without_dictionaries)
-                        .and_then(|batch| dates_from_timestamps(batch, schema))
-                        .map_err(|err| read::parquet::undecodable_batch(name, &err))?;
-                    rows.parquet_batch(&batch, row_number, max_row_bytes)?;
-                    row_number += batch.num_rows() as u64;
-                }
-                return Ok(());
+            let reader =
+                read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
+            let mut row_number = 0;
+            for batch in reader {
+                let batch = batch
+                    .and_then(without_dictionaries)
+                    .and_then(|batch| dates_from_timestamps(batch, schema))
+                    .map_err(|err| read::parquet::undecodable_batch(name, &err))?;
+                rows.parquet_batch(&batch, row_number, max_row_bytes)?;
+                row_number += batch.num_rows() as u64;
             }
-            return read::parquet::read(
-                builder,
-                name,
-                read::parquet::BATCH_ROWS,
-                Some(schema),
-                max_row_bytes,
-                rows,
-            );
+            return Ok(());
         }
         (Input::Stream(..), FileFormat::Parquet) => {
             return Err(ProcessError::Read {
@@ -583,7 +520,7 @@ fn read_input(
         FileFormat::Json { multi_line } => {
             if *multi_line {
                 read::json::read_array(reader, file, name, max_row_bytes, rows)
-            } else if threads > 2 && matches!(rows.pipeline.output, Output::Columns(_)) {
+            } else if threads > 2 {
                 lines::read_lines(reader, file, max_row_bytes, rows, threads - 1)
             } else {
                 read::json::read_lines(reader, file, name, max_row_bytes, rows)
@@ -599,22 +536,7 @@ fn read_input(
             }
             let paths = map_csv_header(schema, csv.header())
                 .map_err(|reason| not_in_schema(name, reason))?;
-            if matches!(rows.pipeline.output, Output::Columns(_)) {
-                return rows.csv_columns(&mut csv, &paths);
-            }
-            let mut values = Vec::with_capacity(paths.len());
-            loop {
-                match csv.next(&mut values)? {
-                    Next::End => return Ok(()),
-                    Next::Values => {
-                        let row = csv_row(&paths, &mut values);
-                        rows.row(row, &|| csv_row(&paths, &mut csv.current_values()))?;
-                    }
-                    Next::Corrupt { raw, message } | Next::Oversized { raw, message } => {
-                        rows.corrupt(&raw, message)?;
-                    }
-                }
-            }
+            rows.csv_columns(&mut csv, &paths)
         }
         // Handled above, before the input was opened as a byte stream.
         FileFormat::Parquet => Ok(()),
@@ -681,12 +603,10 @@ impl RowSink for FileRows<'_> {
         Ok(Flow::Continue)
     }
 
-    /// With the column engine, parses the row onto a tape and walks it into the columns;
+    /// Parses the row onto a tape and walks it into the columns;
     /// only a row the walk does not accept becomes a `Value` for the validator.
     fn json_line(&mut self, text: &[u8], line_number: u64) -> Result<Flow, ProcessError> {
-        let Output::Columns(columns) = &mut self.pipeline.output else {
-            return read::json_line_as_value(self, text, line_number);
-        };
+        let columns = &mut self.pipeline.output;
         match columns.builder.json_row(&self.pipeline.validator, text) {
             Ok(Offered::Accepted) => {
                 self.stats.input_records += 1;
@@ -714,13 +634,10 @@ impl FileRows<'_> {
     ) -> Result<(), ProcessError> {
         let Pipeline {
             validator,
-            output,
+            output: columns,
             rejects,
             output_records,
         } = &mut *self.pipeline;
-        let Output::Columns(columns) = output else {
-            return Err(WriteError::Thread("the column engine is not in use".to_owned()).into());
-        };
         let rows = batch.num_rows();
         let checked = check_batch(
             validator,
@@ -782,10 +699,7 @@ impl FileRows<'_> {
             held: 0,
         };
         loop {
-            let wanted = match &self.pipeline.output {
-                Output::Columns(columns) => columns.wanted().max(CSV_CHUNK_MIN_ROWS),
-                Output::Rows(_) => CSV_CHUNK_MIN_ROWS,
-            };
+            let wanted = self.pipeline.output.wanted().max(CSV_CHUNK_MIN_ROWS);
             let next = match csv.next_text() {
                 Ok(next) => next,
                 Err(err) => {
@@ -843,13 +757,10 @@ impl FileRows<'_> {
         }
         let Pipeline {
             validator,
-            output,
+            output: columns,
             rejects,
             output_records,
         } = &mut *self.pipeline;
-        let Output::Columns(columns) = output else {
-            return Err(WriteError::Thread("the column engine is not in use".to_owned()).into());
-        };
         let rows = chunk.columns.rows();
         let data = chunk.columns.finish().map_err(WriteError::Encode)?;
         // The CSV row path applies no JSON size limit: the reader bounds the record.

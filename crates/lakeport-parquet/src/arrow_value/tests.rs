@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use arrow_array::builder::{Int64Builder, MapBuilder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
@@ -152,47 +150,5 @@ fn nested_dictionaries_are_unpacked_per_batch_and_top_level_text_ones_kept() {
             .as_object()
             .unwrap()
             .clone()
-    );
-}
-
-#[test]
-fn decoded_batches_get_the_time_zones_of_the_mapped_schema() {
-    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let metadata = HashMap::from([("xdm:type".to_owned(), "date-time".to_owned())]);
-    let at = Field::new("at", utc.clone(), true).with_metadata(metadata);
-    let target = Arc::new(Schema::new(vec![
-        Field::new("at", utc.clone(), true),
-        Field::new(
-            "nested",
-            DataType::Struct(Fields::from(vec![at.clone()])),
-            true,
-        ),
-        Field::new(
-            "list",
-            DataType::List(Arc::new(Field::new("element", utc, true))),
-            true,
-        ),
-    ]));
-    let decoding = Arc::new(without_time_zones(&target));
-    assert_eq!(
-        decoding.field(1).data_type(),
-        &DataType::Struct(Fields::from(vec![
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true)
-                .with_metadata(at.metadata().clone())
-        ]))
-    );
-    let mut decoder = arrow_json::ReaderBuilder::new(decoding)
-        .build_decoder()
-        .unwrap();
-    decoder
-        .serialize(&[json!({"at": "2024-01-01T00:00:00.000001Z",
-            "nested": {"at": "2024-01-01T00:00:00Z"}, "list": ["1970-01-01T00:00:00Z", null]})])
-        .unwrap();
-    let batch = with_schema(decoder.flush().unwrap().unwrap(), &target).unwrap();
-    assert_eq!(batch.schema(), target);
-    assert_eq!(
-        Value::Object(row_object(&batch, 0).unwrap()),
-        json!({"at": "2024-01-01T00:00:00.000001Z", "nested": {"at": "2024-01-01T00:00:00.000000Z"},
-            "list": ["1970-01-01T00:00:00.000000Z", null]})
     );
 }

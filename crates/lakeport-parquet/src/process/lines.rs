@@ -19,7 +19,7 @@ use arrow_array::RecordBatch;
 use lakeport_domain::xdm::validate::{Source, Validator, Violation};
 use serde_json::Value;
 
-use super::{ColumnOutput, FileRows, FileStats, Output, Pipeline, Rejects};
+use super::{ColumnOutput, FileRows, FileStats, Pipeline, Rejects};
 use crate::direct::{Offered, RowBuilder};
 use crate::error::{ProcessError, WriteError};
 use crate::read::{self, Flow, Input, RowSink};
@@ -42,13 +42,10 @@ pub(super) fn read_lines(
     let name = rows.name;
     let Pipeline {
         validator,
-        output,
+        output: columns,
         rejects,
         output_records,
     } = &mut *rows.pipeline;
-    let Output::Columns(columns) = output else {
-        return Err(WriteError::Thread("the column engine is not in use".to_owned()).into());
-    };
     let validator: &Validator = validator;
     let builders = (0..threads)
         .map(|_| RowBuilder::new(validator, columns.schema.clone()))

@@ -387,20 +387,6 @@ impl CsvFile {
         self.records.saturating_sub(1) + u64::from(self.first_record_is_data)
     }
 
-    /// Returns the values of the record last read by [`next`](Self::next) again, for a
-    /// rejected row's diagnostics.
-    pub(crate) fn current_values(&self) -> Vec<Option<String>> {
-        self.record
-            .iter()
-            .map(|field| {
-                let text =
-                    decode(field, self.charset).unwrap_or_else(|| String::from_utf8_lossy(field));
-                let is_null = text.is_empty() || self.null_marker.as_deref() == Some(text.as_ref());
-                (!is_null).then(|| text.into_owned())
-            })
-            .collect()
-    }
-
     /// Reads one record into `record`, holding at most the row limit: buffers grow by
     /// doubling up to it, and a larger record is read on into a fixed scratch buffer and
     /// dropped. Linear in the input whatever its shape.

@@ -1,16 +1,19 @@
-//! The column engine against the row engine (issue 16): the same generated files — clean
-//! rows, rows with bad values of every kind the validator knows, and the edge cases of JSON
-//! itself — go through both, and every output file (Parquet parts, `failed/`, `meta/`) must
-//! be byte-identical, with the same counts.
+//! The column engine over generated files — clean rows, rows with bad values of every kind
+//! the validator knows, and the edge cases of JSON itself — on one thread, with decoding and
+//! writing overlapped, and with JSON Lines decoded on three threads: every output file
+//! (Parquet parts, `failed/`, `meta/`) must be byte-identical between them, with the same
+//! counts, and match the fingerprint recorded when the previous row engine gave the same
+//! output (tests/it/golden.rs).
 
 use std::fs;
 use std::path::Path;
 
 use lakeport_domain::xdm::validate::UnknownFields;
 use lakeport_parquet::{
-    BatchOutput, BatchProcessor, CsvOptions, Engine, FileFormat, FileStats, ProcessOptions,
+    BatchOutput, BatchProcessor, CsvOptions, FileFormat, FileStats, ProcessOptions,
 };
 
+use crate::golden;
 use crate::support::schema;
 
 /// SplitMix64: a small deterministic generator, so that a failure can be replayed.
@@ -474,18 +477,15 @@ struct Outcome {
     output: BatchOutput,
     files: Vec<Result<FileStats, String>>,
     contents: Vec<(String, Vec<u8>)>,
+    fingerprint: String,
 }
 
-fn run(engine: Engine, options: &ProcessOptions, inputs: &[Input], dir: &Path) -> Outcome {
-    let out = dir.join(format!("out-{engine:?}"));
+fn run(options: &ProcessOptions, inputs: &[Input], dir: &Path) -> Outcome {
+    let out = dir.join("out");
     let staged = dir.join("in");
     fs::create_dir_all(&staged).unwrap();
-    let options = ProcessOptions {
-        engine,
-        ..options.clone()
-    };
     let mut processor =
-        BatchProcessor::new(&schema("differential.schema.json"), &out, options).unwrap();
+        BatchProcessor::new(&schema("differential.schema.json"), &out, options.clone()).unwrap();
     let mut files = Vec::new();
     for input in inputs {
         let path = staged.join(input.name);
@@ -508,36 +508,35 @@ fn run(engine: Engine, options: &ProcessOptions, inputs: &[Input], dir: &Path) -
         })
         .collect();
     contents.sort();
+    let fingerprint = golden::fingerprint(&out, &output, &files);
     Outcome {
         output,
         files,
         contents,
+        fingerprint,
     }
 }
 
-/// Runs both engines and requires identical outcomes; returns the outcome.
+/// Runs the batch on one thread in all, with decoding and writing overlapped (the default),
+/// and with JSON Lines decoded on three threads whose results are merged in order; requires
+/// identical outcomes with the recorded fingerprint, and returns the last.
 #[track_caller]
-fn same_outcome(options: &ProcessOptions, inputs: &[Input]) -> Outcome {
+fn same_outcome(golden: &str, options: &ProcessOptions, inputs: &[Input]) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let rows = run(Engine::Rows, options, inputs, dir.path());
-    let mut last = None;
-    // One thread in all, decoding and writing overlapped (the default), and JSON Lines
-    // decoded on three threads whose results are merged in order.
+    let mut runs: Vec<Outcome> = Vec::new();
     for threads in [1, 2, 4] {
         let options = ProcessOptions {
             threads,
             ..options.clone()
         };
-        let columns = run(
-            Engine::Columns,
-            &options,
-            inputs,
-            &dir.path().join(threads.to_string()),
-        );
-        same(&rows, &columns, threads);
-        last = Some(columns);
+        let outcome = run(&options, inputs, &dir.path().join(threads.to_string()));
+        golden::check(&outcome.fingerprint, golden);
+        if let Some(previous) = runs.last() {
+            same(previous, &outcome, threads);
+        }
+        runs.push(outcome);
     }
-    last.expect("three runs")
+    runs.pop().expect("three runs")
 }
 
 #[track_caller]
@@ -554,7 +553,7 @@ fn same(rows: &Outcome, columns: &Outcome, threads: usize) {
         assert_eq!(path, other_path);
         if expected != actual {
             panic!(
-                "{path} differs between the engines ({threads} threads):\nrows:    {}\ncolumns: {}",
+                "{path} differs on {threads} threads:\nbefore: {}\n{threads} threads: {}",
                 String::from_utf8_lossy(&expected[..expected.len().min(2000)]),
                 String::from_utf8_lossy(&actual[..actual.len().min(2000)])
             );
@@ -577,7 +576,7 @@ fn clean_json_lines_give_identical_parquet() {
         "clean.json",
         json_lines(1, 3000, 0, false),
     )];
-    let outcome = same_outcome(&ProcessOptions::default(), &inputs);
+    let outcome = same_outcome("c4a4bbfddb92a75f", &ProcessOptions::default(), &inputs);
     assert!(outcome.output.output_records > 2000, "{:?}", outcome.output);
 }
 
@@ -591,7 +590,7 @@ fn bad_rows_of_every_kind_give_identical_output_and_diagnostics() {
         json_lines_input("bad.json", json_lines(2, 4000, 15, true)),
         json_lines_input("worse.json", json_lines(3, 1500, 60, false)),
     ];
-    let outcome = same_outcome(&options, &inputs);
+    let outcome = same_outcome("fbbae14d8668cd82", &options, &inputs);
     let counts = &outcome.output.error_counts;
     for code in [
         "INGEST-1401-400",
@@ -624,7 +623,7 @@ fn unknown_fields_rejected_and_small_parts_give_identical_output() {
         "rows.json",
         json_lines(4, 2000, 10, false),
     )];
-    let outcome = same_outcome(&options, &inputs);
+    let outcome = same_outcome("ce432a2b73f2d99a", &options, &inputs);
     assert!(outcome.output.parts.len() > 10, "{:?}", outcome.output);
 }
 
@@ -637,6 +636,7 @@ fn every_format_in_one_batch_gives_identical_output() {
     };
     // A Parquet input of the schema's own columns: the clean rows written by a first batch.
     let first = same_outcome(
+        "fff106d64cd9bffb",
         &ProcessOptions::default(),
         &[json_lines_input("seed.json", json_lines(5, 1500, 0, false))],
     );
@@ -665,7 +665,7 @@ fn every_format_in_one_batch_gives_identical_output() {
         },
         json_lines_input("e.json", json_lines(9, 900, 5, true)),
     ];
-    let outcome = same_outcome(&options, &inputs);
+    let outcome = same_outcome("0808e0758d2f0bae", &options, &inputs);
     assert!(
         outcome.files.iter().all(Result::is_ok),
         "{:?}",

@@ -1,20 +1,22 @@
-//! The columnar CSV path against the row path (issue 16): generated CSV files — every scalar
+//! The columnar CSV path (issue 16) over generated CSV files — every scalar
 //! type and constraint of the differential schema as text, dotted headers into nested
 //! objects (required fields, defaults) and maps, headers naming arrays and objects, quoted
 //! fields with delimiters, quotes and line breaks, records of the wrong width, oversized
 //! records, a byte-order mark, CRLF, a null marker, Latin-1, a field that is not in the
-//! charset (a file-level error after some rows) — go through both engines. Every output
-//! file (Parquet parts, `failed/`, `meta/`) must be byte-identical, with the same counts and
-//! the same per-file results.
+//! charset (a file-level error after some rows) — on one thread and with decoding and
+//! writing overlapped. Every output file (Parquet parts, `failed/`, `meta/`) must be
+//! byte-identical between the two, with the same counts and per-file results, and match the
+//! fingerprint recorded when the previous row path gave the same output (tests/it/golden.rs).
 
 use std::fs;
 use std::path::Path;
 
 use lakeport_parquet::{
-    BatchOutput, BatchProcessor, Charset, CsvOptions, Engine, FileFormat, FileStats, ProcessOptions,
+    BatchOutput, BatchProcessor, Charset, CsvOptions, FileFormat, FileStats, ProcessOptions,
 };
 
 use crate::differential::{Rng, json_lines};
+use crate::golden;
 use crate::support::schema;
 
 /// One CSV column: its header name, texts that pass and texts that break a rule.
@@ -277,20 +279,21 @@ struct Outcome {
     output: BatchOutput,
     files: Vec<Result<FileStats, String>>,
     contents: Vec<(String, Vec<u8>)>,
+    fingerprint: String,
 }
 
 fn run(
-    engine: Engine,
+    threads: usize,
     schema_name: &str,
     options: &ProcessOptions,
     inputs: &[Input],
     dir: &Path,
 ) -> Outcome {
-    let out = dir.join(format!("out-{engine:?}"));
+    let out = dir.join(format!("out-{threads}"));
     let staged = dir.join("in");
     fs::create_dir_all(&staged).unwrap();
     let options = ProcessOptions {
-        engine,
+        threads,
         ..options.clone()
     };
     let mut processor = BatchProcessor::new(&schema(schema_name), &out, options).unwrap();
@@ -316,19 +319,27 @@ fn run(
         })
         .collect();
     contents.sort();
+    let fingerprint = golden::fingerprint(&out, &output, &files);
     Outcome {
         output,
         files,
         contents,
+        fingerprint,
     }
 }
 
-/// Runs both engines and requires byte-identical outcomes; returns the column engine's.
+/// Runs the batch on one thread and on two, requires byte-identical outcomes with the
+/// recorded fingerprint, and returns the second.
 #[track_caller]
-fn same_outcome(schema_name: &str, options: &ProcessOptions, inputs: &[Input]) -> Outcome {
+fn same_outcome(
+    golden: &str,
+    schema_name: &str,
+    options: &ProcessOptions,
+    inputs: &[Input],
+) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let rows = run(Engine::Rows, schema_name, options, inputs, dir.path());
-    let columns = run(Engine::Columns, schema_name, options, inputs, dir.path());
+    let rows = run(1, schema_name, options, inputs, dir.path());
+    let columns = run(2, schema_name, options, inputs, dir.path());
     assert_eq!(rows.files, columns.files, "file results differ");
     assert_eq!(rows.output, columns.output, "batch outputs differ");
     assert_eq!(rows.contents.len(), columns.contents.len());
@@ -342,12 +353,13 @@ fn same_outcome(schema_name: &str, options: &ProcessOptions, inputs: &[Input]) -
                 .unwrap_or(expected.len().min(actual.len()));
             let from = first.saturating_sub(200);
             panic!(
-                "{path} differs between the engines from byte {first}:\nrows:    {}\ncolumns: {}",
+                "{path} differs between one thread and two from byte {first}:\none:  {}\ntwo:  {}",
                 String::from_utf8_lossy(&expected[from..expected.len().min(first + 800)]),
                 String::from_utf8_lossy(&actual[from..actual.len().min(first + 800)])
             );
         }
     }
+    golden::check(&columns.fingerprint, golden);
     columns
 }
 
@@ -364,7 +376,12 @@ fn clean_csv_gives_identical_parquet() {
         "clean.csv",
         csv_file(21, COLUMNS, 9000, 0, false),
     )];
-    let outcome = same_outcome("differential.schema.json", &diagnostics(), &inputs);
+    let outcome = same_outcome(
+        "c820f22e0d012d9e",
+        "differential.schema.json",
+        &diagnostics(),
+        &inputs,
+    );
     assert!(outcome.output.output_records > 5000, "{:?}", outcome.output);
 }
 
@@ -375,7 +392,12 @@ fn bad_csv_rows_of_every_kind_give_identical_output_and_diagnostics() {
         csv_input("shuffled.csv", csv_file(23, COLUMNS, 3000, 60, true)),
         csv_input("odd.csv", csv_file(24, ODD_COLUMNS, 600, 30, true)),
     ];
-    let outcome = same_outcome("differential.schema.json", &diagnostics(), &inputs);
+    let outcome = same_outcome(
+        "ac0181a80ffe0b1d",
+        "differential.schema.json",
+        &diagnostics(),
+        &inputs,
+    );
     let counts = &outcome.output.error_counts;
     for code in [
         "INGEST-1401-400",
@@ -414,7 +436,12 @@ fn csv_near_the_limits_with_small_parts_gives_identical_output() {
         csv_input("limits.csv", csv_file(25, COLUMNS, 4000, 10, false)),
         csv_input("more.csv", csv_file(26, COLUMNS, 1500, 30, true)),
     ];
-    let outcome = same_outcome("differential.schema.json", &options, &inputs);
+    let outcome = same_outcome(
+        "f03709238830b3f4",
+        "differential.schema.json",
+        &options,
+        &inputs,
+    );
     assert!(outcome.output.parts.len() > 5, "{:?}", outcome.output);
     let parsing = outcome
         .output
@@ -481,7 +508,12 @@ fn csv_options_charsets_and_a_file_error_give_identical_output() {
             }),
         },
     ];
-    let outcome = same_outcome("differential.schema.json", &diagnostics(), &inputs);
+    let outcome = same_outcome(
+        "eb3709860f25dd4c",
+        "differential.schema.json",
+        &diagnostics(),
+        &inputs,
+    );
     let [bom, latin1, marked, broken, ascii] = &outcome.files[..] else {
         panic!("{:?}", outcome.files);
     };
@@ -517,7 +549,12 @@ fn csv_between_json_files_and_a_namespace_schema_give_identical_output() {
         },
         csv_input("d.csv", csv_file(44, COLUMNS, 3100, 0, false)),
     ];
-    let outcome = same_outcome("differential.schema.json", &options, &inputs);
+    let outcome = same_outcome(
+        "895bcd40a1c8ed9e",
+        "differential.schema.json",
+        &options,
+        &inputs,
+    );
     assert!(outcome.output.parts.len() > 2, "{:?}", outcome.output);
 
     // An ad-hoc schema: names resolve inside the dataset namespace.
@@ -538,6 +575,7 @@ fn csv_between_json_files_and_a_namespace_schema_give_identical_output() {
         ));
     }
     let outcome = same_outcome(
+        "4ba6865eef0d308b",
         "adhoc.schema.json",
         &diagnostics(),
         &[csv_input("members.csv", text)],
@@ -570,6 +608,7 @@ fn csv_records_of_megabytes_give_identical_output() {
         ));
     }
     let outcome = same_outcome(
+        "c74c40a221b296e0",
         "differential.schema.json",
         &options,
         &[csv_input("large.csv", text)],

@@ -1,9 +1,11 @@
-//! The columnar Parquet path against the row path (issue 16): generated Parquet files —
+//! The columnar Parquet path (issue 16) over generated Parquet files —
 //! columns of the dataset's own types and of types the validator converts (text for
 //! numbers and dates, integers for dates and date-times, doubles for integers, structs for
-//! maps, …), nulls, nested structs and lists, and bad values of every rule — go through both
-//! engines. The Parquet parts must hold the same rows (compared as Arrow), and `failed/` and
-//! `meta/` must be byte-identical, with the same counts.
+//! maps, …), nulls, nested structs and lists, and bad values of every rule — on one thread
+//! and with decoding and writing overlapped. The Parquet parts must hold the same rows
+//! (compared as Arrow), `failed/` and `meta/` must be byte-identical, with the same counts,
+//! and all must match the fingerprint recorded when the previous row path gave the same
+//! output (tests/it/golden.rs).
 
 use std::fs;
 use std::path::Path;
@@ -11,14 +13,13 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
-use lakeport_parquet::{
-    BatchOutput, BatchProcessor, Engine, FileFormat, FileStats, ProcessOptions,
-};
+use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, FileStats, ProcessOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
 use crate::differential::Rng;
+use crate::golden;
 use crate::support::schema;
 
 /// One column of a generated file: its Arrow type in the file, and JSON texts of its values
@@ -536,19 +537,20 @@ struct Outcome {
     rows: Vec<RecordBatch>,
     /// `failed/` and `meta/` files with their bytes.
     rejects: Vec<(String, Vec<u8>)>,
+    fingerprint: String,
 }
 
 fn run(
-    engine: Engine,
+    threads: usize,
     options: &ProcessOptions,
     inputs: &[(&str, Vec<u8>)],
     dir: &Path,
 ) -> Outcome {
-    let out = dir.join(format!("out-{engine:?}"));
+    let out = dir.join(format!("out-{threads}"));
     let staged = dir.join("in");
     fs::create_dir_all(&staged).unwrap();
     let options = ProcessOptions {
-        engine,
+        threads,
         ..options.clone()
     };
     let mut processor =
@@ -584,21 +586,23 @@ fn run(
             (file.relative_path.clone(), bytes)
         })
         .collect();
+    let fingerprint = golden::fingerprint(&out, &output, &files);
     Outcome {
         output,
         files,
         rows,
         rejects,
+        fingerprint,
     }
 }
 
-/// Runs both engines over the same files and requires the same outcome; returns the column
-/// engine's.
+/// Runs the batch on one thread and on two, requires the same outcome with the recorded
+/// fingerprint, and returns the second.
 #[track_caller]
-fn same_outcome(options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) -> Outcome {
+fn same_outcome(golden: &str, options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let rows = run(Engine::Rows, options, inputs, dir.path());
-    let columns = run(Engine::Columns, options, inputs, dir.path());
+    let rows = run(1, options, inputs, dir.path());
+    let columns = run(2, options, inputs, dir.path());
     assert_eq!(rows.files, columns.files, "file results differ");
     let counts = |output: &BatchOutput| {
         (
@@ -623,7 +627,7 @@ fn same_outcome(options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) -> Outcome
     for ((path, expected), (_, actual)) in rows.rejects.iter().zip(&columns.rejects) {
         if expected != actual {
             panic!(
-                "{path} differs between the engines:\nrows:    {}\ncolumns: {}",
+                "{path} differs between one thread and two:\none:  {}\ntwo:  {}",
                 String::from_utf8_lossy(&expected[..expected.len().min(3000)]),
                 String::from_utf8_lossy(&actual[..actual.len().min(3000)])
             );
@@ -641,6 +645,7 @@ fn same_outcome(options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) -> Outcome
             );
         }
     }
+    golden::check(&columns.fingerprint, golden);
     columns
 }
 
@@ -650,7 +655,7 @@ fn clean_parquet_gives_the_same_rows_through_the_columns() {
         "native.parquet",
         parquet_file(11, &native_columns(), 3000, 0, 700),
     )];
-    let outcome = same_outcome(&ProcessOptions::default(), &inputs);
+    let outcome = same_outcome("d30f091152739371", &ProcessOptions::default(), &inputs);
     assert!(outcome.output.output_records > 2000, "{:?}", outcome.output);
 }
 
@@ -670,7 +675,7 @@ fn bad_parquet_rows_of_every_kind_give_identical_rows_and_diagnostics() {
             parquet_file(13, &converted_columns(), 3000, 30, 1000),
         ),
     ];
-    let outcome = same_outcome(&options, &inputs);
+    let outcome = same_outcome("215a47aca0d01630", &options, &inputs);
     let counts = &outcome.output.error_counts;
     for code in [
         "INGEST-1555-400",
@@ -709,7 +714,7 @@ fn parquet_rows_near_the_limits_and_small_parts_give_identical_output() {
             parquet_file(15, &converted_columns(), 1000, 10, 300),
         ),
     ];
-    let outcome = same_outcome(&options, &inputs);
+    let outcome = same_outcome("f944274dd0e8f68a", &options, &inputs);
     assert!(outcome.output.parts.len() > 3, "{:?}", outcome.output);
     let parsing = outcome
         .output

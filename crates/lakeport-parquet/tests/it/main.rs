@@ -6,6 +6,7 @@ mod differential;
 mod differential_csv;
 mod differential_parquet;
 mod file_errors;
+mod golden;
 mod json_input;
 mod parquet_input;
 mod parquet_types;
