@@ -23,8 +23,15 @@ PORT = 18389
 
 
 def table_files(server, dataset):
+    """The table's live files at its current version, every page of the listing."""
     listing = server.request("GET", f"/data/foundation/export/datasets/{dataset}/table")
-    return listing["version"], listing["data"]
+    version, files = listing["version"], list(listing["data"])
+    while "next" in listing.get("_links", {}):
+        href = listing["_links"]["next"]["href"]
+        path = href[href.index("/data/"):]
+        listing = server.request("GET", path)
+        files.extend(listing["data"])
+    return version, files
 
 
 def main():
