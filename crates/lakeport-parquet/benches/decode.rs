@@ -11,64 +11,33 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lakeport_parquet::stage::DecodeStage;
 use serde_json::Value;
 
-const GENERATED_ROWS: usize = 200_000;
 const CHUNK_ROWS: usize = 4096;
 const PASSES: usize = 3;
 
+mod support;
+
+use support::{Arguments, bench_schema, generate};
+
 fn main() {
+    let arguments = Arguments::parse(&["--bad-every"]);
     let mut path = std::env::var_os("LAKEPORT_BENCH_EVENTS").map(PathBuf::from);
-    let mut bad_every = None;
-    let mut arguments = std::env::args().skip(1);
-    while let Some(argument) = arguments.next() {
-        match argument.as_str() {
-            "--bad-every" => {
-                let value = arguments.next().expect("--bad-every needs a number");
-                bad_every = Some(value.parse::<usize>().expect("--bad-every needs a number"));
-            }
-            flag if flag.starts_with("--") => {}
-            other => path = Some(PathBuf::from(other)),
-        }
-    }
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let schema_path = manifest_dir.join("../lakeport-domain/testdata/xdm/bench-schema.json");
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(&schema_path).expect("bench schema is readable"),
-    )
-    .expect("bench schema is JSON");
+    path = arguments.paths.last().cloned().or(path);
+    let schema = bench_schema();
     let inputs = match path {
         Some(path) => vec![path],
-        None => match bad_every {
-            Some(bad_every) => vec![generate(manifest_dir, bad_every)],
-            None => vec![generate(manifest_dir, 0), generate(manifest_dir, 10)],
+        None => match arguments.number("--bad-every") {
+            Some(bad_every) => vec![generate(bad_every)],
+            None => vec![generate(0), generate(10)],
         },
     };
     for input in inputs {
         measure(&schema, &input);
     }
-}
-
-fn generate(manifest_dir: &Path, bad_every: usize) -> PathBuf {
-    let generator = manifest_dir.join("../../../shared/bench/gen_events.py");
-    let output = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("events-{GENERATED_ROWS}-bad{bad_every}.jsonl"));
-    if output.exists() {
-        return output;
-    }
-    let status = Command::new("python3")
-        .arg(&generator)
-        .arg(GENERATED_ROWS.to_string())
-        .arg(&output)
-        .args(["--bad-every", &bad_every.to_string()])
-        .status()
-        .unwrap_or_else(|err| panic!("cannot run python3 {}: {err}", generator.display()));
-    assert!(status.success(), "{} failed", generator.display());
-    output
 }
 
 fn measure(schema: &Value, input: &Path) {

@@ -10,59 +10,29 @@
 //! generated as JSON Lines. `--threads` is the batch's decoding threads (default: what the
 //! processor chooses).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lakeport_parquet::{BatchProcessor, CsvOptions, FileFormat, ProcessOptions};
 use serde_json::Value;
 
-const GENERATED_ROWS: usize = 200_000;
 const PASSES: usize = 3;
 
+mod support;
+
+use support::{Arguments, bench_schema, generate};
+
 fn main() {
-    let mut paths = Vec::new();
-    let mut threads = None;
-    let mut arguments = std::env::args().skip(1);
-    while let Some(argument) = arguments.next() {
-        match argument.as_str() {
-            "--threads" => {
-                let value = arguments.next().expect("--threads needs a number");
-                threads = Some(value.parse::<usize>().expect("--threads needs a number"));
-            }
-            flag if flag.starts_with("--") => {}
-            other => paths.push(PathBuf::from(other)),
-        }
-    }
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let schema_path = manifest_dir.join("../lakeport-domain/testdata/xdm/bench-schema.json");
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(&schema_path).expect("bench schema is readable"),
-    )
-    .expect("bench schema is JSON");
+    let arguments = Arguments::parse(&["--threads"]);
+    let threads = arguments.number("--threads");
+    let schema = bench_schema();
+    let mut paths = arguments.paths;
     if paths.is_empty() {
-        paths.push(generate(manifest_dir));
+        paths.push(generate(0));
     }
     for path in paths {
         measure(&schema, &path, threads);
     }
-}
-
-fn generate(manifest_dir: &Path) -> PathBuf {
-    let generator = manifest_dir.join("../../../shared/bench/gen_events.py");
-    let output =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("events-{GENERATED_ROWS}-bad0.jsonl"));
-    if output.exists() {
-        return output;
-    }
-    let status = Command::new("python3")
-        .arg(&generator)
-        .arg(GENERATED_ROWS.to_string())
-        .arg(&output)
-        .status()
-        .unwrap_or_else(|err| panic!("cannot run python3 {}: {err}", generator.display()));
-    assert!(status.success(), "{} failed", generator.display());
-    output
 }
 
 fn format_of(path: &Path) -> FileFormat {
