@@ -58,6 +58,9 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/lakeport-query-bench")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a session setting for every Lakeport statement, e.g. "
+                             "datafusion.execution.parquet.pushdown_filters=true")
     args = parser.parse_args()
     if not shutil.which("psql"):
         sys.exit("needs psql (apt-get install postgresql-client)")
@@ -93,10 +96,15 @@ def main():
         files = sorted(str(path) for path in data_dir.rglob(f"datasets/{dataset}/batches/**/*.parquet"))
         print(f"table {table}: {len(files)} Parquet files, {sum(os.path.getsize(f) for f in files) / 1e6:.0f} MB")
 
+        settings = "".join(f"SET {name} = {value}; " for name, value in
+                           (setting.split("=", 1) for setting in args.set))
+        if settings:
+            print(f"session settings: {settings}")
+
         def psql(sql):
             out = subprocess.run(
                 ["psql", f"host=127.0.0.1 port={QUERY_PORT} user={ingest.ORG} dbname=prod:all",
-                 "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+                 "-X", "-q", "-v", "ON_ERROR_STOP=1", "-Atc", settings + sql],
                 env=dict(os.environ, PGPASSWORD=ingest.TOKEN), capture_output=True, text=True)
             if out.returncode != 0:
                 raise RuntimeError(f"psql failed on {sql}: {out.stderr}")
