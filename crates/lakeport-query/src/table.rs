@@ -174,9 +174,7 @@ impl TableProvider for LakeTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        // The session's current settings (a `SET datafusion.execution.parquet.…` included),
-        // not only those it started with.
-        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
         // One group: DataFusion splits it by byte ranges into `target_partitions` streams.
         let config = FileScanConfigBuilder::new(self.store.clone(), source)

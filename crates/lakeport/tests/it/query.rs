@@ -150,6 +150,33 @@ fn sessions_see_their_own_tables_and_select_the_ingested_rows() {
         )),
         Ok(text(&[&["0", "2", "6"], &["1", "2", "4"]]))
     );
+    // A session's SET of DataFusion's Parquet settings applies to its scans: with row-level
+    // filter pushdown on, the scan itself drops the 3 rows the filter refuses.
+    let pruned_in_scan = |settings: &str| -> u64 {
+        let plan = a(&format!(
+            "{settings}EXPLAIN ANALYZE SELECT _id FROM {table} WHERE {ns}.n >= 3"
+        ))
+        .unwrap_or_else(|err| panic!("EXPLAIN ANALYZE failed: {err:?}"));
+        let plan: Vec<String> = plan.into_iter().flatten().flatten().collect();
+        let plan = plan.join("\n");
+        let scan = plan
+            .lines()
+            .find(|line| line.contains("DataSourceExec"))
+            .unwrap_or_else(|| panic!("no Parquet scan in {plan}"));
+        scan.split("pushdown_rows_pruned=")
+            .nth(1)
+            .map_or(0, |value| {
+                let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+                digits
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no count in {scan}"))
+            })
+    };
+    assert_eq!(pruned_in_scan(""), 0);
+    assert_eq!(
+        pruned_in_scan("SET datafusion.execution.parquet.pushdown_filters = true; "),
+        3
+    );
     // The extended protocol (prepared statements with parameters, as JDBC and psycopg 3 send).
     let (host, port) = wire.split_once(':').unwrap();
     let config = format!(
