@@ -61,7 +61,13 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a session setting for every Lakeport statement, e.g. "
                              "datafusion.execution.parquet.pushdown_filters=true")
+    parser.add_argument("--binary", help="the lakeport binary (default: target/release/lakeport)")
+    parser.add_argument("--hold", type=float, default=0, metavar="SECONDS",
+                        help="keep the server up this long after the queries (to profile it: "
+                             "its pid and the psql command are printed)")
     args = parser.parse_args()
+    if args.binary:
+        ingest.BINARY = pathlib.Path(args.binary)
     if not shutil.which("psql"):
         sys.exit("needs psql (apt-get install postgresql-client)")
     import duckdb
@@ -135,6 +141,11 @@ def main():
                   f"{'yes' if same else 'NO'} |", flush=True)
             if not same:
                 print(f"  lakeport: {ours[:300]!r}\n  duckdb:   {theirs[:300]!r}")
+        if args.hold > 0:
+            print(f"\nserver pid {server.proc.pid}, up for {args.hold:.0f} s: PGPASSWORD={ingest.TOKEN} "
+                  f"psql 'host=127.0.0.1 port={QUERY_PORT} user={ingest.ORG} dbname=prod:all' (table {table})",
+                  flush=True)
+            time.sleep(args.hold)
     finally:
         server.stop()
 

@@ -59,6 +59,7 @@ mod rest;
 mod snapshot;
 mod stubs;
 mod table;
+mod views;
 
 pub use rest::{parse_statement, sqlstate};
 

@@ -21,17 +21,19 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::{Result, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::datasource::file_format::FileFormat as _;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::object_store::ObjectStoreUrl;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake_core::DeltaTable;
 use object_store::path::Path;
+
+use crate::views::ViewReaderFactory;
 
 /// The Delta configuration key of column mapping; any mode but `none` renames columns in
 /// the files.
@@ -174,15 +176,26 @@ impl TableProvider for LakeTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
+        // What `ParquetFormat::create_physical_plan` builds (the footer cache of the runtime),
+        // with readers that read nested strings as the table's view types (`views`).
+        let runtime = state.runtime_env();
+        let cached = CachedParquetFileReaderFactory::new(
+            runtime.object_store(&self.store)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let source = ParquetSource::new(TableSchema::from(Arc::clone(&self.schema)))
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(ViewReaderFactory::new(
+                Arc::new(cached),
+                Arc::clone(&self.schema),
+            )));
         // One group: DataFusion splits it by byte ranges into `target_partitions` streams.
-        let config = FileScanConfigBuilder::new(self.store.clone(), source)
+        let config = FileScanConfigBuilder::new(self.store.clone(), Arc::new(source))
             .with_file_group(FileGroup::new(self.files.clone()))
             .with_statistics(self.statistics.clone())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        format.create_physical_plan(state, config).await
+        Ok(DataSourceExec::from_data_source(config))
     }
 }
