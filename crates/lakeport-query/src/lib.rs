@@ -20,6 +20,9 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::auth::AuthManager;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
+    PgCatalogSchemaProvider, PgCatalogStaticTables,
+};
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use futures::{Sink, SinkExt as _, StreamExt as _};
 use lakeport_api::context::{Auth, InletAuthError};
@@ -82,6 +85,8 @@ pub struct QueryService {
     anonymous: Arc<DfSessionService>,
     /// The read-only `qsaccel` tables aepp's InteractiveQuery classes read (spec §11.2).
     stubs: Arc<DfSessionService>,
+    /// What every session starts from (pg_catalog's tables and functions), built once.
+    template: SessionTemplate,
     /// One permit per logged-in session (`query.max_sessions`).
     sessions: Arc<Semaphore>,
     keys: RandomPidSecretKeyGenerator,
@@ -130,6 +135,7 @@ impl QueryService {
                 SessionContext::new_with_config_rt(SessionConfig::new(), Arc::clone(&runtime)),
             ))),
             stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context(&runtime)))),
+            template: SessionTemplate::new(&runtime)?,
             keys: RandomPidSecretKeyGenerator::default(),
             cancels: Arc::default(),
             limits: Limits {
@@ -143,9 +149,7 @@ impl QueryService {
     /// Builds the session of `tenant`: pg_catalog and information_schema over a context that
     /// holds only the tenant's dataset tables (those with a Delta commit).
     async fn session(&self, tenant: &Tenant) -> Result<Session, String> {
-        let context = new_context(&self.runtime);
-        setup_pg_catalog(&context, CATALOG, Arc::new(AuthManager::new()))
-            .map_err(|err| format!("setting up pg_catalog: {err}"))?;
+        let context = self.template.context()?;
         self.tables()
             .register_tables(&context, tenant, None)
             .await?;
@@ -166,6 +170,61 @@ impl QueryService {
             storage: self.storage.clone(),
             runtime: Arc::clone(&self.runtime),
         }
+    }
+}
+
+/// What a wire session's context starts from, built once per node: decoding pg_catalog's
+/// static tables (the Arrow IPC files datafusion-pg-catalog embeds) and registering its
+/// functions took most of a login's time when done per session.
+struct SessionTemplate {
+    /// A state with pg_catalog's functions, table functions and type planner.
+    state: datafusion::execution::SessionState,
+    static_tables: Arc<PgCatalogStaticTables>,
+    auth: Arc<AuthManager>,
+}
+
+impl SessionTemplate {
+    fn new(runtime: &Arc<RuntimeEnv>) -> Result<Self, String> {
+        let context = new_context(runtime);
+        let auth = Arc::new(AuthManager::new());
+        setup_pg_catalog(&context, CATALOG, Arc::clone(&auth))
+            .map_err(|err| format!("setting up pg_catalog: {err}"))?;
+        let static_tables = Arc::new(
+            PgCatalogStaticTables::try_new()
+                .map_err(|err| format!("reading pg_catalog's tables: {err}"))?,
+        );
+        Ok(Self {
+            state: context.state(),
+            static_tables,
+            auth,
+        })
+    }
+
+    /// A new context with the template's functions and settings, and catalogs of its own:
+    /// an empty `public` schema for the tenant's tables and a `pg_catalog` that lists what
+    /// this context holds.
+    fn context(&self) -> Result<SessionContext, String> {
+        use datafusion::catalog::{
+            CatalogProvider as _, CatalogProviderList, MemoryCatalogProvider,
+            MemoryCatalogProviderList, MemorySchemaProvider,
+        };
+        use datafusion::execution::SessionStateBuilder;
+        let catalogs: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let pg_catalog = PgCatalogSchemaProvider::try_new(
+            Arc::clone(&catalogs),
+            Arc::clone(&self.static_tables),
+            Arc::clone(&self.auth),
+        )
+        .map_err(|err| format!("setting up pg_catalog: {err}"))?;
+        // Registering a schema in a memory catalog does not fail.
+        let _ = catalog.register_schema("public", Arc::new(MemorySchemaProvider::new()));
+        let _ = catalog.register_schema("pg_catalog", Arc::new(pg_catalog));
+        catalogs.register_catalog(CATALOG.to_owned(), catalog);
+        let state = SessionStateBuilder::new_from_existing(self.state.clone())
+            .with_catalog_list(catalogs)
+            .build();
+        Ok(SessionContext::new_with_state(state))
     }
 }
 
