@@ -85,6 +85,9 @@ pub struct QueryService {
     anonymous: Arc<DfSessionService>,
     /// The read-only `qsaccel` tables aepp's InteractiveQuery classes read (spec §11.2).
     stubs: Arc<DfSessionService>,
+    /// The tables' latest log states: a login or statement reads only the commits made
+    /// since a table was last read, not its whole log.
+    logs: lakeport_lake::TableCache,
     /// What every session starts from (pg_catalog's tables and functions), built once.
     template: SessionTemplate,
     /// One permit per logged-in session (`query.max_sessions`).
@@ -136,6 +139,7 @@ impl QueryService {
             ))),
             stubs: Arc::new(DfSessionService::new(Arc::new(stubs::context(&runtime)))),
             template: SessionTemplate::new(&runtime)?,
+            logs: lakeport_lake::TableCache::new(),
             keys: RandomPidSecretKeyGenerator::default(),
             cancels: Arc::default(),
             limits: Limits {
@@ -169,6 +173,7 @@ impl QueryService {
             metastore: Arc::clone(&self.metastore),
             storage: self.storage.clone(),
             runtime: Arc::clone(&self.runtime),
+            logs: self.logs.clone(),
         }
     }
 }
@@ -271,6 +276,7 @@ struct Tables {
     metastore: Arc<dyn Metastore>,
     storage: Storage,
     runtime: Arc<RuntimeEnv>,
+    logs: lakeport_lake::TableCache,
 }
 
 impl Tables {
@@ -478,7 +484,8 @@ impl Tables {
         };
         let root = lakeport_lake::dataset_root(tenant.org(), tenant.sandbox(), id);
         let table = lakeport_lake::Table::open(&self.storage, &root)
-            .map_err(|err| format!("opening dataset {id}: {err}"))?;
+            .map_err(|err| format!("opening dataset {id}: {err}"))?
+            .with_cache(&self.logs);
         let Some(delta) = table
             .delta_table()
             .await
