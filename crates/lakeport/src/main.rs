@@ -313,6 +313,17 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         metastore: Arc::clone(&metastore),
         storage: storage.clone(),
     }));
+    // One engine for the wire endpoint and the REST API's queries, built before the banner
+    // (its pg_catalog template takes a moment) so the banner's lines come together.
+    let query_service = Arc::new(
+        lakeport_query::QueryService::new(
+            lakeport_api::context::Auth::from_config(&config.auth),
+            Arc::clone(&metastore),
+            storage.clone(),
+            &config.query,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -351,16 +362,6 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    // One engine for the wire endpoint and the REST API's queries.
-    let query_service = Arc::new(
-        lakeport_query::QueryService::new(
-            lakeport_api::context::Auth::from_config(&config.auth),
-            Arc::clone(&metastore),
-            storage.clone(),
-            &config.query,
-        )
-        .map_err(anyhow::Error::msg)?,
-    );
     let wire_port = match &query_listener {
         Some(listener) => Some(
             listener
