@@ -173,7 +173,8 @@ impl Runner {
         Self { ctx }
     }
 
-    /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms. A job running
+    /// Runs jobs until `shutdown` resolves; an idle worker polls every 200 ms, and wakes at
+    /// once when this node queues a job ([`Metastore::job_bell`]). A job running
     /// when `shutdown` resolves gets up to `grace` to finish; past that it is dropped and left
     /// to its lease (promotions are idempotent, so the next claim redoes it from the start).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>, grace: Duration) {
@@ -182,6 +183,8 @@ impl Runner {
         let mut last_expiry = None;
         let mut last_seal = None;
         let mut last_requeue = None;
+        // A job queued on this node rings the bell, so an idle worker starts it at once.
+        let bell = self.ctx.metastore.job_bell();
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
         loop {
             if due(&mut last_abandon, ABANDON_EVERY) {
@@ -229,6 +232,7 @@ impl Runner {
             }
             tokio::select! {
                 () = &mut shutdown => break,
+                () = bell.notified() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
             }
         }

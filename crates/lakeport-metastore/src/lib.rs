@@ -551,6 +551,12 @@ pub trait Metastore: Send + Sync + 'static {
         cleanup_delay_ms: i64,
     ) -> Result<Doc, MetastoreError>;
 
+    /// Rung (`notify_one`) when this node queues a job that is due at once: a batch signal,
+    /// a table job, sealed or requeued stream segments. Idle workers of the node wait on it
+    /// next to their poll interval, so a job starts without waiting for the next poll; jobs
+    /// queued by other nodes are still found by polling.
+    fn job_bell(&self) -> Arc<tokio::sync::Notify>;
+
     /// Claims the next runnable job (queued and due, or running with an expired lease).
     async fn claim_job(
         &self,

@@ -23,6 +23,8 @@ use crate::{
 use lakeport_domain::flow::{FlowKind, Reference};
 use lakeport_domain::queryservice::{QsKind, QsListing};
 
+use std::sync::Arc;
+
 use crate::queries;
 
 /// A metastore over one SQL backend ([`crate::sqlite::SqliteMetastore`],
@@ -30,6 +32,15 @@ use crate::queries;
 #[derive(Clone)]
 pub struct SqlStore<B> {
     pub(crate) backend: B,
+    /// Rung when this node queues a job that is due now (see [`Metastore::job_bell`]).
+    pub(crate) bell: Arc<tokio::sync::Notify>,
+}
+
+impl<B> SqlStore<B> {
+    /// Wakes one idle worker of this node (or the next to wait) after a due job was queued.
+    fn ring(&self) {
+        self.bell.notify_one();
+    }
 }
 
 /// Runs `$work` (an expression over the connection and owned copies of the listed
@@ -335,7 +346,7 @@ impl<B: Backend> Metastore for SqlStore<B> {
         now: i64,
         cleanup_delay_ms: i64,
     ) -> Result<Doc, MetastoreError> {
-        run!(
+        let batch = run!(
             self.write("signalling a batch", [tenant, batch_id, actor], |conn| {
                 ingest::signal_batch(
                     conn,
@@ -347,7 +358,13 @@ impl<B: Backend> Metastore for SqlStore<B> {
                     cleanup_delay_ms,
                 )
             })
-        )
+        )?;
+        self.ring();
+        Ok(batch)
+    }
+
+    fn job_bell(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.bell)
     }
 
     async fn claim_job(
@@ -445,9 +462,14 @@ impl<B: Backend> Metastore for SqlStore<B> {
         batch_id: &BatchId,
         run_at: i64,
     ) -> Result<(), MetastoreError> {
+        let now = now_millis();
         run!(self.write("enqueueing a job", [tenant, batch_id], |conn| {
-            ingest::enqueue_job(conn, &tenant, kind, &batch_id, run_at, now_millis())
-        }))
+            ingest::enqueue_job(conn, &tenant, kind, &batch_id, run_at, now)
+        }))?;
+        if run_at <= now {
+            self.ring();
+        }
+        Ok(())
     }
 
     async fn enqueue_table_job(
@@ -456,11 +478,13 @@ impl<B: Backend> Metastore for SqlStore<B> {
         kind: JobKind,
         dataset_id: &DatasetId,
     ) -> Result<i64, MetastoreError> {
-        run!(
+        let id = run!(
             self.write("enqueueing a table job", [tenant, dataset_id], |conn| {
                 ingest::enqueue_table_job(conn, &tenant, kind, dataset_id.as_str(), now_millis())
             })
-        )
+        )?;
+        self.ring();
+        Ok(id)
     }
 
     async fn table_job(
@@ -699,9 +723,13 @@ impl<B: Backend> Metastore for SqlStore<B> {
         now: i64,
     ) -> Result<Vec<SealedSegment>, MetastoreError> {
         let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
-        run!(self.write("sealing stream segments", [], |conn| {
+        let sealed = run!(self.write("sealing stream segments", [], |conn| {
             stream::seal_due(conn, opened_before, max_bytes, 100, now)
-        }))
+        }))?;
+        if !sealed.is_empty() {
+            self.ring();
+        }
+        Ok(sealed)
     }
 
     async fn requeue_stalled_segments(
@@ -709,11 +737,15 @@ impl<B: Backend> Metastore for SqlStore<B> {
         sealed_before: i64,
         now: i64,
     ) -> Result<Vec<SealedSegment>, MetastoreError> {
-        run!(
+        let requeued = run!(
             self.write("requeueing stalled stream segments", [], |conn| {
                 stream::requeue_stalled(conn, sealed_before, 100, now)
             })
-        )
+        )?;
+        if !requeued.is_empty() {
+            self.ring();
+        }
+        Ok(requeued)
     }
 
     async fn stream_segment(

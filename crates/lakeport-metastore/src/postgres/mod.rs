@@ -522,6 +522,7 @@ impl PostgresMetastore {
                 source: Box::new(err),
             })?;
         let store = SqlStore {
+            bell: std::sync::Arc::default(),
             backend: PostgresBackend { pool },
         };
         store.backend.migrate().await?;

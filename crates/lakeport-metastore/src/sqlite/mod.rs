@@ -444,6 +444,7 @@ impl SqliteMetastore {
             readers.push(Mutex::new(reader));
         }
         Ok(SqlStore {
+            bell: Arc::default(),
             backend: SqliteBackend(Arc::new(Shared {
                 writer: Mutex::new(writer),
                 readers,

@@ -1429,6 +1429,13 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
             .unwrap();
     }
     assert!(store.claim_job("w1", 1000, 10).await.unwrap().is_none());
+    // The node's idle workers wait on the bell: COMPLETE rings it, so a worker starts the
+    // promotion without waiting for its next poll.
+    let bell = store.job_bell();
+    assert!(
+        futures::FutureExt::now_or_never(bell.notified()).is_none(),
+        "the bell rang before any job was queued"
+    );
     let staging = store
         .signal_batch(
             &acme,
@@ -1441,6 +1448,10 @@ pub async fn jobs_are_leased_retried_and_promoted_once(store: &dyn Metastore) {
         .await
         .unwrap();
     assert_eq!(staging["status"], "staging");
+    assert!(
+        futures::FutureExt::now_or_never(bell.notified()).is_some(),
+        "COMPLETE queued a promotion without ringing the bell"
+    );
     // A repeated COMPLETE changes nothing and enqueues nothing.
     store
         .signal_batch(
