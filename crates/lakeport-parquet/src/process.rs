@@ -24,7 +24,7 @@ use crate::read::csv::{CsvFile, Next};
 use crate::read::{self, Flow, RowSink};
 use crate::schema::arrow_schema;
 
-mod lines;
+mod parallel;
 
 /// Rows the Arrow encoder turns into one record batch at most: bounds the JSON tape and the
 /// Arrow arrays held before they reach the Parquet writer, whatever the row-group size.
@@ -489,6 +489,24 @@ fn read_input(
                 .map_err(|reason| not_in_schema(name, reason))?;
             let reader =
                 read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
+            if threads > 2 {
+                let reading = parallel::Reading {
+                    full_schema: schema,
+                    max_row_bytes,
+                    csv_paths: &[],
+                };
+                return parallel::decode_file(reading, rows, threads - 1, |gather| {
+                    let mut row_number = 0;
+                    for batch in reader {
+                        let batch =
+                            batch.map_err(|err| read::parquet::undecodable_batch(name, &err))?;
+                        let read = batch.num_rows() as u64;
+                        gather.send(parallel::Piece::Parquet { batch, row_number })?;
+                        row_number += read;
+                    }
+                    Ok(())
+                });
+            }
             let mut row_number = 0;
             for batch in reader {
                 let batch = batch
@@ -521,7 +539,14 @@ fn read_input(
             if *multi_line {
                 read::json::read_array(reader, file, name, max_row_bytes, rows)
             } else if threads > 2 {
-                lines::read_lines(reader, file, max_row_bytes, rows, threads - 1)
+                let reading = parallel::Reading {
+                    full_schema: schema,
+                    max_row_bytes,
+                    csv_paths: &[],
+                };
+                parallel::decode_file(reading, rows, threads - 1, |gather| {
+                    read::json::read_lines(reader, file, name, max_row_bytes, gather)
+                })
             } else {
                 read::json::read_lines(reader, file, name, max_row_bytes, rows)
             }
@@ -536,6 +561,16 @@ fn read_input(
             }
             let paths = map_csv_header(schema, csv.header())
                 .map_err(|reason| not_in_schema(name, reason))?;
+            if threads > 2 {
+                let reading = parallel::Reading {
+                    full_schema: schema,
+                    max_row_bytes,
+                    csv_paths: &paths,
+                };
+                return parallel::decode_file(reading, rows, threads - 1, |gather| {
+                    csv_pieces(&mut csv, &paths, gather)
+                });
+            }
             rows.csv_columns(&mut csv, &paths)
         }
         // Handled above, before the input was opened as a byte stream.
@@ -677,7 +712,8 @@ impl FileRows<'_> {
             accepted[index] = sink.accepted;
         }
         self.stats.input_records += decided as u64;
-        let output = merge_checked(columns, checked, &accepted).map_err(WriteError::Encode)?;
+        let output = merge_checked(&mut columns.builder, &columns.schema, checked, &accepted)
+            .map_err(WriteError::Encode)?;
         *output_records += output.num_rows() as u64;
         columns.push_batch(output)?;
         Ok(())
@@ -812,7 +848,8 @@ impl FileRows<'_> {
         if rows == 0 {
             return Ok(());
         }
-        let output = merge_checked(columns, checked, &accepted).map_err(WriteError::Encode)?;
+        let output = merge_checked(&mut columns.builder, &columns.schema, checked, &accepted)
+            .map_err(WriteError::Encode)?;
         *output_records += output.num_rows() as u64;
         columns.push_batch(output)?;
         Ok(())
@@ -825,6 +862,76 @@ struct CsvChunkState {
     events: Vec<CsvEvent>,
     /// The bytes of text and corrupt records held.
     held: usize,
+}
+
+/// Reads a CSV file into pieces for the decoding threads: text columns of about one output
+/// record batch (at most [`CSV_CHUNK_BYTES`] of text) with the corrupt records between
+/// them, and a record too large for text columns on its own, as a value.
+fn csv_pieces(
+    csv: &mut CsvFile,
+    paths: &[Vec<String>],
+    gather: &mut parallel::Gather<'_>,
+) -> Result<(), ProcessError> {
+    let mut chunk = CsvChunkState {
+        columns: CsvColumns::new(paths),
+        events: Vec::new(),
+        held: 0,
+    };
+    let send = |chunk: &mut CsvChunkState, gather: &mut parallel::Gather<'_>| {
+        chunk.held = 0;
+        if chunk.events.is_empty() {
+            return Ok(());
+        }
+        let rows = chunk.columns.rows();
+        let data = chunk.columns.finish().map_err(WriteError::Encode)?;
+        gather.send(parallel::Piece::Csv {
+            chunk: data,
+            rows,
+            events: std::mem::take(&mut chunk.events),
+        })
+    };
+    let wanted = gather.chunk_rows().max(CSV_CHUNK_MIN_ROWS);
+    loop {
+        let next = match csv.next_text() {
+            Ok(next) => next,
+            Err(err) => {
+                // Rows read before a file-level error stay counted and written.
+                send(&mut chunk, gather)?;
+                return Err(err);
+            }
+        };
+        match next {
+            Next::End => return send(&mut chunk, gather),
+            Next::Values => {
+                let text = csv.text();
+                if text.bytes() > CSV_CHUNK_BYTES {
+                    send(&mut chunk, gather)?;
+                    let mut values: Vec<Option<String>> = text
+                        .fields()
+                        .map(|field| field.map(str::to_owned))
+                        .collect();
+                    gather.send(parallel::Piece::Row(csv_row(paths, &mut values)))?;
+                    continue;
+                }
+                if chunk.held + text.bytes() > CSV_CHUNK_BYTES {
+                    send(&mut chunk, gather)?;
+                }
+                chunk.held += text.bytes();
+                chunk.columns.push(text.fields());
+                chunk.events.push(CsvEvent::Row);
+            }
+            Next::Corrupt { raw, message } | Next::Oversized { raw, message } => {
+                chunk.held += raw.len() + message.len();
+                chunk.events.push(CsvEvent::Corrupt { raw, message });
+                if chunk.held > CSV_CHUNK_BYTES {
+                    send(&mut chunk, gather)?;
+                }
+            }
+        }
+        if chunk.columns.rows() >= wanted || chunk.events.len() >= CSV_CHUNK_MAX_EVENTS {
+            send(&mut chunk, gather)?;
+        }
+    }
 }
 
 /// One record of a CSV chunk, in file order.
@@ -851,7 +958,8 @@ const CSV_CHUNK_MAX_EVENTS: usize = 2 * ENCODE_CHUNK_ROWS;
 /// undecided rows the row validator `accepted` (built in `columns.builder` meanwhile, in
 /// order); the other undecided rows are left out.
 fn merge_checked(
-    columns: &mut ColumnOutput,
+    builder: &mut RowBuilder,
+    schema: &SchemaRef,
     checked: Checked,
     accepted: &[bool],
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
@@ -863,7 +971,7 @@ fn merge_checked(
         .count();
     let arrays: Vec<ArrayRef> = if decided == rows {
         checked.columns
-    } else if columns.builder.rows() == 0 {
+    } else if builder.rows() == 0 {
         let keep = BooleanArray::from(
             checked
                 .undecided
@@ -878,7 +986,7 @@ fn merge_checked(
             .collect::<Result<_, _>>()?
     } else {
         // Interleave the rows the row validator accepted, in input order.
-        let extra = columns.builder.finish()?;
+        let extra = builder.finish()?;
         let mut next = 0;
         let mut picks = Vec::with_capacity(decided + extra.num_rows());
         for (index, &accepted) in accepted.iter().enumerate() {
@@ -898,7 +1006,7 @@ fn merge_checked(
             })
             .collect::<Result<_, _>>()?
     };
-    RecordBatch::try_new(columns.schema.clone(), arrays)
+    RecordBatch::try_new(schema.clone(), arrays)
 }
 
 /// The sink of the undecided rows of a Parquet record batch: the row validator decides;

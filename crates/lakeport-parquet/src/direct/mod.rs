@@ -21,7 +21,7 @@ use serde_json::Value;
 
 pub(crate) use batch::{Checked, check_batch};
 use columns::RowColumns;
-pub(crate) use csv::CsvColumns;
+pub(crate) use csv::{CsvChunk, CsvColumns};
 pub(crate) use tape::Tape;
 use walk::Walker;
 

@@ -1,43 +1,66 @@
-//! JSON Lines decoded on several threads (issue 16): the caller's thread reads the file and
-//! cuts it into chunks of whole lines; each decoding thread walks the chunks it takes into
-//! Arrow columns of its own and sets the rejected rows aside; the caller merges the results
-//! in file order. The Parquet parts and the diagnostics are those of one thread: accepted
-//! rows reach the output in file order (cut into the same record batches), and rejected rows
-//! reach the rejects in file order.
+//! A file decoded on several threads (issue 16). The caller's thread reads the file and cuts
+//! it into pieces in file order: chunks of whole JSON lines, Parquet record batches, or CSV
+//! records gathered into text columns. Each decoding thread validates and converts the
+//! pieces it takes into Arrow columns of its own and sets the rejected rows aside; the caller
+//! merges the results in file order. The Parquet parts and the diagnostics are those of one
+//! thread: accepted rows reach the output in file order (cut into the same record batches),
+//! and rejected rows reach the rejects in file order. When the file turns out to be bad
+//! part-way, the pieces before the failure are merged first, as one thread would have
+//! written them.
 //!
-//! Memory stays bounded: at most two chunks per thread are in flight (each at most
-//! one output record batch of lines or about [`CHUNK_BYTES`] of text, a longer row being a corrupt row
-//! of at most the row limit), and their results wait for the merge in order.
+//! Memory stays bounded: at most two pieces per thread are in flight (a chunk of lines is at
+//! most one output record batch of lines or about [`CHUNK_BYTES`] of text, a longer row
+//! being a corrupt row of at most the row limit; a record batch or a CSV chunk is what one
+//! thread holds at a time), and their results wait for the merge in order.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Mutex, PoisonError};
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use lakeport_domain::xdm::validate::{Source, Validator, Violation};
 use serde_json::Value;
 
-use super::{ColumnOutput, FileRows, FileStats, Pipeline, Rejects};
-use crate::direct::{Offered, RowBuilder};
+use super::{ColumnOutput, CsvEvent, FileRows, FileStats, Pipeline, Rejects, csv_row};
+use crate::arrow_value::{dates_from_timestamps, without_dictionaries};
+use crate::direct::{CsvChunk, Offered, RowBuilder, check_batch};
 use crate::error::{ProcessError, WriteError};
-use crate::read::{self, Flow, Input, RowSink};
+use crate::read::{self, Flow, RowSink};
 
 /// Text a chunk holds before it is sent (a chunk ends at the first line past it).
 const CHUNK_BYTES: usize = 2 << 20;
 
-/// Reads JSON Lines from `reader` with `threads` decoding threads into the column output of
-/// `rows`, as [`read::json::read_lines`] does on one thread.
+/// What the pieces of a file need to be read as one thread reads them.
+pub(super) struct Reading<'a> {
+    /// The resolved schema (Parquet timestamps that the schema declares as dates).
+    pub(super) full_schema: &'a Value,
+    pub(super) max_row_bytes: usize,
+    /// The field path of each CSV header column (empty for other formats).
+    pub(super) csv_paths: &'a [Vec<String>],
+}
+
+/// What the decoding threads share.
+struct Context<'a> {
+    validator: &'a Validator,
+    schema: SchemaRef,
+    /// The file's name in the batch, for file-level errors.
+    name: &'a str,
+    reading: Reading<'a>,
+}
+
+/// Decodes one file with `threads` decoding threads into the column output of `rows`:
+/// `feed` reads the file on the caller's thread and hands its pieces to the [`Gather`].
 ///
 /// # Errors
-/// As [`read::json::read_lines`], and [`WriteError::Thread`] when a decoding thread fails.
-pub(super) fn read_lines(
-    reader: Input,
-    path: &Path,
-    max_row_bytes: usize,
+/// The first error in file order: a piece's, or the reader's once the pieces before it are
+/// merged; [`WriteError::Thread`] when a decoding thread fails.
+pub(super) fn decode_file(
+    reading: Reading<'_>,
     rows: &mut FileRows<'_>,
     threads: usize,
+    feed: impl FnOnce(&mut Gather<'_>) -> Result<(), ProcessError>,
 ) -> Result<(), ProcessError> {
     let name = rows.name;
     let Pipeline {
@@ -46,20 +69,25 @@ pub(super) fn read_lines(
         rejects,
         output_records,
     } = &mut *rows.pipeline;
-    let validator: &Validator = validator;
+    let context = &Context {
+        validator,
+        schema: columns.schema.clone(),
+        name,
+        reading,
+    };
     let builders = (0..threads)
-        .map(|_| RowBuilder::new(validator, columns.schema.clone()))
+        .map(|_| RowBuilder::new(context.validator, context.schema.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(WriteError::Thread)?;
-    let (work, chunks) = sync_channel::<(u64, Chunk)>(threads);
+    let (work, pieces) = sync_channel::<(u64, Piece)>(threads);
     let (done, results) = channel();
     let chunk_lines = columns.chunk_rows;
-    let chunks = Mutex::new(chunks);
+    let pieces = Mutex::new(pieces);
     std::thread::scope(|scope| {
         for builder in builders {
             let done = done.clone();
-            let chunks = &chunks;
-            scope.spawn(move || decode_chunks(validator, builder, chunks, &done));
+            let pieces = &pieces;
+            scope.spawn(move || decode_pieces(context, builder, pieces, &done));
         }
         drop(done);
         let mut gather = Gather {
@@ -71,6 +99,7 @@ pub(super) fn read_lines(
             merged: 0,
             in_flight: 2 * threads as u64,
             waiting: BTreeMap::new(),
+            failed: false,
             merge: Merge {
                 columns,
                 rejects,
@@ -79,10 +108,17 @@ pub(super) fn read_lines(
                 name,
             },
         };
-        let read = read::json::read_lines(reader, path, name, max_row_bytes, &mut gather);
-        // After an error the threads still end: the chunks stop when `gather` is dropped.
-        read?;
-        gather.finish()
+        match feed(&mut gather) {
+            Ok(()) => gather.finish(),
+            // A file-level error of the reader: the pieces before it count, as on one thread.
+            Err(err @ ProcessError::File(_)) if !gather.failed => {
+                gather.finish()?;
+                Err(err)
+            }
+            // After any other error the threads still end: the pieces stop when `gather`
+            // is dropped.
+            Err(err) => Err(err),
+        }
     })
 }
 
@@ -95,9 +131,27 @@ enum Entry {
 
 /// Whole lines of a file, in order.
 #[derive(Default)]
-struct Chunk {
+pub(super) struct Chunk {
     text: Vec<u8>,
     entries: Vec<Entry>,
+}
+
+/// A piece of a file, in file order.
+pub(super) enum Piece {
+    Lines(Chunk),
+    /// A Parquet record batch as read; its first row is row `row_number + 1` of the file.
+    Parquet {
+        batch: RecordBatch,
+        row_number: u64,
+    },
+    /// CSV records as text columns (`rows` of them), with the corrupt records between them.
+    Csv {
+        chunk: CsvChunk,
+        rows: usize,
+        events: Vec<CsvEvent>,
+    },
+    /// One row that goes the row way (a CSV record too large for text columns).
+    Row(Value),
 }
 
 /// A row a decoding thread rejected, for the caller to write.
@@ -112,26 +166,26 @@ enum Reject {
     },
 }
 
-/// What a decoding thread made of one chunk.
+/// What a decoding thread made of one piece.
 struct Decoded {
     accepted: RecordBatch,
     rejects: Vec<Reject>,
     input_records: u64,
 }
 
-/// The loop of one decoding thread: takes chunks until there are none, answers each.
-fn decode_chunks(
-    validator: &Validator,
+/// The loop of one decoding thread: takes pieces until there are none, answers each.
+fn decode_pieces(
+    context: &Context<'_>,
     mut builder: RowBuilder,
-    chunks: &Mutex<Receiver<(u64, Chunk)>>,
+    pieces: &Mutex<Receiver<(u64, Piece)>>,
     done: &Sender<(u64, Result<Decoded, ProcessError>)>,
 ) {
     loop {
-        let next = chunks.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok((sequence, chunk)) = next else {
+        let next = pieces.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok((sequence, piece)) = next else {
             return;
         };
-        let decoded = catch_unwind(AssertUnwindSafe(|| decode(validator, &mut builder, chunk)))
+        let decoded = catch_unwind(AssertUnwindSafe(|| decode(context, &mut builder, piece)))
             .unwrap_or_else(|_| {
                 Err(WriteError::Thread("a decoding thread panicked".to_owned()).into())
             });
@@ -143,30 +197,164 @@ fn decode_chunks(
 }
 
 fn decode(
-    validator: &Validator,
+    context: &Context<'_>,
     builder: &mut RowBuilder,
-    chunk: Chunk,
+    piece: Piece,
 ) -> Result<Decoded, ProcessError> {
     let mut sink = ChunkSink {
-        validator,
+        validator: context.validator,
+        source: Source::Json,
         builder,
         rejects: Vec::new(),
         input_records: 0,
     };
-    let mut start = 0;
-    for entry in chunk.entries {
-        match entry {
-            Entry::Line { end, number } => {
-                sink.json_line(&chunk.text[start..end], number)?;
-                start = end;
+    match piece {
+        Piece::Lines(chunk) => {
+            let mut start = 0;
+            for entry in chunk.entries {
+                match entry {
+                    Entry::Line { end, number } => {
+                        sink.json_line(&chunk.text[start..end], number)?;
+                        start = end;
+                    }
+                    Entry::Corrupt { raw, message } => {
+                        sink.input_records += 1;
+                        sink.rejects.push(Reject::Corrupt { raw, message });
+                    }
+                }
             }
-            Entry::Corrupt { raw, message } => {
-                sink.input_records += 1;
-                sink.rejects.push(Reject::Corrupt { raw, message });
-            }
+        }
+        Piece::Parquet { batch, row_number } => {
+            sink.source = Source::Parquet;
+            return parquet_batch(context, sink, batch, row_number);
+        }
+        Piece::Csv {
+            chunk,
+            rows,
+            events,
+        } => {
+            sink.source = Source::Csv;
+            return csv_chunk(context, sink, &chunk, rows, events);
+        }
+        Piece::Row(row) => {
+            sink.source = Source::Csv;
+            let original = row.clone();
+            sink.row(row, &|| original.clone())?;
         }
     }
     let accepted = sink.builder.finish().map_err(WriteError::Encode)?;
+    Ok(Decoded {
+        accepted,
+        rejects: sink.rejects,
+        input_records: sink.input_records,
+    })
+}
+
+/// A Parquet record batch checked as columns, its undecided rows by the row validator (as
+/// [`FileRows::parquet_batch`] does on one thread).
+fn parquet_batch(
+    context: &Context<'_>,
+    mut sink: ChunkSink<'_>,
+    batch: RecordBatch,
+    row_number: u64,
+) -> Result<Decoded, ProcessError> {
+    let batch = without_dictionaries(batch)
+        .and_then(|batch| dates_from_timestamps(batch, context.reading.full_schema))
+        .map_err(|err| read::parquet::undecodable_batch(context.name, &err))?;
+    let rows = batch.num_rows();
+    let checked = check_batch(
+        context.validator,
+        Source::Parquet,
+        context.schema.fields(),
+        batch.schema_ref().fields(),
+        batch.columns(),
+        rows,
+        context.reading.max_row_bytes,
+    )
+    .map_err(WriteError::Encode)?;
+    let mut accepted = vec![false; rows];
+    for (index, &undecided) in checked.undecided.iter().enumerate() {
+        if !undecided {
+            sink.input_records += 1;
+            continue;
+        }
+        let before = sink.builder.rows();
+        read::parquet::read_row(
+            &batch,
+            index,
+            row_number + index as u64 + 1,
+            context.reading.max_row_bytes,
+            &mut sink,
+        )?;
+        accepted[index] = sink.builder.rows() > before;
+    }
+    let accepted = super::merge_checked(sink.builder, &context.schema, checked, &accepted)
+        .map_err(WriteError::Encode)?;
+    Ok(Decoded {
+        accepted,
+        rejects: sink.rejects,
+        input_records: sink.input_records,
+    })
+}
+
+/// CSV records checked as text columns, the undecided ones by the row validator (as
+/// [`FileRows::csv_chunk`] does on one thread).
+fn csv_chunk(
+    context: &Context<'_>,
+    mut sink: ChunkSink<'_>,
+    data: &CsvChunk,
+    rows: usize,
+    events: Vec<CsvEvent>,
+) -> Result<Decoded, ProcessError> {
+    // The CSV row path applies no JSON size limit: the reader bounds the record.
+    let checked = check_batch(
+        context.validator,
+        Source::Csv,
+        context.schema.fields(),
+        &data.fields,
+        &data.columns,
+        rows,
+        usize::MAX,
+    )
+    .map_err(WriteError::Encode)?;
+    let paths = context.reading.csv_paths;
+    let mut accepted = vec![false; rows];
+    let mut index = 0;
+    for event in events {
+        sink.input_records += 1;
+        let row = match event {
+            CsvEvent::Corrupt { raw, message } => {
+                sink.rejects.push(Reject::Corrupt { raw, message });
+                continue;
+            }
+            CsvEvent::Row => {
+                index += 1;
+                index - 1
+            }
+        };
+        if !checked.undecided[row] {
+            continue;
+        }
+        let value = csv_row(paths, &mut data.values(row));
+        match sink.validator.validate(value, Source::Csv) {
+            Ok(converted) => {
+                sink.builder
+                    .converted_row(sink.validator, &converted)
+                    .map_err(WriteError::Thread)?;
+                accepted[row] = true;
+            }
+            Err(violations) => sink.rejects.push(Reject::Invalid {
+                row: csv_row(paths, &mut data.values(row)),
+                violations,
+            }),
+        }
+    }
+    let accepted = if rows == 0 {
+        RecordBatch::new_empty(context.schema.clone())
+    } else {
+        super::merge_checked(sink.builder, &context.schema, checked, &accepted)
+            .map_err(WriteError::Encode)?
+    };
     Ok(Decoded {
         accepted,
         rejects: sink.rejects,
@@ -178,6 +366,7 @@ fn decode(
 /// for the merge instead of written.
 struct ChunkSink<'a> {
     validator: &'a Validator,
+    source: Source,
     builder: &'a mut RowBuilder,
     rejects: Vec<Reject>,
     input_records: u64,
@@ -186,7 +375,7 @@ struct ChunkSink<'a> {
 impl RowSink for ChunkSink<'_> {
     fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
         self.input_records += 1;
-        match self.validator.validate(row, Source::Json) {
+        match self.validator.validate(row, self.source) {
             Ok(converted) => self
                 .builder
                 .converted_row(self.validator, &converted)
@@ -250,42 +439,59 @@ impl Merge<'_> {
     }
 }
 
-/// The caller's sink: gathers the lines the reader finds into chunks, sends each full chunk
-/// to the decoding threads, and merges their results in order.
-struct Gather<'a> {
+/// The caller's side: hands the pieces of the file to the decoding threads (gathering JSON
+/// lines into chunks) and merges their results in order.
+pub(super) struct Gather<'a> {
     chunk: Chunk,
     /// Lines a chunk holds at most: one output record batch's rows.
     chunk_lines: usize,
-    work: Option<SyncSender<(u64, Chunk)>>,
+    work: Option<SyncSender<(u64, Piece)>>,
     results: Receiver<(u64, Result<Decoded, ProcessError>)>,
-    /// Chunks sent so far; the next one's sequence number.
+    /// Pieces sent so far; the next one's sequence number.
     sent: u64,
-    /// Chunks merged so far; the sequence number merged next.
+    /// Pieces merged so far; the sequence number merged next.
     merged: u64,
-    /// Chunks that may be sent and not merged yet.
+    /// Pieces that may be sent and not merged yet.
     in_flight: u64,
-    /// Results that arrived before an earlier chunk's.
+    /// Results that arrived before an earlier piece's.
     waiting: BTreeMap<u64, Result<Decoded, ProcessError>>,
+    /// A result failed or could not be written: nothing after it may be merged.
+    failed: bool,
     merge: Merge<'a>,
 }
 
 impl Gather<'_> {
+    /// Rows a CSV piece gathers: one output record batch.
+    pub(super) fn chunk_rows(&self) -> usize {
+        self.chunk_lines
+    }
+
     fn send_if_full(&mut self) -> Result<Flow, ProcessError> {
         if self.chunk.entries.len() >= self.chunk_lines || self.chunk.text.len() >= CHUNK_BYTES {
-            self.send()?;
+            self.send_chunk()?;
         }
         Ok(Flow::Continue)
     }
 
-    fn send(&mut self) -> Result<(), ProcessError> {
+    /// Sends the JSON lines gathered so far, if any.
+    fn send_chunk(&mut self) -> Result<(), ProcessError> {
+        if self.chunk.entries.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        self.send(Piece::Lines(chunk))
+    }
+
+    /// Hands the next piece of the file to the decoding threads, first merging results
+    /// while too many are in flight.
+    pub(super) fn send(&mut self, piece: Piece) -> Result<(), ProcessError> {
         while self.sent - self.merged >= self.in_flight {
             self.merge_next()?;
         }
-        let chunk = std::mem::take(&mut self.chunk);
         let sent = self
             .work
             .as_ref()
-            .is_some_and(|work| work.send((self.sent, chunk)).is_ok());
+            .is_some_and(|work| work.send((self.sent, piece)).is_ok());
         if !sent {
             return Err(stopped());
         }
@@ -296,28 +502,35 @@ impl Gather<'_> {
         }
         while let Some(result) = self.waiting.remove(&self.merged) {
             self.merged += 1;
-            self.merge.apply(result?)?;
+            self.apply(result)?;
         }
         Ok(())
     }
 
-    /// Waits for the next chunk's result and merges it.
+    fn apply(&mut self, result: Result<Decoded, ProcessError>) -> Result<(), ProcessError> {
+        let applied = result.and_then(|decoded| self.merge.apply(decoded));
+        self.failed |= applied.is_err();
+        applied
+    }
+
+    /// Waits for the next piece's result and merges it.
     fn merge_next(&mut self) -> Result<(), ProcessError> {
         loop {
             if let Some(result) = self.waiting.remove(&self.merged) {
                 self.merged += 1;
-                return self.merge.apply(result?);
+                return self.apply(result);
             }
-            let (sequence, result) = self.results.recv().map_err(|_| stopped())?;
+            let Ok((sequence, result)) = self.results.recv() else {
+                self.failed = true;
+                return Err(stopped());
+            };
             self.waiting.insert(sequence, result);
         }
     }
 
-    /// Sends the last chunk, lets the threads end, and merges every result.
+    /// Sends the last lines, lets the threads end, and merges every result.
     fn finish(mut self) -> Result<(), ProcessError> {
-        if !self.chunk.entries.is_empty() {
-            self.send()?;
-        }
+        self.send_chunk()?;
         self.work = None;
         while self.merged < self.sent {
             self.merge_next()?;

@@ -328,8 +328,9 @@ fn run(
     }
 }
 
-/// Runs the batch on one thread and on two, requires byte-identical outcomes with the
-/// recorded fingerprint, and returns the second.
+/// Runs the batch on one thread, on two (decoding and writing overlapped) and on four
+/// (records checked on three threads, merged in order), requires byte-identical outcomes
+/// with the recorded fingerprint, and returns the last.
 #[track_caller]
 fn same_outcome(
     golden: &str,
@@ -339,28 +340,39 @@ fn same_outcome(
 ) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let rows = run(1, schema_name, options, inputs, dir.path());
-    let columns = run(2, schema_name, options, inputs, dir.path());
-    assert_eq!(rows.files, columns.files, "file results differ");
-    assert_eq!(rows.output, columns.output, "batch outputs differ");
-    assert_eq!(rows.contents.len(), columns.contents.len());
-    for ((path, expected), (other_path, actual)) in rows.contents.iter().zip(&columns.contents) {
-        assert_eq!(path, other_path);
-        if expected != actual {
-            let first = expected
-                .iter()
-                .zip(actual)
-                .position(|(a, b)| a != b)
-                .unwrap_or(expected.len().min(actual.len()));
-            let from = first.saturating_sub(200);
-            panic!(
-                "{path} differs between one thread and two from byte {first}:\none:  {}\ntwo:  {}",
-                String::from_utf8_lossy(&expected[from..expected.len().min(first + 800)]),
-                String::from_utf8_lossy(&actual[from..actual.len().min(first + 800)])
-            );
+    let mut last = None;
+    for threads in [2, 4] {
+        let columns = run(threads, schema_name, options, inputs, dir.path());
+        assert_eq!(
+            rows.files, columns.files,
+            "file results differ ({threads} threads)"
+        );
+        assert_eq!(
+            rows.output, columns.output,
+            "batch outputs differ ({threads} threads)"
+        );
+        assert_eq!(rows.contents.len(), columns.contents.len());
+        for ((path, expected), (other_path, actual)) in rows.contents.iter().zip(&columns.contents)
+        {
+            assert_eq!(path, other_path);
+            if expected != actual {
+                let first = expected
+                    .iter()
+                    .zip(actual)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(expected.len().min(actual.len()));
+                let from = first.saturating_sub(200);
+                panic!(
+                    "{path} differs between one thread and {threads} from byte {first}:\none:  {}\n{threads}:  {}",
+                    String::from_utf8_lossy(&expected[from..expected.len().min(first + 800)]),
+                    String::from_utf8_lossy(&actual[from..actual.len().min(first + 800)])
+                );
+            }
         }
+        golden::check(&columns.fingerprint, golden);
+        last = Some(columns);
     }
-    golden::check(&columns.fingerprint, golden);
-    columns
+    last.expect("two runs")
 }
 
 fn diagnostics() -> ProcessOptions {

@@ -596,13 +596,27 @@ fn run(
     }
 }
 
-/// Runs the batch on one thread and on two, requires the same outcome with the recorded
-/// fingerprint, and returns the second.
+/// Runs the batch on one thread, on four (record batches checked on three threads, merged in
+/// order) and on two (decoding and writing overlapped); requires the same outcome with the
+/// recorded fingerprint each time and returns the last.
 #[track_caller]
 fn same_outcome(golden: &str, options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) -> Outcome {
+    same_outcome_on(4, golden, options, inputs);
+    same_outcome_on(2, golden, options, inputs)
+}
+
+/// Runs the batch on one thread and on `threads`, requires the same outcome with the
+/// recorded fingerprint, and returns the second.
+#[track_caller]
+fn same_outcome_on(
+    threads: usize,
+    golden: &str,
+    options: &ProcessOptions,
+    inputs: &[(&str, Vec<u8>)],
+) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let rows = run(1, options, inputs, dir.path());
-    let columns = run(2, options, inputs, dir.path());
+    let columns = run(threads, options, inputs, dir.path());
     assert_eq!(rows.files, columns.files, "file results differ");
     let counts = |output: &BatchOutput| {
         (
@@ -622,12 +636,12 @@ fn same_outcome(golden: &str, options: &ProcessOptions, inputs: &[(&str, Vec<u8>
     assert_eq!(
         counts(&rows.output),
         counts(&columns.output),
-        "batch outputs differ"
+        "batch outputs differ ({threads} threads)"
     );
     for ((path, expected), (_, actual)) in rows.rejects.iter().zip(&columns.rejects) {
         if expected != actual {
             panic!(
-                "{path} differs between one thread and two:\none:  {}\ntwo:  {}",
+                "{path} differs between one thread and {threads}:\none:  {}\nother:  {}",
                 String::from_utf8_lossy(&expected[..expected.len().min(3000)]),
                 String::from_utf8_lossy(&actual[..actual.len().min(3000)])
             );
@@ -640,7 +654,7 @@ fn same_outcome(golden: &str, options: &ProcessOptions, inputs: &[(&str, Vec<u8>
             assert_eq!(
                 expected.column(column),
                 actual.column(column),
-                "part {index}, column {} differs",
+                "part {index}, column {} differs ({threads} threads)",
                 field.name()
             );
         }
