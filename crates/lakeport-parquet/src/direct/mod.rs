@@ -8,6 +8,7 @@
 mod batch;
 mod columns;
 mod csv;
+mod scan;
 mod tape;
 mod walk;
 

@@ -1,6 +1,7 @@
-//! A flat token tape of one JSON row, filled by serde_json's own parser.
+//! A flat token tape of one JSON row, filled by a scanner for plain rows (`scan.rs`) or by
+//! serde_json's own parser.
 //!
-//! The row is parsed with the same `serde_json::Deserializer` that builds a
+//! A row the scanner is not sure of is parsed with the same `serde_json::Deserializer` that builds a
 //! [`serde_json::Value`], through a [`DeserializeSeed`] that appends tokens to a reused
 //! vector instead of allocating a tree: a row is accepted or refused exactly as
 //! `serde_json::from_slice::<Value>` would, numbers are the same [`Number`]s, and strings are
@@ -59,6 +60,13 @@ impl Tape {
         // A row checked as UTF-8 once is parsed as text, whose strings serde_json does not
         // check again one by one; a row that is not UTF-8 gets serde_json's own error.
         if let Ok(text) = std::str::from_utf8(bytes) {
+            // Most rows are plain JSON the scanner reads in one pass; anything it is not
+            // sure of is parsed again by serde_json.
+            if super::scan::scan(self, text).is_some() {
+                return Ok(());
+            }
+            self.tokens.clear();
+            self.text.clear();
             let mut deserializer = serde_json::Deserializer::from_str(text);
             ValueSeed(self).deserialize(&mut deserializer)?;
             return deserializer.end();
@@ -66,6 +74,22 @@ impl Tape {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         ValueSeed(self).deserialize(&mut deserializer)?;
         deserializer.end()
+    }
+
+    /// Parses one row with serde_json's parser only (the scanner's reference in tests).
+    #[cfg(test)]
+    pub(super) fn parse_with_serde(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        self.tokens.clear();
+        self.text.clear();
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        ValueSeed(self).deserialize(&mut deserializer)?;
+        deserializer.end()
+    }
+
+    /// Returns the tokens and the text, for comparing two tapes in tests.
+    #[cfg(test)]
+    pub(super) fn dump(&self) -> (String, &str) {
+        (format!("{:?}", self.tokens), &self.text)
     }
 
     /// Builds the tape of a value (a converted row, or a field's default).
@@ -106,7 +130,11 @@ impl Tape {
         }
     }
 
-    fn push_str(&mut self, text: &str) {
+    pub(super) fn push_token(&mut self, token: Token) {
+        self.tokens.push(token);
+    }
+
+    pub(super) fn push_str(&mut self, text: &str) {
         let start = self.text.len();
         self.text.push_str(text);
         self.tokens.push(Token::Str {
@@ -115,19 +143,19 @@ impl Tape {
         });
     }
 
-    fn open(&mut self) -> usize {
+    pub(super) fn open(&mut self) -> usize {
         self.tokens.push(Token::Null);
         self.tokens.len() - 1
     }
 
-    fn close_object(&mut self, at: usize, len: usize) {
+    pub(super) fn close_object(&mut self, at: usize, len: usize) {
         self.tokens[at] = Token::Object {
             len: offset(len),
             end: offset(self.tokens.len()),
         };
     }
 
-    fn close_array(&mut self, at: usize, len: usize) {
+    pub(super) fn close_array(&mut self, at: usize, len: usize) {
         self.tokens[at] = Token::Array {
             len: offset(len),
             end: offset(self.tokens.len()),

@@ -82,3 +82,109 @@ fn nested_fields_count_entries_and_items() {
     assert_eq!(tape.nested_fields(2), 4);
     assert_eq!(tape.nested_fields(0), 6);
 }
+
+/// A small deterministic generator (xorshift), so that a failure is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+/// The scanner's answer for `text` against serde_json's: when the scanner accepts a row,
+/// serde_json accepts it too with the very same tokens and text. Returns whether the
+/// scanner accepted it.
+#[track_caller]
+fn scanner_agrees(text: &str) -> bool {
+    let mut scanned = Tape::default();
+    let accepted = super::scan::scan(&mut scanned, text).is_some();
+    let mut reference = Tape::default();
+    let parsed = reference.parse_with_serde(text);
+    if accepted {
+        assert!(
+            parsed.is_ok(),
+            "the scanner accepted what serde_json refuses ({parsed:?}): {text:?}"
+        );
+        assert_eq!(
+            scanned.dump(),
+            reference.dump(),
+            "different tapes for {text:?}"
+        );
+    }
+    accepted
+}
+
+#[test]
+fn the_scanner_accepts_only_what_serde_json_accepts_with_the_same_tokens() {
+    let seeds = [
+        r#"{"_id":"a-1","timestamp":"2024-01-02T03:04:05Z","eventType":"commerce.purchases","_acme":{"loyalty":{"points":1200,"tier":"gold"},"order":{"priceTotal":123.45,"items":[1,2,3]},"score":-0.5e-3,"optIn":true,"none":null}}"#,
+        r#"[1, -2, 3.0, 4e10, 5E-2, 0, -9223372036854775807, 18446744073709551615, [], {}, [[[]]], "é ü 😀"]"#,
+        "  {\"a\" :\t{ \"b\" : [ true , false , null ] } }\r\n",
+        r#"{"a":1,"a":2,"":""}"#,
+    ];
+    for seed in seeds {
+        assert!(
+            scanner_agrees(seed),
+            "the scanner gave up on plain JSON: {seed}"
+        );
+    }
+    // Rows the scanner leaves to serde_json, which accepts or refuses them itself.
+    for text in [
+        r#"{"a":"x\ny"}"#,
+        "-0",
+        "01",
+        "1.",
+        ".5",
+        "1e",
+        "+1",
+        "-",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "1e400",
+        r#"{"a":1,}"#,
+        "[1,]",
+        "[1 2]",
+        r#"{"a" 1}"#,
+        "{} {}",
+        "nul",
+        "tru",
+        "\"\u{1}\"",
+        "\"unterminated",
+        "",
+        &"[".repeat(200),
+    ] {
+        assert!(!scanner_agrees(text), "the scanner accepted {text:?}");
+    }
+    // Random edits of the seeds: whatever the scanner accepts, serde_json accepts the same.
+    let alphabet: Vec<char> = "{}[]\",:.-+eE0123456789 \t\n\\truefalsn\u{1}é"
+        .chars()
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut accepted = 0;
+    for round in 0..20_000 {
+        let mut text: Vec<char> = seeds[round % seeds.len()].chars().collect();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(text.len() + 1);
+            let pick = alphabet[rng.below(alphabet.len())];
+            match rng.below(3) {
+                0 => text.insert(at, pick),
+                1 if at < text.len() => {
+                    text.remove(at);
+                }
+                _ if at < text.len() => text[at] = pick,
+                _ => text.push(pick),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        if scanner_agrees(&text) {
+            accepted += 1;
+        }
+    }
+    // Many edits keep the JSON valid (a digit for a digit, a space added), so the
+    // comparison above covered accepted rows, not only refusals.
+    assert!(accepted > 1000, "only {accepted} edited rows were accepted");
+}

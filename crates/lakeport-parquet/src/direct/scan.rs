@@ -1,0 +1,231 @@
+//! The fast path of [`Tape::parse`]: a single-pass scanner for the plain JSON most rows are
+//! (no escapes in strings, integers that fit 64 bits, nesting under [`MAX_DEPTH`]), which
+//! fills the tape without serde's visitor calls. Whatever it is not sure of — any syntax
+//! error, an escape, a control character, an integer out of range, `-0`, deep nesting — it
+//! gives up on, and the row is parsed again by serde_json's own parser, which then
+//! decides, with its own error message. So a row the scanner accepts is one serde_json
+//! accepts, with the same tokens: doubles are converted by serde_json itself.
+
+use super::tape::{Tape, Token};
+
+/// The deepest nesting the scanner follows (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 100;
+
+/// Fills `tape` (empty) with the tokens of `text`, or returns `None` when the row needs
+/// serde_json's parser; the tape is then left partly filled.
+pub(super) fn scan(tape: &mut Tape, text: &str) -> Option<()> {
+    let mut scanner = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    scanner.skip_whitespace();
+    scanner.value(tape, 0)?;
+    scanner.skip_whitespace();
+    (scanner.at == scanner.bytes.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `byte` after optional whitespace.
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn value(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(tape, depth + 1),
+            b'[' => self.array(tape, depth + 1),
+            b'"' => {
+                self.at += 1;
+                let text = self.string()?;
+                tape.push_str(text);
+                Some(())
+            }
+            b't' => self.literal("true", Token::Bool(true), tape),
+            b'f' => self.literal("false", Token::Bool(false), tape),
+            b'n' => self.literal("null", Token::Null, tape),
+            b'-' | b'0'..=b'9' => self.number(tape),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, token: Token, tape: &mut Tape) -> Option<()> {
+        if !self.bytes[self.at..].starts_with(word.as_bytes()) {
+            return None;
+        }
+        self.at += word.len();
+        tape.push_token(token);
+        Some(())
+    }
+
+    fn object(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        let at = tape.open();
+        self.skip_whitespace();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            tape.close_object(at, 0);
+            return Some(());
+        }
+        let mut len = 0;
+        loop {
+            self.expect(b'"')?;
+            let key = self.string()?;
+            tape.push_str(key);
+            self.expect(b':')?;
+            self.skip_whitespace();
+            self.value(tape, depth)?;
+            len += 1;
+            self.skip_whitespace();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    tape.close_object(at, len);
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        let at = tape.open();
+        self.skip_whitespace();
+        if self.peek()? == b']' {
+            self.at += 1;
+            tape.close_array(at, 0);
+            return Some(());
+        }
+        let mut len = 0;
+        loop {
+            self.skip_whitespace();
+            self.value(tape, depth)?;
+            len += 1;
+            self.skip_whitespace();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    tape.close_array(at, len);
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads a string's body after its opening quote, up to and past the closing quote;
+    /// `None` for an escape, a control character or a missing end.
+    #[inline]
+    fn string(&mut self) -> Option<&'a str> {
+        let rest = &self.bytes[self.at..];
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] != b'"' || rest[..end].iter().any(|&byte| byte < 0x20) {
+            return None;
+        }
+        let start = self.at;
+        self.at += end + 1;
+        // The quote is ASCII, so both ends are character boundaries of the text.
+        self.text.get(start..start + end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self, tape: &mut Tape) -> Option<()> {
+        let start = self.at;
+        let negative = self.peek()? == b'-';
+        if negative {
+            self.at += 1;
+        }
+        let mut significand: u64 = 0;
+        match self.peek()? {
+            b'0' => {
+                self.at += 1;
+            }
+            b'1'..=b'9' => {
+                while let Some(digit @ b'0'..=b'9') = self.peek() {
+                    significand = significand
+                        .checked_mul(10)?
+                        .checked_add(u64::from(digit - b'0'))?;
+                    self.at += 1;
+                }
+            }
+            _ => return None,
+        }
+        let mut double = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            double = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            double = true;
+        }
+        if matches!(self.peek(), Some(b'0'..=b'9')) {
+            // A leading zero followed by digits.
+            return None;
+        }
+        let token = if double {
+            // serde_json's own conversion, so that the double is the one it would give.
+            let value: f64 = serde_json::from_str(&self.text[start..self.at]).ok()?;
+            if !value.is_finite() {
+                return None;
+            }
+            Token::Float(value)
+        } else if !negative {
+            Token::PosInt(significand)
+        } else {
+            // serde_json makes `-0` and integers below i64's range doubles: leave them to it.
+            let value = i64::try_from(significand).ok()?.checked_neg()?;
+            if value >= 0 {
+                return None;
+            }
+            Token::NegInt(value)
+        };
+        tape.push_token(token);
+        Some(())
+    }
+}
