@@ -286,8 +286,8 @@ pub struct IngestConfig {
     pub workers: u32,
     /// The threads one worker uses for one batch: 1 runs reading, validation and Parquet
     /// writing on one thread (for fair single-thread comparisons); 2 overlaps decoding and
-    /// Parquet writing; with more, JSON Lines files are decoded on `batch_threads - 1`
-    /// threads while a reader feeds them (1 to 64).
+    /// Parquet writing; with more, files of every format are decoded and validated on
+    /// `batch_threads - 1` threads while a reader feeds them (1 to 64).
     pub batch_threads: u32,
     /// Attempts before a batch whose processing keeps failing becomes `stalled`.
     pub max_attempts: u32,

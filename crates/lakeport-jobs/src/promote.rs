@@ -338,7 +338,7 @@ async fn publish(
         for part in &output.parts {
             let key = keys::attempt_file(&attempt_root, &format!("data/{}", part.relative_path));
             ctx.storage
-                .put_file(&key, &out_dir.join(&part.relative_path))
+                .move_file(&key, &out_dir.join(&part.relative_path))
                 .await?;
             files.push(NewDatasetFile {
                 name: part.relative_path.clone(),
@@ -354,7 +354,7 @@ async fn publish(
         for file in output.failed.iter().chain(&output.meta) {
             let key = keys::attempt_file(&attempt_root, &file.relative_path);
             ctx.storage
-                .put_file(&key, &out_dir.join(&file.relative_path))
+                .move_file(&key, &out_dir.join(&file.relative_path))
                 .await?;
             diagnostics_files.push(DiagnosticsFile {
                 path: file.relative_path.clone(),

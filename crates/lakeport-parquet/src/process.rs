@@ -56,9 +56,9 @@ pub struct ProcessOptions {
     pub max_row_bytes: usize,
     /// The threads one batch uses: 1 runs everything on the caller's thread (for fair
     /// single-thread comparisons); 2 (the default) decodes on the caller's thread and
-    /// encodes Parquet on a second; with more, JSON Lines are decoded on `threads - 1`
-    /// threads while the caller's thread reads the file and merges their results in order
-    /// (other formats decode on the caller's thread). Values below 1 count as 1.
+    /// encodes Parquet on a second; with more, files of every format are decoded and
+    /// validated on `threads - 1` threads while the caller's thread reads the file and
+    /// merges their results in order. Values below 1 count as 1.
     pub threads: usize,
 }
 

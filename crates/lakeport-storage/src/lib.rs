@@ -445,6 +445,31 @@ impl Storage {
         self.put_stream(key, stream, u64::MAX).await
     }
 
+    /// Moves a local scratch file into `key`: on a local directory it is renamed into place
+    /// (one atomic step, no copy) when both are on one filesystem; otherwise it is written
+    /// as [`put_file`](Self::put_file) does and the file stays where it was.
+    ///
+    /// # Errors
+    /// The file cannot be read or the store fails.
+    pub async fn move_file(&self, key: &Path, file: &std::path::Path) -> Result<u64, StorageError> {
+        if let Some(target) = self.local_path(key) {
+            let (source, size) = (file.to_owned(), tokio::fs::metadata(file).await);
+            if let Ok(size) = size {
+                let moved = tokio::task::spawn_blocking(move || {
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::rename(&source, &target)
+                })
+                .await;
+                if let Ok(Ok(())) = moved {
+                    return Ok(size.len());
+                }
+            }
+        }
+        self.put_file(key, file).await
+    }
+
     /// Returns an object's bytes as a stream (optionally a byte range).
     ///
     /// # Errors

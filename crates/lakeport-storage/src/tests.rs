@@ -206,3 +206,22 @@ fn a_stream_that_ends_early_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     assert_eq!(read, b"abc");
 }
+
+#[tokio::test]
+async fn a_scratch_file_is_moved_into_local_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().join("data").display())).unwrap();
+    let scratch = dir.path().join("part-00001.parquet");
+    std::fs::write(&scratch, b"parquet bytes").unwrap();
+    let key = keys::attempt_file(
+        &keys::attempt("ACME@AdobeOrg", "prod", "D1", "B1", 1),
+        "data/part-00001.parquet",
+    );
+    assert_eq!(storage.move_file(&key, &scratch).await.unwrap(), 13);
+    assert!(!scratch.exists(), "the scratch file was copied, not moved");
+    assert_eq!(storage.size(&key).await.unwrap(), 13);
+    let local = storage.local_path(&key).unwrap();
+    assert_eq!(std::fs::read(local).unwrap(), b"parquet bytes");
+    // A file that is gone is an error, not an empty object.
+    assert!(storage.move_file(&key, &scratch).await.is_err());
+}
