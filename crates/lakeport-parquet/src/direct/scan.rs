@@ -146,15 +146,14 @@ impl<'a> Scanner<'a> {
     /// `None` for an escape, a control character or a missing end.
     #[inline]
     fn string(&mut self) -> Option<&'a str> {
-        let rest = &self.bytes[self.at..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' || rest[..end].iter().any(|&byte| byte < 0x20) {
+        let start = self.at;
+        let end = start + stop(&self.bytes[start..])?;
+        if self.bytes[end] != b'"' {
             return None;
         }
-        let start = self.at;
-        self.at += end + 1;
+        self.at = end + 1;
         // The quote is ASCII, so both ends are character boundaries of the text.
-        self.text.get(start..start + end)
+        self.text.get(start..end)
     }
 
     fn digits(&mut self) -> usize {
@@ -227,5 +226,67 @@ impl<'a> Scanner<'a> {
         };
         tape.push_token(token);
         Some(())
+    }
+}
+
+/// Returns the position of the first quote, backslash or control character of `bytes`,
+/// eight bytes at a time (strings are short: a call to a vectorised search costs more).
+#[inline]
+fn stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        // A byte of `x` is flagged when it is zero (exact for the lowest flagged byte).
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let found = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        .map(|offset| at + offset)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stop_finds_the_first_quote_backslash_or_control_character() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        };
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = [
+            b'a', b' ', b'"', b'\\', 0x1f, 0x20, 0x00, 0x7f, 0x80, 0xe9, 0xff, b'!',
+        ];
+        for _ in 0..50_000 {
+            let len = (next() % 40) as usize;
+            // Mostly plain letters, a few of the bytes that matter.
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let roll = next();
+                    if roll % 6 == 0 {
+                        alphabet[(roll / 6 % alphabet.len() as u64) as usize]
+                    } else {
+                        b'a' + (roll % 26) as u8
+                    }
+                })
+                .collect();
+            assert_eq!(super::stop(&bytes), naive(&bytes), "{bytes:?}");
+        }
     }
 }
