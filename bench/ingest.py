@@ -42,6 +42,9 @@ HEADERS = {
 
 
 BINARY = ROOT / "target" / "release" / "lakeport"
+# How often the client asks for the batch's status while it is processed: the figures include
+# half of it on average.
+POLL = 0.01
 # `--taskset 0` pins the server to one CPU, for a comparison with DuckDB on one thread.
 TASKSET = None
 
@@ -152,7 +155,7 @@ def ingest(server: Server, dataset: str, path: pathlib.Path, fmt: str) -> dict:
         doc = server.request("GET", f"/data/foundation/catalog/batches/{batch}")[batch]
         if doc["status"] in ("success", "failed"):
             break
-        time.sleep(0.05)
+        time.sleep(POLL)
     done = time.monotonic()
     if doc["status"] != "success":
         raise RuntimeError(f"{fmt} batch failed: {doc.get('errors')}")
@@ -270,6 +273,7 @@ def main():
     parser.add_argument("--binary", help="the lakeport binary to measure (default: target/release/lakeport)")
     parser.add_argument("--taskset", help="run the server pinned to these CPUs (taskset -c), e.g. 0 for one core")
     parser.add_argument("--formats", default="json,csv,parquet", help="the input formats to measure")
+    parser.add_argument("--repeat", type=int, default=1, help="ingest (and convert with DuckDB) each format this many times; medians shown")
     args = parser.parse_args()
     TASKSET = args.taskset
     if args.binary:
@@ -292,12 +296,26 @@ def main():
         wanted = args.formats.split(",")
         formats = [] if args.skip_formats else [
             (path, fmt) for path, fmt in [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")] if fmt in wanted]
+        def median(values):
+            return sorted(values)[len(values) // 2]
+
         for path, fmt in formats:
-            result = ingest(server, dataset, path, fmt)
-            reference_1 = float("nan") if args.skip_duckdb else duckdb_reference(path, fmt, 1)
-            reference_2 = float("nan") if args.skip_duckdb else duckdb_reference(path, fmt, 2)
-            print(f"| {fmt} | {result['mb']:.0f} | {result['rows']} | {result['upload_s']:.1f} | {result['total_s']:.1f} "
-                  f"| {result['mbps']:.1f} | {reference_1:.1f} | {reference_2:.1f} |", flush=True)
+            # With --repeat, each format is ingested (as a new batch) and converted by DuckDB
+            # that many times, alternating, and the medians are shown.
+            results, references_1, references_2 = [], [], []
+            for _ in range(args.repeat):
+                results.append(ingest(server, dataset, path, fmt))
+                if not args.skip_duckdb:
+                    references_1.append(duckdb_reference(path, fmt, 1))
+                    references_2.append(duckdb_reference(path, fmt, 2))
+            result = sorted(results, key=lambda r: r["total_s"])[len(results) // 2]
+            reference_1 = median(references_1) if references_1 else float("nan")
+            reference_2 = median(references_2) if references_2 else float("nan")
+            spread = ""
+            if args.repeat > 1:
+                spread = f" (of {args.repeat}: {min(r['mbps'] for r in results):.1f}–{max(r['mbps'] for r in results):.1f})"
+            print(f"| {fmt} | {result['mb']:.0f} | {result['rows']} | {result['upload_s']:.2f} | {result['total_s']:.2f} "
+                  f"| {result['mbps']:.1f}{spread} | {reference_1:.1f} | {reference_2:.1f} |", flush=True)
         print(f"server peak RSS so far: {server.peak_rss_mb():.0f} MB")
         if args.big_rows:
             big = workdir / f"events-{args.big_rows}.jsonl"
