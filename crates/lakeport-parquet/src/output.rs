@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use serde_json::Value;
 
 use crate::error::WriteError;
@@ -151,12 +155,19 @@ impl JsonLines {
 const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
 /// Parquet part files `part-00001.parquet`, … of at most `rows_per_part` rows each, written
-/// as Snappy-compressed row groups of at most `rows_per_row_group` rows.
+/// as Snappy-compressed row groups of at most `rows_per_row_group` rows. With
+/// `encode_threads` 2, the columns of each record batch are encoded on two threads (the
+/// caller's and a helper), split by what each column cost to encode so far; the bytes
+/// written are those of one thread (each column chunk is encoded by one writer, in order).
 pub(crate) struct ParquetParts {
     root: PathBuf,
     schema: SchemaRef,
     properties: WriterProperties,
+    rows_per_row_group: usize,
     rows_per_part: usize,
+    encode_threads: usize,
+    /// Nanoseconds each leaf column took to encode so far, to balance the threads.
+    costs: Vec<u64>,
     current: Option<OpenPart>,
     done: Vec<OutputFile>,
 }
@@ -164,7 +175,11 @@ pub(crate) struct ParquetParts {
 struct OpenPart {
     path: PathBuf,
     relative_path: String,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: SerializedFileWriter<BufWriter<File>>,
+    factory: ArrowRowGroupWriterFactory,
+    /// The column writers of the row group being written, and its rows so far.
+    group: Option<(Vec<ArrowColumnWriter>, usize)>,
+    row_groups: usize,
     rows: usize,
 }
 
@@ -174,6 +189,7 @@ impl ParquetParts {
         schema: SchemaRef,
         rows_per_row_group: usize,
         rows_per_part: usize,
+        encode_threads: usize,
     ) -> Self {
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -185,7 +201,10 @@ impl ParquetParts {
             root: root.to_owned(),
             schema,
             properties,
+            rows_per_row_group: rows_per_row_group.max(1),
             rows_per_part,
+            encode_threads,
+            costs: Vec::new(),
             current: None,
             done: Vec::new(),
         }
@@ -199,16 +218,22 @@ impl ParquetParts {
     /// Writes a batch of at most [`room`](Self::room) rows, closing the part when it is full.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         debug_assert!(batch.num_rows() <= self.room(), "batch overflows the part");
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let open = match &mut self.current {
             Some(open) => open,
             None => {
                 let relative_path = format!("part-{:05}.parquet", self.done.len() + 1);
                 let (path, writer) = create(&self.root, &relative_path)?;
-                let writer = ArrowWriter::try_new(
+                // The writer ArrowWriter would use (the Arrow schema in the footer), driven
+                // column by column.
+                let (writer, factory) = ArrowWriter::try_new(
                     writer,
                     self.schema.clone(),
                     Some(self.properties.clone()),
                 )
+                .and_then(ArrowWriter::into_serialized_writer)
                 .map_err(|source| WriteError::Parquet {
                     path: path.clone(),
                     source,
@@ -217,16 +242,43 @@ impl ParquetParts {
                     path,
                     relative_path,
                     writer,
+                    factory,
+                    group: None,
+                    row_groups: 0,
                     rows: 0,
                 })
             }
         };
-        open.writer
-            .write(batch)
-            .map_err(|source| WriteError::Parquet {
-                path: open.path.clone(),
-                source,
-            })?;
+        let parquet_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| WriteError::Parquet { path, source }
+        };
+        // Row groups are cut where ArrowWriter cuts them: at `rows_per_row_group` rows.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if open.group.is_none() {
+                let writers = open
+                    .factory
+                    .create_column_writers(open.row_groups)
+                    .map_err(parquet_error(&open.path))?;
+                open.group = Some((writers, 0));
+            }
+            let (writers, rows) = open.group.as_mut().expect("a row group is open");
+            let take = (self.rows_per_row_group - *rows).min(batch.num_rows() - offset);
+            encode(
+                writers,
+                &self.schema,
+                &batch.slice(offset, take),
+                self.encode_threads,
+                &mut self.costs,
+            )
+            .map_err(parquet_error(&open.path))?;
+            *rows += take;
+            offset += take;
+            if *rows >= self.rows_per_row_group {
+                open.flush_group().map_err(parquet_error(&open.path))?;
+            }
+        }
         open.rows += batch.num_rows();
         if open.rows >= self.rows_per_part {
             self.close_current()?;
@@ -235,13 +287,15 @@ impl ParquetParts {
     }
 
     fn close_current(&mut self) -> Result<(), WriteError> {
-        let Some(open) = self.current.take() else {
+        let Some(mut open) = self.current.take() else {
             return Ok(());
         };
+        let path = open.path.clone();
         let parquet_error = |source| WriteError::Parquet {
-            path: open.path.clone(),
+            path: path.clone(),
             source,
         };
+        open.flush_group().map_err(parquet_error)?;
         let buffered = open.writer.into_inner().map_err(parquet_error)?;
         let file = buffered
             .into_inner()
@@ -260,6 +314,87 @@ impl ParquetParts {
         self.close_current()?;
         Ok(self.done)
     }
+}
+
+impl OpenPart {
+    /// Closes the row group being written and appends it to the file.
+    fn flush_group(&mut self) -> Result<(), parquet::errors::ParquetError> {
+        let Some((writers, _)) = self.group.take() else {
+            return Ok(());
+        };
+        let mut row_group = self.writer.next_row_group()?;
+        for writer in writers {
+            writer.close()?.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+}
+
+/// Encodes one record batch into the column writers of a row group (one per leaf column,
+/// in order), on the caller's thread or, with two threads, split between it and a helper
+/// by the leaves' encoding cost so far (`costs`, in nanoseconds, updated).
+fn encode(
+    writers: &mut [ArrowColumnWriter],
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    threads: usize,
+    costs: &mut Vec<u64>,
+) -> Result<(), parquet::errors::ParquetError> {
+    let mut leaves = Vec::with_capacity(writers.len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        leaves.extend(compute_leaves(field, column)?);
+    }
+    if threads < 2 || writers.len() < 2 {
+        for (writer, leaf) in writers.iter_mut().zip(&leaves) {
+            writer.write(leaf)?;
+        }
+        return Ok(());
+    }
+    costs.resize(writers.len(), 0);
+    // The costliest leaves first, each to the thread with less work so far.
+    let mut order: Vec<usize> = (0..writers.len()).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(costs[index]));
+    let mut mine = vec![false; writers.len()];
+    let (mut here, mut there) = (0u64, 0u64);
+    for (rank, &index) in order.iter().enumerate() {
+        // Before any cost is known, alternate.
+        if here < there || (here == there && rank % 2 == 0) {
+            mine[index] = true;
+            here += costs[index];
+        } else {
+            there += costs[index];
+        }
+    }
+    let (mut local, mut helper): (Vec<_>, Vec<_>) = writers
+        .iter_mut()
+        .zip(&leaves)
+        .enumerate()
+        .partition(|(index, _)| mine[*index]);
+    let run = |tasks: &mut Vec<(usize, (&mut ArrowColumnWriter, &ArrowLeafColumn))>| {
+        let mut spent = Vec::with_capacity(tasks.len());
+        for (index, (writer, leaf)) in tasks.iter_mut() {
+            let started = std::time::Instant::now();
+            writer.write(leaf)?;
+            spent.push((*index, started.elapsed().as_nanos() as u64));
+        }
+        Ok::<_, parquet::errors::ParquetError>(spent)
+    };
+    let (ours, theirs) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(&mut helper));
+        let ours = run(&mut local);
+        let theirs = other.join().unwrap_or_else(|_| {
+            Err(parquet::errors::ParquetError::General(
+                "a Parquet encoding thread panicked".to_owned(),
+            ))
+        });
+        (ours, theirs)
+    });
+    for (index, nanos) in ours?.into_iter().chain(theirs?) {
+        costs[index] = costs[index] / 2 + nanos;
+    }
+    Ok(())
 }
 
 /// Record batches that may wait for the writing thread before the decoding side blocks: two

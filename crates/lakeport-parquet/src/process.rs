@@ -293,11 +293,13 @@ impl BatchProcessor {
         let arrow = Arc::new(arrow_schema(full_schema)?);
         prepare_out_dir(out_dir)?;
         let chunk_rows = ENCODE_CHUNK_ROWS.min(options.rows_per_row_group);
+        // With more than two threads, the Parquet writer encodes on two.
         let parts = ParquetParts::new(
             out_dir,
             arrow.clone(),
             options.rows_per_row_group,
             options.rows_per_part,
+            if options.threads > 2 { 2 } else { 1 },
         );
         let builder = RowBuilder::new(&validator, arrow.clone())
             .map_err(|err| SetupError::Options(format!("cannot build the Arrow columns: {err}")))?;
