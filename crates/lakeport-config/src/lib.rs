@@ -287,8 +287,9 @@ pub struct IngestConfig {
     /// The threads one worker uses for one batch: 1 runs reading, validation and Parquet
     /// writing on one thread (for fair single-thread comparisons); 2 overlaps decoding and
     /// Parquet writing; with more, files of every format are decoded and validated on
-    /// `batch_threads - 1` threads while a reader feeds them (1 to 64). The default, 3,
-    /// keeps two cores busy: two decoding threads and the Parquet writer.
+    /// `batch_threads - 1` threads while a reader feeds them and the Parquet writer
+    /// encodes on two (1 to 64). On two cores, 3 ingests JSON Lines about 15% faster than
+    /// the default 2, at about 35 MB more peak memory per batch.
     pub batch_threads: u32,
     /// Attempts before a batch whose processing keeps failing becomes `stalled`.
     pub max_attempts: u32,
@@ -321,7 +322,7 @@ impl Default for IngestConfig {
             max_row_bytes: 1024 * 1024,
             abandon_after_secs: 24 * 3600,
             workers: 1,
-            batch_threads: 3,
+            batch_threads: 2,
             max_attempts: 3,
             lease_secs: 60,
             work_dir: None,
@@ -1121,7 +1122,7 @@ mod tests {
     fn batch_threads_are_set_by_environment_and_bounded() {
         assert_eq!(
             Config::load(None, env(&[])).unwrap().ingest.batch_threads,
-            3
+            2
         );
         let config = Config::load(None, env(&[("LAKEPORT__INGEST__BATCH_THREADS", "1")])).unwrap();
         assert_eq!(config.ingest.batch_threads, 1);
