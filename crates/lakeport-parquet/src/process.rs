@@ -14,9 +14,8 @@ use lakeport_domain::xdm::validate::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::arrow_value::{dates_from_timestamps, without_dictionaries};
 use crate::columns::{check_parquet_columns, map_csv_header};
-use crate::direct::{Checked, CsvColumns, Offered, RowBuilder, check_batch};
+use crate::direct::{Checked, CsvColumns, Offered, RowBuilder};
 use crate::error::{FileError, ProcessError, SetupError, WriteError};
 use crate::format::FileFormat;
 use crate::output::{BatchStage, JsonLines, OutputFile, ParquetParts, write_marker};
@@ -473,6 +472,12 @@ enum Input<'a> {
     Stream(Box<dyn std::io::Read + Send>, u64),
 }
 
+/// The decoding threads of a batch's `threads`: none with one or two (the pieces of a file
+/// are decoded on the reading thread, the second one writes Parquet), `threads - 1` beyond.
+fn helpers(threads: usize) -> usize {
+    if threads > 2 { threads - 1 } else { 0 }
+}
+
 /// Runs the decoder of `format` over one input into `rows`.
 fn read_input(
     schema: &Value,
@@ -491,34 +496,22 @@ fn read_input(
                 .map_err(|reason| not_in_schema(name, reason))?;
             let reader =
                 read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
-            if threads > 2 {
-                let reading = parallel::Reading {
-                    full_schema: schema,
-                    max_row_bytes,
-                    csv_paths: &[],
-                };
-                return parallel::decode_file(reading, rows, threads - 1, |gather| {
-                    let mut row_number = 0;
-                    for batch in reader {
-                        let batch =
-                            batch.map_err(|err| read::parquet::undecodable_batch(name, &err))?;
-                        let read = batch.num_rows() as u64;
-                        gather.send(parallel::Piece::Parquet { batch, row_number })?;
-                        row_number += read;
-                    }
-                    Ok(())
-                });
-            }
-            let mut row_number = 0;
-            for batch in reader {
-                let batch = batch
-                    .and_then(without_dictionaries)
-                    .and_then(|batch| dates_from_timestamps(batch, schema))
-                    .map_err(|err| read::parquet::undecodable_batch(name, &err))?;
-                rows.parquet_batch(&batch, row_number, max_row_bytes)?;
-                row_number += batch.num_rows() as u64;
-            }
-            return Ok(());
+            let reading = parallel::Reading {
+                full_schema: schema,
+                max_row_bytes,
+                csv_paths: &[],
+            };
+            return parallel::decode_file(reading, rows, helpers(threads), |gather| {
+                let mut row_number = 0;
+                for batch in reader {
+                    let batch =
+                        batch.map_err(|err| read::parquet::undecodable_batch(name, &err))?;
+                    let read = batch.num_rows() as u64;
+                    gather.send(parallel::Piece::Parquet { batch, row_number })?;
+                    row_number += read;
+                }
+                Ok(())
+            });
         }
         (Input::Stream(..), FileFormat::Parquet) => {
             return Err(ProcessError::Read {
@@ -546,7 +539,7 @@ fn read_input(
                     max_row_bytes,
                     csv_paths: &[],
                 };
-                parallel::decode_file(reading, rows, threads - 1, |gather| {
+                parallel::decode_file(reading, rows, helpers(threads), |gather| {
                     read::json::read_lines(reader, file, name, max_row_bytes, gather)
                 })
             } else {
@@ -563,17 +556,14 @@ fn read_input(
             }
             let paths = map_csv_header(schema, csv.header())
                 .map_err(|reason| not_in_schema(name, reason))?;
-            if threads > 2 {
-                let reading = parallel::Reading {
-                    full_schema: schema,
-                    max_row_bytes,
-                    csv_paths: &paths,
-                };
-                return parallel::decode_file(reading, rows, threads - 1, |gather| {
-                    csv_pieces(&mut csv, &paths, gather)
-                });
-            }
-            rows.csv_columns(&mut csv, &paths)
+            let reading = parallel::Reading {
+                full_schema: schema,
+                max_row_bytes,
+                csv_paths: &paths,
+            };
+            parallel::decode_file(reading, rows, helpers(threads), |gather| {
+                csv_pieces(&mut csv, &paths, gather)
+            })
         }
         // Handled above, before the input was opened as a byte stream.
         FileFormat::Parquet => Ok(()),
@@ -658,206 +648,6 @@ impl RowSink for FileRows<'_> {
     }
 }
 
-impl FileRows<'_> {
-    /// Takes one record batch of a Parquet file (its first row is row `row_number + 1`)
-    /// with the column engine: the columns are converted and checked as columns, the rows
-    /// that pass go to the output as they are, and only the undecided rows become values
-    /// for the row validator (which accepts them or writes their diagnostics as ever).
-    fn parquet_batch(
-        &mut self,
-        batch: &RecordBatch,
-        row_number: u64,
-        max_row_bytes: usize,
-    ) -> Result<(), ProcessError> {
-        let Pipeline {
-            validator,
-            output: columns,
-            rejects,
-            output_records,
-        } = &mut *self.pipeline;
-        let rows = batch.num_rows();
-        let checked = check_batch(
-            validator,
-            Source::Parquet,
-            columns.schema.fields(),
-            batch.schema_ref().fields(),
-            batch.columns(),
-            rows,
-            max_row_bytes,
-        )
-        .map_err(WriteError::Encode)?;
-        // Rows of earlier files go first.
-        columns.stash()?;
-        let mut accepted = vec![false; rows];
-        let mut decided = 0;
-        for (index, &undecided) in checked.undecided.iter().enumerate() {
-            if !undecided {
-                decided += 1;
-                continue;
-            }
-            let mut sink = Undecided {
-                validator,
-                source: Source::Parquet,
-                builder: &mut columns.builder,
-                rejects,
-                stats: &mut self.stats,
-                name: self.name,
-                accepted: false,
-            };
-            read::parquet::read_row(
-                batch,
-                index,
-                row_number + index as u64 + 1,
-                max_row_bytes,
-                &mut sink,
-            )?;
-            accepted[index] = sink.accepted;
-        }
-        self.stats.input_records += decided as u64;
-        let output = merge_checked(&mut columns.builder, &columns.schema, checked, &accepted)
-            .map_err(WriteError::Encode)?;
-        *output_records += output.num_rows() as u64;
-        columns.push_batch(output)?;
-        Ok(())
-    }
-
-    /// Reads a CSV file with the column engine: records are gathered into text columns a
-    /// chunk at a time (about a record batch of output, at most [`CSV_CHUNK_BYTES`] of
-    /// text), each chunk is converted and checked as columns like a Parquet record batch,
-    /// and only its undecided rows become values for the row validator, in file order with
-    /// the corrupt records.
-    fn csv_columns(
-        &mut self,
-        csv: &mut CsvFile,
-        paths: &[Vec<String>],
-    ) -> Result<(), ProcessError> {
-        let mut chunk = CsvChunkState {
-            columns: CsvColumns::new(paths),
-            events: Vec::new(),
-            held: 0,
-        };
-        loop {
-            let wanted = self.pipeline.output.wanted().max(CSV_CHUNK_MIN_ROWS);
-            let next = match csv.next_text() {
-                Ok(next) => next,
-                Err(err) => {
-                    // Rows read before a file-level error stay counted and written.
-                    self.csv_chunk(&mut chunk, paths)?;
-                    return Err(err);
-                }
-            };
-            match next {
-                Next::End => return self.csv_chunk(&mut chunk, paths),
-                Next::Values => {
-                    let text = csv.text();
-                    if text.bytes() > CSV_CHUNK_BYTES {
-                        // A record this large goes the row way (text columns are bounded
-                        // by 32-bit offsets).
-                        self.csv_chunk(&mut chunk, paths)?;
-                        let values: Vec<Option<String>> = text
-                            .fields()
-                            .map(|field| field.map(str::to_owned))
-                            .collect();
-                        let row = csv_row(paths, &mut values.clone());
-                        self.row(row, &|| csv_row(paths, &mut values.clone()))?;
-                        continue;
-                    }
-                    if chunk.held + text.bytes() > CSV_CHUNK_BYTES {
-                        self.csv_chunk(&mut chunk, paths)?;
-                    }
-                    chunk.held += text.bytes();
-                    chunk.columns.push(text.fields());
-                    chunk.events.push(CsvEvent::Row);
-                }
-                Next::Corrupt { raw, message } | Next::Oversized { raw, message } => {
-                    chunk.held += raw.len() + message.len();
-                    chunk.events.push(CsvEvent::Corrupt { raw, message });
-                    if chunk.held > CSV_CHUNK_BYTES {
-                        self.csv_chunk(&mut chunk, paths)?;
-                    }
-                }
-            }
-            if chunk.columns.rows() >= wanted || chunk.events.len() >= CSV_CHUNK_MAX_EVENTS {
-                self.csv_chunk(&mut chunk, paths)?;
-            }
-        }
-    }
-
-    /// Validates the records gathered in `chunk` and empties it.
-    fn csv_chunk(
-        &mut self,
-        chunk: &mut CsvChunkState,
-        paths: &[Vec<String>],
-    ) -> Result<(), ProcessError> {
-        chunk.held = 0;
-        if chunk.events.is_empty() {
-            return Ok(());
-        }
-        let Pipeline {
-            validator,
-            output: columns,
-            rejects,
-            output_records,
-        } = &mut *self.pipeline;
-        let rows = chunk.columns.rows();
-        let data = chunk.columns.finish().map_err(WriteError::Encode)?;
-        // The CSV row path applies no JSON size limit: the reader bounds the record.
-        let checked = check_batch(
-            validator,
-            Source::Csv,
-            columns.schema.fields(),
-            &data.fields,
-            &data.columns,
-            rows,
-            usize::MAX,
-        )
-        .map_err(WriteError::Encode)?;
-        columns.stash()?;
-        let mut accepted = vec![false; rows];
-        let mut index = 0;
-        for event in chunk.events.drain(..) {
-            self.stats.input_records += 1;
-            let row = match event {
-                CsvEvent::Corrupt { raw, message } => {
-                    self.stats.failed_records += 1;
-                    rejects.corrupt(&raw, message, self.name)?;
-                    continue;
-                }
-                CsvEvent::Row => {
-                    index += 1;
-                    index - 1
-                }
-            };
-            if !checked.undecided[row] {
-                continue;
-            }
-            let value = csv_row(paths, &mut data.values(row));
-            match validator.validate(value, Source::Csv) {
-                Ok(converted) => {
-                    columns
-                        .builder
-                        .converted_row(validator, &converted)
-                        .map_err(WriteError::Thread)?;
-                    accepted[row] = true;
-                }
-                Err(violations) => {
-                    self.stats.failed_records += 1;
-                    let original = csv_row(paths, &mut data.values(row));
-                    rejects.invalid(original, &violations, self.name)?;
-                }
-            }
-        }
-        if rows == 0 {
-            return Ok(());
-        }
-        let output = merge_checked(&mut columns.builder, &columns.schema, checked, &accepted)
-            .map_err(WriteError::Encode)?;
-        *output_records += output.num_rows() as u64;
-        columns.push_batch(output)?;
-        Ok(())
-    }
-}
-
 /// CSV records gathered for the column engine, with the corrupt ones in between.
 struct CsvChunkState {
     columns: CsvColumns,
@@ -892,8 +682,8 @@ fn csv_pieces(
             events: std::mem::take(&mut chunk.events),
         })
     };
-    let wanted = gather.chunk_rows().max(CSV_CHUNK_MIN_ROWS);
     loop {
+        let wanted = gather.wanted_rows().max(CSV_CHUNK_MIN_ROWS);
         let next = match csv.next_text() {
             Ok(next) => next,
             Err(err) => {
@@ -1009,44 +799,6 @@ fn merge_checked(
             .collect::<Result<_, _>>()?
     };
     RecordBatch::try_new(schema.clone(), arrays)
-}
-
-/// The sink of the undecided rows of a Parquet record batch: the row validator decides;
-/// accepted rows are built into columns, to be merged with the batch's other rows.
-struct Undecided<'a> {
-    validator: &'a Validator,
-    source: Source,
-    builder: &'a mut RowBuilder,
-    rejects: &'a mut Rejects,
-    stats: &'a mut FileStats,
-    name: &'a str,
-    accepted: bool,
-}
-
-impl RowSink for Undecided<'_> {
-    fn row(&mut self, row: Value, original: &dyn Fn() -> Value) -> Result<Flow, ProcessError> {
-        self.stats.input_records += 1;
-        match self.validator.validate(row, self.source) {
-            Ok(converted) => {
-                self.builder
-                    .converted_row(self.validator, &converted)
-                    .map_err(WriteError::Thread)?;
-                self.accepted = true;
-            }
-            Err(violations) => {
-                self.stats.failed_records += 1;
-                self.rejects.invalid(original(), &violations, self.name)?;
-            }
-        }
-        Ok(Flow::Continue)
-    }
-
-    fn corrupt(&mut self, raw: &[u8], message: String) -> Result<Flow, ProcessError> {
-        self.stats.input_records += 1;
-        self.stats.failed_records += 1;
-        self.rejects.corrupt(raw, message, self.name)?;
-        Ok(Flow::Continue)
-    }
 }
 
 /// Which diagnostics file a rejected row belongs to (spec §7.5).

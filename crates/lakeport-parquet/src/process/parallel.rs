@@ -1,12 +1,13 @@
-//! A file decoded on several threads (issue 16). The caller's thread reads the file and cuts
-//! it into pieces in file order: chunks of whole JSON lines, Parquet record batches, or CSV
-//! records gathered into text columns. Each decoding thread validates and converts the
-//! pieces it takes into Arrow columns of its own and sets the rejected rows aside; the caller
-//! merges the results in file order. The Parquet parts and the diagnostics are those of one
-//! thread: accepted rows reach the output in file order (cut into the same record batches),
-//! and rejected rows reach the rejects in file order. When the file turns out to be bad
-//! part-way, the pieces before the failure are merged first, as one thread would have
-//! written them.
+//! Files read in pieces (issue 16): the caller's thread reads the file and cuts it into
+//! pieces in file order — chunks of whole JSON lines, Parquet record batches, or CSV records
+//! gathered into text columns. Each piece is validated and converted into Arrow columns
+//! with the rejected rows set aside, then merged in file order. Without decoding threads
+//! (`batch_threads` 1 or 2) a piece is decoded on the caller's thread as it comes; with
+//! them, each decoding thread fills columns of its own and the caller merges their
+//! results in order. The Parquet parts and the diagnostics are the same either way: accepted
+//! rows reach the output in file order (cut into the same record batches), and rejected
+//! rows reach the rejects in file order. When the file turns out to be bad part-way, the
+//! pieces before the failure are merged first.
 //!
 //! Memory stays bounded: at most two pieces per thread are in flight (a chunk of lines is at
 //! most one output record batch of lines or about [`CHUNK_BYTES`] of text, a longer row
@@ -50,8 +51,9 @@ struct Context<'a> {
     reading: Reading<'a>,
 }
 
-/// Decodes one file with `threads` decoding threads into the column output of `rows`:
-/// `feed` reads the file on the caller's thread and hands its pieces to the [`Gather`].
+/// Decodes one file into the column output of `rows`: `feed` reads the file on the
+/// caller's thread and hands its pieces to the [`Gather`]. With `helpers` 0 each piece is
+/// decoded on the caller's thread as it comes; otherwise on that many decoding threads.
 ///
 /// # Errors
 /// The first error in file order: a piece's, or the reader's once the pieces before it are
@@ -59,7 +61,7 @@ struct Context<'a> {
 pub(super) fn decode_file(
     reading: Reading<'_>,
     rows: &mut FileRows<'_>,
-    threads: usize,
+    helpers: usize,
     feed: impl FnOnce(&mut Gather<'_>) -> Result<(), ProcessError>,
 ) -> Result<(), ProcessError> {
     let name = rows.name;
@@ -75,13 +77,36 @@ pub(super) fn decode_file(
         name,
         reading,
     };
-    let builders = (0..threads)
-        .map(|_| RowBuilder::new(context.validator, context.schema.clone()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(WriteError::Thread)?;
-    let (work, pieces) = sync_channel::<(u64, Piece)>(threads);
-    let (done, results) = channel();
     let chunk_lines = columns.chunk_rows;
+    let merge = Merge {
+        columns,
+        rejects,
+        output_records,
+        stats: &mut rows.stats,
+        name,
+    };
+    let builder =
+        || RowBuilder::new(context.validator, context.schema.clone()).map_err(WriteError::Thread);
+    if helpers == 0 {
+        let (_, results) = channel();
+        return run(
+            Gather::new(
+                context,
+                chunk_lines,
+                None,
+                results,
+                0,
+                Some(builder()?),
+                merge,
+            ),
+            feed,
+        );
+    }
+    let builders = (0..helpers)
+        .map(|_| builder())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (work, pieces) = sync_channel::<(u64, Piece)>(helpers);
+    let (done, results) = channel();
     let pieces = Mutex::new(pieces);
     std::thread::scope(|scope| {
         for builder in builders {
@@ -90,36 +115,37 @@ pub(super) fn decode_file(
             scope.spawn(move || decode_pieces(context, builder, pieces, &done));
         }
         drop(done);
-        let mut gather = Gather {
-            chunk: Chunk::default(),
+        // Two pieces per thread in flight; see the module's note on memory.
+        let in_flight = 2 * helpers as u64;
+        let gather = Gather::new(
+            context,
             chunk_lines,
-            work: Some(work),
+            Some(work),
             results,
-            sent: 0,
-            merged: 0,
-            in_flight: 2 * threads as u64,
-            waiting: BTreeMap::new(),
-            failed: false,
-            merge: Merge {
-                columns,
-                rejects,
-                output_records,
-                stats: &mut rows.stats,
-                name,
-            },
-        };
-        match feed(&mut gather) {
-            Ok(()) => gather.finish(),
-            // A file-level error of the reader: the pieces before it count, as on one thread.
-            Err(err @ ProcessError::File(_)) if !gather.failed => {
-                gather.finish()?;
-                Err(err)
-            }
-            // After any other error the threads still end: the pieces stop when `gather`
-            // is dropped.
-            Err(err) => Err(err),
-        }
+            in_flight,
+            None,
+            merge,
+        );
+        run(gather, feed)
     })
+}
+
+/// Feeds the file and merges what is left, or reports the first error in file order.
+fn run<F>(mut gather: Gather<'_>, feed: F) -> Result<(), ProcessError>
+where
+    F: FnOnce(&mut Gather<'_>) -> Result<(), ProcessError>,
+{
+    match feed(&mut gather) {
+        Ok(()) => gather.finish(),
+        // A file-level error of the reader: the pieces before it count, as on one thread.
+        Err(err @ ProcessError::File(_)) if !gather.failed => {
+            gather.finish()?;
+            Err(err)
+        }
+        // After any other error the threads still end: the pieces stop when `gather` is
+        // dropped.
+        Err(err) => Err(err),
+    }
 }
 
 /// One row of a chunk: a line's text (the chunk's text up to `end`, from the previous line's
@@ -250,8 +276,8 @@ fn decode(
     })
 }
 
-/// A Parquet record batch checked as columns, its undecided rows by the row validator (as
-/// [`FileRows::parquet_batch`] does on one thread).
+/// A Parquet record batch checked as columns; only its undecided rows become values for the
+/// row validator, and the rows it accepts are interleaved back in input order.
 fn parquet_batch(
     context: &Context<'_>,
     mut sink: ChunkSink<'_>,
@@ -297,8 +323,8 @@ fn parquet_batch(
     })
 }
 
-/// CSV records checked as text columns, the undecided ones by the row validator (as
-/// [`FileRows::csv_chunk`] does on one thread).
+/// CSV records checked as text columns; only the undecided ones become values for the row
+/// validator, and the corrupt records keep their place among the rejected rows.
 fn csv_chunk(
     context: &Context<'_>,
     mut sink: ChunkSink<'_>,
@@ -442,6 +468,9 @@ impl Merge<'_> {
 /// The caller's side: hands the pieces of the file to the decoding threads (gathering JSON
 /// lines into chunks) and merges their results in order.
 pub(super) struct Gather<'a> {
+    context: &'a Context<'a>,
+    /// Without decoding threads, the builder each piece is decoded into on this thread.
+    inline: Option<RowBuilder>,
     chunk: Chunk,
     /// Lines a chunk holds at most: one output record batch's rows.
     chunk_lines: usize,
@@ -460,10 +489,41 @@ pub(super) struct Gather<'a> {
     merge: Merge<'a>,
 }
 
-impl Gather<'_> {
-    /// Rows a CSV piece gathers: one output record batch.
-    pub(super) fn chunk_rows(&self) -> usize {
-        self.chunk_lines
+impl<'a> Gather<'a> {
+    fn new(
+        context: &'a Context<'a>,
+        chunk_lines: usize,
+        work: Option<SyncSender<(u64, Piece)>>,
+        results: Receiver<(u64, Result<Decoded, ProcessError>)>,
+        in_flight: u64,
+        inline: Option<RowBuilder>,
+        merge: Merge<'a>,
+    ) -> Self {
+        Self {
+            context,
+            inline,
+            chunk: Chunk::default(),
+            chunk_lines,
+            work,
+            results,
+            sent: 0,
+            merged: 0,
+            in_flight,
+            waiting: BTreeMap::new(),
+            failed: false,
+            merge,
+        }
+    }
+
+    /// Rows the next CSV piece should gather: on this thread, what fills the next output
+    /// record batch (so that pieces line up with the batches written); with decoding
+    /// threads, one record batch.
+    pub(super) fn wanted_rows(&self) -> usize {
+        if self.inline.is_some() {
+            self.merge.columns.wanted()
+        } else {
+            self.chunk_lines
+        }
     }
 
     fn send_if_full(&mut self) -> Result<Flow, ProcessError> {
@@ -485,6 +545,10 @@ impl Gather<'_> {
     /// Hands the next piece of the file to the decoding threads, first merging results
     /// while too many are in flight.
     pub(super) fn send(&mut self, piece: Piece) -> Result<(), ProcessError> {
+        if let Some(builder) = &mut self.inline {
+            let decoded = decode(self.context, builder, piece);
+            return self.apply(decoded);
+        }
         while self.sent - self.merged >= self.in_flight {
             self.merge_next()?;
         }
