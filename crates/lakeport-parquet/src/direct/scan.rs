@@ -79,67 +79,63 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.at += 1;
-        let at = tape.open();
-        self.skip_whitespace();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            tape.close_object(at, 0);
-            return Some(());
-        }
-        let mut len = 0;
-        loop {
-            self.expect(b'"')?;
-            let key = self.string()?;
+        self.container(tape, depth, b'}', |scanner, tape| {
+            scanner.expect(b'"')?;
+            let key = scanner.string()?;
             tape.push_str(key);
-            self.expect(b':')?;
-            self.skip_whitespace();
-            self.value(tape, depth)?;
-            len += 1;
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    tape.close_object(at, len);
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+            scanner.expect(b':')?;
+            scanner.skip_whitespace();
+            scanner.value(tape, depth)
+        })
     }
 
     fn array(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
+        self.container(tape, depth, b']', |scanner, tape| {
+            scanner.skip_whitespace();
+            scanner.value(tape, depth)
+        })
+    }
+
+    /// Reads an object or an array (at its opening byte): entries read by `entry`, separated
+    /// by commas, up to `close`; records it on the tape with its length.
+    #[inline]
+    fn container(
+        &mut self,
+        tape: &mut Tape,
+        depth: usize,
+        close: u8,
+        mut entry: impl FnMut(&mut Self, &mut Tape) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.at += 1;
         let at = tape.open();
         self.skip_whitespace();
-        if self.peek()? == b']' {
-            self.at += 1;
-            tape.close_array(at, 0);
-            return Some(());
-        }
         let mut len = 0;
-        loop {
-            self.skip_whitespace();
-            self.value(tape, depth)?;
-            len += 1;
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    tape.close_array(at, len);
-                    return Some(());
+        if self.peek()? == close {
+            self.at += 1;
+        } else {
+            loop {
+                entry(self, tape)?;
+                len += 1;
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    byte if byte == close => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
                 }
-                _ => return None,
             }
         }
+        if close == b'}' {
+            tape.close_object(at, len);
+        } else {
+            tape.close_array(at, len);
+        }
+        Some(())
     }
 
     /// Reads a string's body after its opening quote, up to and past the closing quote;
