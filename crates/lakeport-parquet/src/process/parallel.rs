@@ -347,10 +347,9 @@ fn csv_chunk(
     let mut accepted = vec![false; rows];
     let mut index = 0;
     for event in events {
-        sink.input_records += 1;
         let row = match event {
             CsvEvent::Corrupt { raw, message } => {
-                sink.rejects.push(Reject::Corrupt { raw, message });
+                sink.corrupt(&raw, message)?;
                 continue;
             }
             CsvEvent::Row => {
@@ -359,21 +358,15 @@ fn csv_chunk(
             }
         };
         if !checked.undecided[row] {
+            sink.input_records += 1;
             continue;
         }
-        let value = csv_row(paths, &mut data.values(row));
-        match sink.validator.validate(value, Source::Csv) {
-            Ok(converted) => {
-                sink.builder
-                    .converted_row(sink.validator, &converted)
-                    .map_err(WriteError::Thread)?;
-                accepted[row] = true;
-            }
-            Err(violations) => sink.rejects.push(Reject::Invalid {
-                row: csv_row(paths, &mut data.values(row)),
-                violations,
-            }),
-        }
+        // The row validator decides, as for any row (the original is rebuilt for a reject).
+        let before = sink.builder.rows();
+        sink.row(csv_row(paths, &mut data.values(row)), &|| {
+            csv_row(paths, &mut data.values(row))
+        })?;
+        accepted[row] = sink.builder.rows() > before;
     }
     let accepted = if rows == 0 {
         RecordBatch::new_empty(context.schema.clone())
