@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -367,7 +368,7 @@ fn encode(
             there += costs[index];
         }
     }
-    let (mut local, mut helper): (Vec<_>, Vec<_>) = writers
+    let (mut local, helper): (Vec<_>, Vec<_>) = writers
         .iter_mut()
         .zip(&leaves)
         .enumerate()
@@ -381,8 +382,16 @@ fn encode(
         }
         Ok::<_, parquet::errors::ParquetError>(spent)
     };
+    let helper = std::sync::Mutex::new(helper);
+    let run_helper = || run(&mut helper.lock().unwrap_or_else(PoisonError::into_inner));
     let (ours, theirs) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| run(&mut helper));
+        // Without a thread to spare (the system refuses one), the caller encodes it all.
+        let Ok(other) = std::thread::Builder::new()
+            .name("lakeport-encode".to_owned())
+            .spawn_scoped(scope, run_helper)
+        else {
+            return (run(&mut local), run_helper());
+        };
         let ours = run(&mut local);
         let theirs = other.join().unwrap_or_else(|_| {
             Err(parquet::errors::ParquetError::General(
