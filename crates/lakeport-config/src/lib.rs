@@ -291,6 +291,11 @@ pub struct IngestConfig {
     /// encodes on two (1 to 64). On two cores, 3 ingests JSON Lines about 15% faster than
     /// the default 2, at about 35 MB more peak memory per batch.
     pub batch_threads: u32,
+    /// Whether a clean row group of a Parquet upload keeps its encoded pages for the
+    /// columns the dataset stores as they are (copied into the table's file instead of
+    /// decoded and encoded again; every value is still validated). Off, every page of the
+    /// lake is encoded by Lakeport, with Snappy.
+    pub reuse_parquet_pages: bool,
     /// Attempts before a batch whose processing keeps failing becomes `stalled`.
     pub max_attempts: u32,
     /// How long a claimed job stays leased without a heartbeat.
@@ -323,6 +328,7 @@ impl Default for IngestConfig {
             abandon_after_secs: 24 * 3600,
             workers: 1,
             batch_threads: 2,
+            reuse_parquet_pages: true,
             max_attempts: 3,
             lease_secs: 60,
             work_dir: None,

@@ -587,6 +587,7 @@ async fn prepare(
         diagnostics: ingest::diagnostics_enabled(batch, dataset),
         max_row_bytes: usize::try_from(ctx.config.max_row_bytes).unwrap_or(usize::MAX),
         threads: usize::try_from(ctx.config.batch_threads).unwrap_or(2),
+        reuse_parquet_pages: ctx.config.reuse_parquet_pages,
         // Streamed records get the streaming validator's rule: a property the schema lacks
         // is a violation, not dropped (spec §10.3).
         unknown_fields: if lakeport_domain::flow::is_stream_batch(batch) {

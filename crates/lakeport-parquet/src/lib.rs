@@ -24,6 +24,7 @@ mod output;
 mod preview;
 mod process;
 mod read;
+mod reuse;
 mod schema;
 #[doc(hidden)]
 pub mod stage;

@@ -13,11 +13,12 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use serde_json::Value;
 
 use crate::error::WriteError;
+use crate::reuse::{self, CopyGroup};
 
 /// One file written under the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +171,20 @@ pub(crate) struct ParquetParts {
     /// Nanoseconds each leaf column took to encode so far, to balance the threads.
     costs: Vec<u64>,
     current: Option<OpenPart>,
+    /// The input row group being copied, if any.
+    copying: Option<Copying>,
     done: Vec<OutputFile>,
+}
+
+/// A row group whose planned leaves are copied from an input row group.
+struct Copying {
+    group: CopyGroup,
+    /// The batches written into the group so far, kept to encode the planned leaves if the
+    /// group cannot be copied after all; `None` once given up.
+    held: Option<Vec<RecordBatch>>,
+    held_bytes: usize,
+    /// Rows written into the group.
+    received: usize,
 }
 
 struct OpenPart {
@@ -197,6 +211,10 @@ impl ParquetParts {
             .set_max_row_group_row_count(Some(rows_per_row_group))
             .set_created_by(format!("lakeport {}", env!("CARGO_PKG_VERSION")))
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+            // Statistics per column chunk, and no page index: a row group may hold chunks
+            // copied from an input (see `reuse.rs`), whose pages Lakeport has no index of.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
             .build();
         Self {
             root: root.to_owned(),
@@ -207,6 +225,7 @@ impl ParquetParts {
             encode_threads,
             costs: Vec::new(),
             current: None,
+            copying: None,
             done: Vec::new(),
         }
     }
@@ -216,72 +235,198 @@ impl ParquetParts {
         self.rows_per_part - self.current.as_ref().map_or(0, |open| open.rows)
     }
 
+    /// Opens the next part when none is open.
+    fn open_part(&mut self) -> Result<&mut OpenPart, WriteError> {
+        if self.current.is_none() {
+            let relative_path = format!("part-{:05}.parquet", self.done.len() + 1);
+            let (path, writer) = create(&self.root, &relative_path)?;
+            // The writer ArrowWriter would use (the Arrow schema in the footer), driven
+            // column by column.
+            let (writer, factory) =
+                ArrowWriter::try_new(writer, self.schema.clone(), Some(self.properties.clone()))
+                    .and_then(ArrowWriter::into_serialized_writer)
+                    .map_err(|source| WriteError::Parquet {
+                        path: path.clone(),
+                        source,
+                    })?;
+            self.current = Some(OpenPart {
+                path,
+                relative_path,
+                writer,
+                factory,
+                group: None,
+                row_groups: 0,
+                rows: 0,
+            });
+        }
+        Ok(self.current.as_mut().expect("a part is open"))
+    }
+
     /// Writes a batch of at most [`room`](Self::room) rows, closing the part when it is full.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         debug_assert!(batch.num_rows() <= self.room(), "batch overflows the part");
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let open = match &mut self.current {
-            Some(open) => open,
-            None => {
-                let relative_path = format!("part-{:05}.parquet", self.done.len() + 1);
-                let (path, writer) = create(&self.root, &relative_path)?;
-                // The writer ArrowWriter would use (the Arrow schema in the footer), driven
-                // column by column.
-                let (writer, factory) = ArrowWriter::try_new(
-                    writer,
-                    self.schema.clone(),
-                    Some(self.properties.clone()),
-                )
-                .and_then(ArrowWriter::into_serialized_writer)
-                .map_err(|source| WriteError::Parquet {
-                    path: path.clone(),
-                    source,
-                })?;
-                self.current.insert(OpenPart {
-                    path,
-                    relative_path,
-                    writer,
-                    factory,
-                    group: None,
-                    row_groups: 0,
-                    rows: 0,
-                })
-            }
-        };
-        let parquet_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source| WriteError::Parquet { path, source }
-        };
+        if self.copying.is_some() {
+            return self.write_copying(batch);
+        }
+        let rows_per_row_group = self.rows_per_row_group;
+        let (threads, schema) = (self.encode_threads, self.schema.clone());
+        let mut costs = std::mem::take(&mut self.costs);
+        let open = self.open_part()?;
         // Row groups are cut where ArrowWriter cuts them: at `rows_per_row_group` rows.
         let mut offset = 0;
-        while offset < batch.num_rows() {
-            if open.group.is_none() {
-                let writers = open
-                    .factory
-                    .create_column_writers(open.row_groups)
-                    .map_err(parquet_error(&open.path))?;
-                open.group = Some((writers, 0));
+        let written = (|| {
+            while offset < batch.num_rows() {
+                let (writers, rows) = open.group_writers()?;
+                let take = (rows_per_row_group - *rows).min(batch.num_rows() - offset);
+                encode(
+                    writers,
+                    &schema,
+                    &batch.slice(offset, take),
+                    threads,
+                    &mut costs,
+                    None,
+                )?;
+                *rows += take;
+                offset += take;
+                if *rows >= rows_per_row_group {
+                    open.flush_group()?;
+                }
             }
-            let (writers, rows) = open.group.as_mut().expect("a row group is open");
-            let take = (self.rows_per_row_group - *rows).min(batch.num_rows() - offset);
-            encode(
-                writers,
-                &self.schema,
-                &batch.slice(offset, take),
-                self.encode_threads,
-                &mut self.costs,
-            )
-            .map_err(parquet_error(&open.path))?;
-            *rows += take;
-            offset += take;
-            if *rows >= self.rows_per_row_group {
-                open.flush_group().map_err(parquet_error(&open.path))?;
-            }
-        }
+            Ok(())
+        })();
+        let path = open.path.clone();
         open.rows += batch.num_rows();
-        if open.rows >= self.rows_per_part {
+        let full = open.rows >= self.rows_per_part;
+        self.costs = costs;
+        written.map_err(|source| WriteError::Parquet { path, source })?;
+        if full {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a row group that copies the input chunks of `group` where its rows all pass
+    /// (see [`crate::reuse`]). The open row group is closed first; a group larger than the
+    /// room left in the part is encoded as usual, so that parts end where they would.
+    pub(crate) fn begin_copy(&mut self, group: CopyGroup) -> Result<(), WriteError> {
+        self.end_copy()?;
+        if group.rows == 0 || group.rows > self.room() {
+            return Ok(());
+        }
+        if let Some(open) = &mut self.current {
+            open.flush_group().map_err(|source| WriteError::Parquet {
+                path: open.path.clone(),
+                source,
+            })?;
+        }
+        self.copying = Some(Copying {
+            group,
+            held: Some(Vec::new()),
+            held_bytes: 0,
+            received: 0,
+        });
+        Ok(())
+    }
+
+    /// Rows of a group being copied: the leaves not copied are encoded now, the batch is
+    /// held in case a row of the group was rejected (then the copied leaves are encoded
+    /// too), or encoded whole once the held rows outgrow [`reuse::HOLD_BYTES`].
+    fn write_copying(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        let (threads, schema) = (self.encode_threads, self.schema.clone());
+        let mut costs = std::mem::take(&mut self.costs);
+        let copying = self.copying.take().expect("a group is being copied");
+        let result = (|| {
+            let open = self.open_part()?;
+            let path = open.path.clone();
+            let parquet_error = |source| WriteError::Parquet {
+                path: path.clone(),
+                source,
+            };
+            let mut copying = copying;
+            let (writers, rows) = open.group_writers().map_err(parquet_error)?;
+            let encoded: Vec<bool> = match &copying.held {
+                Some(_) => copying.group.leaves.iter().map(Option::is_none).collect(),
+                None => vec![true; writers.len()],
+            };
+            encode(writers, &schema, batch, threads, &mut costs, Some(&encoded))
+                .map_err(parquet_error)?;
+            *rows += batch.num_rows();
+            copying.received += batch.num_rows();
+            if let Some(held) = &mut copying.held {
+                copying.held_bytes += batch.get_array_memory_size();
+                held.push(batch.clone());
+                if copying.held_bytes > reuse::HOLD_BYTES {
+                    let copied = copying
+                        .group
+                        .leaves
+                        .iter()
+                        .map(Option::is_some)
+                        .collect::<Vec<_>>();
+                    for batch in copying.held.take().unwrap_or_default() {
+                        encode(writers, &schema, &batch, threads, &mut costs, Some(&copied))
+                            .map_err(parquet_error)?;
+                    }
+                }
+            }
+            open.rows += batch.num_rows();
+            Ok(copying)
+        })();
+        self.costs = costs;
+        self.copying = Some(result?);
+        Ok(())
+    }
+
+    /// Ends the group [`begin_copy`](Self::begin_copy) started: when every row of the input
+    /// group arrived and is still held, the row group copies the input's chunks for the
+    /// planned leaves; otherwise the held rows' remaining leaves are encoded.
+    pub(crate) fn end_copy(&mut self) -> Result<(), WriteError> {
+        let Some(copying) = self.copying.take() else {
+            return Ok(());
+        };
+        let (threads, schema) = (self.encode_threads, self.schema.clone());
+        let rows_per_part = self.rows_per_part;
+        let mut costs = std::mem::take(&mut self.costs);
+        let Some(open) = &mut self.current else {
+            self.costs = costs;
+            return Ok(());
+        };
+        let path = open.path.clone();
+        let ended = (|| {
+            let Some((mut writers, rows)) = open.group.take() else {
+                return Ok(());
+            };
+            match copying.held {
+                Some(_) if copying.received == copying.group.rows => {
+                    open.copy_group(writers, &copying.group)
+                }
+                held => {
+                    let copied = copying
+                        .group
+                        .leaves
+                        .iter()
+                        .map(Option::is_some)
+                        .collect::<Vec<_>>();
+                    for batch in held.unwrap_or_default() {
+                        encode(
+                            &mut writers,
+                            &schema,
+                            &batch,
+                            threads,
+                            &mut costs,
+                            Some(&copied),
+                        )?;
+                    }
+                    open.group = Some((writers, rows));
+                    open.flush_group()
+                }
+            }
+        })();
+        self.costs = costs;
+        ended.map_err(|source| WriteError::Parquet { path, source })?;
+        if open.rows >= rows_per_part {
             self.close_current()?;
         }
         Ok(())
@@ -312,12 +457,48 @@ impl ParquetParts {
 
     /// Closes the open part and returns the parts written, in order.
     pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
+        self.end_copy()?;
         self.close_current()?;
         Ok(self.done)
     }
 }
 
 impl OpenPart {
+    /// The column writers of the open row group (opened when there is none) and its rows.
+    fn group_writers(
+        &mut self,
+    ) -> Result<(&mut Vec<ArrowColumnWriter>, &mut usize), parquet::errors::ParquetError> {
+        if self.group.is_none() {
+            let writers = self.factory.create_column_writers(self.row_groups)?;
+            self.group = Some((writers, 0));
+        }
+        let (writers, rows) = self.group.as_mut().expect("a row group is open");
+        Ok((writers, rows))
+    }
+
+    /// Appends a row group whose leaves are copied from `group` where it plans so, and
+    /// closed from `writers` elsewhere.
+    fn copy_group(
+        &mut self,
+        writers: Vec<ArrowColumnWriter>,
+        group: &CopyGroup,
+    ) -> Result<(), parquet::errors::ParquetError> {
+        let schema = self.writer.schema_descr().clone();
+        let mut row_group = self.writer.next_row_group()?;
+        for (leaf, writer) in writers.into_iter().enumerate() {
+            match group.leaves.get(leaf).copied().flatten() {
+                Some(input) => {
+                    let close = group.close_result(input, schema.column(leaf))?;
+                    row_group.append_column(&*group.file, close)?;
+                }
+                None => writer.close()?.append_to_row_group(&mut row_group)?,
+            }
+        }
+        row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+
     /// Closes the row group being written and appends it to the file.
     fn flush_group(&mut self) -> Result<(), parquet::errors::ParquetError> {
         let Some((writers, _)) = self.group.take() else {
@@ -342,14 +523,18 @@ fn encode(
     batch: &RecordBatch,
     threads: usize,
     costs: &mut Vec<u64>,
+    only: Option<&[bool]>,
 ) -> Result<(), parquet::errors::ParquetError> {
     let mut leaves = Vec::with_capacity(writers.len());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         leaves.extend(compute_leaves(field, column)?);
     }
+    let wanted = |index: usize| only.is_none_or(|only| only.get(index).copied().unwrap_or(true));
     if threads < 2 || writers.len() < 2 {
-        for (writer, leaf) in writers.iter_mut().zip(&leaves) {
-            writer.write(leaf)?;
+        for (index, (writer, leaf)) in writers.iter_mut().zip(&leaves).enumerate() {
+            if wanted(index) {
+                writer.write(leaf)?;
+            }
         }
         return Ok(());
     }
@@ -359,7 +544,7 @@ fn encode(
     order.sort_by_key(|&index| std::cmp::Reverse(costs[index]));
     let mut mine = vec![false; writers.len()];
     let (mut here, mut there) = (0u64, 0u64);
-    for (rank, &index) in order.iter().enumerate() {
+    for (rank, &index) in order.iter().filter(|&&index| wanted(index)).enumerate() {
         // Before any cost is known, alternate.
         if here < there || (here == there && rank % 2 == 0) {
             mine[index] = true;
@@ -372,6 +557,7 @@ fn encode(
         .iter_mut()
         .zip(&leaves)
         .enumerate()
+        .filter(|(index, _)| wanted(*index))
         .partition(|(index, _)| mine[*index]);
     let run = |tasks: &mut Vec<(usize, (&mut ArrowColumnWriter, &ArrowLeafColumn))>| {
         let mut spent = Vec::with_capacity(tasks.len());
@@ -417,9 +603,27 @@ const BATCH_QUEUE: usize = 2;
 pub(crate) struct BatchStage {
     /// With one thread in all, the parts written on the caller's thread instead.
     inline: Option<ParquetParts>,
-    sender: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
+    sender: Option<std::sync::mpsc::SyncSender<Message>>,
     thread: Option<std::thread::JoinHandle<Result<Vec<OutputFile>, WriteError>>>,
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the writing stage is handed, in order.
+enum Message {
+    Batch(RecordBatch),
+    /// The rows up to [`Message::EndCopy`] are those of an input row group that may be
+    /// copied (see [`crate::reuse`]).
+    BeginCopy(CopyGroup),
+    EndCopy,
+}
+
+/// Applies one message to the parts.
+fn apply(parts: &mut ParquetParts, message: Message) -> Result<(), WriteError> {
+    match message {
+        Message::Batch(batch) => write_batch(parts, &batch),
+        Message::BeginCopy(group) => parts.begin_copy(group),
+        Message::EndCopy => parts.end_copy(),
+    }
 }
 
 /// Writes one record batch into the parts, split where a part ends.
@@ -446,17 +650,17 @@ impl BatchStage {
                 abandoned,
             });
         }
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCH_QUEUE);
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Message>(BATCH_QUEUE);
         let stop = std::sync::Arc::clone(&abandoned);
         let thread = std::thread::Builder::new()
             .name("lakeport-parquet".to_owned())
             .spawn(move || {
                 let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
-                for batch in receiver {
+                for message in receiver {
                     if stopped() {
                         return Ok(Vec::new());
                     }
-                    write_batch(&mut parts, &batch)?;
+                    apply(&mut parts, message)?;
                 }
                 if stopped() {
                     return Ok(Vec::new());
@@ -477,13 +681,27 @@ impl BatchStage {
     /// # Errors
     /// The writing thread's failure, reported at the first batch after it stopped.
     pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<(), WriteError> {
+        self.send(Message::Batch(batch))
+    }
+
+    /// Marks the start of the rows of an input row group whose pages may be copied.
+    pub(crate) fn begin_copy(&mut self, group: CopyGroup) -> Result<(), WriteError> {
+        self.send(Message::BeginCopy(group))
+    }
+
+    /// Marks the end of the rows [`begin_copy`](Self::begin_copy) started.
+    pub(crate) fn end_copy(&mut self) -> Result<(), WriteError> {
+        self.send(Message::EndCopy)
+    }
+
+    fn send(&mut self, message: Message) -> Result<(), WriteError> {
         if let Some(parts) = &mut self.inline {
-            return write_batch(parts, &batch);
+            return apply(parts, message);
         }
         let sent = self
             .sender
             .as_ref()
-            .is_some_and(|sender| sender.send(batch).is_ok());
+            .is_some_and(|sender| sender.send(message).is_ok());
         if sent {
             return Ok(());
         }

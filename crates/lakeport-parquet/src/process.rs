@@ -21,6 +21,7 @@ use crate::format::FileFormat;
 use crate::output::{BatchStage, JsonLines, OutputFile, ParquetParts, write_marker};
 use crate::read::csv::{CsvFile, Next};
 use crate::read::{self, Flow, RowSink};
+use crate::reuse::{self, CopyGroup};
 use crate::schema::arrow_schema;
 
 mod parallel;
@@ -59,6 +60,10 @@ pub struct ProcessOptions {
     /// validated on `threads - 1` threads while the caller's thread reads the file and
     /// merges their results in order. Values below 1 count as 1.
     pub threads: usize,
+    /// Whether a Parquet input's row group whose rows all pass keeps the input's encoded
+    /// pages for the columns the dataset stores as they are (copied, not encoded again;
+    /// see `reuse.rs`). Off, every output page is encoded by Lakeport (Snappy).
+    pub reuse_parquet_pages: bool,
 }
 
 /// The default row limit: AEP's published maximum size of a single record, 1 MB.
@@ -74,6 +79,7 @@ impl Default for ProcessOptions {
             unknown_fields: UnknownFields::Drop,
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
             threads: 2,
+            reuse_parquet_pages: true,
         }
     }
 }
@@ -153,6 +159,11 @@ struct ColumnOutput {
     /// Record batches of validated rows waiting to be sent (before the rows in `builder`).
     pending: VecDeque<RecordBatch>,
     pending_rows: usize,
+    /// Whether Parquet input pages may be copied (`ProcessOptions::reuse_parquet_pages`).
+    reuse: bool,
+    /// Whether the rows sent since the last [`begin_copy`](Self::begin_copy) belong to an
+    /// input row group that may be copied.
+    copying: bool,
 }
 
 impl ColumnOutput {
@@ -183,6 +194,28 @@ impl ColumnOutput {
     fn flush(&mut self) -> Result<(), WriteError> {
         self.stash()?;
         self.send(true)
+    }
+
+    /// Sends the waiting rows, then marks the start of an input row group whose pages the
+    /// writer may copy (see `reuse.rs`).
+    fn begin_copy(&mut self, group: CopyGroup) -> Result<(), WriteError> {
+        self.end_copy()?;
+        self.flush()?;
+        self.stage.begin_copy(group)?;
+        self.copying = true;
+        Ok(())
+    }
+
+    /// Sends the rows of the input row group [`begin_copy`](Self::begin_copy) started and
+    /// marks its end (nothing when no group is open).
+    fn end_copy(&mut self) -> Result<(), WriteError> {
+        if !self.copying {
+            return Ok(());
+        }
+        self.flush()?;
+        self.stage.end_copy()?;
+        self.copying = false;
+        Ok(())
     }
 
     /// Moves the rows built here to the waiting batches.
@@ -312,6 +345,8 @@ impl BatchProcessor {
             sent: 0,
             pending: VecDeque::new(),
             pending_rows: 0,
+            reuse: options.reuse_parquet_pages,
+            copying: false,
         });
         let max_lines = options.rows_per_part as u64;
         let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
@@ -478,6 +513,105 @@ fn helpers(threads: usize) -> usize {
     if threads > 2 { threads - 1 } else { 0 }
 }
 
+/// Cuts Parquet record batches at the input's row group boundaries and marks the row groups
+/// whose pages the writer may copy (see `reuse.rs`): each such group's rows are sent
+/// between a begin and an end mark.
+struct CopyGroups<'a> {
+    metadata: Arc<parquet::file::metadata::ParquetMetaData>,
+    plan: &'a [Option<usize>],
+    file: Option<Arc<std::fs::File>>,
+    /// The group holding the next row, and the row after its last.
+    group: usize,
+    end: u64,
+    /// Whether a begin mark was sent for `group`.
+    open: bool,
+    /// The file's name in the batch.
+    name: &'a str,
+}
+
+impl<'a> CopyGroups<'a> {
+    fn new(
+        metadata: Arc<parquet::file::metadata::ParquetMetaData>,
+        plan: &'a [Option<usize>],
+        file: Option<Arc<std::fs::File>>,
+        name: &'a str,
+    ) -> Self {
+        let end = metadata
+            .row_groups()
+            .first()
+            .map_or(0, |group| u64::try_from(group.num_rows()).unwrap_or(0));
+        Self {
+            metadata,
+            plan,
+            file,
+            group: 0,
+            end,
+            open: false,
+            name,
+        }
+    }
+
+    /// Sends `batch`, whose first row is row `row_number` (from 0) of the file.
+    fn send(
+        &mut self,
+        gather: &mut parallel::Gather<'_>,
+        batch: RecordBatch,
+        row_number: u64,
+    ) -> Result<(), ProcessError> {
+        let Some(file) = self.file.clone() else {
+            return gather.send(parallel::Piece::Parquet { batch, row_number });
+        };
+        let metadata = Arc::clone(&self.metadata);
+        let groups = metadata.row_groups();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let here = row_number + offset as u64;
+            while here >= self.end && self.group + 1 < groups.len() {
+                self.group += 1;
+                self.end += u64::try_from(groups[self.group].num_rows()).unwrap_or(0);
+            }
+            let start = self.end - u64::try_from(groups[self.group].num_rows()).unwrap_or(0);
+            if here == start
+                && let Some(leaves) = reuse::group_leaves(&self.metadata, self.group, self.plan)
+            {
+                let group = CopyGroup {
+                    file: file.clone(),
+                    metadata: Arc::clone(&self.metadata),
+                    group: self.group,
+                    leaves,
+                    rows: usize::try_from(groups[self.group].num_rows()).unwrap_or(usize::MAX),
+                };
+                gather.send(parallel::Piece::Mark(parallel::Mark::Begin(group)))?;
+                self.open = true;
+            }
+            let take = (batch.num_rows() - offset)
+                .min(usize::try_from(self.end.saturating_sub(here)).unwrap_or(usize::MAX))
+                .max(1);
+            // A record batch across a group boundary is cut into copies of its rows (the
+            // column checks expect arrays as the reader builds them, not slices).
+            let piece = if take == batch.num_rows() {
+                batch.clone()
+            } else {
+                let rows = arrow_array::UInt32Array::from_iter_values(
+                    (offset..offset + take).map(|row| u32::try_from(row).unwrap_or(u32::MAX)),
+                );
+                arrow_select::take::take_record_batch(&batch, &rows)
+                    .map_err(|err| read::parquet::undecodable_batch(self.name, &err))?
+            };
+            gather.send(parallel::Piece::Parquet {
+                batch: piece,
+                row_number: here,
+            })?;
+            offset += take;
+            if self.open && here + take as u64 >= self.end {
+                gather.send(parallel::Piece::Mark(parallel::Mark::End))?;
+                self.open = false;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs the decoder of `format` over one input into `rows`.
 fn read_input(
     schema: &Value,
@@ -494,6 +628,20 @@ fn read_input(
             rows.stats.input_bytes = size;
             check_parquet_columns(schema, builder.schema())
                 .map_err(|reason| not_in_schema(name, reason))?;
+            let metadata = builder.metadata().clone();
+            let output = &rows.pipeline.output;
+            let plan = if output.reuse {
+                reuse::plan(builder.parquet_schema(), &output.schema)
+            } else {
+                Vec::new()
+            };
+            // The input is opened again for the writer to copy pages from; without it,
+            // every page is encoded.
+            let copy_from = plan
+                .iter()
+                .any(Option::is_some)
+                .then(|| std::fs::File::open(file).ok().map(Arc::new))
+                .flatten();
             let reader =
                 read::parquet::reader(builder, name, read::parquet::BATCH_ROWS, max_row_bytes)?;
             let reading = parallel::Reading {
@@ -501,17 +649,21 @@ fn read_input(
                 max_row_bytes,
                 csv_paths: &[],
             };
-            return parallel::decode_file(reading, rows, helpers(threads), |gather| {
+            let decoded = parallel::decode_file(reading, rows, helpers(threads), |gather| {
+                let mut groups = CopyGroups::new(metadata, &plan, copy_from, name);
                 let mut row_number = 0;
                 for batch in reader {
                     let batch =
                         batch.map_err(|err| read::parquet::undecodable_batch(name, &err))?;
                     let read = batch.num_rows() as u64;
-                    gather.send(parallel::Piece::Parquet { batch, row_number })?;
+                    groups.send(gather, batch, row_number)?;
                     row_number += read;
                 }
                 Ok(())
             });
+            // A group left open by a failure part-way is encoded as usual.
+            let ended = rows.pipeline.output.end_copy();
+            return decoded.and(ended.map_err(ProcessError::from));
         }
         (Input::Stream(..), FileFormat::Parquet) => {
             return Err(ProcessError::Read {

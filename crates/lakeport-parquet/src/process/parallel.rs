@@ -29,6 +29,7 @@ use crate::arrow_value::{dates_from_timestamps, without_dictionaries};
 use crate::direct::{CsvChunk, Offered, RowBuilder, check_batch};
 use crate::error::{ProcessError, WriteError};
 use crate::read::{self, Flow, RowSink};
+use crate::reuse::CopyGroup;
 
 /// Text a chunk holds before it is sent (a chunk ends at the first line past it).
 const CHUNK_BYTES: usize = 2 << 20;
@@ -178,6 +179,14 @@ pub(super) enum Piece {
     },
     /// One row that goes the row way (a CSV record too large for text columns).
     Row(Value),
+    /// A mark between the Parquet pieces of an input row group whose pages may be copied.
+    Mark(Mark),
+}
+
+/// The start or the end of the rows of an input row group whose pages may be copied.
+pub(super) enum Mark {
+    Begin(CopyGroup),
+    End,
 }
 
 /// A row a decoding thread rejected, for the caller to write.
@@ -197,6 +206,8 @@ struct Decoded {
     accepted: RecordBatch,
     rejects: Vec<Reject>,
     input_records: u64,
+    /// For a mark, the mark, applied once the pieces before it are merged.
+    mark: Option<Mark>,
 }
 
 /// The loop of one decoding thread: takes pieces until there are none, answers each.
@@ -267,12 +278,21 @@ fn decode(
             let original = row.clone();
             sink.row(row, &|| original.clone())?;
         }
+        Piece::Mark(mark) => {
+            return Ok(Decoded {
+                accepted: RecordBatch::new_empty(context.schema.clone()),
+                rejects: Vec::new(),
+                input_records: 0,
+                mark: Some(mark),
+            });
+        }
     }
     let accepted = sink.builder.finish().map_err(WriteError::Encode)?;
     Ok(Decoded {
         accepted,
         rejects: sink.rejects,
         input_records: sink.input_records,
+        mark: None,
     })
 }
 
@@ -320,6 +340,7 @@ fn parquet_batch(
         accepted,
         rejects: sink.rejects,
         input_records: sink.input_records,
+        mark: None,
     })
 }
 
@@ -378,6 +399,7 @@ fn csv_chunk(
         accepted,
         rejects: sink.rejects,
         input_records: sink.input_records,
+        mark: None,
     })
 }
 
@@ -454,6 +476,11 @@ impl Merge<'_> {
         }
         *self.output_records += decoded.accepted.num_rows() as u64;
         self.columns.push_batch(decoded.accepted)?;
+        match decoded.mark {
+            Some(Mark::Begin(group)) => self.columns.begin_copy(group)?,
+            Some(Mark::End) => self.columns.end_copy()?,
+            None => {}
+        }
         Ok(())
     }
 }

@@ -665,7 +665,9 @@ fn every_format_in_one_batch_gives_identical_output() {
         },
         json_lines_input("e.json", json_lines(9, 900, 5, true)),
     ];
-    let outcome = same_outcome("0808e0758d2f0bae", &options, &inputs);
+    // (The Parquet input's size is part of the fingerprint: it changed when Lakeport's
+    // files lost their page index.)
+    let outcome = same_outcome("540b1921f6ded2fe", &options, &inputs);
     assert!(
         outcome.files.iter().all(Result::is_ok),
         "{:?}",

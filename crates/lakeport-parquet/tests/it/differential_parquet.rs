@@ -16,6 +16,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use lakeport_parquet::{BatchOutput, BatchProcessor, FileFormat, FileStats, ProcessOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::differential::Rng;
@@ -738,4 +739,100 @@ fn parquet_rows_near_the_limits_and_small_parts_give_identical_output() {
         .unwrap_or(0);
     assert!(parsing > 0, "no row over a limit: {:?}", outcome.output);
     assert!(outcome.output.output_records > 500, "{:?}", outcome.output);
+}
+
+/// Runs the batch with the input's pages reused and without, on `threads`, and requires
+/// the same rows, parts, counts and rejected-row files.
+#[track_caller]
+fn same_with_reused_pages(threads: usize, options: &ProcessOptions, inputs: &[(&str, Vec<u8>)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let encoded = run(
+        threads,
+        &ProcessOptions {
+            reuse_parquet_pages: false,
+            ..options.clone()
+        },
+        inputs,
+        &dir.path().join("encoded"),
+    );
+    let reused = run(
+        threads,
+        &ProcessOptions {
+            reuse_parquet_pages: true,
+            ..options.clone()
+        },
+        inputs,
+        &dir.path().join("reused"),
+    );
+    assert_eq!(encoded.files, reused.files);
+    assert_eq!(encoded.rejects, reused.rejects);
+    assert_eq!(encoded.rows.len(), reused.rows.len());
+    for (index, (expected, actual)) in encoded.rows.iter().zip(&reused.rows).enumerate() {
+        for (column, field) in expected.schema().fields().iter().enumerate() {
+            assert_eq!(
+                expected.column(column),
+                actual.column(column),
+                "part {index}, column {} differs with reused pages ({threads} threads)",
+                field.name()
+            );
+        }
+    }
+    assert_eq!(encoded.fingerprint, reused.fingerprint);
+    // The generated inputs are uncompressed; Lakeport encodes with Snappy. So the chunks
+    // left uncompressed are the copied ones, and they carry no statistics.
+    let copied = |dir: &Path, outcome: &Outcome| {
+        let mut copied = 0;
+        for part in &outcome.output.parts {
+            let file = fs::File::open(dir.join(format!("out-{threads}")).join(&part.relative_path))
+                .unwrap();
+            let metadata = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .metadata()
+                .clone();
+            for group in metadata.row_groups() {
+                for chunk in group.columns() {
+                    if chunk.compression() == Compression::UNCOMPRESSED {
+                        assert!(
+                            chunk.statistics().is_none(),
+                            "a copied chunk kept statistics"
+                        );
+                        copied += 1;
+                    }
+                }
+            }
+        }
+        copied
+    };
+    assert_eq!(copied(&dir.path().join("encoded"), &encoded), 0);
+    assert!(
+        copied(&dir.path().join("reused"), &reused) > 0,
+        "no page was reused ({threads} threads)"
+    );
+}
+
+#[test]
+fn reused_parquet_pages_hold_the_same_rows() {
+    let options = ProcessOptions {
+        diagnostics: true,
+        ..ProcessOptions::default()
+    };
+    let inputs = [
+        // Groups of 40 rows: about one in five has no rejected row (a required field is
+        // missing from 2% of the rows) and is copied; the others are encoded.
+        (
+            "clean.parquet",
+            parquet_file(21, &native_columns(), 3000, 0, 40),
+        ),
+        (
+            "native.parquet",
+            parquet_file(12, &native_columns(), 9000, 25, 2500),
+        ),
+        (
+            "converted.parquet",
+            parquet_file(13, &converted_columns(), 3000, 30, 1000),
+        ),
+    ];
+    for threads in [1, 2, 4] {
+        same_with_reused_pages(threads, &options, &inputs);
+    }
 }

@@ -1,0 +1,225 @@
+//! Reusing the encoded pages of a Parquet input (issue 16). When every row of an input row
+//! group passes validation, a leaf column whose values the dataset stores exactly as the
+//! input holds them (the same physical type, the same meaning, the same optional and
+//! repeated ancestors) is copied into the output row group as its compressed pages are,
+//! instead of being decoded into Arrow and encoded again. Validation still reads every value
+//! of every column; only the encoding is skipped.
+//!
+//! A copied chunk keeps the input's codec and encodings (those every common reader handles:
+//! see [`group_leaves`]) and loses its statistics: an input's statistics are not trusted to
+//! prune queries. A row group with a rejected row, or whose held rows outgrow
+//! [`HOLD_BYTES`], is encoded as any other.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_schema::Schema;
+use parquet::arrow::ArrowSchemaConverter;
+use parquet::basic::{
+    Compression, ConvertedType, Encoding, LogicalType, Repetition, TimeUnit, Type as Physical,
+};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor, Type};
+
+/// The most Arrow memory the writer holds for one row group it may copy (the rows it must
+/// encode after all if a row turns out rejected); past it, the group is encoded.
+pub(crate) const HOLD_BYTES: usize = 48 * 1024 * 1024;
+
+/// An input row group whose pages may be copied: the file, its footer, the group, and for
+/// each leaf column of the output the input leaf to copy (`None`: encoded).
+#[derive(Clone)]
+pub(crate) struct CopyGroup {
+    pub(crate) file: Arc<File>,
+    pub(crate) metadata: Arc<ParquetMetaData>,
+    pub(crate) group: usize,
+    pub(crate) leaves: Arc<[Option<usize>]>,
+    pub(crate) rows: usize,
+}
+
+impl std::fmt::Debug for CopyGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyGroup")
+            .field("group", &self.group)
+            .field("rows", &self.rows)
+            .field("leaves", &self.leaves)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CopyGroup {
+    /// The close result that splices input leaf `input` into an output column `descr`:
+    /// the chunk's sizes, offsets, codec and encodings, without statistics or page index.
+    pub(crate) fn close_result(
+        &self,
+        input: usize,
+        descr: ColumnDescPtr,
+    ) -> Result<ColumnCloseResult, ParquetError> {
+        let chunk = self.metadata.row_group(self.group).column(input);
+        let metadata = ColumnChunkMetaData::builder(descr)
+            .set_compression_codec(chunk.compression_codec())
+            .set_encodings_mask(*chunk.encodings_mask())
+            .set_total_compressed_size(chunk.compressed_size())
+            .set_total_uncompressed_size(chunk.uncompressed_size())
+            .set_num_values(chunk.num_values())
+            .set_data_page_offset(chunk.data_page_offset())
+            .set_dictionary_page_offset(chunk.dictionary_page_offset())
+            .build()?;
+        Ok(ColumnCloseResult {
+            bytes_written: u64::try_from(chunk.compressed_size()).unwrap_or(0),
+            rows_written: u64::try_from(self.metadata.row_group(self.group).num_rows())
+                .unwrap_or(0),
+            metadata,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: None,
+        })
+    }
+}
+
+/// For each leaf column of the Parquet schema written for `output`, the leaf of `input`
+/// holding the same values in the same encoding, when there is one.
+pub(crate) fn plan(input: &SchemaDescriptor, output: &Schema) -> Vec<Option<usize>> {
+    let Ok(output) = ArrowSchemaConverter::new().convert(output) else {
+        return Vec::new();
+    };
+    (0..output.num_columns())
+        .map(|leaf| {
+            let wanted = output.column(leaf);
+            let kind = kind_of(&wanted)?;
+            let found = (0..input.num_columns())
+                .find(|&other| input.column(other).path() == wanted.path())?;
+            let other = input.column(found);
+            (kind_of(&other) == Some(kind)
+                && other.max_def_level() == wanted.max_def_level()
+                && other.max_rep_level() == wanted.max_rep_level()
+                && ancestry(input, found) == ancestry(&output, leaf))
+            .then_some(found)
+        })
+        .collect()
+}
+
+/// The leaves of `plan` that row group `group` of `metadata` lets copy: chunks in the file
+/// itself, compressed with a codec and encoded with encodings every common
+/// Parquet reader handles. `None` when no leaf is left.
+#[allow(deprecated)] // `BIT_PACKED`: the levels of older writers, which every reader decodes
+pub(crate) fn group_leaves(
+    metadata: &ParquetMetaData,
+    group: usize,
+    plan: &[Option<usize>],
+) -> Option<Arc<[Option<usize>]>> {
+    let row_group = metadata.row_group(group);
+    let leaves: Vec<Option<usize>> = plan
+        .iter()
+        .map(|input| {
+            input.filter(|&input| {
+                let chunk = row_group.column(input);
+                chunk.file_path().is_none()
+                    && matches!(
+                        chunk.compression(),
+                        Compression::UNCOMPRESSED
+                            | Compression::SNAPPY
+                            | Compression::GZIP(_)
+                            | Compression::ZSTD(_)
+                            | Compression::LZ4_RAW
+                    )
+                    && chunk.encodings().all(|encoding| {
+                        matches!(
+                            encoding,
+                            Encoding::PLAIN
+                                | Encoding::PLAIN_DICTIONARY
+                                | Encoding::RLE_DICTIONARY
+                                | Encoding::RLE
+                                | Encoding::BIT_PACKED
+                        )
+                    })
+                    && chunk.compressed_size() > 0
+            })
+        })
+        .collect();
+    leaves.iter().any(Option::is_some).then(|| leaves.into())
+}
+
+/// What a leaf's values are, as far as copying goes; `None` for types never copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Boolean,
+    Int(u8),
+    Float,
+    Double,
+    Date,
+    TimestampMillis,
+    TimestampMicros,
+    Text,
+    Binary,
+}
+
+fn kind_of(descr: &ColumnDescPtr) -> Option<Kind> {
+    let logical = descr.logical_type_ref();
+    let converted = descr.converted_type();
+    match descr.physical_type() {
+        Physical::BOOLEAN if logical.is_none() => Some(Kind::Boolean),
+        Physical::FLOAT if logical.is_none() => Some(Kind::Float),
+        Physical::DOUBLE if logical.is_none() => Some(Kind::Double),
+        Physical::BYTE_ARRAY => match (logical, converted) {
+            (Some(LogicalType::String), _) | (None, ConvertedType::UTF8) => Some(Kind::Text),
+            (None, ConvertedType::NONE) => Some(Kind::Binary),
+            _ => None,
+        },
+        Physical::INT32 => match (logical, converted) {
+            (Some(LogicalType::Date), _) | (None, ConvertedType::DATE) => Some(Kind::Date),
+            (Some(LogicalType::Integer(int)), _) if int.is_signed => {
+                u8::try_from(int.bit_width).ok().map(Kind::Int)
+            }
+            (None, ConvertedType::NONE | ConvertedType::INT_32) => Some(Kind::Int(32)),
+            (None, ConvertedType::INT_16) => Some(Kind::Int(16)),
+            (None, ConvertedType::INT_8) => Some(Kind::Int(8)),
+            _ => None,
+        },
+        Physical::INT64 => match (logical, converted) {
+            (Some(LogicalType::Timestamp(timestamp)), _) if timestamp.is_adjusted_to_u_t_c => {
+                match timestamp.unit {
+                    TimeUnit::MILLIS => Some(Kind::TimestampMillis),
+                    TimeUnit::MICROS => Some(Kind::TimestampMicros),
+                    TimeUnit::NANOS => None,
+                }
+            }
+            (None, ConvertedType::TIMESTAMP_MILLIS) => Some(Kind::TimestampMillis),
+            (None, ConvertedType::TIMESTAMP_MICROS) => Some(Kind::TimestampMicros),
+            (Some(LogicalType::Integer(int)), _) if int.is_signed && int.bit_width == 64 => {
+                Some(Kind::Int(64))
+            }
+            (None, ConvertedType::NONE | ConvertedType::INT_64) => Some(Kind::Int(64)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The repetition of each node from the top-level field down to leaf `leaf`.
+fn ancestry(schema: &SchemaDescriptor, leaf: usize) -> Vec<Repetition> {
+    let parts = schema.column(leaf).path().parts().to_vec();
+    let mut node: &Type = schema.get_column_root(leaf);
+    let repetition = |node: &Type| {
+        let info = node.get_basic_info();
+        if info.has_repetition() {
+            info.repetition()
+        } else {
+            Repetition::REQUIRED
+        }
+    };
+    let mut chain = vec![repetition(node)];
+    for part in parts.iter().skip(1) {
+        let Some(child) = node
+            .get_fields()
+            .iter()
+            .find(|child| child.name() == part.as_str())
+        else {
+            break;
+        };
+        node = child;
+        chain.push(repetition(node));
+    }
+    chain
+}
