@@ -525,8 +525,6 @@ struct CopyGroups<'a> {
     end: u64,
     /// Whether a begin mark was sent for `group`.
     open: bool,
-    /// The file's name in the batch.
-    name: &'a str,
 }
 
 impl<'a> CopyGroups<'a> {
@@ -534,7 +532,6 @@ impl<'a> CopyGroups<'a> {
         metadata: Arc<parquet::file::metadata::ParquetMetaData>,
         plan: &'a [Option<usize>],
         file: Option<Arc<std::fs::File>>,
-        name: &'a str,
     ) -> Self {
         let end = metadata
             .row_groups()
@@ -547,7 +544,6 @@ impl<'a> CopyGroups<'a> {
             group: 0,
             end,
             open: false,
-            name,
         }
     }
 
@@ -587,17 +583,7 @@ impl<'a> CopyGroups<'a> {
             let take = (batch.num_rows() - offset)
                 .min(usize::try_from(self.end.saturating_sub(here)).unwrap_or(usize::MAX))
                 .max(1);
-            // A record batch across a group boundary is cut into copies of its rows (the
-            // column checks expect arrays as the reader builds them, not slices).
-            let piece = if take == batch.num_rows() {
-                batch.clone()
-            } else {
-                let rows = arrow_array::UInt32Array::from_iter_values(
-                    (offset..offset + take).map(|row| u32::try_from(row).unwrap_or(u32::MAX)),
-                );
-                arrow_select::take::take_record_batch(&batch, &rows)
-                    .map_err(|err| read::parquet::undecodable_batch(self.name, &err))?
-            };
+            let piece = batch.slice(offset, take);
             gather.send(parallel::Piece::Parquet {
                 batch: piece,
                 row_number: here,
@@ -650,7 +636,7 @@ fn read_input(
                 csv_paths: &[],
             };
             let decoded = parallel::decode_file(reading, rows, helpers(threads), |gather| {
-                let mut groups = CopyGroups::new(metadata, &plan, copy_from, name);
+                let mut groups = CopyGroups::new(metadata, &plan, copy_from);
                 let mut row_number = 0;
                 for batch in reader {
                     let batch =

@@ -267,8 +267,23 @@ impl State {
         rows: &[u32],
     ) -> Result<ArrayRef, ArrowError> {
         let list = array.as_list::<i32>();
-        let offsets = list.offsets();
-        let values = list.values();
+        // A sliced list's values run past its rows: only the items of its rows are checked
+        // and kept (an item outside them would be a valid struct with dropped fields).
+        let (offsets, values) = match (list.offsets().first(), list.offsets().last()) {
+            (Some(&first), Some(&last))
+                if first != 0 || usize::try_from(last).ok() != Some(list.values().len()) =>
+            {
+                let start = usize::try_from(first).unwrap_or(0);
+                let end = usize::try_from(last).unwrap_or(0);
+                let offsets: ScalarBuffer<i32> =
+                    list.offsets().iter().map(|offset| offset - first).collect();
+                (
+                    OffsetBuffer::new(offsets),
+                    list.values().slice(start, end.saturating_sub(start)),
+                )
+            }
+            _ => (list.offsets().clone(), list.values().clone()),
+        };
         let mut item_rows = vec![DEAD; values.len()];
         for (index, &row) in rows.iter().enumerate() {
             if row == DEAD || list.is_null(index) {
@@ -296,7 +311,7 @@ impl State {
         let nulls = self.container_nulls(list.nulls(), rows);
         Ok(Arc::new(ListArray::try_new(
             target_item.clone(),
-            offsets.clone(),
+            offsets,
             converted,
             nulls,
         )?))
