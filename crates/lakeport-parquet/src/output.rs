@@ -18,7 +18,7 @@ use parquet::file::writer::SerializedFileWriter;
 use serde_json::Value;
 
 use crate::error::WriteError;
-use crate::reuse::{self, CopyGroup};
+use crate::reuse::CopyGroup;
 
 /// One file written under the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,10 +179,6 @@ pub(crate) struct ParquetParts {
 /// A row group whose planned leaves are copied from an input row group.
 struct Copying {
     group: CopyGroup,
-    /// The batches written into the group so far, kept to encode the planned leaves if the
-    /// group cannot be copied after all; `None` once given up.
-    held: Option<Vec<RecordBatch>>,
-    held_bytes: usize,
     /// Rows written into the group.
     received: usize,
 }
@@ -312,7 +308,7 @@ impl ParquetParts {
     /// (see [`crate::reuse`]). The open row group is closed first; a group larger than the
     /// room left in the part is encoded as usual, so that parts end where they would.
     pub(crate) fn begin_copy(&mut self, group: CopyGroup) -> Result<(), WriteError> {
-        self.end_copy()?;
+        self.end_copy(0, &[])?;
         if group.rows == 0 || group.rows > self.room() {
             return Ok(());
         }
@@ -322,75 +318,55 @@ impl ParquetParts {
                 source,
             })?;
         }
-        self.copying = Some(Copying {
-            group,
-            held: Some(Vec::new()),
-            held_bytes: 0,
-            received: 0,
-        });
+        self.copying = Some(Copying { group, received: 0 });
         Ok(())
     }
 
-    /// Rows of a group being copied: the leaves not copied are encoded now, the batch is
-    /// held in case a row of the group was rejected (then the copied leaves are encoded
-    /// too), or encoded whole once the held rows outgrow [`reuse::HOLD_BYTES`].
+    /// Rows of a group being copied: only the leaves not copied are encoded now.
     fn write_copying(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         let (threads, schema) = (self.encode_threads, self.schema.clone());
         let mut costs = std::mem::take(&mut self.costs);
-        let copying = self.copying.take().expect("a group is being copied");
+        let encoded: Vec<bool> = self
+            .copying
+            .as_ref()
+            .map(|copying| copying.group.leaves.iter().map(Option::is_none).collect())
+            .unwrap_or_default();
         let result = (|| {
             let open = self.open_part()?;
             let path = open.path.clone();
-            let parquet_error = |source| WriteError::Parquet {
-                path: path.clone(),
-                source,
-            };
-            let mut copying = copying;
-            let (writers, rows) = open.group_writers().map_err(parquet_error)?;
-            let encoded: Vec<bool> = match &copying.held {
-                Some(_) => copying.group.leaves.iter().map(Option::is_none).collect(),
-                None => vec![true; writers.len()],
-            };
-            encode(writers, &schema, batch, threads, &mut costs, Some(&encoded))
-                .map_err(parquet_error)?;
+            let rows = open
+                .group_writers()
+                .and_then(|(writers, rows)| {
+                    encode(writers, &schema, batch, threads, &mut costs, Some(&encoded))?;
+                    Ok(rows)
+                })
+                .map_err(|source| WriteError::Parquet { path, source })?;
             *rows += batch.num_rows();
-            copying.received += batch.num_rows();
-            if let Some(held) = &mut copying.held {
-                copying.held_bytes += batch.get_array_memory_size();
-                held.push(batch.clone());
-                if copying.held_bytes > reuse::HOLD_BYTES {
-                    let copied = copying
-                        .group
-                        .leaves
-                        .iter()
-                        .map(Option::is_some)
-                        .collect::<Vec<_>>();
-                    for batch in copying.held.take().unwrap_or_default() {
-                        encode(writers, &schema, &batch, threads, &mut costs, Some(&copied))
-                            .map_err(parquet_error)?;
-                    }
-                }
-            }
             open.rows += batch.num_rows();
-            Ok(copying)
+            Ok(())
         })();
         self.costs = costs;
-        self.copying = Some(result?);
-        Ok(())
+        if let Some(copying) = &mut self.copying {
+            copying.received += batch.num_rows();
+        }
+        result
     }
 
-    /// Ends the group [`begin_copy`](Self::begin_copy) started: when every row of the input
-    /// group arrived and is still held, the row group copies the input's chunks for the
-    /// planned leaves; otherwise the held rows' remaining leaves are encoded.
-    pub(crate) fn end_copy(&mut self) -> Result<(), WriteError> {
+    /// Ends the group [`begin_copy`](Self::begin_copy) started, of which the first `covered`
+    /// rows were read, `rejected` (offsets in the group, ascending) rejected. When every row
+    /// of the input group arrived, the row group copies the input's chunks for the planned
+    /// leaves; otherwise those leaves of the rows that arrived are read again from the input
+    /// and encoded.
+    pub(crate) fn end_copy(
+        &mut self,
+        covered: usize,
+        rejected: &[usize],
+    ) -> Result<(), WriteError> {
         let Some(copying) = self.copying.take() else {
             return Ok(());
         };
-        let (threads, schema) = (self.encode_threads, self.schema.clone());
         let rows_per_part = self.rows_per_part;
-        let mut costs = std::mem::take(&mut self.costs);
         let Some(open) = &mut self.current else {
-            self.costs = costs;
             return Ok(());
         };
         let path = open.path.clone();
@@ -398,33 +374,23 @@ impl ParquetParts {
             let Some((mut writers, rows)) = open.group.take() else {
                 return Ok(());
             };
-            match copying.held {
-                Some(_) if copying.received == copying.group.rows => {
-                    open.copy_group(writers, &copying.group)
-                }
-                held => {
-                    let copied = copying
-                        .group
-                        .leaves
-                        .iter()
-                        .map(Option::is_some)
-                        .collect::<Vec<_>>();
-                    for batch in held.unwrap_or_default() {
-                        encode(
-                            &mut writers,
-                            &schema,
-                            &batch,
-                            threads,
-                            &mut costs,
-                            Some(&copied),
-                        )?;
-                    }
-                    open.group = Some((writers, rows));
-                    open.flush_group()
-                }
+            if copying.received == copying.group.rows {
+                return open.copy_group(writers, &copying.group);
             }
+            if covered.saturating_sub(rejected.len()) != copying.received {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "{} rows of an input row group arrived, but {covered} were read and {} \
+                     rejected",
+                    copying.received,
+                    rejected.len()
+                )));
+            }
+            copying
+                .group
+                .encode_from_input(&mut writers, covered, rejected)?;
+            open.group = Some((writers, rows));
+            open.flush_group()
         })();
-        self.costs = costs;
         ended.map_err(|source| WriteError::Parquet { path, source })?;
         if open.rows >= rows_per_part {
             self.close_current()?;
@@ -457,7 +423,7 @@ impl ParquetParts {
 
     /// Closes the open part and returns the parts written, in order.
     pub(crate) fn finish(mut self) -> Result<Vec<OutputFile>, WriteError> {
-        self.end_copy()?;
+        self.end_copy(0, &[])?;
         self.close_current()?;
         Ok(self.done)
     }
@@ -614,7 +580,11 @@ enum Message {
     /// The rows up to [`Message::EndCopy`] are those of an input row group that may be
     /// copied (see [`crate::reuse`]).
     BeginCopy(CopyGroup),
-    EndCopy,
+    /// The rows of the group read, and the offsets in it of those rejected.
+    EndCopy {
+        covered: usize,
+        rejected: Vec<usize>,
+    },
 }
 
 /// Applies one message to the parts.
@@ -622,7 +592,7 @@ fn apply(parts: &mut ParquetParts, message: Message) -> Result<(), WriteError> {
     match message {
         Message::Batch(batch) => write_batch(parts, &batch),
         Message::BeginCopy(group) => parts.begin_copy(group),
-        Message::EndCopy => parts.end_copy(),
+        Message::EndCopy { covered, rejected } => parts.end_copy(covered, &rejected),
     }
 }
 
@@ -689,9 +659,14 @@ impl BatchStage {
         self.send(Message::BeginCopy(group))
     }
 
-    /// Marks the end of the rows [`begin_copy`](Self::begin_copy) started.
-    pub(crate) fn end_copy(&mut self) -> Result<(), WriteError> {
-        self.send(Message::EndCopy)
+    /// Marks the end of the rows [`begin_copy`](Self::begin_copy) started: `covered` rows
+    /// of the group were read, those at offsets `rejected` rejected.
+    pub(crate) fn end_copy(
+        &mut self,
+        covered: usize,
+        rejected: Vec<usize>,
+    ) -> Result<(), WriteError> {
+        self.send(Message::EndCopy { covered, rejected })
     }
 
     fn send(&mut self, message: Message) -> Result<(), WriteError> {

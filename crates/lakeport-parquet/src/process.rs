@@ -161,9 +161,9 @@ struct ColumnOutput {
     pending_rows: usize,
     /// Whether Parquet input pages may be copied (`ProcessOptions::reuse_parquet_pages`).
     reuse: bool,
-    /// Whether the rows sent since the last [`begin_copy`](Self::begin_copy) belong to an
-    /// input row group that may be copied.
-    copying: bool,
+    /// The file row of the first row of the input row group being copied, if any, the rows
+    /// of it read so far, and the offsets in it of those rejected.
+    copying: Option<(u64, usize, Vec<usize>)>,
 }
 
 impl ColumnOutput {
@@ -201,21 +201,32 @@ impl ColumnOutput {
     fn begin_copy(&mut self, group: CopyGroup) -> Result<(), WriteError> {
         self.end_copy()?;
         self.flush()?;
-        self.stage.begin_copy(group)?;
-        self.copying = true;
-        Ok(())
+        self.copying = Some((group.first_row, 0, Vec::new()));
+        self.stage.begin_copy(group)
+    }
+
+    /// Notes Parquet rows read: `rows` of them, of which those at file rows `rejected`
+    /// were rejected.
+    fn read_rows(&mut self, rows: usize, rejected: &[u64]) {
+        if let Some((first, covered, offsets)) = &mut self.copying {
+            *covered += rows;
+            offsets.extend(
+                rejected
+                    .iter()
+                    .map(|row| usize::try_from(row - *first).unwrap_or(usize::MAX)),
+            );
+        }
     }
 
     /// Sends the rows of the input row group [`begin_copy`](Self::begin_copy) started and
     /// marks its end (nothing when no group is open).
     fn end_copy(&mut self) -> Result<(), WriteError> {
-        if !self.copying {
+        let Some((_, covered, mut rejected)) = self.copying.take() else {
             return Ok(());
-        }
+        };
         self.flush()?;
-        self.stage.end_copy()?;
-        self.copying = false;
-        Ok(())
+        rejected.sort_unstable();
+        self.stage.end_copy(covered, rejected)
     }
 
     /// Moves the rows built here to the waiting batches.
@@ -346,7 +357,7 @@ impl BatchProcessor {
             pending: VecDeque::new(),
             pending_rows: 0,
             reuse: options.reuse_parquet_pages,
-            copying: false,
+            copying: None,
         });
         let max_lines = options.rows_per_part as u64;
         let rejects = Rejects::new(out_dir, max_lines, options.diagnostics);
@@ -576,6 +587,7 @@ impl<'a> CopyGroups<'a> {
                     group: self.group,
                     leaves,
                     rows: usize::try_from(groups[self.group].num_rows()).unwrap_or(usize::MAX),
+                    first_row: start,
                 };
                 gather.send(parallel::Piece::Mark(parallel::Mark::Begin(group)))?;
                 self.open = true;

@@ -7,14 +7,22 @@
 //!
 //! A copied chunk keeps the input's codec and encodings (those every common reader handles:
 //! see [`group_leaves`]) and loses its statistics: an input's statistics are not trusted to
-//! prune queries. A row group with a rejected row, or whose held rows outgrow
-//! [`HOLD_BYTES`], is encoded as any other.
+//! prune queries. Nothing is held while a group's rows arrive: the writer encodes the other
+//! leaves as they come, and when a row of the group was rejected (or the file failed part
+//! way), reads the planned leaves of the group again from the input, without the rejected
+//! rows, and encodes them too.
 
 use std::fs::File;
 use std::sync::Arc;
 
+use arrow_array::BooleanArray;
 use arrow_schema::Schema;
-use parquet::arrow::ArrowSchemaConverter;
+use arrow_select::filter::filter_record_batch;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, compute_leaves};
+use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
 use parquet::basic::{
     Compression, ConvertedType, Encoding, LogicalType, Repetition, TimeUnit, Type as Physical,
 };
@@ -23,9 +31,11 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor, Type};
 
-/// The most Arrow memory the writer holds for one row group it may copy (the rows it must
-/// encode after all if a row turns out rejected); past it, the group is encoded.
-pub(crate) const HOLD_BYTES: usize = 48 * 1024 * 1024;
+/// Rows read at a time when a group's planned leaves are read again (fewer for wide rows).
+const REREAD_ROWS: usize = 8192;
+
+/// Uncompressed bytes (as the footer counts them) such a read holds at most, about.
+const REREAD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// An input row group whose pages may be copied: the file, its footer, the group, and for
 /// each leaf column of the output the input leaf to copy (`None`: encoded).
@@ -36,6 +46,8 @@ pub(crate) struct CopyGroup {
     pub(crate) group: usize,
     pub(crate) leaves: Arc<[Option<usize>]>,
     pub(crate) rows: usize,
+    /// The file row (from 0) of the group's first row.
+    pub(crate) first_row: u64,
 }
 
 impl std::fmt::Debug for CopyGroup {
@@ -75,6 +87,83 @@ impl CopyGroup {
             column_index: None,
             offset_index: None,
         })
+    }
+}
+
+impl CopyGroup {
+    /// Encodes the planned leaves of the group's first `covered` rows but those at offsets
+    /// `rejected` (ascending) into `writers` (one per output leaf), read again from the
+    /// input a few thousand rows at a time.
+    pub(crate) fn encode_from_input(
+        &self,
+        writers: &mut [ArrowColumnWriter],
+        covered: usize,
+        rejected: &[usize],
+    ) -> Result<(), ParquetError> {
+        let mut pairs: Vec<(usize, usize)> = self
+            .leaves
+            .iter()
+            .enumerate()
+            .filter_map(|(output, input)| input.map(|input| (input, output)))
+            .collect();
+        pairs.sort_unstable();
+        let metadata =
+            ArrowReaderMetadata::try_new(Arc::clone(&self.metadata), ArrowReaderOptions::new())?;
+        let metadata = match crate::read::parquet::keeping_dictionaries(&metadata) {
+            Some(schema) => ArrowReaderMetadata::try_new(
+                Arc::clone(&self.metadata),
+                ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+            )?,
+            None => metadata,
+        };
+        let group = self.metadata.row_group(self.group);
+        let rows = u64::try_from(group.num_rows()).unwrap_or(1).max(1);
+        let bytes = u64::try_from(group.total_byte_size()).unwrap_or(0);
+        let per_row = bytes.div_ceil(rows).max(1);
+        let batch_rows = usize::try_from(REREAD_BYTES / per_row)
+            .unwrap_or(REREAD_ROWS)
+            .clamp(1, REREAD_ROWS);
+        let mask = ProjectionMask::leaves(
+            self.metadata.file_metadata().schema_descr(),
+            pairs.iter().map(|&(input, _)| input),
+        );
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|err| ParquetError::External(Box::new(err)))?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+            .with_projection(mask)
+            .with_row_groups(vec![self.group])
+            .with_batch_size(batch_rows)
+            .build()?;
+        let mut row = 0;
+        for batch in reader {
+            if row >= covered {
+                break;
+            }
+            let batch = batch?;
+            let taken = batch.num_rows().min(covered - row);
+            let keep: BooleanArray = (row..row + taken)
+                .map(|row| Some(rejected.binary_search(&row).is_err()))
+                .collect();
+            let batch = filter_record_batch(&batch.slice(0, taken), &keep)?;
+            row += taken;
+            let mut leaves = Vec::with_capacity(pairs.len());
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                leaves.extend(compute_leaves(field, column)?);
+            }
+            if leaves.len() != pairs.len() {
+                return Err(ParquetError::General(format!(
+                    "{} leaves read again from the input for {} planned",
+                    leaves.len(),
+                    pairs.len()
+                )));
+            }
+            for (leaf, &(_, output)) in leaves.iter().zip(&pairs) {
+                writers[output].write(leaf)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -208,6 +208,8 @@ struct Decoded {
     input_records: u64,
     /// For a mark, the mark, applied once the pieces before it are merged.
     mark: Option<Mark>,
+    /// For a Parquet record batch, its rows and the file rows (from 0) of those rejected.
+    parquet_rows: Option<(usize, Vec<u64>)>,
 }
 
 /// The loop of one decoding thread: takes pieces until there are none, answers each.
@@ -284,6 +286,7 @@ fn decode(
                 rejects: Vec::new(),
                 input_records: 0,
                 mark: Some(mark),
+                parquet_rows: None,
             });
         }
     }
@@ -293,6 +296,7 @@ fn decode(
         rejects: sink.rejects,
         input_records: sink.input_records,
         mark: None,
+        parquet_rows: None,
     })
 }
 
@@ -334,6 +338,10 @@ fn parquet_batch(
         )?;
         accepted[index] = sink.builder.rows() > before;
     }
+    let rejected = (0..rows)
+        .filter(|&index| checked.undecided[index] && !accepted[index])
+        .map(|index| row_number + index as u64)
+        .collect();
     let accepted = super::merge_checked(sink.builder, &context.schema, checked, &accepted)
         .map_err(WriteError::Encode)?;
     Ok(Decoded {
@@ -341,6 +349,7 @@ fn parquet_batch(
         rejects: sink.rejects,
         input_records: sink.input_records,
         mark: None,
+        parquet_rows: Some((rows, rejected)),
     })
 }
 
@@ -400,6 +409,7 @@ fn csv_chunk(
         rejects: sink.rejects,
         input_records: sink.input_records,
         mark: None,
+        parquet_rows: None,
     })
 }
 
@@ -476,6 +486,9 @@ impl Merge<'_> {
         }
         *self.output_records += decoded.accepted.num_rows() as u64;
         self.columns.push_batch(decoded.accepted)?;
+        if let Some((rows, rejected)) = &decoded.parquet_rows {
+            self.columns.read_rows(*rows, rejected);
+        }
         match decoded.mark {
             Some(Mark::Begin(group)) => self.columns.begin_copy(group)?,
             Some(Mark::End) => self.columns.end_copy()?,

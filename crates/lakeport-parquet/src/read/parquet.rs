@@ -61,7 +61,7 @@ pub(crate) fn open(
 /// is none. Decoded plainly, a dictionary of one large value repeated on every row is that
 /// value times the rows of a batch (a kilobyte file can be gigabytes); kept as a dictionary,
 /// it is held once and each row's value is built when the row is.
-fn keeping_dictionaries(metadata: &ArrowReaderMetadata) -> Option<Schema> {
+pub(crate) fn keeping_dictionaries(metadata: &ArrowReaderMetadata) -> Option<Schema> {
     let parquet = metadata.metadata();
     let leaves = parquet.file_metadata().schema_descr();
     let schema = metadata.schema();
