@@ -135,6 +135,9 @@ impl CopyGroup {
             .with_projection(mask)
             .with_row_groups(vec![self.group])
             .with_batch_size(batch_rows)
+            // Only the rows read the first time: after a page that failed to decode, no
+            // page past them is decoded again.
+            .with_limit(covered)
             .build()?;
         let mut row = 0;
         for batch in reader {

@@ -836,3 +836,64 @@ fn reused_parquet_pages_hold_the_same_rows() {
         same_with_reused_pages(threads, &options, &inputs);
     }
 }
+
+#[test]
+fn a_parquet_file_failing_part_way_gives_the_same_outcome_with_reused_pages() {
+    // A page header of a later row group overwritten: the file fails there (a file-level
+    // error), after rows of earlier groups, some of them copied, others read again.
+    // 500 groups of 40 rows, read 8192 rows at a time: the third read meets group 400's
+    // broken page, so the file fails after 8192 rows, in the middle of group 204.
+    let mut bytes = parquet_file(22, &native_columns(), 20_000, 0, 40);
+    let scratch = tempfile::tempdir().unwrap();
+    fs::write(scratch.path().join("f.parquet"), &bytes).unwrap();
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(
+        fs::File::open(scratch.path().join("f.parquet")).unwrap(),
+    )
+    .unwrap()
+    .metadata()
+    .clone();
+    let schema = metadata.file_metadata().schema_descr();
+    let leaf = (0..schema.num_columns())
+        .find(|&leaf| schema.column(leaf).path().string() == "eventType")
+        .unwrap();
+    let offset = usize::try_from(metadata.row_group(400).column(leaf).data_page_offset()).unwrap();
+    bytes[offset..offset + 12].fill(0xff);
+    let options = ProcessOptions {
+        diagnostics: true,
+        ..ProcessOptions::default()
+    };
+    let inputs = [
+        ("broken.parquet", bytes),
+        (
+            "native.parquet",
+            parquet_file(12, &native_columns(), 2000, 25, 500),
+        ),
+    ];
+    for threads in [1, 2, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let run_with = |reuse: bool, name: &str| {
+            let options = ProcessOptions {
+                reuse_parquet_pages: reuse,
+                ..options.clone()
+            };
+            run(threads, &options, &inputs, &dir.path().join(name))
+        };
+        let (encoded, reused) = (run_with(false, "encoded"), run_with(true, "reused"));
+        assert!(
+            matches!(&encoded.files[0], Err(message) if message.contains("cannot be decoded as Parquet")),
+            "{:?}",
+            encoded.files
+        );
+        assert!(encoded.files[1].is_ok(), "{:?}", encoded.files);
+        assert_eq!(encoded.files, reused.files);
+        assert_eq!(encoded.rejects, reused.rejects);
+        assert_eq!(encoded.fingerprint, reused.fingerprint);
+        // The rows of the broken file before the failure count.
+        assert_eq!(
+            encoded.output.input_records,
+            2000 + 8192,
+            "{:?}",
+            encoded.output
+        );
+    }
+}
