@@ -183,6 +183,7 @@ pub(crate) async fn run(
         .work_dir
         .join(format!("job-{}-attempt-{}", job.id, job.attempt));
     remove_earlier_attempts(&ctx.work_dir, job);
+    let processing = std::time::Instant::now();
     let processed = match &dataset {
         None => Processed::FileErrors(
             vec![FileLevelError {
@@ -194,7 +195,11 @@ pub(crate) async fn run(
         Some(dataset) => process(ctx, job, &batch, dataset, &work).await?,
     };
     let dataset = dataset.unwrap_or_default();
+    let process_ms = processing.elapsed().as_millis() as u64;
+    let publishing = std::time::Instant::now();
     let published = publish(ctx, job, &batch, &dataset, &dataset_id, processed, &work).await?;
+    let publish_ms = publishing.elapsed().as_millis() as u64;
+    let committing = std::time::Instant::now();
     // The dataset's table lock is held from before the Delta commit until the Catalog commit
     // and the dataset's version are written, so versions are recorded in the order made.
     let locked = match (&published.full_schema, published.outcome.promote) {
@@ -226,6 +231,9 @@ pub(crate) async fn run(
         records.input = counts.input_records,
         records.failed = counts.failed_records,
         size_bytes = counts.input_bytes,
+        process_ms,
+        publish_ms,
+        commit_ms = committing.elapsed().as_millis() as u64,
         "batch processed"
     );
     remove_dir(&work);
