@@ -31,6 +31,11 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor, Type};
 
+/// The largest input row group copied, in compressed bytes: the writer holds the encoded
+/// pages of the other leaves of a copied group until its end (an encoded row group is cut
+/// every `rows_per_row_group` rows instead).
+const COPY_GROUP_BYTES: i64 = 64 * 1024 * 1024;
+
 /// Rows read at a time when a group's planned leaves are read again (fewer for wide rows).
 const REREAD_ROWS: usize = 8192;
 
@@ -192,16 +197,29 @@ pub(crate) fn plan(input: &SchemaDescriptor, output: &Schema) -> Vec<Option<usiz
         .collect()
 }
 
-/// The leaves of `plan` that row group `group` of `metadata` lets copy: chunks in the file
-/// itself, compressed with a codec and encoded with encodings every common
-/// Parquet reader handles. `None` when no leaf is left.
-#[allow(deprecated)] // `BIT_PACKED`: the levels of older writers, which every reader decodes
+/// The leaves of `plan` that row group `group` of `metadata` lets copy: none in a group over
+/// [`COPY_GROUP_BYTES`]; chunks in the file itself, compressed with a codec and encoded
+/// with encodings every common Parquet reader handles. `None` when no leaf is left.
 pub(crate) fn group_leaves(
     metadata: &ParquetMetaData,
     group: usize,
     plan: &[Option<usize>],
 ) -> Option<Arc<[Option<usize>]>> {
+    group_leaves_within(metadata, group, plan, COPY_GROUP_BYTES)
+}
+
+/// [`group_leaves`] with `max_bytes` for [`COPY_GROUP_BYTES`].
+#[allow(deprecated)] // `BIT_PACKED`: the levels of older writers, which every reader decodes
+fn group_leaves_within(
+    metadata: &ParquetMetaData,
+    group: usize,
+    plan: &[Option<usize>],
+    max_bytes: i64,
+) -> Option<Arc<[Option<usize>]>> {
     let row_group = metadata.row_group(group);
+    if row_group.compressed_size() > max_bytes {
+        return None;
+    }
     let leaves: Vec<Option<usize>> = plan
         .iter()
         .map(|input| {
@@ -314,4 +332,58 @@ fn ancestry(schema: &SchemaDescriptor, leaf: usize) -> Vec<Repetition> {
         chain.push(repetition(node));
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::{group_leaves_within, plan};
+
+    #[test]
+    fn same_leaves_are_planned_and_large_groups_are_not_copied() {
+        let file_schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("count", DataType::Int64, true),
+            Field::new("level", DataType::Int64, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])),
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(Int64Array::from(vec![4, 5, 6])),
+        ];
+        let batch = RecordBatch::try_new(file_schema.clone(), columns).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.parquet");
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), file_schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let metadata =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                .unwrap()
+                .metadata()
+                .clone();
+        // The dataset: `level` required (its levels differ), `count` a 32-bit integer, `name`
+        // as in the file, and a column the file lacks.
+        let output = Schema::new(vec![
+            Field::new("missing", DataType::Utf8, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("count", DataType::Int32, true),
+            Field::new("level", DataType::Int64, false),
+        ]);
+        let planned = plan(metadata.file_metadata().schema_descr(), &output);
+        assert_eq!(planned, vec![None, Some(0), None, None]);
+        let size = metadata.row_group(0).compressed_size();
+        assert_eq!(
+            group_leaves_within(&metadata, 0, &planned, size).as_deref(),
+            Some(&[None, Some(0), None, None][..])
+        );
+        assert_eq!(group_leaves_within(&metadata, 0, &planned, size - 1), None);
+    }
 }
