@@ -671,7 +671,12 @@ impl BatchStage {
 
     fn send(&mut self, message: Message) -> Result<(), WriteError> {
         if let Some(parts) = &mut self.inline {
-            return apply(parts, message);
+            let applied = apply(parts, message);
+            if applied.is_err() {
+                // The parts are incomplete: nothing more is written, and `finish` fails.
+                self.inline = None;
+            }
+            return applied;
         }
         let sent = self
             .sender

@@ -114,26 +114,30 @@ fn large_files_flush_in_chunks_and_keep_row_order() {
     assert_eq!(read[12_345]["_acme"]["memberId"], "M-012345");
 }
 
-/// Parquet parts are written on the encoding thread: a part that cannot be created there
-/// (here the output directory became a file) surfaces as a write error, never as lost rows.
+/// A Parquet part that cannot be created (here the output directory became a file)
+/// surfaces as a write error, never as lost rows: written on the reading thread (one
+/// thread) or on a writing thread of its own (two or three).
 #[test]
-fn a_failure_of_the_encoding_thread_is_reported() {
-    let mut batch = Batch::new(
-        "events.schema.json",
-        ProcessOptions {
-            rows_per_row_group: 10,
-            ..ProcessOptions::default()
-        },
-    );
-    std::fs::remove_dir_all(batch.out()).unwrap();
-    std::fs::write(batch.out(), b"not a directory").unwrap();
-    let rows: Vec<Value> = (1..=5_000).map(event).collect();
-    let processed = batch.process("a.json", &jsonl(&rows), &json_lines_format());
-    let finished = batch.processor.take().unwrap().finish();
-    let err = match (processed, finished) {
-        (Err(err), _) => err.to_string(),
-        (Ok(_), Err(err)) => err.to_string(),
-        (Ok(_), Ok(output)) => panic!("rows were lost silently: {output:?}"),
-    };
-    assert!(err.starts_with("cannot write"), "{err}");
+fn a_failure_of_the_parquet_writer_is_reported() {
+    for threads in [1, 2, 3] {
+        let mut batch = Batch::new(
+            "events.schema.json",
+            ProcessOptions {
+                rows_per_row_group: 10,
+                threads,
+                ..ProcessOptions::default()
+            },
+        );
+        std::fs::remove_dir_all(batch.out()).unwrap();
+        std::fs::write(batch.out(), b"not a directory").unwrap();
+        let rows: Vec<Value> = (1..=5_000).map(event).collect();
+        let processed = batch.process("a.json", &jsonl(&rows), &json_lines_format());
+        let finished = batch.processor.take().unwrap().finish();
+        let err = match (processed, finished) {
+            (Err(err), _) => err.to_string(),
+            (Ok(_), Err(err)) => err.to_string(),
+            (Ok(_), Ok(output)) => panic!("rows were lost silently ({threads}): {output:?}"),
+        };
+        assert!(err.starts_with("cannot write"), "{threads} threads: {err}");
+    }
 }
