@@ -213,7 +213,7 @@ impl ColumnOutput {
             offsets.extend(
                 rejected
                     .iter()
-                    .map(|row| usize::try_from(row - *first).unwrap_or(usize::MAX)),
+                    .map(|row| usize::try_from(row.saturating_sub(*first)).unwrap_or(usize::MAX)),
             );
         }
     }
