@@ -93,9 +93,7 @@ impl CopyGroup {
             offset_index: None,
         })
     }
-}
 
-impl CopyGroup {
     /// Encodes the planned leaves of the group's first `covered` rows but those at offsets
     /// `rejected` (ascending) into `writers` (one per output leaf), read again from the
     /// input a few thousand rows at a time.
