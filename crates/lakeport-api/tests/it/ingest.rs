@@ -1121,3 +1121,103 @@ async fn the_upload_preview_stops_at_its_text_budget() {
     // 16 MiB is 16,777,216 bytes: the 17th row of 1,000,000 reaches it.
     assert_eq!(reply.body["preview"]["rows"].as_array().unwrap().len(), 17);
 }
+
+/// Downloads the Parquet files of `batch` from the dataset's table (Data Access) into the
+/// data directory, and returns their paths.
+async fn table_files_of(app: &TestApp, dataset: &str, batch: &str) -> Vec<std::path::PathBuf> {
+    let listing = app
+        .get(&format!(
+            "/data/foundation/export/datasets/{dataset}/table?asOfBatch={batch}"
+        ))
+        .send()
+        .await;
+    assert_eq!(listing.status, StatusCode::OK, "{}", listing.text);
+    let mut paths = Vec::new();
+    for file in listing.body["data"].as_array().unwrap() {
+        if !file["name"].as_str().unwrap().contains(batch) {
+            continue;
+        }
+        let reply = app
+            .get(file["_links"]["self"]["href"].as_str().unwrap())
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let path = app
+            .data_dir()
+            .join(format!("{batch}-{}.parquet", paths.len()));
+        std::fs::write(&path, &reply.bytes).unwrap();
+        paths.push(path);
+    }
+    paths
+}
+
+/// A dataset's own Parquet uploaded again keeps its encoded pages (every column has the
+/// dataset's types and levels, and every row passes): the copied column chunks carry no
+/// statistics, and the rows read back are the same.
+#[tokio::test]
+async fn a_dataset_s_own_parquet_uploaded_again_keeps_its_pages() {
+    use lakeport_test_support::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let app = TestApp::new().await;
+    let dataset = app.create_event_dataset("events").await;
+    let first = new_batch(&app, &dataset, json!({})).await;
+    let rows: Vec<Value> = (0..500).map(event).collect();
+    app.upload(&first, &dataset, "rows.json", &lines(&rows))
+        .await;
+    assert_eq!(complete_and_run(&app, &first).await["status"], "success");
+    let files = table_files_of(&app, &dataset, &first).await;
+    assert_eq!(files.len(), 1);
+    let chunks_with_statistics = |path: &std::path::Path| {
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+        let metadata = builder.metadata();
+        let chunks: Vec<bool> = metadata
+            .row_groups()
+            .iter()
+            .flat_map(|group| {
+                group
+                    .columns()
+                    .iter()
+                    .map(|chunk| chunk.statistics().is_some())
+            })
+            .collect();
+        (chunks.iter().filter(|&&stats| stats).count(), chunks.len())
+    };
+    let (with_statistics, chunks) = chunks_with_statistics(&files[0]);
+    assert_eq!(
+        with_statistics, chunks,
+        "Lakeport's own chunks have statistics"
+    );
+
+    let again = new_batch(
+        &app,
+        &dataset,
+        json!({"inputFormat": {"format": "parquet"}}),
+    )
+    .await;
+    app.upload(
+        &again,
+        &dataset,
+        "again.parquet",
+        &std::fs::read(&files[0]).unwrap(),
+    )
+    .await;
+    let done = complete_and_run(&app, &again).await;
+    assert_eq!(
+        (done["status"].as_str(), done["recordCount"].as_u64()),
+        (Some("success"), Some(500)),
+        "{done}"
+    );
+    let copied = table_files_of(&app, &dataset, &again).await;
+    assert_eq!(copied.len(), 1);
+    let (with_statistics, chunks) = chunks_with_statistics(&copied[0]);
+    assert!(chunks > 0);
+    assert_eq!(
+        with_statistics, 0,
+        "every chunk was copied, without statistics"
+    );
+    assert_eq!(
+        app.promoted_rows(&again).await,
+        app.promoted_rows(&first).await
+    );
+}

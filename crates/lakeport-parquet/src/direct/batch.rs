@@ -567,6 +567,10 @@ fn text_sizes(array: &dyn Array) -> Option<Vec<u64>> {
         ),
         DataType::Dictionary(_, _) => {
             let dictionary = array.as_any_dictionary();
+            if dictionary.values().is_empty() {
+                // Null throughout: no key to look up.
+                return Some(vec![0; array.len()]);
+            }
             let sizes = text_sizes(dictionary.values().as_ref())?;
             Some(
                 dictionary
@@ -691,7 +695,15 @@ fn convert_leaf(
 ) -> Result<Option<(ArrayRef, Vec<bool>)>, ArrowError> {
     if let DataType::Dictionary(_, _) = array.data_type() {
         let dictionary = array.as_any_dictionary();
-        if dictionary.values().null_count() > 0 {
+        // An empty dictionary (a column null throughout, as Parquet writers encode one) has
+        // no key to normalise.
+        if dictionary.values().is_empty() && array.null_count() == array.len() {
+            return Ok(Some((
+                new_null_array(target, array.len()),
+                vec![false; array.len()],
+            )));
+        }
+        if dictionary.values().null_count() > 0 || dictionary.values().is_empty() {
             return Ok(None);
         }
         let Some((values, bad_values)) =
