@@ -1,10 +1,11 @@
-//! Decoding straight into Arrow columns (issue 16): a JSON row is parsed onto a reused token
-//! tape, walked against the compiled validator and appended to column builders of the
-//! dataset's Arrow schema; no `serde_json::Value` is built for a row that passes. A row the
-//! walker does not accept is rolled back and decided by the row validator, which writes the
-//! same diagnostics as ever; rows decoded by other readers (CSV, Parquet, JSON arrays) reach
-//! the same columns once validated.
-
+//! Decoding straight into Arrow columns (issue 16): a JSON row is read once from its text,
+//! walked against the compiled validator as it is read, and appended to column builders of
+//! the dataset's Arrow schema; no `serde_json::Value` is built for a row that passes. A row
+//! that walk is not sure of (an escape in a string, a syntax error, a violation) is parsed
+//! onto a reused token tape and walked there; a row that walk does not accept either is
+//! rolled back and decided by the row validator, which writes the same diagnostics as ever.
+//! Rows decoded by other readers (CSV, Parquet, JSON arrays) reach the same columns once
+//! validated.
 mod batch;
 mod columns;
 mod csv;
@@ -40,6 +41,8 @@ pub(crate) struct RowBuilder {
     columns: RowColumns,
     walker: Walker,
     tape: Tape,
+    /// Scratch space for the values of unknown properties read from a row's text.
+    skipped: Tape,
 }
 
 impl RowBuilder {
@@ -57,6 +60,7 @@ impl RowBuilder {
                 options.max_fields_per_row,
             ),
             tape: Tape::default(),
+            skipped: Tape::default(),
         })
     }
 
@@ -69,8 +73,21 @@ impl RowBuilder {
         validator: &Validator,
         text: &[u8],
     ) -> Result<Offered, serde_json::Error> {
-        self.tape.parse(text)?;
         let rows = self.columns.rows();
+        // Most rows are read once, straight from their text; the others are parsed onto
+        // the tape and walked there.
+        if let Ok(text) = std::str::from_utf8(text) {
+            match self.walker.text_row(
+                validator.root(),
+                &mut self.columns.root,
+                text,
+                &mut self.skipped,
+            ) {
+                Ok(()) => return Ok(Offered::Accepted),
+                Err(walk::Bail) => self.columns.truncate(rows),
+            }
+        }
+        self.tape.parse(text)?;
         match self
             .walker
             .row(validator.root(), &mut self.columns.root, &self.tape)
@@ -81,6 +98,38 @@ impl RowBuilder {
                 Ok(Offered::Undecided)
             }
         }
+    }
+
+    /// Offers a row to the walk from its text only; `true` when it was appended.
+    #[cfg(test)]
+    fn text_row_only(&mut self, validator: &Validator, text: &str) -> bool {
+        let rows = self.columns.rows();
+        let walked = self.walker.text_row(
+            validator.root(),
+            &mut self.columns.root,
+            text,
+            &mut self.skipped,
+        );
+        if walked.is_err() {
+            self.columns.truncate(rows);
+        }
+        walked.is_ok()
+    }
+
+    /// Offers a row to the tape walk only; `true` when it was appended.
+    #[cfg(test)]
+    fn tape_row_only(&mut self, validator: &Validator, text: &[u8]) -> bool {
+        let rows = self.columns.rows();
+        if self.tape.parse(text).is_err() {
+            return false;
+        }
+        let walked = self
+            .walker
+            .row(validator.root(), &mut self.columns.root, &self.tape);
+        if walked.is_err() {
+            self.columns.truncate(rows);
+        }
+        walked.is_ok()
     }
 
     /// Appends a row the validator accepted and converted.

@@ -9,36 +9,62 @@
 use super::tape::{Tape, Token};
 
 /// The deepest nesting the scanner follows (serde_json's own limit is 128).
-const MAX_DEPTH: usize = 100;
+pub(super) const MAX_DEPTH: usize = 100;
 
 /// Fills `tape` (empty) with the tokens of `text`, or returns `None` when the row needs
 /// serde_json's parser; the tape is then left partly filled.
 pub(super) fn scan(tape: &mut Tape, text: &str) -> Option<()> {
-    let mut scanner = Scanner {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let mut scanner = Scanner::new(text);
     scanner.skip_whitespace();
     scanner.value(tape, 0)?;
-    scanner.skip_whitespace();
-    (scanner.at == scanner.bytes.len()).then_some(())
+    scanner.finish()
 }
 
-struct Scanner<'a> {
+/// A position in the text of one row, and the reading of plain JSON tokens from it.
+pub(super) struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scanner<'a> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
+    pub(super) fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// Checks that only whitespace is left.
+    pub(super) fn finish(&mut self) -> Option<()> {
+        self.skip_whitespace();
+        (self.at == self.bytes.len()).then_some(())
     }
 
     #[inline]
-    fn skip_whitespace(&mut self) {
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Moves past one byte (one the caller peeked).
+    #[inline]
+    pub(super) fn advance(&mut self) {
+        self.at += 1;
+    }
+
+    /// Moves past `word` (`true`, `false`, `null`), or returns `None`.
+    #[inline]
+    pub(super) fn word(&mut self, word: &str) -> Option<()> {
+        if !self.bytes[self.at..].starts_with(word.as_bytes()) {
+            return None;
+        }
+        self.at += word.len();
+        Some(())
+    }
+
+    #[inline]
+    pub(super) fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.at += 1;
         }
@@ -46,12 +72,13 @@ impl<'a> Scanner<'a> {
 
     /// Consumes `byte` after optional whitespace.
     #[inline]
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    pub(super) fn expect(&mut self, byte: u8) -> Option<()> {
         self.skip_whitespace();
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    fn value(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
+    /// Reads one value (at its first byte) onto `tape`.
+    pub(super) fn value(&mut self, tape: &mut Tape, depth: usize) -> Option<()> {
         match self.peek()? {
             b'{' => self.object(tape, depth + 1),
             b'[' => self.array(tape, depth + 1),
@@ -70,10 +97,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn literal(&mut self, word: &str, token: Token, tape: &mut Tape) -> Option<()> {
-        if !self.bytes[self.at..].starts_with(word.as_bytes()) {
-            return None;
-        }
-        self.at += word.len();
+        self.word(word)?;
         tape.push_token(token);
         Some(())
     }
@@ -141,7 +165,7 @@ impl<'a> Scanner<'a> {
     /// Reads a string's body after its opening quote, up to and past the closing quote;
     /// `None` for an escape, a control character or a missing end.
     #[inline]
-    fn string(&mut self) -> Option<&'a str> {
+    pub(super) fn string(&mut self) -> Option<&'a str> {
         let start = self.at;
         let end = start + stop(&self.bytes[start..])?;
         if self.bytes[end] != b'"' {
@@ -161,6 +185,13 @@ impl<'a> Scanner<'a> {
     }
 
     fn number(&mut self, tape: &mut Tape) -> Option<()> {
+        let token = self.number_token()?;
+        tape.push_token(token);
+        Some(())
+    }
+
+    /// Reads a number (at its first byte) as the token serde_json would give.
+    pub(super) fn number_token(&mut self) -> Option<Token> {
         let start = self.at;
         let negative = self.peek()? == b'-';
         if negative {
@@ -220,8 +251,7 @@ impl<'a> Scanner<'a> {
             }
             Token::NegInt(value)
         };
-        tape.push_token(token);
-        Some(())
+        Some(token)
     }
 }
 

@@ -55,8 +55,7 @@ impl Tape {
     /// # Errors
     /// serde_json's error when the bytes are not exactly one JSON value.
     pub(crate) fn parse(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
-        self.tokens.clear();
-        self.text.clear();
+        self.clear();
         // A row checked as UTF-8 once is parsed as text, whose strings serde_json does not
         // check again one by one; a row that is not UTF-8 gets serde_json's own error.
         if let Ok(text) = std::str::from_utf8(bytes) {
@@ -128,6 +127,12 @@ impl Tape {
                 self.close_object(at, fields.len());
             }
         }
+    }
+
+    /// Empties the tape.
+    pub(super) fn clear(&mut self) {
+        self.tokens.clear();
+        self.text.clear();
     }
 
     pub(super) fn push_token(&mut self, token: Token) {
@@ -218,6 +223,7 @@ fn number_token(number: &Number) -> Token {
 }
 
 /// Returns the serde_json number of a number token.
+#[cfg(test)]
 pub(crate) fn number_of(token: Token) -> Option<Number> {
     match token {
         Token::PosInt(value) => Some(value.into()),

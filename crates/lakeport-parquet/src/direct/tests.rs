@@ -188,3 +188,143 @@ fn the_scanner_accepts_only_what_serde_json_accepts_with_the_same_tokens() {
     // comparison above covered accepted rows, not only refusals.
     assert!(accepted > 1000, "only {accepted} edited rows were accepted");
 }
+
+/// A JSON case of the validator corpus: its validator, Arrow schema and rows.
+struct Case {
+    name: String,
+    validator: lakeport_domain::xdm::validate::Validator,
+    arrow: arrow_schema::SchemaRef,
+    rows: Vec<String>,
+}
+
+/// Reads the corpus cases whose rows are JSON (`lakeport-domain/testdata/xdm`).
+fn json_cases() -> Vec<Case> {
+    use lakeport_domain::xdm::validate::{UnknownFields, Validator, ValidatorOptions};
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lakeport-domain/testdata/xdm");
+    let mut cases = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("the corpus is readable")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let mut options = ValidatorOptions::default();
+        let mut schema_file = "schema.json".to_owned();
+        if let Ok(text) = std::fs::read_to_string(dir.join("options.json")) {
+            let settings: Value = serde_json::from_str(&text).expect("options are JSON");
+            if settings
+                .get("source")
+                .is_some_and(|source| source != "json")
+            {
+                continue;
+            }
+            if settings["unknownFields"] == "reject" {
+                options.unknown_fields = UnknownFields::Reject;
+            }
+            if let Some(limit) = settings["maxFieldsPerRow"].as_u64() {
+                options.max_fields_per_row = usize::try_from(limit).expect("a small limit");
+            }
+            if let Some(schema) = settings["schema"].as_str() {
+                schema_file = schema.to_owned();
+            }
+        }
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(&schema_file)).expect("the schema is readable"),
+        )
+        .expect("the schema is JSON");
+        let rows = std::fs::read_to_string(dir.join("rows.jsonl")).expect("rows are readable");
+        cases.push(Case {
+            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            validator: Validator::compile_with(&schema, options).expect("the schema compiles"),
+            arrow: std::sync::Arc::new(
+                crate::schema::arrow_schema(&schema).expect("the schema maps to Arrow"),
+            ),
+            rows: rows.lines().map(str::to_owned).collect(),
+        });
+    }
+    cases
+}
+
+/// Offers `text` to the walk from the text and to the tape walk, each on its own columns.
+/// When the first accepts a row, the second must accept it with the same columns; a row
+/// only the tape walk accepts is appended to both. Returns whether each walk accepted it.
+#[track_caller]
+fn walks_agree(
+    case: &Case,
+    from_text: &mut super::RowBuilder,
+    on_tape: &mut super::RowBuilder,
+    text: &str,
+) -> (bool, bool) {
+    let by_text = from_text.text_row_only(&case.validator, text);
+    let by_tape = on_tape.tape_row_only(&case.validator, text.as_bytes());
+    if by_text {
+        assert!(
+            by_tape,
+            "{}: the text walk accepted a row the tape walk refuses: {text}",
+            case.name
+        );
+    } else if by_tape {
+        assert!(from_text.tape_row_only(&case.validator, text.as_bytes()));
+    }
+    if by_text || by_tape {
+        assert_eq!(
+            from_text.finish().unwrap(),
+            on_tape.finish().unwrap(),
+            "{}: different columns for {text}",
+            case.name
+        );
+    }
+    (by_text, by_tape)
+}
+
+#[test]
+fn the_walk_from_the_text_accepts_only_what_the_tape_walk_accepts_with_the_same_values() {
+    let cases = json_cases();
+    assert!(cases.len() >= 8, "only {} JSON cases", cases.len());
+    let alphabet: Vec<char> = "{}[]\",:.-+eE0123456789 \t\\truefalsnxyzT:Z@\u{1}é"
+        .chars()
+        .collect();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    // Rows offered, accepted by the text walk, accepted by the tape walk.
+    let mut counts = [0usize; 3];
+    let mut count = |(by_text, by_tape): (bool, bool)| {
+        counts[0] += 1;
+        counts[1] += usize::from(by_text);
+        counts[2] += usize::from(by_tape);
+    };
+    for case in &cases {
+        let mut from_text = super::RowBuilder::new(&case.validator, case.arrow.clone()).unwrap();
+        let mut on_tape = super::RowBuilder::new(&case.validator, case.arrow.clone()).unwrap();
+        for row in &case.rows {
+            count(walks_agree(case, &mut from_text, &mut on_tape, row));
+        }
+        // Random edits of the case's rows: values of other types, broken syntax, keys
+        // renamed or repeated.
+        for _ in 0..2_000 {
+            let mut text: Vec<char> = case.rows[rng.below(case.rows.len())].chars().collect();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(text.len() + 1);
+                let pick = alphabet[rng.below(alphabet.len())];
+                match rng.below(3) {
+                    0 => text.insert(at, pick),
+                    1 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    _ if at < text.len() => text[at] = pick,
+                    _ => text.push(pick),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            count(walks_agree(case, &mut from_text, &mut on_tape, &text));
+        }
+    }
+    let [offered, by_text, by_tape] = counts;
+    // Most edits make a row invalid, and both walks give up on it; of the rows the tape
+    // walk accepts, the text walk leaves only those with escapes and the like to it.
+    assert!(
+        by_text > 2_000 && by_text * 100 >= by_tape * 95,
+        "of {offered} rows, the text walk accepted {by_text} and the tape walk {by_tape}"
+    );
+}

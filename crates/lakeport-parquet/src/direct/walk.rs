@@ -11,11 +11,35 @@ use lakeport_domain::xdm::validate::plan::{self, Field, FieldKind, IntegerType, 
 use lakeport_domain::xdm::validate::{Source, UnknownFields};
 
 use super::columns::{Column, StructColumn};
-use super::tape::{Tape, Token, number_of};
+use super::tape::{Tape, Token};
+
+mod fused;
 
 /// The walker gave up on the row: the row validator must decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bail;
+
+/// A scalar JSON value (never null), borrowed from a tape or from the row's text.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scalar<'a> {
+    Bool(bool),
+    PosInt(u64),
+    NegInt(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl Scalar<'_> {
+    /// Returns the serde_json number of a number.
+    fn number(self) -> Option<serde_json::Number> {
+        match self {
+            Self::PosInt(value) => Some(value.into()),
+            Self::NegInt(value) => Some(value.into()),
+            Self::Float(value) => serde_json::Number::from_f64(value),
+            Self::Bool(_) | Self::Str(_) => None,
+        }
+    }
+}
 
 /// The state of walking one row.
 pub(crate) struct Walker {
@@ -120,25 +144,50 @@ impl Walker {
                     if !seen.insert(position) {
                         return Err(Bail);
                     }
-                    let field = fields.field(position);
-                    let slot = &mut column.slots[position];
                     if matches!(tape.token(value_at), Token::Null) {
-                        if fields.is_required(position) {
-                            let Some(default) = &slot.default else {
-                                return Err(Bail);
-                            };
-                            self.default(field, &mut slot.column, default)?;
-                        } else {
-                            seen.remove(position);
-                            seen.mark_null(position);
-                        }
+                        self.null_field(fields, position, column, &mut seen)?;
                     } else {
-                        self.value(field, &mut slot.column, tape, value_at)?;
+                        let field = fields.field(position);
+                        self.value(field, &mut column.slots[position].column, tape, value_at)?;
                     }
                 }
             }
             key_at = next;
         }
+        self.close_object(fields, column, &mut seen, row_len)
+    }
+
+    /// Handles a null value of the known property at `position`: the default of a required
+    /// property, or a null (which must not be given again).
+    fn null_field(
+        &mut self,
+        fields: ObjectFields<'_>,
+        position: usize,
+        column: &mut StructColumn,
+        seen: &mut Bits,
+    ) -> Result<(), Bail> {
+        if fields.is_required(position) {
+            let slot = &mut column.slots[position];
+            let Some(default) = &slot.default else {
+                return Err(Bail);
+            };
+            self.default(fields.field(position), &mut slot.column, default)
+        } else {
+            seen.remove(position);
+            seen.mark_null(position);
+            Ok(())
+        }
+    }
+
+    /// Ends an object whose entries were appended: the defaults of absent required
+    /// properties, nulls for the other absent ones, and the object itself.
+    fn close_object(
+        &mut self,
+        fields: ObjectFields<'_>,
+        column: &mut StructColumn,
+        seen: &mut Bits,
+        row_len: usize,
+    ) -> Result<(), Bail> {
         for &position in fields.required() {
             if seen.contains(position) || seen.is_null(position) {
                 continue;
@@ -184,124 +233,23 @@ impl Walker {
         let token = tape.token(at);
         let check = !self.trusted && field.has_checks();
         match field.kind() {
-            FieldKind::String => {
-                let text = match token {
-                    Token::Str { start, end } => tape.str(start, end),
-                    Token::PosInt(_) | Token::NegInt(_) | Token::Float(_) => {
-                        // Numbers render as serde_json renders them (`5`, `2.5`, `1e300`).
-                        self.scratch.clear();
-                        let number = number_of(token).ok_or(Bail)?;
-                        self.scratch.push_str(&number.to_string());
-                        &self.scratch
+            FieldKind::String
+            | FieldKind::Integer(_)
+            | FieldKind::Number
+            | FieldKind::Boolean
+            | FieldKind::Date
+            | FieldKind::DateTime => {
+                let scalar = match token {
+                    Token::Bool(flag) => Scalar::Bool(flag),
+                    Token::PosInt(value) => Scalar::PosInt(value),
+                    Token::NegInt(value) => Scalar::NegInt(value),
+                    Token::Float(value) => Scalar::Float(value),
+                    Token::Str { start, end } => Scalar::Str(tape.str(start, end)),
+                    Token::Null | Token::Object { .. } | Token::Array { .. } => {
+                        return Err(Bail);
                     }
-                    _ => return Err(Bail),
                 };
-                if check && !field.accepts_str(text) {
-                    return Err(Bail);
-                }
-                match column {
-                    Column::Utf8(utf8) => utf8.push(text).map_err(|_| Bail),
-                    _ => Ok(()),
-                }
-            }
-            FieldKind::Integer(width) => {
-                let integer = match token {
-                    Token::PosInt(value) => i64::try_from(value).map_err(|_| Bail)?,
-                    Token::NegInt(value) => value,
-                    Token::Float(value) => plan::integer_from_float(value).ok_or(Bail)?,
-                    Token::Str { start, end } => {
-                        plan::integer_from_str(tape.str(start, end)).ok_or(Bail)?
-                    }
-                    _ => return Err(Bail),
-                };
-                if check && !field.accepts_integer(integer) {
-                    return Err(Bail);
-                }
-                push_integer(column, width, integer)
-            }
-            FieldKind::Number => {
-                let float = match token {
-                    Token::PosInt(value) => value as f64,
-                    Token::NegInt(value) => value as f64,
-                    Token::Float(value) => value,
-                    Token::Str { start, end } => {
-                        plan::number_from_str(tape.str(start, end)).ok_or(Bail)?
-                    }
-                    _ => return Err(Bail),
-                };
-                if check && !field.accepts_float(float) {
-                    return Err(Bail);
-                }
-                if let Column::Float64(floats) = column {
-                    floats.push(float);
-                }
-                Ok(())
-            }
-            FieldKind::Boolean => {
-                let flag = match token {
-                    Token::Bool(flag) => flag,
-                    Token::Str { start, end } if self.source == Source::Csv => {
-                        match tape.str(start, end) {
-                            "true" => true,
-                            "false" => false,
-                            _ => return Err(Bail),
-                        }
-                    }
-                    _ => return Err(Bail),
-                };
-                if check && !field.accepts_bool(flag) {
-                    return Err(Bail);
-                }
-                if let Column::Boolean { values, valid } = column {
-                    values.append(flag);
-                    valid.append(true);
-                }
-                Ok(())
-            }
-            FieldKind::Date => {
-                let days = match token {
-                    Token::Str { start, end } => {
-                        let text = tape.str(start, end);
-                        let days = lakeport_domain::xdm::validate::parse_date(text).ok_or(Bail)?;
-                        if check && !field.accepts_str(text) {
-                            return Err(Bail);
-                        }
-                        days
-                    }
-                    Token::PosInt(_) | Token::NegInt(_) => {
-                        let millis = epoch_millis(token)?;
-                        let days = plan::date_from_epoch_millis(millis).ok_or(Bail)?;
-                        if check && !field.accepts_str(&plan::render_date(days)) {
-                            return Err(Bail);
-                        }
-                        days
-                    }
-                    _ => return Err(Bail),
-                };
-                if let Column::Date32(dates) = column {
-                    dates.push(days);
-                }
-                Ok(())
-            }
-            FieldKind::DateTime => {
-                let micros = match token {
-                    Token::Str { start, end } => {
-                        lakeport_domain::xdm::validate::parse_date_time(tape.str(start, end))
-                            .ok_or(Bail)?
-                    }
-                    Token::PosInt(_) | Token::NegInt(_) => {
-                        plan::date_time_from_epoch_millis(epoch_millis(token)?).ok_or(Bail)?
-                    }
-                    _ => return Err(Bail),
-                };
-                // Checks see the canonical text the validator converts the value to.
-                if check && !field.accepts_str(&plan::render_date_time(micros)) {
-                    return Err(Bail);
-                }
-                if let Column::Timestamp(stamps, _) = column {
-                    stamps.push(micros);
-                }
-                Ok(())
+                self.scalar(field, column, scalar)
             }
             FieldKind::Object(fields) => {
                 if check && !field.accepts_object() {
@@ -319,6 +267,130 @@ impl Walker {
                 self.map(values, column, tape, at)
             }
             FieldKind::Array(items) => self.array(field, items, column, tape, at),
+        }
+    }
+
+    /// Converts, checks and appends a scalar value of a scalar field.
+    pub(super) fn scalar(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        scalar: Scalar<'_>,
+    ) -> Result<(), Bail> {
+        let check = !self.trusted && field.has_checks();
+        match field.kind() {
+            FieldKind::String => {
+                let text = match scalar {
+                    Scalar::Str(text) => text,
+                    Scalar::PosInt(_) | Scalar::NegInt(_) | Scalar::Float(_) => {
+                        // Numbers render as serde_json renders them (`5`, `2.5`, `1e300`).
+                        self.scratch.clear();
+                        let number = scalar.number().ok_or(Bail)?;
+                        self.scratch.push_str(&number.to_string());
+                        &self.scratch
+                    }
+                    Scalar::Bool(_) => return Err(Bail),
+                };
+                if check && !field.accepts_str(text) {
+                    return Err(Bail);
+                }
+                match column {
+                    Column::Utf8(utf8) => utf8.push(text).map_err(|_| Bail),
+                    _ => Ok(()),
+                }
+            }
+            FieldKind::Integer(width) => {
+                let integer = match scalar {
+                    Scalar::PosInt(value) => i64::try_from(value).map_err(|_| Bail)?,
+                    Scalar::NegInt(value) => value,
+                    Scalar::Float(value) => plan::integer_from_float(value).ok_or(Bail)?,
+                    Scalar::Str(text) => plan::integer_from_str(text).ok_or(Bail)?,
+                    Scalar::Bool(_) => return Err(Bail),
+                };
+                if check && !field.accepts_integer(integer) {
+                    return Err(Bail);
+                }
+                push_integer(column, width, integer)
+            }
+            FieldKind::Number => {
+                let float = match scalar {
+                    Scalar::PosInt(value) => value as f64,
+                    Scalar::NegInt(value) => value as f64,
+                    Scalar::Float(value) => value,
+                    Scalar::Str(text) => plan::number_from_str(text).ok_or(Bail)?,
+                    Scalar::Bool(_) => return Err(Bail),
+                };
+                if check && !field.accepts_float(float) {
+                    return Err(Bail);
+                }
+                if let Column::Float64(floats) = column {
+                    floats.push(float);
+                }
+                Ok(())
+            }
+            FieldKind::Boolean => {
+                let flag = match scalar {
+                    Scalar::Bool(flag) => flag,
+                    Scalar::Str(text) if self.source == Source::Csv => match text {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(Bail),
+                    },
+                    _ => return Err(Bail),
+                };
+                if check && !field.accepts_bool(flag) {
+                    return Err(Bail);
+                }
+                if let Column::Boolean { values, valid } = column {
+                    values.append(flag);
+                    valid.append(true);
+                }
+                Ok(())
+            }
+            FieldKind::Date => {
+                let days = match scalar {
+                    Scalar::Str(text) => {
+                        let days = lakeport_domain::xdm::validate::parse_date(text).ok_or(Bail)?;
+                        if check && !field.accepts_str(text) {
+                            return Err(Bail);
+                        }
+                        days
+                    }
+                    Scalar::PosInt(_) | Scalar::NegInt(_) => {
+                        let millis = epoch_millis(scalar)?;
+                        let days = plan::date_from_epoch_millis(millis).ok_or(Bail)?;
+                        if check && !field.accepts_str(&plan::render_date(days)) {
+                            return Err(Bail);
+                        }
+                        days
+                    }
+                    _ => return Err(Bail),
+                };
+                if let Column::Date32(dates) = column {
+                    dates.push(days);
+                }
+                Ok(())
+            }
+            FieldKind::DateTime => {
+                let micros = match scalar {
+                    Scalar::Str(text) => {
+                        lakeport_domain::xdm::validate::parse_date_time(text).ok_or(Bail)?
+                    }
+                    Scalar::PosInt(_) | Scalar::NegInt(_) => {
+                        plan::date_time_from_epoch_millis(epoch_millis(scalar)?).ok_or(Bail)?
+                    }
+                    _ => return Err(Bail),
+                };
+                // Checks see the canonical text the validator converts the value to.
+                if check && !field.accepts_str(&plan::render_date_time(micros)) {
+                    return Err(Bail);
+                }
+                if let Column::Timestamp(stamps, _) = column {
+                    stamps.push(micros);
+                }
+                Ok(())
+            }
+            FieldKind::Object(_) | FieldKind::Map(_) | FieldKind::Array(_) => Err(Bail),
         }
     }
 
@@ -358,13 +430,7 @@ impl Walker {
             }
             key_at = next;
         }
-        if let Column::Map { offsets, valid, .. } = column {
-            let last = *offsets.last().expect("offsets start with 0");
-            let end = usize::try_from(last).unwrap_or(usize::MAX) + entries;
-            offsets.push(i32::try_from(end).map_err(|_| Bail)?);
-            valid.append(true);
-        }
-        Ok(())
+        close_entries(column, entries)
     }
 
     /// Appends an array: null items are kept.
@@ -401,14 +467,19 @@ impl Walker {
             }
             item_at = tape.skip(item_at);
         }
-        if let Column::List { offsets, valid, .. } = column {
-            let last = *offsets.last().expect("offsets start with 0");
-            let end = usize::try_from(last).unwrap_or(usize::MAX) + len as usize;
-            offsets.push(i32::try_from(end).map_err(|_| Bail)?);
-            valid.append(true);
-        }
-        Ok(())
+        close_entries(column, len as usize)
     }
+}
+
+/// Ends a present list or map of `entries` items or entries.
+fn close_entries(column: &mut Column, entries: usize) -> Result<(), Bail> {
+    if let Column::List { offsets, valid, .. } | Column::Map { offsets, valid, .. } = column {
+        let last = *offsets.last().expect("offsets start with 0");
+        let end = usize::try_from(last).unwrap_or(usize::MAX) + entries;
+        offsets.push(i32::try_from(end).map_err(|_| Bail)?);
+        valid.append(true);
+    }
+    Ok(())
 }
 
 /// A struct column that stores nothing, for checking an object that holds no data.
@@ -416,11 +487,11 @@ fn void_struct(fields: ObjectFields<'_>) -> StructColumn {
     StructColumn::void(fields)
 }
 
-/// Returns the integer of a number token for epoch milliseconds; doubles are refused.
-fn epoch_millis(token: Token) -> Result<i64, Bail> {
-    match token {
-        Token::PosInt(value) => i64::try_from(value).map_err(|_| Bail),
-        Token::NegInt(value) => Ok(value),
+/// Returns the integer of a number for epoch milliseconds; doubles are refused.
+fn epoch_millis(scalar: Scalar<'_>) -> Result<i64, Bail> {
+    match scalar {
+        Scalar::PosInt(value) => i64::try_from(value).map_err(|_| Bail),
+        Scalar::NegInt(value) => Ok(value),
         _ => Err(Bail),
     }
 }
