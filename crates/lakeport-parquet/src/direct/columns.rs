@@ -158,6 +158,13 @@ pub(crate) enum Column {
 #[derive(Debug)]
 pub(crate) struct StructColumn {
     pub(crate) slots: Vec<Slot>,
+    /// For each property, and last for the start of an object, the property that followed
+    /// it in the last object read from a row's text (`NO_KEY` for none): rows of a file
+    /// list their keys in the same order, so the next key is usually known.
+    pub(crate) next_keys: Vec<u32>,
+    /// For each property, whether its name can be matched against a row's raw text (no
+    /// quote, backslash or control character, which would be escaped there).
+    pub(crate) plain_names: Vec<bool>,
     valid: Validity,
     len: usize,
     /// The Arrow fields, and for each the position of its slot.
@@ -396,6 +403,8 @@ impl StructColumn {
             return Err("the Arrow fields do not match the compiled properties".to_owned());
         }
         Ok(Self {
+            next_keys: vec![NO_KEY; slots.len() + 1],
+            plain_names: plain_names(object),
             slots,
             valid: Validity::new(0),
             len: 0,
@@ -408,6 +417,8 @@ impl StructColumn {
     /// fields, defaults, unknown fields), nothing is stored.
     pub(crate) fn void(object: ObjectFields<'_>) -> Self {
         Self {
+            next_keys: vec![NO_KEY; object.len() + 1],
+            plain_names: plain_names(object),
             slots: (0..object.len())
                 .map(|position| Slot {
                     column: Column::Void,
@@ -453,6 +464,22 @@ impl StructColumn {
         let arrays = self.arrays()?;
         StructArray::try_new_with_length(self.fields.clone(), arrays, nulls(&mut self.valid), len)
     }
+}
+
+/// No property: the key that follows is not known.
+pub(crate) const NO_KEY: u32 = u32::MAX;
+
+/// Whether each property's name appears in JSON text as it is (see
+/// [`StructColumn::plain_names`]).
+fn plain_names(object: ObjectFields<'_>) -> Vec<bool> {
+    (0..object.len())
+        .map(|position| {
+            object
+                .name(position)
+                .bytes()
+                .all(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20)
+        })
+        .collect()
 }
 
 /// Takes the validity bits, leaving an empty builder; `None` when every value is valid.

@@ -63,6 +63,19 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
+    /// Moves past `name` and its closing quote when the text goes on with exactly them (after
+    /// a key's opening quote).
+    #[inline]
+    pub(super) fn key_is(&mut self, name: &str) -> bool {
+        let end = self.at + name.len();
+        let matches = self.bytes.get(self.at..end) == Some(name.as_bytes())
+            && self.bytes.get(end) == Some(&b'"');
+        if matches {
+            self.at = end + 1;
+        }
+        matches
+    }
+
     #[inline]
     pub(super) fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {

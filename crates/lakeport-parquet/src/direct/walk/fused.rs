@@ -8,7 +8,7 @@
 use lakeport_domain::xdm::validate::UnknownFields;
 use lakeport_domain::xdm::validate::plan::{Field, FieldKind, ObjectFields};
 
-use super::super::columns::{Column, StructColumn};
+use super::super::columns::{Column, NO_KEY, StructColumn};
 use super::super::scan::{MAX_DEPTH, Scanner};
 use super::super::tape::{Tape, Token};
 use super::{Bail, Bits, Scalar, Walker, close_entries, void_struct};
@@ -49,11 +49,29 @@ impl Walker {
         let row_len = column.len();
         let mut seen = Bits::default();
         let mut cursor = 0;
+        // The property of the previous key, as an index of `next_keys`.
+        let mut previous = column.slots.len();
         if !close(input, b'}') {
             loop {
-                let name = key(input)?;
+                input.expect(b'"').ok_or(Bail)?;
+                let predicted = column.next_keys[previous] as usize;
+                let found = if predicted != NO_KEY as usize
+                    && column.plain_names[predicted]
+                    && input.key_is(fields.name(predicted))
+                {
+                    cursor = predicted + 1;
+                    Some(predicted)
+                } else {
+                    let name = input.string().ok_or(Bail)?;
+                    let found = fields.find(name, &mut cursor);
+                    if let Some(position) = found {
+                        column.next_keys[previous] = offset(position);
+                    }
+                    found
+                };
+                after_key(input)?;
                 self.count_field()?;
-                match fields.find(name, &mut cursor) {
+                match found {
                     None => {
                         if self.unknown_fields == UnknownFields::Reject {
                             return Err(Bail);
@@ -66,6 +84,7 @@ impl Walker {
                         }
                     }
                     Some(position) => {
+                        previous = position;
                         if !seen.insert(position) {
                             return Err(Bail);
                         }
@@ -258,9 +277,21 @@ fn next(input: &mut Scanner<'_>, byte: u8) -> Result<bool, Bail> {
 fn key<'a>(input: &mut Scanner<'a>) -> Result<&'a str, Bail> {
     input.expect(b'"').ok_or(Bail)?;
     let name = input.string().ok_or(Bail)?;
+    after_key(input)?;
+    Ok(name)
+}
+
+/// Moves past the colon after a key, and the whitespace after it.
+#[inline]
+fn after_key(input: &mut Scanner<'_>) -> Result<(), Bail> {
     input.expect(b':').ok_or(Bail)?;
     input.skip_whitespace();
-    Ok(name)
+    Ok(())
+}
+
+/// Converts a property's position to the 32-bit form of `next_keys`.
+fn offset(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(NO_KEY)
 }
 
 /// Moves past a `null` when one comes next.
