@@ -68,8 +68,8 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub(super) fn key_is(&mut self, name: &str) -> bool {
         let end = self.at + name.len();
-        let matches = self.bytes.get(self.at..end) == Some(name.as_bytes())
-            && self.bytes.get(end) == Some(&b'"');
+        let matches = self.bytes.get(end) == Some(&b'"')
+            && same_bytes(&self.bytes[self.at..end], name.as_bytes());
         if matches {
             self.at = end + 1;
         }
@@ -266,6 +266,25 @@ impl<'a> Scanner<'a> {
         };
         Some(token)
     }
+}
+
+/// Compares two byte strings of the same length eight bytes at a time: keys are short,
+/// and a call to `memcmp` costs more than the comparison.
+#[inline]
+fn same_bytes(left: &[u8], right: &[u8]) -> bool {
+    let mut left_words = left.chunks_exact(8);
+    let mut right_words = right.chunks_exact(8);
+    for (a, b) in left_words.by_ref().zip(right_words.by_ref()) {
+        if a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) != 0 {
+            return false;
+        }
+    }
+    left.len() == right.len()
+        && left_words
+            .remainder()
+            .iter()
+            .zip(right_words.remainder())
+            .all(|(x, y)| x == y)
 }
 
 /// Returns the position of the first quote, backslash or control character of `bytes`,
