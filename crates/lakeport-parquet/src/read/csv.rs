@@ -25,6 +25,7 @@ pub(crate) struct CsvFile {
     name: String,
     delimiter: u8,
     quote: u8,
+    escape: Option<u8>,
     charset: Charset,
     null_marker: Option<String>,
     max_row_bytes: usize,
@@ -153,6 +154,7 @@ impl CsvFile {
             name: name.to_owned(),
             delimiter: options.delimiter,
             quote: options.quote,
+            escape: options.escape,
             charset: options.charset,
             null_marker: options.null_marker.clone(),
             max_row_bytes: max_row_bytes.max(1),
@@ -395,6 +397,9 @@ impl CsvFile {
 
         record.len = 0;
         self.prefix.clear();
+        if self.read_plain_line(record) {
+            return Ok(Read::Record);
+        }
         let limit = self.max_row_bytes;
         let (mut out, mut ends) = (0, 0);
         let mut bytes: u64 = 0;
@@ -458,6 +463,51 @@ impl CsvFile {
                 Result_::End => return Ok(Read::End),
             }
         }
+    }
+
+    /// Reads the next record without csv_core when it is a plain line already buffered: not
+    /// empty, no quote, escape or carriage return, within the row limit. Its fields are then
+    /// the line split at the delimiter, as csv_core would give them; `false` leaves the
+    /// record to csv_core (the input is untouched).
+    fn read_plain_line(&mut self, record: &mut Record) -> bool {
+        let Ok(input) = self.input.fill_buf() else {
+            return false;
+        };
+        let Some(newline) = memchr::memchr(b'\n', input) else {
+            return false;
+        };
+        let line = &input[..newline];
+        let special = match self.escape {
+            Some(escape) => memchr::memchr3(self.quote, b'\r', escape, line),
+            None => memchr::memchr2(self.quote, b'\r', line),
+        };
+        // The fields' bytes and one per field stay under the limit, as `read` counts them.
+        if line.is_empty() || special.is_some() || line.len() + 1 >= self.max_row_bytes {
+            return false;
+        }
+        if record.fields.len() < line.len() {
+            record.fields.resize(line.len(), 0);
+        }
+        let mut out = 0;
+        let mut start = 0;
+        let mut fields = 0;
+        let ends = memchr::memchr_iter(self.delimiter, line).chain(std::iter::once(line.len()));
+        for end in ends {
+            let field = &line[start..end];
+            record.fields[out..out + field.len()].copy_from_slice(field);
+            out += field.len();
+            if record.ends.len() == fields {
+                record.ends.push(out);
+            } else {
+                record.ends[fields] = out;
+            }
+            fields += 1;
+            start = end + 1;
+        }
+        record.len = fields;
+        self.input.consume(newline + 1);
+        self.records += 1;
+        true
     }
 
     /// Returns the record written back as one CSV line, for `_corrupt_record`.
