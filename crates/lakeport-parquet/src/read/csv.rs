@@ -46,16 +46,23 @@ pub(crate) struct CsvFile {
     /// field ends in it.
     text: String,
     text_ends: Vec<usize>,
+    /// When the record last read by [`CsvFile::next_text`] is a plain line still in the
+    /// input's buffer (see [`CsvFile::plain_text_line`]): its length. The line and its
+    /// newline are consumed when the next record is read.
+    line: Option<usize>,
 }
 
 /// The decoded fields of one record, borrowed from the reader.
 pub(crate) struct RecordText<'a> {
     text: &'a str,
+    /// Where each field ends in `text`; or, when `separated`, where each delimiter is
+    /// (`text` is then a plain line, its last field running to its end).
     ends: &'a [usize],
+    separated: bool,
     null_marker: Option<&'a str>,
 }
 
-impl RecordText<'_> {
+impl<'a> RecordText<'a> {
     /// Returns the bytes of text the record holds.
     pub(crate) fn bytes(&self) -> usize {
         self.text.len()
@@ -63,14 +70,46 @@ impl RecordText<'_> {
 
     /// Returns each field, `None` for an empty field or the null marker (as
     /// [`CsvFile::next`] reads them).
-    pub(crate) fn fields(&self) -> impl Iterator<Item = Option<&str>> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let field = &self.text[start..end];
-            start = end;
-            let is_null = field.is_empty() || self.null_marker == Some(field);
-            (!is_null).then_some(field)
-        })
+    pub(crate) fn fields(&self) -> RecordFields<'a> {
+        RecordFields {
+            text: self.text,
+            ends: self.ends.iter(),
+            start: 0,
+            separated: self.separated,
+            finished: false,
+            null_marker: self.null_marker,
+        }
+    }
+}
+
+/// The fields of a [`RecordText`].
+pub(crate) struct RecordFields<'a> {
+    text: &'a str,
+    ends: std::slice::Iter<'a, usize>,
+    start: usize,
+    separated: bool,
+    finished: bool,
+    null_marker: Option<&'a str>,
+}
+
+impl<'a> Iterator for RecordFields<'a> {
+    type Item = Option<&'a str>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let end = match self.ends.next() {
+            Some(&end) => end,
+            None if self.separated && !self.finished => {
+                self.finished = true;
+                self.text.len()
+            }
+            None => return None,
+        };
+        let field = &self.text[self.start..end];
+        // A plain line's delimiter is ASCII, so the next field starts on a character.
+        self.start = end + usize::from(self.separated);
+        let is_null = field.is_empty() || self.null_marker == Some(field);
+        Some((!is_null).then_some(field))
     }
 }
 
@@ -171,6 +210,7 @@ impl CsvFile {
             first_record_is_data: !options.header,
             text: String::new(),
             text_ends: Vec::new(),
+            line: None,
         };
         let mut first = Record::default();
         match file.read(&mut first)? {
@@ -272,6 +312,9 @@ impl CsvFile {
     }
 
     fn next_text_into(&mut self, record: &mut Record) -> Result<Next, ProcessError> {
+        if self.first_record.is_none() && self.plain_text_line() {
+            return Ok(Next::Values);
+        }
         if let Some(done) = self.fetch(record)? {
             return Ok(done);
         }
@@ -323,11 +366,56 @@ impl CsvFile {
 
     /// Returns the fields of the record last read by [`next_text`](Self::next_text).
     pub(crate) fn text(&self) -> RecordText<'_> {
+        let text = match self.line {
+            Some(len) => std::str::from_utf8(&self.input.buffer()[..len])
+                .expect("a plain line was checked to be text when it was read"),
+            None => self.text.as_str(),
+        };
         RecordText {
-            text: &self.text,
+            text,
             ends: &self.text_ends,
+            separated: self.line.is_some(),
             null_marker: self.null_marker.as_deref(),
         }
+    }
+
+    /// Consumes the plain line last read by [`next_text`](Self::next_text), if any.
+    fn consume_line(&mut self) {
+        if let Some(len) = self.line.take() {
+            self.input.consume(len + 1);
+        }
+    }
+
+    /// Takes the next record as a plain line left in the input's buffer, without copying it:
+    /// a line [`read_plain_line`](Self::read_plain_line) would split, in the declared
+    /// charset as it is (UTF-8, or ASCII), with one field per column and an ASCII
+    /// delimiter. `false` leaves the record to [`read`](Self::read).
+    fn plain_text_line(&mut self) -> bool {
+        self.consume_line();
+        if !self.delimiter.is_ascii() {
+            return false;
+        }
+        let Ok(input) = self.input.fill_buf() else {
+            return false;
+        };
+        let Some(line) = plain_line(input, self.quote, self.escape, self.max_row_bytes) else {
+            return false;
+        };
+        let is_text = match self.charset {
+            Charset::Utf8 => std::str::from_utf8(line).is_ok(),
+            Charset::UsAscii | Charset::Latin1 => line.is_ascii(),
+        };
+        if !is_text {
+            return false;
+        }
+        self.text_ends.clear();
+        delimiters(line, self.delimiter, &mut self.text_ends);
+        if self.text_ends.len() + 1 != self.header.len() {
+            return false;
+        }
+        self.line = Some(line.len());
+        self.records += 1;
+        true
     }
 
     /// Reads the next record into `record`; `Some` when there is none, or it is oversized.
@@ -395,6 +483,7 @@ impl CsvFile {
     fn read(&mut self, record: &mut Record) -> Result<Read, ProcessError> {
         use csv_core::ReadRecordResult as Result_;
 
+        self.consume_line();
         record.len = 0;
         self.prefix.clear();
         if self.read_plain_line(record) {
@@ -473,18 +562,10 @@ impl CsvFile {
         let Ok(input) = self.input.fill_buf() else {
             return false;
         };
-        let Some(newline) = memchr::memchr(b'\n', input) else {
+        let Some(line) = plain_line(input, self.quote, self.escape, self.max_row_bytes) else {
             return false;
         };
-        let line = &input[..newline];
-        let special = match self.escape {
-            Some(escape) => memchr::memchr3(self.quote, b'\r', escape, line),
-            None => memchr::memchr2(self.quote, b'\r', line),
-        };
-        // The fields' bytes and one per field stay under the limit, as `read` counts them.
-        if line.is_empty() || special.is_some() || line.len() + 1 >= self.max_row_bytes {
-            return false;
-        }
+        let newline = line.len();
         if record.fields.len() < line.len() {
             record.fields.resize(line.len(), 0);
         }
@@ -533,6 +614,44 @@ const SCRATCH_FIELD_BYTES: usize = 64 * 1024;
 const SCRATCH_ENDS: usize = 1024;
 
 /// Doubles a record buffer, to at most one more than `limit` entries.
+/// Returns the first line of `input` (without its newline) when it is a plain record: not
+/// empty, no quote, escape or carriage return, and its field bytes plus one per field
+/// (at most its length plus one) under `limit`, as [`CsvFile::read`] counts them.
+fn plain_line(input: &[u8], quote: u8, escape: Option<u8>, limit: usize) -> Option<&[u8]> {
+    let newline = memchr::memchr(b'\n', input)?;
+    let line = &input[..newline];
+    let special = match escape {
+        Some(escape) => memchr::memchr3(quote, b'\r', escape, line),
+        None => memchr::memchr2(quote, b'\r', line),
+    };
+    (!line.is_empty() && special.is_none() && line.len() + 1 < limit).then_some(line)
+}
+
+/// Appends the position of each `delimiter` in `line`, eight bytes at a time.
+fn delimiters(line: &[u8], delimiter: u8, positions: &mut Vec<usize>) {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = 0x0101_0101_0101_0101 * u64::from(delimiter);
+    let mut words = line.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes) ^ pattern;
+        // The high bit of each byte of `x` that is zero (exact for every byte).
+        let mut found = !(((x & LOW) + LOW) | x | LOW);
+        while found != 0 {
+            positions.push(at + (found.trailing_zeros() / 8) as usize);
+            found &= found - 1;
+        }
+        at += 8;
+    }
+    for (offset, &byte) in words.remainder().iter().enumerate() {
+        if byte == delimiter {
+            positions.push(at + offset);
+        }
+    }
+}
+
 fn grow<T: Default + Clone>(buffer: &mut Vec<T>, limit: usize) {
     let size = buffer
         .len()

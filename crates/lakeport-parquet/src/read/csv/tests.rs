@@ -178,8 +178,83 @@ fn ours(
     }
 }
 
+/// What one read of a record gave: its kind, and its fields for a record of values.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Values(Fields),
+    Corrupt(String),
+    Oversized(String),
+    Error(String),
+}
+
+/// Reads every record of `bytes` with `next` (`text: false`) or with `next_text` and
+/// `text` (`text: true`).
+fn reads(bytes: &[u8], options: &CsvOptions, limit: usize, text: bool) -> Vec<Outcome> {
+    let reader = input(Box::new(Cursor::new(bytes.to_vec())));
+    let mut file = match CsvFile::open(reader, Path::new("f"), "f", options, limit) {
+        Ok(file) => file,
+        Err(err) => return vec![Outcome::Error(err.to_string())],
+    };
+    let mut reads = Vec::new();
+    let mut values = Vec::new();
+    loop {
+        let next = if text {
+            file.next_text()
+        } else {
+            file.next(&mut values)
+        };
+        reads.push(match next {
+            Err(err) => Outcome::Error(err.to_string()),
+            Ok(Next::End) => return reads,
+            Ok(Next::Values) if text => Outcome::Values(
+                file.text()
+                    .fields()
+                    .map(|field| field.map(str::to_owned))
+                    .collect(),
+            ),
+            Ok(Next::Values) => Outcome::Values(values.clone()),
+            Ok(Next::Corrupt { raw, message }) => {
+                Outcome::Corrupt(format!("{message}: {}", String::from_utf8_lossy(&raw)))
+            }
+            Ok(Next::Oversized { raw, message }) => {
+                Outcome::Oversized(format!("{message}: {}", String::from_utf8_lossy(&raw)))
+            }
+        });
+        if matches!(reads.last(), Some(Outcome::Error(_))) {
+            return reads;
+        }
+    }
+}
+
+#[test]
+fn plain_lines_are_read_in_place_with_the_same_fields() {
+    let bytes = b"a,b,c\n1,,x\n\"q\",2,3\n4,5\n,,\r\n6,7,8\n9,\xff,0\n10,11,12";
+    let options = CsvOptions::default();
+    let expected = reads(bytes, &options, usize::MAX, false);
+    assert_eq!(reads(bytes, &options, usize::MAX, true), expected);
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    assert_eq!(
+        expected[0],
+        Outcome::Values(vec![Some("1".to_owned()), None, Some("x".to_owned())])
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `next_text` reads the records, fields and errors `next` reads, whether a record is
+    /// a plain line read in place or goes through csv_core.
+    #[test]
+    fn next_text_reads_what_next_reads(
+        bytes in csvish(),
+        options in options(),
+        limit in prop_oneof![Just(usize::MAX), 1usize..40],
+    ) {
+        prop_assert_eq!(
+            reads(&bytes, &options, limit, true),
+            reads(&bytes, &options, limit, false)
+        );
+    }
 
     /// Without a row limit our reader splits records and fields exactly as the csv crate
     /// does with the same options; a file is refused only with a typed file-level error.
@@ -236,5 +311,24 @@ proptest! {
             }
             Err(err) => prop_assert!(matches!(err, ProcessError::File(_)), "{err}"),
         }
+    }
+}
+
+proptest! {
+    /// The word-at-a-time search finds every delimiter, as a plain loop does.
+    #[test]
+    fn delimiters_are_found_as_a_plain_loop_finds_them(
+        line in proptest::collection::vec(prop_oneof![Just(b','), Just(b';'), Just(0xac), any::<u8>()], 0..70),
+        delimiter in prop_oneof![Just(b','), Just(b';'), Just(0x2c ^ 0x80)],
+    ) {
+        let mut found = Vec::new();
+        super::delimiters(&line, delimiter, &mut found);
+        let expected: Vec<usize> = line
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == delimiter)
+            .map(|(at, _)| at)
+            .collect();
+        prop_assert_eq!(found, expected);
     }
 }
