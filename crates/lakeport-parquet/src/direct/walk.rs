@@ -200,11 +200,17 @@ impl Walker {
             self.default(field, &mut slot.column, default)?;
             seen.insert(position);
         }
-        for slot in &mut column.slots {
-            if slot.column.len() == row_len {
-                slot.column.push_null();
-            }
+        // Every property given a value (or a default) is marked present; the others get a
+        // null.
+        for position in seen.absent(column.slots.len()) {
+            column.slots[position].column.push_null();
         }
+        debug_assert!(
+            column
+                .slots
+                .iter()
+                .all(|slot| matches!(slot.column, Column::Void) || slot.column.len() == row_len + 1)
+        );
         column.push_present();
         Ok(())
     }
@@ -599,6 +605,29 @@ impl Bits {
         *null |= bit;
     }
 
+    /// Returns the positions below `len` not marked present, in order.
+    fn absent(&self, len: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..len.div_ceil(64)).flat_map(move |word| {
+            let present = match word {
+                0 => self.present,
+                _ => self.high.get(word - 1).map_or(0, |&(present, _)| present),
+            };
+            let valid = match len - word * 64 {
+                left if left >= 64 => u64::MAX,
+                left => (1u64 << left) - 1,
+            };
+            let mut missing = !present & valid;
+            std::iter::from_fn(move || {
+                if missing == 0 {
+                    return None;
+                }
+                let bit = missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                Some(word * 64 + bit)
+            })
+        })
+    }
+
     fn contains(&self, position: usize) -> bool {
         let (present, _, bit) = self.peek(position);
         present & bit != 0
@@ -607,5 +636,29 @@ impl Bits {
     fn is_null(&self, position: usize) -> bool {
         let (_, null, bit) = self.peek(position);
         null & bit != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bits;
+
+    #[test]
+    fn absent_positions_are_those_not_marked_present_in_every_word() {
+        let mut bits = Bits::default();
+        for position in [0, 3, 63, 64, 65, 130, 199] {
+            assert!(bits.insert(position));
+        }
+        bits.insert(7);
+        bits.remove(7);
+        bits.mark_null(7);
+        let absent: Vec<usize> = bits.absent(200).collect();
+        let expected: Vec<usize> = (0..200)
+            .filter(|position| ![0, 3, 63, 64, 65, 130, 199].contains(position))
+            .collect();
+        assert_eq!(absent, expected);
+        assert_eq!(bits.absent(64).count(), 61);
+        assert_eq!(Bits::default().absent(3).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(Bits::default().absent(0).count(), 0);
     }
 }
