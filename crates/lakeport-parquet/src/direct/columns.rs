@@ -11,15 +11,17 @@ use arrow_array::{
     ArrayRef, BooleanArray, ListArray, MapArray, PrimitiveArray, RecordBatch, StringArray,
     StructArray,
 };
-use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{
+    BooleanBufferBuilder, Buffer, NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer,
+};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
 use lakeport_domain::xdm::validate::Validator;
 use lakeport_domain::xdm::validate::plan::{Field, FieldKind, ObjectFields};
 
 use super::tape::Tape;
 
-/// Builds the validity bits of a column.
-type Validity = BooleanBufferBuilder;
+/// Builds the validity bits of a column (only once a null is appended).
+type Validity = NullBufferBuilder;
 
 /// A primitive column: values and validity.
 #[derive(Debug)]
@@ -484,8 +486,8 @@ fn plain_names(object: ObjectFields<'_>) -> Vec<bool> {
 
 /// Takes the validity bits, leaving an empty builder; `None` when every value is valid.
 fn nulls(valid: &mut Validity) -> Option<NullBuffer> {
-    let nulls = NullBuffer::new(valid.finish());
-    (nulls.null_count() > 0).then_some(nulls)
+    // A row rolled back may have left bits without a null.
+    valid.finish().filter(|nulls| nulls.null_count() > 0)
 }
 
 /// The columns of a whole row: the dataset's top-level fields.
@@ -524,7 +526,7 @@ impl RowColumns {
         let rows = std::mem::take(&mut self.root.len);
         let arrays = self.root.arrays()?;
         // The root has no validity of its own.
-        self.root.valid.finish();
+        drop(self.root.valid.finish());
         RecordBatch::try_new_with_options(
             self.schema.clone(),
             arrays,
