@@ -169,24 +169,33 @@ impl State {
             None
         };
         let nulls = column.nulls();
-        let mut present = Vec::with_capacity(rows.len());
         let mut defaults = None;
-        for (index, &row) in rows.iter().enumerate() {
-            if row == DEAD || nulls.is_some_and(|nulls| nulls.is_null(index)) {
-                if row != DEAD && required {
-                    if default.is_some() {
-                        defaults.get_or_insert_with(|| vec![false; rows.len()])[index] = true;
-                    } else {
-                        self.undecided[row as usize] = true;
+        let name_bytes = name.len() as u64 + 4;
+        // Slices, so that the loop keeps their lengths in registers.
+        let (fields, bytes, undecided) = (
+            &mut self.fields[..],
+            &mut self.bytes[..],
+            &mut self.undecided[..],
+        );
+        let present: Vec<u32> = rows
+            .iter()
+            .enumerate()
+            .map(|(index, &row)| {
+                if row == DEAD || nulls.is_some_and(|nulls| nulls.is_null(index)) {
+                    if row != DEAD && required {
+                        if default.is_some() {
+                            defaults.get_or_insert_with(|| vec![false; rows.len()])[index] = true;
+                        } else {
+                            undecided[row as usize] = true;
+                        }
                     }
+                    return DEAD;
                 }
-                present.push(DEAD);
-                continue;
-            }
-            self.fields[row as usize] += 1;
-            self.bytes[row as usize] += name.len() as u64 + 4;
-            present.push(row);
-        }
+                fields[row as usize] += 1;
+                bytes[row as usize] += name_bytes;
+                row
+            })
+            .collect();
         let converted = self.value(field, target.data_type(), column.as_ref(), &present)?;
         with_default(converted, default, defaults)
     }
@@ -421,14 +430,15 @@ impl State {
             return Ok(self.unsupported(target, array, rows));
         };
         let sizes = text_sizes(array);
+        let (bytes, undecided) = (&mut self.bytes[..], &mut self.undecided[..]);
         for (index, &row) in rows.iter().enumerate() {
             if row == DEAD {
                 continue;
             }
             if bad[index] {
-                self.undecided[row as usize] = true;
+                undecided[row as usize] = true;
             }
-            self.bytes[row as usize] += sizes
+            bytes[row as usize] += sizes
                 .as_ref()
                 .map_or(SCALAR_BYTES, |sizes| sizes[index] + 3);
         }
@@ -452,13 +462,14 @@ impl State {
     /// Adds `bytes` to the rows of the live, non-null elements; returns the rows of the
     /// elements' children (dead where the element is null).
     fn live_bytes(&mut self, rows: &[u32], nulls: Option<&NullBuffer>, bytes: u64) -> Vec<u32> {
+        let sizes = &mut self.bytes[..];
         rows.iter()
             .enumerate()
             .map(|(index, &row)| {
                 if row == DEAD || nulls.is_some_and(|nulls| nulls.is_null(index)) {
                     return DEAD;
                 }
-                self.bytes[row as usize] += bytes;
+                sizes[row as usize] += bytes;
                 row
             })
             .collect()
@@ -468,9 +479,10 @@ impl State {
     /// rows null too, so that no required child's placeholder shows through.
     fn container_nulls(&self, nulls: Option<&NullBuffer>, rows: &[u32]) -> Option<NullBuffer> {
         let mut valid = BooleanBufferBuilder::new(rows.len());
+        let undecided = &self.undecided[..];
         for (index, &row) in rows.iter().enumerate() {
             let file_valid = nulls.is_none_or(|nulls| nulls.is_valid(index));
-            valid.append(file_valid && (row == DEAD || !self.undecided[row as usize]));
+            valid.append(file_valid && (row == DEAD || !undecided[row as usize]));
         }
         let nulls = NullBuffer::new(valid.finish());
         (nulls.null_count() > 0).then_some(nulls)
