@@ -431,16 +431,25 @@ impl State {
         };
         let sizes = text_sizes(array);
         let (bytes, undecided) = (&mut self.bytes[..], &mut self.undecided[..]);
-        for (index, &row) in rows.iter().enumerate() {
-            if row == DEAD {
-                continue;
+        debug_assert!(bad.len() == rows.len());
+        let mut add = |row: u32, bad: bool, size: u64| {
+            if row != DEAD {
+                undecided[row as usize] |= bad;
+                bytes[row as usize] += size;
             }
-            if bad[index] {
-                undecided[row as usize] = true;
+        };
+        match &sizes {
+            Some(sizes) => {
+                debug_assert!(sizes.len() == rows.len());
+                for ((&row, &bad), &size) in rows.iter().zip(&bad).zip(sizes) {
+                    add(row, bad, size + 3);
+                }
             }
-            bytes[row as usize] += sizes
-                .as_ref()
-                .map_or(SCALAR_BYTES, |sizes| sizes[index] + 3);
+            None => {
+                for (&row, &bad) in rows.iter().zip(&bad) {
+                    add(row, bad, SCALAR_BYTES);
+                }
+            }
         }
         Ok(converted)
     }
@@ -478,8 +487,15 @@ impl State {
     /// The validity of a converted container: the file's, with the elements of undecided
     /// rows null too, so that no required child's placeholder shows through.
     fn container_nulls(&self, nulls: Option<&NullBuffer>, rows: &[u32]) -> Option<NullBuffer> {
-        let mut valid = BooleanBufferBuilder::new(rows.len());
         let undecided = &self.undecided[..];
+        if !rows
+            .iter()
+            .any(|&row| row != DEAD && undecided[row as usize])
+        {
+            // Nothing to hide: the file's validity as it is.
+            return nulls.filter(|nulls| nulls.null_count() > 0).cloned();
+        }
+        let mut valid = BooleanBufferBuilder::new(rows.len());
         for (index, &row) in rows.iter().enumerate() {
             let file_valid = nulls.is_none_or(|nulls| nulls.is_valid(index));
             valid.append(file_valid && (row == DEAD || !undecided[row as usize]));
