@@ -569,23 +569,26 @@ fn default_array(field: Field<'_>, target: &DataType) -> Option<ArrayRef> {
 /// The byte length of each text element, `None` for a column that is not text (every
 /// column the conversions read is text, a dictionary of text, or a scalar whose JSON form is
 /// shorter than [`SCALAR_BYTES`]).
+/// The sizes of null elements are unspecified: no count reads them.
 fn text_sizes(array: &dyn Array) -> Option<Vec<u64>> {
     let lengths = |length: usize| length as u64;
+    // From the offsets alone, without a validity test per element.
+    let spans = |offsets: &[i64]| {
+        offsets
+            .windows(2)
+            .map(|pair| u64::try_from(pair[1] - pair[0]).unwrap_or(0))
+            .collect()
+    };
     match array.data_type() {
         DataType::Utf8 => Some(
             array
                 .as_string::<i32>()
-                .iter()
-                .map(|text| lengths(text.map_or(0, str::len)))
+                .offsets()
+                .windows(2)
+                .map(|pair| u64::try_from(pair[1] - pair[0]).unwrap_or(0))
                 .collect(),
         ),
-        DataType::LargeUtf8 => Some(
-            array
-                .as_string::<i64>()
-                .iter()
-                .map(|text| lengths(text.map_or(0, str::len)))
-                .collect(),
-        ),
+        DataType::LargeUtf8 => Some(spans(array.as_string::<i64>().offsets())),
         DataType::Utf8View => Some(
             array
                 .as_string_view()
