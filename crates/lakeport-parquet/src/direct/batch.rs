@@ -163,14 +163,19 @@ impl State {
         required: bool,
         name: &str,
     ) -> Result<ArrayRef, ArrowError> {
+        let nulls = column.nulls().filter(|nulls| nulls.null_count() > 0);
+        let name_bytes = name.len() as u64 + 4;
+        if nulls.is_none() {
+            // Every live element is present: count it, keep the rows as they are.
+            self.count_present(rows, name_bytes);
+            return self.value(field, target.data_type(), column.as_ref(), rows);
+        }
         let default = if required {
             default_array(field, target.data_type())
         } else {
             None
         };
-        let nulls = column.nulls();
         let mut defaults = None;
-        let name_bytes = name.len() as u64 + 4;
         // Slices, so that the loop keeps their lengths in registers.
         let (fields, bytes, undecided) = (
             &mut self.fields[..],
@@ -198,6 +203,28 @@ impl State {
             .collect();
         let converted = self.value(field, target.data_type(), column.as_ref(), &present)?;
         with_default(converted, default, defaults)
+    }
+
+    /// Counts a field of `name_bytes` for every live row of `rows`.
+    fn count_present(&mut self, rows: &[u32], name_bytes: u64) {
+        let (fields, bytes) = (&mut self.fields[..], &mut self.bytes[..]);
+        let identity = rows.len() == fields.len()
+            && rows
+                .iter()
+                .enumerate()
+                .all(|(index, &row)| row as usize == index);
+        if identity {
+            // The top level and objects never null: one add per row, vectorised.
+            fields.iter_mut().for_each(|count| *count += 1);
+            bytes.iter_mut().for_each(|size| *size += name_bytes);
+            return;
+        }
+        for &row in rows {
+            if row != DEAD {
+                fields[row as usize] += 1;
+                bytes[row as usize] += name_bytes;
+            }
+        }
     }
 
     /// The column of a property the file does not have: null, or the default of a required
