@@ -401,16 +401,14 @@ impl CsvFile {
         let Some(line) = plain_line(input, self.quote, self.escape, self.max_row_bytes) else {
             return false;
         };
-        let is_text = match self.charset {
-            Charset::Utf8 => std::str::from_utf8(line).is_ok(),
-            Charset::UsAscii | Charset::Latin1 => line.is_ascii(),
-        };
-        if !is_text {
+        self.text_ends.clear();
+        let ascii = delimiters(line, self.delimiter, &mut self.text_ends);
+        if self.text_ends.len() + 1 != self.header.len() {
             return false;
         }
-        self.text_ends.clear();
-        delimiters(line, self.delimiter, &mut self.text_ends);
-        if self.text_ends.len() + 1 != self.header.len() {
+        // ASCII is text in every charset; `text` checks UTF-8 as it borrows the line.
+        let is_text = ascii || (self.charset == Charset::Utf8 && std::str::from_utf8(line).is_ok());
+        if !is_text {
             return false;
         }
         self.line = Some(line.len());
@@ -627,16 +625,20 @@ fn plain_line(input: &[u8], quote: u8, escape: Option<u8>, limit: usize) -> Opti
     (!line.is_empty() && special.is_none() && line.len() + 1 < limit).then_some(line)
 }
 
-/// Appends the position of each `delimiter` in `line`, eight bytes at a time.
-fn delimiters(line: &[u8], delimiter: u8, positions: &mut Vec<usize>) {
+/// Appends the position of each `delimiter` in `line`, eight bytes at a time; returns
+/// whether the line is ASCII.
+fn delimiters(line: &[u8], delimiter: u8, positions: &mut Vec<usize>) -> bool {
     const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let pattern = 0x0101_0101_0101_0101 * u64::from(delimiter);
     let mut words = line.chunks_exact(8);
     let mut at = 0;
+    let mut high = 0;
     for word in words.by_ref() {
         let mut bytes = [0; 8];
         bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes) ^ pattern;
+        let word = u64::from_le_bytes(bytes);
+        high |= word;
+        let x = word ^ pattern;
         // The high bit of each byte of `x` that is zero (exact for every byte).
         let mut found = !(((x & LOW) + LOW) | x | LOW);
         while found != 0 {
@@ -645,11 +647,14 @@ fn delimiters(line: &[u8], delimiter: u8, positions: &mut Vec<usize>) {
         }
         at += 8;
     }
+    let mut ascii = high & !LOW == 0;
     for (offset, &byte) in words.remainder().iter().enumerate() {
         if byte == delimiter {
             positions.push(at + offset);
         }
+        ascii &= byte.is_ascii();
     }
+    ascii
 }
 
 fn grow<T: Default + Clone>(buffer: &mut Vec<T>, limit: usize) {

@@ -322,7 +322,8 @@ proptest! {
         delimiter in prop_oneof![Just(b','), Just(b';'), Just(0x2c ^ 0x80)],
     ) {
         let mut found = Vec::new();
-        super::delimiters(&line, delimiter, &mut found);
+        let ascii = super::delimiters(&line, delimiter, &mut found);
+        prop_assert_eq!(ascii, line.is_ascii());
         let expected: Vec<usize> = line
             .iter()
             .enumerate()
