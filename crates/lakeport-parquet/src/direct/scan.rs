@@ -240,14 +240,20 @@ impl<'a> Scanner<'a> {
             _ => return None,
         }
         let mut double = false;
+        // A decimal without an exponent whose digits fit a double exactly is converted here
+        // as serde_json converts it (see `exact_decimal`); `None` when it does not qualify.
+        let mut decimal = None;
         if self.peek() == Some(b'.') {
             self.at += 1;
+            let fraction_start = self.at;
             if self.digits() == 0 {
                 return None;
             }
+            decimal = exact_decimal(significand, &self.bytes[fraction_start..self.at]);
             double = true;
         }
         if let Some(b'e' | b'E') = self.peek() {
+            decimal = None;
             self.at += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.at += 1;
@@ -261,7 +267,9 @@ impl<'a> Scanner<'a> {
             // A leading zero followed by digits.
             return None;
         }
-        let token = if double {
+        let token = if let Some(value) = decimal {
+            Token::Float(if negative { -value } else { value })
+        } else if double {
             // serde_json's own conversion, so that the double is the one it would give.
             let value: f64 = serde_json::from_str(&self.text[start..self.at]).ok()?;
             if !value.is_finite() {
@@ -280,6 +288,27 @@ impl<'a> Scanner<'a> {
         };
         Some(token)
     }
+}
+
+/// The powers of ten a double holds exactly.
+const EXACT_POWERS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Converts `integer.fraction` (no exponent) when every value in the conversion is exact:
+/// the digits as an integer below 2^53 and at most 22 fraction digits. serde_json (without
+/// `float_roundtrip`) then computes the same single correctly rounded division,
+/// `digits as f64 / 10^fraction_digits`; anything else is left to it.
+fn exact_decimal(integer: u64, fraction: &[u8]) -> Option<f64> {
+    let power = *EXACT_POWERS.get(fraction.len())?;
+    let mut digits = integer;
+    for &digit in fraction {
+        digits = digits
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+    }
+    (digits < 1 << 53).then(|| digits as f64 / power)
 }
 
 /// Compares two byte strings of the same length eight bytes at a time: keys are short,

@@ -328,3 +328,38 @@ fn the_walk_from_the_text_accepts_only_what_the_tape_walk_accepts_with_the_same_
         "of {offered} rows, the text walk accepted {by_text} and the tape walk {by_tape}"
     );
 }
+
+#[test]
+fn decimals_the_scanner_converts_are_serde_json_s_doubles() {
+    let mut rng = Rng(0x51_7cc1_b727_220a);
+    let mut checked = 0;
+    for _ in 0..100_000 {
+        let integer: String = match rng.below(4) {
+            0 => "0".to_owned(),
+            _ => {
+                let len = 1 + rng.below(17);
+                let mut digits: String = (0..len)
+                    .map(|_| char::from(b'0' + rng.below(10) as u8))
+                    .collect();
+                if digits.starts_with('0') {
+                    digits.replace_range(0..1, "7");
+                }
+                digits
+            }
+        };
+        let fraction: String = (0..1 + rng.below(24))
+            .map(|_| char::from(b'0' + rng.below(10) as u8))
+            .collect();
+        let sign = if rng.below(2) == 0 { "" } else { "-" };
+        let text = format!("{sign}{integer}.{fraction}");
+        let mut tape = Tape::default();
+        assert!(super::scan::scan(&mut tape, &text).is_some(), "{text}");
+        let Token::Float(scanned) = tape.token(0) else {
+            panic!("{text} is not a double on the tape");
+        };
+        let expected: f64 = serde_json::from_str(&text).unwrap();
+        assert_eq!(scanned.to_bits(), expected.to_bits(), "{text}");
+        checked += 1;
+    }
+    assert_eq!(checked, 100_000);
+}
