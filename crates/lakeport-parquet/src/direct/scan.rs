@@ -311,23 +311,30 @@ fn exact_decimal(integer: u64, fraction: &[u8]) -> Option<f64> {
     (digits < 1 << 53).then(|| digits as f64 / power)
 }
 
-/// Compares two byte strings of the same length eight bytes at a time: keys are short,
-/// and a call to `memcmp` costs more than the comparison.
+/// Compares two byte strings with two overlapping loads for up to 16 bytes: keys are
+/// short, and a call to `memcmp` costs more than the comparison.
 #[inline]
 fn same_bytes(left: &[u8], right: &[u8]) -> bool {
-    let mut left_words = left.chunks_exact(8);
-    let mut right_words = right.chunks_exact(8);
-    for (a, b) in left_words.by_ref().zip(right_words.by_ref()) {
-        if a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) != 0 {
-            return false;
-        }
+    fn word(bytes: &[u8], at: usize) -> u64 {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(eight)
     }
-    left.len() == right.len()
-        && left_words
-            .remainder()
-            .iter()
-            .zip(right_words.remainder())
-            .all(|(x, y)| x == y)
+    fn half(bytes: &[u8], at: usize) -> u32 {
+        let mut four = [0; 4];
+        four.copy_from_slice(&bytes[at..at + 4]);
+        u32::from_le_bytes(four)
+    }
+    let len = left.len();
+    if len != right.len() {
+        return false;
+    }
+    match len {
+        0..=3 => left.iter().zip(right).all(|(a, b)| a == b),
+        4..=8 => half(left, 0) == half(right, 0) && half(left, len - 4) == half(right, len - 4),
+        9..=16 => word(left, 0) == word(right, 0) && word(left, len - 8) == word(right, len - 8),
+        _ => left == right,
+    }
 }
 
 /// Returns the position of the first quote of `bytes`, eight bytes at a time.
@@ -382,6 +389,23 @@ fn stop(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn same_bytes_agrees_with_slice_equality_at_every_length() {
+        let base: Vec<u8> = (0..40u8).map(|byte| b'a' + byte % 26).collect();
+        for len in 0..=40 {
+            let left = &base[..len];
+            assert!(super::same_bytes(left, left));
+            for flip in 0..len {
+                let mut right = left.to_vec();
+                right[flip] ^= 0x20;
+                assert!(!super::same_bytes(left, &right), "{len} {flip}");
+            }
+            if len > 0 {
+                assert!(!super::same_bytes(left, &base[..len - 1]));
+            }
+        }
+    }
+
     #[test]
     fn stop_and_quote_find_the_first_byte_they_look_for() {
         let naive = |bytes: &[u8]| {
