@@ -84,7 +84,13 @@ impl RowBuilder {
                 &mut self.skipped,
             ) {
                 Ok(()) => return Ok(Offered::Accepted),
-                Err(walk::Bail) => self.columns.truncate(rows),
+                Err(walk::Bail) => {
+                    self.columns.truncate(rows);
+                    // A value or rule refused: the tape walk would refuse it too.
+                    if self.walker.refused {
+                        return Ok(Offered::Undecided);
+                    }
+                }
             }
         }
         self.tape.parse(text)?;

@@ -258,7 +258,16 @@ fn walks_agree(
     text: &str,
 ) -> (bool, bool) {
     let by_text = from_text.text_row_only(&case.validator, text);
+    let refused = from_text.walker.refused;
     let by_tape = on_tape.tape_row_only(&case.validator, text.as_bytes());
+    if refused {
+        // The row goes straight to the row validator: the tape walk must not accept it.
+        assert!(
+            !by_tape,
+            "{}: the text walk refused a row the tape walk accepts: {text}",
+            case.name
+        );
+    }
     if by_text {
         assert!(
             by_tape,
@@ -288,17 +297,19 @@ fn the_walk_from_the_text_accepts_only_what_the_tape_walk_accepts_with_the_same_
         .collect();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     // Rows offered, accepted by the text walk, accepted by the tape walk.
-    let mut counts = [0usize; 3];
-    let mut count = |(by_text, by_tape): (bool, bool)| {
+    let mut counts = [0usize; 4];
+    let mut count = |(by_text, by_tape): (bool, bool), refused: bool| {
         counts[0] += 1;
         counts[1] += usize::from(by_text);
         counts[2] += usize::from(by_tape);
+        counts[3] += usize::from(refused);
     };
     for case in &cases {
         let mut from_text = super::RowBuilder::new(&case.validator, case.arrow.clone()).unwrap();
         let mut on_tape = super::RowBuilder::new(&case.validator, case.arrow.clone()).unwrap();
         for row in &case.rows {
-            count(walks_agree(case, &mut from_text, &mut on_tape, row));
+            let agreed = walks_agree(case, &mut from_text, &mut on_tape, row);
+            count(agreed, from_text.walker.refused);
         }
         // Random edits of the case's rows: values of other types, broken syntax, keys
         // renamed or repeated.
@@ -317,10 +328,15 @@ fn the_walk_from_the_text_accepts_only_what_the_tape_walk_accepts_with_the_same_
                 }
             }
             let text: String = text.into_iter().collect();
-            count(walks_agree(case, &mut from_text, &mut on_tape, &text));
+            let agreed = walks_agree(case, &mut from_text, &mut on_tape, &text);
+            count(agreed, from_text.walker.refused);
         }
     }
-    let [offered, by_text, by_tape] = counts;
+    let [offered, by_text, by_tape, refused] = counts;
+    assert!(
+        refused > 2_000,
+        "only {refused} rows were refused by a check"
+    );
     // Most edits make a row invalid, and both walks give up on it; of the rows the tape
     // walk accepts, the text walk leaves only those with escapes and the like to it.
     assert!(

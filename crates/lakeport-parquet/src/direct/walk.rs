@@ -52,6 +52,10 @@ pub(crate) struct Walker {
     trusted: bool,
     /// Scratch text for numbers converted to strings and canonical date-times.
     scratch: String,
+    /// Set when the walk from a row's text gave up on a value or a rule the tape walk
+    /// checks the same way, rather than on text it cannot read: the row then goes
+    /// straight to the row validator.
+    pub(crate) refused: bool,
 }
 
 impl Walker {
@@ -63,6 +67,7 @@ impl Walker {
             fields: 0,
             trusted: false,
             scratch: String::new(),
+            refused: false,
         }
     }
 

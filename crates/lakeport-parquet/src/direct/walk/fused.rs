@@ -30,10 +30,27 @@ impl Walker {
     ) -> Result<(), Bail> {
         self.fields = 0;
         self.trusted = false;
+        self.refused = false;
         let mut input = Scanner::new(text);
         input.skip_whitespace();
         self.read_object(fields, root, &mut input, skipped, 1)?;
         input.finish().ok_or(Bail)
+    }
+
+    /// Gives up on the row for a value the tape walk would give up on too.
+    fn refuse<T>(&mut self) -> Result<T, Bail> {
+        self.refused = true;
+        Err(Bail)
+    }
+
+    /// Runs a step shared with the tape walk, which gives up where it does.
+    #[inline]
+    fn refusing<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T, Bail>) -> Result<T, Bail> {
+        let result = step(self);
+        if result.is_err() {
+            self.refused = true;
+        }
+        result
     }
 
     /// Reads the object at the input's position as one entry of `column`.
@@ -70,26 +87,28 @@ impl Walker {
                     found
                 };
                 after_key(input)?;
-                self.count_field()?;
+                self.refusing(Self::count_field)?;
                 match found {
                     None => {
                         if self.unknown_fields == UnknownFields::Reject {
-                            return Err(Bail);
+                            return self.refuse();
                         }
                         skipped.clear();
                         input.value(skipped, depth).ok_or(Bail)?;
                         self.fields += skipped.nested_fields(0);
                         if self.fields > self.max_fields {
-                            return Err(Bail);
+                            return self.refuse();
                         }
                     }
                     Some(position) => {
                         previous = position;
                         if !seen.insert(position) {
-                            return Err(Bail);
+                            return self.refuse();
                         }
                         if null(input)? {
-                            self.null_field(fields, position, column, &mut seen)?;
+                            self.refusing(|walker| {
+                                walker.null_field(fields, position, column, &mut seen)
+                            })?;
                         } else {
                             let field = fields.field(position);
                             let slot = &mut column.slots[position].column;
@@ -102,7 +121,7 @@ impl Walker {
                 }
             }
         }
-        self.close_object(fields, column, &mut seen, row_len)
+        self.refusing(|walker| walker.close_object(fields, column, &mut seen, row_len))
     }
 
     /// Reads, converts, checks and appends the value at the input's position (not null).
@@ -117,7 +136,7 @@ impl Walker {
         match field.kind() {
             FieldKind::Object(fields) => {
                 if field.has_checks() && !field.accepts_object() {
-                    return Err(Bail);
+                    return self.refuse();
                 }
                 match column {
                     Column::Struct(structure) => {
@@ -131,7 +150,7 @@ impl Walker {
             }
             FieldKind::Map(values) => {
                 if field.has_checks() && !field.accepts_object() {
-                    return Err(Bail);
+                    return self.refuse();
                 }
                 self.read_map(values, column, input, skipped, depth + 1)
             }
@@ -140,7 +159,7 @@ impl Walker {
             }
             _ => {
                 let value = scalar(input)?;
-                self.scalar(field, column, value)
+                self.refusing(|walker| walker.scalar(field, column, value))
             }
         }
     }
@@ -166,7 +185,7 @@ impl Walker {
                 }
                 keys[len] = name;
                 len += 1;
-                self.count_field()?;
+                self.refusing(Self::count_field)?;
                 if !null(input)? {
                     match column {
                         Column::Map {
@@ -203,7 +222,7 @@ impl Walker {
         let mut len = 0;
         if !close(input, b']') {
             loop {
-                self.count_field()?;
+                self.refusing(Self::count_field)?;
                 input.skip_whitespace();
                 let is_null = null(input)?;
                 match column {
@@ -227,7 +246,7 @@ impl Walker {
         }
         // The tape walk checks the item count first; a refusal gives up either way.
         if field.has_checks() && field.accepts_items(len) != Some(true) {
-            return Err(Bail);
+            return self.refuse();
         }
         close_entries(column, len)
     }
