@@ -93,6 +93,25 @@ impl Rng {
         self.0 ^= self.0 << 17;
         (self.0 % bound as u64) as usize
     }
+
+    /// Returns `text` with one to three characters inserted, removed or replaced by
+    /// characters of `alphabet`.
+    fn edit(&mut self, text: &str, alphabet: &[char]) -> String {
+        let mut text: Vec<char> = text.chars().collect();
+        for _ in 0..1 + self.below(3) {
+            let at = self.below(text.len() + 1);
+            let pick = alphabet[self.below(alphabet.len())];
+            match self.below(3) {
+                0 => text.insert(at, pick),
+                1 if at < text.len() => {
+                    text.remove(at);
+                }
+                _ if at < text.len() => text[at] = pick,
+                _ => text.push(pick),
+            }
+        }
+        text.into_iter().collect()
+    }
 }
 
 /// The scanner's answer for `text` against serde_json's: when the scanner accepts a row,
@@ -166,20 +185,7 @@ fn the_scanner_accepts_only_what_serde_json_accepts_with_the_same_tokens() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut accepted = 0;
     for round in 0..20_000 {
-        let mut text: Vec<char> = seeds[round % seeds.len()].chars().collect();
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(text.len() + 1);
-            let pick = alphabet[rng.below(alphabet.len())];
-            match rng.below(3) {
-                0 => text.insert(at, pick),
-                1 if at < text.len() => {
-                    text.remove(at);
-                }
-                _ if at < text.len() => text[at] = pick,
-                _ => text.push(pick),
-            }
-        }
-        let text: String = text.into_iter().collect();
+        let text = rng.edit(seeds[round % seeds.len()], &alphabet);
         if scanner_agrees(&text) {
             accepted += 1;
         }
@@ -314,20 +320,8 @@ fn the_walk_from_the_text_accepts_only_what_the_tape_walk_accepts_with_the_same_
         // Random edits of the case's rows: values of other types, broken syntax, keys
         // renamed or repeated.
         for _ in 0..2_000 {
-            let mut text: Vec<char> = case.rows[rng.below(case.rows.len())].chars().collect();
-            for _ in 0..1 + rng.below(3) {
-                let at = rng.below(text.len() + 1);
-                let pick = alphabet[rng.below(alphabet.len())];
-                match rng.below(3) {
-                    0 => text.insert(at, pick),
-                    1 if at < text.len() => {
-                        text.remove(at);
-                    }
-                    _ if at < text.len() => text[at] = pick,
-                    _ => text.push(pick),
-                }
-            }
-            let text: String = text.into_iter().collect();
+            let row = rng.below(case.rows.len());
+            let text = rng.edit(&case.rows[row], &alphabet);
             let agreed = walks_agree(case, &mut from_text, &mut on_tape, &text);
             count(agreed, from_text.walker.refused);
         }
