@@ -39,6 +39,25 @@ pub(crate) fn read_lines(
     let mut line_number: u64 = 0;
     let mut rows: u64 = 0;
     loop {
+        // A whole line already in the buffer is handed over in place, without a copy.
+        if let Ok(buffer) = reader.fill_buf()
+            && let Some(newline) = memchr::memchr(b'\n', buffer)
+            && newline <= max_row_bytes
+        {
+            line_number += 1;
+            let text = buffer[..newline].trim_ascii();
+            let flow = if text.is_empty() {
+                Flow::Continue
+            } else {
+                rows += 1;
+                sink.json_line(text, line_number)?
+            };
+            reader.consume(newline + 1);
+            if flow == Flow::Stop {
+                return Ok(());
+            }
+            continue;
+        }
         let read = read_line(&mut reader, &mut line, max_row_bytes).map_err(|source| {
             ProcessError::Read {
                 path: path.to_owned(),
