@@ -164,9 +164,9 @@ pub(crate) struct StructColumn {
     /// it in the last object read from a row's text (`NO_KEY` for none): rows of a file
     /// list their keys in the same order, so the next key is usually known.
     pub(crate) next_keys: Vec<u32>,
-    /// For each property, whether its name can be matched against a row's raw text (no
-    /// quote, backslash or control character, which would be escaped there).
-    pub(crate) plain_names: Vec<bool>,
+    /// Each property's name and closing quote, as a row's raw text has them, side by side
+    /// (close together in memory, unlike the compiled properties).
+    pub(crate) keys: QuotedKeys,
     valid: Validity,
     len: usize,
     /// The Arrow fields, and for each the position of its slot.
@@ -406,7 +406,7 @@ impl StructColumn {
         }
         Ok(Self {
             next_keys: vec![NO_KEY; slots.len() + 1],
-            plain_names: plain_names(object),
+            keys: QuotedKeys::new(object),
             slots,
             valid: Validity::new(0),
             len: 0,
@@ -420,7 +420,7 @@ impl StructColumn {
     pub(crate) fn void(object: ObjectFields<'_>) -> Self {
         Self {
             next_keys: vec![NO_KEY; object.len() + 1],
-            plain_names: plain_names(object),
+            keys: QuotedKeys::new(object),
             slots: (0..object.len())
                 .map(|position| Slot {
                     column: Column::Void,
@@ -471,17 +471,47 @@ impl StructColumn {
 /// No property: the key that follows is not known.
 pub(crate) const NO_KEY: u32 = u32::MAX;
 
-/// Whether each property's name appears in JSON text as it is (see
-/// [`StructColumn::plain_names`]).
-fn plain_names(object: ObjectFields<'_>) -> Vec<bool> {
-    (0..object.len())
-        .map(|position| {
-            object
-                .name(position)
+/// The names of an object's properties followed by their closing quote, for matching keys
+/// against a row's raw text.
+#[derive(Debug)]
+pub(crate) struct QuotedKeys {
+    text: Vec<u8>,
+    /// Where each property's quoted name starts and ends in `text`; empty for a name that
+    /// the raw text would hold escaped (a quote, backslash or control character).
+    ranges: Vec<(u32, u32)>,
+}
+
+impl QuotedKeys {
+    fn new(object: ObjectFields<'_>) -> Self {
+        let mut keys = Self {
+            text: Vec::new(),
+            ranges: Vec::with_capacity(object.len()),
+        };
+        for position in 0..object.len() {
+            let name = object.name(position);
+            let plain = name
                 .bytes()
-                .all(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20)
-        })
-        .collect()
+                .all(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20);
+            let start = keys.text.len();
+            if plain {
+                keys.text.extend_from_slice(name.as_bytes());
+                keys.text.push(b'"');
+            }
+            let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
+            keys.ranges.push((offset(start), offset(keys.text.len())));
+        }
+        keys
+    }
+
+    /// Returns the quoted name of the property at `position`; empty when it cannot be
+    /// matched against raw text.
+    #[inline]
+    pub(crate) fn quoted(&self, position: usize) -> &[u8] {
+        let (start, end) = self.ranges[position];
+        self.text
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// Takes the validity bits, leaving an empty builder; `None` when every value is valid.

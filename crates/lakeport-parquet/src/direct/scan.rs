@@ -72,15 +72,18 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Moves past `name` and its closing quote when the text goes on with exactly them (after
-    /// a key's opening quote).
+    /// Moves past `quoted` (a key's name and closing quote) when the text goes on with
+    /// exactly it (after the key's opening quote); an empty `quoted` never matches.
     #[inline]
-    pub(super) fn key_is(&mut self, name: &str) -> bool {
-        let end = self.at + name.len();
-        let matches = self.bytes.get(end) == Some(&b'"')
-            && same_bytes(&self.bytes[self.at..end], name.as_bytes());
+    pub(super) fn key_is(&mut self, quoted: &[u8]) -> bool {
+        let end = self.at + quoted.len();
+        let matches = !quoted.is_empty()
+            && self
+                .bytes
+                .get(self.at..end)
+                .is_some_and(|text| same_bytes(text, quoted));
         if matches {
-            self.at = end + 1;
+            self.at = end;
         }
         matches
     }

@@ -73,8 +73,7 @@ impl Walker {
                 input.expect(b'"').ok_or(Bail)?;
                 let predicted = column.next_keys[previous] as usize;
                 let found = if predicted != NO_KEY as usize
-                    && column.plain_names[predicted]
-                    && input.key_is(fields.name(predicted))
+                    && input.key_is(column.keys.quoted(predicted))
                 {
                     cursor = predicted + 1;
                     Some(predicted)
