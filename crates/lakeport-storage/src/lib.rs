@@ -59,6 +59,91 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
     }
 }
 
+/// Streams a body into the local file `target`: each chunk is written as it arrives (and
+/// its memory freed at once, for the HTTP reader to reuse) into a staged file beside the
+/// target, `name#n` as object_store names its own (never listed), renamed into place once
+/// whole. A body over `limit`, a read error or a dropped future removes the staged file.
+async fn put_local<S, E>(target: &std::path::Path, body: S, limit: u64) -> Result<u64, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    use tokio::io::AsyncWriteExt;
+    let local = |err: std::io::Error| StorageError::Store {
+        doing: "writing an object",
+        error: object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(err),
+        },
+    };
+    let (file, staged) = create_staged(target).await.map_err(local)?;
+    let mut staged = Staged(Some(staged));
+    let mut file = tokio::fs::File::from_std(file);
+    let mut written = 0u64;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|err| StorageError::Body(err.to_string()))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(StorageError::TooLarge { limit });
+        }
+        file.write_all(&chunk).await.map_err(local)?;
+    }
+    file.flush().await.map_err(local)?;
+    drop(file);
+    let from = staged
+        .0
+        .clone()
+        .expect("the staged file is kept until renamed");
+    let to = target.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::rename(from, to))
+        .await
+        .map_err(|err| local(std::io::Error::other(err.to_string())))?
+        .map_err(local)?;
+    staged.0 = None;
+    Ok(written)
+}
+
+/// Creates `target#n` for the first free `n`, and `target`'s directories when missing.
+async fn create_staged(
+    target: &std::path::Path,
+) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    let target = target.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        for n in 1u32.. {
+            let mut staged = target.clone().into_os_string();
+            staged.push(format!("#{n}"));
+            let staged = std::path::PathBuf::from(staged);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staged)
+            {
+                Ok(file) => return Ok((file, staged)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Err(std::io::Error::other("no free staged file name"))
+    })
+    .await
+    .map_err(|err| std::io::Error::other(err.to_string()))?
+}
+
+/// A staged file removed when dropped, unless it was renamed into place.
+struct Staged(Option<std::path::PathBuf>);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// An object found by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -369,6 +454,9 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        if let Some(target) = self.local_path(key) {
+            return put_local(&target, body, limit).await;
+        }
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0usize;
         let mut writer: Option<WriteMultipart> = None;

@@ -225,3 +225,73 @@ async fn a_scratch_file_is_moved_into_local_storage() {
     // A file that is gone is an error, not an empty object.
     assert!(storage.move_file(&key, &scratch).await.is_err());
 }
+
+/// A local upload is written beside its target and renamed into place: a failed or
+/// abandoned one leaves no file behind, and a whole one replaces the object.
+#[tokio::test]
+async fn a_local_upload_appears_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let batch = keys::staged_batch("ACME@AdobeOrg", "prod", "B3");
+    let key = keys::staged_file("ACME@AdobeOrg", "prod", "B3", "u1");
+    let files = || {
+        let parent = storage.local_path(&key).unwrap();
+        let parent = parent.parent().unwrap().to_owned();
+        let mut names: Vec<String> = std::fs::read_dir(parent)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+
+    // A body whose reading fails part-way.
+    let chunks = vec![
+        Ok(Bytes::from(vec![1u8; 1000])),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let err = storage
+        .put_stream(&key, futures::stream::iter(chunks), u64::MAX)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Body(ref m) if m.contains("connection reset")),
+        "{err}"
+    );
+    assert!(files().is_empty(), "{:?}", files());
+
+    // A body that stops arriving: the upload waits, and once it is abandoned (its future
+    // dropped) nothing is left.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    sender.send(Ok(Bytes::from(vec![2u8; 1000]))).await.unwrap();
+    let body = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let upload = storage.put_stream(&key, body, u64::MAX);
+    let abandoned = tokio::time::timeout(std::time::Duration::from_millis(200), upload).await;
+    assert!(
+        abandoned.is_err(),
+        "the upload waits for the rest of its body"
+    );
+    assert!(files().is_empty(), "{:?}", files());
+    drop(sender);
+
+    // A whole body replaces what was there, and only the object is left.
+    for fill in [3u8, 4u8] {
+        let chunks = (0..5).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![fill; 1000])));
+        let written = storage
+            .put_stream(&key, futures::stream::iter(chunks), u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(written, 5000);
+    }
+    let local = storage.local_path(&key).unwrap();
+    let name = local.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(files(), vec![name]);
+    assert_eq!(std::fs::read(local).unwrap(), vec![4u8; 5000]);
+    let listed = storage.list_objects(&batch).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+}
