@@ -156,6 +156,14 @@ impl JsonLines {
 /// of few distinct values (types, codes, tiers) stay dictionary-encoded.
 const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
+/// The size at which a column's data page is closed. Parquet's default (1 MiB) makes each
+/// page's buffers, and the buffer its compressed bytes go to, large allocations that the
+/// allocator hands back to the system once freed (the server purges at once, to keep its
+/// peak memory low), so every page touched fresh memory: at 128 KiB they are reused, the
+/// server takes about a third fewer page faults per batch (63,000 → 41,000 for the 228 MB
+/// JSON Lines file), and the files are the same size to 0.1%.
+const DATA_PAGE_BYTES: usize = 128 * 1024;
+
 /// Parquet part files `part-00001.parquet`, … of at most `rows_per_part` rows each, written
 /// as Snappy-compressed row groups of at most `rows_per_row_group` rows. With
 /// `encode_threads` 2, the columns of each record batch are encoded on two threads (the
@@ -207,6 +215,7 @@ impl ParquetParts {
             .set_max_row_group_row_count(Some(rows_per_row_group))
             .set_created_by(format!("lakeport {}", env!("CARGO_PKG_VERSION")))
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
             // Statistics per column chunk, and no page index: a row group may hold chunks
             // copied from an input (see `reuse.rs`), whose pages Lakeport has no index of.
             .set_statistics_enabled(EnabledStatistics::Chunk)
