@@ -18,31 +18,30 @@ use serde_json::Value;
 
 const PASSES: usize = 3;
 
-/// The server's allocator, tuned as the server tunes it (`tune_allocator` in the binary's
-/// main.rs), so that the figures include what allocation costs there (glibc's allocator,
-/// the bench's before, took less CPU; docs/BENCHMARKS.md).
+/// The server's allocator, so that the figures include what allocation costs there
+/// (glibc's allocator, the bench's before, took less CPU; docs/BENCHMARKS.md). The server
+/// also has mimalloc return freed pages at once; `main` runs the bench again with the same
+/// setting when the environment has none.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc v3's `mi_option_purge_delay`, as the binary names it.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Freed pages go back to the system at once, as in the server, unless
-/// `MIMALLOC_PURGE_DELAY` says otherwise.
-#[allow(unsafe_code)]
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set stores an integer in mimalloc's option table.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
-}
 
 mod support;
 
 use support::{Arguments, bench_schema, generate};
 
 fn main() {
-    tune_allocator();
+    // mimalloc reads its options from the environment when the process starts.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        let status = std::env::current_exe()
+            .and_then(|bench| {
+                std::process::Command::new(bench)
+                    .args(std::env::args_os().skip(1))
+                    .env("MIMALLOC_PURGE_DELAY", "0")
+                    .status()
+            })
+            .expect("the bench runs again with the server's purge delay");
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let arguments = Arguments::parse(&["--threads"]);
     let threads = arguments.number("--threads");
     let schema = bench_schema();
