@@ -825,11 +825,12 @@ fn csv_pieces(
             return Ok(());
         }
         let rows = chunk.columns.rows();
+        let held_events = chunk.events.len();
         let data = chunk.columns.finish().map_err(WriteError::Encode)?;
         gather.send(parallel::Piece::Csv {
             chunk: data,
             rows,
-            events: std::mem::take(&mut chunk.events),
+            events: std::mem::replace(&mut chunk.events, Vec::with_capacity(held_events)),
         })
     };
     loop {

@@ -96,10 +96,16 @@ impl CsvColumns {
     /// # Errors
     /// Arrow's error when an array cannot be built (a bug).
     pub(crate) fn finish(&mut self) -> Result<CsvChunk, ArrowError> {
+        // Each builder starts the next chunk with room for one like this one: a finished
+        // builder keeps no buffers, and growing new ones by doubling copies the text again.
         let leaves: Vec<StringArray> = self
             .builders
             .iter_mut()
-            .map(StringBuilder::finish)
+            .map(|builder| {
+                let leaf = builder.finish();
+                *builder = StringBuilder::with_capacity(leaf.len(), leaf.value_data().len());
+                leaf
+            })
             .collect();
         let rows = std::mem::take(&mut self.rows);
         let Shape::Object(children) = &self.shape else {
