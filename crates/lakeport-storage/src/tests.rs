@@ -226,8 +226,8 @@ async fn a_scratch_file_is_moved_into_local_storage() {
     assert!(storage.move_file(&key, &scratch).await.is_err());
 }
 
-/// A local upload is written beside its target and renamed into place: a failed or
-/// abandoned one leaves no file behind, and a whole one replaces the object.
+/// A local upload is written beside its target and renamed into place: a failed, too large
+/// or abandoned one leaves no file behind, and a whole one replaces the object.
 #[tokio::test]
 async fn a_local_upload_appears_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,6 +259,18 @@ async fn a_local_upload_appears_whole_or_not_at_all() {
         .unwrap_err();
     assert!(
         matches!(err, StorageError::Body(ref m) if m.contains("connection reset")),
+        "{err}"
+    );
+    assert!(files().is_empty(), "{:?}", files());
+
+    // A body over the limit.
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![5u8; 1000])));
+    let err = storage
+        .put_stream(&key, futures::stream::iter(chunks), 4_500)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::TooLarge { limit: 4_500 }),
         "{err}"
     );
     assert!(files().is_empty(), "{:?}", files());
