@@ -63,22 +63,19 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
 /// its memory freed at once, for the HTTP reader to reuse) into a staged file beside the
 /// target, `name#n` as object_store names its own (never listed), renamed into place once
 /// whole. A body over `limit`, a read error or a dropped future removes the staged file.
+///
+/// A chunk is handed to a blocking write as it is, not copied into a file buffer first
+/// (tokio's `File` copies every byte once more), and the next chunk is received while it
+/// is written: at most one write is in flight.
 async fn put_local<S, E>(target: &std::path::Path, body: S, limit: u64) -> Result<u64, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
-    use tokio::io::AsyncWriteExt;
-    let local = |err: std::io::Error| StorageError::Store {
-        doing: "writing an object",
-        error: object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(err),
-        },
-    };
-    let (file, staged) = create_staged(target).await.map_err(local)?;
+    let (file, staged) = create_staged(target).await.map_err(local_error)?;
     let mut staged = Staged(Some(staged));
-    let mut file = tokio::fs::File::from_std(file);
+    let mut file = Some(file);
+    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>> = None;
     let mut written = 0u64;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
@@ -87,9 +84,19 @@ where
         if written > limit {
             return Err(StorageError::TooLarge { limit });
         }
-        file.write_all(&chunk).await.map_err(local)?;
+        let mut open = match writing.take() {
+            Some(write) => finished(write).await?,
+            None => file
+                .take()
+                .expect("the file is here when no write is in flight"),
+        };
+        writing = Some(tokio::task::spawn_blocking(move || {
+            std::io::Write::write_all(&mut open, &chunk).map(|()| open)
+        }));
     }
-    file.flush().await.map_err(local)?;
+    if let Some(write) = writing.take() {
+        file = Some(finished(write).await?);
+    }
     drop(file);
     let from = staged
         .0
@@ -98,10 +105,30 @@ where
     let to = target.to_owned();
     tokio::task::spawn_blocking(move || std::fs::rename(from, to))
         .await
-        .map_err(|err| local(std::io::Error::other(err.to_string())))?
-        .map_err(local)?;
+        .map_err(|err| local_error(std::io::Error::other(err.to_string())))?
+        .map_err(local_error)?;
     staged.0 = None;
     Ok(written)
+}
+
+/// Waits for a chunk's write and takes the file back.
+async fn finished(
+    write: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+) -> Result<std::fs::File, StorageError> {
+    write
+        .await
+        .map_err(|err| local_error(std::io::Error::other(err.to_string())))?
+        .map_err(local_error)
+}
+
+fn local_error(err: std::io::Error) -> StorageError {
+    StorageError::Store {
+        doing: "writing an object",
+        error: object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(err),
+        },
+    }
 }
 
 /// Creates `target#n` for the first free `n`, and `target`'s directories when missing.
