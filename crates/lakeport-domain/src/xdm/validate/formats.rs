@@ -246,11 +246,10 @@ fn is_email_local_part(local: &str) -> bool {
     // accepted as atext (RFC 6531).
     let mut previous = b'.';
     for b in local.bytes() {
-        let allowed = match b {
-            b'.' => previous != b'.',
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'/' | b'=' | b'?'
-            | b'^' | b'_' | b'`' | b'{' | b'|' | b'}' | b'~' => true,
-            _ => b.is_ascii_alphanumeric() || !b.is_ascii(),
+        let allowed = if b == b'.' {
+            previous != b'.'
+        } else {
+            ATEXT[usize::from(b)]
         };
         if !allowed {
             return false;
@@ -259,6 +258,22 @@ fn is_email_local_part(local: &str) -> bool {
     }
     previous != b'.'
 }
+
+/// The bytes of an e-mail address's dot-atom other than the dot: letters, digits, RFC
+/// 5322's specials, and every byte of a non-ASCII character. One lookup per byte.
+const ATEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'/' | b'=' | b'?'
+            | b'^' | b'_' | b'`' | b'{' | b'|' | b'}' | b'~' => true,
+            other => other.is_ascii_alphanumeric() || !other.is_ascii(),
+        };
+        byte += 1;
+    }
+    table
+};
 
 fn is_email_domain(domain: &str) -> bool {
     if let Some(literal) = domain.strip_prefix('[') {
@@ -270,6 +285,9 @@ fn is_email_domain(domain: &str) -> bool {
         return false;
     }
     // Dot-separated labels of at most 63 characters: letters, digits and inner hyphens.
+    if domain.is_ascii() {
+        return is_ascii_email_domain(domain.as_bytes());
+    }
     let mut label_length = 0;
     let mut previous = '.';
     for c in domain.chars() {
@@ -290,6 +308,29 @@ fn is_email_domain(domain: &str) -> bool {
         previous = c;
     }
     label_length > 0 && previous != '-'
+}
+
+/// [`is_email_domain`]'s labels for an ASCII domain, a byte at a time (the same rules: a
+/// non-ASCII letter is the only thing the character loop adds).
+fn is_ascii_email_domain(domain: &[u8]) -> bool {
+    let mut label_length = 0;
+    let mut previous = b'.';
+    for &b in domain {
+        if b == b'.' {
+            if label_length == 0 || previous == b'-' {
+                return false;
+            }
+            label_length = 0;
+        } else {
+            let allowed = b.is_ascii_alphanumeric() || (b == b'-' && label_length > 0);
+            label_length += 1;
+            if !allowed || label_length > 63 {
+                return false;
+            }
+        }
+        previous = b;
+    }
+    label_length > 0 && previous != b'-'
 }
 
 /// An RFC 3986 absolute URI check: `scheme ":"` followed by URI characters only (unreserved,

@@ -697,3 +697,68 @@ fn non_ecma_pattern_syntax_is_refused() {
         );
     }
 }
+
+/// The e-mail check's byte tables give the answers of the rules written out per character:
+/// random addresses over an alphabet of the bytes that matter.
+#[test]
+fn email_check_agrees_with_the_rules_written_per_character() {
+    fn reference(text: &str) -> bool {
+        let Some(at) = text.rfind('@') else {
+            return false;
+        };
+        let (local, domain) = (&text[..at], &text[at + 1..]);
+        if text.len() > 254 || local.is_empty() || local.len() > 64 {
+            return false;
+        }
+        if local.starts_with('"') || domain.starts_with('[') {
+            return formats::is_email(text);
+        }
+        let mut previous = '.';
+        for c in local.chars() {
+            let allowed = match c {
+                '.' => previous != '.',
+                c if !c.is_ascii() => true,
+                c => c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c),
+            };
+            if !allowed {
+                return false;
+            }
+            previous = c;
+        }
+        if previous == '.' || domain.is_empty() || domain.len() > 253 {
+            return false;
+        }
+        domain.split('.').all(|label| {
+            let count = label.chars().count();
+            (1..=63).contains(&count)
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii() || c.is_alphanumeric())
+        })
+    }
+    let alphabet = [
+        "a", "Z", "7", ".", "-", "@", "+", "_", "~", "\"", " ", "ü", "é", "\u{2603}", "!", "(",
+        ",", "..", "x.y", "com",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..200_000 {
+        let mut text = String::new();
+        for _ in 0..next() % 12 {
+            text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+        }
+        if next() % 2 == 0 {
+            text.push('@');
+            for _ in 0..next() % 8 {
+                text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+        }
+        assert_eq!(formats::is_email(&text), reference(&text), "{text:?}");
+    }
+}
