@@ -210,6 +210,9 @@ struct Decoded {
     mark: Option<Mark>,
     /// For a Parquet record batch, its rows and the file rows (from 0) of those rejected.
     parquet_rows: Option<(usize, Vec<u64>)>,
+    /// For a chunk of lines, the chunk emptied, for the caller to fill again: its buffers
+    /// keep their size, so the next chunk's text is not copied into new memory.
+    spent: Option<Chunk>,
 }
 
 /// The loop of one decoding thread: takes pieces until there are none, answers each.
@@ -247,10 +250,11 @@ fn decode(
         rejects: Vec::new(),
         input_records: 0,
     };
+    let mut spent = None;
     match piece {
-        Piece::Lines(chunk) => {
+        Piece::Lines(mut chunk) => {
             let mut start = 0;
-            for entry in chunk.entries {
+            for entry in chunk.entries.drain(..) {
                 match entry {
                     Entry::Line { end, number } => {
                         sink.json_line(&chunk.text[start..end], number)?;
@@ -262,6 +266,8 @@ fn decode(
                     }
                 }
             }
+            chunk.text.clear();
+            spent = Some(chunk);
         }
         Piece::Parquet { batch, row_number } => {
             sink.source = Source::Parquet;
@@ -287,6 +293,7 @@ fn decode(
                 input_records: 0,
                 mark: Some(mark),
                 parquet_rows: None,
+                spent: None,
             });
         }
     }
@@ -297,6 +304,7 @@ fn decode(
         input_records: sink.input_records,
         mark: None,
         parquet_rows: None,
+        spent,
     })
 }
 
@@ -350,6 +358,7 @@ fn parquet_batch(
         input_records: sink.input_records,
         mark: None,
         parquet_rows: Some((rows, rejected)),
+        spent: None,
     })
 }
 
@@ -410,6 +419,7 @@ fn csv_chunk(
         input_records: sink.input_records,
         mark: None,
         parquet_rows: None,
+        spent: None,
     })
 }
 
@@ -505,6 +515,8 @@ pub(super) struct Gather<'a> {
     /// Without decoding threads, the builder each piece is decoded into on this thread.
     inline: Option<RowBuilder>,
     chunk: Chunk,
+    /// Chunks the decoding threads are done with, emptied, to be filled again.
+    spare: Vec<Chunk>,
     /// Lines a chunk holds at most: one output record batch's rows.
     chunk_lines: usize,
     work: Option<SyncSender<(u64, Piece)>>,
@@ -536,6 +548,7 @@ impl<'a> Gather<'a> {
             context,
             inline,
             chunk: Chunk::default(),
+            spare: Vec::new(),
             chunk_lines,
             work,
             results,
@@ -571,7 +584,8 @@ impl<'a> Gather<'a> {
         if self.chunk.entries.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::take(&mut self.chunk);
+        let next = self.spare.pop().unwrap_or_default();
+        let chunk = std::mem::replace(&mut self.chunk, next);
         self.send(Piece::Lines(chunk))
     }
 
@@ -605,7 +619,15 @@ impl<'a> Gather<'a> {
     }
 
     fn apply(&mut self, result: Result<Decoded, ProcessError>) -> Result<(), ProcessError> {
-        let applied = result.and_then(|decoded| self.merge.apply(decoded));
+        let applied = match result {
+            Ok(mut decoded) => {
+                if let Some(chunk) = decoded.spent.take() {
+                    self.spare.push(chunk);
+                }
+                self.merge.apply(decoded)
+            }
+            Err(err) => Err(err),
+        };
         self.failed |= applied.is_err();
         applied
     }
