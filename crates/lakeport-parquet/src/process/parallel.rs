@@ -12,7 +12,9 @@
 //! Memory stays bounded: at most two pieces per thread are in flight (a chunk of lines is at
 //! most one output record batch of lines or about [`CHUNK_BYTES`] of text, a longer row
 //! being a corrupt row of at most the row limit; a record batch or a CSV chunk is what one
-//! thread holds at a time), and their results wait for the merge in order.
+//! thread holds at a time), and their results wait for the merge in order. A chunk of lines
+//! comes back emptied and is filled again, so the chunks kept never outnumber those that
+//! were in flight at once.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
