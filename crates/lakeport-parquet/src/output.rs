@@ -3,8 +3,8 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -178,6 +178,8 @@ pub(crate) struct ParquetParts {
     encode_threads: usize,
     /// Nanoseconds each leaf column took to encode so far, to balance the threads.
     costs: Vec<u64>,
+    /// With `encode_threads` 2, the second encoding thread, started at the first batch.
+    helper: Option<Helper>,
     current: Option<OpenPart>,
     /// The input row group being copied, if any.
     copying: Option<Copying>,
@@ -229,6 +231,7 @@ impl ParquetParts {
             rows_per_part,
             encode_threads,
             costs: Vec::new(),
+            helper: None,
             current: None,
             copying: None,
             done: Vec::new(),
@@ -279,6 +282,7 @@ impl ParquetParts {
         let rows_per_row_group = self.rows_per_row_group;
         let (threads, schema) = (self.encode_threads, self.schema.clone());
         let mut costs = std::mem::take(&mut self.costs);
+        let mut helper = self.helper.take();
         let open = self.open_part()?;
         // Row groups are cut where ArrowWriter cuts them: at `rows_per_row_group` rows.
         let mut offset = 0;
@@ -286,14 +290,12 @@ impl ParquetParts {
             while offset < batch.num_rows() {
                 let (writers, rows) = open.group_writers()?;
                 let take = (rows_per_row_group - *rows).min(batch.num_rows() - offset);
-                encode(
-                    writers,
-                    &schema,
-                    &batch.slice(offset, take),
+                let sharing = Sharing {
                     threads,
-                    &mut costs,
-                    None,
-                )?;
+                    costs: &mut costs,
+                    helper: &mut helper,
+                };
+                encode(writers, &schema, &batch.slice(offset, take), sharing, None)?;
                 *rows += take;
                 offset += take;
                 if *rows >= rows_per_row_group {
@@ -306,6 +308,7 @@ impl ParquetParts {
         open.rows += batch.num_rows();
         let full = open.rows >= self.rows_per_part;
         self.costs = costs;
+        self.helper = helper;
         written.map_err(|source| WriteError::Parquet { path, source })?;
         if full {
             self.close_current()?;
@@ -335,6 +338,7 @@ impl ParquetParts {
     fn write_copying(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         let (threads, schema) = (self.encode_threads, self.schema.clone());
         let mut costs = std::mem::take(&mut self.costs);
+        let mut helper = self.helper.take();
         let encoded: Vec<bool> = self
             .copying
             .as_ref()
@@ -346,7 +350,12 @@ impl ParquetParts {
             let rows = open
                 .group_writers()
                 .and_then(|(writers, rows)| {
-                    encode(writers, &schema, batch, threads, &mut costs, Some(&encoded))?;
+                    let sharing = Sharing {
+                        threads,
+                        costs: &mut costs,
+                        helper: &mut helper,
+                    };
+                    encode(writers, &schema, batch, sharing, Some(&encoded))?;
                     Ok(rows)
                 })
                 .map_err(|source| WriteError::Parquet { path, source })?;
@@ -355,6 +364,7 @@ impl ParquetParts {
             Ok(())
         })();
         self.costs = costs;
+        self.helper = helper;
         if let Some(copying) = &mut self.copying {
             copying.received += batch.num_rows();
         }
@@ -489,15 +499,96 @@ impl OpenPart {
     }
 }
 
+/// How a record batch's leaves are shared between the encoding threads.
+struct Sharing<'a> {
+    threads: usize,
+    /// Nanoseconds each leaf took to encode so far (updated).
+    costs: &'a mut Vec<u64>,
+    /// The second thread, started on first use.
+    helper: &'a mut Option<Helper>,
+}
+
+/// A leaf's column writer with its values, on its way to the helper, by leaf index.
+type Task = (usize, ArrowColumnWriter, ArrowLeafColumn);
+
+/// The writers the helper was given, each with the nanoseconds it took, and its first error.
+type Done = (
+    Vec<(usize, ArrowColumnWriter, u64)>,
+    Option<parquet::errors::ParquetError>,
+);
+
+/// The second encoding thread, kept for the whole batch: each record batch hands it the
+/// column writers of its share of the leaves, and it hands every one of them back (after a
+/// failure too, so that the row group keeps all its writers). Starting a thread per record
+/// batch instead had cost a fresh allocator heap, and its page faults, each time.
+struct Helper {
+    work: Option<std::sync::mpsc::SyncSender<Vec<Task>>>,
+    done: std::sync::mpsc::Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Helper {
+    /// Starts the thread; `None` when the system refuses one.
+    fn start() -> Option<Self> {
+        let (work, tasks) = std::sync::mpsc::sync_channel::<Vec<Task>>(1);
+        let (finished, done) = std::sync::mpsc::sync_channel::<Done>(1);
+        let thread = std::thread::Builder::new()
+            .name("lakeport-encode".to_owned())
+            .spawn(move || {
+                for tasks in tasks {
+                    if finished.send(encode_tasks(tasks)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self {
+            work: Some(work),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Encodes each task's leaf into its writer, in order, until one fails; returns them all.
+fn encode_tasks(tasks: Vec<Task>) -> Done {
+    let mut error = None;
+    let mut encoded = Vec::with_capacity(tasks.len());
+    for (index, mut writer, leaf) in tasks {
+        let mut nanos = 0;
+        if error.is_none() {
+            let started = std::time::Instant::now();
+            let written =
+                catch_unwind(AssertUnwindSafe(|| writer.write(&leaf))).unwrap_or_else(|_| {
+                    Err(parquet::errors::ParquetError::General(
+                        "a Parquet encoding thread panicked".to_owned(),
+                    ))
+                });
+            nanos = started.elapsed().as_nanos() as u64;
+            error = written.err();
+        }
+        encoded.push((index, writer, nanos));
+    }
+    (encoded, error)
+}
+
 /// Encodes one record batch into the column writers of a row group (one per leaf column,
-/// in order), on the caller's thread or, with two threads, split between it and a helper
-/// by the leaves' encoding cost so far (`costs`, in nanoseconds, updated).
+/// in order), on the caller's thread or, with two threads, split between it and the helper
+/// by the leaves' encoding cost so far.
 fn encode(
-    writers: &mut [ArrowColumnWriter],
+    writers: &mut Vec<ArrowColumnWriter>,
     schema: &SchemaRef,
     batch: &RecordBatch,
-    threads: usize,
-    costs: &mut Vec<u64>,
+    sharing: Sharing<'_>,
     only: Option<&[bool]>,
 ) -> Result<(), parquet::errors::ParquetError> {
     let mut leaves = Vec::with_capacity(writers.len());
@@ -505,14 +596,19 @@ fn encode(
         leaves.extend(compute_leaves(field, column)?);
     }
     let wanted = |index: usize| only.is_none_or(|only| only.get(index).copied().unwrap_or(true));
-    if threads < 2 || writers.len() < 2 {
+    if sharing.threads >= 2 && writers.len() >= 2 && sharing.helper.is_none() {
+        *sharing.helper = Helper::start();
+    }
+    let (Some(helper), true) = (sharing.helper.as_mut(), writers.len() >= 2) else {
+        // One thread, or none to spare: the caller encodes it all.
         for (index, (writer, leaf)) in writers.iter_mut().zip(&leaves).enumerate() {
             if wanted(index) {
                 writer.write(leaf)?;
             }
         }
         return Ok(());
-    }
+    };
+    let costs = sharing.costs;
     costs.resize(writers.len(), 0);
     // The costliest leaves first, each to the thread with less work so far.
     let mut order: Vec<usize> = (0..writers.len()).collect();
@@ -528,43 +624,70 @@ fn encode(
             there += costs[index];
         }
     }
-    let (mut local, helper): (Vec<_>, Vec<_>) = writers
-        .iter_mut()
-        .zip(&leaves)
-        .enumerate()
-        .filter(|(index, _)| wanted(*index))
-        .partition(|(index, _)| mine[*index]);
-    let run = |tasks: &mut Vec<(usize, (&mut ArrowColumnWriter, &ArrowLeafColumn))>| {
-        let mut spent = Vec::with_capacity(tasks.len());
-        for (index, (writer, leaf)) in tasks.iter_mut() {
-            let started = std::time::Instant::now();
-            writer.write(leaf)?;
-            spent.push((*index, started.elapsed().as_nanos() as u64));
+    let mut slots: Vec<Option<ArrowColumnWriter>> = writers.drain(..).map(Some).collect();
+    let mut local = Vec::new();
+    let mut theirs = Vec::new();
+    for (index, leaf) in leaves.into_iter().enumerate() {
+        if !wanted(index) {
+            continue;
         }
-        Ok::<_, parquet::errors::ParquetError>(spent)
+        if mine[index] {
+            local.push((index, leaf));
+        } else if let Some(writer) = slots[index].take() {
+            theirs.push((index, writer, leaf));
+        }
+    }
+    // A helper that stopped gives its share back: the caller encodes it.
+    let sent = match helper.work.as_ref().map(|work| work.send(theirs)) {
+        Some(Ok(())) => true,
+        Some(Err(std::sync::mpsc::SendError(returned))) => {
+            local.extend(returned.into_iter().map(|(index, writer, leaf)| {
+                slots[index] = Some(writer);
+                (index, leaf)
+            }));
+            false
+        }
+        None => false,
     };
-    let helper = std::sync::Mutex::new(helper);
-    let run_helper = || run(&mut helper.lock().unwrap_or_else(PoisonError::into_inner));
-    let (ours, theirs) = std::thread::scope(|scope| {
-        // Without a thread to spare (the system refuses one), the caller encodes it all.
-        let Ok(other) = std::thread::Builder::new()
-            .name("lakeport-encode".to_owned())
-            .spawn_scoped(scope, run_helper)
-        else {
-            return (run(&mut local), run_helper());
+    let mut result = Ok(());
+    let mut spent = Vec::with_capacity(slots.len());
+    for (index, leaf) in &local {
+        let Some(writer) = slots[*index].as_mut() else {
+            continue;
         };
-        let ours = run(&mut local);
-        let theirs = other.join().unwrap_or_else(|_| {
-            Err(parquet::errors::ParquetError::General(
-                "a Parquet encoding thread panicked".to_owned(),
-            ))
-        });
-        (ours, theirs)
-    });
-    for (index, nanos) in ours?.into_iter().chain(theirs?) {
+        let started = std::time::Instant::now();
+        result = writer.write(leaf);
+        if result.is_err() {
+            break;
+        }
+        spent.push((*index, started.elapsed().as_nanos() as u64));
+    }
+    if sent {
+        match helper.done.recv() {
+            Ok((encoded, error)) => {
+                for (index, writer, nanos) in encoded {
+                    slots[index] = Some(writer);
+                    spent.push((index, nanos));
+                }
+                if let Some(error) = error {
+                    result = result.and(Err(error));
+                }
+            }
+            Err(_) => {
+                result = result.and(Err(parquet::errors::ParquetError::General(
+                    "the Parquet encoding thread stopped".to_owned(),
+                )));
+            }
+        }
+    }
+    // Every writer is back unless the helper was lost, and then the batch has failed.
+    if slots.iter().all(Option::is_some) {
+        writers.extend(slots.into_iter().flatten());
+    }
+    for (index, nanos) in spent {
         costs[index] = costs[index] / 2 + nanos;
     }
-    Ok(())
+    result
 }
 
 /// Record batches that may wait for the writing thread before the decoding side blocks: two
