@@ -106,7 +106,7 @@ impl Utf8 {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let offsets = take_offsets(&mut self.offsets);
         let capacity = self.data.capacity();
         let data = std::mem::replace(&mut self.data, Vec::with_capacity(capacity));
         let array = StringArray::try_new(
@@ -116,6 +116,14 @@ impl Utf8 {
         )?;
         Ok(Arc::new(array))
     }
+}
+
+/// Takes a column's offsets, leaving the first offset of the next record batch in a vector
+/// as large: the next batch is about as long, and its offsets then never regrow.
+fn take_offsets(offsets: &mut Vec<i32>) -> Vec<i32> {
+    let mut next = Vec::with_capacity(offsets.capacity());
+    next.push(0);
+    std::mem::replace(offsets, next)
 }
 
 /// A column's 32-bit offsets ran out: more than 2 GiB of text or items in one record batch.
@@ -340,7 +348,7 @@ impl Column {
                 items,
                 field,
             } => {
-                let offsets = std::mem::replace(offsets, vec![0]);
+                let offsets = take_offsets(offsets);
                 Arc::new(ListArray::try_new(
                     field.clone(),
                     OffsetBuffer::new(ScalarBuffer::from(offsets)),
@@ -355,7 +363,7 @@ impl Column {
                 values,
                 entries,
             } => {
-                let offsets = std::mem::replace(offsets, vec![0]);
+                let offsets = take_offsets(offsets);
                 let DataType::Struct(entry_fields) = entries.data_type() else {
                     unreachable!("checked when the column was built")
                 };
