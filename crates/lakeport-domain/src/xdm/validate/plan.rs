@@ -76,6 +76,15 @@ impl<'v> Field<'v> {
         }
     }
 
+    /// Whether the field holds a string, number or boolean (not an object, map or array).
+    #[inline]
+    pub fn is_scalar(&self) -> bool {
+        !matches!(
+            self.node.kind,
+            Kind::Object(_) | Kind::Map(_) | Kind::Array(_)
+        )
+    }
+
     /// Returns the converted `default` a required field takes when it is absent or null.
     pub fn default_value(&self) -> Option<&'v Value> {
         self.node.default.as_ref()

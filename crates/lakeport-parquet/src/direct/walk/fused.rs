@@ -111,7 +111,13 @@ impl Walker {
                         } else {
                             let field = fields.field(position);
                             let slot = &mut column.slots[position].column;
-                            self.read_value(field, slot, input, skipped, depth)?;
+                            if field.is_scalar() {
+                                // Most properties: read here, without a call per value.
+                                let value = scalar(input)?;
+                                self.refusing(|walker| walker.scalar(field, slot, value))?;
+                            } else {
+                                self.read_value(field, slot, input, skipped, depth)?;
+                            }
                         }
                     }
                 }
