@@ -173,7 +173,14 @@ fn regex_error_reason(err: &regex::Error) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct SimplePattern {
     items: Vec<Item>,
+    /// When every count is fixed (`^M-[0-9]{6}$`): the text's length, and each item as a
+    /// table of the bytes it accepts with its count, so that a text is checked by its
+    /// length and one lookup per byte.
+    fixed: Option<(usize, Vec<(ByteSet, usize)>)>,
 }
+
+/// The bytes a class accepts, by byte value (no byte of 128 or more).
+type ByteSet = Box<[bool; 256]>;
 
 #[derive(Debug, PartialEq, Eq)]
 struct Item {
@@ -225,17 +232,49 @@ impl SimplePattern {
             }
             later |= item.class;
         }
-        Some(Self { items })
+        let length = items
+            .iter()
+            .map(|item| item.max)
+            .try_fold(0usize, usize::checked_add);
+        let fixed = length
+            .filter(|_| items.iter().all(|item| item.min == item.max))
+            .map(|length| {
+                let tables = items
+                    .iter()
+                    .map(|item| {
+                        let mut set: ByteSet = Box::new([false; 256]);
+                        for (byte, accepted) in set.iter_mut().enumerate().take(128) {
+                            *accepted = item.class & (1u128 << byte) != 0;
+                        }
+                        (set, item.max)
+                    })
+                    .collect();
+                (length, tables)
+            });
+        Some(Self { items, fixed })
     }
 
     pub fn is_match(&self, text: &[u8]) -> bool {
+        if let Some((length, items)) = &self.fixed {
+            if text.len() != *length {
+                return false;
+            }
+            let mut rest = text;
+            for (set, count) in items {
+                let (these, after) = rest.split_at(*count);
+                if !these.iter().all(|&b| set[usize::from(b)]) {
+                    return false;
+                }
+                rest = after;
+            }
+            return true;
+        }
         let mut position = 0;
         for item in &self.items {
             let mut count = 0;
             while count < item.max
                 && let Some(&b) = text.get(position)
-                && b < 128
-                && item.class & (1u128 << b) != 0
+                && in_class(item.class, b)
             {
                 count += 1;
                 position += 1;
@@ -246,6 +285,19 @@ impl SimplePattern {
         }
         position == text.len()
     }
+}
+
+/// Whether `class` (one bit per ASCII code point) holds `b`. Tested on the half of the
+/// class that holds `b`: a shift of the whole 128-bit class costs several instructions per
+/// character.
+#[inline]
+fn in_class(class: u128, b: u8) -> bool {
+    let half = if b & 64 == 0 {
+        class as u64
+    } else {
+        (class >> 64) as u64
+    };
+    b < 128 && (half >> (b & 63)) & 1 == 1
 }
 
 fn escape_class(escaped: u8) -> Option<u128> {

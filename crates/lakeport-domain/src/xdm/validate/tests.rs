@@ -740,24 +740,91 @@ fn email_check_agrees_with_the_rules_written_per_character() {
         "a", "Z", "7", ".", "-", "@", "+", "_", "~", "\"", " ", "ü", "é", "\u{2603}", "!", "(",
         ",", "..", "x.y", "com",
     ];
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = random_numbers();
     for _ in 0..200_000 {
         let mut text = String::new();
         for _ in 0..next() % 12 {
             text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
         }
-        if next() % 2 == 0 {
+        if next().is_multiple_of(2) {
             text.push('@');
             for _ in 0..next() % 8 {
                 text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
             }
         }
         assert_eq!(formats::is_email(&text), reference(&text), "{text:?}");
+    }
+}
+
+/// A deterministic stream of pseudo-random numbers (xorshift) for the randomised tests.
+fn random_numbers() -> impl FnMut() -> u64 {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// Fixed-length patterns take a table per item; they answer as the regex engine does on
+/// random texts near their length, with bytes in and out of every class.
+#[test]
+fn fixed_length_patterns_agree_with_the_regex_engine() {
+    let alphabet = [
+        "M", "-", "0", "9", "a", "f", "g", "A", "Z", "_", "x", "\u{e9}", "\u{ff11}", "\n",
+    ];
+    let mut next = random_numbers();
+    for source in [
+        r"^M-[0-9]{6}$",
+        r"^[0-9a-f]{16}$",
+        r"^[A-Z]{3}$",
+        r"^\w{2}-\d{1}$",
+        r"^$",
+    ] {
+        let simple = SimplePattern::parse(source).expect("fast path");
+        let regex = regex::Regex::new(&translate_ecma_pattern(source)).unwrap();
+        let width = match source.len() {
+            n if n > 12 => 18,
+            _ => 8,
+        };
+        for _ in 0..50_000 {
+            let mut text = String::new();
+            for _ in 0..next() % width {
+                text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            if next().is_multiple_of(4) {
+                // Mostly matching texts too: a valid one, with one character changed.
+                text = match source {
+                    r"^M-[0-9]{6}$" => format!("M-{:06}", next() % 1_000_000),
+                    r"^[0-9a-f]{16}$" => format!("{:016x}", next()),
+                    _ => text,
+                };
+                if next().is_multiple_of(2) && !text.is_empty() {
+                    let at = (next() % text.len() as u64) as usize;
+                    if text.is_char_boundary(at) && text.is_char_boundary(at + 1) {
+                        let with = alphabet[(next() % alphabet.len() as u64) as usize];
+                        text.replace_range(at..at + 1, with);
+                    }
+                }
+            }
+            assert_eq!(
+                simple.is_match(text.as_bytes()),
+                regex.is_match(&text),
+                "{source} on {text:?}"
+            );
+        }
+        // Characters whose UTF-8 bytes, stripped of their high bit, are hex digits.
+        for text in [
+            "\u{1c30}0123456789abc",
+            "0123456789abcd\u{e1}",
+            "\u{1c30}\u{1c31}\u{1c32}",
+        ] {
+            assert_eq!(
+                simple.is_match(text.as_bytes()),
+                regex.is_match(text),
+                "{source} on {text:?}"
+            );
+        }
     }
 }
