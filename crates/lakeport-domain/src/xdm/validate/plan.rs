@@ -85,6 +85,12 @@ impl<'v> Field<'v> {
         )
     }
 
+    /// Whether the field holds a string (of no format that converts it: not a date).
+    #[inline]
+    pub fn is_string(&self) -> bool {
+        matches!(self.node.kind, Kind::String)
+    }
+
     /// Returns the converted `default` a required field takes when it is absent or null.
     pub fn default_value(&self) -> Option<&'v Value> {
         self.node.default.as_ref()

@@ -112,9 +112,24 @@ impl Walker {
                             let field = fields.field(position);
                             let slot = &mut column.slots[position].column;
                             if field.is_scalar() {
-                                // Most properties: read here, without a call per value.
-                                let value = scalar(input)?;
-                                self.refusing(|walker| walker.scalar(field, slot, value))?;
+                                // Most properties: read here, without a call per value, and
+                                // a string for a string column appended here too.
+                                match (scalar(input)?, slot) {
+                                    (Scalar::Str(text), Column::Utf8(utf8))
+                                        if field.is_string() =>
+                                    {
+                                        if (!self.trusted
+                                            && field.has_checks()
+                                            && !field.accepts_str(text))
+                                            || utf8.push(text).is_err()
+                                        {
+                                            return self.refuse();
+                                        }
+                                    }
+                                    (value, slot) => {
+                                        self.refusing(|walker| walker.scalar(field, slot, value))?
+                                    }
+                                }
                             } else {
                                 self.read_value(field, slot, input, skipped, depth)?;
                             }
