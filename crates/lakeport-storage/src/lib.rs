@@ -59,14 +59,16 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
     }
 }
 
-/// Streams a body into the local file `target`: each chunk is written as it arrives (and
-/// its memory freed at once, for the HTTP reader to reuse) into a staged file beside the
-/// target, `name#n` as object_store names its own (never listed), renamed into place once
-/// whole. A body over `limit`, a read error or a dropped future removes the staged file.
+/// Streams a body into the local file `target`: each chunk is written soon after it arrives
+/// (and its memory freed then) into a staged file beside the target, `name#n` as
+/// object_store names its own (never listed), renamed into place once whole. A body over
+/// `limit`, a read error or a dropped future removes the staged file.
 ///
-/// A chunk is handed to a blocking write as it is, not copied into a file buffer first
-/// (tokio's `File` copies every byte once more), and the next chunk is received while it
-/// is written: at most one write is in flight.
+/// Chunks are handed to a blocking write as they are, not copied into a file buffer first
+/// (tokio's `File` copies every byte once more). The chunks received while one write is in
+/// flight are handed to the next write together, written with vectored writes: one
+/// hand-over to the blocking thread (and back) for several chunks. At most
+/// [`PENDING_WRITE_BYTES`] wait for their write; beyond, receiving waits for the disk.
 async fn put_local<S, E>(target: &std::path::Path, body: S, limit: u64) -> Result<u64, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -76,6 +78,8 @@ where
     let mut staged = Staged(Some(staged));
     let mut file = Some(file);
     let mut writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>> = None;
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_bytes = 0usize;
     let mut written = 0u64;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
@@ -84,20 +88,39 @@ where
         if written > limit {
             return Err(StorageError::TooLarge { limit });
         }
+        pending_bytes += chunk.len();
+        pending.push(chunk);
+        let busy = writing.as_ref().is_some_and(|write| !write.is_finished());
+        if busy && pending_bytes < PENDING_WRITE_BYTES {
+            continue;
+        }
         let mut open = match writing.take() {
             Some(write) => finished(write).await?,
             None => file
                 .take()
                 .expect("the file is here when no write is in flight"),
         };
+        let mut chunks = std::mem::take(&mut pending);
+        pending_bytes = 0;
         writing = Some(tokio::task::spawn_blocking(move || {
-            std::io::Write::write_all(&mut open, &chunk).map(|()| open)
+            write_chunks(&mut open, &mut chunks).map(|()| open)
         }));
     }
-    if let Some(write) = writing.take() {
-        file = Some(finished(write).await?);
+    let mut open = match writing.take() {
+        Some(write) => finished(write).await?,
+        None => file
+            .take()
+            .expect("the file is here when no write is in flight"),
+    };
+    if !pending.is_empty() {
+        open = tokio::task::spawn_blocking(move || {
+            write_chunks(&mut open, &mut pending).map(|()| open)
+        })
+        .await
+        .map_err(|err| local_error(std::io::Error::other(err.to_string())))?
+        .map_err(local_error)?;
     }
-    drop(file);
+    drop(open);
     let from = staged
         .0
         .clone()
@@ -109,6 +132,27 @@ where
         .map_err(local_error)?;
     staged.0 = None;
     Ok(written)
+}
+
+/// The most bytes of an upload received and waiting for their write to the staged file.
+const PENDING_WRITE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Writes every chunk, in order, with as few vectored writes as the system takes.
+fn write_chunks(file: &mut std::fs::File, chunks: &mut [Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|chunk| IoSlice::new(chunk)).collect();
+    let mut slices = &mut slices[..];
+    // Empty chunks would make a write of zero bytes look like a full disk.
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Waits for a chunk's write and takes the file back.

@@ -307,3 +307,26 @@ async fn a_local_upload_appears_whole_or_not_at_all() {
     let listed = storage.list_objects(&batch).await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
 }
+
+/// Chunks that arrive while a write is in flight are written together: thousands of chunks
+/// of every size (empty ones too) read back whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_chunks_are_written_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let key = keys::staged_file("ACME@AdobeOrg", "prod", "B4", "u1");
+    let mut body = Vec::new();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..5_000u32)
+        .map(|i| {
+            let chunk: Vec<u8> = (0..(i * 7919) % 3001).map(|j| (i + j) as u8).collect();
+            body.extend_from_slice(&chunk);
+            Ok(Bytes::from(chunk))
+        })
+        .collect();
+    let written = storage
+        .put_stream(&key, futures::stream::iter(chunks), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(written, body.len() as u64);
+    assert_eq!(read_all(&storage, &key).await, body);
+}
