@@ -305,9 +305,13 @@ def main():
         # CPU seconds are the whole process's, every thread: the server's from the upload's
         # start to `success` (receiving the upload included), DuckDB's for its COPY. They move
         # far less than wall times when the machine is busy.
+        # The ratio to DuckDB on as many threads as the server has CPUs (1 when pinned to one,
+        # else 2), taken per repeat from runs next to each other in time and then the median:
+        # steadier than the ratio of the medians when the machine's speed drifts.
+        same = 1 if TASKSET and "," not in TASKSET and "-" not in TASKSET else 2
         print("| format | input MB | rows | upload s | upload→success s | MB/s (lakeport) | MB/s DuckDB 1 thread | MB/s DuckDB 2 threads "
-              "| CPU s (lakeport) | CPU s DuckDB 1 thread | CPU s DuckDB 2 threads |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              f"| ratio to DuckDB {same} thread{'s' if same > 1 else ''} | CPU s (lakeport) | CPU s DuckDB 1 thread | CPU s DuckDB 2 threads |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         wanted = args.formats.split(",")
         formats = [] if args.skip_formats else [
             (path, fmt) for path, fmt in [(jsonl, "json"), (csv, "csv"), (parquet, "parquet")] if fmt in wanted]
@@ -328,11 +332,14 @@ def main():
             reference_1, cpu_1 = median(references_1) if references_1 else nan
             reference_2, cpu_2 = median(references_2) if references_2 else nan
             cpu = median([r["cpu_s"] for r in results])
+            same_references = references_1 if same == 1 else references_2
+            ratios = [r["mbps"] / reference[0] for r, reference in zip(results, same_references)]
+            ratio = f"{median(ratios):.2f}×" if ratios else "–"
             spread = ""
             if args.repeat > 1:
                 spread = f" (of {args.repeat}: {min(r['mbps'] for r in results):.1f}–{max(r['mbps'] for r in results):.1f})"
             print(f"| {fmt} | {result['mb']:.0f} | {result['rows']} | {result['upload_s']:.2f} | {result['total_s']:.2f} "
-                  f"| {result['mbps']:.1f}{spread} | {reference_1:.1f} | {reference_2:.1f} "
+                  f"| {result['mbps']:.1f}{spread} | {reference_1:.1f} | {reference_2:.1f} | {ratio} "
                   f"| {cpu:.2f} | {cpu_1:.2f} | {cpu_2:.2f} |", flush=True)
         print(f"server peak RSS so far: {server.peak_rss_mb():.0f} MB")
         if args.big_rows:
