@@ -164,6 +164,11 @@ const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 /// JSON Lines file), and the files are the same size to 0.1%.
 const DATA_PAGE_BYTES: usize = 128 * 1024;
 
+/// The encoded bytes a row group holds before it is cut, whatever its rows: the column
+/// writers keep a row group's pages in memory until it is written, so wide rows (up to the
+/// 1 MB row limit) would otherwise make a row group of 131,072 rows gigabytes.
+const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// Parquet part files `part-00001.parquet`, … of at most `rows_per_part` rows each, written
 /// as Snappy-compressed row groups of at most `rows_per_row_group` rows. With
 /// `encode_threads` 2, the columns of each record batch are encoded on two threads (the
@@ -178,6 +183,8 @@ pub(crate) struct ParquetParts {
     encode_threads: usize,
     /// Nanoseconds each leaf column took to encode so far, to balance the threads.
     costs: Vec<u64>,
+    /// The bytes at which a row group is cut ([`ROW_GROUP_BYTES`]).
+    row_group_bytes: usize,
     /// With `encode_threads` 2, the second encoding thread, started at the first batch.
     helper: Option<Helper>,
     current: Option<OpenPart>,
@@ -228,6 +235,7 @@ impl ParquetParts {
             schema,
             properties,
             rows_per_row_group: rows_per_row_group.max(1),
+            row_group_bytes: ROW_GROUP_BYTES,
             rows_per_part,
             encode_threads,
             costs: Vec::new(),
@@ -279,12 +287,13 @@ impl ParquetParts {
         if self.copying.is_some() {
             return self.write_copying(batch);
         }
-        let rows_per_row_group = self.rows_per_row_group;
+        let (rows_per_row_group, row_group_bytes) = (self.rows_per_row_group, self.row_group_bytes);
         let (threads, schema) = (self.encode_threads, self.schema.clone());
         let mut costs = std::mem::take(&mut self.costs);
         let mut helper = self.helper.take();
         let open = self.open_part()?;
-        // Row groups are cut where ArrowWriter cuts them: at `rows_per_row_group` rows.
+        // Row groups are cut at `rows_per_row_group` rows, as ArrowWriter cuts them, or
+        // after the record batch that brings their encoded bytes to `row_group_bytes`.
         let mut offset = 0;
         let written = (|| {
             while offset < batch.num_rows() {
@@ -298,7 +307,13 @@ impl ParquetParts {
                 encode(writers, &schema, &batch.slice(offset, take), sharing, None)?;
                 *rows += take;
                 offset += take;
-                if *rows >= rows_per_row_group {
+                let full = *rows >= rows_per_row_group
+                    || writers
+                        .iter()
+                        .map(ArrowColumnWriter::memory_size)
+                        .sum::<usize>()
+                        >= row_group_bytes;
+                if full {
                     open.flush_group()?;
                 }
             }
@@ -860,3 +875,6 @@ impl Drop for BatchStage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

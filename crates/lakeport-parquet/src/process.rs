@@ -72,7 +72,7 @@ pub const DEFAULT_MAX_ROW_BYTES: usize = 1024 * 1024;
 impl Default for ProcessOptions {
     fn default() -> Self {
         Self {
-            rows_per_row_group: 65_536,
+            rows_per_row_group: 131_072,
             rows_per_part: 4_000_000,
             diagnostics: false,
             max_fields_per_row: 10_000,
