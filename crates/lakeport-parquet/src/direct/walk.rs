@@ -10,7 +10,7 @@
 use lakeport_domain::xdm::validate::plan::{self, Field, FieldKind, IntegerType, ObjectFields};
 use lakeport_domain::xdm::validate::{Source, UnknownFields};
 
-use super::columns::{Column, StructColumn};
+use super::columns::{Column, StructColumn, Utf8};
 use super::tape::{Tape, Token};
 
 mod fused;
@@ -302,11 +302,9 @@ impl Walker {
                     }
                     Scalar::Bool(_) => return Err(Bail),
                 };
-                if check && !field.accepts_str(text) {
-                    return Err(Bail);
-                }
                 match column {
-                    Column::Utf8(utf8) => utf8.push(text).map_err(|_| Bail),
+                    Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text),
+                    _ if check && !field.accepts_str(text) => Err(Bail),
                     _ => Ok(()),
                 }
             }
@@ -642,6 +640,21 @@ impl Bits {
         let (_, null, bit) = self.peek(position);
         null & bit != 0
     }
+}
+
+/// Checks (unless `trusted`) and appends a string of a string field: the common case of
+/// [`Walker::scalar`], which the fused walk also calls directly.
+#[inline]
+pub(super) fn push_string(
+    trusted: bool,
+    field: Field<'_>,
+    utf8: &mut Utf8,
+    text: &str,
+) -> Result<(), Bail> {
+    if !trusted && field.has_checks() && !field.accepts_str(text) {
+        return Err(Bail);
+    }
+    utf8.push(text).map_err(|_| Bail)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use lakeport_domain::xdm::validate::plan::{Field, FieldKind, ObjectFields};
 use super::super::columns::{Column, NO_KEY, StructColumn};
 use super::super::scan::{MAX_DEPTH, Scanner};
 use super::super::tape::{Tape, Token};
-use super::{Bail, Bits, Scalar, Walker, close_entries, void_struct};
+use super::{Bail, Bits, Scalar, Walker, close_entries, push_string, void_struct};
 
 /// The most entries of a map whose keys are compared inline; a larger map is left to the
 /// tape walk.
@@ -118,13 +118,8 @@ impl Walker {
                                     (Scalar::Str(text), Column::Utf8(utf8))
                                         if field.is_string() =>
                                     {
-                                        if (!self.trusted
-                                            && field.has_checks()
-                                            && !field.accepts_str(text))
-                                            || utf8.push(text).is_err()
-                                        {
-                                            return self.refuse();
-                                        }
+                                        let trusted = self.trusted;
+                                        self.refusing(|_| push_string(trusted, field, utf8, text))?
                                     }
                                     (value, slot) => {
                                         self.refusing(|walker| walker.scalar(field, slot, value))?
