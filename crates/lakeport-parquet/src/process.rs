@@ -64,6 +64,10 @@ pub struct ProcessOptions {
     /// pages for the columns the dataset stores as they are (copied, not encoded again;
     /// see `reuse.rs`). Off, every output page is encoded by Lakeport (Snappy).
     pub reuse_parquet_pages: bool,
+    /// About the most bytes of rows one record batch holds before it is sent to the writer,
+    /// whatever its rows: rows near `max_row_bytes` would otherwise make a batch of 4,096
+    /// rows gigabytes.
+    pub max_batch_bytes: usize,
 }
 
 /// The default row limit: AEP's published maximum size of a single record, 1 MB.
@@ -80,6 +84,7 @@ impl Default for ProcessOptions {
             max_row_bytes: DEFAULT_MAX_ROW_BYTES,
             threads: 2,
             reuse_parquet_pages: true,
+            max_batch_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -159,6 +164,11 @@ struct ColumnOutput {
     /// Record batches of validated rows waiting to be sent (before the rows in `builder`).
     pending: VecDeque<RecordBatch>,
     pending_rows: usize,
+    /// The Arrow memory of `pending`, and the input bytes of the rows in `builder`: past
+    /// `max_batch_bytes` together, the waiting rows are sent whatever their number.
+    pending_bytes: usize,
+    builder_bytes: usize,
+    max_batch_bytes: usize,
     /// Whether Parquet input pages may be copied (`ProcessOptions::reuse_parquet_pages`).
     reuse: bool,
     /// The file row of the first row of the input row group being copied, if any, the rows
@@ -181,13 +191,19 @@ impl ColumnOutput {
             .saturating_sub(self.pending_rows + self.builder.rows())
     }
 
-    /// Sends the waiting rows once they fill a record batch.
+    /// Whether the waiting rows hold `max_batch_bytes`.
+    fn heavy(&self) -> bool {
+        self.pending_bytes + self.builder_bytes >= self.max_batch_bytes
+    }
+
+    /// Sends the waiting rows once they fill a record batch, by rows or by bytes.
     fn flush_if_full(&mut self) -> Result<(), WriteError> {
-        if self.pending_rows + self.builder.rows() < self.target() {
+        let heavy = self.heavy();
+        if !heavy && self.pending_rows + self.builder.rows() < self.target() {
             return Ok(());
         }
         self.stash()?;
-        self.send(false)
+        self.send(heavy)
     }
 
     /// Sends every waiting row.
@@ -234,8 +250,10 @@ impl ColumnOutput {
         if self.builder.rows() > 0 {
             let batch = self.builder.finish().map_err(WriteError::Encode)?;
             self.pending_rows += batch.num_rows();
+            self.pending_bytes += batch.get_array_memory_size();
             self.pending.push_back(batch);
         }
+        self.builder_bytes = 0;
         Ok(())
     }
 
@@ -245,9 +263,10 @@ impl ColumnOutput {
         self.stash()?;
         if batch.num_rows() > 0 {
             self.pending_rows += batch.num_rows();
+            self.pending_bytes += batch.get_array_memory_size();
             self.pending.push_back(batch);
         }
-        self.send(false)
+        self.send(self.heavy())
     }
 
     /// Sends full record batches of the waiting rows, and with `all` the rest too.
@@ -259,6 +278,12 @@ impl ColumnOutput {
             }
             let rows = target.min(self.pending_rows);
             let batch = self.take(rows)?;
+            // Slices count their whole buffers: an over-estimate, never an under-estimate.
+            self.pending_bytes = self
+                .pending
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum();
             self.sent += rows as u64;
             self.stage.push(batch)?;
         }
@@ -295,6 +320,7 @@ impl ColumnOutput {
 impl Pipeline {
     /// Writes one row the validator accepted and converted.
     fn accept(&mut self, converted: Value) -> Result<(), WriteError> {
+        self.output.builder_bytes += read::parquet::value_size(&converted);
         self.output
             .builder
             .converted_row(&self.validator, &converted)
@@ -356,6 +382,9 @@ impl BatchProcessor {
             sent: 0,
             pending: VecDeque::new(),
             pending_rows: 0,
+            pending_bytes: 0,
+            builder_bytes: 0,
+            max_batch_bytes: options.max_batch_bytes.max(1),
             reuse: options.reuse_parquet_pages,
             copying: None,
         });
@@ -788,6 +817,7 @@ impl RowSink for FileRows<'_> {
             Ok(Offered::Accepted) => {
                 self.stats.input_records += 1;
                 self.pipeline.output_records += 1;
+                columns.builder_bytes += text.len();
                 columns.flush_if_full()?;
                 Ok(Flow::Continue)
             }

@@ -256,7 +256,8 @@ fn json_size<'v>(values: impl Iterator<Item = &'v Value>) -> usize {
     values.map(value_size).sum()
 }
 
-fn value_size(value: &Value) -> usize {
+/// About the bytes of `value` written as JSON.
+pub(crate) fn value_size(value: &Value) -> usize {
     match value {
         Value::Null => 4,
         Value::Bool(_) => 5,

@@ -300,3 +300,39 @@ fn parquet_rows_are_held_to_the_row_limit() {
     );
     assert_eq!(failed[0]["_corrupt_record"], "row 2");
 }
+
+/// Wide rows are handed to the writer in record batches bounded by bytes (at 1 byte, every
+/// row alone): each row is written once, in order, on any number of threads. Every third
+/// row holds an escaped character, which sends it through the validator's own path.
+#[test]
+fn rows_in_record_batches_bounded_by_bytes_are_all_written_in_order() {
+    let rows: Vec<Value> = (0..300)
+        .map(|i| {
+            let pad = if i % 3 == 0 { "x\ty" } else { "xy" };
+            event(&format!("{i:04}-{}", pad.repeat(2000)), "M-000001")
+        })
+        .collect();
+    let bytes = jsonl(&rows);
+    let expected: Vec<String> = (0..300).map(|i| format!("{i:04}")).collect();
+    for threads in [1, 2, 4] {
+        for max_batch_bytes in [1, 64 * 1024, ProcessOptions::default().max_batch_bytes] {
+            let options = ProcessOptions {
+                threads,
+                max_batch_bytes,
+                ..ProcessOptions::default()
+            };
+            let mut batch = Batch::new("events.schema.json", options);
+            batch
+                .process("rows.json", &bytes, &json_lines_format())
+                .unwrap();
+            let output = batch.finish();
+            assert_eq!(output.output_records, 300);
+            let ids: Vec<String> = batch
+                .output_rows(&output)
+                .iter()
+                .map(|row| row["_id"].as_str().unwrap()[..4].to_owned())
+                .collect();
+            assert_eq!(ids, expected, "{threads} threads, {max_batch_bytes} bytes");
+        }
+    }
+}
