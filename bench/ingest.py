@@ -51,12 +51,14 @@ TASKSET = None
 
 
 class Server:
-    def __init__(self, data_dir: pathlib.Path):
+    def __init__(self, data_dir: pathlib.Path, binary: pathlib.Path | None = None, env: dict | None = None):
+        """Starts `lakeport serve` (`binary`, default BINARY) on a free port with the data in
+        `data_dir`; `env` is added to the inherited environment."""
         self.data_dir = data_dir
-        binary = BINARY
+        binary = binary or BINARY
         if not binary.exists():
             sys.exit("build first: cargo build --release")
-        env = dict(os.environ, RUST_LOG="warn")
+        env = dict(os.environ, RUST_LOG="warn", **(env or {}))
         pinned = ["taskset", "-c", TASKSET] if TASKSET else []
         self.proc = subprocess.Popen(
             pinned + [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--token", TOKEN],
@@ -88,6 +90,12 @@ class Server:
         with open(f"/proc/{self.proc.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def minor_faults(self):
+        """The server's minor page faults so far: memory it touched fresh (or again, after
+        the allocator returned it to the system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[7])
 
     def peak_rss_mb(self):
         with open(f"/proc/{self.proc.pid}/status") as status:
