@@ -339,7 +339,7 @@ fn null(input: &mut Scanner<'_>) -> Result<bool, Bail> {
 }
 
 /// Reads a string, number or boolean.
-#[inline]
+#[inline(always)]
 fn scalar<'a>(input: &mut Scanner<'a>) -> Result<Scalar<'a>, Bail> {
     Ok(match input.peek().ok_or(Bail)? {
         b'"' => {
