@@ -68,7 +68,8 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
 /// (tokio's `File` copies every byte once more). The chunks received while one write is in
 /// flight are handed to the next write together, written with vectored writes: one
 /// hand-over to the blocking thread (and back) for several chunks. At most
-/// [`PENDING_WRITE_BYTES`] wait for their write; beyond, receiving waits for the disk.
+/// [`PENDING_WRITE_BYTES`] in [`PENDING_WRITE_CHUNKS`] chunks wait for their write; beyond,
+/// receiving waits for the disk.
 async fn put_local<S, E>(target: &std::path::Path, body: S, limit: u64) -> Result<u64, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -91,7 +92,7 @@ where
         pending_bytes += chunk.len();
         pending.push(chunk);
         let busy = writing.as_ref().is_some_and(|write| !write.is_finished());
-        if busy && pending_bytes < PENDING_WRITE_BYTES {
+        if busy && pending_bytes < PENDING_WRITE_BYTES && pending.len() < PENDING_WRITE_CHUNKS {
             continue;
         }
         let mut open = match writing.take() {
@@ -136,6 +137,12 @@ where
 
 /// The most bytes of an upload received and waiting for their write to the staged file.
 const PENDING_WRITE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The most chunks waiting for their write, whatever their size: a client trickling its
+/// body a few bytes at a time would otherwise queue a million tiny chunks (each with its
+/// own allocation) under the byte bound. It is also the most slices one vectored write
+/// takes (Linux's `IOV_MAX`).
+const PENDING_WRITE_CHUNKS: usize = 1024;
 
 /// Writes every chunk, in order, with as few vectored writes as the system takes.
 fn write_chunks(file: &mut std::fs::File, chunks: &mut [Bytes]) -> std::io::Result<()> {
