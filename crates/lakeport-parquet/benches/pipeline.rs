@@ -19,11 +19,12 @@ use serde_json::Value;
 const PASSES: usize = 3;
 
 /// The server's allocator, so that the figures include what allocation costs there
-/// (glibc's allocator, the bench's before, took less CPU; docs/BENCHMARKS.md). The server
-/// also has mimalloc return freed pages at once; `main` runs the bench again with the same
-/// setting when the environment has none.
+/// (glibc's allocator, the bench's before, took less CPU; docs/BENCHMARKS.md): mimalloc with
+/// freed blocks kept for reuse (32 MiB unless `LAKEPORT__INGEST__BLOCK_CACHE_MB` says
+/// otherwise). The server also has mimalloc return freed pages at once; `main` runs the
+/// bench again with the same setting when the environment has none.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: lakeport_alloc::Allocator = lakeport_alloc::Allocator;
 
 mod support;
 
@@ -41,6 +42,13 @@ fn main() {
             })
             .expect("the bench runs again with the server's purge delay");
         std::process::exit(status.code().unwrap_or(1));
+    }
+    // The server's `ingest.block_cache_mb`, under the server's variable.
+    if let Some(megabytes) = std::env::var("LAKEPORT__INGEST__BLOCK_CACHE_MB")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+    {
+        lakeport_alloc::set_budget(megabytes << 20);
     }
     let arguments = Arguments::parse(&["--threads"]);
     let threads = arguments.number("--threads");
@@ -85,6 +93,8 @@ fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
             .process_file("input", input, &format)
             .expect("the file is processed");
         let output = processor.finish().expect("the batch is written");
+        // As the job runner does when a batch's processing ends.
+        lakeport_alloc::release();
         runs.push((
             started.elapsed(),
             process_cpu_time().saturating_sub(cpu_started),

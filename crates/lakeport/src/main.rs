@@ -120,9 +120,10 @@ fn init_tracing(config: &Config) {
 
 /// Ingestion allocates and frees many small values per row, across the decoding and the
 /// encoding threads; mimalloc handles that better than glibc's allocator
-/// (docs/BENCHMARKS.md).
+/// (docs/BENCHMARKS.md). Freed blocks of 16 KiB to 8 MiB are kept for reuse, up to
+/// `ingest.block_cache_mb` (lakeport-alloc).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: lakeport_alloc::Allocator = lakeport_alloc::Allocator;
 
 /// mimalloc v3's `mi_option_purge_delay` (libmimalloc-sys names no constant for it; the
 /// test `mimalloc_option_15_is_the_purge_delay` checks the number).
@@ -130,7 +131,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Makes mimalloc return freed pages to the system at once rather than after its default
 /// second: a batch's buffers are freed in bursts, and a second later the next burst has
-/// reused none of them, so the delay only raised the peak RSS (docs/BENCHMARKS.md).
+/// reused none of them, so the delay only raised the peak RSS (docs/BENCHMARKS.md). The
+/// blocks a batch frees and allocates again at once are kept by lakeport-alloc instead,
+/// within a budget.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides, as mimalloc documents.
 #[allow(unsafe_code)]
 fn tune_allocator() {
@@ -194,14 +197,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = load_config(&args)?;
             init_tracing(&config);
+            keep_blocks(&config);
             runtime(&config)?.block_on(serve(config))
         }
         Command::Worker(args) => {
             let config = load_config(&args)?;
             init_tracing(&config);
+            keep_blocks(&config);
             runtime(&config)?.block_on(work(config))
         }
     }
+}
+
+/// Sets how much freed memory the allocator keeps for reuse (`ingest.block_cache_mb`).
+fn keep_blocks(config: &Config) {
+    lakeport_alloc::set_budget(config.ingest.block_cache_mb as usize * 1024 * 1024);
 }
 
 /// The async runtime, its blocking pool bounded by `server.max_blocking_threads` (tokio's
