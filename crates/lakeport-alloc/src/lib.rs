@@ -36,7 +36,7 @@ const MAX_BITS: u32 = 23;
 const STEPS: usize = 4;
 const CLASSES: usize = (MAX_BITS - MIN_BITS + 1) as usize * STEPS;
 /// Blocks kept per class.
-const SLOTS: usize = 8;
+const SLOTS: usize = 32;
 /// The alignment every kept block has (mimalloc's for blocks of these sizes); a request
 /// asking for more goes to mimalloc.
 const ALIGN: usize = 16;
