@@ -13,9 +13,9 @@
 //! any thread. Sizes are rounded up to four classes per power of two (at most 25% more), so
 //! that a block fits every request of its class, and a `realloc` within the class keeps
 //! the block where it is. A full cache (or class) hands the block to mimalloc as before.
-//! [`release`] returns every kept block to mimalloc, which purges it: the job runner calls
-//! it when a batch's processing ends, so that the blocks of a batch do not outlive it. At no
-//! time does the cache hold more than its budget.
+//! [`release`] returns every kept block to mimalloc, which purges it: a worker calls it
+//! when it runs out of jobs, so that back-to-back batches reuse each other's blocks and an
+//! idle worker keeps none. At no time does the cache hold more than its budget.
 //!
 //! The cache is lock-free: each class has a few slots, and a block changes hands by one
 //! atomic swap (take) or compare-and-swap (keep) of its slot.
@@ -110,6 +110,9 @@ impl Recycling {
         for (index, slots) in self.classes.iter().enumerate() {
             let rounded = class_size(index);
             for slot in slots {
+                if slot.load(Ordering::Relaxed).is_null() {
+                    continue;
+                }
                 let block = slot.swap(null_mut(), Ordering::Acquire);
                 if !block.is_null() {
                     self.cached.fetch_sub(rounded, Ordering::Relaxed);

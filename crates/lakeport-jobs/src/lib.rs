@@ -230,6 +230,9 @@ impl Runner {
             if worked {
                 continue;
             }
+            // Out of jobs: the memory blocks the batches freed and the allocator kept for
+            // the next one go back to the system (back-to-back batches reuse them).
+            lakeport_alloc::release();
             tokio::select! {
                 () = &mut shutdown => break,
                 () = bell.notified() => {}

@@ -527,10 +527,7 @@ async fn process(
     let storage = ctx.storage.clone();
     let fetch_dir = work.join("in");
     tokio::task::spawn_blocking(move || {
-        let processed = process_files(inputs, &storage, &runtime, &out_dir, &fetch_dir);
-        // The blocks the batch freed and the allocator kept for reuse go back to the system.
-        lakeport_alloc::release();
-        processed
+        process_files(inputs, &storage, &runtime, &out_dir, &fetch_dir)
     })
     .await
     .map_err(|err| JobError::Io(format!("the processing task failed: {err}")))?

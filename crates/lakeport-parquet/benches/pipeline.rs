@@ -93,7 +93,7 @@ fn measure(schema: &Value, input: &Path, threads: Option<usize>) {
             .process_file("input", input, &format)
             .expect("the file is processed");
         let output = processor.finish().expect("the batch is written");
-        // As the job runner does when a batch's processing ends.
+        // As a worker does when it runs out of jobs: each pass starts cold.
         lakeport_alloc::release();
         runs.push((
             started.elapsed(),
