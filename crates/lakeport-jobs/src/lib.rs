@@ -183,6 +183,8 @@ impl Runner {
         let mut last_expiry = None;
         let mut last_seal = None;
         let mut last_requeue = None;
+        // Whether jobs ran since the allocator's block cache was last emptied.
+        let mut kept_blocks = false;
         // A job queued on this node rings the bell, so an idle worker starts it at once.
         let bell = self.ctx.metastore.job_bell();
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
@@ -228,11 +230,15 @@ impl Runner {
                 }
             };
             if worked {
+                kept_blocks = true;
                 continue;
             }
             // Out of jobs: the memory blocks the batches freed and the allocator kept for
-            // the next one go back to the system (back-to-back batches reuse them).
-            lakeport_alloc::release();
+            // the next one go back to the system (back-to-back batches reuse them). Once,
+            // not at every idle poll, which would empty it under another worker's batch.
+            if std::mem::take(&mut kept_blocks) {
+                lakeport_alloc::release();
+            }
             tokio::select! {
                 () = &mut shutdown => break,
                 () = bell.notified() => {}
