@@ -149,6 +149,11 @@ pub struct Runner {
 
 /// How often an idle worker looks for work.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long a worker out of jobs keeps the blocks its batches freed (the allocator's block
+/// cache, `ingest.block_cache_mb`) before it empties the cache. Touching fresh memory is
+/// costly, on virtual machines most of all (docs/BENCHMARKS.md): a batch that starts with
+/// the previous one's blocks takes fewer page faults.
+const KEEP_BLOCKS_IDLE: Duration = Duration::from_secs(10);
 /// How often due stream segments are sealed.
 const SEAL_EVERY: Duration = Duration::from_millis(200);
 /// How often stale `loading` batches are abandoned.
@@ -157,6 +162,38 @@ const ABANDON_EVERY: Duration = Duration::from_secs(60);
 const EXPIRE_DIAGNOSTICS_EVERY: Duration = Duration::from_secs(600);
 /// How many batches one metastore query of the diagnostics sweep returns.
 const EXPIRE_DIAGNOSTICS_PAGE: u32 = 100;
+
+/// When a worker empties the allocator's block cache: once it has been out of jobs for
+/// [`KEEP_BLOCKS_IDLE`] after running one, so that the next batch of a client sending one
+/// after another (the worker idles while it uploads) reuses the blocks the last one freed,
+/// while an idle server keeps none. Once per idle spell, not at every idle poll, which with
+/// several workers would empty the cache under another worker's batch.
+#[derive(Debug, Default)]
+struct KeptBlocks {
+    /// Whether jobs ran since the cache was last emptied, and since when none has.
+    kept: bool,
+    idle_since: Option<std::time::Instant>,
+}
+
+impl KeptBlocks {
+    fn worked(&mut self) {
+        self.kept = true;
+        self.idle_since = None;
+    }
+
+    /// Records an idle poll at `now`; true when the cache is to be emptied now.
+    fn idle(&mut self, now: std::time::Instant) -> bool {
+        if !self.kept {
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert(now);
+        if now.duration_since(since) < KEEP_BLOCKS_IDLE {
+            return false;
+        }
+        *self = Self::default();
+        true
+    }
+}
 
 /// Returns true when `every` has passed since `last` (or nothing ran yet), and records now.
 fn due(last: &mut Option<std::time::Instant>, every: Duration) -> bool {
@@ -183,8 +220,7 @@ impl Runner {
         let mut last_expiry = None;
         let mut last_seal = None;
         let mut last_requeue = None;
-        // Whether jobs ran since the allocator's block cache was last emptied.
-        let mut kept_blocks = false;
+        let mut blocks = KeptBlocks::default();
         // A job queued on this node rings the bell, so an idle worker starts it at once.
         let bell = self.ctx.metastore.job_bell();
         tracing::info!(worker.id = %self.ctx.worker_id, "worker started");
@@ -230,13 +266,10 @@ impl Runner {
                 }
             };
             if worked {
-                kept_blocks = true;
+                blocks.worked();
                 continue;
             }
-            // Out of jobs: the memory blocks the batches freed and the allocator kept for
-            // the next one go back to the system (back-to-back batches reuse them). Once,
-            // not at every idle poll, which would empty it under another worker's batch.
-            if std::mem::take(&mut kept_blocks) {
+            if blocks.idle(std::time::Instant::now()) {
                 lakeport_alloc::release();
             }
             tokio::select! {
@@ -609,5 +642,31 @@ mod tests {
             Some("lake/o/s/datasets/d/batches/b/attempt-2/")
         );
         assert_eq!(super::attempt_root("lake/x"), None);
+    }
+
+    #[test]
+    fn kept_blocks_are_released_once_after_an_idle_spell() {
+        use super::{KEEP_BLOCKS_IDLE, KeptBlocks};
+        use std::time::{Duration, Instant};
+        let start = Instant::now();
+        let at = |offset: Duration| start + offset;
+        let mut blocks = KeptBlocks::default();
+        // No job ran: nothing to release, however long the worker idles.
+        assert!(!blocks.idle(at(Duration::ZERO)));
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 2)));
+        // After a job, idle polls keep the blocks until the idle spell is long enough.
+        blocks.worked();
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 3)));
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 3 + KEEP_BLOCKS_IDLE / 2)));
+        assert!(blocks.idle(at(KEEP_BLOCKS_IDLE * 4)));
+        // Released once: later polls of the same spell release nothing.
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 5)));
+        // A job between idle polls starts the spell again.
+        blocks.worked();
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 6)));
+        blocks.worked();
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 6 + KEEP_BLOCKS_IDLE / 2)));
+        assert!(!blocks.idle(at(KEEP_BLOCKS_IDLE * 7)));
+        assert!(blocks.idle(at(KEEP_BLOCKS_IDLE * 7 + KEEP_BLOCKS_IDLE / 2)));
     }
 }
