@@ -11,6 +11,12 @@ const LAST_DAY: i64 = 2_932_896;
 /// Length of a canonical date-time, `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub(super) const DATE_TIME_LEN: usize = 27;
 
+/// Whether `text` has fewer than `min` code points (`minLength`). A code point is 1 to 4
+/// bytes, so only a text of `min` to `4 × min` bytes has its code points counted.
+pub(super) fn shorter_than(text: &str, min: usize) -> bool {
+    text.len() < min || (text.len() < min.saturating_mul(4) && text.chars().count() < min)
+}
+
 /// Parses a strict `YYYY-MM-DD` date into days since 1970-01-01.
 ///
 /// Years run from 0000 to 9999 on the proleptic Gregorian calendar; a month or day outside

@@ -118,7 +118,7 @@ impl<'v> Field<'v> {
             return false;
         }
         if let Some(min_length) = checks.min_length
-            && (text.len() < min_length || text.chars().count() < min_length)
+            && formats::shorter_than(text, min_length)
         {
             return false;
         }

@@ -828,3 +828,28 @@ fn fixed_length_patterns_agree_with_the_regex_engine() {
         }
     }
 }
+
+#[test]
+fn min_length_counts_code_points_only_when_the_bytes_cannot_tell() {
+    // Every case agrees with counting the code points.
+    for text in [
+        "",
+        "a",
+        "ab",
+        "\u{e9}",
+        "\u{e9}\u{e9}",
+        "\u{1f600}",
+        "a\u{1f600}b",
+        "abcdefgh",
+    ] {
+        for min in 0..12 {
+            assert_eq!(
+                formats::shorter_than(text, min),
+                text.chars().count() < min,
+                "{text:?} {min}"
+            );
+        }
+    }
+    // No overflow for a huge minimum.
+    assert!(formats::shorter_than("abc", usize::MAX));
+}

@@ -430,7 +430,7 @@ impl Walk {
         }
         // Lengths count code points; a string has at most as many code points as bytes.
         if let Some(min_length) = checks.min_length
-            && (text.len() < min_length || text.chars().count() < min_length)
+            && formats::shorter_than(text, min_length)
         {
             let length = text.chars().count();
             let message = format!(
