@@ -495,6 +495,24 @@ fn email_uri_and_uuid_checks() {
     ] {
         assert!(!formats::is_email(bad), "{bad}");
     }
+    // Labels of 63 characters (bytes or not) pass, of 64 do not; a fault before or after a
+    // non-ASCII character is one.
+    let label = "l".repeat(63);
+    for (domain, valid) in [
+        (format!("{label}.com"), true),
+        (format!("{label}l.com"), false),
+        (format!("{}é.com", "l".repeat(62)), true),
+        (format!("{label}é.com"), false),
+        ("a-.é".to_owned(), false),
+        ("é.-a".to_owned(), false),
+        ("-é.a".to_owned(), false),
+        ("é.a-".to_owned(), false),
+        ("a_é.b".to_owned(), false),
+        ("é.b_".to_owned(), false),
+        ("müller-straße.de".to_owned(), true),
+    ] {
+        assert_eq!(formats::is_email(&format!("x@{domain}")), valid, "{domain}");
+    }
     for good in [
         "a:",
         "urn:uuid:123",
