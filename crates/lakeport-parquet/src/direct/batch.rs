@@ -786,8 +786,9 @@ fn convert_leaf(
         (FieldKind::String, DataType::Utf8) => {
             if let Values::Text(text) = &values {
                 if checks {
-                    for (index, bad) in bad.iter_mut().enumerate() {
-                        *bad = text.is_valid(index) && !field.accepts_str(text.value(index));
+                    let check = field.string_check();
+                    for (bad, value) in bad.iter_mut().zip(text.iter()) {
+                        *bad = value.is_some_and(|value| !check.accepts(value));
                     }
                 }
                 Arc::new(text.clone())

@@ -11,7 +11,8 @@
 use serde_json::{Number, Value};
 
 use super::formats;
-use super::node::{Format, IntegerWidth, Kind, Node, ObjectNode};
+use super::node::{EnumSet, Format, IntegerWidth, Kind, Node, ObjectNode};
+use super::pattern::Pattern;
 use super::walk::{compare_float, compare_integer, integer_of_float, parse_integer, parse_number};
 
 /// One field of the compiled schema (or the root).
@@ -34,6 +35,42 @@ pub enum FieldKind<'v> {
     Map(Field<'v>),
     /// An array; the field describes its items.
     Array(Field<'v>),
+}
+
+/// A field's string checks, resolved by [`Field::string_check`]; `accepts` answers as
+/// [`Field::accepts_str`] does.
+#[derive(Debug, Clone, Copy)]
+pub struct StringCheck<'v>(Resolved<'v>);
+
+#[derive(Debug, Clone, Copy)]
+enum Resolved<'v> {
+    None,
+    Pattern(&'v Pattern),
+    Enum(&'v EnumSet),
+    Email,
+    Lengths {
+        min: Option<usize>,
+        max: Option<usize>,
+    },
+    Any(Field<'v>),
+}
+
+impl StringCheck<'_> {
+    /// Whether `text` passes.
+    #[inline]
+    pub fn accepts(&self, text: &str) -> bool {
+        match self.0 {
+            Resolved::None => true,
+            Resolved::Pattern(pattern) => pattern.is_match(text),
+            Resolved::Enum(allowed) => allowed.contains_str(text),
+            Resolved::Email => formats::is_email(text),
+            Resolved::Lengths { min, max } => {
+                min.is_none_or(|min| !formats::shorter_than(text, min))
+                    && max.is_none_or(|max| text.len() <= max || text.chars().count() <= max)
+            }
+            Resolved::Any(field) => field.accepts_str(text),
+        }
+    }
 }
 
 /// The XDM integer types.
@@ -136,6 +173,28 @@ impl<'v> Field<'v> {
             Some(Format::Uri) => formats::is_absolute_uri(text),
             Some(Format::Uuid) => formats::is_uuid(text),
         }
+    }
+
+    /// [`accepts_str`](Self::accepts_str) resolved once, for checking many values of the
+    /// field in a row: a field whose only check is a `pattern`, an `enum`, lengths or the
+    /// `email` format is checked without looking up the others for every value.
+    pub fn string_check(&self) -> StringCheck<'v> {
+        let Some(checks) = &self.node.checks else {
+            return StringCheck(Resolved::None);
+        };
+        let lengths = checks.min_length.is_some() || checks.max_length.is_some();
+        StringCheck(
+            match (&checks.enum_values, &checks.pattern, lengths, checks.format) {
+                (None, Some(pattern), false, None) => Resolved::Pattern(pattern),
+                (Some(allowed), None, false, None) => Resolved::Enum(&allowed.values),
+                (None, None, false, Some(Format::Email)) => Resolved::Email,
+                (None, None, true, None) => Resolved::Lengths {
+                    min: checks.min_length,
+                    max: checks.max_length,
+                },
+                _ => Resolved::Any(*self),
+            },
+        )
     }
 
     /// Whether a converted integer passes the field's `enum` and bounds (declared or implied

@@ -871,3 +871,45 @@ fn min_length_counts_code_points_only_when_the_bytes_cannot_tell() {
     // No overflow for a huge minimum.
     assert!(formats::shorter_than("abc", usize::MAX));
 }
+
+/// A field's string check resolved once answers as `accepts_str` for every kind of field:
+/// one check of each kind alone, several together, none.
+#[test]
+fn resolved_string_checks_agree_with_accepts_str() {
+    let validator = Validator::compile(&root(json!({
+        "plain": {"type": "string"},
+        "pattern": {"type": "string", "pattern": "^[a-c]{2}$"},
+        "listed": {"type": "string", "enum": ["ab", "é", ""]},
+        "email": {"type": "string", "format": "email"},
+        "uri": {"type": "string", "format": "uri"},
+        "short": {"type": "string", "maxLength": 2},
+        "long": {"type": "string", "minLength": 2},
+        "between": {"type": "string", "minLength": 1, "maxLength": 3},
+        "mixed": {"type": "string", "pattern": "b", "maxLength": 3},
+        "listed_short": {"type": "string", "enum": ["ab", "abcd"], "maxLength": 3},
+    })))
+    .unwrap();
+    let fields = validator.root();
+    let alphabet = ["a", "b", "c", "é", "\u{1f600}", "@", ".", "x", "-", ":"];
+    let mut next = random_numbers();
+    let mut texts: Vec<String> = vec![String::new(), "ab".into(), "a@b.c".into(), "é".into()];
+    for _ in 0..2_000 {
+        let mut text = String::new();
+        for _ in 0..next() % 6 {
+            text.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+        }
+        texts.push(text);
+    }
+    for position in 0..fields.len() {
+        let field = fields.field(position);
+        let check = field.string_check();
+        for text in &texts {
+            assert_eq!(
+                check.accepts(text),
+                field.accepts_str(text),
+                "{} {text:?}",
+                fields.name(position)
+            );
+        }
+    }
+}
