@@ -372,8 +372,11 @@ fn compile_checks(field: &Map<String, Value>, node: &Node) -> Result<Checks, Sch
         Some(Value::Bool(unique)) => *unique,
         Some(_) => return Err(invalid(location, "uniqueItems", "a boolean")),
     };
+    let (integer_range, float_range) = super::node::ranges_of(&bounds);
     Ok(Checks {
         enum_values: None,
+        integer_range,
+        float_range,
         pattern,
         min_length: count(field, "minLength", location)?,
         max_length: count(field, "maxLength", location)?,

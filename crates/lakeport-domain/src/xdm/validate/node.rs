@@ -150,6 +150,72 @@ pub(super) struct Checks {
     pub min_items: Option<usize>,
     pub max_items: Option<usize>,
     pub unique_items: bool,
+    /// The bounds as one inclusive range of integers, when every limit is an integer.
+    pub integer_range: Option<(i64, i64)>,
+    /// The bounds as one range of doubles.
+    pub float_range: FloatRange,
+}
+
+/// The bounds of a field as one range of doubles: the tightest lower and upper limit, each
+/// with whether it is exclusive.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FloatRange {
+    pub low: (f64, bool),
+    pub high: (f64, bool),
+}
+
+impl Default for FloatRange {
+    fn default() -> Self {
+        Self {
+            low: (f64::NEG_INFINITY, false),
+            high: (f64::INFINITY, false),
+        }
+    }
+}
+
+impl FloatRange {
+    /// Whether `value` (not NaN) is within the range, as every bound would say.
+    #[inline]
+    pub fn contains(&self, value: f64) -> bool {
+        let (low, low_exclusive) = self.low;
+        let (high, high_exclusive) = self.high;
+        (value > low || (!low_exclusive && value == low))
+            && (value < high || (!high_exclusive && value == high))
+    }
+}
+
+/// The ranges equivalent to `bounds` (all of them must hold).
+pub(super) fn ranges_of(bounds: &[Bound]) -> (Option<(i64, i64)>, FloatRange) {
+    let mut integers = Some((i64::MIN, i64::MAX));
+    let mut floats = FloatRange::default();
+    for bound in bounds {
+        let (limit, exclusive) = match bound.side {
+            BoundSide::Minimum | BoundSide::Maximum => (bound.limit, false),
+            BoundSide::ExclusiveMinimum | BoundSide::ExclusiveMaximum => (bound.limit, true),
+        };
+        let float = match limit {
+            Limit::Integer(limit) => limit as f64,
+            Limit::Float(limit) => limit,
+        };
+        let lower = matches!(bound.side, BoundSide::Minimum | BoundSide::ExclusiveMinimum);
+        if lower {
+            if float > floats.low.0 || (float == floats.low.0 && exclusive) {
+                floats.low = (float, exclusive);
+            }
+        } else if float < floats.high.0 || (float == floats.high.0 && exclusive) {
+            floats.high = (float, exclusive);
+        }
+        integers = match (integers, limit) {
+            (Some((low, high)), Limit::Integer(limit)) => match bound.side {
+                BoundSide::Minimum => Some((low.max(limit), high)),
+                BoundSide::ExclusiveMinimum => limit.checked_add(1).map(|at| (low.max(at), high)),
+                BoundSide::Maximum => Some((low, high.min(limit))),
+                BoundSide::ExclusiveMaximum => limit.checked_sub(1).map(|at| (low, high.min(at))),
+            },
+            _ => None,
+        };
+    }
+    (integers, floats)
 }
 
 impl Checks {

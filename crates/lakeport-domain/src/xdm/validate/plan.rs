@@ -208,6 +208,9 @@ impl<'v> Field<'v> {
         {
             return false;
         }
+        if let Some((low, high)) = checks.integer_range {
+            return low <= value && value <= high;
+        }
         checks.bounds.iter().all(|bound| {
             let ordering = compare_integer(value, bound.limit);
             bound.side.accepts(ordering)
@@ -226,6 +229,9 @@ impl<'v> Field<'v> {
             if !allowed.values.contains(&Value::Number(number)) {
                 return false;
             }
+        }
+        if !value.is_nan() {
+            return checks.float_range.contains(value);
         }
         checks.bounds.iter().all(|bound| {
             let ordering = compare_float(value, bound.limit);

@@ -913,3 +913,55 @@ fn resolved_string_checks_agree_with_accepts_str() {
         }
     }
 }
+
+/// The bounds of a number or integer field, resolved into one range, accept exactly the
+/// values the row validator accepts: random sets of inclusive and exclusive limits, integer
+/// and fractional, on random values near them.
+#[test]
+fn resolved_bounds_agree_with_the_row_validator() {
+    let mut next = random_numbers();
+    let limits: [f64; 8] = [-3.0, -2.5, 0.0, 1.0, 1.5, 2.0, 7.0, 9_007_199_254_740_993.0];
+    let keywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
+    for round in 0..400 {
+        let mut field = serde_json::Map::new();
+        field.insert(
+            "type".into(),
+            json!(if round % 2 == 0 { "integer" } else { "number" }),
+        );
+        for keyword in keywords {
+            if next().is_multiple_of(2) {
+                let limit = limits[(next() % limits.len() as u64) as usize];
+                let value = if limit.fract() == 0.0 && next().is_multiple_of(2) {
+                    json!(limit as i64)
+                } else {
+                    json!(limit)
+                };
+                field.insert(keyword.into(), value);
+            }
+        }
+        let validator =
+            Validator::compile(&root(json!({"f": Value::Object(field.clone())}))).unwrap();
+        let fields = validator.root();
+        let mut cursor = 0;
+        let f = fields.field(fields.find("f", &mut cursor).unwrap());
+        for value in -5i64..=10 {
+            let accepted = validator
+                .validate(json!({"f": value}), Source::Json)
+                .is_ok();
+            let predicate = if round % 2 == 0 {
+                f.accepts_integer(value)
+            } else {
+                f.accepts_float(value as f64)
+            };
+            assert_eq!(predicate, accepted, "{field:?} {value}");
+        }
+        if round % 2 == 1 {
+            for value in [-2.5, -2.4999, 1.5, 1.4999, 1.5001, 0.5, 7.0000001] {
+                let accepted = validator
+                    .validate(json!({"f": value}), Source::Json)
+                    .is_ok();
+                assert_eq!(f.accepts_float(value), accepted, "{field:?} {value}");
+            }
+        }
+    }
+}
