@@ -75,6 +75,7 @@ pub(crate) fn check_batch(
         fields: vec![0; rows],
         bytes: vec![0; rows],
         text_booleans: source == Source::Csv,
+        sizes: max_row_bytes != usize::MAX,
     };
     let identity: Vec<u32> = (0..rows)
         .map(|row| u32::try_from(row).unwrap_or(DEAD))
@@ -102,6 +103,9 @@ struct State {
     bytes: Vec<u64>,
     /// Whether `true` and `false` text converts to booleans (CSV).
     text_booleans: bool,
+    /// Whether the rows' sizes are estimated: not without a row limit (CSV, whose reader
+    /// bounds the record).
+    sizes: bool,
 }
 
 impl State {
@@ -456,9 +460,18 @@ impl State {
         let Some((converted, bad)) = convert_leaf(field, target, array, self.text_booleans)? else {
             return Ok(self.unsupported(target, array, rows));
         };
+        debug_assert!(bad.len() == rows.len());
+        if !self.sizes {
+            let undecided = &mut self.undecided[..];
+            for (&row, _) in rows.iter().zip(&bad).filter(|&(_, &bad)| bad) {
+                if row != DEAD {
+                    undecided[row as usize] = true;
+                }
+            }
+            return Ok(converted);
+        }
         let sizes = text_sizes(array);
         let (bytes, undecided) = (&mut self.bytes[..], &mut self.undecided[..]);
-        debug_assert!(bad.len() == rows.len());
         let mut add = |row: u32, bad: bool, size: u64| {
             if row != DEAD {
                 undecided[row as usize] |= bad;
