@@ -76,6 +76,9 @@ pub(crate) fn check_batch(
         bytes: vec![0; rows],
         text_booleans: source == Source::Csv,
         sizes: max_row_bytes != usize::MAX,
+        shared: 0,
+        shared_limit: (max_row_bytes / 4) as u64,
+        repeated: 0,
     };
     let identity: Vec<u32> = (0..rows)
         .map(|row| u32::try_from(row).unwrap_or(DEAD))
@@ -83,7 +86,9 @@ pub(crate) fn check_batch(
     let columns = state.object(validator.root(), target, file, columns, &identity)?;
     let max_fields = validator.options().max_fields_per_row;
     for row in 0..rows {
-        if state.fields[row] > max_fields || state.bytes[row] > max_row_bytes as u64 {
+        if state.fields[row] > max_fields
+            || state.bytes[row].saturating_add(state.shared) > max_row_bytes as u64
+        {
             state.undecided[row] = true;
         }
     }
@@ -106,6 +111,14 @@ struct State {
     /// Whether the rows' sizes are estimated: not without a row limit (CSV, whose reader
     /// bounds the record).
     sizes: bool,
+    /// Bytes counted for every row at once: the largest element of each scalar column
+    /// outside lists whose largest element is small (see [`State::leaf`]).
+    shared: u64,
+    /// The most `shared` may reach: a quarter of the row limit, so that a column of large
+    /// values is counted row by row and one large value leaves no other row undecided.
+    shared_limit: u64,
+    /// Lists entered: inside one, a row may have many elements of a column.
+    repeated: usize,
 }
 
 impl State {
@@ -347,7 +360,10 @@ impl State {
                 *row = DEAD;
             }
         }
-        let converted = self.value(items, target_item.data_type(), values.as_ref(), &item_rows)?;
+        self.repeated += 1;
+        let converted = self.value(items, target_item.data_type(), values.as_ref(), &item_rows);
+        self.repeated -= 1;
+        let converted = converted?;
         let nulls = self.container_nulls(list.nulls(), rows);
         Ok(Arc::new(ListArray::try_new(
             target_item.clone(),
@@ -461,7 +477,19 @@ impl State {
             return Ok(self.unsupported(target, array, rows));
         };
         debug_assert!(bad.len() == rows.len());
-        if !self.sizes {
+        // Outside lists a row has at most one element of the column: the column's largest
+        // bounds each row's, and is counted once for all rows while that stays small.
+        let shared = self.sizes
+            && self.repeated == 0
+            && largest_size(array).is_some_and(|largest| {
+                let total = self.shared.saturating_add(largest.saturating_add(3));
+                let fits = total <= self.shared_limit;
+                if fits {
+                    self.shared = total;
+                }
+                fits
+            });
+        if !self.sizes || shared {
             let undecided = &mut self.undecided[..];
             for (&row, _) in rows.iter().zip(&bad).filter(|&(_, &bad)| bad) {
                 if row != DEAD {
@@ -604,6 +632,24 @@ fn default_array(field: Field<'_>, target: &DataType) -> Option<ArrayRef> {
         ),
         _ => return None,
     })
+}
+
+/// The largest byte length of the column's elements as [`text_sizes`] counts them (nulls
+/// included), or [`SCALAR_BYTES`] for a column that is not text.
+fn largest_size(array: &dyn Array) -> Option<u64> {
+    match array.data_type() {
+        DataType::Utf8 => array
+            .as_string::<i32>()
+            .offsets()
+            .windows(2)
+            .map(|pair| u64::try_from(pair[1] - pair[0]).unwrap_or(u64::MAX))
+            .max()
+            .or(Some(0)),
+        _ => match text_sizes(array) {
+            Some(sizes) => Some(sizes.into_iter().max().unwrap_or(0)),
+            None => Some(SCALAR_BYTES),
+        },
+    }
 }
 
 /// The byte length of each text element, `None` for a column that is not text (every
