@@ -79,6 +79,7 @@ pub(crate) fn check_batch(
         shared: 0,
         shared_limit: (max_row_bytes / 4) as u64,
         repeated: 0,
+        identity: false,
     };
     let identity: Vec<u32> = (0..rows)
         .map(|row| u32::try_from(row).unwrap_or(DEAD))
@@ -119,6 +120,9 @@ struct State {
     shared_limit: u64,
     /// Lists entered: inside one, a row may have many elements of a column.
     repeated: usize,
+    /// Whether the elements of the object being converted are the rows themselves, in
+    /// order (set by [`State::object`] for each of its properties).
+    identity: bool,
 }
 
 impl State {
@@ -133,7 +137,15 @@ impl State {
         rows: &[u32],
     ) -> Result<Vec<ArrayRef>, ArrowError> {
         let mut out: Vec<Option<ArrayRef>> = vec![None; target.len()];
+        // The same for every property of the object: whether its elements are the rows
+        // themselves, in order (the top level, objects never null).
+        let identity = rows.len() == self.fields.len()
+            && rows
+                .iter()
+                .enumerate()
+                .all(|(index, &row)| row as usize == index);
         for position in 0..object.len() {
+            self.identity = identity;
             let name = object.name(position);
             let field = object.field(position);
             let required = object.is_required(position);
@@ -222,15 +234,11 @@ impl State {
         with_default(converted, default, defaults)
     }
 
-    /// Counts a field of `name_bytes` for every live row of `rows`.
+    /// Counts a field of `name_bytes` for every live row of `rows` (the rows of the object
+    /// [`object`](Self::object) is converting).
     fn count_present(&mut self, rows: &[u32], name_bytes: u64) {
         let (fields, bytes) = (&mut self.fields[..], &mut self.bytes[..]);
-        let identity = rows.len() == fields.len()
-            && rows
-                .iter()
-                .enumerate()
-                .all(|(index, &row)| row as usize == index);
-        if identity {
+        if self.identity {
             // The top level and objects never null: one add per row, vectorised.
             fields.iter_mut().for_each(|count| *count += 1);
             bytes.iter_mut().for_each(|size| *size += name_bytes);
