@@ -205,6 +205,7 @@ impl State {
             None
         };
         let mut defaults = None;
+        let count_bytes = !self.shared_bytes(name_bytes);
         // Slices, so that the loop keeps their lengths in registers.
         let (fields, bytes, undecided) = (
             &mut self.fields[..],
@@ -226,7 +227,9 @@ impl State {
                     return DEAD;
                 }
                 fields[row as usize] += 1;
-                bytes[row as usize] += name_bytes;
+                if count_bytes {
+                    bytes[row as usize] += name_bytes;
+                }
                 row
             })
             .collect();
@@ -237,17 +240,22 @@ impl State {
     /// Counts a field of `name_bytes` for every live row of `rows` (the rows of the object
     /// [`object`](Self::object) is converting).
     fn count_present(&mut self, rows: &[u32], name_bytes: u64) {
+        let count_bytes = !self.shared_bytes(name_bytes);
         let (fields, bytes) = (&mut self.fields[..], &mut self.bytes[..]);
         if self.identity {
             // The top level and objects never null: one add per row, vectorised.
             fields.iter_mut().for_each(|count| *count += 1);
-            bytes.iter_mut().for_each(|size| *size += name_bytes);
+            if count_bytes {
+                bytes.iter_mut().for_each(|size| *size += name_bytes);
+            }
             return;
         }
         for &row in rows {
             if row != DEAD {
                 fields[row as usize] += 1;
-                bytes[row as usize] += name_bytes;
+                if count_bytes {
+                    bytes[row as usize] += name_bytes;
+                }
             }
         }
     }
@@ -487,17 +495,11 @@ impl State {
         debug_assert!(bad.len() == rows.len());
         // Outside lists a row has at most one element of the column: the column's largest
         // bounds each row's, and is counted once for all rows while that stays small.
-        let shared = self.sizes
-            && self.repeated == 0
-            && largest_size(array).is_some_and(|largest| {
-                let total = self.shared.saturating_add(largest.saturating_add(3));
-                let fits = total <= self.shared_limit;
-                if fits {
-                    self.shared = total;
-                }
-                fits
-            });
-        if !self.sizes || shared {
+        let shared = !self.sizes
+            || (self.repeated == 0
+                && largest_size(array)
+                    .is_some_and(|largest| self.shared_bytes(largest.saturating_add(3))));
+        if shared {
             let undecided = &mut self.undecided[..];
             for (&row, _) in rows.iter().zip(&bad).filter(|&(_, &bad)| bad) {
                 if row != DEAD {
@@ -547,6 +549,7 @@ impl State {
     /// Adds `bytes` to the rows of the live, non-null elements; returns the rows of the
     /// elements' children (dead where the element is null).
     fn live_bytes(&mut self, rows: &[u32], nulls: Option<&NullBuffer>, bytes: u64) -> Vec<u32> {
+        let count_bytes = !self.shared_bytes(bytes);
         let sizes = &mut self.bytes[..];
         rows.iter()
             .enumerate()
@@ -554,10 +557,30 @@ impl State {
                 if row == DEAD || nulls.is_some_and(|nulls| nulls.is_null(index)) {
                     return DEAD;
                 }
-                sizes[row as usize] += bytes;
+                if count_bytes {
+                    sizes[row as usize] += bytes;
+                }
                 row
             })
             .collect()
+    }
+
+    /// Counts `bytes` once for every row, when a row holds at most one such element (outside
+    /// lists) and the shared count stays small; false when the caller counts them row by
+    /// row. Without a size estimate (CSV) there is nothing to count.
+    fn shared_bytes(&mut self, bytes: u64) -> bool {
+        if !self.sizes {
+            return true;
+        }
+        if self.repeated > 0 {
+            return false;
+        }
+        let total = self.shared.saturating_add(bytes);
+        if total > self.shared_limit {
+            return false;
+        }
+        self.shared = total;
+        true
     }
 
     /// The validity of a converted container: the file's, with the elements of undecided
