@@ -1045,6 +1045,19 @@ fn primitive<T: ArrowPrimitiveType>(
 ) -> ArrayRef {
     let len = array.len();
     let mut values = Vec::with_capacity(len);
+    if array.null_count() == 0 {
+        // Most columns: no null and every value converts, so no validity to build.
+        for index in 0..len {
+            match convert(index) {
+                Some(value) => values.push(value),
+                None => break,
+            }
+        }
+        if values.len() == len {
+            return Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), None));
+        }
+        values.clear();
+    }
     let mut valid = BooleanBufferBuilder::new(len);
     for (index, bad) in bad.iter_mut().enumerate() {
         if array.is_null(index) {
