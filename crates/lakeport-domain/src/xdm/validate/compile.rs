@@ -4,7 +4,7 @@ use serde_json::{Map, Number, Value};
 
 use super::node::{
     Bound, BoundSide, Checks, EnumSet, EnumValues, Format, IntegerWidth, Kind, Limit, Node,
-    ObjectNode, Property, escape_pointer,
+    ObjectNode, Property, StringOnly, escape_pointer,
 };
 use super::pattern::Pattern;
 use super::walk::Walk;
@@ -56,10 +56,11 @@ fn compile_node(schema: &Value, location: String, depth: usize) -> Result<Node, 
         default: None,
         location: location.into_boxed_str(),
     };
-    let checks = Checks {
+    let mut checks = Checks {
         enum_values: compile_enum(field, &node)?,
         ..compile_checks(field, &node)?
     };
+    checks.string_only = checks.string_only();
     if !checks.is_empty() {
         node.checks = Some(Box::new(checks));
     }
@@ -377,6 +378,7 @@ fn compile_checks(field: &Map<String, Value>, node: &Node) -> Result<Checks, Sch
         enum_values: None,
         integer_range,
         float_range,
+        string_only: StringOnly::Several,
         pattern,
         min_length: count(field, "minLength", location)?,
         max_length: count(field, "maxLength", location)?,

@@ -154,6 +154,23 @@ pub(super) struct Checks {
     pub integer_range: Option<(i64, i64)>,
     /// The bounds as one range of doubles.
     pub float_range: FloatRange,
+    /// Which of the string checks the field has, when only one kind (set once compiled).
+    pub string_only: StringOnly,
+}
+
+/// The string checks of a field when they are of one kind, so that a string is checked
+/// without looking at the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum StringOnly {
+    /// None: the field's checks are for other types.
+    Nothing,
+    Pattern,
+    Enum,
+    Email,
+    Lengths,
+    /// Several kinds, or a format other than e-mail.
+    #[default]
+    Several,
 }
 
 /// The bounds of a field as one range of doubles: the tightest lower and upper limit, each
@@ -219,6 +236,24 @@ pub(super) fn ranges_of(bounds: &[Bound]) -> (Option<(i64, i64)>, FloatRange) {
 }
 
 impl Checks {
+    /// Which kind of string check the field has, when only one.
+    pub(super) fn string_only(&self) -> StringOnly {
+        let lengths = self.min_length.is_some() || self.max_length.is_some();
+        match (
+            self.enum_values.is_some(),
+            self.pattern.is_some(),
+            lengths,
+            self.format,
+        ) {
+            (false, false, false, None) => StringOnly::Nothing,
+            (false, true, false, None) => StringOnly::Pattern,
+            (true, false, false, None) => StringOnly::Enum,
+            (false, false, false, Some(Format::Email)) => StringOnly::Email,
+            (false, false, true, None) => StringOnly::Lengths,
+            _ => StringOnly::Several,
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.enum_values.is_none()
             && self.pattern.is_none()

@@ -11,7 +11,7 @@
 use serde_json::{Number, Value};
 
 use super::formats;
-use super::node::{EnumSet, Format, IntegerWidth, Kind, Node, ObjectNode};
+use super::node::{EnumSet, Format, IntegerWidth, Kind, Node, ObjectNode, StringOnly};
 use super::pattern::Pattern;
 use super::walk::{compare_float, compare_integer, integer_of_float, parse_integer, parse_number};
 
@@ -144,6 +144,23 @@ impl<'v> Field<'v> {
         let Some(checks) = &self.node.checks else {
             return true;
         };
+        match checks.string_only {
+            StringOnly::Nothing => return true,
+            StringOnly::Pattern => {
+                return checks
+                    .pattern
+                    .as_ref()
+                    .is_none_or(|pattern| pattern.is_match(text));
+            }
+            StringOnly::Enum => {
+                return checks
+                    .enum_values
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.values.contains_str(text));
+            }
+            StringOnly::Email => return formats::is_email(text),
+            StringOnly::Lengths | StringOnly::Several => {}
+        }
         if let Some(allowed) = &checks.enum_values
             && !allowed.values.contains_str(text)
         {
@@ -182,19 +199,23 @@ impl<'v> Field<'v> {
         let Some(checks) = &self.node.checks else {
             return StringCheck(Resolved::None);
         };
-        let lengths = checks.min_length.is_some() || checks.max_length.is_some();
-        StringCheck(
-            match (&checks.enum_values, &checks.pattern, lengths, checks.format) {
-                (None, Some(pattern), false, None) => Resolved::Pattern(pattern),
-                (Some(allowed), None, false, None) => Resolved::Enum(&allowed.values),
-                (None, None, false, Some(Format::Email)) => Resolved::Email,
-                (None, None, true, None) => Resolved::Lengths {
-                    min: checks.min_length,
-                    max: checks.max_length,
-                },
-                _ => Resolved::Any(*self),
+        StringCheck(match checks.string_only {
+            StringOnly::Nothing => Resolved::None,
+            StringOnly::Pattern => checks
+                .pattern
+                .as_ref()
+                .map_or(Resolved::None, Resolved::Pattern),
+            StringOnly::Enum => checks
+                .enum_values
+                .as_ref()
+                .map_or(Resolved::None, |allowed| Resolved::Enum(&allowed.values)),
+            StringOnly::Email => Resolved::Email,
+            StringOnly::Lengths => Resolved::Lengths {
+                min: checks.min_length,
+                max: checks.max_length,
             },
-        )
+            StringOnly::Several => Resolved::Any(*self),
+        })
     }
 
     /// Whether a converted integer passes the field's `enum` and bounds (declared or implied
