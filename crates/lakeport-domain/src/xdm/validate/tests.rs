@@ -965,3 +965,23 @@ fn resolved_bounds_agree_with_the_row_validator() {
         }
     }
 }
+
+/// The calendar arithmetic of the date parsers agrees with Howard Hinnant's algorithm on
+/// every day of every four-digit year, and refuses the same months and days.
+#[test]
+fn days_from_civil_agree_with_the_reference_for_every_four_digit_year() {
+    for year in 0..=9999 {
+        for month in 0..=13 {
+            for day in [0, 1, 2, 15, 27, 28, 29, 30, 31, 32] {
+                assert_eq!(
+                    formats::checked_days_from_civil(year, month, day),
+                    formats::checked_days_from_civil_reference(year, month, day),
+                    "{year}-{month}-{day}"
+                );
+            }
+        }
+    }
+    // Outside four digits: refused (no parser gives such a year).
+    assert_eq!(formats::checked_days_from_civil(-1, 1, 1), None);
+    assert_eq!(formats::checked_days_from_civil(10_000, 1, 1), None);
+}
