@@ -17,6 +17,12 @@ pub(super) fn shorter_than(text: &str, min: usize) -> bool {
     text.len() < min || (text.len() < min.saturating_mul(4) && text.chars().count() < min)
 }
 
+/// Whether `text` has more than `max` code points (`maxLength`): only a text of more than
+/// `max` bytes has its code points counted.
+pub(super) fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
 /// Parses a strict `YYYY-MM-DD` date into days since 1970-01-01.
 ///
 /// Years run from 0000 to 9999 on the proleptic Gregorian calendar; a month or day outside

@@ -66,7 +66,7 @@ impl StringCheck<'_> {
             Resolved::Email => formats::is_email(text),
             Resolved::Lengths { min, max } => {
                 min.is_none_or(|min| !formats::shorter_than(text, min))
-                    && max.is_none_or(|max| text.len() <= max || text.chars().count() <= max)
+                    && max.is_none_or(|max| !formats::longer_than(text, max))
             }
             Resolved::Any(field) => field.accepts_str(text),
         }
@@ -177,8 +177,7 @@ impl<'v> Field<'v> {
             return false;
         }
         if let Some(max_length) = checks.max_length
-            && text.len() > max_length
-            && text.chars().count() > max_length
+            && formats::longer_than(text, max_length)
         {
             return false;
         }

@@ -441,8 +441,7 @@ impl Walk {
             self.push(node, ViolationCode::PatternOrLength, "minLength", message);
         }
         if let Some(max_length) = checks.max_length
-            && text.len() > max_length
-            && text.chars().count() > max_length
+            && formats::longer_than(text, max_length)
         {
             let length = text.chars().count();
             let message = format!(
