@@ -87,6 +87,8 @@ def main():
     finally:
         for server, _ in servers.values():
             server.stop()
+            # Each configuration's lake holds every round's batch: hundreds of MB per run.
+            shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

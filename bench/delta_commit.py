@@ -13,6 +13,7 @@ import json
 import pathlib
 import re
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,8 @@ def main():
         "commit_share_of_job": round(sum(commits) / sum(jobs), 3) if jobs else None,
         "wall_s": round(elapsed, 1),
     }, indent=2))
+    # The server's data and log; kept only when the run failed above, to look into.
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -293,6 +293,9 @@ def main():
     parser.add_argument("--taskset", help="run the server pinned to these CPUs (taskset -c), e.g. 0 for one core")
     parser.add_argument("--formats", default="json,csv,parquet", help="the input formats to measure")
     parser.add_argument("--repeat", type=int, default=1, help="ingest (and convert with DuckDB) each format this many times; medians shown")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep the server's data directory (the lake, staged uploads) after the run; by default it is "
+                             "removed, since repeated runs would otherwise fill the disk (the inputs are always kept)")
     args = parser.parse_args()
     TASKSET = args.taskset
     if args.binary:
@@ -361,6 +364,8 @@ def main():
             server = download_test(server, workdir, args.download_rows)
     finally:
         server.stop()
+        if not args.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ variables and LAKEPORT__STORAGE__ENDPOINT) measures it on S3.
 import argparse
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,8 @@ def main():
         "mb_per_s_read": round(result["bytesRemoved"] / 1e6 / elapsed, 1) if elapsed else None,
         "rows_per_s": round(result["records"] / elapsed) if elapsed else None,
     }, indent=2))
+    # The server's data and log; kept only when the run failed above, to look into.
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

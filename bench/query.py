@@ -165,6 +165,7 @@ def main():
             time.sleep(args.hold)
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def format_value(value):
