@@ -12,8 +12,8 @@ import argparse
 import json
 import pathlib
 import re
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
