@@ -13,12 +13,18 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::basic::Compression;
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::SchemaDescriptor;
 use serde_json::Value;
 
 use crate::error::WriteError;
 use crate::reuse::CopyGroup;
+
+mod text;
+
+use text::{TextLeaf, TextPath, text_path};
 
 /// One file written under the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +160,7 @@ impl JsonLines {
 /// default (1 MiB) lets a column of unique values (ids, e-mails) hash and intern nearly a
 /// whole row group before it gives up; at 64 KiB such a column gives up early, while columns
 /// of few distinct values (types, codes, tiers) stay dictionary-encoded.
-const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+pub(crate) const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
 /// The size at which a column's data page is closed. Parquet's default (1 MiB) makes each
 /// page's buffers, and the buffer its compressed bytes go to, large allocations that the
@@ -162,7 +168,7 @@ const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 /// peak memory low), so every page touched fresh memory: at 128 KiB they are reused, the
 /// server takes about a third fewer page faults per batch (63,000 → 41,000 for the 228 MB
 /// JSON Lines file), and the files are the same size to 0.1%.
-const DATA_PAGE_BYTES: usize = 128 * 1024;
+pub(crate) const DATA_PAGE_BYTES: usize = 128 * 1024;
 
 /// The encoded bytes a row group holds before it is cut, whatever its rows: the column
 /// writers keep a row group's pages in memory until it is written, so wide rows (up to the
@@ -205,8 +211,10 @@ struct OpenPart {
     relative_path: String,
     writer: SerializedFileWriter<BufWriter<File>>,
     factory: ArrowRowGroupWriterFactory,
+    /// Which leaves Lakeport encodes itself (see [`text`]).
+    plan: LeafPlan,
     /// The column writers of the row group being written, and its rows so far.
-    group: Option<(Vec<ArrowColumnWriter>, usize)>,
+    group: Option<(Vec<LeafWriter>, usize)>,
     row_groups: usize,
     rows: usize,
 }
@@ -265,11 +273,13 @@ impl ParquetParts {
                         path: path.clone(),
                         source,
                     })?;
+            let plan = LeafPlan::new(&self.schema, writer.schema_descr());
             self.current = Some(OpenPart {
                 path,
                 relative_path,
                 writer,
                 factory,
+                plan,
                 group: None,
                 row_groups: 0,
                 rows: 0,
@@ -297,21 +307,25 @@ impl ParquetParts {
         let mut offset = 0;
         let written = (|| {
             while offset < batch.num_rows() {
-                let (writers, rows) = open.group_writers()?;
+                let (writers, rows, plan) = open.group_writers(None)?;
                 let take = (rows_per_row_group - *rows).min(batch.num_rows() - offset);
                 let sharing = Sharing {
                     threads,
                     costs: &mut costs,
                     helper: &mut helper,
                 };
-                encode(writers, &schema, &batch.slice(offset, take), sharing, None)?;
+                encode(
+                    writers,
+                    plan,
+                    &schema,
+                    &batch.slice(offset, take),
+                    sharing,
+                    None,
+                )?;
                 *rows += take;
                 offset += take;
                 let full = *rows >= rows_per_row_group
-                    || writers
-                        .iter()
-                        .map(ArrowColumnWriter::memory_size)
-                        .sum::<usize>()
+                    || writers.iter().map(LeafWriter::memory_size).sum::<usize>()
                         >= row_group_bytes;
                 if full {
                     open.flush_group()?;
@@ -363,14 +377,14 @@ impl ParquetParts {
             let open = self.open_part()?;
             let path = open.path.clone();
             let rows = open
-                .group_writers()
-                .and_then(|(writers, rows)| {
+                .group_writers(Some(&encoded))
+                .and_then(|(writers, rows, plan)| {
                     let sharing = Sharing {
                         threads,
                         costs: &mut costs,
                         helper: &mut helper,
                     };
-                    encode(writers, &schema, batch, sharing, Some(&encoded))?;
+                    encode(writers, plan, &schema, batch, sharing, Some(&encoded))?;
                     Ok(rows)
                 })
                 .map_err(|source| WriteError::Parquet { path, source })?;
@@ -464,23 +478,43 @@ impl ParquetParts {
 }
 
 impl OpenPart {
-    /// The column writers of the open row group (opened when there is none) and its rows.
+    /// The column writers of the open row group (opened when there is none), its rows, and
+    /// the plan of its leaves. When a group is opened to copy input chunks, the leaves
+    /// `encoded` does not mark are the copied ones: they keep the crate's writer, which the
+    /// input is encoded into again when not every row of the group arrives.
     fn group_writers(
         &mut self,
-    ) -> Result<(&mut Vec<ArrowColumnWriter>, &mut usize), parquet::errors::ParquetError> {
+        encoded: Option<&[bool]>,
+    ) -> Result<(&mut Vec<LeafWriter>, &mut usize, &LeafPlan), parquet::errors::ParquetError> {
         if self.group.is_none() {
-            let writers = self.factory.create_column_writers(self.row_groups)?;
+            let schema = self.writer.schema_descr();
+            let writers = self
+                .factory
+                .create_column_writers(self.row_groups)?
+                .into_iter()
+                .enumerate()
+                .map(|(leaf, writer)| {
+                    let copied =
+                        encoded.is_some_and(|encoded| !encoded.get(leaf).copied().unwrap_or(true));
+                    match self.plan.text.get(leaf).cloned().flatten() {
+                        Some(path) if !copied => {
+                            LeafWriter::Text(Box::new(TextLeaf::new(schema.column(leaf), path)))
+                        }
+                        _ => LeafWriter::Arrow(Box::new(writer)),
+                    }
+                })
+                .collect();
             self.group = Some((writers, 0));
         }
         let (writers, rows) = self.group.as_mut().expect("a row group is open");
-        Ok((writers, rows))
+        Ok((writers, rows, &self.plan))
     }
 
     /// Appends a row group whose leaves are copied from `group` where it plans so, and
     /// closed from `writers` elsewhere.
     fn copy_group(
         &mut self,
-        writers: Vec<ArrowColumnWriter>,
+        writers: Vec<LeafWriter>,
         group: &CopyGroup,
     ) -> Result<(), parquet::errors::ParquetError> {
         let schema = self.writer.schema_descr().clone();
@@ -491,7 +525,7 @@ impl OpenPart {
                     let close = group.close_result(input, schema.column(leaf))?;
                     row_group.append_column(&*group.file, close)?;
                 }
-                None => writer.close()?.append_to_row_group(&mut row_group)?,
+                None => writer.append_to(&mut row_group)?,
             }
         }
         row_group.close()?;
@@ -506,7 +540,7 @@ impl OpenPart {
         };
         let mut row_group = self.writer.next_row_group()?;
         for writer in writers {
-            writer.close()?.append_to_row_group(&mut row_group)?;
+            writer.append_to(&mut row_group)?;
         }
         row_group.close()?;
         self.row_groups += 1;
@@ -524,11 +558,11 @@ struct Sharing<'a> {
 }
 
 /// A leaf's column writer with its values, on its way to the helper, by leaf index.
-type Task = (usize, ArrowColumnWriter, ArrowLeafColumn);
+type Task = (usize, LeafWriter, LeafValues);
 
 /// The writers the helper was given, each with the nanoseconds it took, and its first error.
 type Done = (
-    Vec<(usize, ArrowColumnWriter, u64)>,
+    Vec<(usize, LeafWriter, u64)>,
     Option<parquet::errors::ParquetError>,
 );
 
@@ -600,15 +634,36 @@ fn encode_tasks(tasks: Vec<Task>) -> Done {
 /// in order), on the caller's thread or, with two threads, split between it and the helper
 /// by the leaves' encoding cost so far.
 fn encode(
-    writers: &mut Vec<ArrowColumnWriter>,
+    writers: &mut Vec<LeafWriter>,
+    plan: &LeafPlan,
     schema: &SchemaRef,
     batch: &RecordBatch,
     sharing: Sharing<'_>,
     only: Option<&[bool]>,
 ) -> Result<(), parquet::errors::ParquetError> {
+    // The crate's leaves of the columns with a leaf its writer encodes; the batch itself for
+    // the leaves Lakeport encodes.
     let mut leaves = Vec::with_capacity(writers.len());
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        leaves.extend(compute_leaves(field, column)?);
+    let mut first = 0;
+    for ((field, column), &count) in schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .zip(&plan.field_leaves)
+    {
+        let own = (first..first + count)
+            .all(|leaf| matches!(writers.get(leaf), Some(LeafWriter::Text(_))));
+        if own {
+            leaves.extend((0..count).map(|_| LeafValues::Batch(batch.clone())));
+        } else {
+            for (leaf, values) in (first..).zip(compute_leaves(field, column)?) {
+                leaves.push(match writers.get(leaf) {
+                    Some(LeafWriter::Text(_)) => LeafValues::Batch(batch.clone()),
+                    _ => LeafValues::Arrow(values),
+                });
+            }
+        }
+        first += count;
     }
     let wanted = |index: usize| only.is_none_or(|only| only.get(index).copied().unwrap_or(true));
     if sharing.threads >= 2 && writers.len() >= 2 && sharing.helper.is_none() {
@@ -639,7 +694,7 @@ fn encode(
             there += costs[index];
         }
     }
-    let mut slots: Vec<Option<ArrowColumnWriter>> = writers.drain(..).map(Some).collect();
+    let mut slots: Vec<Option<LeafWriter>> = writers.drain(..).map(Some).collect();
     let mut local = Vec::new();
     let mut theirs = Vec::new();
     for (index, leaf) in leaves.into_iter().enumerate() {
@@ -872,6 +927,90 @@ impl Drop for BatchStage {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             self.sender = None;
             let _ = self.join();
+        }
+    }
+}
+
+/// Which leaves of a part Lakeport encodes itself, and how many leaves each column has.
+pub(crate) struct LeafPlan {
+    /// By leaf: the path of a text leaf outside lists ([`text`]), `None` for the crate's.
+    text: Vec<Option<TextPath>>,
+    /// By column of the batch: its leaves, in order.
+    field_leaves: Vec<usize>,
+}
+
+impl LeafPlan {
+    fn new(schema: &arrow_schema::Schema, descriptor: &SchemaDescriptor) -> Self {
+        let text = (0..descriptor.num_columns())
+            .map(|leaf| text_path(schema, descriptor.column(leaf).as_ref()))
+            .collect();
+        let field_leaves = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                (0..descriptor.num_columns())
+                    .filter(|&leaf| {
+                        descriptor.column(leaf).path().parts().first() == Some(field.name())
+                    })
+                    .count()
+            })
+            .collect();
+        Self { text, field_leaves }
+    }
+}
+
+/// A leaf's column writer for one row group: the crate's, or Lakeport's for text leaves
+/// outside lists.
+pub(crate) enum LeafWriter {
+    Arrow(Box<ArrowColumnWriter>),
+    Text(Box<TextLeaf>),
+}
+
+/// What a leaf's writer is given of a record batch: the crate's leaf, or the batch itself.
+pub(crate) enum LeafValues {
+    Arrow(ArrowLeafColumn),
+    Batch(RecordBatch),
+}
+
+impl LeafWriter {
+    pub(crate) fn write(&mut self, values: &LeafValues) -> Result<(), ParquetError> {
+        match (self, values) {
+            (Self::Arrow(writer), LeafValues::Arrow(leaf)) => writer.write(leaf),
+            (Self::Text(writer), LeafValues::Batch(batch)) => writer.write(batch),
+            _ => Err(ParquetError::General(
+                "a leaf's values do not match its writer".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes the crate's leaf: only the crate's writers take one.
+    pub(crate) fn write_leaf(&mut self, leaf: &ArrowLeafColumn) -> Result<(), ParquetError> {
+        match self {
+            Self::Arrow(writer) => writer.write(leaf),
+            Self::Text(_) => Err(ParquetError::General(
+                "a copied leaf has no writer of the crate".to_owned(),
+            )),
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        match self {
+            Self::Arrow(writer) => writer.memory_size(),
+            Self::Text(writer) => writer.memory_size(),
+        }
+    }
+
+    /// Closes the chunk and appends it to `row_group`.
+    fn append_to<W: Write + Send>(
+        self,
+        row_group: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), ParquetError> {
+        match self {
+            Self::Arrow(writer) => writer.close()?.append_to_row_group(row_group),
+            Self::Text(writer) => {
+                let (bytes, close) = writer.close()?;
+                row_group.append_column(&bytes, close)
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use arrow_select::filter::filter_record_batch;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::arrow_writer::{ArrowColumnWriter, compute_leaves};
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
 use parquet::basic::{
     Compression, ConvertedType, Encoding, LogicalType, Repetition, TimeUnit, Type as Physical,
@@ -99,7 +99,7 @@ impl CopyGroup {
     /// input a few thousand rows at a time.
     pub(crate) fn encode_from_input(
         &self,
-        writers: &mut [ArrowColumnWriter],
+        writers: &mut [crate::output::LeafWriter],
         covered: usize,
         rejected: &[usize],
     ) -> Result<(), ParquetError> {
@@ -166,7 +166,7 @@ impl CopyGroup {
                 )));
             }
             for (leaf, &(_, output)) in leaves.iter().zip(&pairs) {
-                writers[output].write(leaf)?;
+                writers[output].write_leaf(leaf)?;
             }
         }
         Ok(())

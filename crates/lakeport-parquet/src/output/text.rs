@@ -1,0 +1,675 @@
+//! Lakeport's own encoder for the text leaves outside lists (`Utf8` columns under nothing
+//! but structs), the columns the parquet crate's writer spent most of its time on: it
+//! interned every value through a general hash table, compared every value twice for the
+//! chunk's min and max, and grew its page buffers from nothing for each page.
+//!
+//! A leaf is written as the crate writes it with Lakeport's settings (data pages v1, Snappy,
+//! a dictionary until its plain bytes reach [`DICTIONARY_PAGE_BYTES`], then plain pages;
+//! statistics per chunk, truncated to 64 bytes), and checked against the crate's output in
+//! `tests.rs`. What differs is how: the dictionary remembers the last value it saw and
+//! hashes with foldhash, a dictionary-encoded chunk's min and max are those of its distinct
+//! values (found once, when the dictionary is written), and pages are compressed from
+//! buffers kept for the whole chunk.
+
+use std::hash::BuildHasher;
+
+use arrow_array::{Array, RecordBatch, StringArray, cast::AsArray};
+use arrow_schema::{DataType, Schema};
+use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parquet::basic::{Compression, Encoding, EncodingMask, PageType, Type as Physical};
+use parquet::column::page::{CompressedPage, Page, PageWriteSpec, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::data_type::ByteArray;
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::{ColumnChunkMetaData, LevelHistogram, PageEncodingStats};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::{ColumnDescPtr, ColumnDescriptor};
+
+use super::{DATA_PAGE_BYTES, DICTIONARY_PAGE_BYTES};
+
+/// The rows a data page holds at most (the crate's default, which Lakeport keeps).
+const DATA_PAGE_ROWS: usize = 20_000;
+
+/// The bytes a min or max statistic keeps (the crate's default, which Lakeport keeps).
+const STATISTICS_BYTES: usize = 64;
+
+/// Where a text leaf sits in a record batch: at each level from the batch's column down to
+/// the leaf, the child's index and whether the field is nullable (adds a definition level).
+pub(crate) type TextPath = Vec<(usize, bool)>;
+
+/// The path of `descr` in `schema` when it is a text leaf outside lists, whose definition
+/// levels are its nullable ancestors and itself; `None` for any other leaf.
+pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<TextPath> {
+    if descr.max_rep_level() != 0 || descr.physical_type() != Physical::BYTE_ARRAY {
+        return None;
+    }
+    let parts = descr.path().parts();
+    let mut fields = schema.fields();
+    let mut steps = Vec::with_capacity(parts.len());
+    let mut levels = 0i16;
+    for (depth, name) in parts.iter().enumerate() {
+        let (index, field) = fields.find(name)?;
+        steps.push((index, field.is_nullable()));
+        levels += i16::from(field.is_nullable());
+        let last = depth + 1 == parts.len();
+        match field.data_type() {
+            DataType::Struct(children) if !last => fields = children,
+            DataType::Utf8 if last => {}
+            _ => return None,
+        }
+    }
+    (levels == descr.max_def_level()).then_some(steps)
+}
+
+/// The column writer of one text leaf for one row group.
+pub(crate) struct TextLeaf {
+    descr: ColumnDescPtr,
+    path: TextPath,
+    max_def: i16,
+    /// The page being filled: its definition levels (when the leaf has any), its dictionary
+    /// indices or plain values, and its rows.
+    levels: Vec<u8>,
+    indices: Vec<u32>,
+    plain: Vec<u8>,
+    /// The smallest and largest plain value of the page, where they are in `plain`.
+    page_min: Option<(usize, usize)>,
+    page_max: Option<(usize, usize)>,
+    page_rows: usize,
+    page_nulls: usize,
+    /// The chunk's dictionary, until the chunk falls back to plain pages.
+    dictionary: Option<Dictionary>,
+    /// The dictionary page, once the chunk fell back.
+    dictionary_page: Option<CompressedPage>,
+    /// The data pages closed so far, and their compressed bytes.
+    pages: Vec<CompressedPage>,
+    page_bytes: usize,
+    /// The chunk's statistics: min and max of the plain values (the dictionary's are added
+    /// when it is written), nulls, text bytes, and rows by definition level.
+    min: Option<Vec<u8>>,
+    max: Option<Vec<u8>>,
+    nulls: u64,
+    text_bytes: i64,
+    histogram: Vec<i64>,
+    rows: u64,
+    /// Scratch: the batch's levels, an uncompressed page and its compressed bytes.
+    batch_levels: Vec<u8>,
+    page: Vec<u8>,
+    compressed: Vec<u8>,
+    compressor: snap::raw::Encoder,
+}
+
+impl TextLeaf {
+    pub(crate) fn new(descr: ColumnDescPtr, path: TextPath) -> Self {
+        let max_def = descr.max_def_level();
+        Self {
+            descr,
+            path,
+            max_def,
+            levels: Vec::new(),
+            indices: Vec::new(),
+            plain: Vec::new(),
+            page_min: None,
+            page_max: None,
+            page_rows: 0,
+            page_nulls: 0,
+            dictionary: Some(Dictionary::default()),
+            dictionary_page: None,
+            pages: Vec::new(),
+            page_bytes: 0,
+            min: None,
+            max: None,
+            nulls: 0,
+            text_bytes: 0,
+            histogram: vec![0; max_def as usize + 1],
+            rows: 0,
+            batch_levels: Vec::new(),
+            page: Vec::new(),
+            compressed: Vec::new(),
+            compressor: snap::raw::Encoder::new(),
+        }
+    }
+
+    /// The bytes the leaf holds so far (encoded pages and the page being filled).
+    pub(crate) fn memory_size(&self) -> usize {
+        self.page_bytes
+            + self.levels.len()
+            + self.indices.len() * 4
+            + self.plain.len()
+            + self
+                .dictionary
+                .as_ref()
+                .map_or(0, |dictionary| dictionary.page.len())
+            + self
+                .dictionary_page
+                .as_ref()
+                .map_or(0, CompressedPage::compressed_size)
+    }
+
+    /// Appends the leaf's values of every row of `batch` (whose schema is the file's).
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        let mut levels_before = 0u8;
+        let mut any_null = false;
+        let mut column: Option<&dyn Array> = None;
+        self.batch_levels.clear();
+        for &(index, nullable) in &self.path {
+            let array: &dyn Array = match column {
+                None => batch.columns().get(index).map(|array| array.as_ref()),
+                Some(parent) => parent
+                    .as_struct_opt()
+                    .and_then(|parent| parent.columns().get(index))
+                    .map(|array| array.as_ref()),
+            }
+            .ok_or_else(|| ParquetError::General("a text leaf is missing from a batch".into()))?;
+            if nullable {
+                match array.nulls().filter(|nulls| nulls.null_count() > 0) {
+                    Some(nulls) => {
+                        if !any_null {
+                            any_null = true;
+                            self.batch_levels.resize(rows, levels_before);
+                        }
+                        for (row, level) in self.batch_levels.iter_mut().enumerate() {
+                            if *level == levels_before && nulls.is_valid(row) {
+                                *level += 1;
+                            }
+                        }
+                    }
+                    None if any_null => {
+                        for level in &mut self.batch_levels {
+                            if *level == levels_before {
+                                *level += 1;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                levels_before += 1;
+            }
+            column = Some(array);
+        }
+        let strings = column
+            .and_then(|array| array.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| ParquetError::General("a text leaf is not a string array".into()))?;
+        let (offsets, data) = (strings.value_offsets(), strings.value_data());
+        let max = self.max_def as u8;
+        for row in 0..rows {
+            let level = if any_null {
+                self.batch_levels[row]
+            } else {
+                max
+            };
+            if level == max {
+                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                self.value(&data[start..end]);
+            } else {
+                self.null(level);
+            }
+            self.page_rows += 1;
+            if self.page_rows >= DATA_PAGE_ROWS
+                || self.plain.len() >= DATA_PAGE_BYTES
+                || self.dictionary_full()
+            {
+                self.cut()?;
+            }
+        }
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    fn value(&mut self, value: &[u8]) {
+        self.text_bytes += value.len() as i64;
+        match &mut self.dictionary {
+            Some(dictionary) => self.indices.push(dictionary.intern(value)),
+            None => {
+                self.plain
+                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                let here = (self.plain.len(), self.plain.len() + value.len());
+                self.plain.extend_from_slice(value);
+                match self.page_min {
+                    Some((start, end)) if &self.plain[start..end] <= value => {}
+                    _ => self.page_min = Some(here),
+                }
+                match self.page_max {
+                    Some((start, end)) if &self.plain[start..end] >= value => {}
+                    _ => self.page_max = Some(here),
+                }
+            }
+        }
+    }
+
+    /// A row below the leaf's full definition level. The page's levels are kept only from
+    /// its first such row on: until then, every row of the page is defined.
+    fn null(&mut self, level: u8) {
+        self.levels.resize(self.page_rows, self.max_def as u8);
+        self.levels.push(level);
+        self.nulls += 1;
+        self.page_nulls += 1;
+        self.histogram[level as usize] += 1;
+    }
+
+    fn dictionary_full(&self) -> bool {
+        self.dictionary
+            .as_ref()
+            .is_some_and(|dictionary| dictionary.page.len() >= DICTIONARY_PAGE_BYTES)
+    }
+
+    /// Closes the page when it is full, and gives up the dictionary when it is.
+    #[cold]
+    fn cut(&mut self) -> Result<()> {
+        if self.page_rows >= DATA_PAGE_ROWS || self.page_size() >= DATA_PAGE_BYTES {
+            self.flush_page()?;
+        }
+        if self.dictionary_full() {
+            self.fall_back()?;
+        }
+        Ok(())
+    }
+
+    /// What the page being filled would take, about (the crate's estimate).
+    fn page_size(&self) -> usize {
+        match &self.dictionary {
+            Some(dictionary) => {
+                1 + (self.indices.len() * bit_width(dictionary.len().saturating_sub(1) as u64))
+                    .div_ceil(8)
+            }
+            None => self.plain.len(),
+        }
+    }
+
+    /// Closes the page being filled into a compressed data page.
+    fn flush_page(&mut self) -> Result<()> {
+        if self.page_rows == 0 {
+            return Ok(());
+        }
+        for (start, end) in [self.page_min.take(), self.page_max.take()]
+            .into_iter()
+            .flatten()
+        {
+            widen(&mut self.min, &mut self.max, &self.plain[start..end]);
+        }
+        self.page.clear();
+        if self.max_def > 0 {
+            let defined = (self.page_rows - self.page_nulls) as i64;
+            self.histogram[self.max_def as usize] += defined;
+            let width = bit_width(self.max_def as u64);
+            let start = self.page.len();
+            self.page.extend_from_slice(&[0; 4]);
+            if self.levels.is_empty() {
+                encode_run(self.max_def as u32, self.page_rows, width, &mut self.page);
+            } else {
+                self.levels.resize(self.page_rows, self.max_def as u8);
+                encode_hybrid(&self.levels, width, &mut self.page);
+            }
+            let length = (self.page.len() - start - 4) as u32;
+            self.page[start..start + 4].copy_from_slice(&length.to_le_bytes());
+        } else {
+            self.histogram[0] += self.page_rows as i64;
+        }
+        let encoding = match &self.dictionary {
+            Some(dictionary) => {
+                let width = bit_width(dictionary.len().saturating_sub(1) as u64);
+                self.page.push(width as u8);
+                encode_hybrid(&self.indices, width, &mut self.page);
+                Encoding::RLE_DICTIONARY
+            }
+            None => {
+                self.page.extend_from_slice(&self.plain);
+                Encoding::PLAIN
+            }
+        };
+        let buf = self.compress_page()?;
+        self.page_bytes += buf.len();
+        self.pages.push(CompressedPage::new(
+            Page::DataPage {
+                buf,
+                num_values: self.page_rows as u32,
+                encoding,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            },
+            self.page.len(),
+        ));
+        self.levels.clear();
+        self.indices.clear();
+        self.plain.clear();
+        self.page_rows = 0;
+        self.page_nulls = 0;
+        Ok(())
+    }
+
+    /// Snappy of `self.page`, in a buffer of its own size.
+    fn compress_page(&mut self) -> Result<Bytes> {
+        self.compressed
+            .resize(snap::raw::max_compress_len(self.page.len()), 0);
+        let length = self
+            .compressor
+            .compress(&self.page, &mut self.compressed)
+            .map_err(|err| ParquetError::External(Box::new(err)))?;
+        Ok(Bytes::copy_from_slice(&self.compressed[..length]))
+    }
+
+    /// Writes the dictionary page (its values join the statistics) and goes on with plain
+    /// pages, after closing the page of indices being filled.
+    fn fall_back(&mut self) -> Result<()> {
+        self.flush_page()?;
+        self.write_dictionary()
+    }
+
+    fn write_dictionary(&mut self) -> Result<()> {
+        let Some(dictionary) = self.dictionary.take() else {
+            return Ok(());
+        };
+        for value in dictionary.values() {
+            widen(&mut self.min, &mut self.max, value);
+        }
+        self.page.clear();
+        self.page.extend_from_slice(&dictionary.page);
+        let buf = self.compress_page()?;
+        self.dictionary_page = Some(CompressedPage::new(
+            Page::DictionaryPage {
+                buf,
+                num_values: dictionary.len() as u32,
+                encoding: Encoding::PLAIN,
+                is_sorted: false,
+            },
+            dictionary.page.len(),
+        ));
+        Ok(())
+    }
+
+    /// Closes the chunk: its bytes (the dictionary page first, then the data pages) and what
+    /// the row group records of it, with offsets from the start of those bytes.
+    pub(crate) fn close(mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.flush_page()?;
+        self.write_dictionary()?;
+        let mut encodings = vec![Encoding::RLE];
+        let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();
+        let mut sink = TrackedWrite::new(Vec::with_capacity(self.memory_size() + 4096));
+        let mut specs: Vec<PageWriteSpec> = Vec::with_capacity(self.pages.len() + 1);
+        let mut dictionary_offset = None;
+        {
+            let mut writer = SerializedPageWriter::new(&mut sink);
+            for page in self.dictionary_page.take().into_iter().chain(self.pages) {
+                let (page_type, encoding) = (page.page_type(), page.encoding());
+                encodings.push(encoding);
+                match encoding_stats.last_mut() {
+                    Some(last) if last.page_type == page_type && last.encoding == encoding => {
+                        last.count += 1;
+                    }
+                    _ => encoding_stats.push(PageEncodingStats {
+                        page_type,
+                        encoding,
+                        count: 1,
+                    }),
+                }
+                let spec = writer.write_page(page)?;
+                if page_type == PageType::DICTIONARY_PAGE {
+                    dictionary_offset = Some(spec.offset as i64);
+                }
+                specs.push(spec);
+            }
+            writer.close()?;
+        }
+        let bytes = Bytes::from(sink.into_inner()?);
+        let data_offset = specs
+            .iter()
+            .find(|spec| spec.page_type != PageType::DICTIONARY_PAGE)
+            .map_or(0, |spec| spec.offset as i64);
+        let compressed: u64 = specs.iter().map(|spec| spec.compressed_size as u64).sum();
+        let uncompressed: u64 = specs.iter().map(|spec| spec.uncompressed_size as u64).sum();
+        let written: u64 = specs.iter().map(|spec| spec.bytes_written).sum();
+        let statistics = match (self.min.take(), self.max.take()) {
+            (Some(min), Some(max)) => {
+                let (min, min_cut) = truncate_min(min);
+                let (max, max_cut) = truncate_max(max);
+                ValueStatistics::new(
+                    Some(ByteArray::from(min)),
+                    Some(ByteArray::from(max)),
+                    None,
+                    Some(self.nulls),
+                    false,
+                )
+                .with_min_is_exact(!min_cut)
+                .with_max_is_exact(!max_cut)
+            }
+            _ => ValueStatistics::new(None, None, None, Some(self.nulls), false),
+        };
+        let histogram = (self.max_def > 0).then(|| LevelHistogram::from(self.histogram));
+        let metadata = ColumnChunkMetaData::builder(self.descr)
+            .set_compression(Compression::SNAPPY)
+            .set_encodings_mask(EncodingMask::new_from_encodings(encodings.iter()))
+            .set_page_encoding_stats(encoding_stats)
+            .set_total_compressed_size(compressed as i64)
+            .set_total_uncompressed_size(uncompressed as i64)
+            .set_num_values(self.rows as i64)
+            .set_data_page_offset(data_offset)
+            .set_dictionary_page_offset(dictionary_offset)
+            .set_statistics(Statistics::ByteArray(statistics))
+            .set_unencoded_byte_array_data_bytes(Some(self.text_bytes))
+            .set_repetition_level_histogram(None)
+            .set_definition_level_histogram(histogram)
+            .build()?;
+        Ok((
+            bytes,
+            ColumnCloseResult {
+                bytes_written: written,
+                rows_written: self.rows,
+                metadata,
+                bloom_filter: None,
+                column_index: None,
+                offset_index: None,
+            },
+        ))
+    }
+}
+
+/// Widens `min`..`max` to take in `value`.
+fn widen(min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value: &[u8]) {
+    match min {
+        Some(min) if min.as_slice() <= value => {}
+        Some(min) => {
+            min.clear();
+            min.extend_from_slice(value);
+        }
+        None => *min = Some(value.to_vec()),
+    }
+    match max {
+        Some(max) if max.as_slice() >= value => {}
+        Some(max) => {
+            max.clear();
+            max.extend_from_slice(value);
+        }
+        None => *max = Some(value.to_vec()),
+    }
+}
+
+/// A chunk's dictionary: its page's plain bytes (each value's length, `u32` little-endian,
+/// then its bytes), where each value starts in them, and a table of the values by hash.
+#[derive(Default)]
+struct Dictionary {
+    page: Vec<u8>,
+    entries: Vec<(u32, u32)>,
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// The index of the last value interned: runs of one value skip the table.
+    last: Option<u32>,
+}
+
+impl Dictionary {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn entry(page: &[u8], (start, length): (u32, u32)) -> &[u8] {
+        &page[start as usize..(start + length) as usize]
+    }
+
+    fn values(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries
+            .iter()
+            .map(|&entry| Self::entry(&self.page, entry))
+    }
+
+    /// The index of `value`, added when new.
+    fn intern(&mut self, value: &[u8]) -> u32 {
+        if let Some(last) = self.last
+            && Self::entry(&self.page, self.entries[last as usize]) == value
+        {
+            return last;
+        }
+        let hash = self.hasher.hash_one(value);
+        let (page, entries) = (&self.page, &self.entries);
+        let index = match self.table.find(hash, |&index| {
+            Self::entry(page, entries[index as usize]) == value
+        }) {
+            Some(&index) => index,
+            None => {
+                let index = self.entries.len() as u32;
+                self.page
+                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                let start = self.page.len() as u32;
+                self.page.extend_from_slice(value);
+                self.entries.push((start, value.len() as u32));
+                let (page, entries, hasher) = (&self.page, &self.entries, &self.hasher);
+                self.table.insert_unique(hash, index, |&index| {
+                    hasher.hash_one(Self::entry(page, entries[index as usize]))
+                });
+                index
+            }
+        };
+        self.last = Some(index);
+        index
+    }
+}
+
+/// The bits that hold every value up to `max`.
+fn bit_width(max: u64) -> usize {
+    (64 - max.leading_zeros()) as usize
+}
+
+/// Appends `values` in Parquet's RLE / bit-packed hybrid encoding at `width` bits each
+/// (definition levels, dictionary indices): runs of at least eight equal values as RLE runs,
+/// the rest bit-packed in groups of eight, at most 63 groups a run; only the last group is
+/// padded.
+fn encode_hybrid<T: Copy + Into<u32> + PartialEq>(values: &[T], width: usize, out: &mut Vec<u8>) {
+    // Values waiting to be bit-packed, from `pending` to `at`.
+    let mut pending = 0;
+    let mut at = 0;
+    while at < values.len() {
+        let value = values[at];
+        let mut run = 1;
+        while at + run < values.len() && values[at + run] == value {
+            run += 1;
+        }
+        // A run long enough for RLE once the waiting values are made whole groups of eight.
+        let fill = (8 - (at - pending) % 8) % 8;
+        if run >= fill + 8 {
+            let packed_end = at + fill;
+            bit_pack(&values[pending..packed_end], width, out);
+            let length = run - fill;
+            encode_run(value.into(), length, width, out);
+            at = packed_end + length;
+            pending = at;
+        } else {
+            at += run;
+        }
+    }
+    bit_pack(&values[pending..], width, out);
+}
+
+/// Appends an RLE run of `length` times `value` at `width` bits.
+fn encode_run(value: u32, length: usize, width: usize, out: &mut Vec<u8>) {
+    put_varint(out, (length as u64) << 1);
+    out.extend_from_slice(&value.to_le_bytes()[..width.div_ceil(8)]);
+}
+
+/// Bit-packs `values` in runs of at most 63 groups of eight, padding the last group.
+fn bit_pack<T: Copy + Into<u32>>(values: &[T], width: usize, out: &mut Vec<u8>) {
+    for run in values.chunks(63 * 8) {
+        let groups = run.len().div_ceil(8);
+        put_varint(out, ((groups as u64) << 1) | 1);
+        let mut bits = 0u64;
+        let mut count = 0;
+        for index in 0..groups * 8 {
+            let value: u32 = run.get(index).map_or(0, |&value| value.into());
+            bits |= u64::from(value) << count;
+            count += width;
+            while count >= 8 {
+                out.push(bits as u8);
+                bits >>= 8;
+                count -= 8;
+            }
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A min statistic cut to [`STATISTICS_BYTES`] at a character boundary, and whether it was.
+fn truncate_min(value: Vec<u8>) -> (Vec<u8>, bool) {
+    if value.len() <= STATISTICS_BYTES {
+        return (value, false);
+    }
+    let Ok(text) = std::str::from_utf8(&value) else {
+        return (value[..STATISTICS_BYTES].to_vec(), true);
+    };
+    match (1..=STATISTICS_BYTES).rfind(|&end| text.is_char_boundary(end)) {
+        Some(end) => (value[..end].to_vec(), true),
+        None => (value, false),
+    }
+}
+
+/// A max statistic cut to [`STATISTICS_BYTES`] at a character boundary with its last
+/// character incremented (so that it stays an upper bound), and whether it was.
+fn truncate_max(value: Vec<u8>) -> (Vec<u8>, bool) {
+    if value.len() <= STATISTICS_BYTES {
+        return (value, false);
+    }
+    let cut = match std::str::from_utf8(&value) {
+        Ok(text) => (STATISTICS_BYTES.saturating_sub(3)..=STATISTICS_BYTES)
+            .rfind(|&end| text.is_char_boundary(end))
+            .and_then(|end| increment_last_char(&text[..end])),
+        Err(_) => increment_bytes(value[..STATISTICS_BYTES].to_vec()),
+    };
+    match cut {
+        Some(cut) => (cut, true),
+        None => (value, false),
+    }
+}
+
+/// `text` with its last character that can be incremented without growing in bytes
+/// incremented, and cut after it.
+fn increment_last_char(text: &str) -> Option<Vec<u8>> {
+    text.char_indices().rev().find_map(|(start, character)| {
+        let next = char::from_u32(character as u32 + 1)?;
+        (next.len_utf8() == character.len_utf8()).then(|| {
+            let mut bytes = text.as_bytes()[..start + character.len_utf8()].to_vec();
+            next.encode_utf8(&mut bytes[start..]);
+            bytes
+        })
+    })
+}
+
+/// `bytes` plus one, as a big-endian number of its length; `None` when all are 0xff.
+fn increment_bytes(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+    for byte in bytes.iter_mut().rev() {
+        let (next, overflow) = byte.overflowing_add(1);
+        *byte = next;
+        if !overflow {
+            return Some(bytes);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
