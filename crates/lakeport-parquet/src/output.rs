@@ -933,7 +933,7 @@ impl Drop for BatchStage {
 
 /// Which leaves of a part Lakeport encodes itself, and how many leaves each column has.
 pub(crate) struct LeafPlan {
-    /// By leaf: the path of a text leaf outside lists ([`text`]), `None` for the crate's.
+    /// By leaf: the path of a text leaf Lakeport encodes ([`text`]), `None` for the crate's.
     text: Vec<Option<TextPath>>,
     /// By column of the batch: its leaves, in order.
     field_leaves: Vec<usize>,
@@ -960,7 +960,7 @@ impl LeafPlan {
 }
 
 /// A leaf's column writer for one row group: the crate's, or Lakeport's for text leaves
-/// outside lists.
+/// (under structs, or the elements of a list or a map of texts).
 pub(crate) enum LeafWriter {
     Arrow(Box<ArrowColumnWriter>),
     Text(Box<TextLeaf>),

@@ -1,14 +1,18 @@
-//! Lakeport's own encoder for the text leaves outside lists (`Utf8` columns under nothing
-//! but structs), the columns the parquet crate's writer spent most of its time on: it
-//! interned every value through a general hash table, compared every value twice for the
-//! chunk's min and max, and grew its page buffers from nothing for each page.
+//! Lakeport's own encoder for text leaves: `Utf8` columns under nothing but structs, and the
+//! elements of a list of texts or the keys and values of a map of texts (under structs),
+//! the columns the parquet crate's writer spent most of its time on: it interned every
+//! value through a general hash table, compared every value twice for the chunk's min and
+//! max, computed every leaf's levels through its general level builder, and grew its page
+//! buffers from nothing for each page.
 //!
 //! A leaf is written as the crate writes it with Lakeport's settings (data pages v1, Snappy,
 //! a dictionary until its plain bytes reach [`DICTIONARY_PAGE_BYTES`], then plain pages;
-//! statistics per chunk, truncated to 64 bytes), and checked against the crate's output in
-//! `tests.rs`. What differs is how: the dictionary remembers the last value it saw and
-//! hashes with foldhash, a dictionary-encoded chunk's min and max are those of its distinct
-//! values (found once, when the dictionary is written), and pages are compressed from
+//! statistics per chunk, truncated to 64 bytes; level histograms), and checked against the
+//! crate's output in `tests.rs`. What differs is how: the dictionary remembers the last
+//! value it saw and hashes with foldhash, a dictionary-encoded chunk's min and max are those
+//! of its distinct values (found once, when the dictionary is written), a plain page's are
+//! positions in the page until it is closed, a leaf under structs keeps its definition
+//! levels only from the first row that is not defined, and pages are compressed from
 //! buffers kept for the whole chunk.
 
 use std::hash::BuildHasher;
@@ -35,32 +39,67 @@ const DATA_PAGE_ROWS: usize = 20_000;
 /// The bytes a min or max statistic keeps (the crate's default, which Lakeport keeps).
 const STATISTICS_BYTES: usize = 64;
 
-/// Where a text leaf sits in a record batch: at each level from the batch's column down to
-/// the leaf, the child's index and whether the field is nullable (adds a definition level).
-pub(crate) type TextPath = Vec<(usize, bool)>;
+/// Where a text leaf sits in a record batch.
+#[derive(Clone, Debug)]
+pub(crate) struct TextPath {
+    /// At each level from the batch's column down, the child's index and whether the field
+    /// is nullable (adds a definition level): down to the leaf, or to the list or map that
+    /// holds it.
+    steps: Vec<(usize, bool)>,
+    /// For a leaf in a list or a map, where it is in them.
+    repeated: Option<Repeated>,
+}
 
-/// The path of `descr` in `schema` when it is a text leaf outside lists, whose definition
-/// levels are its nullable ancestors and itself; `None` for any other leaf.
+/// A text leaf in a list (its elements) or a map (its keys or its values).
+#[derive(Clone, Copy, Debug)]
+struct Repeated {
+    /// The child of the map's entries (0 the keys, 1 the values); `None` for a list.
+    entry: Option<usize>,
+}
+
+/// The path of `descr` in `schema` when it is a text leaf under nothing but structs, or
+/// the elements of a list of texts or the keys or values of a map of texts (under structs);
+/// `None` for any other leaf, and when the levels would not be those of the file's schema.
 pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<TextPath> {
-    if descr.max_rep_level() != 0 || descr.physical_type() != Physical::BYTE_ARRAY {
+    if descr.max_rep_level() > 1 || descr.physical_type() != Physical::BYTE_ARRAY {
         return None;
     }
     let parts = descr.path().parts();
     let mut fields = schema.fields();
     let mut steps = Vec::with_capacity(parts.len());
     let mut levels = 0i16;
+    let mut repeated = None;
     for (depth, name) in parts.iter().enumerate() {
         let (index, field) = fields.find(name)?;
         steps.push((index, field.is_nullable()));
         levels += i16::from(field.is_nullable());
-        let last = depth + 1 == parts.len();
+        let left = parts.len() - depth - 1;
         match field.data_type() {
-            DataType::Struct(children) if !last => fields = children,
-            DataType::Utf8 if last => {}
+            DataType::Struct(children) if left > 0 => fields = children,
+            DataType::Utf8 if left == 0 => break,
+            DataType::List(element) if left == 2 && element.data_type() == &DataType::Utf8 => {
+                levels += 1 + i16::from(element.is_nullable());
+                repeated = Some(Repeated { entry: None });
+                break;
+            }
+            DataType::Map(entries, _) if left == 2 => {
+                let DataType::Struct(children) = entries.data_type() else {
+                    return None;
+                };
+                let (entry, element) = children.find(&parts[parts.len() - 1])?;
+                if element.data_type() != &DataType::Utf8 || children.len() != 2 {
+                    return None;
+                }
+                levels += 1 + i16::from(element.is_nullable());
+                repeated = Some(Repeated { entry: Some(entry) });
+                break;
+            }
             _ => return None,
         }
     }
-    (levels == descr.max_def_level()).then_some(steps)
+    let rep = i16::from(repeated.is_some());
+    (levels == descr.max_def_level() && rep == descr.max_rep_level())
+        .then_some(TextPath { steps, repeated })
 }
 
 /// The column writer of one text leaf for one row group.
@@ -68,9 +107,10 @@ pub(crate) struct TextLeaf {
     descr: ColumnDescPtr,
     path: TextPath,
     max_def: i16,
-    /// The page being filled: its definition levels (when the leaf has any), its dictionary
-    /// indices or plain values, and its rows.
+    /// The page being filled: its definition levels (when the leaf has any) and repetition
+    /// levels (in a list or map), its dictionary indices or plain values, and its rows.
     levels: Vec<u8>,
+    reps: Vec<u8>,
     indices: Vec<u32>,
     plain: Vec<u8>,
     /// The smallest and largest plain value of the page, where they are in `plain`.
@@ -92,7 +132,11 @@ pub(crate) struct TextLeaf {
     nulls: u64,
     text_bytes: i64,
     histogram: Vec<i64>,
+    rep_histogram: [i64; 2],
     rows: u64,
+    /// Level entries written (rows, in a list or map the elements, or one for an empty or
+    /// null one).
+    entries: u64,
     /// Scratch: the batch's levels, an uncompressed page and its compressed bytes.
     batch_levels: Vec<u8>,
     page: Vec<u8>,
@@ -108,6 +152,7 @@ impl TextLeaf {
             path,
             max_def,
             levels: Vec::new(),
+            reps: Vec::new(),
             indices: Vec::new(),
             plain: Vec::new(),
             page_min: None,
@@ -123,7 +168,9 @@ impl TextLeaf {
             nulls: 0,
             text_bytes: 0,
             histogram: vec![0; max_def as usize + 1],
+            rep_histogram: [0; 2],
             rows: 0,
+            entries: 0,
             batch_levels: Vec::new(),
             page: Vec::new(),
             compressed: Vec::new(),
@@ -135,6 +182,7 @@ impl TextLeaf {
     pub(crate) fn memory_size(&self) -> usize {
         self.page_bytes
             + self.levels.len()
+            + self.reps.len()
             + self.indices.len() * 4
             + self.plain.len()
             + self
@@ -154,7 +202,7 @@ impl TextLeaf {
         let mut any_null = false;
         let mut column: Option<&dyn Array> = None;
         self.batch_levels.clear();
-        for &(index, nullable) in &self.path {
+        for &(index, nullable) in &self.path.steps {
             let array: &dyn Array = match column {
                 None => batch.columns().get(index).map(|array| array.as_ref()),
                 Some(parent) => parent
@@ -189,11 +237,21 @@ impl TextLeaf {
             }
             column = Some(array);
         }
+        if let Some(repeated) = self.path.repeated {
+            let array =
+                column.ok_or_else(|| ParquetError::General("a text leaf has no path".into()))?;
+            return self.write_repeated(repeated, array, any_null, levels_before);
+        }
         let strings = column
             .and_then(|array| array.as_any().downcast_ref::<StringArray>())
             .ok_or_else(|| ParquetError::General("a text leaf is not a string array".into()))?;
         let (offsets, data) = (strings.value_offsets(), strings.value_data());
         let max = self.max_def as u8;
+        // A batch where the leaf is missing from every row in the same way (a sparse
+        // schema's untouched fields): its rows' levels in bulk.
+        if let Some(level) = uniform(&self.batch_levels).filter(|&level| any_null && level < max) {
+            return self.bulk(level, rows);
+        }
         for row in 0..rows {
             let level = if any_null {
                 self.batch_levels[row]
@@ -218,6 +276,121 @@ impl TextLeaf {
         Ok(())
     }
 
+    /// The rows of a leaf in a list or map (`array`), whose own level (its ancestors' and its
+    /// own nullability) is `levels_before` when defined, or `batch_levels` says where it is not.
+    fn write_repeated(
+        &mut self,
+        repeated: Repeated,
+        array: &dyn Array,
+        any_null: bool,
+        levels_before: u8,
+    ) -> Result<()> {
+        let missing = || ParquetError::General("a text leaf's list or map does not match".into());
+        let (offsets, elements) = match repeated.entry {
+            None => {
+                let list = array.as_list_opt::<i32>().ok_or_else(missing)?;
+                (list.value_offsets(), list.values())
+            }
+            Some(entry) => {
+                let map = array.as_map_opt().ok_or_else(missing)?;
+                (
+                    map.value_offsets(),
+                    map.entries().columns().get(entry).ok_or_else(missing)?,
+                )
+            }
+        };
+        let strings = elements
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(missing)?;
+        let (texts, data) = (strings.value_offsets(), strings.value_data());
+        let element_nulls = strings.nulls().filter(|nulls| nulls.null_count() > 0);
+        let max = self.max_def as u8;
+        // Defined and not empty: one more level for the repetition.
+        let present = levels_before + 1;
+        let rows = offsets.len().saturating_sub(1);
+        // No element in the batch: one level a row, in bulk when they are all the same.
+        if offsets.first() == offsets.last() {
+            let level = if any_null {
+                uniform(&self.batch_levels)
+            } else {
+                Some(levels_before)
+            };
+            if let Some(level) = level {
+                return self.bulk(level, rows);
+            }
+        }
+        for row in 0..rows {
+            let level = if any_null {
+                self.batch_levels[row]
+            } else {
+                levels_before
+            };
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            if level < levels_before || start == end {
+                self.entry(level, 0);
+            } else {
+                for element in start..end {
+                    let rep = u8::from(element > start);
+                    if element_nulls.is_some_and(|nulls| nulls.is_null(element)) {
+                        self.entry(present, rep);
+                    } else {
+                        self.entry(max, rep);
+                        let (from, to) = (texts[element] as usize, texts[element + 1] as usize);
+                        self.value(&data[from..to]);
+                    }
+                }
+            }
+            self.page_rows += 1;
+            if self.page_rows >= DATA_PAGE_ROWS
+                || self.plain.len() >= DATA_PAGE_BYTES
+                || self.dictionary_full()
+            {
+                self.cut()?;
+            }
+        }
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// `rows` rows below the full level, each `level` (and, in a list or map, one entry
+    /// starting a row), page by page.
+    fn bulk(&mut self, level: u8, rows: usize) -> Result<()> {
+        let max = self.max_def as u8;
+        let mut left = rows;
+        while left > 0 {
+            let take = DATA_PAGE_ROWS.saturating_sub(self.page_rows).clamp(1, left);
+            if self.path.repeated.is_some() {
+                self.levels.resize(self.levels.len() + take, level);
+                self.reps.resize(self.reps.len() + take, 0);
+            } else {
+                self.levels.resize(self.page_rows, max);
+                self.levels.resize(self.page_rows + take, level);
+                self.page_nulls += take;
+                self.histogram[level as usize] += take as i64;
+            }
+            self.nulls += take as u64;
+            self.page_rows += take;
+            left -= take;
+            if self.page_rows >= DATA_PAGE_ROWS {
+                self.cut()?;
+            }
+        }
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// A level entry of a leaf in a list or map; those below the full level are nulls.
+    #[inline(always)]
+    fn entry(&mut self, level: u8, rep: u8) {
+        self.levels.push(level);
+        self.reps.push(rep);
+        if level < self.max_def as u8 {
+            self.nulls += 1;
+        }
+    }
+
+    #[inline(always)]
     fn value(&mut self, value: &[u8]) {
         self.text_bytes += value.len() as i64;
         match &mut self.dictionary {
@@ -290,22 +463,40 @@ impl TextLeaf {
             widen(&mut self.min, &mut self.max, &self.plain[start..end]);
         }
         self.page.clear();
-        if self.max_def > 0 {
+        let entries = if self.path.repeated.is_some() {
+            self.levels.len()
+        } else {
+            self.page_rows
+        };
+        if self.path.repeated.is_some() {
+            self.page.extend_from_slice(&[0; 4]);
+            encode_hybrid(&self.reps, 1, &mut self.page);
+            let length = (self.page.len() - 4) as u32;
+            self.page[..4].copy_from_slice(&length.to_le_bytes());
+            for &rep in &self.reps {
+                self.rep_histogram[rep as usize] += 1;
+            }
+            for &level in &self.levels {
+                self.histogram[level as usize] += 1;
+            }
+        } else if self.max_def > 0 {
             let defined = (self.page_rows - self.page_nulls) as i64;
             self.histogram[self.max_def as usize] += defined;
+        }
+        if self.max_def > 0 {
             let width = bit_width(self.max_def as u64);
             let start = self.page.len();
             self.page.extend_from_slice(&[0; 4]);
             if self.levels.is_empty() {
-                encode_run(self.max_def as u32, self.page_rows, width, &mut self.page);
+                encode_run(self.max_def as u32, entries, width, &mut self.page);
             } else {
-                self.levels.resize(self.page_rows, self.max_def as u8);
+                self.levels.resize(entries, self.max_def as u8);
                 encode_hybrid(&self.levels, width, &mut self.page);
             }
             let length = (self.page.len() - start - 4) as u32;
             self.page[start..start + 4].copy_from_slice(&length.to_le_bytes());
         } else {
-            self.histogram[0] += self.page_rows as i64;
+            self.histogram[0] += entries as i64;
         }
         let encoding = match &self.dictionary {
             Some(dictionary) => {
@@ -324,7 +515,7 @@ impl TextLeaf {
         self.pages.push(CompressedPage::new(
             Page::DataPage {
                 buf,
-                num_values: self.page_rows as u32,
+                num_values: entries as u32,
                 encoding,
                 def_level_encoding: Encoding::RLE,
                 rep_level_encoding: Encoding::RLE,
@@ -332,7 +523,9 @@ impl TextLeaf {
             },
             self.page.len(),
         ));
+        self.entries += entries as u64;
         self.levels.clear();
+        self.reps.clear();
         self.indices.clear();
         self.plain.clear();
         self.page_rows = 0;
@@ -444,12 +637,16 @@ impl TextLeaf {
             .set_page_encoding_stats(encoding_stats)
             .set_total_compressed_size(compressed as i64)
             .set_total_uncompressed_size(uncompressed as i64)
-            .set_num_values(self.rows as i64)
+            .set_num_values(self.entries as i64)
             .set_data_page_offset(data_offset)
             .set_dictionary_page_offset(dictionary_offset)
             .set_statistics(Statistics::ByteArray(statistics))
             .set_unencoded_byte_array_data_bytes(Some(self.text_bytes))
-            .set_repetition_level_histogram(None)
+            .set_repetition_level_histogram(
+                self.path
+                    .repeated
+                    .map(|_| LevelHistogram::from(self.rep_histogram.to_vec())),
+            )
             .set_definition_level_histogram(histogram)
             .build()?;
         Ok((
@@ -514,6 +711,7 @@ impl Dictionary {
     }
 
     /// The index of `value`, added when new.
+    #[inline(always)]
     fn intern(&mut self, value: &[u8]) -> u32 {
         if let Some(last) = self.last
             && Self::entry(&self.page, self.entries[last as usize]) == value
@@ -543,6 +741,12 @@ impl Dictionary {
         self.last = Some(index);
         index
     }
+}
+
+/// The value every element of `values` has, if they are not empty and all the same.
+fn uniform(values: &[u8]) -> Option<u8> {
+    let first = *values.first()?;
+    values.iter().all(|&value| value == first).then_some(first)
 }
 
 /// The bits that hold every value up to `max`.

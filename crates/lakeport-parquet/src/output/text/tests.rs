@@ -8,8 +8,8 @@ use std::fs::File;
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    builder::{ListBuilder, StringBuilder},
+    Array, ArrayRef, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    builder::{Int64Builder, ListBuilder, MapBuilder, StringBuilder},
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
@@ -43,6 +43,7 @@ fn schema() -> SchemaRef {
         Field::new("inner", DataType::Struct(inner), true),
         Field::new("n", DataType::Int64, true),
         Field::new("kept", DataType::Utf8, false),
+        Field::new("attributes", attributes_type(), true),
     ]);
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
@@ -54,7 +55,25 @@ fn schema() -> SchemaRef {
             true,
         ),
         Field::new("empty", DataType::Utf8, true),
+        Field::new(
+            "numbers",
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+            true,
+        ),
+        Field::new(
+            "codes",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+            false,
+        ),
     ]))
+}
+
+/// A map of texts to texts, whose values may be null.
+fn attributes_type() -> DataType {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+        .finish()
+        .data_type()
+        .clone()
 }
 
 /// Texts longer than the 64 bytes statistics keep, some with characters of 2 to 4 bytes
@@ -101,6 +120,21 @@ fn batch(schema: &SchemaRef, rng: &mut Rng, first: usize, rows: usize) -> Record
     let kept: StringArray = (0..rows)
         .map(|_| Some(format!("k{}", rng.below(300))))
         .collect();
+    let mut attributes = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for _ in 0..rows {
+        for key in 0..rng.below(4) {
+            attributes.keys().append_value(format!("key{key}"));
+            match rng.below(6) {
+                0 => attributes.values().append_null(),
+                1 => attributes.values().append_value(long_text(rng)),
+                _ => attributes
+                    .values()
+                    .append_value(tiers[rng.below(5) as usize]),
+            }
+        }
+        attributes.append(rng.below(8) != 0).unwrap();
+    }
+    let attributes = attributes.finish();
     let outer_valid: Vec<bool> = (0..rows).map(|_| rng.below(11) != 0).collect();
     let DataType::Struct(outer_fields) = schema.field(2).data_type().clone() else {
         unreachable!()
@@ -112,6 +146,7 @@ fn batch(schema: &SchemaRef, rng: &mut Rng, first: usize, rows: usize) -> Record
             Arc::new(inner),
             Arc::new(n),
             Arc::new(kept),
+            Arc::new(attributes),
         ],
         Some(NullBuffer::from(outer_valid)),
     );
@@ -120,7 +155,26 @@ fn batch(schema: &SchemaRef, rng: &mut Rng, first: usize, rows: usize) -> Record
         for _ in 0..rng.below(3) {
             tags.values().append_value(tiers[rng.below(5) as usize]);
         }
+        if rng.below(9) == 0 {
+            tags.values().append_null();
+        }
         tags.append(rng.below(5) != 0);
+    }
+    let mut numbers = ListBuilder::new(Int64Builder::new());
+    let mut codes = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Utf8,
+        false,
+    )));
+    for _ in 0..rows {
+        for _ in 0..rng.below(3) {
+            numbers.values().append_value(rng.next() as i64);
+        }
+        numbers.append(rng.below(4) != 0);
+        for _ in 0..rng.below(4) {
+            codes.values().append_value(format!("c{}", rng.below(40)));
+        }
+        codes.append(true);
     }
     let tags: ListArray = tags.finish();
     let empty = StringArray::from(vec![None::<&str>; rows]);
@@ -132,9 +186,56 @@ fn batch(schema: &SchemaRef, rng: &mut Rng, first: usize, rows: usize) -> Record
             Arc::new(s),
             Arc::new(tags),
             Arc::new(empty),
+            Arc::new(numbers.finish()),
+            Arc::new(codes.finish()),
         ],
     )
     .unwrap()
+}
+
+/// Every third batch from the second has no `s` and no `tags` in any row; every third from
+/// the third has empty `tags` and `codes` lists and no `s.attributes`: whole batches of
+/// missing leaves, as sparse schemas send them.
+fn sparse(batch: RecordBatch, index: usize) -> RecordBatch {
+    let rows = batch.num_rows();
+    let mut columns = batch.columns().to_vec();
+    let empty_list = |column: &ArrayRef| -> ArrayRef {
+        let list = column.as_any().downcast_ref::<ListArray>().unwrap();
+        let DataType::List(field) = list.data_type().clone() else {
+            unreachable!()
+        };
+        Arc::new(ListArray::new(
+            field,
+            arrow_buffer::OffsetBuffer::new_zeroed(rows),
+            list.values().slice(0, 0),
+            None,
+        ))
+    };
+    match index % 3 {
+        1 => {
+            let s = columns[2].as_any().downcast_ref::<StructArray>().unwrap();
+            columns[2] = Arc::new(StructArray::new(
+                s.fields().clone(),
+                s.columns().to_vec(),
+                Some(NullBuffer::new_null(rows)),
+            ));
+            columns[3] = arrow_array::new_null_array(columns[3].data_type(), rows);
+        }
+        2 => {
+            columns[3] = empty_list(&columns[3]);
+            columns[6] = empty_list(&columns[6]);
+            let s = columns[2].as_any().downcast_ref::<StructArray>().unwrap();
+            let mut children = s.columns().to_vec();
+            children[4] = arrow_array::new_null_array(children[4].data_type(), rows);
+            columns[2] = Arc::new(StructArray::new(
+                s.fields().clone(),
+                children,
+                s.nulls().cloned(),
+            ));
+        }
+        _ => {}
+    }
+    RecordBatch::try_new(batch.schema(), columns).unwrap()
 }
 
 fn read_all(path: &std::path::Path) -> (Vec<RecordBatch>, Arc<ParquetMetaData>) {
@@ -186,9 +287,11 @@ fn compare(threads: usize, rows: usize, batch_rows: usize, rows_per_row_group: u
     .unwrap();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut first = 0;
+    let mut index = 0;
     while first < rows {
         let take = batch_rows.min(rows - first);
-        let batch = batch(&schema, &mut rng, first, take);
+        let batch = sparse(batch(&schema, &mut rng, first, take), index);
+        index += 1;
         parts.write(&batch).unwrap();
         reference.write(&batch).unwrap();
         first += take;
@@ -234,8 +337,9 @@ fn compare(threads: usize, rows: usize, batch_rows: usize, rows_per_row_group: u
             }
         }
     }
-    // id, constant, s.a, s.inner.b, s.kept and empty, in every row group.
-    assert_eq!(own, 6 * our_metadata.num_row_groups());
+    // id, constant, s.a, s.inner.b, s.kept, s.attributes' keys and values, tags, empty and
+    // codes, in every row group.
+    assert_eq!(own, 10 * our_metadata.num_row_groups());
 }
 
 #[test]
@@ -268,7 +372,18 @@ fn only_text_leaves_outside_lists_are_planned() {
         .collect();
     assert_eq!(
         planned,
-        ["id", "constant", "s.a", "s.inner.b", "s.kept", "empty"]
+        [
+            "id",
+            "constant",
+            "s.a",
+            "s.inner.b",
+            "s.kept",
+            "s.attributes.entries.keys",
+            "s.attributes.entries.values",
+            "tags.list.item",
+            "empty",
+            "codes.list.item"
+        ]
     );
 }
 
