@@ -75,8 +75,9 @@ impl RowBuilder {
     ) -> Result<Offered, serde_json::Error> {
         let rows = self.columns.rows();
         // Most rows are read once, straight from their text; the others are parsed onto
-        // the tape and walked there.
-        if let Ok(text) = std::str::from_utf8(text) {
+        // the tape and walked there. The text's UTF-8 is checked with SIMD (the standard
+        // library's check took 1.8% of the instructions of a JSON Lines batch).
+        if let Ok(text) = simdutf8::basic::from_utf8(text) {
             match self.walker.text_row(
                 validator.root(),
                 &mut self.columns.root,
