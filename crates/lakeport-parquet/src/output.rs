@@ -22,9 +22,9 @@ use serde_json::Value;
 use crate::error::WriteError;
 use crate::reuse::CopyGroup;
 
-mod text;
+mod own;
 
-use text::{TextLeaf, TextPath, text_path};
+use own::{OwnLeaf, OwnPath, own_path};
 
 /// One file written under the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ struct OpenPart {
     relative_path: String,
     writer: SerializedFileWriter<BufWriter<File>>,
     factory: ArrowRowGroupWriterFactory,
-    /// Which leaves Lakeport encodes itself (see [`text`]).
+    /// Which leaves Lakeport encodes itself (see [`own`]).
     plan: LeafPlan,
     /// The column writers of the row group being written, and its rows so far.
     group: Option<(Vec<LeafWriter>, usize)>,
@@ -496,9 +496,9 @@ impl OpenPart {
                 .map(|(leaf, writer)| {
                     let copied =
                         encoded.is_some_and(|encoded| !encoded.get(leaf).copied().unwrap_or(true));
-                    match self.plan.text.get(leaf).cloned().flatten() {
+                    match self.plan.own.get(leaf).cloned().flatten() {
                         Some(path) if !copied => {
-                            LeafWriter::Text(Box::new(TextLeaf::new(schema.column(leaf), path)))
+                            LeafWriter::Own(Box::new(OwnLeaf::new(schema.column(leaf), path)))
                         }
                         _ => LeafWriter::Arrow(Box::new(writer)),
                     }
@@ -652,13 +652,13 @@ fn encode(
         .zip(&plan.field_leaves)
     {
         let own = (first..first + count)
-            .all(|leaf| matches!(writers.get(leaf), Some(LeafWriter::Text(_))));
+            .all(|leaf| matches!(writers.get(leaf), Some(LeafWriter::Own(_))));
         if own {
             leaves.extend((0..count).map(|_| LeafValues::Batch(batch.clone())));
         } else {
             for (leaf, values) in (first..).zip(compute_leaves(field, column)?) {
                 leaves.push(match writers.get(leaf) {
-                    Some(LeafWriter::Text(_)) => LeafValues::Batch(batch.clone()),
+                    Some(LeafWriter::Own(_)) => LeafValues::Batch(batch.clone()),
                     _ => LeafValues::Arrow(values),
                 });
             }
@@ -933,16 +933,16 @@ impl Drop for BatchStage {
 
 /// Which leaves of a part Lakeport encodes itself, and how many leaves each column has.
 pub(crate) struct LeafPlan {
-    /// By leaf: the path of a text leaf Lakeport encodes ([`text`]), `None` for the crate's.
-    text: Vec<Option<TextPath>>,
+    /// By leaf: the path of a leaf Lakeport encodes ([`own`]), `None` for the crate's.
+    own: Vec<Option<OwnPath>>,
     /// By column of the batch: its leaves, in order.
     field_leaves: Vec<usize>,
 }
 
 impl LeafPlan {
     fn new(schema: &arrow_schema::Schema, descriptor: &SchemaDescriptor) -> Self {
-        let text = (0..descriptor.num_columns())
-            .map(|leaf| text_path(schema, descriptor.column(leaf).as_ref()))
+        let own = (0..descriptor.num_columns())
+            .map(|leaf| own_path(schema, descriptor.column(leaf).as_ref()))
             .collect();
         let field_leaves = schema
             .fields()
@@ -955,15 +955,16 @@ impl LeafPlan {
                     .count()
             })
             .collect();
-        Self { text, field_leaves }
+        Self { own, field_leaves }
     }
 }
 
-/// A leaf's column writer for one row group: the crate's, or Lakeport's for text leaves
-/// (under structs, or the elements of a list or a map of texts).
+/// A leaf's column writer for one row group: the crate's, or Lakeport's for the leaves of
+/// texts, integers, dates, timestamps and doubles under structs, or the elements of a list
+/// or a map of them (see [`own`]).
 pub(crate) enum LeafWriter {
     Arrow(Box<ArrowColumnWriter>),
-    Text(Box<TextLeaf>),
+    Own(Box<OwnLeaf>),
 }
 
 /// What a leaf's writer is given of a record batch: the crate's leaf, or the batch itself.
@@ -976,7 +977,7 @@ impl LeafWriter {
     pub(crate) fn write(&mut self, values: &LeafValues) -> Result<(), ParquetError> {
         match (self, values) {
             (Self::Arrow(writer), LeafValues::Arrow(leaf)) => writer.write(leaf),
-            (Self::Text(writer), LeafValues::Batch(batch)) => writer.write(batch),
+            (Self::Own(writer), LeafValues::Batch(batch)) => writer.write(batch),
             _ => Err(ParquetError::General(
                 "a leaf's values do not match its writer".to_owned(),
             )),
@@ -987,7 +988,7 @@ impl LeafWriter {
     pub(crate) fn write_leaf(&mut self, leaf: &ArrowLeafColumn) -> Result<(), ParquetError> {
         match self {
             Self::Arrow(writer) => writer.write(leaf),
-            Self::Text(_) => Err(ParquetError::General(
+            Self::Own(_) => Err(ParquetError::General(
                 "a copied leaf has no writer of the crate".to_owned(),
             )),
         }
@@ -996,7 +997,7 @@ impl LeafWriter {
     fn memory_size(&self) -> usize {
         match self {
             Self::Arrow(writer) => writer.memory_size(),
-            Self::Text(writer) => writer.memory_size(),
+            Self::Own(writer) => writer.memory_size(),
         }
     }
 
@@ -1007,7 +1008,7 @@ impl LeafWriter {
     ) -> Result<(), ParquetError> {
         match self {
             Self::Arrow(writer) => writer.close()?.append_to_row_group(row_group),
-            Self::Text(writer) => {
+            Self::Own(writer) => {
                 let (bytes, close) = writer.close()?;
                 row_group.append_column(&bytes, close)
             }

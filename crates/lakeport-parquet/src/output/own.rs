@@ -1,24 +1,31 @@
-//! Lakeport's own encoder for text leaves: `Utf8` columns under nothing but structs, and the
-//! elements of a list of texts or the keys and values of a map of texts (under structs),
-//! the columns the parquet crate's writer spent most of its time on: it interned every
+//! Lakeport's own encoder for most leaves: texts (`Utf8`), integers and dates (`Int32`,
+//! `Date32`, `Int64`, timestamps of milliseconds to nanoseconds) and doubles, under nothing
+//! but structs, or as the elements of a list or the keys and values of a map (under
+//! structs). These were where the parquet crate's writer spent its time: it interned every
 //! value through a general hash table, compared every value twice for the chunk's min and
 //! max, computed every leaf's levels through its general level builder, and grew its page
-//! buffers from nothing for each page.
+//! buffers from nothing for each page. Booleans, lists of structs and deeper nesting stay
+//! with the crate.
 //!
 //! A leaf is written as the crate writes it with Lakeport's settings (data pages v1, Snappy,
 //! a dictionary until its plain bytes reach [`DICTIONARY_PAGE_BYTES`], then plain pages;
-//! statistics per chunk, truncated to 64 bytes; level histograms), and checked against the
-//! crate's output in `tests.rs`. What differs is how: the dictionary remembers the last
-//! value it saw and hashes with foldhash, a dictionary-encoded chunk's min and max are those
-//! of its distinct values (found once, when the dictionary is written), a plain page's are
-//! positions in the page until it is closed, a leaf under structs keeps its definition
-//! levels only from the first row that is not defined, and pages are compressed from
-//! buffers kept for the whole chunk.
+//! statistics per chunk, texts' truncated to 64 bytes, a double's zero min as -0.0 and zero
+//! max as +0.0, NaN left out; level histograms), and checked against the crate's output in
+//! `tests.rs`. What differs is how: the dictionary remembers the last value it saw and
+//! hashes with foldhash, a dictionary-encoded chunk's min and max are those of its distinct
+//! values (found once, when the dictionary is written), a plain page's are positions in the
+//! page until it is closed, a leaf under structs keeps its definition levels only from the
+//! first row that is not defined, a leaf missing from a whole batch is written in bulk, and
+//! pages are compressed from buffers kept for the whole chunk.
 
 use std::hash::BuildHasher;
 
-use arrow_array::{Array, RecordBatch, StringArray, cast::AsArray};
-use arrow_schema::{DataType, Schema};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType,
+};
+use arrow_array::{Array, ArrowPrimitiveType, RecordBatch, StringArray, cast::AsArray};
+use arrow_schema::{DataType, Schema, TimeUnit};
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType, Type as Physical};
@@ -39,29 +46,145 @@ const DATA_PAGE_ROWS: usize = 20_000;
 /// The bytes a min or max statistic keeps (the crate's default, which Lakeport keeps).
 const STATISTICS_BYTES: usize = 64;
 
-/// Where a text leaf sits in a record batch.
+/// Where a leaf Lakeport encodes sits in a record batch, and what its values are.
 #[derive(Clone, Debug)]
-pub(crate) struct TextPath {
+pub(crate) struct OwnPath {
     /// At each level from the batch's column down, the child's index and whether the field
     /// is nullable (adds a definition level): down to the leaf, or to the list or map that
     /// holds it.
     steps: Vec<(usize, bool)>,
     /// For a leaf in a list or a map, where it is in them.
     repeated: Option<Repeated>,
+    /// What its values are.
+    kind: Kind,
 }
 
-/// A text leaf in a list (its elements) or a map (its keys or its values).
+/// The values of a leaf Lakeport encodes: texts, or integers or doubles stored as they are
+/// in Arrow (dates as days, timestamps in their unit), little-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Int32,
+    Int64,
+    Double,
+}
+
+impl Kind {
+    /// The kind of an Arrow type the crate writes without converting its values.
+    fn of(data_type: &DataType) -> Option<Self> {
+        match data_type {
+            DataType::Utf8 => Some(Self::Text),
+            DataType::Int32 | DataType::Date32 => Some(Self::Int32),
+            DataType::Int64
+            | DataType::Timestamp(
+                TimeUnit::Millisecond | TimeUnit::Microsecond | TimeUnit::Nanosecond,
+                _,
+            ) => Some(Self::Int64),
+            DataType::Float64 => Some(Self::Double),
+            _ => None,
+        }
+    }
+
+    fn physical(self) -> Physical {
+        match self {
+            Self::Text => Physical::BYTE_ARRAY,
+            Self::Int32 => Physical::INT32,
+            Self::Int64 => Physical::INT64,
+            Self::Double => Physical::DOUBLE,
+        }
+    }
+
+    /// Whether `a` sorts before `b` (both values of this kind, not NaN).
+    #[inline(always)]
+    fn less(self, a: &[u8], b: &[u8]) -> bool {
+        match self {
+            Self::Text => a < b,
+            Self::Int32 => int32(a) < int32(b),
+            Self::Int64 => int64(a) < int64(b),
+            Self::Double => double(a) < double(b),
+        }
+    }
+
+    /// Whether a value takes part in the statistics (a NaN does not).
+    #[inline(always)]
+    fn ordered(self, value: &[u8]) -> bool {
+        self != Self::Double || !double(value).is_nan()
+    }
+}
+
+fn int32(bytes: &[u8]) -> i32 {
+    i32::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+fn int64(bytes: &[u8]) -> i64 {
+    i64::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+fn double(bytes: &[u8]) -> f64 {
+    f64::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+/// A leaf's values in a record batch, each as the bytes its plain encoding holds.
+enum Values<'a> {
+    Text { offsets: &'a [i32], data: &'a [u8] },
+    Fixed { bytes: &'a [u8], width: usize },
+}
+
+impl<'a> Values<'a> {
+    fn of(kind: Kind, array: &'a dyn Array) -> Option<Self> {
+        fn fixed<T: ArrowPrimitiveType>(array: &dyn Array) -> Option<&[u8]> {
+            Some(array.as_primitive_opt::<T>()?.values().inner().as_slice())
+        }
+        let bytes = match (kind, array.data_type()) {
+            (Kind::Text, _) => {
+                let strings = array.as_any().downcast_ref::<StringArray>()?;
+                return Some(Self::Text {
+                    offsets: strings.value_offsets(),
+                    data: strings.value_data(),
+                });
+            }
+            (_, DataType::Int32) => fixed::<Int32Type>(array)?,
+            (_, DataType::Date32) => fixed::<Date32Type>(array)?,
+            (_, DataType::Int64) => fixed::<Int64Type>(array)?,
+            (_, DataType::Timestamp(TimeUnit::Millisecond, _)) => {
+                fixed::<TimestampMillisecondType>(array)?
+            }
+            (_, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+                fixed::<TimestampMicrosecondType>(array)?
+            }
+            (_, DataType::Timestamp(TimeUnit::Nanosecond, _)) => {
+                fixed::<TimestampNanosecondType>(array)?
+            }
+            (_, DataType::Float64) => fixed::<Float64Type>(array)?,
+            _ => return None,
+        };
+        let width = if kind == Kind::Int32 { 4 } else { 8 };
+        Some(Self::Fixed { bytes, width })
+    }
+
+    #[inline(always)]
+    fn get(&self, index: usize) -> &'a [u8] {
+        match *self {
+            Self::Text { offsets, data } => {
+                &data[offsets[index] as usize..offsets[index + 1] as usize]
+            }
+            Self::Fixed { bytes, width } => &bytes[index * width..(index + 1) * width],
+        }
+    }
+}
+
+/// A leaf in a list (its elements) or a map (its keys or its values).
 #[derive(Clone, Copy, Debug)]
 struct Repeated {
     /// The child of the map's entries (0 the keys, 1 the values); `None` for a list.
     entry: Option<usize>,
 }
 
-/// The path of `descr` in `schema` when it is a text leaf under nothing but structs, or
-/// the elements of a list of texts or the keys or values of a map of texts (under structs);
+/// The path of `descr` in `schema` when it is a leaf of a [`Kind`] under nothing but
+/// structs, or the elements of a list or the keys or values of a map of them (under structs);
 /// `None` for any other leaf, and when the levels would not be those of the file's schema.
-pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<TextPath> {
-    if descr.max_rep_level() > 1 || descr.physical_type() != Physical::BYTE_ARRAY {
+pub(crate) fn own_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<OwnPath> {
+    if descr.max_rep_level() > 1 {
         return None;
     }
     let parts = descr.path().parts();
@@ -69,6 +192,7 @@ pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<Tex
     let mut steps = Vec::with_capacity(parts.len());
     let mut levels = 0i16;
     let mut repeated = None;
+    let mut kind = None;
     for (depth, name) in parts.iter().enumerate() {
         let (index, field) = fields.find(name)?;
         steps.push((index, field.is_nullable()));
@@ -76,8 +200,12 @@ pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<Tex
         let left = parts.len() - depth - 1;
         match field.data_type() {
             DataType::Struct(children) if left > 0 => fields = children,
-            DataType::Utf8 if left == 0 => break,
-            DataType::List(element) if left == 2 && element.data_type() == &DataType::Utf8 => {
+            leaf if left == 0 => {
+                kind = Kind::of(leaf);
+                break;
+            }
+            DataType::List(element) if left == 2 => {
+                kind = Kind::of(element.data_type());
                 levels += 1 + i16::from(element.is_nullable());
                 repeated = Some(Repeated { entry: None });
                 break;
@@ -87,9 +215,10 @@ pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<Tex
                     return None;
                 };
                 let (entry, element) = children.find(&parts[parts.len() - 1])?;
-                if element.data_type() != &DataType::Utf8 || children.len() != 2 {
+                if children.len() != 2 {
                     return None;
                 }
+                kind = Kind::of(element.data_type());
                 levels += 1 + i16::from(element.is_nullable());
                 repeated = Some(Repeated { entry: Some(entry) });
                 break;
@@ -97,15 +226,19 @@ pub(crate) fn text_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<Tex
             _ => return None,
         }
     }
+    let kind = kind.filter(|kind| kind.physical() == descr.physical_type())?;
     let rep = i16::from(repeated.is_some());
-    (levels == descr.max_def_level() && rep == descr.max_rep_level())
-        .then_some(TextPath { steps, repeated })
+    (levels == descr.max_def_level() && rep == descr.max_rep_level()).then_some(OwnPath {
+        steps,
+        repeated,
+        kind,
+    })
 }
 
-/// The column writer of one text leaf for one row group.
-pub(crate) struct TextLeaf {
+/// The column writer of one leaf Lakeport encodes, for one row group.
+pub(crate) struct OwnLeaf {
     descr: ColumnDescPtr,
-    path: TextPath,
+    path: OwnPath,
     max_def: i16,
     /// The page being filled: its definition levels (when the leaf has any) and repetition
     /// levels (in a list or map), its dictionary indices or plain values, and its rows.
@@ -144,9 +277,10 @@ pub(crate) struct TextLeaf {
     compressor: snap::raw::Encoder,
 }
 
-impl TextLeaf {
-    pub(crate) fn new(descr: ColumnDescPtr, path: TextPath) -> Self {
+impl OwnLeaf {
+    pub(crate) fn new(descr: ColumnDescPtr, path: OwnPath) -> Self {
         let max_def = descr.max_def_level();
+        let prefixed = path.kind == Kind::Text;
         Self {
             descr,
             path,
@@ -159,7 +293,7 @@ impl TextLeaf {
             page_max: None,
             page_rows: 0,
             page_nulls: 0,
-            dictionary: Some(Dictionary::default()),
+            dictionary: Some(Dictionary::new(prefixed)),
             dictionary_page: None,
             pages: Vec::new(),
             page_bytes: 0,
@@ -210,7 +344,7 @@ impl TextLeaf {
                     .and_then(|parent| parent.columns().get(index))
                     .map(|array| array.as_ref()),
             }
-            .ok_or_else(|| ParquetError::General("a text leaf is missing from a batch".into()))?;
+            .ok_or_else(|| ParquetError::General("a leaf is missing from a batch".into()))?;
             if nullable {
                 match array.nulls().filter(|nulls| nulls.null_count() > 0) {
                     Some(nulls) => {
@@ -238,14 +372,12 @@ impl TextLeaf {
             column = Some(array);
         }
         if let Some(repeated) = self.path.repeated {
-            let array =
-                column.ok_or_else(|| ParquetError::General("a text leaf has no path".into()))?;
+            let array = column.ok_or_else(|| ParquetError::General("a leaf has no path".into()))?;
             return self.write_repeated(repeated, array, any_null, levels_before);
         }
-        let strings = column
-            .and_then(|array| array.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| ParquetError::General("a text leaf is not a string array".into()))?;
-        let (offsets, data) = (strings.value_offsets(), strings.value_data());
+        let values = column
+            .and_then(|array| Values::of(self.path.kind, array))
+            .ok_or_else(|| ParquetError::General("a leaf's values are not its type".into()))?;
         let max = self.max_def as u8;
         // A batch where the leaf is missing from every row in the same way (a sparse
         // schema's untouched fields): its rows' levels in bulk.
@@ -259,8 +391,7 @@ impl TextLeaf {
                 max
             };
             if level == max {
-                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-                self.value(&data[start..end]);
+                self.value(values.get(row));
             } else {
                 self.null(level);
             }
@@ -285,7 +416,7 @@ impl TextLeaf {
         any_null: bool,
         levels_before: u8,
     ) -> Result<()> {
-        let missing = || ParquetError::General("a text leaf's list or map does not match".into());
+        let missing = || ParquetError::General("a leaf's list or map does not match".into());
         let (offsets, elements) = match repeated.entry {
             None => {
                 let list = array.as_list_opt::<i32>().ok_or_else(missing)?;
@@ -299,12 +430,8 @@ impl TextLeaf {
                 )
             }
         };
-        let strings = elements
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(missing)?;
-        let (texts, data) = (strings.value_offsets(), strings.value_data());
-        let element_nulls = strings.nulls().filter(|nulls| nulls.null_count() > 0);
+        let values = Values::of(self.path.kind, elements.as_ref()).ok_or_else(missing)?;
+        let element_nulls = elements.nulls().filter(|nulls| nulls.null_count() > 0);
         let max = self.max_def as u8;
         // Defined and not empty: one more level for the repetition.
         let present = levels_before + 1;
@@ -336,8 +463,7 @@ impl TextLeaf {
                         self.entry(present, rep);
                     } else {
                         self.entry(max, rep);
-                        let (from, to) = (texts[element] as usize, texts[element + 1] as usize);
-                        self.value(&data[from..to]);
+                        self.value(values.get(element));
                     }
                 }
             }
@@ -392,20 +518,28 @@ impl TextLeaf {
 
     #[inline(always)]
     fn value(&mut self, value: &[u8]) {
-        self.text_bytes += value.len() as i64;
+        let kind = self.path.kind;
+        if kind == Kind::Text {
+            self.text_bytes += value.len() as i64;
+        }
         match &mut self.dictionary {
             Some(dictionary) => self.indices.push(dictionary.intern(value)),
             None => {
-                self.plain
-                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                if kind == Kind::Text {
+                    self.plain
+                        .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                }
                 let here = (self.plain.len(), self.plain.len() + value.len());
                 self.plain.extend_from_slice(value);
+                if !kind.ordered(value) {
+                    return;
+                }
                 match self.page_min {
-                    Some((start, end)) if &self.plain[start..end] <= value => {}
+                    Some((start, end)) if !kind.less(value, &self.plain[start..end]) => {}
                     _ => self.page_min = Some(here),
                 }
                 match self.page_max {
-                    Some((start, end)) if &self.plain[start..end] >= value => {}
+                    Some((start, end)) if !kind.less(&self.plain[start..end], value) => {}
                     _ => self.page_max = Some(here),
                 }
             }
@@ -460,7 +594,12 @@ impl TextLeaf {
             .into_iter()
             .flatten()
         {
-            widen(&mut self.min, &mut self.max, &self.plain[start..end]);
+            widen(
+                self.path.kind,
+                &mut self.min,
+                &mut self.max,
+                &self.plain[start..end],
+            );
         }
         self.page.clear();
         let entries = if self.path.repeated.is_some() {
@@ -556,7 +695,7 @@ impl TextLeaf {
             return Ok(());
         };
         for value in dictionary.values() {
-            widen(&mut self.min, &mut self.max, value);
+            widen(self.path.kind, &mut self.min, &mut self.max, value);
         }
         self.page.clear();
         self.page.extend_from_slice(&dictionary.page);
@@ -614,22 +753,7 @@ impl TextLeaf {
         let compressed: u64 = specs.iter().map(|spec| spec.compressed_size as u64).sum();
         let uncompressed: u64 = specs.iter().map(|spec| spec.uncompressed_size as u64).sum();
         let written: u64 = specs.iter().map(|spec| spec.bytes_written).sum();
-        let statistics = match (self.min.take(), self.max.take()) {
-            (Some(min), Some(max)) => {
-                let (min, min_cut) = truncate_min(min);
-                let (max, max_cut) = truncate_max(max);
-                ValueStatistics::new(
-                    Some(ByteArray::from(min)),
-                    Some(ByteArray::from(max)),
-                    None,
-                    Some(self.nulls),
-                    false,
-                )
-                .with_min_is_exact(!min_cut)
-                .with_max_is_exact(!max_cut)
-            }
-            _ => ValueStatistics::new(None, None, None, Some(self.nulls), false),
-        };
+        let statistics = statistics(self.path.kind, self.min.take(), self.max.take(), self.nulls);
         let histogram = (self.max_def > 0).then(|| LevelHistogram::from(self.histogram));
         let metadata = ColumnChunkMetaData::builder(self.descr)
             .set_compression(Compression::SNAPPY)
@@ -640,8 +764,10 @@ impl TextLeaf {
             .set_num_values(self.entries as i64)
             .set_data_page_offset(data_offset)
             .set_dictionary_page_offset(dictionary_offset)
-            .set_statistics(Statistics::ByteArray(statistics))
-            .set_unencoded_byte_array_data_bytes(Some(self.text_bytes))
+            .set_statistics(statistics)
+            .set_unencoded_byte_array_data_bytes(
+                (self.path.kind == Kind::Text).then_some(self.text_bytes),
+            )
             .set_repetition_level_histogram(
                 self.path
                     .repeated
@@ -663,10 +789,99 @@ impl TextLeaf {
     }
 }
 
+/// The chunk's statistics as the crate writes them: texts' min and max truncated, signed
+/// types' also in the deprecated fields, a double's zero min as -0.0 and zero max as +0.0.
+fn statistics(kind: Kind, min: Option<Vec<u8>>, max: Option<Vec<u8>>, nulls: u64) -> Statistics {
+    let (min, max) = match (min, max) {
+        (Some(min), Some(max)) => (min, max),
+        _ => {
+            return match kind {
+                Kind::Text => Statistics::ByteArray(ValueStatistics::new(
+                    None,
+                    None,
+                    None,
+                    Some(nulls),
+                    false,
+                )),
+                Kind::Int32 => Statistics::Int32(signed(ValueStatistics::new(
+                    None,
+                    None,
+                    None,
+                    Some(nulls),
+                    false,
+                ))),
+                Kind::Int64 => Statistics::Int64(signed(ValueStatistics::new(
+                    None,
+                    None,
+                    None,
+                    Some(nulls),
+                    false,
+                ))),
+                Kind::Double => Statistics::Double(signed(ValueStatistics::new(
+                    None,
+                    None,
+                    None,
+                    Some(nulls),
+                    false,
+                ))),
+            };
+        }
+    };
+    match kind {
+        Kind::Text => {
+            let (min, min_cut) = truncate_min(min);
+            let (max, max_cut) = truncate_max(max);
+            Statistics::ByteArray(
+                ValueStatistics::new(
+                    Some(ByteArray::from(min)),
+                    Some(ByteArray::from(max)),
+                    None,
+                    Some(nulls),
+                    false,
+                )
+                .with_min_is_exact(!min_cut)
+                .with_max_is_exact(!max_cut),
+            )
+        }
+        Kind::Int32 => Statistics::Int32(signed(ValueStatistics::new(
+            Some(int32(&min)),
+            Some(int32(&max)),
+            None,
+            Some(nulls),
+            false,
+        ))),
+        Kind::Int64 => Statistics::Int64(signed(ValueStatistics::new(
+            Some(int64(&min)),
+            Some(int64(&max)),
+            None,
+            Some(nulls),
+            false,
+        ))),
+        Kind::Double => {
+            let zero = |value: f64, zero: f64| if value == 0.0 { zero } else { value };
+            Statistics::Double(signed(ValueStatistics::new(
+                Some(zero(double(&min), -0.0)),
+                Some(zero(double(&max), 0.0)),
+                None,
+                Some(nulls),
+                false,
+            )))
+        }
+    }
+}
+
+/// Statistics of a type with a signed sort order: also written to the deprecated fields.
+fn signed<T>(statistics: ValueStatistics<T>) -> ValueStatistics<T> {
+    statistics.with_backwards_compatible_min_max(true)
+}
+
 /// Widens `min`..`max` to take in `value`.
-fn widen(min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value: &[u8]) {
+fn widen(kind: Kind, min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value: &[u8]) {
+    if !kind.ordered(value) {
+        return;
+    }
     match min {
-        Some(min) if min.as_slice() <= value => {}
+        Some(min) if !kind.less(value, min) => {}
         Some(min) => {
             min.clear();
             min.extend_from_slice(value);
@@ -674,7 +889,7 @@ fn widen(min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value: &[u8]) {
         None => *min = Some(value.to_vec()),
     }
     match max {
-        Some(max) if max.as_slice() >= value => {}
+        Some(max) if !kind.less(max, value) => {}
         Some(max) => {
             max.clear();
             max.extend_from_slice(value);
@@ -685,8 +900,9 @@ fn widen(min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value: &[u8]) {
 
 /// A chunk's dictionary: its page's plain bytes (each value's length, `u32` little-endian,
 /// then its bytes), where each value starts in them, and a table of the values by hash.
-#[derive(Default)]
 struct Dictionary {
+    /// Whether each value's length precedes it (texts).
+    prefixed: bool,
     page: Vec<u8>,
     entries: Vec<(u32, u32)>,
     table: HashTable<u32>,
@@ -696,6 +912,17 @@ struct Dictionary {
 }
 
 impl Dictionary {
+    fn new(prefixed: bool) -> Self {
+        Self {
+            prefixed,
+            page: Vec::new(),
+            entries: Vec::new(),
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            last: None,
+        }
+    }
+
     fn len(&self) -> usize {
         self.entries.len()
     }
@@ -726,8 +953,10 @@ impl Dictionary {
             Some(&index) => index,
             None => {
                 let index = self.entries.len() as u32;
-                self.page
-                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                if self.prefixed {
+                    self.page
+                        .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                }
                 let start = self.page.len() as u32;
                 self.page.extend_from_slice(value);
                 self.entries.push((start, value.len() as u32));
