@@ -110,6 +110,62 @@ impl Kind {
     fn ordered(self, value: &[u8]) -> bool {
         self != Self::Double || !double(value).is_nan()
     }
+
+    /// [`less`](Self::less) of two fixed-width values as their little-endian bits.
+    #[inline(always)]
+    fn less_key(self, a: u64, b: u64) -> bool {
+        match self {
+            Self::Int32 => (a as u32 as i32) < (b as u32 as i32),
+            Self::Double => f64::from_bits(a) < f64::from_bits(b),
+            _ => (a as i64) < (b as i64),
+        }
+    }
+
+    /// [`ordered`](Self::ordered) of a fixed-width value as its bits.
+    #[inline(always)]
+    fn ordered_key(self, key: u64) -> bool {
+        self != Self::Double || !f64::from_bits(key).is_nan()
+    }
+
+    /// The bytes of a fixed-width value.
+    fn width(self) -> usize {
+        if self == Self::Int32 { 4 } else { 8 }
+    }
+}
+
+/// A leaf's values in a record batch, appended one at a time (one implementation per kind
+/// of storage, so that the loops over rows are compiled for each).
+trait Source {
+    fn put(&self, leaf: &mut OwnLeaf, index: usize);
+}
+
+/// Texts: their offsets and bytes.
+struct Texts<'a> {
+    offsets: &'a [i32],
+    data: &'a [u8],
+}
+
+impl Source for Texts<'_> {
+    #[inline(always)]
+    fn put(&self, leaf: &mut OwnLeaf, index: usize) {
+        let (start, end) = (
+            self.offsets[index] as usize,
+            self.offsets[index + 1] as usize,
+        );
+        leaf.value(&self.data[start..end]);
+    }
+}
+
+/// Fixed-width values of `W` bytes, little-endian.
+struct Fixed<'a, const W: usize>(&'a [u8]);
+
+impl<const W: usize> Source for Fixed<'_, W> {
+    #[inline(always)]
+    fn put(&self, leaf: &mut OwnLeaf, index: usize) {
+        let mut key = [0u8; 8];
+        key[..W].copy_from_slice(&self.0[index * W..index * W + W]);
+        leaf.fixed_value(u64::from_le_bytes(key));
+    }
 }
 
 fn int32(bytes: &[u8]) -> i32 {
@@ -160,16 +216,6 @@ impl<'a> Values<'a> {
         };
         let width = if kind == Kind::Int32 { 4 } else { 8 };
         Some(Self::Fixed { bytes, width })
-    }
-
-    #[inline(always)]
-    fn get(&self, index: usize) -> &'a [u8] {
-        match *self {
-            Self::Text { offsets, data } => {
-                &data[offsets[index] as usize..offsets[index + 1] as usize]
-            }
-            Self::Fixed { bytes, width } => &bytes[index * width..(index + 1) * width],
-        }
     }
 }
 
@@ -235,6 +281,16 @@ pub(crate) fn own_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<OwnP
     })
 }
 
+/// The lists or maps of a leaf in a record batch: their offsets, their elements' nulls,
+/// and the levels of the rows (in `batch_levels` when `any_null`, else all `levels_before`).
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    offsets: &'a [i32],
+    element_nulls: Option<&'a arrow_buffer::NullBuffer>,
+    any_null: bool,
+    levels_before: u8,
+}
+
 /// The column writer of one leaf Lakeport encodes, for one row group.
 pub(crate) struct OwnLeaf {
     descr: ColumnDescPtr,
@@ -249,6 +305,9 @@ pub(crate) struct OwnLeaf {
     /// The smallest and largest plain value of the page, where they are in `plain`.
     page_min: Option<(usize, usize)>,
     page_max: Option<(usize, usize)>,
+    /// The same for fixed-width values, as their bits.
+    page_min_key: Option<u64>,
+    page_max_key: Option<u64>,
     page_rows: usize,
     page_nulls: usize,
     /// The chunk's dictionary, until the chunk falls back to plain pages.
@@ -291,6 +350,8 @@ impl OwnLeaf {
             plain: Vec::new(),
             page_min: None,
             page_max: None,
+            page_min_key: None,
+            page_max_key: None,
             page_rows: 0,
             page_nulls: 0,
             dictionary: Some(Dictionary::new(prefixed)),
@@ -384,6 +445,16 @@ impl OwnLeaf {
         if let Some(level) = uniform(&self.batch_levels).filter(|&level| any_null && level < max) {
             return self.bulk(level, rows);
         }
+        match values {
+            Values::Text { offsets, data } => self.rows(&Texts { offsets, data }, rows, any_null),
+            Values::Fixed { bytes, width: 4 } => self.rows(&Fixed::<4>(bytes), rows, any_null),
+            Values::Fixed { bytes, .. } => self.rows(&Fixed::<8>(bytes), rows, any_null),
+        }
+    }
+
+    /// The rows of a leaf under structs, whose levels are in `batch_levels` when `any_null`.
+    fn rows<S: Source>(&mut self, values: &S, rows: usize, any_null: bool) -> Result<()> {
+        let max = self.max_def as u8;
         for row in 0..rows {
             let level = if any_null {
                 self.batch_levels[row]
@@ -391,7 +462,7 @@ impl OwnLeaf {
                 max
             };
             if level == max {
-                self.value(values.get(row));
+                values.put(self, row);
             } else {
                 self.null(level);
             }
@@ -432,9 +503,6 @@ impl OwnLeaf {
         };
         let values = Values::of(self.path.kind, elements.as_ref()).ok_or_else(missing)?;
         let element_nulls = elements.nulls().filter(|nulls| nulls.null_count() > 0);
-        let max = self.max_def as u8;
-        // Defined and not empty: one more level for the repetition.
-        let present = levels_before + 1;
         let rows = offsets.len().saturating_sub(1);
         // No element in the batch: one level a row, in bulk when they are all the same.
         if offsets.first() == offsets.last() {
@@ -447,6 +515,31 @@ impl OwnLeaf {
                 return self.bulk(level, rows);
             }
         }
+        let shape = Shape {
+            offsets,
+            element_nulls,
+            any_null,
+            levels_before,
+        };
+        match values {
+            Values::Text { offsets, data } => self.entries_of(&Texts { offsets, data }, &shape),
+            Values::Fixed { bytes, width: 4 } => self.entries_of(&Fixed::<4>(bytes), &shape),
+            Values::Fixed { bytes, .. } => self.entries_of(&Fixed::<8>(bytes), &shape),
+        }
+    }
+
+    /// The rows of a leaf in a list or map of the given `shape`.
+    fn entries_of<S: Source>(&mut self, values: &S, shape: &Shape<'_>) -> Result<()> {
+        let Shape {
+            offsets,
+            element_nulls,
+            any_null,
+            levels_before,
+        } = *shape;
+        let max = self.max_def as u8;
+        // Defined and not empty: one more level for the repetition.
+        let present = levels_before + 1;
+        let rows = offsets.len().saturating_sub(1);
         for row in 0..rows {
             let level = if any_null {
                 self.batch_levels[row]
@@ -463,7 +556,7 @@ impl OwnLeaf {
                         self.entry(present, rep);
                     } else {
                         self.entry(max, rep);
-                        self.value(values.get(element));
+                        values.put(self, element);
                     }
                 }
             }
@@ -546,6 +639,29 @@ impl OwnLeaf {
         }
     }
 
+    /// A fixed-width value, as its little-endian bits.
+    #[inline(always)]
+    fn fixed_value(&mut self, key: u64) {
+        let kind = self.path.kind;
+        match &mut self.dictionary {
+            Some(dictionary) => self.indices.push(dictionary.intern_key(key, kind)),
+            None => {
+                put_key(&mut self.plain, key, kind);
+                if !kind.ordered_key(key) {
+                    return;
+                }
+                match self.page_min_key {
+                    Some(min) if !kind.less_key(key, min) => {}
+                    _ => self.page_min_key = Some(key),
+                }
+                match self.page_max_key {
+                    Some(max) if !kind.less_key(max, key) => {}
+                    _ => self.page_max_key = Some(key),
+                }
+            }
+        }
+    }
+
     /// A row below the leaf's full definition level. The page's levels are kept only from
     /// its first such row on: until then, every row of the page is defined.
     fn null(&mut self, level: u8) {
@@ -599,6 +715,18 @@ impl OwnLeaf {
                 &mut self.min,
                 &mut self.max,
                 &self.plain[start..end],
+            );
+        }
+        let width = self.path.kind.width();
+        for key in [self.page_min_key.take(), self.page_max_key.take()]
+            .into_iter()
+            .flatten()
+        {
+            widen(
+                self.path.kind,
+                &mut self.min,
+                &mut self.max,
+                &key.to_le_bytes()[..width],
             );
         }
         self.page.clear();
@@ -909,6 +1037,9 @@ struct Dictionary {
     hasher: DefaultHashBuilder,
     /// The index of the last value interned: runs of one value skip the table.
     last: Option<u32>,
+    /// Fixed-width values: each entry's bits, and the last one interned with its index.
+    keys: Vec<u64>,
+    last_key: Option<(u64, u32)>,
 }
 
 impl Dictionary {
@@ -920,6 +1051,8 @@ impl Dictionary {
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             last: None,
+            keys: Vec::new(),
+            last_key: None,
         }
     }
 
@@ -935,6 +1068,34 @@ impl Dictionary {
         self.entries
             .iter()
             .map(|&entry| Self::entry(&self.page, entry))
+    }
+
+    /// The index of a fixed-width value (its bits), added when new.
+    #[inline(always)]
+    fn intern_key(&mut self, key: u64, kind: Kind) -> u32 {
+        if let Some((last, index)) = self.last_key
+            && last == key
+        {
+            return index;
+        }
+        let hash = self.hasher.hash_one(key);
+        let keys = &self.keys;
+        let index = match self.table.find(hash, |&index| keys[index as usize] == key) {
+            Some(&index) => index,
+            None => {
+                let index = self.keys.len() as u32;
+                let start = self.page.len() as u32;
+                put_key(&mut self.page, key, kind);
+                self.entries.push((start, kind.width() as u32));
+                self.keys.push(key);
+                let (keys, hasher) = (&self.keys, &self.hasher);
+                self.table
+                    .insert_unique(hash, index, |&index| hasher.hash_one(keys[index as usize]));
+                index
+            }
+        };
+        self.last_key = Some((key, index));
+        index
     }
 
     /// The index of `value`, added when new.
@@ -976,6 +1137,16 @@ impl Dictionary {
 fn uniform(values: &[u8]) -> Option<u8> {
     let first = *values.first()?;
     values.iter().all(|&value| value == first).then_some(first)
+}
+
+/// Appends a fixed-width value's plain bytes.
+#[inline(always)]
+fn put_key(out: &mut Vec<u8>, key: u64, kind: Kind) {
+    if kind == Kind::Int32 {
+        out.extend_from_slice(&(key as u32).to_le_bytes());
+    } else {
+        out.extend_from_slice(&key.to_le_bytes());
+    }
 }
 
 /// The bits that hold every value up to `max`.
