@@ -822,8 +822,41 @@ impl OwnLeaf {
         let Some(dictionary) = self.dictionary.take() else {
             return Ok(());
         };
-        for value in dictionary.values() {
-            widen(self.path.kind, &mut self.min, &mut self.max, value);
+        // The smallest and largest distinct value, then the chunk's statistics once.
+        let kind = self.path.kind;
+        let (mut lowest, mut highest): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        if dictionary.keys.is_empty() {
+            for value in dictionary.values() {
+                if !kind.ordered(value) {
+                    continue;
+                }
+                if lowest.is_none_or(|lowest| kind.less(value, lowest)) {
+                    lowest = Some(value);
+                }
+                if highest.is_none_or(|highest| kind.less(highest, value)) {
+                    highest = Some(value);
+                }
+            }
+        } else {
+            let (mut low, mut high): (Option<usize>, Option<usize>) = (None, None);
+            for (index, &key) in dictionary.keys.iter().enumerate() {
+                if !kind.ordered_key(key) {
+                    continue;
+                }
+                if low.is_none_or(|low| kind.less_key(key, dictionary.keys[low])) {
+                    low = Some(index);
+                }
+                if high.is_none_or(|high| kind.less_key(dictionary.keys[high], key)) {
+                    high = Some(index);
+                }
+            }
+            lowest =
+                low.map(|index| Dictionary::entry(&dictionary.page, dictionary.entries[index]));
+            highest =
+                high.map(|index| Dictionary::entry(&dictionary.page, dictionary.entries[index]));
+        }
+        for value in [lowest, highest].into_iter().flatten() {
+            widen(kind, &mut self.min, &mut self.max, value);
         }
         self.page.clear();
         self.page.extend_from_slice(&dictionary.page);
