@@ -98,7 +98,7 @@ impl Kind {
     #[inline(always)]
     fn less(self, a: &[u8], b: &[u8]) -> bool {
         match self {
-            Self::Text => a < b,
+            Self::Text => text_less(a, b),
             Self::Int32 => int32(a) < int32(b),
             Self::Int64 => int64(a) < int64(b),
             Self::Double => double(a) < double(b),
@@ -1135,14 +1135,14 @@ impl Dictionary {
     #[inline(always)]
     fn intern(&mut self, value: &[u8]) -> u32 {
         if let Some(last) = self.last
-            && Self::entry(&self.page, self.entries[last as usize]) == value
+            && same(Self::entry(&self.page, self.entries[last as usize]), value)
         {
             return last;
         }
         let hash = self.hasher.hash_one(value);
         let (page, entries) = (&self.page, &self.entries);
         let index = match self.table.find(hash, |&index| {
-            Self::entry(page, entries[index as usize]) == value
+            same(Self::entry(page, entries[index as usize]), value)
         }) {
             Some(&index) => index,
             None => {
@@ -1170,6 +1170,59 @@ impl Dictionary {
 fn uniform(values: &[u8]) -> Option<u8> {
     let first = *values.first()?;
     values.iter().all(|&value| value == first).then_some(first)
+}
+
+/// `a == b`, without a call to `memcmp` for the short texts most columns hold: up to 16
+/// bytes are compared as two overlapping words.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
+/// `a < b` as byte strings, eight bytes at a time as big-endian words while both have
+/// eight more, then byte by byte.
+#[inline(always)]
+fn text_less(a: &[u8], b: &[u8]) -> bool {
+    let common = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= common {
+        let (x, y) = (word(a, at).swap_bytes(), word(b, at).swap_bytes());
+        if x != y {
+            return x < y;
+        }
+        at += 8;
+    }
+    for (x, y) in a[at..common].iter().zip(&b[at..common]) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.len() < b.len()
+}
+
+/// The eight bytes of `bytes` from `at`, as a little-endian word.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The four bytes of `bytes` from `at`, as a little-endian word.
+#[inline(always)]
+fn half(bytes: &[u8], at: usize) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(half)
 }
 
 /// Appends a fixed-width value's plain bytes.

@@ -18,7 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 
-use super::{encode_hybrid, own_path};
+use super::{encode_hybrid, own_path, same, text_less};
 use crate::output::ParquetParts;
 
 /// A small xorshift generator: the same rows on every run.
@@ -500,5 +500,34 @@ proptest::proptest! {
         let mut bytes = Vec::new();
         encode_hybrid(&values, width, &mut bytes);
         proptest::prop_assert_eq!(decode_hybrid(&bytes, width, values.len()), values);
+    }
+}
+
+proptest::proptest! {
+    /// The word-wise comparisons of texts answer as the byte strings' own, for lengths
+    /// around every word boundary and a second text that differs from the first in one
+    /// byte anywhere, is cut or extended anywhere, or is unrelated.
+    #[test]
+    fn texts_compare_as_byte_strings(
+        a in proptest::collection::vec(0u8..4, 0..40),
+        edit in 0u8..4,
+        at in 0usize..40,
+        other in proptest::collection::vec(0u8..4, 0..40),
+    ) {
+        let mut b = a.clone();
+        match edit {
+            0 if !a.is_empty() => {
+                let at = at % a.len();
+                b[at] = b[at].wrapping_add(1 + other.first().copied().unwrap_or(0)) % 5;
+            }
+            1 => b.truncate(at),
+            2 => b.extend_from_slice(&other[..at.min(other.len())]),
+            _ => b = other,
+        }
+        proptest::prop_assert_eq!(same(&a, &b), a == b);
+        proptest::prop_assert!(same(&a, &a));
+        proptest::prop_assert_eq!(text_less(&a, &b), a < b);
+        proptest::prop_assert_eq!(text_less(&b, &a), b < a);
+        proptest::prop_assert!(!text_less(&a, &a));
     }
 }
