@@ -1241,30 +1241,26 @@ fn bit_width(max: u64) -> usize {
 }
 
 /// Appends `values` in Parquet's RLE / bit-packed hybrid encoding at `width` bits each
-/// (definition levels, dictionary indices): runs of at least eight equal values as RLE runs,
-/// the rest bit-packed in groups of eight, at most 63 groups a run; only the last group is
-/// padded.
+/// (definition and repetition levels, dictionary indices), group of eight by group of eight:
+/// a group of one value starts an RLE run that takes every equal value after it; the other
+/// groups are bit-packed, at most 63 groups a run; only the last group is padded.
 fn encode_hybrid<T: Copy + Into<u32> + PartialEq>(values: &[T], width: usize, out: &mut Vec<u8>) {
-    // Values waiting to be bit-packed, from `pending` to `at`.
+    // Values waiting to be bit-packed, from `pending` to `at` (whole groups).
     let mut pending = 0;
     let mut at = 0;
-    while at < values.len() {
+    while at + 8 <= values.len() {
         let value = values[at];
-        let mut run = 1;
-        while at + run < values.len() && values[at + run] == value {
-            run += 1;
-        }
-        // A run long enough for RLE once the waiting values are made whole groups of eight.
-        let fill = (8 - (at - pending) % 8) % 8;
-        if run >= fill + 8 {
-            let packed_end = at + fill;
-            bit_pack(&values[pending..packed_end], width, out);
-            let length = run - fill;
-            encode_run(value.into(), length, width, out);
-            at = packed_end + length;
-            pending = at;
+        if values[at + 1..at + 8].iter().all(|&other| other == value) {
+            let mut end = at + 8;
+            while end < values.len() && values[end] == value {
+                end += 1;
+            }
+            bit_pack(&values[pending..at], width, out);
+            encode_run(value.into(), end - at, width, out);
+            at = end;
+            pending = end;
         } else {
-            at += run;
+            at += 8;
         }
     }
     bit_pack(&values[pending..], width, out);
