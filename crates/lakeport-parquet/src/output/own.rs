@@ -59,14 +59,16 @@ pub(crate) struct OwnPath {
     kind: Kind,
 }
 
-/// The values of a leaf Lakeport encodes: texts, or integers or doubles stored as they are
-/// in Arrow (dates as days, timestamps in their unit), little-endian.
+/// The values of a leaf Lakeport encodes: texts, integers or doubles stored as they are in
+/// Arrow (dates as days, timestamps in their unit), little-endian, or booleans (bit-packed
+/// plain values, as the crate writes them: no dictionary).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Text,
     Int32,
     Int64,
     Double,
+    Boolean,
 }
 
 impl Kind {
@@ -81,6 +83,7 @@ impl Kind {
                 _,
             ) => Some(Self::Int64),
             DataType::Float64 => Some(Self::Double),
+            DataType::Boolean => Some(Self::Boolean),
             _ => None,
         }
     }
@@ -91,6 +94,7 @@ impl Kind {
             Self::Int32 => Physical::INT32,
             Self::Int64 => Physical::INT64,
             Self::Double => Physical::DOUBLE,
+            Self::Boolean => Physical::BOOLEAN,
         }
     }
 
@@ -102,6 +106,7 @@ impl Kind {
             Self::Int32 => int32(a) < int32(b),
             Self::Int64 => int64(a) < int64(b),
             Self::Double => double(a) < double(b),
+            Self::Boolean => a < b,
         }
     }
 
@@ -117,6 +122,7 @@ impl Kind {
         match self {
             Self::Int32 => (a as u32 as i32) < (b as u32 as i32),
             Self::Double => f64::from_bits(a) < f64::from_bits(b),
+            Self::Boolean => a < b,
             _ => (a as i64) < (b as i64),
         }
     }
@@ -127,9 +133,13 @@ impl Kind {
         self != Self::Double || !f64::from_bits(key).is_nan()
     }
 
-    /// The bytes of a fixed-width value.
+    /// The bytes of a fixed-width value (a boolean's statistics take one).
     fn width(self) -> usize {
-        if self == Self::Int32 { 4 } else { 8 }
+        match self {
+            Self::Boolean => 1,
+            Self::Int32 => 4,
+            _ => 8,
+        }
     }
 }
 
@@ -153,6 +163,16 @@ impl Source for Texts<'_> {
             self.offsets[index + 1] as usize,
         );
         leaf.value(&self.data[start..end]);
+    }
+}
+
+/// Booleans, one bit each.
+struct Bits<'a>(&'a arrow_buffer::BooleanBuffer);
+
+impl Source for Bits<'_> {
+    #[inline(always)]
+    fn put(&self, leaf: &mut OwnLeaf, index: usize) {
+        leaf.bit_value(self.0.value(index));
     }
 }
 
@@ -184,6 +204,7 @@ fn double(bytes: &[u8]) -> f64 {
 enum Values<'a> {
     Text { offsets: &'a [i32], data: &'a [u8] },
     Fixed { bytes: &'a [u8], width: usize },
+    Bits(&'a arrow_buffer::BooleanBuffer),
 }
 
 impl<'a> Values<'a> {
@@ -212,6 +233,9 @@ impl<'a> Values<'a> {
                 fixed::<TimestampNanosecondType>(array)?
             }
             (_, DataType::Float64) => fixed::<Float64Type>(array)?,
+            (Kind::Boolean, DataType::Boolean) => {
+                return Some(Self::Bits(array.as_boolean_opt()?.values()));
+            }
             _ => return None,
         };
         let width = if kind == Kind::Int32 { 4 } else { 8 };
@@ -308,6 +332,8 @@ pub(crate) struct OwnLeaf {
     /// The same for fixed-width values, as their bits.
     page_min_key: Option<u64>,
     page_max_key: Option<u64>,
+    /// The booleans in `plain`.
+    plain_bits: usize,
     page_rows: usize,
     page_nulls: usize,
     /// The chunk's dictionary, until the chunk falls back to plain pages.
@@ -340,6 +366,8 @@ impl OwnLeaf {
     pub(crate) fn new(descr: ColumnDescPtr, path: OwnPath) -> Self {
         let max_def = descr.max_def_level();
         let prefixed = path.kind == Kind::Text;
+        // Booleans have no dictionary (as the crate writes them).
+        let dictionary = (path.kind != Kind::Boolean).then(|| Dictionary::new(prefixed));
         Self {
             descr,
             path,
@@ -352,9 +380,10 @@ impl OwnLeaf {
             page_max: None,
             page_min_key: None,
             page_max_key: None,
+            plain_bits: 0,
             page_rows: 0,
             page_nulls: 0,
-            dictionary: Some(Dictionary::new(prefixed)),
+            dictionary,
             dictionary_page: None,
             pages: Vec::new(),
             page_bytes: 0,
@@ -449,6 +478,7 @@ impl OwnLeaf {
             Values::Text { offsets, data } => self.rows(&Texts { offsets, data }, rows, any_null),
             Values::Fixed { bytes, width: 4 } => self.rows(&Fixed::<4>(bytes), rows, any_null),
             Values::Fixed { bytes, .. } => self.rows(&Fixed::<8>(bytes), rows, any_null),
+            Values::Bits(bits) => self.rows(&Bits(bits), rows, any_null),
         }
     }
 
@@ -525,6 +555,7 @@ impl OwnLeaf {
             Values::Text { offsets, data } => self.entries_of(&Texts { offsets, data }, &shape),
             Values::Fixed { bytes, width: 4 } => self.entries_of(&Fixed::<4>(bytes), &shape),
             Values::Fixed { bytes, .. } => self.entries_of(&Fixed::<8>(bytes), &shape),
+            Values::Bits(bits) => self.entries_of(&Bits(bits), &shape),
         }
     }
 
@@ -636,6 +667,27 @@ impl OwnLeaf {
                     _ => self.page_max = Some(here),
                 }
             }
+        }
+    }
+
+    /// A boolean: a bit of the plain page, least significant first.
+    #[inline(always)]
+    fn bit_value(&mut self, bit: bool) {
+        if self.plain_bits.is_multiple_of(8) {
+            self.plain.push(0);
+        }
+        if bit && let Some(last) = self.plain.last_mut() {
+            *last |= 1 << (self.plain_bits % 8);
+        }
+        self.plain_bits += 1;
+        let key = u64::from(bit);
+        match self.page_min_key {
+            Some(min) if min <= key => {}
+            _ => self.page_min_key = Some(key),
+        }
+        match self.page_max_key {
+            Some(max) if max >= key => {}
+            _ => self.page_max_key = Some(key),
         }
     }
 
@@ -794,6 +846,7 @@ impl OwnLeaf {
         self.levels.clear();
         self.reps.clear();
         self.indices.clear();
+        self.plain_bits = 0;
         self.plain.clear();
         self.page_rows = 0;
         self.page_nulls = 0;
@@ -957,6 +1010,9 @@ fn statistics(kind: Kind, min: Option<Vec<u8>>, max: Option<Vec<u8>>, nulls: u64
         (Some(min), Some(max)) => (min, max),
         _ => {
             return match kind {
+                Kind::Boolean => {
+                    Statistics::Boolean(ValueStatistics::new(None, None, None, Some(nulls), false))
+                }
                 Kind::Text => Statistics::ByteArray(ValueStatistics::new(
                     None,
                     None,
@@ -989,6 +1045,13 @@ fn statistics(kind: Kind, min: Option<Vec<u8>>, max: Option<Vec<u8>>, nulls: u64
         }
     };
     match kind {
+        Kind::Boolean => Statistics::Boolean(ValueStatistics::new(
+            Some(min.first().is_some_and(|&byte| byte != 0)),
+            Some(max.first().is_some_and(|&byte| byte != 0)),
+            None,
+            Some(nulls),
+            false,
+        )),
         Kind::Text => {
             let (min, min_cut) = truncate_min(min);
             let (max, max_cut) = truncate_max(max);
