@@ -496,13 +496,7 @@ impl OwnLeaf {
             } else {
                 self.null(level);
             }
-            self.page_rows += 1;
-            if self.page_rows >= DATA_PAGE_ROWS
-                || self.plain.len() >= DATA_PAGE_BYTES
-                || self.dictionary_full()
-            {
-                self.cut()?;
-            }
+            self.end_row()?;
         }
         self.rows += rows as u64;
         Ok(())
@@ -591,15 +585,22 @@ impl OwnLeaf {
                     }
                 }
             }
-            self.page_rows += 1;
-            if self.page_rows >= DATA_PAGE_ROWS
-                || self.plain.len() >= DATA_PAGE_BYTES
-                || self.dictionary_full()
-            {
-                self.cut()?;
-            }
+            self.end_row()?;
         }
         self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Counts a row of the page, and closes the page (or gives up the dictionary) when full.
+    #[inline(always)]
+    fn end_row(&mut self) -> Result<()> {
+        self.page_rows += 1;
+        if self.page_rows >= DATA_PAGE_ROWS
+            || self.plain.len() >= DATA_PAGE_BYTES
+            || self.dictionary_full()
+        {
+            self.cut()?;
+        }
         Ok(())
     }
 
@@ -758,28 +759,20 @@ impl OwnLeaf {
         if self.page_rows == 0 {
             return Ok(());
         }
-        for (start, end) in [self.page_min.take(), self.page_max.take()]
-            .into_iter()
+        // The page's min and max join the chunk's: texts where they are in the page,
+        // fixed-width values as their bits.
+        let kind = self.path.kind;
+        let ranges = [self.page_min.take(), self.page_max.take()];
+        let keys = [self.page_min_key.take(), self.page_max_key.take()]
+            .map(|key| key.map(u64::to_le_bytes));
+        let plain = &self.plain;
+        let values = ranges
+            .iter()
             .flatten()
-        {
-            widen(
-                self.path.kind,
-                &mut self.min,
-                &mut self.max,
-                &self.plain[start..end],
-            );
-        }
-        let width = self.path.kind.width();
-        for key in [self.page_min_key.take(), self.page_max_key.take()]
-            .into_iter()
-            .flatten()
-        {
-            widen(
-                self.path.kind,
-                &mut self.min,
-                &mut self.max,
-                &key.to_le_bytes()[..width],
-            );
+            .map(|&(start, end)| &plain[start..end])
+            .chain(keys.iter().flatten().map(|bytes| &bytes[..kind.width()]));
+        for value in values {
+            widen(kind, &mut self.min, &mut self.max, value);
         }
         self.page.clear();
         let entries = if self.path.repeated.is_some() {
@@ -1006,86 +999,61 @@ impl OwnLeaf {
 /// The chunk's statistics as the crate writes them: texts' min and max truncated, signed
 /// types' also in the deprecated fields, a double's zero min as -0.0 and zero max as +0.0.
 fn statistics(kind: Kind, min: Option<Vec<u8>>, max: Option<Vec<u8>>, nulls: u64) -> Statistics {
-    let (min, max) = match (min, max) {
-        (Some(min), Some(max)) => (min, max),
-        _ => {
-            return match kind {
-                Kind::Boolean => {
-                    Statistics::Boolean(ValueStatistics::new(None, None, None, Some(nulls), false))
-                }
-                Kind::Text => Statistics::ByteArray(ValueStatistics::new(
-                    None,
-                    None,
-                    None,
-                    Some(nulls),
-                    false,
-                )),
-                Kind::Int32 => Statistics::Int32(signed(ValueStatistics::new(
-                    None,
-                    None,
-                    None,
-                    Some(nulls),
-                    false,
-                ))),
-                Kind::Int64 => Statistics::Int64(signed(ValueStatistics::new(
-                    None,
-                    None,
-                    None,
-                    Some(nulls),
-                    false,
-                ))),
-                Kind::Double => Statistics::Double(signed(ValueStatistics::new(
-                    None,
-                    None,
-                    None,
-                    Some(nulls),
-                    false,
-                ))),
-            };
-        }
-    };
+    let bounds = min.zip(max);
     match kind {
-        Kind::Boolean => Statistics::Boolean(ValueStatistics::new(
-            Some(min.first().is_some_and(|&byte| byte != 0)),
-            Some(max.first().is_some_and(|&byte| byte != 0)),
-            None,
-            Some(nulls),
-            false,
-        )),
-        Kind::Text => {
-            let (min, min_cut) = truncate_min(min);
-            let (max, max_cut) = truncate_max(max);
-            Statistics::ByteArray(
-                ValueStatistics::new(
-                    Some(ByteArray::from(min)),
-                    Some(ByteArray::from(max)),
-                    None,
-                    Some(nulls),
-                    false,
-                )
-                .with_min_is_exact(!min_cut)
-                .with_max_is_exact(!max_cut),
-            )
+        Kind::Boolean => {
+            let flag = |bytes: &[u8]| bytes.first().is_some_and(|&byte| byte != 0);
+            let (min, max) = bounds.map(|(min, max)| (flag(&min), flag(&max))).unzip();
+            Statistics::Boolean(ValueStatistics::new(min, max, None, Some(nulls), false))
         }
-        Kind::Int32 => Statistics::Int32(signed(ValueStatistics::new(
-            Some(int32(&min)),
-            Some(int32(&max)),
-            None,
-            Some(nulls),
-            false,
-        ))),
-        Kind::Int64 => Statistics::Int64(signed(ValueStatistics::new(
-            Some(int64(&min)),
-            Some(int64(&max)),
-            None,
-            Some(nulls),
-            false,
-        ))),
+        Kind::Text => match bounds {
+            Some((min, max)) => {
+                let (min, min_cut) = truncate_min(min);
+                let (max, max_cut) = truncate_max(max);
+                Statistics::ByteArray(
+                    ValueStatistics::new(
+                        Some(ByteArray::from(min)),
+                        Some(ByteArray::from(max)),
+                        None,
+                        Some(nulls),
+                        false,
+                    )
+                    .with_min_is_exact(!min_cut)
+                    .with_max_is_exact(!max_cut),
+                )
+            }
+            None => {
+                Statistics::ByteArray(ValueStatistics::new(None, None, None, Some(nulls), false))
+            }
+        },
+        Kind::Int32 => {
+            let (min, max) = bounds.map(|(min, max)| (int32(&min), int32(&max))).unzip();
+            Statistics::Int32(signed(ValueStatistics::new(
+                min,
+                max,
+                None,
+                Some(nulls),
+                false,
+            )))
+        }
+        Kind::Int64 => {
+            let (min, max) = bounds.map(|(min, max)| (int64(&min), int64(&max))).unzip();
+            Statistics::Int64(signed(ValueStatistics::new(
+                min,
+                max,
+                None,
+                Some(nulls),
+                false,
+            )))
+        }
         Kind::Double => {
             let zero = |value: f64, zero: f64| if value == 0.0 { zero } else { value };
+            let (min, max) = bounds
+                .map(|(min, max)| (zero(double(&min), -0.0), zero(double(&max), 0.0)))
+                .unzip();
             Statistics::Double(signed(ValueStatistics::new(
-                Some(zero(double(&min), -0.0)),
-                Some(zero(double(&max), 0.0)),
+                min,
+                max,
                 None,
                 Some(nulls),
                 false,
@@ -1104,22 +1072,19 @@ fn widen(kind: Kind, min: &mut Option<Vec<u8>>, max: &mut Option<Vec<u8>>, value
     if !kind.ordered(value) {
         return;
     }
-    match min {
-        Some(min) if !kind.less(value, min) => {}
-        Some(min) => {
-            min.clear();
-            min.extend_from_slice(value);
-        }
-        None => *min = Some(value.to_vec()),
+    if min.as_deref().is_none_or(|min| kind.less(value, min)) {
+        set(min, value);
     }
-    match max {
-        Some(max) if !kind.less(max, value) => {}
-        Some(max) => {
-            max.clear();
-            max.extend_from_slice(value);
-        }
-        None => *max = Some(value.to_vec()),
+    if max.as_deref().is_none_or(|max| kind.less(max, value)) {
+        set(max, value);
     }
+}
+
+/// `bound` becomes `value`, in its own buffer when it has one.
+fn set(bound: &mut Option<Vec<u8>>, value: &[u8]) {
+    let bound = bound.get_or_insert_with(Vec::new);
+    bound.clear();
+    bound.extend_from_slice(value);
 }
 
 /// A chunk's dictionary: its page's plain bytes (each value's length, `u32` little-endian,
