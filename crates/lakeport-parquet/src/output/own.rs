@@ -254,7 +254,8 @@ struct Repeated {
 /// structs, or the elements of a list or the keys or values of a map of them (under structs);
 /// `None` for any other leaf, and when the levels would not be those of the file's schema.
 pub(crate) fn own_path(schema: &Schema, descr: &ColumnDescriptor) -> Option<OwnPath> {
-    if descr.max_rep_level() > 1 {
+    // Levels are kept as bytes: deeper paths (no XDM schema has them) stay with the crate.
+    if descr.max_rep_level() > 1 || descr.max_def_level() > i16::from(u8::MAX) {
         return None;
     }
     let parts = descr.path().parts();
