@@ -325,7 +325,7 @@ impl CsvFile {
         self.text.clear();
         self.text_ends.clear();
         let whole = match self.charset {
-            Charset::Utf8 => std::str::from_utf8(bytes)
+            Charset::Utf8 => simdutf8::basic::from_utf8(bytes)
                 .ok()
                 .filter(|text| ends.iter().all(|&end| text.is_char_boundary(end))),
             Charset::UsAscii => bytes
@@ -367,7 +367,7 @@ impl CsvFile {
     /// Returns the fields of the record last read by [`next_text`](Self::next_text).
     pub(crate) fn text(&self) -> RecordText<'_> {
         let text = match self.line {
-            Some(len) => std::str::from_utf8(&self.input.buffer()[..len])
+            Some(len) => simdutf8::basic::from_utf8(&self.input.buffer()[..len])
                 .expect("a plain line was checked to be text when it was read"),
             None => self.text.as_str(),
         };
@@ -407,7 +407,8 @@ impl CsvFile {
             return false;
         }
         // ASCII is text in every charset; `text` checks UTF-8 as it borrows the line.
-        let is_text = ascii || (self.charset == Charset::Utf8 && std::str::from_utf8(line).is_ok());
+        let is_text =
+            ascii || (self.charset == Charset::Utf8 && simdutf8::basic::from_utf8(line).is_ok());
         if !is_text {
             return false;
         }
@@ -696,7 +697,7 @@ fn empty_header(name: &str) -> ProcessError {
 /// Decodes one field; `None` when the bytes are not in the charset.
 fn decode(bytes: &[u8], charset: Charset) -> Option<Cow<'_, str>> {
     match charset {
-        Charset::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Charset::Utf8 => simdutf8::basic::from_utf8(bytes).ok().map(Cow::Borrowed),
         Charset::UsAscii => bytes
             .is_ascii()
             .then(|| Cow::Borrowed(std::str::from_utf8(bytes).expect("ASCII is UTF-8"))),
