@@ -326,7 +326,12 @@ pub(crate) async fn upload_file(
     let key = target.staged_key(&ctx, &upload_id);
     let size = state
         .storage()
-        .put_stream(&key, body.into_data_stream(), limit)
+        .put_stream_expecting(
+            &key,
+            body.into_data_stream(),
+            limit,
+            content_length(&headers),
+        )
         .await
         .map_err(|err| storage_error(err, limit))?;
     let recorded = state
@@ -544,7 +549,12 @@ async fn upload_chunk(
     );
     let size = match state
         .storage()
-        .put_stream(&key, body.into_data_stream(), chunk.len())
+        .put_stream_expecting(
+            &key,
+            body.into_data_stream(),
+            chunk.len(),
+            Some(chunk.len()),
+        )
         .await
     {
         Ok(size) => size,

@@ -28,6 +28,46 @@ fn keys_are_scoped_by_tenant() {
     );
 }
 
+/// A declared length reserves disk ahead of the data, but what is stored is the body, and
+/// a body shorter than declared leaves no reserved blocks behind.
+#[tokio::test]
+async fn a_declared_length_stores_the_body_and_holds_no_disk_past_it() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let body = |chunks: usize| {
+        futures::stream::iter(
+            (0..chunks).map(|i| Ok::<_, std::io::Error>(Bytes::from(vec![i as u8; 100_000]))),
+        )
+    };
+    let expected: Vec<u8> = (0..30u8).flat_map(|i| vec![i; 100_000]).collect();
+    for (name, declared) in [("exact", 3_000_000), ("short", 200_000_000), ("none", 0)] {
+        let key = keys::staged_file("ACME@AdobeOrg", "prod", "B1", name);
+        let declared = (declared > 0).then_some(declared);
+        let written = storage
+            .put_stream_expecting(&key, body(30), 300_000_000, declared)
+            .await
+            .unwrap();
+        assert_eq!(written, 3_000_000, "{name}");
+        let local = storage.local_path(&key).unwrap();
+        assert_eq!(std::fs::read(&local).unwrap(), expected, "{name}");
+        // Blocks of 512 bytes: the data's, with a little slack for the file system's own.
+        let held = std::fs::metadata(&local).unwrap().blocks() * 512;
+        assert!(
+            held <= 3_000_000 + (1 << 20),
+            "{name}: {held} bytes held on disk"
+        );
+    }
+    // Over the limit is refused whatever was declared, and nothing is left.
+    let key = keys::staged_file("ACME@AdobeOrg", "prod", "B1", "over");
+    let err = storage
+        .put_stream_expecting(&key, body(30), 1_000_000, Some(1_000_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::TooLarge { limit: 1_000_000 }));
+    assert!(storage.size(&key).await.is_err());
+}
+
 #[tokio::test]
 async fn streams_in_and_out_with_a_limit() {
     let dir = tempfile::tempdir().unwrap();

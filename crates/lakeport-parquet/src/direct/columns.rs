@@ -110,11 +110,29 @@ impl Utf8 {
         let offsets = take_offsets(&mut self.offsets);
         let capacity = self.data.capacity();
         let data = std::mem::replace(&mut self.data, Vec::with_capacity(capacity));
-        let array = StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            Buffer::from_vec(data),
-            nulls(&mut self.valid),
-        )?;
+        let nulls = nulls(&mut self.valid);
+        if nulls
+            .as_ref()
+            .is_some_and(|nulls| nulls.len() != offsets.len() - 1)
+        {
+            return Err(ArrowError::InvalidArgumentError(
+                "a text column's validity and values differ in length".to_owned(),
+            ));
+        }
+        // `OffsetBuffer::new` checks the offsets (from 0, never decreasing); this checks that
+        // they stay within the text.
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        if offsets.last().is_some_and(|&end| end as usize > data.len()) {
+            return Err(ArrowError::InvalidArgumentError(
+                "a text column's offsets pass its end".to_owned(),
+            ));
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: what `try_new` would check once more, a scan of every byte (1.6% of a JSON
+        // ingest's instructions). `data` only grows by whole `&str`s (`push`) and shrinks to
+        // the end of one (`truncate`), and each offset is where one ends: the text between
+        // two offsets is valid UTF-8. The lengths and the offsets' bounds are checked above.
+        let array = unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(data), nulls) };
         Ok(Arc::new(array))
     }
 }

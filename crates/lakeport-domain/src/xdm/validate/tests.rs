@@ -985,3 +985,75 @@ fn days_from_civil_agree_with_the_reference_for_every_four_digit_year() {
     assert_eq!(formats::checked_days_from_civil(-1, 1, 1), None);
     assert_eq!(formats::checked_days_from_civil(10_000, 1, 1), None);
 }
+
+/// A number's text converts to the very double `str::parse` gives, on the fast path for
+/// short decimals and off it: random signs, leading zeros, digits and exponents.
+#[test]
+fn number_text_converts_as_the_standard_parser_does() {
+    let mut next = random_numbers();
+    let mut digits = |count: u64| -> String {
+        (0..count)
+            .map(|_| char::from(b'0' + (next() % 10) as u8))
+            .collect()
+    };
+    let mut shapes = random_numbers();
+    for _ in 0..200_000 {
+        let shape = shapes();
+        let sign = ["", "-", "+"][(shape % 3) as usize];
+        let integer = digits(1 + (shape >> 2) % 20);
+        let fraction = match (shape >> 8) % 4 {
+            0 => String::new(),
+            _ => format!(".{}", digits(1 + (shape >> 12) % 25)),
+        };
+        let exponent = match (shape >> 20) % 5 {
+            0 => format!("e{}", (shape >> 24) % 40),
+            _ => String::new(),
+        };
+        let text = format!("{sign}{integer}{fraction}{exponent}");
+        let expected: f64 = text.trim_start_matches('+').parse().unwrap();
+        let converted = walk::parse_number(&text).ok().expect("a number");
+        assert_eq!(converted.to_bits(), expected.to_bits(), "{text}");
+    }
+    for text in [
+        "0.1",
+        "-0.0",
+        "0.30000000000000004",
+        "9007199254740993",
+        "1.5e3",
+    ] {
+        let expected: f64 = text.parse().unwrap();
+        let converted = walk::parse_number(text).ok().expect("a number");
+        assert_eq!(converted.to_bits(), expected.to_bits(), "{text}");
+    }
+}
+
+/// An integer's text converts as `str::parse` says, up to and past the 64-bit range.
+#[test]
+fn integer_text_converts_as_the_standard_parser_does() {
+    let mut next = random_numbers();
+    for _ in 0..200_000 {
+        let shape = next();
+        let sign = ["", "-", "+"][(shape % 3) as usize];
+        let digits: String = (0..1 + (shape >> 2) % 21)
+            .map(|_| char::from(b'0' + (next() % 10) as u8))
+            .collect();
+        let text = format!("{sign}{digits}");
+        let expected = text.trim_start_matches('+').parse::<i64>().ok();
+        assert_eq!(walk::parse_integer(&text).ok(), expected, "{text}");
+    }
+    for text in [
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "-0",
+    ] {
+        assert_eq!(
+            walk::parse_integer(text).ok(),
+            text.parse::<i64>().ok(),
+            "{text}"
+        );
+    }
+    for text in ["", "-", "+", "1.0", "1e3", " 1", "--1", "+-1", "١"] {
+        assert!(walk::parse_integer(text).is_err(), "{text:?}");
+    }
+}

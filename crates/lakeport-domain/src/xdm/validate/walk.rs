@@ -617,8 +617,14 @@ pub(super) enum IntegerError {
 /// Parses an optionally signed run of ASCII digits.
 pub(super) fn parse_integer(text: &str) -> Result<i64, IntegerError> {
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (value, count) = leading_digits(digits.as_bytes());
+    if count == 0 || count != digits.len() {
         return Err(IntegerError::NotAnInteger);
+    }
+    // Up to 18 digits the value is exact and within i64 either way.
+    if count <= 18 {
+        let value = value as i64;
+        return Ok(if text.starts_with('-') { -value } else { value });
     }
     let unsigned = text.strip_prefix('+').unwrap_or(text);
     unsigned.parse::<i64>().map_err(|_| IntegerError::Overflow)
@@ -647,17 +653,37 @@ pub(super) enum NumberError {
 pub(super) fn parse_number(text: &str) -> Result<f64, NumberError> {
     let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
     let bytes = unsigned.as_bytes();
-    let integer_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (integer, integer_digits) = leading_digits(bytes);
     if integer_digits == 0 {
         return Err(NumberError::NotANumber);
     }
     let mut rest = &bytes[integer_digits..];
+    let mut significand = (integer, integer_digits);
+    let mut fraction_digits = 0;
     if let [b'.', after @ ..] = rest {
-        let fraction_digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
-        if fraction_digits == 0 {
+        let (fraction, count) = leading_digits(after);
+        if count == 0 {
             return Err(NumberError::NotANumber);
         }
-        rest = &after[fraction_digits..];
+        fraction_digits = count;
+        // Only used below while the digits number at most 15, when this cannot overflow.
+        let scale = EXACT_POWERS.get(count).map_or(0, |&power| power as u64);
+        significand = (
+            significand.0.wrapping_mul(scale).wrapping_add(fraction),
+            significand.1 + count,
+        );
+        rest = &after[count..];
+    }
+    // A decimal of at most 15 digits (below 2^53) and no exponent: both operands of the
+    // division are doubles exactly, and its one correctly rounded result is the correctly
+    // rounded value of the decimal, the double `str::parse` gives (by the same path).
+    if rest.is_empty() && significand.1 <= 15 {
+        let magnitude = significand.0 as f64 / EXACT_POWERS[fraction_digits];
+        return Ok(if text.starts_with('-') {
+            -magnitude
+        } else {
+            magnitude
+        });
     }
     if let [b'e' | b'E', after @ ..] = rest {
         let after = match after {
@@ -678,6 +704,25 @@ pub(super) fn parse_number(text: &str) -> Result<f64, NumberError> {
         Ok(_) => Err(NumberError::Overflow),
         Err(_) => Err(NumberError::NotANumber),
     }
+}
+
+/// The powers of ten up to 10^15, which doubles hold exactly.
+const EXACT_POWERS: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The leading ASCII digits of `bytes`: their value (wrapped past 20 digits) and count.
+#[inline]
+fn leading_digits(bytes: &[u8]) -> (u64, usize) {
+    let mut value: u64 = 0;
+    let mut count = 0;
+    while let Some(&byte) = bytes.get(count)
+        && byte.is_ascii_digit()
+    {
+        value = value.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+        count += 1;
+    }
+    (value, count)
 }
 
 /// Compares an integer with a bound exactly.
