@@ -262,10 +262,89 @@ pub(super) fn is_email(text: &str) -> bool {
     if text.len() > 254 {
         return false;
     }
+    if let Some(valid) = plain_email(text.as_bytes()) {
+        return valid;
+    }
     let Some(at) = text.bytes().rposition(|b| b == b'@') else {
         return false;
     };
     is_email_local_part(&text[..at]) && is_email_domain(&text[at + 1..])
+}
+
+/// The bytes of an address as [`plain_email`] reads them.
+const EMAIL_OTHER: u8 = 0;
+const EMAIL_ALNUM: u8 = 1;
+const EMAIL_HYPHEN: u8 = 2;
+const EMAIL_DOT: u8 = 3;
+const EMAIL_AT: u8 = 4;
+/// `atext` of a local part that is not a letter, digit or hyphen.
+const EMAIL_ATEXT: u8 = 5;
+/// A quote, a bracket or a non-ASCII byte: the full check decides.
+const EMAIL_DEFER: u8 = 6;
+
+const EMAIL_CLASS: [u8; 256] = {
+    let mut table = [EMAIL_OTHER; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            b'-' => EMAIL_HYPHEN,
+            b'.' => EMAIL_DOT,
+            b'@' => EMAIL_AT,
+            b'"' | b'[' => EMAIL_DEFER,
+            other if other.is_ascii_alphanumeric() => EMAIL_ALNUM,
+            other if !other.is_ascii() => EMAIL_DEFER,
+            other if ATEXT[other as usize] => EMAIL_ATEXT,
+            _ => EMAIL_OTHER,
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// [`is_email`] for the common address, in one pass: ASCII, a dot-atom local part and a
+/// host name (the same rules as [`is_email_local_part`] and [`is_ascii_email_domain`]).
+/// `None` for anything else (a quoted local part, a domain literal, a non-ASCII byte, no
+/// `@`), which the full check decides.
+fn plain_email(bytes: &[u8]) -> Option<bool> {
+    let mut at = 0;
+    let mut previous = EMAIL_DOT;
+    loop {
+        let class = EMAIL_CLASS[usize::from(*bytes.get(at)?)];
+        match class {
+            EMAIL_ALNUM | EMAIL_HYPHEN | EMAIL_ATEXT => {}
+            EMAIL_DOT if previous != EMAIL_DOT => {}
+            EMAIL_AT => break,
+            EMAIL_DEFER => return None,
+            _ => return Some(false),
+        }
+        previous = class;
+        at += 1;
+    }
+    if at == 0 || at > 64 || previous == EMAIL_DOT {
+        return Some(false);
+    }
+    let domain = &bytes[at + 1..];
+    if domain.is_empty() || domain.len() > 253 {
+        return Some(false);
+    }
+    let mut label_length = 0;
+    let mut previous = EMAIL_DOT;
+    for &byte in domain {
+        let class = EMAIL_CLASS[usize::from(byte)];
+        match class {
+            EMAIL_ALNUM => label_length += 1,
+            EMAIL_HYPHEN if label_length > 0 => label_length += 1,
+            EMAIL_DOT if label_length > 0 && previous != EMAIL_HYPHEN => label_length = 0,
+            EMAIL_DEFER => return None,
+            // A second `@` means the first was in the local part, which no dot-atom allows.
+            _ => return Some(false),
+        }
+        if label_length > 63 {
+            return Some(false);
+        }
+        previous = class;
+    }
+    Some(label_length > 0 && previous != EMAIL_HYPHEN)
 }
 
 fn is_email_local_part(local: &str) -> bool {

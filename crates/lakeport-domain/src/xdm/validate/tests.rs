@@ -513,6 +513,33 @@ fn email_uri_and_uuid_checks() {
     ] {
         assert_eq!(formats::is_email(&format!("x@{domain}")), valid, "{domain}");
     }
+    // The length limits, at and past each: a local part of 64 bytes, an address of 254 (which
+    // keeps a domain within its 253).
+    let domain = |length: usize| {
+        let mut domain = vec!["d".repeat(63); length / 64].join(".");
+        let rest = length - domain.len();
+        if rest > 0 {
+            domain.push_str(&format!(".{}", "e".repeat(rest - 1)));
+        }
+        domain
+    };
+    assert_eq!(domain(253).len(), 253);
+    for (address, valid) in [
+        (format!("{}@example.com", "l".repeat(64)), true),
+        (format!("{}@example.com", "l".repeat(65)), false),
+        (format!("{}@example.com", "l.".repeat(32)), false),
+        (format!("a@{}", domain(252)), true),
+        (format!("{}@{}", "l".repeat(64), domain(189)), true),
+        (format!("{}@{}", "l".repeat(64), domain(190)), false),
+        (format!("a@{}", domain(253)), false),
+    ] {
+        assert_eq!(
+            formats::is_email(&address),
+            valid,
+            "{} bytes: {address}",
+            address.len()
+        );
+    }
     for good in [
         "a:",
         "urn:uuid:123",
