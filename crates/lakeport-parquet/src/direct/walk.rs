@@ -110,6 +110,21 @@ impl Walker {
         Ok(())
     }
 
+    /// [`count_field`](Self::count_field) for `count` fields at once: the walk of a row's
+    /// text counts an object's or an array's entries as it closes it (the row is bounded in
+    /// bytes, so the count is too until then).
+    #[inline]
+    fn count_fields(&mut self, count: usize) -> Result<(), Bail> {
+        if self.trusted {
+            return Ok(());
+        }
+        self.fields += count;
+        if self.fields > self.max_fields {
+            return Err(Bail);
+        }
+        Ok(())
+    }
+
     /// Appends the object at `at` as one entry of `column` (every slot gets a value or a
     /// null).
     fn object(

@@ -68,6 +68,7 @@ impl Walker {
         let mut cursor = 0;
         // The property of the previous key, as an index of `next_keys`.
         let mut previous = column.slots.len();
+        let mut count = 0;
         if !close(input, b'}') {
             loop {
                 input.expect(b'"').ok_or(Bail)?;
@@ -86,7 +87,7 @@ impl Walker {
                     found
                 };
                 after_key(input)?;
-                self.refusing(Self::count_field)?;
+                count += 1;
                 match found {
                     None => {
                         if self.unknown_fields == UnknownFields::Reject {
@@ -136,6 +137,7 @@ impl Walker {
                 }
             }
         }
+        self.refusing(|walker| walker.count_fields(count))?;
         self.refusing(|walker| walker.close_object(fields, column, &mut seen, row_len))
     }
 
@@ -200,7 +202,6 @@ impl Walker {
                 }
                 keys[len] = name;
                 len += 1;
-                self.refusing(Self::count_field)?;
                 if !null(input)? {
                     match column {
                         Column::Map {
@@ -220,6 +221,7 @@ impl Walker {
                 }
             }
         }
+        self.refusing(|walker| walker.count_fields(len))?;
         close_entries(column, entries)
     }
 
@@ -237,7 +239,6 @@ impl Walker {
         let mut len = 0;
         if !close(input, b']') {
             loop {
-                self.refusing(Self::count_field)?;
                 input.skip_whitespace();
                 let is_null = null(input)?;
                 match column {
@@ -259,6 +260,7 @@ impl Walker {
                 }
             }
         }
+        self.refusing(|walker| walker.count_fields(len))?;
         // The tape walk checks the item count first; a refusal gives up either way.
         if field.has_checks() && field.accepts_items(len) != Some(true) {
             return self.refuse();
