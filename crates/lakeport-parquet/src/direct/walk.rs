@@ -306,16 +306,8 @@ impl Walker {
         let check = !self.trusted && field.has_checks();
         match field.kind() {
             FieldKind::String => {
-                let text = match scalar {
-                    Scalar::Str(text) => text,
-                    Scalar::PosInt(_) | Scalar::NegInt(_) | Scalar::Float(_) => {
-                        // Numbers render as serde_json renders them (`5`, `2.5`, `1e300`).
-                        self.scratch.clear();
-                        let number = scalar.number().ok_or(Bail)?;
-                        self.scratch.push_str(&number.to_string());
-                        &self.scratch
-                    }
-                    Scalar::Bool(_) => return Err(Bail),
+                let Scalar::Str(text) = scalar else {
+                    return self.number_as_string(field, column, scalar, check);
                 };
                 match column {
                     Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text),
@@ -380,14 +372,7 @@ impl Walker {
                         }
                         days
                     }
-                    Scalar::PosInt(_) | Scalar::NegInt(_) => {
-                        let millis = epoch_millis(scalar)?;
-                        let days = plan::date_from_epoch_millis(millis).ok_or(Bail)?;
-                        if check && !field.accepts_str(&plan::render_date(days)) {
-                            return Err(Bail);
-                        }
-                        days
-                    }
+                    Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date(field, scalar, check)?,
                     _ => return Err(Bail),
                 };
                 if let Column::Date32(dates) = column {
@@ -400,9 +385,7 @@ impl Walker {
                     Scalar::Str(text) => {
                         lakeport_domain::xdm::validate::parse_date_time(text).ok_or(Bail)?
                     }
-                    Scalar::PosInt(_) | Scalar::NegInt(_) => {
-                        plan::date_time_from_epoch_millis(epoch_millis(scalar)?).ok_or(Bail)?
-                    }
+                    Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date_time(scalar)?,
                     _ => return Err(Bail),
                 };
                 // Checks see the canonical text the validator converts the value to.
@@ -512,6 +495,50 @@ fn void_struct(fields: ObjectFields<'_>) -> StructColumn {
 }
 
 /// Returns the integer of a number for epoch milliseconds; doubles are refused.
+/// A number for a string field, rendered as serde_json renders it (`5`, `2.5`, `1e300`);
+/// rare, so kept out of [`Walker::scalar`].
+impl Walker {
+    #[cold]
+    #[inline(never)]
+    fn number_as_string(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        scalar: Scalar<'_>,
+        check: bool,
+    ) -> Result<(), Bail> {
+        let number = scalar.number().ok_or(Bail)?;
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push_str(&number.to_string());
+        let result = match column {
+            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, &text),
+            _ if check && !field.accepts_str(&text) => Err(Bail),
+            _ => Ok(()),
+        };
+        self.scratch = text;
+        result
+    }
+}
+
+/// Epoch milliseconds for a date field: the day, checked as its canonical text.
+#[cold]
+#[inline(never)]
+fn epoch_date(field: Field<'_>, scalar: Scalar<'_>, check: bool) -> Result<i32, Bail> {
+    let days = plan::date_from_epoch_millis(epoch_millis(scalar)?).ok_or(Bail)?;
+    if check && !field.accepts_str(&plan::render_date(days)) {
+        return Err(Bail);
+    }
+    Ok(days)
+}
+
+/// Epoch milliseconds for a date-time field, as microseconds.
+#[cold]
+#[inline(never)]
+fn epoch_date_time(scalar: Scalar<'_>) -> Result<i64, Bail> {
+    plan::date_time_from_epoch_millis(epoch_millis(scalar)?).ok_or(Bail)
+}
+
 fn epoch_millis(scalar: Scalar<'_>) -> Result<i64, Bail> {
     match scalar {
         Scalar::PosInt(value) => i64::try_from(value).map_err(|_| Bail),
