@@ -246,8 +246,8 @@ fn reservation(expected: u64, reserved: &mut u64, written: u64) -> Option<(u64, 
 /// length the client declared), without changing its size. The file system then allocates
 /// the blocks at once instead of page by page as the data is written: about a third less
 /// system time for a large upload on ext4. Best effort: without it (another file system, a
-/// full disk) the writes go on as before and report any error themselves; blocks reserved
-/// past the end of a shorter body are freed with the file or its next truncation.
+/// full disk) the writes go on as before and report any error themselves. A body shorter
+/// than declared is truncated to its end, which frees what was reserved past it.
 fn preallocate(file: &std::fs::File, offset: u64, length: u64) {
     #[cfg(target_os = "linux")]
     if let Err(err) =
@@ -584,8 +584,9 @@ impl Storage {
     }
 
     /// [`put_stream`](Self::put_stream) for a body whose length the sender declared
-    /// (`Content-Length`): on the local disk, that much space is reserved first. The body's
-    /// real length still decides what is stored.
+    /// (`Content-Length`): on the local disk, space for it is reserved as the data comes, at
+    /// most 64 MiB beyond what has come. The body's real length still decides
+    /// what is stored.
     ///
     /// # Errors
     /// As [`put_stream`](Self::put_stream).
