@@ -506,6 +506,41 @@ pub(crate) struct QuotedKeys {
     /// Where each property's quoted name starts and ends in `text`; empty for a name that
     /// the raw text would hold escaped (a quote, backslash or control character).
     ranges: Vec<(u32, u32)>,
+    /// Each quoted name of at most 16 bytes as two little-endian words, with the masks of
+    /// its bytes: compared with the row's next 16 bytes in two steps (a name matched this
+    /// way is never empty, so its masks are never both zero).
+    words: Vec<Option<KeyWords>>,
+}
+
+/// A quoted property name of at most 16 bytes: its bytes as two little-endian words (zero
+/// past its end), the masks of those bytes, and its length.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyWords {
+    pub(crate) words: [u64; 2],
+    pub(crate) masks: [u64; 2],
+    pub(crate) len: usize,
+}
+
+impl KeyWords {
+    pub(crate) fn of(quoted: &[u8]) -> Option<Self> {
+        if quoted.is_empty() || quoted.len() > 16 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        let mut mask = [0u8; 16];
+        bytes[..quoted.len()].copy_from_slice(quoted);
+        mask[..quoted.len()].fill(0xff);
+        let word = |bytes: &[u8; 16], half: usize| {
+            let mut eight = [0u8; 8];
+            eight.copy_from_slice(&bytes[half * 8..half * 8 + 8]);
+            u64::from_le_bytes(eight)
+        };
+        Some(Self {
+            words: [word(&bytes, 0), word(&bytes, 1)],
+            masks: [word(&mask, 0), word(&mask, 1)],
+            len: quoted.len(),
+        })
+    }
 }
 
 impl QuotedKeys {
@@ -513,6 +548,7 @@ impl QuotedKeys {
         let mut keys = Self {
             text: Vec::new(),
             ranges: Vec::with_capacity(object.len()),
+            words: Vec::with_capacity(object.len()),
         };
         for position in 0..object.len() {
             let name = object.name(position);
@@ -526,8 +562,16 @@ impl QuotedKeys {
             }
             let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
             keys.ranges.push((offset(start), offset(keys.text.len())));
+            keys.words.push(KeyWords::of(&keys.text[start..]));
         }
         keys
+    }
+
+    /// The quoted name of the property at `position` as words, when it has at most 16
+    /// bytes (and can be matched against raw text at all).
+    #[inline]
+    pub(crate) fn words(&self, position: usize) -> Option<&KeyWords> {
+        self.words.get(position)?.as_ref()
     }
 
     /// Returns the quoted name of the property at `position`; empty when it cannot be

@@ -6,6 +6,7 @@
 //! decides, with its own error message. So a row the scanner accepts is one serde_json
 //! accepts, with the same tokens: doubles are converted by serde_json itself.
 
+use super::columns::KeyWords;
 use super::tape::{Tape, Token};
 
 /// The deepest nesting the scanner follows (serde_json's own limit is 128).
@@ -84,6 +85,32 @@ impl<'a> Scanner<'a> {
                 .is_some_and(|text| same_bytes(text, quoted));
         if matches {
             self.at = end;
+        }
+        matches
+    }
+
+    /// [`key_is`](Self::key_is) for a name given as words: the text's next 16 bytes are
+    /// compared under the name's masks, without slicing per word. With fewer than 16 bytes
+    /// left in the row it says no, and the key is read as any other.
+    #[inline]
+    pub(super) fn key_is_words(&mut self, key: &KeyWords) -> bool {
+        let Some(block) = self
+            .bytes
+            .get(self.at..)
+            .and_then(<[u8]>::first_chunk::<16>)
+        else {
+            return false;
+        };
+        let (low, high) = block.split_at(8);
+        let word = |half: &[u8]| {
+            let mut eight = [0u8; 8];
+            eight.copy_from_slice(half);
+            u64::from_le_bytes(eight)
+        };
+        let matches =
+            word(low) & key.masks[0] == key.words[0] && word(high) & key.masks[1] == key.words[1];
+        if matches {
+            self.at += key.len;
         }
         matches
     }
@@ -407,6 +434,35 @@ mod tests {
                 assert!(!super::same_bytes(left, &base[..len - 1]));
             }
         }
+    }
+
+    /// A name given as words matches where its bytes do, and moves past them; with fewer
+    /// than 16 bytes left it says no.
+    #[test]
+    fn a_key_as_words_matches_as_its_bytes_do() {
+        use super::super::columns::KeyWords;
+        // Names that share their first eight bytes, or all but their last.
+        let row = br#"{"a":1,"ab":2,"longPrefixA":3,"longPrefixB":4,"longPrefix":5,"sixteen bytes !!":6}"#;
+        let text = std::str::from_utf8(row).unwrap();
+        for start in 0..row.len() {
+            for len in 1..=16 {
+                let Some(quoted) = row.get(start..start + len) else {
+                    continue;
+                };
+                let key = KeyWords::of(quoted).expect("at most 16 bytes");
+                for at in 0..row.len() {
+                    let mut words = super::Scanner::new(text);
+                    words.at = at;
+                    let mut bytes = super::Scanner::new(text);
+                    bytes.at = at;
+                    let expected = at + 16 <= row.len() && bytes.key_is(quoted);
+                    assert_eq!(words.key_is_words(&key), expected, "{start} {len} {at}");
+                    assert_eq!(words.at, if expected { at + len } else { at });
+                }
+            }
+        }
+        assert!(KeyWords::of(b"").is_none());
+        assert!(KeyWords::of(&[b'x'; 17]).is_none());
     }
 
     #[test]

@@ -74,8 +74,10 @@ impl Walker {
                 input.expect(b'"').ok_or(Bail)?;
                 let predicted = column.next_keys[previous] as usize;
                 let found = if predicted != NO_KEY as usize
-                    && input.key_is(column.keys.quoted(predicted))
-                {
+                    && match column.keys.words(predicted) {
+                        Some(words) => input.key_is_words(words),
+                        None => input.key_is(column.keys.quoted(predicted)),
+                    } {
                     cursor = predicted + 1;
                     Some(predicted)
                 } else {
