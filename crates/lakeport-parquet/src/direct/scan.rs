@@ -218,18 +218,26 @@ impl<'a> Scanner<'a> {
     /// `None` for an escape, a control character or a missing end.
     #[inline]
     pub(super) fn string(&mut self) -> Option<&'a str> {
+        if !self.plain {
+            return self.checked_string();
+        }
         let start = self.at;
-        let end = if self.plain {
-            start + quote(&self.bytes[start..])?
-        } else {
-            let end = start + stop(&self.bytes[start..])?;
-            if self.bytes[end] != b'"' {
-                return None;
-            }
-            end
-        };
+        let end = start + quote(&self.bytes[start..])?;
         self.at = end + 1;
         // The quote is ASCII, so both ends are character boundaries of the text.
+        self.text.get(start..end)
+    }
+
+    /// [`string`](Self::string) in a row that has a backslash or a control character
+    /// somewhere: the string must end at a quote before either.
+    #[inline(never)]
+    fn checked_string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let end = start + stop(&self.bytes[start..])?;
+        if self.bytes[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
         self.text.get(start..end)
     }
 
