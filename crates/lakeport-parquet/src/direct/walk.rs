@@ -296,7 +296,9 @@ impl Walker {
         }
     }
 
-    /// Converts, checks and appends a scalar value of a scalar field.
+    /// Converts, checks and appends a scalar value of a scalar field. Each kind has a
+    /// function of its own: a call then saves only the registers its kind needs.
+    #[inline]
     pub(super) fn scalar(
         &mut self,
         field: Field<'_>,
@@ -305,100 +307,59 @@ impl Walker {
     ) -> Result<(), Bail> {
         let check = !self.trusted && field.has_checks();
         match field.kind() {
-            FieldKind::String => {
-                let Scalar::Str(text) = scalar else {
-                    return self.number_as_string(field, column, scalar, check);
-                };
-                match column {
-                    Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text),
-                    _ if check && !field.accepts_str(text) => Err(Bail),
-                    _ => Ok(()),
-                }
-            }
-            FieldKind::Integer(width) => {
-                let integer = match scalar {
-                    Scalar::PosInt(value) => i64::try_from(value).map_err(|_| Bail)?,
-                    Scalar::NegInt(value) => value,
-                    Scalar::Float(value) => plan::integer_from_float(value).ok_or(Bail)?,
-                    Scalar::Str(text) => plan::integer_from_str(text).ok_or(Bail)?,
-                    Scalar::Bool(_) => return Err(Bail),
-                };
-                if check && !field.accepts_integer(integer) {
-                    return Err(Bail);
-                }
-                push_integer(column, width, integer)
-            }
-            FieldKind::Number => {
-                let float = match scalar {
-                    Scalar::PosInt(value) => value as f64,
-                    Scalar::NegInt(value) => value as f64,
-                    Scalar::Float(value) => value,
-                    Scalar::Str(text) => plan::number_from_str(text).ok_or(Bail)?,
-                    Scalar::Bool(_) => return Err(Bail),
-                };
-                if check && !field.accepts_float(float) {
-                    return Err(Bail);
-                }
-                if let Column::Float64(floats) = column {
-                    floats.push(float);
-                }
-                Ok(())
-            }
-            FieldKind::Boolean => {
-                let flag = match scalar {
-                    Scalar::Bool(flag) => flag,
-                    Scalar::Str(text) if self.source == Source::Csv => match text {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(Bail),
-                    },
-                    _ => return Err(Bail),
-                };
-                if check && !field.accepts_bool(flag) {
-                    return Err(Bail);
-                }
-                if let Column::Boolean { values, valid } = column {
-                    values.append(flag);
-                    valid.append(true);
-                }
-                Ok(())
-            }
-            FieldKind::Date => {
-                let days = match scalar {
-                    Scalar::Str(text) => {
-                        let days = lakeport_domain::xdm::validate::parse_date(text).ok_or(Bail)?;
-                        if check && !field.accepts_str(text) {
-                            return Err(Bail);
-                        }
-                        days
-                    }
-                    Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date(field, scalar, check)?,
-                    _ => return Err(Bail),
-                };
-                if let Column::Date32(dates) = column {
-                    dates.push(days);
-                }
-                Ok(())
-            }
-            FieldKind::DateTime => {
-                let micros = match scalar {
-                    Scalar::Str(text) => {
-                        lakeport_domain::xdm::validate::parse_date_time(text).ok_or(Bail)?
-                    }
-                    Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date_time(scalar)?,
-                    _ => return Err(Bail),
-                };
-                // Checks see the canonical text the validator converts the value to.
-                if check && !field.accepts_str(&plan::render_date_time(micros)) {
-                    return Err(Bail);
-                }
-                if let Column::Timestamp(stamps, _) = column {
-                    stamps.push(micros);
-                }
-                Ok(())
-            }
+            FieldKind::String => self.string_scalar(field, column, scalar, check),
+            FieldKind::Integer(width) => integer_scalar(field, column, scalar, check, width),
+            FieldKind::Number => number_scalar(field, column, scalar, check),
+            FieldKind::Boolean => self.boolean_scalar(field, column, scalar, check),
+            FieldKind::Date => date_scalar(field, column, scalar, check),
+            FieldKind::DateTime => date_time_scalar(field, column, scalar, check),
             FieldKind::Object(_) | FieldKind::Map(_) | FieldKind::Array(_) => Err(Bail),
         }
+    }
+
+    #[inline(never)]
+    fn string_scalar(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        scalar: Scalar<'_>,
+        check: bool,
+    ) -> Result<(), Bail> {
+        let Scalar::Str(text) = scalar else {
+            return self.number_as_string(field, column, scalar, check);
+        };
+        match column {
+            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text),
+            _ if check && !field.accepts_str(text) => Err(Bail),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline(never)]
+    fn boolean_scalar(
+        &mut self,
+        field: Field<'_>,
+        column: &mut Column,
+        scalar: Scalar<'_>,
+        check: bool,
+    ) -> Result<(), Bail> {
+        let flag = match scalar {
+            Scalar::Bool(flag) => flag,
+            Scalar::Str(text) if self.source == Source::Csv => match text {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Bail),
+            },
+            _ => return Err(Bail),
+        };
+        if check && !field.accepts_bool(flag) {
+            return Err(Bail);
+        }
+        if let Column::Boolean { values, valid } = column {
+            values.append(flag);
+            valid.append(true);
+        }
+        Ok(())
     }
 
     /// Appends a map: null entries are dropped, keys must be distinct.
@@ -519,6 +480,96 @@ impl Walker {
         self.scratch = text;
         result
     }
+}
+
+#[inline(never)]
+fn integer_scalar(
+    field: Field<'_>,
+    column: &mut Column,
+    scalar: Scalar<'_>,
+    check: bool,
+    width: IntegerType,
+) -> Result<(), Bail> {
+    let integer = match scalar {
+        Scalar::PosInt(value) => i64::try_from(value).map_err(|_| Bail)?,
+        Scalar::NegInt(value) => value,
+        Scalar::Float(value) => plan::integer_from_float(value).ok_or(Bail)?,
+        Scalar::Str(text) => plan::integer_from_str(text).ok_or(Bail)?,
+        Scalar::Bool(_) => return Err(Bail),
+    };
+    if check && !field.accepts_integer(integer) {
+        return Err(Bail);
+    }
+    push_integer(column, width, integer)
+}
+
+#[inline(never)]
+fn number_scalar(
+    field: Field<'_>,
+    column: &mut Column,
+    scalar: Scalar<'_>,
+    check: bool,
+) -> Result<(), Bail> {
+    let float = match scalar {
+        Scalar::PosInt(value) => value as f64,
+        Scalar::NegInt(value) => value as f64,
+        Scalar::Float(value) => value,
+        Scalar::Str(text) => plan::number_from_str(text).ok_or(Bail)?,
+        Scalar::Bool(_) => return Err(Bail),
+    };
+    if check && !field.accepts_float(float) {
+        return Err(Bail);
+    }
+    if let Column::Float64(floats) = column {
+        floats.push(float);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn date_scalar(
+    field: Field<'_>,
+    column: &mut Column,
+    scalar: Scalar<'_>,
+    check: bool,
+) -> Result<(), Bail> {
+    let days = match scalar {
+        Scalar::Str(text) => {
+            let days = lakeport_domain::xdm::validate::parse_date(text).ok_or(Bail)?;
+            if check && !field.accepts_str(text) {
+                return Err(Bail);
+            }
+            days
+        }
+        Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date(field, scalar, check)?,
+        _ => return Err(Bail),
+    };
+    if let Column::Date32(dates) = column {
+        dates.push(days);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn date_time_scalar(
+    field: Field<'_>,
+    column: &mut Column,
+    scalar: Scalar<'_>,
+    check: bool,
+) -> Result<(), Bail> {
+    let micros = match scalar {
+        Scalar::Str(text) => lakeport_domain::xdm::validate::parse_date_time(text).ok_or(Bail)?,
+        Scalar::PosInt(_) | Scalar::NegInt(_) => epoch_date_time(scalar)?,
+        _ => return Err(Bail),
+    };
+    // Checks see the canonical text the validator converts the value to.
+    if check && !field.accepts_str(&plan::render_date_time(micros)) {
+        return Err(Bail);
+    }
+    if let Column::Timestamp(stamps, _) = column {
+        stamps.push(micros);
+    }
+    Ok(())
 }
 
 /// Epoch milliseconds for a date field: the day, checked as its canonical text.
