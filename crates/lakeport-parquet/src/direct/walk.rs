@@ -222,8 +222,19 @@ impl Walker {
         }
         // Every property given a value (or a default) is marked present; the others get a
         // null.
-        for position in seen.absent(column.slots.len()) {
-            column.slots[position].column.push_null();
+        let len = column.slots.len();
+        if len <= 64 {
+            // Most objects: one word of bits, without the iterator over several.
+            let mut missing = seen.absent_low(len);
+            while missing != 0 {
+                let position = missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                column.slots[position].column.push_null();
+            }
+        } else {
+            for position in seen.absent(len) {
+                column.slots[position].column.push_null();
+            }
         }
         debug_assert!(
             column
@@ -701,6 +712,17 @@ impl Bits {
         *null |= bit;
     }
 
+    /// The positions below `len` (at most 64) not marked present, as bits.
+    #[inline]
+    fn absent_low(&self, len: usize) -> u64 {
+        let valid = if len >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << len) - 1
+        };
+        !self.present & valid
+    }
+
     /// Returns the positions below `len` not marked present, in order.
     fn absent(&self, len: usize) -> impl Iterator<Item = usize> + '_ {
         (0..len.div_ceil(64)).flat_map(move |word| {
@@ -769,6 +791,12 @@ mod tests {
             .collect();
         assert_eq!(absent, expected);
         assert_eq!(bits.absent(64).count(), 61);
+        // One word of bits says the same for up to 64 positions.
+        for len in 0..=64 {
+            let low = bits.absent_low(len);
+            let from_bits: Vec<usize> = (0..64).filter(|bit| low & (1 << bit) != 0).collect();
+            assert_eq!(from_bits, bits.absent(len).collect::<Vec<_>>(), "{len}");
+        }
         assert_eq!(Bits::default().absent(3).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(Bits::default().absent(0).count(), 0);
     }
