@@ -193,7 +193,6 @@ impl Walker {
             };
             self.default(fields.field(position), &mut slot.column, default)
         } else {
-            seen.remove(position);
             seen.mark_null(position);
             Ok(())
         }
@@ -660,7 +659,9 @@ fn has_repeated_key(tape: &Tape, at: usize, len: usize) -> bool {
 /// first 64.
 #[derive(Default)]
 struct Bits {
-    present: u64,
+    /// Properties given a value or a null.
+    taken: u64,
+    /// Of those, the ones given a null.
     null: u64,
     high: Vec<(u64, u64)>,
 }
@@ -669,44 +670,41 @@ impl Bits {
     fn word(&mut self, position: usize) -> (&mut u64, &mut u64, u64) {
         let bit = 1u64 << (position % 64);
         if position < 64 {
-            return (&mut self.present, &mut self.null, bit);
+            return (&mut self.taken, &mut self.null, bit);
         }
         let index = position / 64 - 1;
         if self.high.len() <= index {
             self.high.resize(index + 1, (0, 0));
         }
-        let (present, null) = &mut self.high[index];
-        (present, null, bit)
+        let (taken, null) = &mut self.high[index];
+        (taken, null, bit)
     }
 
     fn peek(&self, position: usize) -> (u64, u64, u64) {
         let bit = 1u64 << (position % 64);
         if position < 64 {
-            return (self.present, self.null, bit);
+            return (self.taken, self.null, bit);
         }
-        let (present, null) = self
+        let (taken, null) = self
             .high
             .get(position / 64 - 1)
             .copied()
             .unwrap_or_default();
-        (present, null, bit)
+        (taken, null, bit)
     }
 
     /// Marks a property present; `false` when it was already present or null.
+    #[inline]
     fn insert(&mut self, position: usize) -> bool {
-        let (present, null, bit) = self.word(position);
-        if (*present | *null) & bit != 0 {
+        let (taken, _, bit) = self.word(position);
+        if *taken & bit != 0 {
             return false;
         }
-        *present |= bit;
+        *taken |= bit;
         true
     }
 
-    fn remove(&mut self, position: usize) {
-        let (present, _, bit) = self.word(position);
-        *present &= !bit;
-    }
-
+    /// Makes a property [`insert`](Self::insert)ed a null one instead of present.
     fn mark_null(&mut self, position: usize) {
         let (_, null, bit) = self.word(position);
         *null |= bit;
@@ -720,15 +718,18 @@ impl Bits {
         } else {
             (1u64 << len) - 1
         };
-        !self.present & valid
+        !(self.taken & !self.null) & valid
     }
 
     /// Returns the positions below `len` not marked present, in order.
     fn absent(&self, len: usize) -> impl Iterator<Item = usize> + '_ {
         (0..len.div_ceil(64)).flat_map(move |word| {
             let present = match word {
-                0 => self.present,
-                _ => self.high.get(word - 1).map_or(0, |&(present, _)| present),
+                0 => self.taken & !self.null,
+                _ => self
+                    .high
+                    .get(word - 1)
+                    .map_or(0, |&(taken, null)| taken & !null),
             };
             let valid = match len - word * 64 {
                 left if left >= 64 => u64::MAX,
@@ -747,8 +748,8 @@ impl Bits {
     }
 
     fn contains(&self, position: usize) -> bool {
-        let (present, _, bit) = self.peek(position);
-        present & bit != 0
+        let (taken, null, bit) = self.peek(position);
+        taken & !null & bit != 0
     }
 
     fn is_null(&self, position: usize) -> bool {
@@ -782,9 +783,11 @@ mod tests {
         for position in [0, 3, 63, 64, 65, 130, 199] {
             assert!(bits.insert(position));
         }
-        bits.insert(7);
-        bits.remove(7);
+        assert!(bits.insert(7));
         bits.mark_null(7);
+        assert!(!bits.insert(7), "a null property is taken");
+        assert!(!bits.contains(7) && bits.is_null(7));
+        assert!(bits.contains(3) && !bits.is_null(3));
         let absent: Vec<usize> = bits.absent(200).collect();
         let expected: Vec<usize> = (0..200)
             .filter(|position| ![0, 3, 63, 64, 65, 130, 199].contains(position))
