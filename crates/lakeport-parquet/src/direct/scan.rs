@@ -241,6 +241,18 @@ impl<'a> Scanner<'a> {
         self.text.get(start..end)
     }
 
+    /// Moves past a run of digits: their value (wrapped past 19 digits) and count.
+    #[inline]
+    fn wrapping_digits(&mut self) -> (u64, usize) {
+        let start = self.at;
+        let mut value: u64 = 0;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
+            self.at += 1;
+        }
+        (value, self.at - start)
+    }
+
     fn digits(&mut self) -> usize {
         let start = self.at;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -262,21 +274,24 @@ impl<'a> Scanner<'a> {
         if negative {
             self.at += 1;
         }
-        let mut significand: u64 = 0;
-        match self.peek()? {
+        let integer_start = self.at;
+        let significand = match self.peek()? {
             b'0' => {
                 self.at += 1;
+                0
             }
             b'1'..=b'9' => {
-                while let Some(digit @ b'0'..=b'9') = self.peek() {
-                    significand = significand
-                        .checked_mul(10)?
-                        .checked_add(u64::from(digit - b'0'))?;
-                    self.at += 1;
+                let (value, count) = self.wrapping_digits();
+                if count <= 19 {
+                    value
+                } else {
+                    // Past 19 digits the wrapped value may be wrong: checked, as before.
+                    checked_digits(0, &self.bytes[integer_start..self.at])?
                 }
             }
             _ => return None,
-        }
+        };
+        let integer_digits = self.at - integer_start;
         let mut double = false;
         // A decimal without an exponent whose digits fit a double exactly is converted here
         // as serde_json converts it (see `exact_decimal`); `None` when it does not qualify.
@@ -284,10 +299,18 @@ impl<'a> Scanner<'a> {
         if self.peek() == Some(b'.') {
             self.at += 1;
             let fraction_start = self.at;
-            if self.digits() == 0 {
+            let (fraction, count) = self.wrapping_digits();
+            if count == 0 {
                 return None;
             }
-            decimal = exact_decimal(significand, &self.bytes[fraction_start..self.at]);
+            decimal = if integer_digits + count <= 19 {
+                // No wrapping: the digits are below 10^19. The same test as `exact_decimal`.
+                let digits = significand.wrapping_mul(TENS[count]).wrapping_add(fraction);
+                (count < EXACT_POWERS.len() && digits < 1 << 53)
+                    .then(|| digits as f64 / EXACT_POWERS[count])
+            } else {
+                exact_decimal(significand, &self.bytes[fraction_start..self.at])
+            };
             double = true;
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -326,6 +349,24 @@ impl<'a> Scanner<'a> {
         };
         Some(token)
     }
+}
+
+/// The powers of ten below 10^20, as integers (`TENS[n]` is 10^n).
+const TENS: [u64; 20] = {
+    let mut tens = [1u64; 20];
+    let mut n = 1;
+    while n < 20 {
+        tens[n] = tens[n - 1] * 10;
+        n += 1;
+    }
+    tens
+};
+
+/// The value of `digits` appended to `value`, or `None` past `u64`.
+fn checked_digits(value: u64, digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(value, |value, &digit| {
+        value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 /// The powers of ten a double holds exactly.

@@ -374,6 +374,51 @@ fn decimals_the_scanner_converts_are_serde_json_s_doubles() {
     assert_eq!(checked, 100_000);
 }
 
+/// Integers up to and past 64 bits: the scanner's token is serde_json's number, or the
+/// scanner leaves the text to serde_json (past `u64`, below `i64`, `-0`).
+#[test]
+fn integers_the_scanner_reads_are_serde_json_s() {
+    let mut rng = Rng(0x2b99_2ddf_a232_49d6);
+    for round in 0..100_000 {
+        let len = 1 + rng.below(22);
+        let mut digits: String = (0..len)
+            .map(|_| char::from(b'0' + rng.below(10) as u8))
+            .collect();
+        if digits.starts_with('0') && len > 1 {
+            digits.replace_range(0..1, "9");
+        }
+        if round % 7 == 0 {
+            // Near the edges of `u64` and `i64`.
+            digits = [
+                "18446744073709551615",
+                "18446744073709551616",
+                "9223372036854775808",
+                "9223372036854775807",
+                "99999999999999999999",
+                "10000000000000000000",
+                "0",
+            ][round / 7 % 7]
+                .to_owned();
+        }
+        let sign = if rng.below(2) == 0 { "" } else { "-" };
+        let text = format!("{sign}{digits}");
+        let expected: serde_json::Number = serde_json::from_str(&text).unwrap();
+        let mut tape = Tape::default();
+        match super::scan::scan(&mut tape, &text) {
+            // Left to serde_json: fine at the edges, never for an ordinary integer.
+            None => assert!(
+                digits.len() >= 19 || text == "-0",
+                "{text} was left to serde_json, which reads {expected}"
+            ),
+            Some(()) => match tape.token(0) {
+                Token::PosInt(value) => assert_eq!(Some(value), expected.as_u64(), "{text}"),
+                Token::NegInt(value) => assert_eq!(Some(value), expected.as_i64(), "{text}"),
+                other => panic!("{text} scanned as {other:?}"),
+            },
+        }
+    }
+}
+
 #[test]
 fn keys_with_characters_json_escapes_are_never_matched_raw() {
     use lakeport_domain::xdm::validate::Validator;
