@@ -99,8 +99,11 @@ where
         }
         pending_bytes += chunk.len();
         pending.push(chunk);
+        // A write is handed to a blocking thread only once a megabyte or so has come: a
+        // handoff per network read (tens of kilobytes) cost as much CPU as the copies.
         let busy = writing.as_ref().is_some_and(|write| !write.is_finished());
-        if busy && pending_bytes < PENDING_WRITE_BYTES && pending.len() < PENDING_WRITE_CHUNKS {
+        let room = pending_bytes < PENDING_WRITE_BYTES && pending.len() < PENDING_WRITE_CHUNKS;
+        if room && (busy || pending_bytes < WRITE_AT_BYTES) {
             continue;
         }
         let mut open = match writing.take() {
@@ -155,6 +158,9 @@ where
 
 /// The most bytes of an upload received and waiting for their write to the staged file.
 const PENDING_WRITE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The bytes gathered before a write starts when none is in flight.
+const WRITE_AT_BYTES: usize = 1024 * 1024;
 
 /// The most chunks waiting for their write, whatever their size: a client trickling its
 /// body a few bytes at a time would otherwise queue a million tiny chunks (each with its
