@@ -46,6 +46,12 @@ const DATA_PAGE_ROWS: usize = 20_000;
 /// The bytes a min or max statistic keeps (the crate's default, which Lakeport keeps).
 const STATISTICS_BYTES: usize = 64;
 
+/// Bytes left free at the start of a leaf's plain values: a plain page's levels, when they
+/// are one run (no nulls), are written there, so that the page is compressed where its
+/// values are instead of being copied after its levels first. A run of definition levels
+/// takes at most 10 bytes (its length, a varint of up to 5 bytes, and a value).
+const PLAIN_GAP: usize = 16;
+
 /// Where a leaf Lakeport encodes sits in a record batch, and what its values are.
 #[derive(Clone, Debug)]
 pub(crate) struct OwnPath {
@@ -376,7 +382,7 @@ impl OwnLeaf {
             levels: Vec::new(),
             reps: Vec::new(),
             indices: Vec::new(),
-            plain: Vec::new(),
+            plain: vec![0; PLAIN_GAP],
             page_min: None,
             page_max: None,
             page_min_key: None,
@@ -409,7 +415,7 @@ impl OwnLeaf {
             + self.levels.len()
             + self.reps.len()
             + self.indices.len() * 4
-            + self.plain.len()
+            + (self.plain.len() - PLAIN_GAP)
             + self
                 .dictionary
                 .as_ref()
@@ -597,7 +603,7 @@ impl OwnLeaf {
     fn end_row(&mut self) -> Result<()> {
         self.page_rows += 1;
         if self.page_rows >= DATA_PAGE_ROWS
-            || self.plain.len() >= DATA_PAGE_BYTES
+            || self.plain.len() >= PLAIN_GAP + DATA_PAGE_BYTES
             || self.dictionary_full()
         {
             self.cut()?;
@@ -751,7 +757,7 @@ impl OwnLeaf {
                 1 + (self.indices.len() * bit_width(dictionary.len().saturating_sub(1) as u64))
                     .div_ceil(8)
             }
-            None => self.plain.len(),
+            None => self.plain.len() - PLAIN_GAP,
         }
     }
 
@@ -811,19 +817,28 @@ impl OwnLeaf {
         } else {
             self.histogram[0] += entries as i64;
         }
-        let encoding = match &self.dictionary {
+        let (encoding, buf, uncompressed) = match &self.dictionary {
             Some(dictionary) => {
                 let width = bit_width(dictionary.len().saturating_sub(1) as u64);
                 self.page.push(width as u8);
                 encode_hybrid(&self.indices, width, &mut self.page);
-                Encoding::RLE_DICTIONARY
+                let buf = self.compress_page()?;
+                (Encoding::RLE_DICTIONARY, buf, self.page.len())
+            }
+            None if self.page.len() <= PLAIN_GAP => {
+                // The levels go in the gap just before the values: one buffer, no copy.
+                let start = PLAIN_GAP - self.page.len();
+                self.plain[start..PLAIN_GAP].copy_from_slice(&self.page);
+                let page = &self.plain[start..];
+                let buf = compress(&mut self.compressor, &mut self.compressed, page)?;
+                (Encoding::PLAIN, buf, page.len())
             }
             None => {
-                self.page.extend_from_slice(&self.plain);
-                Encoding::PLAIN
+                self.page.extend_from_slice(&self.plain[PLAIN_GAP..]);
+                let buf = self.compress_page()?;
+                (Encoding::PLAIN, buf, self.page.len())
             }
         };
-        let buf = self.compress_page()?;
         self.page_bytes += buf.len();
         self.pages.push(CompressedPage::new(
             Page::DataPage {
@@ -834,14 +849,14 @@ impl OwnLeaf {
                 rep_level_encoding: Encoding::RLE,
                 statistics: None,
             },
-            self.page.len(),
+            uncompressed,
         ));
         self.entries += entries as u64;
         self.levels.clear();
         self.reps.clear();
         self.indices.clear();
         self.plain_bits = 0;
-        self.plain.clear();
+        self.plain.truncate(PLAIN_GAP);
         self.page_rows = 0;
         self.page_nulls = 0;
         Ok(())
@@ -849,13 +864,7 @@ impl OwnLeaf {
 
     /// Snappy of `self.page`, in a buffer of its own size.
     fn compress_page(&mut self) -> Result<Bytes> {
-        self.compressed
-            .resize(snap::raw::max_compress_len(self.page.len()), 0);
-        let length = self
-            .compressor
-            .compress(&self.page, &mut self.compressed)
-            .map_err(|err| ParquetError::External(Box::new(err)))?;
-        Ok(Bytes::copy_from_slice(&self.compressed[..length]))
+        compress(&mut self.compressor, &mut self.compressed, &self.page)
     }
 
     /// Writes the dictionary page (its values join the statistics) and goes on with plain
@@ -1193,6 +1202,19 @@ impl Dictionary {
         self.last = Some(index);
         index
     }
+}
+
+/// Snappy of `page` (through the scratch buffer `compressed`), in a buffer of its own size.
+fn compress(
+    compressor: &mut snap::raw::Encoder,
+    compressed: &mut Vec<u8>,
+    page: &[u8],
+) -> Result<Bytes> {
+    compressed.resize(snap::raw::max_compress_len(page.len()), 0);
+    let length = compressor
+        .compress(page, compressed)
+        .map_err(|err| ParquetError::External(Box::new(err)))?;
+    Ok(Bytes::copy_from_slice(&compressed[..length]))
 }
 
 /// The value every element of `values` has, if they are not empty and all the same.
