@@ -13,6 +13,8 @@ use crate::error::{FileError, ProcessError};
 pub(crate) mod csv;
 pub(crate) mod json;
 pub(crate) mod parquet;
+#[cfg(test)]
+mod tests;
 
 /// Whether a reader should go on after a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,23 +58,189 @@ pub(crate) fn json_line_as_value<S: RowSink + ?Sized>(
 const READ_BUFFER: usize = 256 * 1024;
 
 /// A buffered input of a row decoder: a staged file, or a stream of one (JSON and CSV need
-/// no random access).
-pub(crate) type Input = BufReader<Box<dyn Read + Send>>;
+/// no random access). It is read on the decoder's thread, or ahead of it on a thread of its
+/// own ([`Input::read_ahead`]).
+pub(crate) struct Input(Source);
+
+enum Source {
+    Buffered(BufReader<Box<dyn Read + Send>>),
+    Ahead(ReadAhead),
+}
 
 /// Buffers a stream for a row decoder.
 pub(crate) fn input(stream: Box<dyn Read + Send>) -> Input {
-    BufReader::with_capacity(READ_BUFFER, stream)
+    Input(Source::Buffered(BufReader::with_capacity(
+        READ_BUFFER,
+        stream,
+    )))
+}
+
+impl Input {
+    /// Reads `stream` on a thread of its own, up to [`AHEAD_BLOCKS`] blocks of
+    /// [`AHEAD_BLOCK`] bytes ahead of the decoder: the copies out of the page cache (or the
+    /// waits on object storage) leave the decoding thread, which sets the pace of a batch
+    /// on two cores.
+    ///
+    /// # Errors
+    ///
+    /// The thread cannot be started.
+    pub(crate) fn read_ahead(stream: Box<dyn Read + Send>) -> std::io::Result<Self> {
+        ReadAhead::start(stream).map(|ahead| Self(Source::Ahead(ahead)))
+    }
+
+    /// What was read and not consumed yet (as [`BufReader::buffer`]).
+    pub(crate) fn buffer(&self) -> &[u8] {
+        match &self.0 {
+            Source::Buffered(reader) => reader.buffer(),
+            Source::Ahead(ahead) => &ahead.block[ahead.position..],
+        }
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Source::Buffered(reader) = &mut self.0 {
+            return reader.read(buf);
+        }
+        let available = self.fill_buf()?;
+        let length = available.len().min(buf.len());
+        buf[..length].copy_from_slice(&available[..length]);
+        self.consume(length);
+        Ok(length)
+    }
+}
+
+impl BufRead for Input {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match &mut self.0 {
+            Source::Buffered(reader) => reader.fill_buf(),
+            Source::Ahead(ahead) => ahead.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        match &mut self.0 {
+            Source::Buffered(reader) => reader.consume(amount),
+            Source::Ahead(ahead) => {
+                ahead.position = (ahead.position + amount).min(ahead.block.len());
+            }
+        }
+    }
+}
+
+/// The blocks a read-ahead thread holds at most, the decoder's included: 4 MiB.
+const AHEAD_BLOCKS: usize = 4;
+
+/// The bytes of one block read ahead.
+pub(crate) const AHEAD_BLOCK: usize = 1024 * 1024;
+
+/// The decoder's side of a read-ahead thread: full blocks come over one channel, and go
+/// back over the other once consumed. A block shorter than [`AHEAD_BLOCK`] is the last one
+/// with data; an empty one is the end.
+struct ReadAhead {
+    full: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    spare: std::sync::mpsc::Sender<Vec<u8>>,
+    block: Vec<u8>,
+    position: usize,
+    /// The stream ended (or failed): nothing more comes.
+    ended: bool,
+}
+
+impl ReadAhead {
+    fn start(mut stream: Box<dyn Read + Send>) -> std::io::Result<Self> {
+        let (full_sender, full) = std::sync::mpsc::sync_channel(AHEAD_BLOCKS);
+        let (spare, spare_receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+        // The thread stops at the end of the stream, at an error, or when the decoder drops
+        // its side (its next send or wait for a spare block fails); it is not joined, so
+        // that a decoder that stops early never waits on a slow stream.
+        std::thread::Builder::new()
+            .name("lakeport-read-ahead".into())
+            .spawn(move || {
+                let mut made = 0;
+                loop {
+                    let mut block = match spare_receiver.try_recv() {
+                        Ok(block) => block,
+                        Err(_) if made < AHEAD_BLOCKS => {
+                            made += 1;
+                            Vec::with_capacity(AHEAD_BLOCK)
+                        }
+                        Err(_) => match spare_receiver.recv() {
+                            Ok(block) => block,
+                            Err(_) => return,
+                        },
+                    };
+                    block.clear();
+                    // `read_to_end` through `take` fills the block's capacity without
+                    // zeroing it first, and stops at the block's size.
+                    let read = (&mut stream)
+                        .take(AHEAD_BLOCK as u64)
+                        .read_to_end(&mut block);
+                    let last = !matches!(read, Ok(length) if length == AHEAD_BLOCK);
+                    if full_sender.send(read.map(|_| block)).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            full,
+            spare,
+            block: Vec::new(),
+            position: 0,
+            ended: false,
+        })
+    }
+
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.position == self.block.len() && !self.ended {
+            let next = match self.full.recv() {
+                Ok(Ok(block)) => block,
+                Ok(Err(err)) => {
+                    self.ended = true;
+                    return Err(err);
+                }
+                // The thread ended without saying why: it panicked.
+                Err(_) => {
+                    self.ended = true;
+                    return Err(std::io::Error::other("the thread reading the file stopped"));
+                }
+            };
+            self.ended = next.len() < AHEAD_BLOCK;
+            let used = std::mem::replace(&mut self.block, next);
+            self.position = 0;
+            if used.capacity() > 0 {
+                // The thread may be gone (the stream ended): the block is then dropped.
+                let _ = self.spare.send(used);
+            }
+        }
+        Ok(&self.block[self.position..])
+    }
 }
 
 /// Opens a staged file for buffered reading and returns it with its size.
 pub(crate) fn open(path: &Path) -> Result<(Input, u64), ProcessError> {
+    let (file, size) = open_file(path)?;
+    Ok((input(file), size))
+}
+
+/// Opens a staged file as [`open`] does, read ahead on a thread of its own
+/// ([`Input::read_ahead`]).
+pub(crate) fn open_ahead(path: &Path) -> Result<(Input, u64), ProcessError> {
+    let (file, size) = open_file(path)?;
+    let input = Input::read_ahead(file).map_err(|source| ProcessError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((input, size))
+}
+
+fn open_file(path: &Path) -> Result<(Box<dyn Read + Send>, u64), ProcessError> {
     let read_error = |source| ProcessError::Read {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
-    Ok((input(Box::new(file)), size))
+    Ok((Box::new(file), size))
 }
 
 /// Skips a UTF-8 byte-order mark and whitespace at the start of `reader`.

@@ -1210,7 +1210,12 @@ fn compress(
     compressed: &mut Vec<u8>,
     page: &[u8],
 ) -> Result<Bytes> {
-    compressed.resize(snap::raw::max_compress_len(page.len()), 0);
+    // The scratch buffer only grows: zeroing it again for each page cost a `memset` of
+    // the page's size.
+    let bound = snap::raw::max_compress_len(page.len());
+    if compressed.len() < bound {
+        compressed.resize(bound, 0);
+    }
     let length = compressor
         .compress(page, compressed)
         .map_err(|err| ParquetError::External(Box::new(err)))?;

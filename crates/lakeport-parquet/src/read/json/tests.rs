@@ -351,3 +351,39 @@ proptest! {
         }
     }
 }
+
+/// Rows across the read-ahead's block boundaries, blank lines and one row too long among
+/// them: the rows and corrupt rows are those of a buffered read.
+#[test]
+fn json_lines_read_ahead_are_the_rows_of_a_buffered_read() {
+    let mut text = String::new();
+    let mut row = 0u64;
+    while text.len() < 3 * crate::read::AHEAD_BLOCK + 1000 {
+        row += 1;
+        let pad = "p".repeat((row * 37 % 900) as usize);
+        text.push_str(&format!("{{\"row\": {row}, \"pad\": \"{pad}\"}}\n"));
+        if row.is_multiple_of(1000) {
+            text.push_str("\n  \n");
+        }
+        if row == 2000 {
+            text.push_str(&format!("{{\"long\": \"{}\"}}\n", "x".repeat(5000)));
+        }
+    }
+    let limit = 4096;
+    let mut buffered = Collect::default();
+    read_lines(
+        input(Box::new(Cursor::new(text.clone().into_bytes()))),
+        Path::new("f"),
+        "f",
+        limit,
+        &mut buffered,
+    )
+    .unwrap();
+    let mut ahead = Collect::default();
+    let reader = Input::read_ahead(Box::new(Cursor::new(text.into_bytes()))).unwrap();
+    read_lines(reader, Path::new("f"), "f", limit, &mut ahead).unwrap();
+    assert_eq!(ahead.rows.len() as u64, row);
+    assert_eq!(ahead.rows, buffered.rows);
+    assert_eq!(ahead.corrupt, buffered.corrupt);
+    assert_eq!(ahead.corrupt.len(), 1);
+}
