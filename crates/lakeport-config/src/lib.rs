@@ -289,7 +289,8 @@ pub struct IngestConfig {
     /// Parquet writing; with more, files of every format are decoded and validated on
     /// `batch_threads - 1` threads while a reader feeds them and the Parquet writer
     /// encodes on two (1 to 64). On two cores, 3 ingests JSON Lines about 15% faster than
-    /// the default 2, at about 35 MB more peak memory per batch.
+    /// the default 2, at about 35 MB more peak memory per batch. A batch never uses more
+    /// threads than the process has CPUs (its affinity and cgroup quota).
     pub batch_threads: u32,
     /// Whether a clean row group of a Parquet upload keeps its encoded pages for the
     /// columns the dataset stores as they are (copied into the table's file instead of

@@ -493,13 +493,24 @@ fn spawn_workers(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakeport".to_owned());
     let tables = lakeport_jobs::TableCache::new();
+    let mut ingest = config.ingest.clone();
+    let cpus = std::thread::available_parallelism().ok().map(usize::from);
+    ingest.batch_threads = lakeport_jobs::batch_threads(ingest.batch_threads, cpus);
+    if ingest.batch_threads < config.ingest.batch_threads {
+        tracing::info!(
+            configured = config.ingest.batch_threads,
+            cpus,
+            batch_threads = ingest.batch_threads,
+            "a batch uses no more threads than the process has CPUs"
+        );
+    }
     (0..count)
         .map(|index| {
             let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
                 metastore: Arc::clone(&metastore),
                 storage: storage.clone(),
                 work_dir: config.work_dir(),
-                config: config.ingest.clone(),
+                config: ingest.clone(),
                 stream: config.stream.clone(),
                 worker_id: format!("{host}-{}-{index}", std::process::id()),
                 tables: tables.clone(),
