@@ -21,7 +21,7 @@
 use std::hash::BuildHasher;
 
 use arrow_array::types::{
-    Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    Date32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType,
 };
 use arrow_array::{Array, ArrowPrimitiveType, RecordBatch, StringArray, cast::AsArray};
@@ -82,7 +82,10 @@ impl Kind {
     fn of(data_type: &DataType) -> Option<Self> {
         match data_type {
             DataType::Utf8 => Some(Self::Text),
-            DataType::Int32 | DataType::Date32 => Some(Self::Int32),
+            // XDM's `short` and `byte` are stored as 32-bit integers, as the crate does.
+            DataType::Int32 | DataType::Date32 | DataType::Int16 | DataType::Int8 => {
+                Some(Self::Int32)
+            }
             DataType::Int64
             | DataType::Timestamp(
                 TimeUnit::Millisecond | TimeUnit::Microsecond | TimeUnit::Nanosecond,
@@ -185,6 +188,22 @@ impl Source for Bits<'_> {
 /// Fixed-width values of `W` bytes, little-endian.
 struct Fixed<'a, const W: usize>(&'a [u8]);
 
+/// Signed integers of `W` bytes (1 or 2), little-endian, stored as 32-bit ones.
+struct Narrow<'a, const W: usize>(&'a [u8]);
+
+impl<const W: usize> Source for Narrow<'_, W> {
+    #[inline(always)]
+    fn put(&self, leaf: &mut OwnLeaf, index: usize) {
+        let bytes = &self.0[index * W..index * W + W];
+        let value = if W == 1 {
+            i32::from(bytes[0] as i8)
+        } else {
+            i32::from(i16::from_le_bytes([bytes[0], bytes[1]]))
+        };
+        leaf.fixed_value(u64::from(value as u32));
+    }
+}
+
 impl<const W: usize> Source for Fixed<'_, W> {
     #[inline(always)]
     fn put(&self, leaf: &mut OwnLeaf, index: usize) {
@@ -206,7 +225,8 @@ fn double(bytes: &[u8]) -> f64 {
     f64::from_le_bytes(bytes.try_into().unwrap_or_default())
 }
 
-/// A leaf's values in a record batch, each as the bytes its plain encoding holds.
+/// A leaf's values in a record batch, each as the bytes its plain encoding holds (but
+/// fixed-width ones of 1 and 2 bytes: signed integers, stored as 32-bit ones).
 enum Values<'a> {
     Text { offsets: &'a [i32], data: &'a [u8] },
     Fixed { bytes: &'a [u8], width: usize },
@@ -227,6 +247,14 @@ impl<'a> Values<'a> {
                 });
             }
             (_, DataType::Int32) => fixed::<Int32Type>(array)?,
+            (_, DataType::Int16) => {
+                let bytes = fixed::<Int16Type>(array)?;
+                return Some(Self::Fixed { bytes, width: 2 });
+            }
+            (_, DataType::Int8) => {
+                let bytes = fixed::<Int8Type>(array)?;
+                return Some(Self::Fixed { bytes, width: 1 });
+            }
             (_, DataType::Date32) => fixed::<Date32Type>(array)?,
             (_, DataType::Int64) => fixed::<Int64Type>(array)?,
             (_, DataType::Timestamp(TimeUnit::Millisecond, _)) => {
@@ -484,6 +512,8 @@ impl OwnLeaf {
         match values {
             Values::Text { offsets, data } => self.rows(&Texts { offsets, data }, rows, any_null),
             Values::Fixed { bytes, width: 4 } => self.rows(&Fixed::<4>(bytes), rows, any_null),
+            Values::Fixed { bytes, width: 2 } => self.rows(&Narrow::<2>(bytes), rows, any_null),
+            Values::Fixed { bytes, width: 1 } => self.rows(&Narrow::<1>(bytes), rows, any_null),
             Values::Fixed { bytes, .. } => self.rows(&Fixed::<8>(bytes), rows, any_null),
             Values::Bits(bits) => self.rows(&Bits(bits), rows, any_null),
         }
@@ -555,6 +585,8 @@ impl OwnLeaf {
         match values {
             Values::Text { offsets, data } => self.entries_of(&Texts { offsets, data }, &shape),
             Values::Fixed { bytes, width: 4 } => self.entries_of(&Fixed::<4>(bytes), &shape),
+            Values::Fixed { bytes, width: 2 } => self.entries_of(&Narrow::<2>(bytes), &shape),
+            Values::Fixed { bytes, width: 1 } => self.entries_of(&Narrow::<1>(bytes), &shape),
             Values::Fixed { bytes, .. } => self.entries_of(&Fixed::<8>(bytes), &shape),
             Values::Bits(bits) => self.entries_of(&Bits(bits), &shape),
         }

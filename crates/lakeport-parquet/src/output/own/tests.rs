@@ -8,8 +8,8 @@ use std::fs::File;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+    Int64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
     builder::{Int64Builder, ListBuilder, MapBuilder, StringBuilder},
 };
 use arrow_buffer::NullBuffer;
@@ -76,6 +76,9 @@ fn schema() -> SchemaRef {
         Field::new("zeros", DataType::Float64, true),
         Field::new("small", DataType::Int32, false),
         Field::new("flag", DataType::Boolean, true),
+        // XDM's `short` and `byte`.
+        Field::new("short", DataType::Int16, true),
+        Field::new("byte", DataType::Int8, false),
     ]))
 }
 
@@ -231,6 +234,16 @@ fn batch(schema: &SchemaRef, rng: &mut Rng, first: usize, rows: usize) -> Record
             Arc::new(BooleanArray::from_iter(
                 (0..rows).map(|_| (rng.below(3) != 0).then(|| rng.below(2) == 0)),
             )),
+            Arc::new(Int16Array::from_iter((0..rows).map(|_| {
+                (rng.below(6) != 0).then(|| match rng.below(5) {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => rng.next() as i16,
+                })
+            }))),
+            Arc::new(Int8Array::from_iter_values(
+                (0..rows).map(|_| rng.below(256) as u8 as i8),
+            )),
         ],
     )
     .unwrap()
@@ -381,7 +394,7 @@ fn compare(threads: usize, rows: usize, batch_rows: usize, rows_per_row_group: u
         }
     }
     // Every leaf, in every row group.
-    assert_eq!(own, 18 * our_metadata.num_row_groups());
+    assert_eq!(own, 20 * our_metadata.num_row_groups());
 }
 
 #[test]
@@ -401,7 +414,8 @@ fn a_single_row_and_odd_batches_match_the_crates_writer() {
     compare(1, 333, 7, 100);
 }
 
-/// The leaves planned: those of texts, integers, dates, timestamps, doubles and booleans
+/// The leaves planned: those of texts, integers of every width, dates, timestamps, doubles
+/// and booleans
 /// under structs and in lists and maps.
 #[test]
 fn the_leaves_lakeport_encodes_are_planned() {
@@ -433,7 +447,9 @@ fn the_leaves_lakeport_encodes_are_planned() {
             "score",
             "zeros",
             "small",
-            "flag"
+            "flag",
+            "short",
+            "byte"
         ]
     );
 }
