@@ -30,7 +30,9 @@ pub use lakeport_lake::TableCache;
 /// The threads a batch uses: `ingest.batch_threads`, but no more than the CPUs the process
 /// may run on (`cpus`: its affinity mask and cgroup quota, as
 /// [`std::thread::available_parallelism`] counts them). On one CPU a second thread only
-/// takes turns with the first: JSON Lines ingested 7% slower with 2 than with 1.
+/// takes turns with the first, handing it each record batch: JSON Lines took 1.5-7% more
+/// wall time with 2 than with 1 in two of three alternated comparisons (and 3% less in
+/// the third; `docs/BENCHMARKS.md`).
 #[must_use]
 pub fn batch_threads(configured: u32, cpus: Option<usize>) -> u32 {
     let cpus = cpus.map_or(u32::MAX, |cpus| u32::try_from(cpus).unwrap_or(u32::MAX));
