@@ -1,11 +1,11 @@
-//! Lakeport's own encoder for most leaves: texts (`Utf8`), integers and dates (`Int32`,
-//! `Date32`, `Int64`, timestamps of milliseconds to nanoseconds) and doubles, under nothing
-//! but structs, or as the elements of a list or the keys and values of a map (under
-//! structs). These were where the parquet crate's writer spent its time: it interned every
-//! value through a general hash table, compared every value twice for the chunk's min and
-//! max, computed every leaf's levels through its general level builder, and grew its page
-//! buffers from nothing for each page. Booleans, lists of structs and deeper nesting stay
-//! with the crate.
+//! Lakeport's own encoder for most leaves: texts (`Utf8`), integers and dates (`Int8`,
+//! `Int16` and `Int32` stored as 32-bit, `Date32`, `Int64`, timestamps of milliseconds to
+//! nanoseconds), doubles and booleans, under nothing but structs, or as the elements of a
+//! list or the keys and values of a map (under structs). These were where the parquet
+//! crate's writer spent its time: it interned every value through a general hash table,
+//! compared every value twice for the chunk's min and max, computed every leaf's levels
+//! through its general level builder, and grew its page buffers from nothing for each page.
+//! Lists of structs and deeper nesting stay with the crate.
 //!
 //! A leaf is written as the crate writes it with Lakeport's settings (data pages v1, Snappy,
 //! a dictionary until its plain bytes reach [`DICTIONARY_PAGE_BYTES`], then plain pages;
