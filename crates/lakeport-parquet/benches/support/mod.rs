@@ -49,9 +49,14 @@ impl Arguments {
     }
 }
 
-/// The schema of the generated rows (the shared bench field group).
+/// The schema of the generated rows (the shared bench field group), or the resolved schema
+/// in the file `LAKEPORT_BENCH_SCHEMA` names (say, a server's dataset schema fetched with
+/// `Accept: application/vnd.adobe.xed-full+json`, to run its rows as the server does).
 pub fn bench_schema() -> Value {
-    let path = manifest_dir().join("../lakeport-domain/testdata/xdm/bench-schema.json");
+    let path = std::env::var_os("LAKEPORT_BENCH_SCHEMA").map_or_else(
+        || manifest_dir().join("../lakeport-domain/testdata/xdm/bench-schema.json"),
+        PathBuf::from,
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).expect("bench schema is readable"))
         .expect("bench schema is JSON")
 }
