@@ -711,11 +711,8 @@ fn read_input(
             (reader, size, file.to_owned())
         }
         (Input::Stream(stream, size), _) if threads > 1 => {
-            let reader = read::Input::read_ahead(stream).map_err(|source| ProcessError::Read {
-                path: PathBuf::from(name),
-                source,
-            })?;
-            (reader, size, PathBuf::from(name))
+            let path = PathBuf::from(name);
+            (read::input_ahead(stream, &path)?, size, path)
         }
         (Input::Stream(stream, size), _) => (read::input(stream), size, PathBuf::from(name)),
     };

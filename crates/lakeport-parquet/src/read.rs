@@ -226,11 +226,19 @@ pub(crate) fn open(path: &Path) -> Result<(Input, u64), ProcessError> {
 /// ([`Input::read_ahead`]).
 pub(crate) fn open_ahead(path: &Path) -> Result<(Input, u64), ProcessError> {
     let (file, size) = open_file(path)?;
-    let input = Input::read_ahead(file).map_err(|source| ProcessError::Read {
+    Ok((input_ahead(file, path)?, size))
+}
+
+/// Reads `stream` (the file at `path`, for errors) ahead of its decoder
+/// ([`Input::read_ahead`]).
+pub(crate) fn input_ahead(
+    stream: Box<dyn Read + Send>,
+    path: &Path,
+) -> Result<Input, ProcessError> {
+    Input::read_ahead(stream).map_err(|source| ProcessError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    Ok((input, size))
+    })
 }
 
 fn open_file(path: &Path) -> Result<(Box<dyn Read + Send>, u64), ProcessError> {
