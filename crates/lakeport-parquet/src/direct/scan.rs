@@ -6,7 +6,7 @@
 //! decides, with its own error message. So a row the scanner accepts is one serde_json
 //! accepts, with the same tokens: doubles are converted by serde_json itself.
 
-use super::columns::KeyWords;
+use super::columns::{KeyWords, WINDOW};
 use super::tape::{Tape, Token};
 
 /// The deepest nesting the scanner follows (serde_json's own limit is 128).
@@ -212,6 +212,14 @@ impl<'a> Scanner<'a> {
             tape.close_array(at, len);
         }
         Some(())
+    }
+
+    /// The row's [`WINDOW`] bytes from the start of the string just read (of `len` bytes,
+    /// its closing quote the last byte read), when the row has that many.
+    #[inline]
+    pub(super) fn window_of_last(&self, len: usize) -> Option<&'a [u8; WINDOW]> {
+        let start = self.at.checked_sub(len + 1)?;
+        self.bytes.get(start..)?.first_chunk::<WINDOW>()
     }
 
     /// Reads a string's body after its opening quote, up to and past the closing quote;

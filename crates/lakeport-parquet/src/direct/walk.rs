@@ -10,7 +10,7 @@
 use lakeport_domain::xdm::validate::plan::{self, Field, FieldKind, IntegerType, ObjectFields};
 use lakeport_domain::xdm::validate::{Source, UnknownFields};
 
-use super::columns::{Column, StructColumn, Utf8};
+use super::columns::{Column, StructColumn, Utf8, WINDOW};
 use super::tape::{Tape, Token};
 
 mod fused;
@@ -339,7 +339,7 @@ impl Walker {
             return self.number_as_string(field, column, scalar, check);
         };
         match column {
-            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text),
+            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, text, None),
             _ if check && !field.accepts_str(text) => Err(Bail),
             _ => Ok(()),
         }
@@ -483,7 +483,7 @@ impl Walker {
         text.clear();
         text.push_str(&number.to_string());
         let result = match column {
-            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, &text),
+            Column::Utf8(utf8) => push_string(self.trusted, field, utf8, &text, None),
             _ if check && !field.accepts_str(&text) => Err(Bail),
             _ => Ok(()),
         };
@@ -759,18 +759,20 @@ impl Bits {
 }
 
 /// Checks (unless `trusted`) and appends a string of a string field: the common case of
-/// [`Walker::scalar`], which the fused walk also calls directly.
+/// [`Walker::scalar`], which the fused walk also calls directly. `window`: the row's bytes
+/// from `text` on, when the row has enough (see [`Utf8::push_windowed`]).
 #[inline]
 pub(super) fn push_string(
     trusted: bool,
     field: Field<'_>,
     utf8: &mut Utf8,
     text: &str,
+    window: Option<&[u8; WINDOW]>,
 ) -> Result<(), Bail> {
     if !trusted && field.has_checks() && !field.accepts_str(text) {
         return Err(Bail);
     }
-    utf8.push(text).map_err(|_| Bail)
+    utf8.push_windowed(text, window).map_err(|_| Bail)
 }
 
 #[cfg(test)]

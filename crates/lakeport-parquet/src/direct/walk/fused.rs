@@ -122,7 +122,10 @@ impl Walker {
                                         if field.is_string() =>
                                     {
                                         let trusted = self.trusted;
-                                        self.refusing(|_| push_string(trusted, field, utf8, text))?
+                                        let window = input.window_of_last(text.len());
+                                        self.refusing(|_| {
+                                            push_string(trusted, field, utf8, text, window)
+                                        })?
                                     }
                                     (value, slot) => {
                                         self.refusing(|walker| walker.scalar(field, slot, value))?
