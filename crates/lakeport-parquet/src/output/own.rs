@@ -1143,6 +1143,58 @@ struct Dictionary {
     /// Fixed-width values: each entry's bits, and the last one interned with its index.
     keys: Vec<u64>,
     last_key: Option<(u64, u32)>,
+    /// Texts of up to 16 bytes interned lately, [`RECENT`] slots by a hash of their words
+    /// (empty for fixed-width values): a value found here needs neither a hash of its
+    /// bytes nor a comparison with the page.
+    recent: Vec<Recent>,
+}
+
+/// The slots of [`Dictionary::recent`].
+const RECENT: usize = 256;
+
+/// A short text of a dictionary: its bytes as [`short_words`] gives them, its length
+/// (`u32::MAX` in an empty slot) and its index.
+#[derive(Clone, Copy)]
+struct Recent {
+    words: [u64; 2],
+    len: u32,
+    index: u32,
+}
+
+impl Recent {
+    const EMPTY: Self = Self {
+        words: [0; 2],
+        len: u32::MAX,
+        index: 0,
+    };
+}
+
+/// The bytes of a text of at most 16 bytes as two words that, with its length, tell it
+/// from every other: two overlapping loads cover all of them. `None` for a longer text.
+#[inline(always)]
+fn short_words(value: &[u8]) -> Option<[u64; 2]> {
+    let n = value.len();
+    Some(match n {
+        8..=16 => [word(value, 0), word(value, n - 8)],
+        4..=7 => [
+            u64::from(half(value, 0)) | u64::from(half(value, n - 4)) << 32,
+            0,
+        ],
+        1..=3 => [
+            u64::from(value[0]) | u64::from(value[n / 2]) << 8 | u64::from(value[n - 1]) << 16,
+            0,
+        ],
+        0 => [0; 2],
+        _ => return None,
+    })
+}
+
+/// The slot of [`Dictionary::recent`] for a short text.
+#[inline(always)]
+fn recent_slot(words: [u64; 2], len: usize) -> usize {
+    let mixed =
+        (words[0] ^ words[1].rotate_left(32) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - RECENT.trailing_zeros())) as usize
 }
 
 impl Dictionary {
@@ -1156,6 +1208,11 @@ impl Dictionary {
             last: None,
             keys: Vec::new(),
             last_key: None,
+            recent: if prefixed {
+                vec![Recent::EMPTY; RECENT]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -1204,6 +1261,26 @@ impl Dictionary {
     /// The index of `value`, added when new.
     #[inline(always)]
     fn intern(&mut self, value: &[u8]) -> u32 {
+        let Some(words) = short_words(value).filter(|_| !self.recent.is_empty()) else {
+            return self.intern_hashed(value);
+        };
+        let slot = recent_slot(words, value.len()) & (self.recent.len() - 1);
+        let recent = self.recent[slot];
+        if recent.len as usize == value.len() && recent.words == words {
+            return recent.index;
+        }
+        let index = self.intern_hashed(value);
+        self.recent[slot] = Recent {
+            words,
+            len: value.len() as u32,
+            index,
+        };
+        index
+    }
+
+    /// [`intern`](Self::intern) through the table of values by hash.
+    #[inline(always)]
+    fn intern_hashed(&mut self, value: &[u8]) -> u32 {
         if let Some(last) = self.last
             && same(Self::entry(&self.page, self.entries[last as usize]), value)
         {

@@ -18,7 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 
-use super::{encode_hybrid, own_path, same, text_less};
+use super::{Dictionary, encode_hybrid, own_path, same, short_words, text_less};
 use crate::output::ParquetParts;
 
 /// A small xorshift generator: the same rows on every run.
@@ -495,6 +495,47 @@ fn decode_hybrid(mut bytes: &[u8], width: usize, count: usize) -> Vec<u32> {
     assert!(bytes.is_empty(), "bytes left after the values");
     values.truncate(count);
     values
+}
+
+/// A text's dictionary index is the one it got when first interned, whether it is found in
+/// the slots of recent short texts or in the table: thousands of distinct texts of 0 to 19
+/// bytes over four byte values (zeros among them), far more than the slots hold.
+#[test]
+fn interned_texts_keep_the_index_they_first_got() {
+    let mut dictionary = Dictionary::new(true);
+    let mut first: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..60_000 {
+        let len = rng.below(20) as usize;
+        let value: Vec<u8> = (0..len)
+            .map(|_| [b'a', b'b', 0, 0xff][rng.below(4) as usize])
+            .collect();
+        let next = first.len() as u32;
+        let expected = *first.entry(value.clone()).or_insert(next);
+        assert_eq!(dictionary.intern(&value), expected, "{value:?}");
+    }
+    assert!(first.len() > 10_000, "{} distinct texts", first.len());
+    assert_eq!(dictionary.len(), first.len());
+}
+
+proptest::proptest! {
+    /// Two texts of the same length up to 16 bytes have the same words exactly when they
+    /// are the same text; longer texts have none.
+    #[test]
+    fn short_words_tell_texts_of_one_length_apart(
+        a in proptest::collection::vec(0u8..3, 0..=20),
+        flip in 0usize..20,
+    ) {
+        let mut b = a.clone();
+        if !b.is_empty() {
+            let at = flip % b.len();
+            b[at] = b[at].wrapping_add(1);
+        }
+        match (short_words(&a), short_words(&b)) {
+            (Some(x), Some(y)) => proptest::prop_assert_eq!(x == y, a == b),
+            (x, y) => proptest::prop_assert!(a.len() > 16 && x.is_none() && y.is_none()),
+        }
+    }
 }
 
 proptest::proptest! {
