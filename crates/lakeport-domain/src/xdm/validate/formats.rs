@@ -309,9 +309,15 @@ fn plain_email(bytes: &[u8]) -> Option<bool> {
     let mut at = 0;
     let mut previous = EMAIL_DOT;
     loop {
+        // Letters and digits, most of an address, in a loop of their own.
+        let run = alnum_run(&bytes[at..]);
+        if run > 0 {
+            at += run;
+            previous = EMAIL_ALNUM;
+        }
         let class = EMAIL_CLASS[usize::from(*bytes.get(at)?)];
         match class {
-            EMAIL_ALNUM | EMAIL_HYPHEN | EMAIL_ATEXT => {}
+            EMAIL_HYPHEN | EMAIL_ATEXT => {}
             EMAIL_DOT if previous != EMAIL_DOT => {}
             EMAIL_AT => break,
             EMAIL_DEFER => return None,
@@ -329,10 +335,22 @@ fn plain_email(bytes: &[u8]) -> Option<bool> {
     }
     let mut label_length = 0;
     let mut previous = EMAIL_DOT;
-    for &byte in domain {
+    let mut at = 0;
+    loop {
+        let run = alnum_run(&domain[at..]);
+        if run > 0 {
+            at += run;
+            label_length += run;
+            if label_length > 63 {
+                return Some(false);
+            }
+            previous = EMAIL_ALNUM;
+        }
+        let Some(&byte) = domain.get(at) else {
+            break;
+        };
         let class = EMAIL_CLASS[usize::from(byte)];
         match class {
-            EMAIL_ALNUM => label_length += 1,
             EMAIL_HYPHEN if label_length > 0 => label_length += 1,
             EMAIL_DOT if label_length > 0 && previous != EMAIL_HYPHEN => label_length = 0,
             EMAIL_DEFER => return None,
@@ -343,8 +361,18 @@ fn plain_email(bytes: &[u8]) -> Option<bool> {
             return Some(false);
         }
         previous = class;
+        at += 1;
     }
     Some(label_length > 0 && previous != EMAIL_HYPHEN)
+}
+
+/// The number of ASCII letters and digits `bytes` starts with.
+#[inline(always)]
+fn alnum_run(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&byte| EMAIL_CLASS[usize::from(byte)] != EMAIL_ALNUM)
+        .unwrap_or(bytes.len())
 }
 
 fn is_email_local_part(local: &str) -> bool {
