@@ -29,14 +29,59 @@ pub(super) fn longer_than(text: &str, max: usize) -> bool {
 /// its calendar range (month `00` or `13`, `04-31`, `02-29` in a common year) is refused.
 pub fn parse_date(text: &str) -> Option<i32> {
     let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+    if bytes.len() != 10 {
         return None;
     }
-    let year = digits(&bytes[0..4])?;
-    let month = digits(&bytes[5..7])?;
-    let day = digits(&bytes[8..10])?;
-    let days = checked_days_from_civil(year, month, day)?;
+    let days = date_days(bytes)?;
     i32::try_from(days).ok()
+}
+
+/// Days since 1970-01-01 of the `YYYY-MM-DD` the first ten bytes of `bytes` (at least ten)
+/// must be. The eight digits are gathered into one word and read at once ([`digit_pairs`]).
+#[inline(always)]
+fn date_days(bytes: &[u8]) -> Option<i64> {
+    let head = word_at(bytes, 0)?;
+    let tail = bytes.get(8..10)?;
+    if bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    // `YYYY` stays, `MM` moves down over the first `-`, `DD` goes on top.
+    let digits = head & 0xFFFF_FFFF
+        | head >> 8 & 0xFFFF_0000_0000
+        | u64::from(u16::from_le_bytes([tail[0], tail[1]])) << 48;
+    let [century, year, month, day] = digit_pairs(digits)?;
+    checked_days_from_civil(
+        i64::from(century * 100 + year),
+        i64::from(month),
+        i64::from(day),
+    )
+}
+
+/// The eight bytes of `bytes` from `at`, as a little-endian word.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..)?
+        .first_chunk::<8>()
+        .map(|eight| u64::from_le_bytes(*eight))
+}
+
+/// The four two-digit numbers eight ASCII digits write (the first byte the most
+/// significant digit of the first number), or `None` when a byte is not an ASCII digit.
+/// Each byte is checked within itself: its high nibble must be 3, and adding 6 to it must
+/// not carry out of its low nibble (a digit is 0x30 to 0x39).
+#[inline(always)]
+fn digit_pairs(word: u64) -> Option<[u32; 4]> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    if word & HIGH != THREES || word.wrapping_add(SIXES) & HIGH != THREES {
+        return None;
+    }
+    let values = word & 0x0F0F_0F0F_0F0F_0F0F;
+    // Each even byte becomes itself × 10 plus the byte after it (at most 99: no carry).
+    let pairs = (values * 10 + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
+    Some([0, 16, 32, 48].map(|shift| (pairs >> shift) as u32 & 0xFF))
 }
 
 /// Parses an RFC 3339 date-time into microseconds since 1970-01-01T00:00:00Z.
@@ -48,24 +93,21 @@ pub fn parse_date(text: &str) -> Option<i32> {
 pub fn parse_date_time(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20
-        || bytes[4] != b'-'
-        || bytes[7] != b'-'
         || !matches!(bytes[10], b'T' | b't')
         || bytes[13] != b':'
         || bytes[16] != b':'
     {
         return None;
     }
-    let year = digits(&bytes[0..4])?;
-    let month = digits(&bytes[5..7])?;
-    let day = digits(&bytes[8..10])?;
-    let hour = digits(&bytes[11..13])?;
-    let minute = digits(&bytes[14..16])?;
-    let second = digits(&bytes[17..19])?;
+    // `HH:MM:SS` as `HHMMSS00`: each pair moved down over the colons before it.
+    let time = word_at(bytes, 11)?;
+    let time = time & 0xFFFF | time >> 8 & 0xFFFF_0000 | time >> 16 & 0xFFFF_0000_0000;
+    let [hour, minute, second, _] = digit_pairs(time | 0x3030 << 48)?;
+    let (hour, minute, second) = (i64::from(hour), i64::from(minute), i64::from(second));
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let days = checked_days_from_civil(year, month, day)?;
+    let days = date_days(bytes)?;
 
     let mut rest = &bytes[19..];
     let mut micros = 0i64;
@@ -174,6 +216,7 @@ fn digits(bytes: &[u8]) -> Option<i64> {
     (!invalid).then_some(value)
 }
 
+#[cfg(test)]
 fn is_leap_year(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -185,26 +228,21 @@ const DAYS_BEFORE_MONTH: [i64; 13] = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243,
 /// Days since 1970-01-01 of a date of a four-digit year, `None` when the month or the day
 /// is outside the calendar.
 pub(super) fn checked_days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
-    let month_index = usize::try_from(month)
-        .ok()
-        .filter(|m| (1..=12).contains(m))?;
-    if !(0..=9999).contains(&year) {
+    if !(1..=12).contains(&month) || !(0..=9999).contains(&year) || !(1..=31).contains(&day) {
         return None;
     }
-    let leap = is_leap_year(year);
-    let length = MONTH_DAYS[month_index] + i64::from(leap && month_index == 2);
-    if !(1..=length).contains(&day) {
+    // In range: 32-bit arithmetic, whose divisions by constants are cheaper.
+    let (year, month, day) = (year as u32, month as usize, day as u32);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let length = MONTH_DAYS[month] as u32 + u32::from(leap && month == 2);
+    if day > length {
         return None;
     }
-    // Leap years before `year`, year 0 included (a leap year of the proleptic calendar).
-    let before = year - 1;
-    let leap_years = if year == 0 {
-        0
-    } else {
-        before / 4 - before / 100 + before / 400 + 1
-    };
-    let day_of_year = DAYS_BEFORE_MONTH[month_index] + i64::from(leap && month_index > 2) + day - 1;
-    Some(year * 365 + leap_years + day_of_year + FIRST_DAY)
+    // Leap years before `year`: the multiples of 4, less those of 100, plus those of 400,
+    // in 0..year (year 0, a leap year of the proleptic calendar, among them).
+    let leap_years = (year + 3) / 4 - (year + 99) / 100 + (year + 399) / 400;
+    let day_of_year = DAYS_BEFORE_MONTH[month] as u32 + u32::from(leap && month > 2) + day - 1;
+    Some(i64::from(year * 365 + leap_years + day_of_year) + FIRST_DAY)
 }
 
 /// [`checked_days_from_civil`] by Howard Hinnant's algorithm, for any year (the tests check
