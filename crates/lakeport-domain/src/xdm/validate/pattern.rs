@@ -177,6 +177,134 @@ pub(super) struct SimplePattern {
     /// table of the bytes it accepts with its count, so that a text is checked by its
     /// length and one lookup per byte.
     fixed: Option<(usize, Vec<(ByteSet, usize)>)>,
+    /// The fixed pattern again, as words when it is 4 bytes long or more and each class is
+    /// at most two ranges of ASCII: a text is then checked eight (or four) bytes at a time.
+    words: Option<Words>,
+}
+
+/// A fixed-length pattern checked a word at a time ([`Words::is_match`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Words {
+    len: usize,
+    words: Vec<Word>,
+}
+
+/// The bytes of a word of the text, from `at`, `width` 8 or 4 bytes: for each byte, the
+/// additions that set its high bit when it is at least the low end of a range (`low`) and
+/// when it is past the high end (`high`), for each of two ranges.
+#[derive(Debug, PartialEq, Eq)]
+struct Word {
+    at: usize,
+    width: usize,
+    low: [u64; 2],
+    high: [u64; 2],
+}
+
+/// The high bit of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+impl Words {
+    /// The words of a fixed pattern whose byte at each position must be in `classes[i]`;
+    /// `None` when it is shorter than 4 bytes or a class is more than two ranges.
+    fn new(classes: &[u128]) -> Option<Self> {
+        let len = classes.len();
+        if len < 4 {
+            return None;
+        }
+        let ranges = classes
+            .iter()
+            .map(|&class| class_ranges(class))
+            .collect::<Option<Vec<_>>>()?;
+        let width = if len >= 8 { 8 } else { 4 };
+        // Words from the start, the last one ending at the end (overlapping the one before).
+        let mut starts: Vec<usize> = (0..=len - width).step_by(width).collect();
+        if starts.last() != Some(&(len - width)) {
+            starts.push(len - width);
+        }
+        let words = starts
+            .into_iter()
+            .map(|at| {
+                let mut word = Word {
+                    at,
+                    width,
+                    low: [0; 2],
+                    high: [0; 2],
+                };
+                // Bytes past a 4-byte word are zero in the loaded value: any range takes
+                // them (0 is at least 0 and not past 127).
+                for byte in 0..8 {
+                    let pair = ranges
+                        .get(at + byte)
+                        .filter(|_| byte < width)
+                        .copied()
+                        .unwrap_or([(0, 127), EMPTY_RANGE]);
+                    for (range, &(low, high)) in pair.iter().enumerate() {
+                        word.low[range] |= u64::from(0x80 - low) << (8 * byte);
+                        word.high[range] |= u64::from(0x7F - high) << (8 * byte);
+                    }
+                }
+                word
+            })
+            .collect();
+        Some(Self { len, words })
+    }
+
+    /// Whether `text` matches. For a byte below 128 and a range of 7-bit bounds,
+    /// `byte + 0x80 - low` has its high bit set when `byte >= low`, and `byte + 0x7F - high`
+    /// when `byte > high`; no sum passes 255, so the bytes of a word never carry into one
+    /// another.
+    #[inline]
+    fn is_match(&self, text: &[u8]) -> bool {
+        if text.len() != self.len {
+            return false;
+        }
+        self.words.iter().all(|word| {
+            let Some(bytes) = text.get(word.at..) else {
+                return false;
+            };
+            let x = if word.width == 8 {
+                bytes
+                    .first_chunk::<8>()
+                    .map(|eight| u64::from_le_bytes(*eight))
+            } else {
+                bytes
+                    .first_chunk::<4>()
+                    .map(|four| u64::from(u32::from_le_bytes(*four)))
+            };
+            let Some(x) = x else {
+                return false;
+            };
+            let within =
+                |range: usize| x.wrapping_add(word.low[range]) & !x.wrapping_add(word.high[range]);
+            x & HIGH_BITS == 0 && (within(0) | within(1)) & HIGH_BITS == HIGH_BITS
+        })
+    }
+}
+
+/// A range no byte below 128 is in: its low end's addition is 0.
+const EMPTY_RANGE: (u8, u8) = (0x80, 0x7F);
+
+/// The ranges of an ASCII class (as bytes), when it is one or two; `None` for more, or
+/// for an empty class.
+fn class_ranges(class: u128) -> Option<[(u8, u8); 2]> {
+    let mut ranges = Vec::new();
+    let mut byte = 0u32;
+    while byte < 128 {
+        if class & (1 << byte) == 0 {
+            byte += 1;
+            continue;
+        }
+        let low = byte;
+        while byte < 128 && class & (1 << byte) != 0 {
+            byte += 1;
+        }
+        ranges.push((low as u8, (byte - 1) as u8));
+    }
+    match ranges[..] {
+        [one] => Some([one, EMPTY_RANGE]),
+        [one, two] => Some([one, two]),
+        _ => None,
+    }
 }
 
 /// The bytes a class accepts, by byte value (no byte of 128 or more).
@@ -251,10 +379,24 @@ impl SimplePattern {
                     .collect();
                 (length, tables)
             });
-        Some(Self { items, fixed })
+        let words = fixed.as_ref().and_then(|_| {
+            let classes: Vec<u128> = items
+                .iter()
+                .flat_map(|item| std::iter::repeat_n(item.class, item.max))
+                .collect();
+            Words::new(&classes)
+        });
+        Some(Self {
+            items,
+            fixed,
+            words,
+        })
     }
 
     pub fn is_match(&self, text: &[u8]) -> bool {
+        if let Some(words) = &self.words {
+            return words.is_match(text);
+        }
         if let Some((length, items)) = &self.fixed {
             if text.len() != *length {
                 return false;

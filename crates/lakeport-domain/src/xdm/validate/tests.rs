@@ -957,6 +957,13 @@ fn fixed_length_patterns_agree_with_the_regex_engine() {
         r"^[A-Z]{3}$",
         r"^\w{2}-\d{1}$",
         r"^$",
+        // Checked a word at a time: four to seven bytes, past a multiple of eight, classes
+        // of two ranges; and of three ranges, checked by table.
+        r"^[A-Z]{2}-\d{2}$",
+        r"^\d{4}$",
+        r"^[a-z]{3}\d{7}$",
+        r"^[0-9a-fA-F]{8}$",
+        r"^[ab]{9}$",
     ] {
         let simple = SimplePattern::parse(source).expect("fast path");
         let regex = regex::Regex::new(&translate_ecma_pattern(source)).unwrap();
@@ -974,6 +981,11 @@ fn fixed_length_patterns_agree_with_the_regex_engine() {
                 text = match source {
                     r"^M-[0-9]{6}$" => format!("M-{:06}", next() % 1_000_000),
                     r"^[0-9a-f]{16}$" => format!("{:016x}", next()),
+                    r"^[A-Z]{2}-\d{2}$" => format!("QZ-{:02}", next() % 100),
+                    r"^\d{4}$" => format!("{:04}", next() % 10_000),
+                    r"^[a-z]{3}\d{7}$" => format!("abz{:07}", next() % 10_000_000),
+                    r"^[0-9a-fA-F]{8}$" => format!("{:08X}", next() as u32),
+                    r"^[ab]{9}$" => "abbabaaab".to_owned(),
                     _ => text,
                 };
                 if next().is_multiple_of(2) && !text.is_empty() {
