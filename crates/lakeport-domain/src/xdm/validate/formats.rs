@@ -240,7 +240,7 @@ pub(super) fn checked_days_from_civil(year: i64, month: i64, day: i64) -> Option
     }
     // Leap years before `year`: the multiples of 4, less those of 100, plus those of 400,
     // in 0..year (year 0, a leap year of the proleptic calendar, among them).
-    let leap_years = (year + 3) / 4 - (year + 99) / 100 + (year + 399) / 400;
+    let leap_years = year.div_ceil(4) - year.div_ceil(100) + year.div_ceil(400);
     let day_of_year = DAYS_BEFORE_MONTH[month] as u32 + u32::from(leap && month > 2) + day - 1;
     Some(i64::from(year * 365 + leap_years + day_of_year) + FIRST_DAY)
 }
