@@ -521,8 +521,8 @@ impl OwnLeaf {
     }
 
     /// Gives the page being filled, once, the room a whole page of its encoding takes: grown
-    /// from nothing, its buffer was copied several times over for each chunk (about 1% of
-    /// an ingest's instructions).
+    /// from nothing, its buffer was copied several times over for each chunk (0.3% of the
+    /// pipeline bench's instructions for JSON Lines, 0.7% for CSV, with one chunk per pass).
     fn reserve_page(&mut self) {
         if self.dictionary.is_some() {
             if self.indices.capacity() < DATA_PAGE_ROWS {
