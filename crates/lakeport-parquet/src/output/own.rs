@@ -457,7 +457,6 @@ impl OwnLeaf {
     /// Appends the leaf's values of every row of `batch` (whose schema is the file's).
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = batch.num_rows();
-        self.reserve_page();
         let mut levels_before = 0u8;
         let mut any_null = false;
         let mut column: Option<&dyn Array> = None;
@@ -517,23 +516,6 @@ impl OwnLeaf {
             Values::Fixed { bytes, width: 1 } => self.rows(&Narrow::<1>(bytes), rows, any_null),
             Values::Fixed { bytes, .. } => self.rows(&Fixed::<8>(bytes), rows, any_null),
             Values::Bits(bits) => self.rows(&Bits(bits), rows, any_null),
-        }
-    }
-
-    /// Gives the page being filled, once, the room a whole page of its encoding takes: grown
-    /// from nothing, its buffer was copied several times over for each chunk (0.3% of the
-    /// pipeline bench's instructions for JSON Lines, 0.7% for CSV, with one chunk per pass).
-    fn reserve_page(&mut self) {
-        if self.dictionary.is_some() {
-            if self.indices.capacity() < DATA_PAGE_ROWS {
-                self.indices.reserve(DATA_PAGE_ROWS - self.indices.len());
-            }
-        } else if self.path.kind != Kind::Boolean {
-            // A page ends at the row that takes it past its bytes: room for some more.
-            let room = PLAIN_GAP + DATA_PAGE_BYTES + DATA_PAGE_BYTES / 8;
-            if self.plain.capacity() < room {
-                self.plain.reserve(room - self.plain.len());
-            }
         }
     }
 
