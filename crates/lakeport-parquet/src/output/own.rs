@@ -1144,8 +1144,8 @@ struct Dictionary {
     keys: Vec<u64>,
     last_key: Option<(u64, u32)>,
     /// Texts of up to 16 bytes interned lately, [`RECENT`] slots by a hash of their words
-    /// (empty for fixed-width values): a value found here needs neither a hash of its
-    /// bytes nor a comparison with the page.
+    /// (empty until the first text, and for fixed-width values): a value found here needs
+    /// neither a hash of its bytes nor a comparison with the page.
     recent: Vec<Recent>,
 }
 
@@ -1208,11 +1208,7 @@ impl Dictionary {
             last: None,
             keys: Vec::new(),
             last_key: None,
-            recent: if prefixed {
-                vec![Recent::EMPTY; RECENT]
-            } else {
-                Vec::new()
-            },
+            recent: Vec::new(),
         }
     }
 
@@ -1297,6 +1293,11 @@ impl Dictionary {
                 if self.prefixed {
                     self.page
                         .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                    if self.recent.is_empty() {
+                        // The slots come with the first text: a leaf that never has a value
+                        // (a wide, sparse schema's) holds none.
+                        self.recent = vec![Recent::EMPTY; RECENT];
+                    }
                 }
                 let start = self.page.len() as u32;
                 self.page.extend_from_slice(value);
