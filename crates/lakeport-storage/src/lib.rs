@@ -6,6 +6,9 @@
 //! stream uploads and downloads) and by jobs (to read staged files and write outputs).
 
 pub mod keys;
+mod watch;
+
+pub use watch::{UploadWatch, WatchReader};
 
 /// A key in object storage.
 pub use object_store::path::Path as Key;
@@ -70,17 +73,24 @@ fn store_error(doing: &'static str) -> impl FnOnce(object_store::Error) -> Stora
 /// hand-over to the blocking thread (and back) for several chunks. At most
 /// [`PENDING_WRITE_BYTES`] in [`PENDING_WRITE_CHUNKS`] chunks wait for their write; beyond,
 /// receiving waits for the disk.
+///
+/// A `watch` learns of each write and of the end (see [`UploadWatch`]).
 async fn put_local<S, E>(
     target: &std::path::Path,
     body: S,
     limit: u64,
     expected: Option<u64>,
+    watch: Option<Arc<UploadWatch>>,
 ) -> Result<u64, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
+    let mut ending = watch::EndGuard(watch.clone());
     let (file, staged) = create_staged(target).await.map_err(local_error)?;
+    if let Some(watch) = &watch {
+        watch.opened(file.try_clone().map_err(local_error)?);
+    }
     // Disk reserved ahead of the data, never more than [`RESERVE_AHEAD`] beyond what came.
     let expected = expected.filter(|&length| length <= limit).unwrap_or(0);
     let mut reserved = 0u64;
@@ -115,11 +125,12 @@ where
         let mut chunks = std::mem::take(&mut pending);
         pending_bytes = 0;
         let range = reservation(expected, &mut reserved, written);
+        let watch = watch.clone();
         writing = Some(tokio::task::spawn_blocking(move || {
             if let Some((offset, length)) = range {
                 preallocate(&open, offset, length);
             }
-            write_chunks(&mut open, &mut chunks).map(|()| open)
+            write_chunks(&mut open, &mut chunks, watch.as_deref()).map(|()| open)
         }));
     }
     let mut open = match writing.take() {
@@ -131,8 +142,9 @@ where
     // A body shorter than declared leaves reserved blocks past its end: give them back.
     let reserved_past_end = reserved > written;
     if !pending.is_empty() || reserved_past_end {
+        let watch = watch.clone();
         open = tokio::task::spawn_blocking(move || {
-            write_chunks(&mut open, &mut pending)?;
+            write_chunks(&mut open, &mut pending, watch.as_deref())?;
             if reserved_past_end {
                 open.set_len(written)?;
             }
@@ -153,6 +165,9 @@ where
         .map_err(|err| local_error(std::io::Error::other(err.to_string())))?
         .map_err(local_error)?;
     staged.0 = None;
+    if let Some(watch) = ending.0.take() {
+        watch.stored(written);
+    }
     Ok(written)
 }
 
@@ -168,8 +183,13 @@ const WRITE_AT_BYTES: usize = 1024 * 1024;
 /// takes (Linux's `IOV_MAX`).
 const PENDING_WRITE_CHUNKS: usize = 1024;
 
-/// Writes every chunk, in order, with as few vectored writes as the system takes.
-fn write_chunks(file: &mut std::fs::File, chunks: &mut [Bytes]) -> std::io::Result<()> {
+/// Writes every chunk, in order, with as few vectored writes as the system takes, and tells
+/// `watch` of them once written.
+fn write_chunks(
+    file: &mut std::fs::File,
+    chunks: &mut [Bytes],
+    watch: Option<&UploadWatch>,
+) -> std::io::Result<()> {
     use std::io::{IoSlice, Write};
     let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|chunk| IoSlice::new(chunk)).collect();
     let mut slices = &mut slices[..];
@@ -182,6 +202,9 @@ fn write_chunks(file: &mut std::fs::File, chunks: &mut [Bytes]) -> std::io::Resu
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
+    }
+    if let Some(watch) = watch {
+        watch.wrote(chunks.iter().map(|chunk| chunk.len() as u64).sum());
     }
     Ok(())
 }
@@ -219,7 +242,9 @@ async fn create_staged(
             let mut staged = target.clone().into_os_string();
             staged.push(format!("#{n}"));
             let staged = std::path::PathBuf::from(staged);
+            // Readable too: a watched upload is read as it is written.
             match std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&staged)
@@ -607,8 +632,33 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        self.put_stream_watched(key, body, limit, expected, None)
+            .await
+    }
+
+    /// [`put_stream_expecting`](Self::put_stream_expecting) that tells `watch` of the
+    /// upload's progress, so that it can be read while it is written. Only a local
+    /// directory is watched: on remote storage the watch fails at once.
+    ///
+    /// # Errors
+    /// As [`put_stream`](Self::put_stream).
+    pub async fn put_stream_watched<S, E>(
+        &self,
+        key: &Path,
+        body: S,
+        limit: u64,
+        expected: Option<u64>,
+        watch: Option<Arc<UploadWatch>>,
+    ) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         if let Some(target) = self.local_path(key) {
-            return put_local(&target, body, limit, expected).await;
+            return put_local(&target, body, limit, expected, watch).await;
+        }
+        if let Some(watch) = watch {
+            watch.fail("only uploads to a local directory can be read while they are written");
         }
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0usize;

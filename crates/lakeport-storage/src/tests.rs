@@ -370,3 +370,87 @@ async fn many_small_chunks_are_written_in_order() {
     assert_eq!(written, body.len() as u64);
     assert_eq!(read_all(&storage, &key).await, body);
 }
+
+/// A body of `count` chunks of 100,000 bytes, each filled with its index, sent one at a time
+/// with a pause between them, so that a reader catches up with the upload.
+fn trickled(count: u8) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::iter(0..count).then(|index| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        Ok(Bytes::from(vec![index; 100_000]))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_upload_is_read_whole_while_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let key = keys::staged_file("ACME@AdobeOrg", "prod", "B1", "watched");
+    let watch = UploadWatch::new();
+    // The reader starts before the upload does and reads small pieces.
+    let mut reader = watch.reader();
+    let reading = std::thread::spawn(move || {
+        let mut read = Vec::new();
+        let mut buffer = [0u8; 7_777];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buffer) {
+                Ok(0) => return Ok(read),
+                Ok(count) => read.extend_from_slice(&buffer[..count]),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+    });
+    let written = storage
+        .put_stream_watched(&key, trickled(40), u64::MAX, None, Some(watch.clone()))
+        .await
+        .unwrap();
+    let read = reading.join().unwrap().unwrap();
+    assert_eq!(written, 4_000_000);
+    assert!(watch.ended());
+    assert_eq!(read, read_all(&storage, &key).await);
+    assert_eq!(read[3_999_999], 39);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_upload_that_fails_fails_its_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let key = keys::staged_file("ACME@AdobeOrg", "prod", "B1", "too-large");
+    let watch = UploadWatch::new();
+    let reader = watch.reader();
+    let reading = std::thread::spawn(move || {
+        std::io::copy(&mut { reader }, &mut std::io::sink()).map_err(|err| err.to_string())
+    });
+    let err = storage
+        .put_stream_watched(&key, trickled(40), 2_500_000, None, Some(watch.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::TooLarge { .. }), "{err}");
+    let failed = reading.join().unwrap().unwrap_err();
+    assert!(failed.contains("did not complete"), "{failed}");
+    // A reader started after the failure fails at once, though bytes were written.
+    assert!(std::io::Read::read(&mut watch.reader(), &mut [0u8; 16]).is_err());
+    assert!(storage.size(&key).await.is_err());
+}
+
+/// Only a local directory is watched; on S3 (when the tests have a server) the watch fails
+/// at once and the upload is stored as usual.
+#[tokio::test]
+async fn a_watch_follows_local_uploads_only() {
+    for (storage, _dir) in stores() {
+        let watch = UploadWatch::new();
+        let key = keys::staged_file("ACME@AdobeOrg", "prod", "B1", "either");
+        storage
+            .put_stream_watched(&key, trickled(2), u64::MAX, None, Some(watch.clone()))
+            .await
+            .unwrap();
+        assert_eq!(read_all(&storage, &key).await.len(), 200_000);
+        let mut read = Vec::new();
+        let result = std::io::Read::read_to_end(&mut watch.reader(), &mut read);
+        if storage.is_local() {
+            assert_eq!(result.unwrap(), 200_000);
+        } else {
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("local directory"), "{err}");
+        }
+    }
+}
