@@ -324,13 +324,29 @@ pub(crate) async fn upload_file(
         .map_err(metastore_error)?;
     let upload_id = new_upload_id();
     let key = target.staged_key(&ctx, &upload_id);
+    let watch = match state.upload_watcher() {
+        Some(watcher) => {
+            watcher
+                .watch(lakeport_storage::StartingUpload {
+                    org: ctx.tenant.org().to_owned(),
+                    sandbox: ctx.tenant.sandbox().to_owned(),
+                    batch_id: target.batch_id.to_string(),
+                    dataset_id: target.dataset_id.to_string(),
+                    path: target.path.clone(),
+                    upload_id: upload_id.clone(),
+                })
+                .await
+        }
+        None => None,
+    };
     let size = state
         .storage()
-        .put_stream_expecting(
+        .put_stream_watched(
             &key,
             body.into_data_stream(),
             limit,
             content_length(&headers),
+            watch,
         )
         .await
         .map_err(|err| storage_error(err, limit))?;

@@ -58,6 +58,8 @@ struct Inner {
     ingest: lakeport_config::IngestConfig,
     stream: lakeport_config::StreamConfig,
     previewer: Option<Arc<dyn ingest::Previewer>>,
+    /// Reads single-`PUT` uploads while they are stored (the workers' early runs).
+    upload_watcher: Option<Arc<dyn lakeport_storage::UploadWatcher>>,
     row_reader: Option<Arc<dyn access::RowReader>>,
     tables: Option<Arc<dyn Tables>>,
     inlet_cache: Arc<inlets::InletCache>,
@@ -130,6 +132,7 @@ impl AppState {
             ingest: config.ingest.clone(),
             stream: config.stream.clone(),
             previewer,
+            upload_watcher: None,
             row_reader: None,
             tables: None,
             inlet_cache,
@@ -168,6 +171,20 @@ impl AppState {
         let mut inner = Arc::unwrap_or_clone(self.0);
         inner.row_reader = Some(reader);
         Self(Arc::new(inner))
+    }
+
+    /// Returns the state with something that reads single-`PUT` uploads while they are
+    /// stored (the workers' early runs, `ingest.early_processing`).
+    #[must_use]
+    pub fn with_upload_watcher(self, watcher: Arc<dyn lakeport_storage::UploadWatcher>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.upload_watcher = Some(watcher);
+        Self(Arc::new(inner))
+    }
+
+    /// Returns what reads uploads while they are stored, when the binary wired it in.
+    pub fn upload_watcher(&self) -> Option<&Arc<dyn lakeport_storage::UploadWatcher>> {
+        self.0.upload_watcher.as_ref()
     }
 
     /// Returns the state with the datasets' Delta tables.

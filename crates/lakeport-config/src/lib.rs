@@ -297,6 +297,12 @@ pub struct IngestConfig {
     /// decoded and encoded again; every value is still validated). Off, every page of the
     /// lake is encoded by Lakeport, with Snappy.
     pub reuse_parquet_pages: bool,
+    /// Whether `lakeport serve` starts validating a JSON or CSV file uploaded with one
+    /// `PUT` to a local data directory while it is still arriving, so that the batch's
+    /// `COMPLETE` finds it (mostly) processed. The result is used only when the batch's
+    /// only file is that upload and its schema and options did not change in between;
+    /// otherwise the file is processed again after `COMPLETE`, as it is without this.
+    pub early_processing: bool,
     /// Freed memory blocks of 16 KiB to 8 MiB (page buffers, record batches) the process
     /// keeps for reuse, in MiB, instead of returning them to the system at once; emptied
     /// once a worker has been out of jobs for 10 s. Each reused block spares a page fault per 4 KiB:
@@ -336,6 +342,7 @@ impl Default for IngestConfig {
             workers: 1,
             batch_threads: 2,
             reuse_parquet_pages: true,
+            early_processing: true,
             block_cache_mb: 32,
             max_attempts: 3,
             lease_secs: 60,

@@ -7,6 +7,7 @@
 //! committing transaction makes visible). It sits on top of `domain`, `metastore`,
 //! `storage` and `parquet`; nothing but the binary depends on it.
 
+mod early;
 mod maintain;
 mod promote;
 mod stream;
@@ -25,6 +26,7 @@ use lakeport_domain::status::BatchStatus;
 use lakeport_metastore::Metastore;
 use lakeport_storage::{Storage, keys};
 
+pub use early::EarlyProcessing;
 pub use lakeport_lake::TableCache;
 
 /// The threads a batch uses: `ingest.batch_threads`, but no more than the CPUs the process
@@ -52,6 +54,9 @@ pub struct JobContext {
     pub worker_id: String,
     /// The node's loaded Delta tables, shared by its workers.
     pub tables: TableCache,
+    /// The node's early runs of uploads (`lakeport serve` only), whose results the job of
+    /// a batch of one file may use.
+    pub early: Option<EarlyProcessing>,
 }
 
 /// Why a job failed; every failure here is treated as transient and retried.

@@ -521,6 +521,22 @@ async fn process(
         }
     };
     let out_dir = work.join("out");
+    if let Some(early) = &ctx.early {
+        if let [(_, _, upload_id)] = inputs.files.as_slice() {
+            std::fs::create_dir_all(work)
+                .map_err(|err| JobError::Io(format!("creating {}: {err}", work.display())))?;
+            let wanted = (&inputs.schema, &inputs.format, &inputs.options);
+            let taken = early
+                .take(&job.tenant, &job.batch_id, upload_id, wanted, &out_dir)
+                .await;
+            if let Some(output) = taken {
+                let counts = processed_counts(inputs.files.len(), inputs.bytes, &output);
+                return Ok(Processed::Output(output, counts, inputs.schema));
+            }
+        } else {
+            early.drop_batch(&job.tenant, &job.batch_id);
+        }
+    }
     std::fs::create_dir_all(&out_dir)
         .map_err(|err| JobError::Io(format!("creating {}: {err}", out_dir.display())))?;
     let runtime = tokio::runtime::Handle::current();
@@ -537,8 +553,8 @@ async fn process(
 struct Inputs {
     schema: Value,
     format: FileFormat,
-    /// Each file's path in the batch and its staged key, in upload order.
-    files: Vec<(String, lakeport_storage::Key)>,
+    /// Each file's path in the batch, its staged key and its upload id, in upload order.
+    files: Vec<(String, lakeport_storage::Key, String)>,
     bytes: u64,
     options: ProcessOptions,
 }
@@ -561,9 +577,7 @@ async fn prepare(
         Ok(schema) => schema,
         Err(error) => return Ok(Err(error)),
     };
-    let input_format = batch.get("inputFormat").cloned().unwrap_or(Value::Null);
-    let format = match FileFormat::from_input_format(&input_format, dataset.get("fileDescription"))
-    {
+    let format = match batch_format(batch, dataset) {
         Ok(format) => format,
         Err(reason) => {
             return fail(
@@ -591,20 +605,7 @@ async fn prepare(
             "The batch has no data: no files were uploaded.".to_owned(),
         );
     }
-    let options = ProcessOptions {
-        diagnostics: ingest::diagnostics_enabled(batch, dataset),
-        max_row_bytes: usize::try_from(ctx.config.max_row_bytes).unwrap_or(usize::MAX),
-        threads: usize::try_from(ctx.config.batch_threads).unwrap_or(2),
-        reuse_parquet_pages: ctx.config.reuse_parquet_pages,
-        // Streamed records get the streaming validator's rule: a property the schema lacks
-        // is a violation, not dropped (spec §10.3).
-        unknown_fields: if lakeport_domain::flow::is_stream_batch(batch) {
-            lakeport_domain::xdm::validate::UnknownFields::Reject
-        } else {
-            lakeport_domain::xdm::validate::UnknownFields::Drop
-        },
-        ..ProcessOptions::default()
-    };
+    let options = process_options(&ctx.config, batch, dataset);
     Ok(Ok(Inputs {
         schema,
         format,
@@ -618,11 +619,40 @@ async fn prepare(
                     &job.batch_id,
                     &file.upload_id,
                 );
-                (file.path.clone(), key)
+                (file.path.clone(), key, file.upload_id.clone())
             })
             .collect(),
         options,
     }))
+}
+
+/// The format of a batch's files: its `inputFormat` with the dataset's file description.
+pub(crate) fn batch_format(batch: &Doc, dataset: &Doc) -> Result<FileFormat, String> {
+    let input_format = batch.get("inputFormat").cloned().unwrap_or(Value::Null);
+    FileFormat::from_input_format(&input_format, dataset.get("fileDescription"))
+        .map_err(|reason| reason.to_string())
+}
+
+/// How a batch's files are processed.
+pub(crate) fn process_options(
+    config: &lakeport_config::IngestConfig,
+    batch: &Doc,
+    dataset: &Doc,
+) -> ProcessOptions {
+    ProcessOptions {
+        diagnostics: ingest::diagnostics_enabled(batch, dataset),
+        max_row_bytes: usize::try_from(config.max_row_bytes).unwrap_or(usize::MAX),
+        threads: usize::try_from(config.batch_threads).unwrap_or(2),
+        reuse_parquet_pages: config.reuse_parquet_pages,
+        // Streamed records get the streaming validator's rule: a property the schema lacks
+        // is a violation, not dropped (spec §10.3).
+        unknown_fields: if lakeport_domain::flow::is_stream_batch(batch) {
+            lakeport_domain::xdm::validate::UnknownFields::Reject
+        } else {
+            lakeport_domain::xdm::validate::UnknownFields::Drop
+        },
+        ..ProcessOptions::default()
+    }
 }
 
 /// Runs the batch processor over every input (blocking: call it off the runtime).
@@ -673,8 +703,8 @@ fn process_files(
     let mut next = files
         .first()
         .filter(|_| !streamed)
-        .map(|(_, key)| fetch(key));
-    for (index, (name, key)) in files.iter().enumerate() {
+        .map(|(_, key, _)| fetch(key));
+    for (index, (name, key, _)) in files.iter().enumerate() {
         let read_error =
             |err: &dyn std::fmt::Display| JobError::Io(format!("reading staged file {key}: {err}"));
         let processed = if streamed {
@@ -690,7 +720,7 @@ fn process_files(
                 .block_on(&mut fetched.0)
                 .map_err(|err| read_error(&err))?
                 .map_err(|err| read_error(&err))?;
-            next = files.get(index + 1).map(|(_, key)| fetch(key));
+            next = files.get(index + 1).map(|(_, key, _)| fetch(key));
             processor.process_file(name, file.path(), &format)
         };
         match processed {
@@ -705,8 +735,18 @@ fn process_files(
     let output = processor
         .finish()
         .map_err(|err| JobError::Io(format!("writing outputs: {err}")))?;
-    let counts = ProcessedCounts {
-        input_files: files.len() as u64,
+    let counts = processed_counts(files.len(), bytes, &output);
+    if file_errors.is_empty() {
+        Ok(Processed::Output(output, counts, schema))
+    } else {
+        Ok(Processed::FileErrors(file_errors, counts))
+    }
+}
+
+/// The counts a batch of `files` files of `bytes` bytes in all reports for `output`.
+fn processed_counts(files: usize, bytes: u64, output: &BatchOutput) -> ProcessedCounts {
+    ProcessedCounts {
+        input_files: files as u64,
         input_bytes: bytes,
         input_records: output.input_records,
         failed_records: output.failed_records,
@@ -718,11 +758,6 @@ fn process_files(
             .iter()
             .map(|(code, rows)| (code.clone(), *rows))
             .collect(),
-    };
-    if file_errors.is_empty() {
-        Ok(Processed::Output(output, counts, schema))
-    } else {
-        Ok(Processed::FileErrors(file_errors, counts))
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
@@ -441,7 +442,22 @@ impl BatchProcessor {
         size: u64,
         format: &FileFormat,
     ) -> Result<FileStats, ProcessError> {
-        self.process(name, Input::Stream(stream, size), format)
+        self.process(name, Input::Stream(stream, Some(size)), format)
+    }
+
+    /// Like [`process_stream`](Self::process_stream), for a stream whose size is known only
+    /// at its end (a file read while it is uploaded): the size reported is the bytes read.
+    ///
+    /// # Errors
+    ///
+    /// As [`process_stream`](Self::process_stream).
+    pub fn process_unsized_stream(
+        &mut self,
+        name: &str,
+        stream: Box<dyn std::io::Read + Send>,
+        format: &FileFormat,
+    ) -> Result<FileStats, ProcessError> {
+        self.process(name, Input::Stream(stream, None), format)
     }
 
     fn process(
@@ -544,7 +560,8 @@ fn prepare_out_dir(out_dir: &Path) -> Result<(), SetupError> {
 enum Input<'a> {
     File(&'a Path),
     /// A stream of the file's bytes and the file's size.
-    Stream(Box<dyn std::io::Read + Send>, u64),
+    /// A stream and its size, when known before it is read.
+    Stream(Box<dyn std::io::Read + Send>, Option<u64>),
 }
 
 /// The decoding threads of a batch's `threads`: none with one or two (the pieces of a file
@@ -649,6 +666,8 @@ fn read_input(
     threads: usize,
     rows: &mut FileRows<'_>,
 ) -> Result<(), ProcessError> {
+    // The bytes read of a stream whose size is not known before.
+    let counted = Arc::new(AtomicU64::new(0));
     let (reader, size, path) = match (input, format) {
         (Input::File(file), FileFormat::Parquet) => {
             let (builder, size) = read::parquet::open(file, name)?;
@@ -710,14 +729,68 @@ fn read_input(
             let (reader, size) = read::open(file)?;
             (reader, size, file.to_owned())
         }
-        (Input::Stream(stream, size), _) if threads > 1 => {
+        (Input::Stream(stream, size), _) => {
             let path = PathBuf::from(name);
-            (read::input_ahead(stream, &path)?, size, path)
+            let (stream, size) = match size {
+                Some(size) => (stream, size),
+                None => {
+                    let stream: Box<dyn std::io::Read + Send> = Box::new(Counted {
+                        inner: stream,
+                        count: Arc::clone(&counted),
+                    });
+                    (stream, 0)
+                }
+            };
+            let reader = if threads > 1 {
+                read::input_ahead(stream, &path)?
+            } else {
+                read::input(stream)
+            };
+            (reader, size, path)
         }
-        (Input::Stream(stream, size), _) => (read::input(stream), size, PathBuf::from(name)),
     };
     rows.stats.input_bytes = size;
     let file = path.as_path();
+    let result = read_format(
+        schema,
+        reader,
+        file,
+        name,
+        format,
+        max_row_bytes,
+        threads,
+        rows,
+    );
+    rows.stats.input_bytes = rows.stats.input_bytes.max(counted.load(Ordering::Relaxed));
+    result
+}
+
+/// A stream that counts the bytes read from it.
+struct Counted {
+    inner: Box<dyn std::io::Read + Send>,
+    count: Arc<AtomicU64>,
+}
+
+impl std::io::Read for Counted {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.count.fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
+/// Decodes a JSON or CSV input (see [`read_input`]).
+#[allow(clippy::too_many_arguments)]
+fn read_format(
+    schema: &Value,
+    reader: read::Input,
+    file: &Path,
+    name: &str,
+    format: &FileFormat,
+    max_row_bytes: usize,
+    threads: usize,
+    rows: &mut FileRows<'_>,
+) -> Result<(), ProcessError> {
     match format {
         FileFormat::Json { multi_line } => {
             if *multi_line {

@@ -8,7 +8,7 @@
 pub mod keys;
 mod watch;
 
-pub use watch::{UploadWatch, WatchReader};
+pub use watch::{StartingUpload, UploadWatch, UploadWatcher, WatchReader};
 
 /// A key in object storage.
 pub use object_store::path::Path as Key;

@@ -113,7 +113,9 @@ impl std::io::Read for WatchReader {
             match (&progress.end, file) {
                 (_, Some(file)) if ready > 0 && !buffer.is_empty() => {
                     drop(progress);
-                    let wanted = buffer.len().min(usize::try_from(ready).unwrap_or(usize::MAX));
+                    let wanted = buffer
+                        .len()
+                        .min(usize::try_from(ready).unwrap_or(usize::MAX));
                     let count = read_at(&file, &mut buffer[..wanted], self.offset)?;
                     if count == 0 {
                         return Err(std::io::Error::new(
@@ -154,4 +156,25 @@ fn read_at(_file: &std::fs::File, _buffer: &mut [u8], _offset: u64) -> std::io::
     Err(std::io::Error::other(
         "reading an upload while it is written needs positioned reads",
     ))
+}
+
+/// An upload about to be stored, for an [`UploadWatcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartingUpload {
+    pub org: String,
+    pub sandbox: String,
+    pub batch_id: String,
+    pub dataset_id: String,
+    /// The file's path in the batch.
+    pub path: String,
+    pub upload_id: String,
+}
+
+/// Something that reads uploads while they are stored: the API asks it before storing a
+/// file, and uploads with the watch it returns (`None`: not wanted).
+pub trait UploadWatcher: Send + Sync {
+    fn watch(
+        &self,
+        upload: StartingUpload,
+    ) -> futures::future::BoxFuture<'static, Option<Arc<UploadWatch>>>;
 }

@@ -248,6 +248,19 @@ impl TestApp {
             }
             None => state,
         };
+        // Uploads are processed as they arrive, as `lakeport serve` does on a local disk.
+        let early = (config.ingest.early_processing && storage.is_local()).then(|| {
+            lakeport_jobs::EarlyProcessing::new(
+                Arc::clone(&metastore),
+                storage.clone(),
+                config.work_dir(),
+                config.ingest.clone(),
+            )
+        });
+        let state = match &early {
+            Some(early) => state.with_upload_watcher(Arc::new(early.clone())),
+            None => state,
+        };
         let jobs = lakeport_jobs::JobContext {
             metastore: Arc::clone(&metastore),
             storage: storage.clone(),
@@ -256,6 +269,7 @@ impl TestApp {
             stream: config.stream.clone(),
             worker_id: "test-worker".to_owned(),
             tables: lakeport_jobs::TableCache::new(),
+            early,
         };
         let runner = lakeport_jobs::Runner::new(jobs.clone());
         Self {
@@ -277,6 +291,33 @@ impl TestApp {
         let stream = self.storage.get_stream(key, None).await.unwrap();
         let chunks: Vec<_> = stream.try_collect().await.unwrap();
         chunks.concat()
+    }
+
+    /// Whether the app's object storage is a local directory (not an S3 server).
+    pub fn storage_is_local(&self) -> bool {
+        self.storage.is_local()
+    }
+
+    /// Waits (at most 10 s) until no early run of an upload is in progress.
+    pub async fn wait_for_early_runs(&self) {
+        let Some(early) = &self.jobs.early else {
+            return;
+        };
+        for _ in 0..1000 {
+            if early.running() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("an early run is still in progress after 10 s");
+    }
+
+    /// How many batches used the output of their upload's early run.
+    pub fn early_runs_taken(&self) -> u64 {
+        self.jobs
+            .early
+            .as_ref()
+            .map_or(0, lakeport_jobs::EarlyProcessing::taken)
     }
 
     /// Runs queued jobs until none is runnable; returns how many ran.

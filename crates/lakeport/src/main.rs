@@ -323,6 +323,21 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         metastore: Arc::clone(&metastore),
         storage: storage.clone(),
     }));
+    // Uploads are processed as they arrive only where this process's own workers can take
+    // the result: with workers here and the files on its local disk.
+    let early = (config.ingest.early_processing && config.ingest.workers > 0 && storage.is_local())
+        .then(|| {
+            lakeport_jobs::EarlyProcessing::new(
+                Arc::clone(&metastore),
+                storage.clone(),
+                config.work_dir(),
+                worker_ingest_config(&config),
+            )
+        });
+    let state = match &early {
+        Some(early) => state.with_upload_watcher(Arc::new(early.clone())),
+        None => state,
+    };
     // One engine for the wire endpoint and the REST API's queries, built before the banner
     // (its pg_catalog template takes a moment) so the banner's lines come together.
     let query_service = Arc::new(
@@ -411,7 +426,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             },
         ));
     }
-    let workers = spawn_workers(&config, metastore, storage, config.ingest.workers, &stopped);
+    let workers = spawn_workers(
+        &config,
+        metastore,
+        storage,
+        config.ingest.workers,
+        early,
+        &stopped,
+    );
     let auth = state.auth().clone();
     let sql = state.query().map(|wiring| lakeport_console::SqlEngine {
         engine: Arc::clone(&wiring.engine),
@@ -483,16 +505,9 @@ async fn open_storage(config: &Config) -> anyhow::Result<lakeport_storage::Stora
     Ok(storage)
 }
 
-/// Starts `count` job runners that stop when `stopped` turns true.
-fn spawn_workers(
-    config: &Config,
-    metastore: Arc<dyn lakeport_metastore::Metastore>,
-    storage: lakeport_storage::Storage,
-    count: u32,
-    stopped: &tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakeport".to_owned());
-    let tables = lakeport_jobs::TableCache::new();
+/// The ingestion settings workers run with: a batch uses no more threads than the process
+/// has CPUs.
+fn worker_ingest_config(config: &Config) -> lakeport_config::IngestConfig {
     let mut ingest = config.ingest.clone();
     let cpus = std::thread::available_parallelism().ok().map(usize::from);
     ingest.batch_threads = lakeport_jobs::batch_threads(ingest.batch_threads, cpus);
@@ -504,6 +519,22 @@ fn spawn_workers(
             "a batch uses no more threads than the process has CPUs"
         );
     }
+    ingest
+}
+
+/// Starts `count` job runners that stop when `stopped` turns true; they use `early`'s
+/// runs of uploads (`lakeport serve`'s own workers only).
+fn spawn_workers(
+    config: &Config,
+    metastore: Arc<dyn lakeport_metastore::Metastore>,
+    storage: lakeport_storage::Storage,
+    count: u32,
+    early: Option<lakeport_jobs::EarlyProcessing>,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakeport".to_owned());
+    let tables = lakeport_jobs::TableCache::new();
+    let ingest = worker_ingest_config(config);
     (0..count)
         .map(|index| {
             let runner = lakeport_jobs::Runner::new(lakeport_jobs::JobContext {
@@ -514,6 +545,7 @@ fn spawn_workers(
                 stream: config.stream.clone(),
                 worker_id: format!("{host}-{}-{index}", std::process::id()),
                 tables: tables.clone(),
+                early: early.clone(),
             });
             let mut stopped = stopped.clone();
             let grace = std::time::Duration::from_secs(config.server.shutdown_timeout_secs);
@@ -540,7 +572,7 @@ async fn work(config: Config) -> anyhow::Result<()> {
     convert_tables(metastore.as_ref(), &storage).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let count = config.ingest.workers.max(1);
-    let workers = spawn_workers(&config, metastore, storage, count, &stopped);
+    let workers = spawn_workers(&config, metastore, storage, count, None, &stopped);
     println!(
         "Lakeport worker running {count} job runner(s) (data in {})",
         config.server.data_dir.display()

@@ -4,6 +4,7 @@
 mod access;
 mod batches;
 mod datasets;
+mod early;
 mod flow;
 mod gateway;
 mod import;
