@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lakeport_config::IngestConfig;
 use lakeport_domain::Doc;
+use lakeport_domain::ids::BatchId;
 use lakeport_domain::query::ObjectKind;
 use lakeport_domain::tenant::Tenant;
 use lakeport_metastore::Metastore;
@@ -48,6 +49,7 @@ struct Shared {
     running: Arc<AtomicUsize>,
     max_running: usize,
     runs: Mutex<VecDeque<Arc<Run>>>,
+    started: AtomicU64,
     taken: AtomicU64,
 }
 
@@ -145,6 +147,7 @@ impl EarlyProcessing {
             running: Arc::new(AtomicUsize::new(0)),
             max_running,
             runs: Mutex::new(VecDeque::new()),
+            started: AtomicU64::new(0),
             taken: AtomicU64::new(0),
         }))
     }
@@ -153,6 +156,12 @@ impl EarlyProcessing {
     #[must_use]
     pub fn running(&self) -> usize {
         self.0.running.load(Ordering::Acquire)
+    }
+
+    /// How many early runs were started.
+    #[must_use]
+    pub fn started(&self) -> u64 {
+        self.0.started.load(Ordering::Relaxed)
     }
 
     /// How many early results jobs have used.
@@ -176,14 +185,29 @@ impl EarlyProcessing {
         if !self.0.config.early_processing || !self.0.storage.is_local() {
             return None;
         }
-        // An upload that replaces a file makes the run of the file it replaces useless.
+        // Only a batch's first file is run early: a batch of several files is processed
+        // after `COMPLETE` (its files go into shared parts), so a second file drops the
+        // first one's run and starts none. A replaced file's run is useless too.
+        let files = self
+            .0
+            .metastore
+            .batch_files(tenant, &BatchId::from(batch_id))
+            .await;
+        let second = match &files {
+            Ok(files) => files.iter().any(|file| file.path != path),
+            Err(_) => true,
+        };
         self.runs().retain(|run| {
-            let replaced = run.tenant == *tenant && run.batch_id == batch_id && run.path == path;
-            if replaced {
+            let useless =
+                run.tenant == *tenant && run.batch_id == batch_id && (second || run.path == path);
+            if useless {
                 run.drop_result();
             }
-            !replaced
+            !useless
         });
+        if second {
+            return None;
+        }
         let slot = Slot::take(&self.0)?;
         let (schema, format, options) = self.inputs(tenant, batch_id, dataset_id).await?;
         let run = Arc::new(Run {
@@ -220,6 +244,7 @@ impl EarlyProcessing {
             tracing::warn!(error = %err, "could not start an early run");
             return None;
         }
+        self.0.started.fetch_add(1, Ordering::Relaxed);
         let mut runs = self.runs();
         runs.push_back(Arc::clone(&run));
         // The oldest runs that are over go first; runs in progress are bounded by the slots.
@@ -363,9 +388,13 @@ impl Drop for Slot {
 fn process(run: &Run, name: &str) -> Result<BatchOutput, String> {
     let mut processor = BatchProcessor::new(&run.schema, &run.out_dir(), run.options.clone())
         .map_err(|err| format!("preparing: {err}"))?;
-    processor
+    let stats = processor
         .process_unsized_stream(name, Box::new(run.watch.reader()), &run.format)
         .map_err(|err| err.to_string())?;
+    // The job reports the stored size; a run that stopped short of it is not the same.
+    if run.watch.stored_size() != Some(stats.input_bytes) {
+        return Err("the run did not read the whole upload".to_owned());
+    }
     processor.finish().map_err(|err| err.to_string())
 }
 

@@ -47,6 +47,15 @@ impl UploadWatch {
         });
     }
 
+    /// The upload's size, once it is stored whole.
+    #[must_use]
+    pub fn stored_size(&self) -> Option<u64> {
+        match self.lock().end {
+            Some(Ok(size)) => Some(size),
+            _ => None,
+        }
+    }
+
     /// Whether the upload ended, stored whole or failed.
     #[must_use]
     pub fn ended(&self) -> bool {

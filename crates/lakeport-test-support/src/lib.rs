@@ -298,6 +298,14 @@ impl TestApp {
         self.storage.is_local()
     }
 
+    /// How many early runs of uploads were started.
+    pub fn early_runs_started(&self) -> u64 {
+        self.jobs
+            .early
+            .as_ref()
+            .map_or(0, lakeport_jobs::EarlyProcessing::started)
+    }
+
     /// Waits (at most 10 s) until no early run of an upload is in progress.
     pub async fn wait_for_early_runs(&self) {
         let Some(early) = &self.jobs.early else {

@@ -194,11 +194,16 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
         .unwrap()
         .to_owned();
     app.upload(&batch, &dataset, "a.json", first).await;
+    app.wait_for_early_runs().await;
+    // The second file drops the first one's run and starts none.
     app.upload(&batch, &dataset, "b.json", second).await;
+    let local = u64::from(app.storage_is_local());
+    assert_eq!(app.early_runs_started(), local);
     assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
     app.run_jobs().await;
     let both = app.batch(&batch).await;
     assert_eq!(both["metrics"]["inputRecordCount"], 401, "{both}");
+    assert_eq!(app.early_runs_taken(), 0);
 
     let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
         .as_str()
@@ -214,6 +219,6 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
     assert_eq!(replaced["metrics"]["inputRecordCount"], 1, "{replaced}");
     assert_eq!(app.promoted_rows(&batch).await[0]["_id"], "evt-0");
     // The replaced file's run was dropped; the replacing one's was used.
-    let taken = u64::from(app.storage_is_local());
-    assert_eq!(app.early_runs_taken(), taken);
+    assert_eq!(app.early_runs_started(), 3 * local);
+    assert_eq!(app.early_runs_taken(), local);
 }
