@@ -227,7 +227,11 @@ impl EarlyProcessing {
         let spawned = std::thread::Builder::new()
             .name("early-run".to_owned())
             .spawn(move || {
-                let result = process(&thread_run, &name);
+                // A panic must not leave the job waiting for a result that never comes.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    process(&thread_run, &name)
+                }))
+                .unwrap_or_else(|_| Err("the early run panicked".to_owned()));
                 drop(slot);
                 let mut state = thread_run.state();
                 if let Err(reason) = &result {

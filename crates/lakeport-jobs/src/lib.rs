@@ -519,6 +519,10 @@ impl Runner {
     /// that were never committed, and — once it is `inactive` (reverted or replaced) — all
     /// of its data, after which it becomes `deleted`.
     async fn cleanup(&self, job: &Job, lease_lost: &AtomicBool) -> Result<(), JobError> {
+        // An aborted or failed batch's early runs go with its staged files.
+        if let Some(early) = &self.ctx.early {
+            early.drop_batch(&job.tenant, &job.batch_id);
+        }
         let (org, sandbox) = (job.tenant.org(), job.tenant.sandbox());
         let staged = self
             .ctx

@@ -222,3 +222,33 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
     assert_eq!(app.early_runs_started(), 3 * local);
     assert_eq!(app.early_runs_taken(), local);
 }
+
+/// An aborted batch's early run goes with its staged files: nothing is left in the work
+/// directory once its clean-up has run.
+#[tokio::test]
+async fn an_aborted_batch_leaves_no_early_run_behind() {
+    let app = app_with(true).await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.upload(&batch, &dataset, "rows.json", &json_rows())
+        .await;
+    app.wait_for_early_runs().await;
+    let early_dirs = || {
+        std::fs::read_dir(app.config().work_dir())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with("early-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(early_dirs(), usize::from(app.storage_is_local()));
+    assert_eq!(app.signal(&batch, "ABORT").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    assert_eq!(early_dirs(), 0);
+    assert_eq!(app.early_runs_taken(), 0);
+}
