@@ -442,7 +442,7 @@ impl BatchProcessor {
         size: u64,
         format: &FileFormat,
     ) -> Result<FileStats, ProcessError> {
-        self.process(name, Input::Stream(stream, Some(size)), format)
+        self.process(name, Input::Stream(stream, size), format)
     }
 
     /// Like [`process_stream`](Self::process_stream), for a stream whose size is known only
@@ -457,7 +457,17 @@ impl BatchProcessor {
         stream: Box<dyn std::io::Read + Send>,
         format: &FileFormat,
     ) -> Result<FileStats, ProcessError> {
-        self.process(name, Input::Stream(stream, None), format)
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = Counted {
+            inner: stream,
+            count: Arc::clone(&count),
+        };
+        self.process_counted(
+            name,
+            Input::Stream(Box::new(counted), 0),
+            format,
+            Some(&count),
+        )
     }
 
     fn process(
@@ -465,6 +475,18 @@ impl BatchProcessor {
         name: &str,
         input: Input<'_>,
         format: &FileFormat,
+    ) -> Result<FileStats, ProcessError> {
+        self.process_counted(name, input, format, None)
+    }
+
+    /// Processes one input; `counted`, when given, is the bytes read of a stream whose size
+    /// was not known before, which the file's statistics then report.
+    fn process_counted(
+        &mut self,
+        name: &str,
+        input: Input<'_>,
+        format: &FileFormat,
+        counted: Option<&AtomicU64>,
     ) -> Result<FileStats, ProcessError> {
         let source = match format {
             FileFormat::Json { .. } => Source::Json,
@@ -486,6 +508,9 @@ impl BatchProcessor {
             self.threads,
             &mut rows,
         );
+        if let Some(counted) = counted {
+            rows.stats.input_bytes = counted.load(Ordering::Relaxed);
+        }
         let stats = rows.stats;
         self.input_records += stats.input_records;
         if let Some(input_files) = &mut self.input_files {
@@ -560,8 +585,7 @@ fn prepare_out_dir(out_dir: &Path) -> Result<(), SetupError> {
 enum Input<'a> {
     File(&'a Path),
     /// A stream of the file's bytes and the file's size.
-    /// A stream and its size, when known before it is read.
-    Stream(Box<dyn std::io::Read + Send>, Option<u64>),
+    Stream(Box<dyn std::io::Read + Send>, u64),
 }
 
 /// The decoding threads of a batch's `threads`: none with one or two (the pieces of a file
@@ -656,6 +680,20 @@ impl<'a> CopyGroups<'a> {
     }
 }
 
+/// A stream that counts the bytes read from it.
+struct Counted {
+    inner: Box<dyn std::io::Read + Send>,
+    count: Arc<AtomicU64>,
+}
+
+impl std::io::Read for Counted {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.count.fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
 /// Runs the decoder of `format` over one input into `rows`.
 fn read_input(
     schema: &Value,
@@ -666,8 +704,6 @@ fn read_input(
     threads: usize,
     rows: &mut FileRows<'_>,
 ) -> Result<(), ProcessError> {
-    // The bytes read of a stream whose size is not known before.
-    let counted = Arc::new(AtomicU64::new(0));
     let (reader, size, path) = match (input, format) {
         (Input::File(file), FileFormat::Parquet) => {
             let (builder, size) = read::parquet::open(file, name)?;
@@ -729,68 +765,14 @@ fn read_input(
             let (reader, size) = read::open(file)?;
             (reader, size, file.to_owned())
         }
-        (Input::Stream(stream, size), _) => {
+        (Input::Stream(stream, size), _) if threads > 1 => {
             let path = PathBuf::from(name);
-            let (stream, size) = match size {
-                Some(size) => (stream, size),
-                None => {
-                    let stream: Box<dyn std::io::Read + Send> = Box::new(Counted {
-                        inner: stream,
-                        count: Arc::clone(&counted),
-                    });
-                    (stream, 0)
-                }
-            };
-            let reader = if threads > 1 {
-                read::input_ahead(stream, &path)?
-            } else {
-                read::input(stream)
-            };
-            (reader, size, path)
+            (read::input_ahead(stream, &path)?, size, path)
         }
+        (Input::Stream(stream, size), _) => (read::input(stream), size, PathBuf::from(name)),
     };
     rows.stats.input_bytes = size;
     let file = path.as_path();
-    let result = read_format(
-        schema,
-        reader,
-        file,
-        name,
-        format,
-        max_row_bytes,
-        threads,
-        rows,
-    );
-    rows.stats.input_bytes = rows.stats.input_bytes.max(counted.load(Ordering::Relaxed));
-    result
-}
-
-/// A stream that counts the bytes read from it.
-struct Counted {
-    inner: Box<dyn std::io::Read + Send>,
-    count: Arc<AtomicU64>,
-}
-
-impl std::io::Read for Counted {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        self.count.fetch_add(read as u64, Ordering::Relaxed);
-        Ok(read)
-    }
-}
-
-/// Decodes a JSON or CSV input (see [`read_input`]).
-#[allow(clippy::too_many_arguments)]
-fn read_format(
-    schema: &Value,
-    reader: read::Input,
-    file: &Path,
-    name: &str,
-    format: &FileFormat,
-    max_row_bytes: usize,
-    threads: usize,
-    rows: &mut FileRows<'_>,
-) -> Result<(), ProcessError> {
     match format {
         FileFormat::Json { multi_line } => {
             if *multi_line {

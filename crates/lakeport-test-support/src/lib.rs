@@ -650,6 +650,40 @@ pub fn parquet_schema(path: &std::path::Path) -> arrow_schema::SchemaRef {
 impl TestApp {
     /// Creates an experience-event schema with a tenant object of typical fields and a
     /// JSON dataset on it; returns the dataset id.
+    /// Adds the property `name` (of JSON Schema `definition`) to the tenant object of the
+    /// field group behind an event dataset made by
+    /// [`create_event_dataset`](Self::create_event_dataset) (an additive change), asserting
+    /// that the registry accepts it.
+    pub async fn add_event_field(&self, dataset: &str, name: &str, definition: serde_json::Value) {
+        let encode = |id: &str| id.replace(':', "%3A").replace('/', "%2F");
+        let doc = self
+            .get(&format!("{CATALOG_DATASETS}/{dataset}"))
+            .send()
+            .await;
+        assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+        let schema_id = doc.body[dataset]["schemaRef"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let schema = self
+            .get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema_id)))
+            .header("accept", XED)
+            .send()
+            .await;
+        assert_eq!(schema.status, StatusCode::OK, "{}", schema.text);
+        let group_id = schema.body["allOf"][1]["$ref"].as_str().unwrap().to_owned();
+        let path = format!("/definitions/d/properties/_{TENANT_A}/properties/{name}");
+        let added = self
+            .patch(&format!(
+                "{REGISTRY}/tenant/fieldgroups/{}",
+                encode(&group_id)
+            ))
+            .json(serde_json::json!([{"op": "add", "path": path, "value": definition}]))
+            .send()
+            .await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    }
+
     pub async fn create_event_dataset(&self, name: &str) -> String {
         let namespace = format!("_{TENANT_A}");
         let group = self

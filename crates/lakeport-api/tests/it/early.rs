@@ -9,10 +9,6 @@ use crate::support::*;
 
 const EXPORT: &str = "/data/foundation/export";
 
-fn encode(id: &str) -> String {
-    id.replace(':', "%3A").replace('/', "%2F")
-}
-
 fn ns() -> String {
     format!("_{TENANT_A}")
 }
@@ -86,19 +82,20 @@ async fn outcome(app: &TestApp, batch: &str) -> Value {
 }
 
 async fn ingest(app: &TestApp, dataset: &str, format: &str, path: &str, body: &[u8]) -> Value {
-    let batch = app
-        .create_batch(
-            json!({"datasetId": dataset, "inputFormat": {"format": format},
-            "partialIngestionPercent": 50, "enableErrorDiagnostics": true}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let request = json!({"datasetId": dataset, "inputFormat": {"format": format},
+        "partialIngestionPercent": 50, "enableErrorDiagnostics": true});
+    let batch = new_batch(app, request).await;
     app.upload(&batch, dataset, path, body).await;
     assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
     app.run_jobs().await;
     outcome(app, &batch).await
+}
+
+async fn new_batch(app: &TestApp, body: Value) -> String {
+    app.create_batch(body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn app_with(early: bool) -> TestApp {
@@ -135,38 +132,16 @@ async fn a_file_processed_while_it_uploads_makes_the_same_batch() {
 async fn a_schema_changed_after_the_upload_is_the_one_used() {
     let app = app_with(true).await;
     let dataset = app.create_event_dataset("events").await;
-    let batch = app
-        .create_batch(json!({"datasetId": dataset, "partialIngestionPercent": 50}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let batch = new_batch(
+        &app,
+        json!({"datasetId": dataset, "partialIngestionPercent": 50}),
+    )
+    .await;
     app.upload(&batch, &dataset, "rows.json", &json_rows())
         .await;
 
-    let dataset_doc = app
-        .get(&format!("{CATALOG_DATASETS}/{dataset}"))
-        .send()
-        .await
-        .body;
-    let schema_id = dataset_doc[&dataset]["schemaRef"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let schema = app
-        .get(&format!("{REGISTRY}/tenant/schemas/{}", encode(&schema_id)))
-        .header("accept", XED)
-        .send()
-        .await
-        .body;
-    let group_id = schema["allOf"][1]["$ref"].as_str().unwrap().to_owned();
-    let reply = app
-        .patch(&format!("{REGISTRY}/tenant/fieldgroups/{}", encode(&group_id)))
-        .json(json!([{"op": "add", "path": format!("/definitions/d/properties/{}/properties/nickname", ns()),
-            "value": {"type": "string"}}]))
-        .send()
+    app.add_event_field(&dataset, "nickname", json!({"type": "string"}))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
     assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
     app.run_jobs().await;
@@ -189,10 +164,7 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
     let rows = json_rows();
     let (first, second) = rows.split_at(rows.iter().position(|&b| b == b'\n').unwrap() + 1);
 
-    let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let batch = new_batch(&app, json!({"datasetId": dataset})).await;
     app.upload(&batch, &dataset, "a.json", first).await;
     app.wait_for_early_runs().await;
     // The second file drops the first one's run and starts none.
@@ -205,10 +177,7 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
     assert_eq!(both["metrics"]["inputRecordCount"], 401, "{both}");
     assert_eq!(app.early_runs_taken(), 0);
 
-    let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let batch = new_batch(&app, json!({"datasetId": dataset})).await;
     app.upload(&batch, &dataset, "a.json", &rows).await;
     // One run at a time per worker: the next upload is run early once this one is over.
     app.wait_for_early_runs().await;
@@ -229,10 +198,7 @@ async fn a_second_or_replaced_file_is_processed_after_complete() {
 async fn an_aborted_batch_leaves_no_early_run_behind() {
     let app = app_with(true).await;
     let dataset = app.create_event_dataset("events").await;
-    let batch = app.create_batch(json!({"datasetId": dataset})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let batch = new_batch(&app, json!({"datasetId": dataset})).await;
     app.upload(&batch, &dataset, "rows.json", &json_rows())
         .await;
     app.wait_for_early_runs().await;
