@@ -334,6 +334,7 @@ pub(crate) async fn upload_file(
                     dataset_id: target.dataset_id.to_string(),
                     path: target.path.clone(),
                     upload_id: upload_id.clone(),
+                    declared_bytes: content_length(&headers),
                 })
                 .await
         }

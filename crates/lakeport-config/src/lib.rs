@@ -303,6 +303,9 @@ pub struct IngestConfig {
     /// only file is that upload and its schema and options did not change in between;
     /// otherwise the file is processed again after `COMPLETE`, as it is without this.
     pub early_processing: bool,
+    /// Uploads that declare fewer bytes than this (`Content-Length`) are not processed
+    /// early: a small file takes longer to prepare for than to process after `COMPLETE`.
+    pub early_processing_min_bytes: u64,
     /// Freed memory blocks of 16 KiB to 8 MiB (page buffers, record batches) the process
     /// keeps for reuse, in MiB, instead of returning them to the system at once; emptied
     /// once a worker has been out of jobs for 10 s. Each reused block spares a page fault per 4 KiB:
@@ -343,6 +346,7 @@ impl Default for IngestConfig {
             batch_threads: 2,
             reuse_parquet_pages: true,
             early_processing: true,
+            early_processing_min_bytes: 1024 * 1024,
             block_cache_mb: 32,
             max_attempts: 3,
             lease_secs: 60,

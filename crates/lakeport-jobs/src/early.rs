@@ -108,6 +108,12 @@ impl lakeport_storage::UploadWatcher for EarlyProcessing {
         let early = self.clone();
         Box::pin(async move {
             let tenant = Tenant::parse(&upload.org, &upload.sandbox).ok()?;
+            if upload
+                .declared_bytes
+                .is_some_and(|bytes| bytes < early.0.config.early_processing_min_bytes)
+            {
+                return None;
+            }
             early
                 .start(
                     &tenant,

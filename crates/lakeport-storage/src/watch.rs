@@ -177,6 +177,8 @@ pub struct StartingUpload {
     /// The file's path in the batch.
     pub path: String,
     pub upload_id: String,
+    /// The body's length, when the client declared it.
+    pub declared_bytes: Option<u64>,
 }
 
 /// Something that reads uploads while they are stored: the API asks it before storing a

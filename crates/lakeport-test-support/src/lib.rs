@@ -209,6 +209,9 @@ impl TestApp {
         let mut bound = TokenConfig::any_org(TOKEN_B_ONLY);
         bound.orgs = vec![ORG_B.to_owned()];
         config.auth.tokens.push(bound);
+        // The tests' files are small: early runs for all of them, so that every ingestion
+        // test goes through them (a test may set the floor back).
+        config.ingest.early_processing_min_bytes = 0;
         let remote = backends::Remote::from_env().await;
         remote.configure(&mut config);
         adjust(&mut config);

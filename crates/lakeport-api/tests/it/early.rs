@@ -218,3 +218,33 @@ async fn an_aborted_batch_leaves_no_early_run_behind() {
     assert_eq!(early_dirs(), 0);
     assert_eq!(app.early_runs_taken(), 0);
 }
+
+/// A file that declares fewer bytes than `ingest.early_processing_min_bytes` is processed
+/// after `COMPLETE` only: preparing a run would cost more than it saves.
+#[tokio::test]
+async fn a_small_upload_is_not_run_early() {
+    let app = TestApp::with_config(|config| {
+        config.ingest.early_processing_min_bytes = 1024 * 1024;
+    })
+    .await;
+    let dataset = app.create_event_dataset("events").await;
+    let batch = new_batch(
+        &app,
+        json!({"datasetId": dataset, "partialIngestionPercent": 50}),
+    )
+    .await;
+    // As curl and the Python clients send it: with its length declared.
+    let rows = json_rows();
+    let mut put = app
+        .put(&format!(
+            "/data/foundation/import/batches/{batch}/datasets/{dataset}/files/rows.json"
+        ))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", &rows.len().to_string());
+    put.body_bytes = Some(rows);
+    assert_eq!(put.send().await.status, StatusCode::OK);
+    assert_eq!(app.early_runs_started(), 0);
+    assert_eq!(app.signal(&batch, "COMPLETE").await.status, StatusCode::OK);
+    app.run_jobs().await;
+    assert_eq!(app.batch(&batch).await["recordCount"], 336);
+}
