@@ -178,8 +178,8 @@ impl EarlyProcessing {
 
     /// Starts processing the upload `upload_id` of `path` into `batch_id` (of `dataset_id`)
     /// as it arrives, and returns the watch to upload it with; `None` when it will not be
-    /// processed early (remote storage, Parquet, every run slot busy, a schema that does
-    /// not resolve: the job then does it all, and says why).
+    /// processed early (remote storage, Parquet, a batch's second file, every run slot
+    /// busy, a schema that does not resolve: the job then does it all).
     pub async fn start(
         &self,
         tenant: &Tenant,
